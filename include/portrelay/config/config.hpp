@@ -1,0 +1,125 @@
+#pragma once
+// Validated, immutable configuration. Built once from a TOML file; a reload builds a
+// new snapshot. Every key is documented in conf/portrelay.toml and the README.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "portrelay/net/cidr.hpp"
+
+namespace portrelay::config {
+
+using Duration = std::chrono::milliseconds;
+
+enum class TlsMode { Implicit, StartTls, Opportunistic, None };
+const char* to_string(TlsMode mode);  // "implicit" | "starttls" | "opportunistic" | "none"
+
+enum class RelayMode { Passthrough };
+
+// "127.0.0.1:2525", "[::1]:2525". host is an IP literal (no brackets).
+struct ListenAddress {
+  std::string host;
+  std::uint16_t port = 0;
+  std::string str() const;  // back in "ip:port" / "[ip]:port" form
+};
+
+struct ServerConfig {
+  std::vector<ListenAddress> listen;              // default {127.0.0.1:2525}
+  std::vector<ListenAddress> listen_implicit_tls; // TLS from the first byte; needs tls_cert
+  std::string hostname;                           // default: gethostname()
+  std::uint64_t max_message_size = 25ull << 20;   // octets
+  std::size_t max_recipients = 100;
+  std::size_t max_sessions = 1000;                // concurrent client sessions
+  std::vector<net::Cidr> allow;                   // default 127.0.0.0/8 and ::1/128
+  // RFC 5321 4.5.3.2 server timeouts.
+  Duration command_timeout = std::chrono::minutes(5);  // waiting for the next command
+  Duration data_timeout = std::chrono::minutes(3);     // between data blocks
+  // TLS and AUTH for local submissions (issue 3).
+  std::string tls_cert;    // PEM file; enables STARTTLS on `listen`
+  std::string tls_key;     // PEM file
+  std::string users_file;  // "user:hash" lines for client AUTH
+  bool require_auth = false;
+};
+
+struct RelayConfig {
+  RelayMode mode = RelayMode::Passthrough;
+  Duration connect_timeout = std::chrono::seconds(10);  // TCP connect, per attempt
+  Duration greeting_timeout = std::chrono::seconds(30); // waiting for the 220 (and TLS)
+  Duration command_timeout = std::chrono::minutes(5);   // any reply from the upstream
+  Duration data_timeout = std::chrono::minutes(10);     // reply after end of data
+  Duration stagger = std::chrono::milliseconds(250);    // racing delay (issue 4)
+  std::size_t max_parallel = 3;                         // racing width (issue 4)
+  std::string helo_name;                                // default: server.hostname
+};
+
+struct Credentials {
+  std::string username;
+  std::string password_env;   // name of an environment variable
+  std::string password_file;  // first line is the password
+  std::string password;       // inline (warned about by `check`)
+  bool configured() const { return !username.empty(); }
+};
+
+// One endpoint of the failover chain: an `[[upstream]]` with `ports = [a, b]` expands to
+// one Endpoint per port, in list order.
+struct Endpoint {
+  std::size_t index = 0;  // position in the chain, 0 = most preferred
+  std::string name;       // metrics label `upstream`; defaults to host
+  std::string host;       // DNS name or IP literal
+  std::uint16_t port = 0;
+  TlsMode tls = TlsMode::StartTls;
+  // TLS verification (issue 3).
+  std::string ca_file;          // empty: system CA store
+  std::string tls_server_name;  // SNI / name to verify; default host
+  bool tls_insecure_skip_verify = false;
+  Credentials credentials;
+  int source_line = 0;  // line of the [[upstream]] table, for messages
+  std::string label() const;  // "name:port"
+};
+
+struct MetricsConfig {
+  bool enabled = true;
+  ListenAddress listen{"127.0.0.1", 9465};
+};
+
+struct Config {
+  std::string source;  // file path the config came from
+  ServerConfig server;
+  RelayConfig relay;
+  std::vector<Endpoint> chain;
+  MetricsConfig metrics;
+  std::vector<std::string> warnings;  // "file:line: ..." notes for `check` (never secrets)
+};
+
+// "file:line:col: message". Thrown for any syntax, type or validation error.
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(std::string file, int line, int column, const std::string& message);
+  const std::string& file() const { return file_; }
+  int line() const { return line_; }
+  int column() const { return column_; }
+
+ private:
+  std::string file_;
+  int line_;
+  int column_;
+};
+
+Config load_config_file(const std::string& path);
+// `source_name` is used in error messages in place of a file name.
+Config parse_config(std::string_view toml_text, const std::string& source_name);
+// Effective chain, one endpoint per line, for `portrelay check`.
+std::string describe_chain(const Config& config);
+
+// "250ms", "10s", "5m", "1h", "1m30s". nullopt if malformed or negative.
+std::optional<Duration> parse_duration(std::string_view text);
+// 1048576, "512KiB", "25MiB", "1GiB", "10MB" (decimal), "100B". nullopt if malformed.
+std::optional<std::uint64_t> parse_size(std::string_view text);
+// "127.0.0.1:2525" / "[::1]:2525". nullopt if malformed.
+std::optional<ListenAddress> parse_listen_address(std::string_view text);
+
+}  // namespace portrelay::config

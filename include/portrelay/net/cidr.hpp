@@ -1,0 +1,29 @@
+#pragma once
+// IPv4/IPv6 networks in CIDR notation, for the client allow-list.
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+struct sockaddr;
+
+namespace portrelay::net {
+
+class Cidr {
+ public:
+  // "127.0.0.0/8", "::1/128", "10.1.2.3" (host route). nullopt if malformed.
+  static std::optional<Cidr> parse(std::string_view text);
+  // True if the socket address (AF_INET or AF_INET6) is inside the network.
+  // IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are matched against IPv4 networks.
+  bool contains(const sockaddr* address) const;
+  std::string str() const;
+
+ private:
+  bool v6_ = false;
+  std::array<std::uint8_t, 16> bytes_{};
+  unsigned prefix_ = 0;
+  bool matches(const std::uint8_t* address, bool v6) const;
+};
+
+}  // namespace portrelay::net

@@ -1,0 +1,43 @@
+#pragma once
+// Parsing of SMTP commands received from clients (RFC 5321 section 4.1).
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace portrelay::smtp {
+
+enum class Verb {
+  Helo, Ehlo, Mail, Rcpt, Data, Rset, Noop, Quit, Vrfy, Expn, Help, Starttls, Auth, Bdat, Unknown
+};
+
+struct Command {
+  Verb verb = Verb::Unknown;
+  std::string verb_text;  // the verb as sent, upper-cased ("MAIL")
+  std::string argument;   // everything after the verb and one space, trailing spaces removed
+};
+
+// `line` is one command line without its CRLF. Verbs are case-insensitive.
+Command parse_command(std::string_view line);
+
+struct Parameter {
+  std::string keyword;  // upper-cased, e.g. "SIZE"
+  std::string value;    // as sent, empty if the parameter had no "=value"
+};
+
+struct PathArgument {
+  std::string address;  // mailbox without angle brackets; empty for the null path "<>"
+  std::vector<Parameter> parameters;
+  const Parameter* find(std::string_view keyword) const;
+};
+
+// Parse the argument of MAIL ("FROM:<a@b> SIZE=10 BODY=8BITMIME") and RCPT ("TO:<c@d>").
+// On failure returns nullopt and sets `error` to a short human-readable reason.
+// Accepts an optional space after the colon and strips an RFC 5321 source route
+// ("<@a,@b:user@c>" -> "user@c"). Rejects control characters, unbalanced brackets,
+// paths longer than 256 octets, and (for RCPT) the null path, except "<postmaster>".
+std::optional<PathArgument> parse_mail_from(std::string_view argument, std::string& error);
+std::optional<PathArgument> parse_rcpt_to(std::string_view argument, std::string& error);
+
+}  // namespace portrelay::smtp

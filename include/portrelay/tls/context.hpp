@@ -1,0 +1,47 @@
+#pragma once
+// OpenSSL SSL_CTX construction for both sides. Contexts are built once per config
+// snapshot and shared by every connection that uses them.
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+struct ssl_ctx_st;  // SSL_CTX
+
+namespace portrelay::tls {
+
+class TlsError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ClientOptions {
+  std::string ca_file;        // PEM bundle; empty = system default store
+  bool verify_peer = true;    // false only with the loudly named config key
+};
+
+struct ServerOptions {
+  std::string cert_file;  // PEM certificate chain
+  std::string key_file;   // PEM private key
+};
+
+class Context {
+ public:
+  // TLS 1.2 minimum, sane cipher defaults, peer verification as configured.
+  // Throws TlsError with a readable message (file names, OpenSSL reason) on failure.
+  static std::shared_ptr<Context> client(const ClientOptions& options);
+  static std::shared_ptr<Context> server(const ServerOptions& options);
+
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  ssl_ctx_st* native() const { return ctx_; }
+  bool verify_peer() const { return verify_peer_; }
+
+ private:
+  Context(ssl_ctx_st* ctx, bool verify_peer) : ctx_(ctx), verify_peer_(verify_peer) {}
+  ssl_ctx_st* ctx_;
+  bool verify_peer_;
+};
+
+}  // namespace portrelay::tls

@@ -1,0 +1,6 @@
+#include <cstdio>
+
+int main() {
+  std::puts("portrelay " PORTRELAY_VERSION);
+  return 0;
+}
