@@ -1,6 +1,45 @@
-#include <cstdio>
+// portrelay command line. CLI11 gives every command its --help and consistent errors.
+#include <CLI/CLI.hpp>
 
-int main() {
-  std::puts("portrelay " PORTRELAY_VERSION);
-  return 0;
+#include "portrelay/cli/commands.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"portrelay: an SMTP relay that finds the upstream port that works.\n"
+               "Applications submit mail locally; portrelay relays it over an ordered failover\n"
+               "chain of upstream endpoints (587 STARTTLS, 465 implicit TLS, 2525, 25)."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "portrelay " PORTRELAY_VERSION);
+
+  std::string config_path;
+  portrelay::cli::RunOptions run_options;
+  auto* run = app.add_subcommand("run", "Run the relay daemon (foreground; logs to stderr)");
+  run->add_option("-c,--config", run_options.config_path, "Configuration file (TOML)")->required();
+  run->add_option("--shutdown-grace", run_options.shutdown_grace,
+                  "Seconds to let in-flight transactions finish on SIGTERM/SIGINT")
+      ->default_val(30);
+
+  auto* check = app.add_subcommand("check", "Validate a configuration and print the effective chain");
+  check->add_option("-c,--config", config_path, "Configuration file (TOML)")->required();
+
+  portrelay::cli::DemoOptions demo_options;
+  auto* demo = app.add_subcommand(
+      "demo", "Relay one message through a built-in loopback failover chain and show the metrics");
+  demo->add_option("--port-base", demo_options.port_base,
+                   "Use ports from here on instead of the real 587/465/2525/25 on 127.0.8.1");
+
+  auto* version = app.add_subcommand("version", "Print the version");
+
+  auto* hash = app.add_subcommand(
+      "hash-password", "Read a password on stdin, print a users-file line for client AUTH");
+  std::string username;
+  hash->add_option("username", username, "User name for the line")->required();
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (*run) return portrelay::cli::run(run_options);
+  if (*check) return portrelay::cli::check(config_path);
+  if (*demo) return portrelay::cli::demo(demo_options);
+  if (*version) return portrelay::cli::version();
+  if (*hash) return portrelay::cli::hash_password(username);
+  return 2;
 }

@@ -1,0 +1,22 @@
+#pragma once
+// One function per `portrelay` subcommand; each returns the process exit code.
+#include <string>
+
+namespace portrelay::cli {
+
+struct RunOptions {
+  std::string config_path;
+  int shutdown_grace = 30;  // seconds
+};
+
+struct DemoOptions {
+  int port_base = 0;  // 0: real port numbers on 127.0.8.x, falling back to ephemeral ones
+};
+
+int run(const RunOptions& options);
+int check(const std::string& config_path);
+int demo(const DemoOptions& options);
+int version();
+int hash_password(const std::string& username);
+
+}  // namespace portrelay::cli

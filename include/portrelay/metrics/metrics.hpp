@@ -1,0 +1,66 @@
+#pragma once
+// Every metric family portrelay exports, in one place. Names and labels are a public
+// interface (README "Metrics"). Label values come only from the configuration.
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "portrelay/config/config.hpp"
+#include "portrelay/relay/failure_reason.hpp"
+
+namespace portrelay::metrics {
+
+enum class MessageResult { Relayed, Rejected, Deferred, Failed };
+const char* to_string(MessageResult result);
+
+class Metrics {
+ public:
+  // Creates every series for the chain up front (at zero), so rate() and alerts work
+  // before the first event.
+  Metrics(const std::vector<config::Endpoint>& chain, const std::string& version);
+
+  std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+  std::string serialize() const;  // Prometheus text exposition format
+
+  void connect_attempt(const config::Endpoint& endpoint);
+  void connect_failure(const config::Endpoint& endpoint, relay::FailureReason reason);
+  void connect_success(const config::Endpoint& endpoint, double seconds);
+  void failover(const config::Endpoint& from, const config::Endpoint& to);
+  void message(MessageResult result);
+  void message_relayed(double seconds, std::uint64_t size);
+  void session_opened();
+  void session_closed();
+
+  double value_of_failures(const config::Endpoint& endpoint, relay::FailureReason reason) const;
+
+ private:
+  struct EndpointSeries {
+    prometheus::Counter* attempts;
+    std::map<relay::FailureReason, prometheus::Counter*> failures;
+    prometheus::Histogram* duration;
+    prometheus::Gauge* up;
+  };
+  EndpointSeries& series(const config::Endpoint& endpoint);
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>* attempts_;
+  prometheus::Family<prometheus::Counter>* failures_;
+  prometheus::Family<prometheus::Histogram>* connect_duration_;
+  prometheus::Family<prometheus::Gauge>* up_;
+  prometheus::Family<prometheus::Counter>* failovers_;
+  prometheus::Family<prometheus::Counter>* messages_;
+  prometheus::Histogram* relay_duration_;
+  prometheus::Histogram* message_size_;
+  prometheus::Gauge* sessions_active_;
+  std::map<MessageResult, prometheus::Counter*> message_counters_;
+  std::vector<EndpointSeries> endpoints_;  // indexed by Endpoint::index
+};
+
+}  // namespace portrelay::metrics

@@ -1,0 +1,35 @@
+#pragma once
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "portrelay/net/tcp_stream.hpp"
+#include "portrelay/net/uv_handle.hpp"
+
+namespace portrelay::net {
+
+// A listening TCP socket. Accepted connections are handed over as TcpStreams.
+class TcpListener {
+ public:
+  using AcceptCallback = std::function<void(std::unique_ptr<TcpStream>)>;
+
+  TcpListener(uv_loop_t* loop, AcceptCallback on_accept);
+  // Binds and listens; returns 0 or a libuv error. `host` is an IP literal.
+  int listen(const std::string& host, std::uint16_t port, int backlog = 511);
+  // The port actually bound (useful with port 0 in tests).
+  std::uint16_t bound_port() const;
+  void close() { handle_.close(); }
+
+ private:
+  uv_loop_t* loop_;
+  UvHandle<uv_tcp_t, TcpListener> handle_;
+  AcceptCallback on_accept_;
+};
+
+// Fills `out` from an IP literal and port. Returns false if `host` is not an IP literal.
+bool make_sockaddr(const std::string& host, std::uint16_t port, sockaddr_storage& out);
+
+}  // namespace portrelay::net

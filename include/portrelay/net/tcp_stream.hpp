@@ -1,0 +1,57 @@
+#pragma once
+// A TCP connection on the event loop: connect, read, queued writes, close.
+#include <uv.h>
+
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "portrelay/net/uv_handle.hpp"
+
+namespace portrelay::net {
+
+class TcpStream {
+ public:
+  // Called with received bytes; on EOF or error with `status` < 0 (UV_EOF for a clean end).
+  using ReadCallback = std::function<void(std::string_view data, int status)>;
+  using ConnectCallback = std::function<void(int status)>;
+
+  explicit TcpStream(uv_loop_t* loop);
+  TcpStream(const TcpStream&) = delete;
+  TcpStream& operator=(const TcpStream&) = delete;
+
+  // Starts a connect; the callback gets 0 or a libuv error (UV_ECONNREFUSED, ...).
+  // Destroying the stream cancels a pending connect without calling back.
+  int connect(const sockaddr* address, ConnectCallback callback);
+  // Used by the listener: accept a pending connection into this stream.
+  int accept_from(uv_stream_t* server);
+
+  void start_reading(ReadCallback callback);
+  void stop_reading();
+  // Queues bytes for sending. Returns false if the stream is already broken.
+  bool write(std::string data);
+  // Bytes queued in the kernel-bound write queue (for backpressure).
+  std::size_t write_queue_size() const;
+  // Called once whenever the write queue drains to empty.
+  void on_drained(std::function<void()> callback) { drained_ = std::move(callback); }
+  // Half-close after queued writes are flushed (used after a final reply).
+  void shutdown_after_writes();
+  void close() { handle_.close(); }
+  bool is_open() const { return !handle_.closed(); }
+
+  std::string peer_address() const;  // "ip:port" or "[ip]:port"
+  bool peer_sockaddr(sockaddr_storage& out) const;
+
+ private:
+  UvHandle<uv_tcp_t, TcpStream> handle_;
+  ReadCallback on_read_;
+  ConnectCallback on_connect_;
+  std::function<void()> drained_;
+  std::size_t pending_writes_ = 0;
+};
+
+// "ip:port" / "[ip]:port" for a sockaddr.
+std::string format_address(const sockaddr* address);
+
+}  // namespace portrelay::net

@@ -1,0 +1,36 @@
+#pragma once
+// Why an attempt to reach an upstream endpoint failed. The string forms are metric label
+// values (portrelay_upstream_connect_failures_total{reason}) and a public interface.
+#include <array>
+
+namespace portrelay::relay {
+
+enum class FailureReason {
+  Timeout,              // TCP connect did not complete in connect_timeout (silent drop)
+  Refused,              // RST / ECONNREFUSED
+  Unreachable,          // ICMP unreachable, no route
+  Dns,                  // name did not resolve
+  TlsHandshake,         // TLS failed for a reason other than the certificate
+  TlsVerify,            // certificate did not verify (wrong host, expired, unknown CA)
+  StartTlsUnavailable,  // STARTTLS required but not offered or refused
+  GreetingTimeout,      // connected, but no 220 in greeting_timeout
+  GreetingRejected,     // greeting was not 220 (421, 554, ...)
+  AuthFailed,           // AUTH refused (535 and friends) or no usable mechanism
+  Protocol,             // malformed replies, unexpected codes, reply timeouts
+  Closed,               // the upstream closed the connection or said 421
+};
+
+inline constexpr std::array kAllFailureReasons = {
+    FailureReason::Timeout,          FailureReason::Refused,
+    FailureReason::Unreachable,      FailureReason::Dns,
+    FailureReason::TlsHandshake,     FailureReason::TlsVerify,
+    FailureReason::StartTlsUnavailable, FailureReason::GreetingTimeout,
+    FailureReason::GreetingRejected, FailureReason::AuthFailed,
+    FailureReason::Protocol,         FailureReason::Closed,
+};
+
+const char* to_string(FailureReason reason);
+// Maps a libuv connect error (UV_ECONNREFUSED, ...) to a reason.
+FailureReason reason_from_connect_error(int uv_status);
+
+}  // namespace portrelay::relay

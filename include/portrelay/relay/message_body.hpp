@@ -1,0 +1,47 @@
+#pragma once
+// The content of one message while it is relayed. Small bodies stay in memory; past
+// `memory_limit` the content moves to an unlinked temporary file, so a session's memory
+// stays bounded whatever the message size. The body can be read any number of times
+// (a failover replays it to the next endpoint).
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace portrelay::relay {
+
+class MessageBody {
+ public:
+  static constexpr std::size_t kDefaultMemoryLimit = 256 * 1024;
+
+  explicit MessageBody(std::size_t memory_limit = kDefaultMemoryLimit,
+                       std::string temp_dir = default_temp_dir());
+  ~MessageBody();
+  MessageBody(const MessageBody&) = delete;
+  MessageBody& operator=(const MessageBody&) = delete;
+
+  // Returns false (and stays failed) if the temporary file cannot be written.
+  bool append(std::string_view content);
+  void clear();
+  std::uint64_t size() const { return size_; }
+  bool failed() const { return failed_; }
+  bool spilled() const { return fd_ >= 0; }
+  const std::string& error() const { return error_; }
+
+  // Copies up to `max` bytes starting at `offset` into `out` (replacing its content).
+  bool read(std::uint64_t offset, std::size_t max, std::string& out) const;
+
+  static std::string default_temp_dir();  // $TMPDIR or /tmp
+
+ private:
+  bool spill();
+
+  std::size_t memory_limit_;
+  std::string temp_dir_;
+  std::string memory_;
+  int fd_ = -1;
+  std::uint64_t size_ = 0;
+  bool failed_ = false;
+  std::string error_;
+};
+
+}  // namespace portrelay::relay

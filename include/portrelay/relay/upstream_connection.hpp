@@ -1,0 +1,101 @@
+#pragma once
+// One SMTP client connection to one upstream endpoint: resolve, TCP connect (bounded by
+// connect_timeout), implicit TLS or STARTTLS, greeting, EHLO, AUTH; then commands and
+// message bodies. Protocol decisions are made by smtp::ClientHandshake; this class only
+// moves bytes and enforces timeouts.
+#include <uv.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "portrelay/net/connection.hpp"
+#include "portrelay/net/resolver.hpp"
+#include "portrelay/net/timer.hpp"
+#include "portrelay/relay/endpoint_runtime.hpp"
+#include "portrelay/relay/failure_reason.hpp"
+#include "portrelay/relay/message_body.hpp"
+#include "portrelay/smtp/client_handshake.hpp"
+#include "portrelay/smtp/reply.hpp"
+
+namespace portrelay::relay {
+
+struct AttemptFailure {
+  FailureReason reason = FailureReason::Protocol;
+  std::string detail;  // never contains secrets
+};
+
+// The answer to a command: a reply, or the connection broke (then `reply` is empty).
+struct UpstreamResponse {
+  std::optional<smtp::Reply> reply;
+  AttemptFailure failure;
+  bool connection_failed() const { return !reply.has_value(); }
+};
+
+class UpstreamConnection {
+ public:
+  using ReadyCallback = std::function<void(std::optional<AttemptFailure> failure)>;
+  using ResponseCallback = std::function<void(const UpstreamResponse& response)>;
+
+  UpstreamConnection(uv_loop_t* loop, const EndpointRuntime& endpoint,
+                     const UpstreamTimeouts& timeouts, std::string helo_name);
+  ~UpstreamConnection();
+  UpstreamConnection(const UpstreamConnection&) = delete;
+  UpstreamConnection& operator=(const UpstreamConnection&) = delete;
+
+  // Runs until the endpoint is ready for MAIL, or fails. Called at most once.
+  void connect(ReadyCallback callback);
+  // Sends one command line (without CRLF) and waits for its reply.
+  void command(const std::string& line, ResponseCallback callback);
+  // After a 354: sends the body dot-stuffed, then ".", and waits for the final reply.
+  void send_body(const MessageBody& body, ResponseCallback callback);
+  // Polite goodbye: QUIT, then close without waiting long.
+  void quit();
+
+  bool usable() const { return ready_ && !broken_; }
+  const config::Endpoint& endpoint() const { return runtime_.endpoint; }
+  const smtp::Capabilities& capabilities() const { return handshake_.capabilities(); }
+  std::string tls_version() const;
+  std::chrono::steady_clock::duration ready_after() const { return ready_after_; }
+
+ private:
+  void connect_next_address();
+  void on_tcp_connected();
+  void on_data(std::string_view plaintext);
+  void on_closed(int status);
+  void on_reply(const smtp::Reply& reply);
+  void perform(const smtp::HandshakeAction& action);
+  void start_tls();
+  void fail_connect(FailureReason reason, std::string detail);
+  void fail_response(FailureReason reason, std::string detail);
+  void arm_timer(config::Duration timeout, FailureReason reason, std::string what);
+  void pump_body();
+
+  uv_loop_t* loop_;
+  const EndpointRuntime& runtime_;
+  UpstreamTimeouts timeouts_;
+  smtp::ClientHandshake handshake_;
+  std::unique_ptr<net::Resolution> resolution_;
+  std::vector<sockaddr_storage> addresses_;
+  std::size_t next_address_ = 0;
+  std::unique_ptr<net::TcpStream> pending_stream_;
+  std::unique_ptr<net::Connection> connection_;
+  net::Timer timer_;
+  smtp::ReplyParser parser_;
+  ReadyCallback ready_callback_;
+  ResponseCallback response_callback_;
+  bool ready_ = false;
+  bool broken_ = false;
+  std::chrono::steady_clock::time_point started_;
+  std::chrono::steady_clock::duration ready_after_{};
+  // Body streaming state.
+  const MessageBody* body_ = nullptr;
+  std::uint64_t body_offset_ = 0;
+  smtp::DotStuffer stuffer_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace portrelay::relay

@@ -1,0 +1,53 @@
+#pragma once
+// The local submission service: listeners, access control, the set of live sessions,
+// and graceful shutdown (stop accepting, let transactions finish, bounded wait).
+#include <uv.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "portrelay/config/config.hpp"
+#include "portrelay/net/tcp_listener.hpp"
+#include "portrelay/net/timer.hpp"
+#include "portrelay/server/submission_session.hpp"
+
+namespace portrelay::server {
+
+class SubmissionServer {
+ public:
+  SubmissionServer(const config::ServerConfig& config, SessionEnvironment environment);
+  ~SubmissionServer();
+
+  // Binds every listener. Throws std::runtime_error naming the address on failure.
+  void start();
+  // Ports actually bound, in config order (plain listeners, then implicit TLS).
+  std::vector<std::uint16_t> bound_ports() const;
+  // Stops accepting; sessions finish their transaction; after `grace` the rest are
+  // closed. `done` runs when no session is left.
+  void shutdown(config::Duration grace, std::function<void()> done);
+  std::size_t session_count() const { return sessions_.size(); }
+
+ private:
+  void accept(std::unique_ptr<net::TcpStream> stream, bool implicit_tls);
+  void session_finished(SubmissionSession* session);
+  void check_drained();
+  void schedule_reap();
+
+  const config::ServerConfig& config_;
+  SessionEnvironment environment_;
+  smtp::ServerPolicy policy_;
+  std::vector<std::unique_ptr<net::TcpListener>> listeners_;
+  std::map<SubmissionSession*, std::unique_ptr<SubmissionSession>> sessions_;
+  std::vector<std::unique_ptr<SubmissionSession>> finished_;  // freed on the next loop turn
+  std::vector<std::unique_ptr<net::TcpStream>> refused_;      // over max_sessions
+  net::Timer reaper_;
+  net::Timer grace_timer_;
+  std::function<void()> on_drained_;
+  std::uint64_t next_id_ = 1;
+  bool stopping_ = false;
+};
+
+}  // namespace portrelay::server

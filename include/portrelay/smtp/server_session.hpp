@@ -1,0 +1,115 @@
+#pragma once
+// The local-submission side of SMTP (RFC 5321 server) as a pure state machine: bytes from
+// the client go in through feed(); replies and transaction events go out through the
+// handler. Operations that need the upstream (MAIL, RCPT, end of DATA) and STARTTLS /
+// AUTH are asynchronous: the handler answers later with complete() / tls_started(), and
+// pipelined input stays buffered until then, so replies always come in command order.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "portrelay/smtp/command.hpp"
+#include "portrelay/smtp/data_reader.hpp"
+#include "portrelay/smtp/reply.hpp"
+
+namespace portrelay::smtp {
+
+struct ServerPolicy {
+  std::string hostname = "localhost";
+  std::uint64_t max_message_size = 25u << 20;
+  std::size_t max_recipients = 100;
+  // RFC 5321 asks for at least 512; AUTH PLAIN with long tokens needs more.
+  std::size_t max_command_line = 2048;
+  std::size_t max_errors = 10;  // bad commands before the session is dropped
+  bool starttls_offered = false;
+  bool tls_active = false;
+  bool auth_offered = false;   // AUTH is advertised once TLS is active
+  bool auth_required = false;  // MAIL needs a successful AUTH first
+};
+
+class ServerSessionHandler {
+ public:
+  virtual ~ServerSessionHandler() = default;
+  virtual void send(std::string bytes) = 0;
+  // After the bytes already sent, close the connection.
+  virtual void close_after_send() = 0;
+  // Asynchronous; each must be answered with ServerSession::complete().
+  virtual void mail_from(const PathArgument& sender) = 0;
+  virtual void rcpt_to(const PathArgument& recipient) = 0;
+  virtual void data_end() = 0;  // the whole content has been delivered by data_chunk()
+  virtual void authenticate(const std::string& username, const std::string& password) = 0;
+  // Asynchronous; answered with ServerSession::tls_started() (or the connection dies).
+  virtual void start_tls() = 0;
+  // Synchronous notifications.
+  virtual void data_begin() = 0;
+  virtual void data_chunk(std::string_view content) = 0;
+  virtual void data_rejected(DataReader::Violation violation) = 0;
+  virtual void reset() = 0;  // the transaction (if any) is abandoned
+};
+
+class ServerSession {
+ public:
+  ServerSession(ServerPolicy policy, ServerSessionHandler& handler);
+
+  void start();              // sends the 220 greeting
+  void refuse(std::string_view reason_text);  // 554 5.7.1 and close (access control)
+  void feed(std::string_view bytes);
+  void complete(const Reply& reply);  // answer to the pending asynchronous operation
+  void tls_started();
+  void on_timeout();  // 421 4.4.2 and close
+  // Graceful stop: idle sessions get 421 now; a transaction in progress may finish first.
+  void shutdown();
+
+  enum class Phase { Command, Data, Waiting, Closed };
+  Phase phase() const;
+  bool in_transaction() const { return has_sender_ || phase_ == Phase::Data; }
+  bool closed() const { return phase_ == Phase::Closed; }
+  // Unprocessed input; the I/O layer stops reading while this is large.
+  std::size_t buffered_input() const { return input_.size() - input_pos_; }
+  std::size_t recipients() const { return recipients_; }
+
+ private:
+  enum class Pending { None, Mail, Rcpt, DataEnd, StartTls, Auth };
+  enum class AuthStep { None, PlainResponse, LoginUser, LoginPassword };
+
+  void process();
+  bool process_command_line();
+  bool process_data();
+  void handle(const Command& command);
+  void handle_ehlo(const Command& command, bool extended);
+  void handle_mail(const Command& command);
+  void handle_rcpt(const Command& command);
+  void handle_data(const Command& command);
+  void handle_starttls(const Command& command);
+  void handle_auth(const Command& command);
+  void handle_auth_line(std::string_view line);
+  void finish_auth_plain(std::string_view token);
+  void reply(int code, std::string_view enhanced, std::string_view text);
+  void error_reply(int code, std::string_view enhanced, std::string_view text);
+  void close_with(int code, std::string_view enhanced, std::string_view text);
+  void reset_transaction();
+  void flush();
+  void compact_input();
+
+  ServerPolicy policy_;
+  ServerSessionHandler& handler_;
+  Phase phase_ = Phase::Command;
+  Pending pending_ = Pending::None;
+  AuthStep auth_step_ = AuthStep::None;
+  std::string auth_username_;
+  bool greeted_ = false;  // HELO/EHLO seen
+  bool authenticated_ = false;
+  bool has_sender_ = false;
+  bool draining_ = false;
+  bool skipping_long_line_ = false;
+  bool processing_ = false;
+  std::size_t recipients_ = 0;
+  std::size_t errors_ = 0;
+  std::string input_;
+  std::size_t input_pos_ = 0;
+  std::string output_;
+  DataReader data_reader_{DataReader::Limits{}};
+};
+
+}  // namespace portrelay::smtp

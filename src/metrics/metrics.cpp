@@ -1,0 +1,147 @@
+#include "portrelay/metrics/metrics.hpp"
+
+#include <prometheus/text_serializer.h>
+
+#include <array>
+
+namespace portrelay::metrics {
+
+using prometheus::Histogram;
+
+const char* to_string(MessageResult result) {
+  switch (result) {
+    case MessageResult::Relayed: return "relayed";
+    case MessageResult::Rejected: return "rejected";
+    case MessageResult::Deferred: return "deferred";
+    case MessageResult::Failed: return "failed";
+  }
+  return "failed";
+}
+
+namespace {
+
+constexpr std::array kResults = {MessageResult::Relayed, MessageResult::Rejected,
+                                 MessageResult::Deferred, MessageResult::Failed};
+
+prometheus::Labels endpoint_labels(const config::Endpoint& endpoint) {
+  return {{"upstream", endpoint.name}, {"port", std::to_string(endpoint.port)}};
+}
+
+}  // namespace
+
+Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& version)
+    : registry_(std::make_shared<prometheus::Registry>()) {
+  auto& registry = *registry_;
+  attempts_ = &prometheus::BuildCounter()
+                   .Name("portrelay_upstream_connect_attempts_total")
+                   .Help("Connection attempts to upstream endpoints.")
+                   .Register(registry);
+  failures_ = &prometheus::BuildCounter()
+                   .Name("portrelay_upstream_connect_failures_total")
+                   .Help("Failed connection attempts to upstream endpoints, by reason.")
+                   .Register(registry);
+  connect_duration_ =
+      &prometheus::BuildHistogram()
+           .Name("portrelay_upstream_connect_duration_seconds")
+           .Help("Time from the start of an attempt until the endpoint was ready "
+                 "(TCP, TLS, greeting, EHLO, AUTH), successful attempts only.")
+           .Register(registry);
+  up_ = &prometheus::BuildGauge()
+             .Name("portrelay_upstream_up")
+             .Help("1 if the last attempt on the endpoint succeeded, 0 if it failed.")
+             .Register(registry);
+  failovers_ = &prometheus::BuildCounter()
+                    .Name("portrelay_failovers_total")
+                    .Help("Times a message moved from a failed endpoint to the next one.")
+                    .Register(registry);
+  messages_ = &prometheus::BuildCounter()
+                   .Name("portrelay_messages_total")
+                   .Help("Messages by outcome: relayed (upstream accepted), rejected (refused "
+                         "locally), deferred (4xx to the client), failed (upstream 5xx).")
+                   .Register(registry);
+  relay_duration_ = &prometheus::BuildHistogram()
+                         .Name("portrelay_relay_duration_seconds")
+                         .Help("Time from end of DATA until the upstream accepted the message.")
+                         .Register(registry)
+                         .Add({}, Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1,
+                                                              0.25, 0.5, 1, 2.5, 5, 10, 30, 60});
+  message_size_ = &prometheus::BuildHistogram()
+                       .Name("portrelay_message_size_bytes")
+                       .Help("Size of relayed messages.")
+                       .Register(registry)
+                       .Add({}, Histogram::BucketBoundaries{1024, 4096, 16384, 65536, 262144,
+                                                            1048576, 4194304, 16777216,
+                                                            67108864});
+  sessions_active_ = &prometheus::BuildGauge()
+                          .Name("portrelay_client_sessions_active")
+                          .Help("Client SMTP sessions currently open.")
+                          .Register(registry)
+                          .Add({});
+  prometheus::BuildGauge()
+      .Name("portrelay_build_info")
+      .Help("Build information; the value is always 1.")
+      .Register(registry)
+      .Add({{"version", version}})
+      .Set(1);
+  for (auto result : kResults) message_counters_[result] = &messages_->Add({{"result", to_string(result)}});
+
+  for (const auto& endpoint : chain) {
+    EndpointSeries entry;
+    auto labels = endpoint_labels(endpoint);
+    entry.attempts = &attempts_->Add(labels);
+    for (auto reason : relay::kAllFailureReasons) {
+      auto with_reason = labels;
+      with_reason["reason"] = relay::to_string(reason);
+      entry.failures[reason] = &failures_->Add(with_reason);
+    }
+    entry.duration = &connect_duration_->Add(
+        labels, Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                            2.5, 5, 10, 30});
+    entry.up = &up_->Add(labels);
+    if (endpoints_.size() <= endpoint.index) endpoints_.resize(endpoint.index + 1);
+    endpoints_[endpoint.index] = entry;
+  }
+}
+
+Metrics::EndpointSeries& Metrics::series(const config::Endpoint& endpoint) {
+  return endpoints_.at(endpoint.index);
+}
+
+std::string Metrics::serialize() const {
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+void Metrics::connect_attempt(const config::Endpoint& endpoint) { series(endpoint).attempts->Increment(); }
+
+void Metrics::connect_failure(const config::Endpoint& endpoint, relay::FailureReason reason) {
+  auto& entry = series(endpoint);
+  entry.failures.at(reason)->Increment();
+  entry.up->Set(0);
+}
+
+void Metrics::connect_success(const config::Endpoint& endpoint, double seconds) {
+  auto& entry = series(endpoint);
+  entry.duration->Observe(seconds);
+  entry.up->Set(1);
+}
+
+void Metrics::failover(const config::Endpoint& from, const config::Endpoint& to) {
+  failovers_->Add({{"from", from.label()}, {"to", to.label()}}).Increment();
+}
+
+void Metrics::message(MessageResult result) { message_counters_.at(result)->Increment(); }
+
+void Metrics::message_relayed(double seconds, std::uint64_t size) {
+  relay_duration_->Observe(seconds);
+  message_size_->Observe(static_cast<double>(size));
+}
+
+void Metrics::session_opened() { sessions_active_->Increment(); }
+void Metrics::session_closed() { sessions_active_->Decrement(); }
+
+double Metrics::value_of_failures(const config::Endpoint& endpoint,
+                                  relay::FailureReason reason) const {
+  return endpoints_.at(endpoint.index).failures.at(reason)->Value();
+}
+
+}  // namespace portrelay::metrics

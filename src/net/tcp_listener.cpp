@@ -1,0 +1,48 @@
+#include "portrelay/net/tcp_listener.hpp"
+
+#include <arpa/inet.h>
+
+namespace portrelay::net {
+
+using Handle = UvHandle<uv_tcp_t, TcpListener>;
+
+bool make_sockaddr(const std::string& host, std::uint16_t port, sockaddr_storage& out) {
+  out = {};
+  if (uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&out)) == 0) return true;
+  out = {};
+  return uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&out)) == 0;
+}
+
+TcpListener::TcpListener(uv_loop_t* loop, AcceptCallback on_accept)
+    : loop_(loop), handle_(this), on_accept_(std::move(on_accept)) {
+  uv_tcp_init(loop, handle_.get());
+  handle_.set_initialized();
+}
+
+int TcpListener::listen(const std::string& host, std::uint16_t port, int backlog) {
+  sockaddr_storage address{};
+  if (!make_sockaddr(host, port, address)) return UV_EINVAL;
+  // An IPv6 listener must not also take IPv4 traffic: the operator lists each address.
+  unsigned flags = address.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
+  int rc = uv_tcp_bind(handle_.get(), reinterpret_cast<sockaddr*>(&address), flags);
+  if (rc != 0) return rc;
+  return uv_listen(handle_.as_stream(), backlog, [](uv_stream_t* server, int status) {
+    TcpListener* self = Handle::owner_of(server);
+    if (!self || status < 0) return;
+    auto stream = std::make_unique<TcpStream>(self->loop_);
+    if (stream->accept_from(server) != 0) return;
+    self->on_accept_(std::move(stream));
+  });
+}
+
+std::uint16_t TcpListener::bound_port() const {
+  sockaddr_storage address{};
+  int length = sizeof(address);
+  if (uv_tcp_getsockname(handle_.get(), reinterpret_cast<sockaddr*>(&address), &length) != 0)
+    return 0;
+  if (address.ss_family == AF_INET)
+    return ntohs(reinterpret_cast<sockaddr_in*>(&address)->sin_port);
+  return ntohs(reinterpret_cast<sockaddr_in6*>(&address)->sin6_port);
+}
+
+}  // namespace portrelay::net

@@ -1,0 +1,135 @@
+#include "portrelay/net/tcp_stream.hpp"
+
+#include <arpa/inet.h>
+
+#include <cstdlib>
+#include <memory>
+
+namespace portrelay::net {
+namespace {
+
+using Handle = UvHandle<uv_tcp_t, TcpStream>;
+
+// A write request owns the bytes it sends until libuv reports completion.
+struct WriteRequest {
+  uv_write_t request;
+  std::string data;
+};
+
+constexpr std::size_t kReadBufferSize = 64 * 1024;
+
+}  // namespace
+
+TcpStream::TcpStream(uv_loop_t* loop) : handle_(this) {
+  uv_tcp_init(loop, handle_.get());
+  handle_.set_initialized();
+  uv_tcp_nodelay(handle_.get(), 1);
+}
+
+int TcpStream::connect(const sockaddr* address, ConnectCallback callback) {
+  on_connect_ = std::move(callback);
+  auto* request = new uv_connect_t{};
+  int rc = uv_tcp_connect(request, handle_.get(), address, [](uv_connect_t* req, int status) {
+    std::unique_ptr<uv_connect_t> owned(req);
+    TcpStream* self = Handle::owner_of(req->handle);
+    if (!self || status == UV_ECANCELED) return;
+    auto callback = std::move(self->on_connect_);
+    if (callback) callback(status);
+  });
+  if (rc != 0) delete request;
+  return rc;
+}
+
+int TcpStream::accept_from(uv_stream_t* server) { return uv_accept(server, handle_.as_stream()); }
+
+void TcpStream::start_reading(ReadCallback callback) {
+  on_read_ = std::move(callback);
+  uv_read_start(
+      handle_.as_stream(),
+      [](uv_handle_t*, size_t, uv_buf_t* buf) {
+        buf->base = static_cast<char*>(std::malloc(kReadBufferSize));
+        buf->len = buf->base ? kReadBufferSize : 0;
+      },
+      [](uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+        std::unique_ptr<char, decltype(&std::free)> buffer(buf->base, &std::free);
+        TcpStream* self = Handle::owner_of(stream);
+        if (!self || nread == 0) return;
+        if (!self->on_read_) return;
+        // Copy the callback: the handler may replace it or destroy the stream.
+        auto callback = self->on_read_;
+        if (nread < 0) {
+          uv_read_stop(stream);
+          callback({}, static_cast<int>(nread));
+        } else {
+          callback(std::string_view(buf->base, static_cast<std::size_t>(nread)), 0);
+        }
+      });
+}
+
+void TcpStream::stop_reading() {
+  if (!handle_.closed()) uv_read_stop(handle_.as_stream());
+}
+
+bool TcpStream::write(std::string data) {
+  if (handle_.closed() || data.empty()) return !handle_.closed();
+  auto* request = new WriteRequest{};
+  request->data = std::move(data);
+  uv_buf_t buf = uv_buf_init(request->data.data(), static_cast<unsigned>(request->data.size()));
+  int rc = uv_write(&request->request, handle_.as_stream(), &buf, 1,
+                    [](uv_write_t* req, int) {
+                      std::unique_ptr<WriteRequest> owned(reinterpret_cast<WriteRequest*>(req));
+                      TcpStream* self = Handle::owner_of(req->handle);
+                      if (!self) return;
+                      if (--self->pending_writes_ == 0 && self->drained_) {
+                        auto callback = self->drained_;
+                        callback();
+                      }
+                    });
+  if (rc != 0) {
+    delete request;
+    return false;
+  }
+  ++pending_writes_;
+  return true;
+}
+
+std::size_t TcpStream::write_queue_size() const {
+  if (handle_.closed()) return 0;
+  return uv_stream_get_write_queue_size(handle_.as_stream());
+}
+
+void TcpStream::shutdown_after_writes() {
+  if (handle_.closed()) return;
+  auto* request = new uv_shutdown_t{};
+  if (uv_shutdown(request, handle_.as_stream(), [](uv_shutdown_t* req, int) { delete req; }) != 0)
+    delete request;
+}
+
+bool TcpStream::peer_sockaddr(sockaddr_storage& out) const {
+  if (handle_.closed()) return false;
+  int length = sizeof(out);
+  return uv_tcp_getpeername(handle_.get(), reinterpret_cast<sockaddr*>(&out), &length) == 0;
+}
+
+std::string TcpStream::peer_address() const {
+  sockaddr_storage address{};
+  if (!peer_sockaddr(address)) return "unknown";
+  return format_address(reinterpret_cast<sockaddr*>(&address));
+}
+
+std::string format_address(const sockaddr* address) {
+  char text[INET6_ADDRSTRLEN] = {0};
+  if (address->sa_family == AF_INET) {
+    auto* v4 = reinterpret_cast<const sockaddr_in*>(address);
+    uv_ip4_name(v4, text, sizeof(text));
+    return std::string(text) + ":" + std::to_string(ntohs(v4->sin_port));
+  }
+  if (address->sa_family == AF_INET6) {
+    auto* v6 = reinterpret_cast<const sockaddr_in6*>(address);
+    uv_ip6_name(v6, text, sizeof(text));
+    return "[" + std::string(text) + "]:" + std::to_string(ntohs(v6->sin6_port));
+  }
+  return "unknown";
+}
+
+}  // namespace portrelay::net

@@ -1,0 +1,55 @@
+#include "portrelay/relay/endpoint_runtime.hpp"
+
+#include <cstdlib>
+#include <fstream>
+
+namespace portrelay::relay {
+namespace {
+
+void resolve_password(EndpointRuntime& runtime) {
+  const auto& credentials = runtime.endpoint.credentials;
+  if (!credentials.configured()) return;
+  if (!credentials.password.empty()) {
+    runtime.password = credentials.password;
+  } else if (!credentials.password_env.empty()) {
+    const char* value = std::getenv(credentials.password_env.c_str());
+    if (value && *value)
+      runtime.password = value;
+    else
+      runtime.password_problem = "environment variable " + credentials.password_env + " is not set";
+  } else if (!credentials.password_file.empty()) {
+    std::ifstream file(credentials.password_file);
+    std::string line;
+    if (file && std::getline(file, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      runtime.password = line;
+    } else {
+      runtime.password_problem = "cannot read password_file " + credentials.password_file;
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<EndpointRuntime> build_endpoint_runtimes(const config::Config& config) {
+  std::vector<EndpointRuntime> runtimes;
+  for (const auto& endpoint : config.chain) {
+    EndpointRuntime runtime;
+    runtime.endpoint = endpoint;
+    if (endpoint.tls != config::TlsMode::None) {
+      tls::ClientOptions options;
+      options.ca_file = endpoint.ca_file;
+      options.verify_peer = !endpoint.tls_insecure_skip_verify;
+      runtime.tls_context = tls::Context::client(options);
+    }
+    resolve_password(runtime);
+    runtimes.push_back(std::move(runtime));
+  }
+  return runtimes;
+}
+
+UpstreamTimeouts timeouts_from(const config::RelayConfig& relay) {
+  return {relay.connect_timeout, relay.greeting_timeout, relay.command_timeout, relay.data_timeout};
+}
+
+}  // namespace portrelay::relay

@@ -1,0 +1,272 @@
+#include "portrelay/relay/upstream_connection.hpp"
+
+#include "portrelay/log.hpp"
+
+namespace portrelay::relay {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kBodyChunk = 64 * 1024;
+constexpr std::size_t kMaxQueuedBytes = 1024 * 1024;
+
+std::string seconds_text(config::Duration duration) {
+  auto ms = duration.count();
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+// A command as it may appear in logs and error details.
+std::string printable_command(const smtp::HandshakeAction& action) {
+  if (action.sensitive) return "AUTH";
+  std::string text = action.data;
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return text;
+}
+
+}  // namespace
+
+UpstreamConnection::UpstreamConnection(uv_loop_t* loop, const EndpointRuntime& endpoint,
+                                       const UpstreamTimeouts& timeouts, std::string helo_name)
+    : loop_(loop),
+      runtime_(endpoint),
+      timeouts_(timeouts),
+      handshake_(smtp::ClientHandshake::Options{std::move(helo_name), endpoint.endpoint.tls,
+                                                endpoint.endpoint.credentials.username,
+                                                endpoint.password}),
+      timer_(loop) {}
+
+UpstreamConnection::~UpstreamConnection() { *alive_ = false; }
+
+std::string UpstreamConnection::tls_version() const {
+  if (!connection_ || !connection_->tls()) return "";
+  return connection_->tls()->protocol_version();
+}
+
+void UpstreamConnection::arm_timer(config::Duration timeout, FailureReason reason, std::string what) {
+  timer_.start(timeout, [this, reason, what = std::move(what)]() {
+    if (reason == FailureReason::Timeout && next_address_ < addresses_.size()) {
+      connect_next_address();  // this address is silent; try the host's next one
+      return;
+    }
+    if (ready_)
+      fail_response(reason, what);
+    else
+      fail_connect(reason, what);
+  });
+}
+
+void UpstreamConnection::connect(ReadyCallback callback) {
+  ready_callback_ = std::move(callback);
+  started_ = Clock::now();
+  const auto& endpoint = runtime_.endpoint;
+  if (endpoint.credentials.configured() && !runtime_.password_problem.empty())
+    return fail_connect(FailureReason::AuthFailed, "no password: " + runtime_.password_problem);
+  arm_timer(timeouts_.connect, FailureReason::Dns,
+            "cannot resolve " + endpoint.host + " within " + seconds_text(timeouts_.connect));
+  resolution_ = net::Resolution::start(
+      loop_, endpoint.host, endpoint.port,
+      [this](int status, std::vector<sockaddr_storage> addresses) {
+        resolution_.reset();  // finished; the request has already detached from it
+        if (status != 0)
+          return fail_connect(FailureReason::Dns, "cannot resolve " + runtime_.endpoint.host +
+                                                      ": " + uv_strerror(status));
+        addresses_ = std::move(addresses);
+        connect_next_address();
+      });
+}
+
+void UpstreamConnection::connect_next_address() {
+  if (next_address_ >= addresses_.size())
+    return fail_connect(FailureReason::Unreachable, "no address left to try");
+  const sockaddr_storage& address = addresses_[next_address_++];
+  pending_stream_ = std::make_unique<net::TcpStream>(loop_);
+  std::string target = net::format_address(reinterpret_cast<const sockaddr*>(&address));
+  arm_timer(timeouts_.connect, FailureReason::Timeout,
+            "no answer from " + target + " within " + seconds_text(timeouts_.connect));
+  int rc = pending_stream_->connect(
+      reinterpret_cast<const sockaddr*>(&address), [this, target](int status) {
+        if (status == 0) return on_tcp_connected();
+        FailureReason reason = reason_from_connect_error(status);
+        if (next_address_ < addresses_.size()) return connect_next_address();
+        fail_connect(reason, "connect to " + target + ": " + uv_strerror(status));
+      });
+  if (rc != 0) fail_connect(reason_from_connect_error(rc), std::string("connect: ") + uv_strerror(rc));
+}
+
+void UpstreamConnection::on_tcp_connected() {
+  timer_.stop();
+  connection_ = std::make_unique<net::Connection>(std::move(pending_stream_));
+  connection_->start([this](std::string_view data) { on_data(data); },
+                     [this](int status) { on_closed(status); });
+  arm_timer(timeouts_.greeting, FailureReason::GreetingTimeout,
+            "no greeting within " + seconds_text(timeouts_.greeting));
+  if (runtime_.endpoint.tls == config::TlsMode::Implicit) start_tls();
+}
+
+void UpstreamConnection::start_tls() {
+  const auto& endpoint = runtime_.endpoint;
+  const std::string& name = endpoint.tls_server_name.empty() ? endpoint.host : endpoint.tls_server_name;
+  // RFC 3207 4: plaintext that arrived before the handshake (e.g. injected after the
+  // 220) must not be read as if it came over TLS.
+  parser_.clear();
+  if (endpoint.tls == config::TlsMode::Implicit)
+    arm_timer(timeouts_.greeting, FailureReason::TlsHandshake,
+              "TLS handshake and greeting not done within " + seconds_text(timeouts_.greeting));
+  else
+    arm_timer(timeouts_.greeting, FailureReason::TlsHandshake,
+              "TLS handshake not done within " + seconds_text(timeouts_.greeting));
+  auto engine = tls::Engine::client(runtime_.tls_context, name);
+  connection_->start_tls(std::move(engine), [this](bool ok) {
+    const tls::Engine* engine = connection_->tls();
+    if (!ok) {
+      bool verify = engine && engine->failure() == tls::Engine::Failure::Verify;
+      std::string detail = engine && !engine->error().empty() ? engine->error()
+                                                              : "connection closed during TLS handshake";
+      return fail_connect(verify ? FailureReason::TlsVerify : FailureReason::TlsHandshake, detail);
+    }
+    if (runtime_.endpoint.tls == config::TlsMode::Implicit) {
+      handshake_.mark_tls_active();  // the greeting comes next, inside TLS
+      arm_timer(timeouts_.greeting, FailureReason::GreetingTimeout,
+                "no greeting within " + seconds_text(timeouts_.greeting));
+      return;
+    }
+    perform(handshake_.on_tls_established());
+  });
+}
+
+void UpstreamConnection::on_data(std::string_view plaintext) {
+  std::weak_ptr<bool> alive = alive_;
+  parser_.feed(plaintext);
+  while (auto reply = parser_.next()) {
+    on_reply(*reply);
+    if (alive.expired() || broken_) return;
+  }
+  if (parser_.failed()) {
+    std::string detail = "malformed reply: " + parser_.error();
+    ready_ ? fail_response(FailureReason::Protocol, detail) : fail_connect(FailureReason::Protocol, detail);
+  }
+}
+
+void UpstreamConnection::on_reply(const smtp::Reply& reply) {
+  if (!ready_) {
+    timer_.stop();
+    return perform(handshake_.on_reply(reply));
+  }
+  if (response_callback_) {
+    timer_.stop();
+    auto callback = std::move(response_callback_);
+    response_callback_ = nullptr;
+    return callback(UpstreamResponse{reply, {}});
+  }
+  // Unsolicited: typically "421 idle timeout". The connection is no longer usable.
+  broken_ = true;
+  if (connection_) connection_->close();
+}
+
+void UpstreamConnection::perform(const smtp::HandshakeAction& action) {
+  using Kind = smtp::HandshakeAction::Kind;
+  switch (action.kind) {
+    case Kind::Send:
+      connection_->send(action.data);
+      arm_timer(timeouts_.greeting, FailureReason::Protocol,
+                "no reply to " + printable_command(action) + " within " +
+                    seconds_text(timeouts_.greeting));
+      return;
+    case Kind::StartTls:
+      return start_tls();
+    case Kind::Ready: {
+      timer_.stop();
+      ready_ = true;
+      ready_after_ = Clock::now() - started_;
+      auto callback = std::move(ready_callback_);
+      ready_callback_ = nullptr;
+      if (callback) callback(std::nullopt);
+      return;
+    }
+    case Kind::Fail:
+      return fail_connect(action.reason, action.detail);
+  }
+}
+
+void UpstreamConnection::on_closed(int status) {
+  std::string detail = status == UV_EOF ? "connection closed by upstream"
+                                        : std::string("connection error: ") + uv_strerror(status);
+  if (!ready_) return fail_connect(FailureReason::Closed, detail);
+  fail_response(FailureReason::Closed, detail);
+}
+
+void UpstreamConnection::fail_connect(FailureReason reason, std::string detail) {
+  broken_ = true;
+  timer_.stop();
+  resolution_.reset();
+  pending_stream_.reset();
+  if (connection_) connection_->close();
+  auto callback = std::move(ready_callback_);
+  ready_callback_ = nullptr;
+  if (callback) callback(AttemptFailure{reason, std::move(detail)});
+}
+
+void UpstreamConnection::fail_response(FailureReason reason, std::string detail) {
+  broken_ = true;
+  timer_.stop();
+  body_ = nullptr;
+  if (connection_) connection_->close();
+  auto callback = std::move(response_callback_);
+  response_callback_ = nullptr;
+  if (callback) callback(UpstreamResponse{std::nullopt, AttemptFailure{reason, std::move(detail)}});
+}
+
+void UpstreamConnection::command(const std::string& line, ResponseCallback callback) {
+  response_callback_ = std::move(callback);
+  if (!usable()) return fail_response(FailureReason::Closed, "connection is not usable");
+  connection_->send(line + "\r\n");
+  std::string verb = line.substr(0, line.find(' '));
+  arm_timer(timeouts_.command, FailureReason::Protocol,
+            "no reply to " + verb + " within " + seconds_text(timeouts_.command));
+}
+
+void UpstreamConnection::send_body(const MessageBody& body, ResponseCallback callback) {
+  response_callback_ = std::move(callback);
+  if (!usable()) return fail_response(FailureReason::Closed, "connection is not usable");
+  body_ = &body;
+  body_offset_ = 0;
+  stuffer_ = smtp::DotStuffer();
+  pump_body();
+}
+
+void UpstreamConnection::pump_body() {
+  if (!body_ || !connection_) return;
+  std::string chunk, wire;
+  while (body_offset_ < body_->size() && connection_->write_queue_size() < kMaxQueuedBytes) {
+    if (!body_->read(body_offset_, kBodyChunk, chunk) || chunk.empty())
+      return fail_response(FailureReason::Protocol, "cannot read the message body back");
+    body_offset_ += chunk.size();
+    wire.clear();
+    stuffer_.encode(chunk, wire);
+    connection_->send(wire);
+  }
+  if (body_offset_ < body_->size()) {
+    // The socket is slower than the file: continue when the queue has drained.
+    arm_timer(timeouts_.command, FailureReason::Protocol,
+              "upstream stopped reading the message for " + seconds_text(timeouts_.command));
+    connection_->on_drained([this]() { pump_body(); });
+    return;
+  }
+  connection_->on_drained(nullptr);
+  wire.clear();
+  stuffer_.finish(wire);
+  connection_->send(wire);
+  body_ = nullptr;
+  arm_timer(timeouts_.data, FailureReason::Protocol,
+            "no reply after end of data within " + seconds_text(timeouts_.data));
+}
+
+void UpstreamConnection::quit() {
+  if (!connection_ || broken_) return;
+  connection_->send("QUIT\r\n");
+  connection_->finish();
+  broken_ = true;
+}
+
+}  // namespace portrelay::relay

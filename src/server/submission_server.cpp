@@ -1,0 +1,120 @@
+#include "portrelay/server/submission_server.hpp"
+
+#include <stdexcept>
+
+#include "portrelay/log.hpp"
+
+namespace portrelay::server {
+
+SubmissionServer::SubmissionServer(const config::ServerConfig& config, SessionEnvironment environment)
+    : config_(config),
+      environment_(std::move(environment)),
+      reaper_(environment_.loop),
+      grace_timer_(environment_.loop) {
+  policy_.hostname = config.hostname;
+  policy_.max_message_size = config.max_message_size;
+  policy_.max_recipients = config.max_recipients;
+  policy_.starttls_offered = environment_.tls_context != nullptr;
+  policy_.auth_offered = environment_.authenticator != nullptr;
+  policy_.auth_required = config.require_auth;
+}
+
+SubmissionServer::~SubmissionServer() = default;
+
+void SubmissionServer::start() {
+  auto bind_all = [this](const std::vector<config::ListenAddress>& addresses, bool implicit_tls) {
+    for (const auto& address : addresses) {
+      auto listener = std::make_unique<net::TcpListener>(
+          environment_.loop, [this, implicit_tls](std::unique_ptr<net::TcpStream> stream) {
+            accept(std::move(stream), implicit_tls);
+          });
+      int rc = listener->listen(address.host, address.port);
+      if (rc != 0)
+        throw std::runtime_error("cannot listen on " + address.str() + ": " + uv_strerror(rc));
+      log::info("listening", {{"address", address.str()}, {"tls", implicit_tls ? "implicit" : (policy_.starttls_offered ? "starttls" : "none")}});
+      listeners_.push_back(std::move(listener));
+    }
+  };
+  bind_all(config_.listen, false);
+  bind_all(config_.listen_implicit_tls, true);
+}
+
+std::vector<std::uint16_t> SubmissionServer::bound_ports() const {
+  std::vector<std::uint16_t> ports;
+  for (const auto& listener : listeners_) ports.push_back(listener->bound_port());
+  return ports;
+}
+
+void SubmissionServer::accept(std::unique_ptr<net::TcpStream> stream, bool implicit_tls) {
+  if (stopping_) return;  // the stream closes as it goes out of scope
+  sockaddr_storage peer{};
+  bool allowed = false;
+  if (stream->peer_sockaddr(peer)) {
+    for (const auto& network : config_.allow)
+      if (network.contains(reinterpret_cast<sockaddr*>(&peer))) allowed = true;
+  }
+  if (sessions_.size() >= config_.max_sessions) {
+    stream->write("421 4.7.0 " + config_.hostname + " Too many connections, try again later\r\n");
+    stream->shutdown_after_writes();
+    log::warn("session_refused", {{"peer", stream->peer_address()}, {"reason", "max_sessions"}});
+    // libuv writes to a fresh socket at once; closing on the next loop turn keeps it.
+    refused_.push_back(std::move(stream));
+    schedule_reap();
+    return;
+  }
+  std::string id = "s" + std::to_string(next_id_++);
+  smtp::ServerPolicy policy = policy_;
+  policy.tls_active = implicit_tls;
+  auto session = std::make_unique<SubmissionSession>(
+      environment_, policy, std::move(stream), id,
+      [this](SubmissionSession* finished) { session_finished(finished); });
+  SubmissionSession* raw = session.get();
+  sessions_.emplace(raw, std::move(session));
+  raw->start(allowed, implicit_tls);
+}
+
+void SubmissionServer::session_finished(SubmissionSession* session) {
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return;
+  finished_.push_back(std::move(it->second));
+  sessions_.erase(it);
+  schedule_reap();
+}
+
+void SubmissionServer::schedule_reap() {
+  // Whatever is parked here may still be on the call stack: free it on the next turn.
+  if (reaper_.active()) return;
+  reaper_.start(std::chrono::milliseconds(0), [this]() {
+    finished_.clear();
+    refused_.clear();
+    check_drained();
+  });
+}
+
+void SubmissionServer::shutdown(config::Duration grace, std::function<void()> done) {
+  stopping_ = true;
+  on_drained_ = std::move(done);
+  for (auto& listener : listeners_) listener->close();
+  listeners_.clear();
+  std::vector<SubmissionSession*> live;
+  for (auto& [raw, session] : sessions_) live.push_back(raw);
+  for (auto* session : live)
+    if (sessions_.count(session)) session->shutdown();
+  grace_timer_.start(grace, [this]() {
+    std::vector<SubmissionSession*> remaining;
+    for (auto& [raw, session] : sessions_) remaining.push_back(raw);
+    for (auto* session : remaining)
+      if (sessions_.count(session)) session->force_close();
+  });
+  check_drained();
+}
+
+void SubmissionServer::check_drained() {
+  if (!stopping_ || !sessions_.empty() || !finished_.empty() || !on_drained_) return;
+  grace_timer_.stop();
+  auto done = std::move(on_drained_);
+  on_drained_ = nullptr;
+  done();
+}
+
+}  // namespace portrelay::server

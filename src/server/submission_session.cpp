@@ -1,0 +1,174 @@
+#include "portrelay/server/submission_session.hpp"
+
+#include "portrelay/log.hpp"
+#include "portrelay/server/authenticator.hpp"
+
+namespace portrelay::server {
+namespace {
+
+constexpr std::size_t kMaxBufferedInput = 1024 * 1024;
+constexpr std::chrono::seconds kCloseLinger{5};
+
+}  // namespace
+
+SubmissionSession::SubmissionSession(const SessionEnvironment& environment,
+                                     smtp::ServerPolicy policy,
+                                     std::unique_ptr<net::TcpStream> stream, std::string id,
+                                     std::function<void(SubmissionSession*)> on_finished)
+    : environment_(environment),
+      id_(std::move(id)),
+      peer_(stream->peer_address()),
+      connection_(std::make_unique<net::Connection>(std::move(stream))),
+      session_(std::move(policy), *this),
+      relay_(*environment.selector, *environment.metrics, id_),
+      timer_(environment.loop),
+      on_finished_(std::move(on_finished)) {
+  environment_.metrics->session_opened();
+}
+
+SubmissionSession::~SubmissionSession() {
+  *alive_ = false;
+  environment_.metrics->session_closed();
+}
+
+void SubmissionSession::start(bool allowed, bool implicit_tls) {
+  log::info("session_open", {{"session", id_}, {"peer", peer_}, {"allowed", allowed ? "yes" : "no"}});
+  connection_->start([this](std::string_view bytes) { on_input(bytes); },
+                     [this](int) {
+                       log::info("session_closed", {{"session", id_}, {"by", "client"}});
+                       finish();
+                     });
+  if (!allowed) return session_.refuse("Access denied: client address not in the allow list");
+  if (implicit_tls) {
+    connection_->start_tls(tls::Engine::server(environment_.tls_context), [this](bool ok) {
+      if (!ok) {
+        log::warn("tls_failed", {{"session", id_}, {"detail", connection_->tls()->error()}});
+        return finish();
+      }
+      session_.start();
+      after_event();
+    });
+    timer_.start(environment_.command_timeout, [this]() { finish(); });
+    return;
+  }
+  session_.start();
+  after_event();
+}
+
+void SubmissionSession::on_input(std::string_view bytes) {
+  std::weak_ptr<bool> alive = alive_;
+  session_.feed(bytes);
+  if (alive.expired()) return;
+  after_event();
+}
+
+void SubmissionSession::after_event() {
+  if (closing_ || finished_) return;
+  using Phase = smtp::ServerSession::Phase;
+  switch (session_.phase()) {
+    case Phase::Command:
+      timer_.start(environment_.command_timeout, [this]() { session_.on_timeout(); });
+      break;
+    case Phase::Data:
+      timer_.start(environment_.data_timeout, [this]() { session_.on_timeout(); });
+      break;
+    case Phase::Waiting:
+      timer_.stop();  // the relay enforces the upstream's timeouts
+      break;
+    case Phase::Closed:
+      return;
+  }
+  if (session_.buffered_input() > kMaxBufferedInput)
+    connection_->pause_reading();
+  else
+    connection_->resume_reading();
+}
+
+std::function<void(const smtp::Reply&)> SubmissionSession::completer() {
+  std::weak_ptr<bool> alive = alive_;
+  return [this, alive](const smtp::Reply& reply) {
+    if (alive.expired()) return;
+    session_.complete(reply);
+    if (alive.expired()) return;
+    after_event();
+  };
+}
+
+void SubmissionSession::send(std::string bytes) { connection_->send(bytes); }
+
+void SubmissionSession::close_after_send() {
+  if (closing_) return;
+  closing_ = true;
+  connection_->finish();
+  // Give the final reply time to leave, but never keep a session around for long.
+  connection_->on_drained([this]() { finish(); });
+  timer_.start(kCloseLinger, [this]() { finish(); });
+}
+
+void SubmissionSession::force_close() {
+  log::info("session_closed", {{"session", id_}, {"by", "shutdown"}});
+  finish();
+}
+
+void SubmissionSession::finish() {
+  if (finished_) return;
+  finished_ = true;
+  timer_.stop();
+  connection_->close();
+  if (on_finished_) on_finished_(this);
+}
+
+void SubmissionSession::mail_from(const smtp::PathArgument& sender) { relay_.mail(sender, completer()); }
+
+void SubmissionSession::rcpt_to(const smtp::PathArgument& recipient) {
+  relay_.rcpt(recipient, completer());
+}
+
+void SubmissionSession::data_begin() { relay_.body().clear(); }
+
+void SubmissionSession::data_chunk(std::string_view content) { relay_.body().append(content); }
+
+void SubmissionSession::data_end() { relay_.deliver(completer()); }
+
+void SubmissionSession::data_rejected(smtp::DataReader::Violation violation) {
+  environment_.metrics->message(metrics::MessageResult::Rejected);
+  log::warn("message_rejected", {{"session", id_}, {"reason", smtp::to_string(violation)}});
+  relay_.reset();
+}
+
+void SubmissionSession::reset() { relay_.reset(); }
+
+void SubmissionSession::start_tls() {
+  std::weak_ptr<bool> alive = alive_;
+  connection_->start_tls(tls::Engine::server(environment_.tls_context), [this, alive](bool ok) {
+    if (alive.expired()) return;
+    if (!ok) {
+      log::warn("tls_failed", {{"session", id_}, {"detail", connection_->tls()->error()}});
+      return finish();
+    }
+    session_.tls_started();
+    after_event();
+  });
+}
+
+void SubmissionSession::authenticate(const std::string& username, const std::string& password) {
+  auto done = completer();
+  if (!environment_.authenticator) {
+    smtp::Reply reply;
+    reply.code = 535;
+    reply.enhanced = "5.7.8";
+    reply.lines = {"5.7.8 Authentication credentials invalid"};
+    return done(reply);
+  }
+  std::string session = id_;
+  environment_.authenticator->verify(username, password, [done, username, session](bool ok) {
+    smtp::Reply reply;
+    reply.code = ok ? 235 : 535;
+    reply.enhanced = ok ? "2.7.0" : "5.7.8";
+    reply.lines = {reply.enhanced + (ok ? " Authentication successful" : " Authentication credentials invalid")};
+    log::info("client_auth", {{"session", session}, {"user", username}, {"result", ok ? "ok" : "failed"}});
+    done(reply);
+  });
+}
+
+}  // namespace portrelay::server

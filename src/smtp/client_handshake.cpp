@@ -1,0 +1,133 @@
+#include "portrelay/smtp/client_handshake.hpp"
+
+#include "portrelay/smtp/base64.hpp"
+
+namespace portrelay::smtp {
+
+using config::TlsMode;
+using relay::FailureReason;
+using Kind = HandshakeAction::Kind;
+
+ClientHandshake::ClientHandshake(Options options) : options_(std::move(options)) {}
+
+HandshakeAction ClientHandshake::send(Step next, std::string line, bool sensitive) {
+  step_ = next;
+  HandshakeAction action;
+  action.kind = Kind::Send;
+  action.data = std::move(line) + "\r\n";
+  action.sensitive = sensitive;
+  return action;
+}
+
+HandshakeAction ClientHandshake::fail(FailureReason reason, std::string detail) {
+  step_ = Step::Done;
+  HandshakeAction action;
+  action.kind = Kind::Fail;
+  action.reason = reason;
+  action.detail = std::move(detail);
+  return action;
+}
+
+HandshakeAction ClientHandshake::on_reply(const Reply& reply) {
+  switch (step_) {
+    case Step::Greeting:
+      if (reply.code != 220) return fail(FailureReason::GreetingRejected, reply.summary());
+      return send(Step::Ehlo, "EHLO " + options_.helo_name);
+
+    case Step::Ehlo:
+      if (reply.code == 421) return fail(FailureReason::Closed, reply.summary());
+      if (reply.code == 250) {
+        capabilities_ = Capabilities::from_ehlo(reply);
+        return after_ehlo();
+      }
+      // An old server without ESMTP: HELO is only good enough when neither TLS nor AUTH
+      // is needed, because both are ESMTP extensions.
+      if (options_.tls == TlsMode::None && options_.username.empty() && reply.permanent())
+        return send(Step::Helo, "HELO " + options_.helo_name);
+      return fail(FailureReason::Protocol, "EHLO refused: " + reply.summary());
+
+    case Step::Helo:
+      if (reply.code != 250) return fail(FailureReason::Protocol, "HELO refused: " + reply.summary());
+      capabilities_ = Capabilities{};
+      step_ = Step::Done;
+      return HandshakeAction{Kind::Ready};
+
+    case Step::StartTls:
+      if (reply.code == 220) {
+        step_ = Step::TlsHandshake;
+        return HandshakeAction{Kind::StartTls};
+      }
+      if (options_.tls == TlsMode::Opportunistic && options_.username.empty() &&
+          reply.code != 421) {
+        step_ = Step::Done;
+        return HandshakeAction{Kind::Ready};
+      }
+      return fail(FailureReason::StartTlsUnavailable, "STARTTLS refused: " + reply.summary());
+
+    case Step::AuthPlain:
+    case Step::AuthLoginPassword:
+      if (reply.code == 235) {
+        authenticated_ = true;
+        step_ = Step::Done;
+        return HandshakeAction{Kind::Ready};
+      }
+      return fail(FailureReason::AuthFailed, "authentication refused: " + reply.summary());
+
+    case Step::AuthLoginStart:
+      if (reply.code != 334)
+        return fail(FailureReason::AuthFailed, "authentication refused: " + reply.summary());
+      return send(Step::AuthLoginUser, base64_encode(options_.username), true);
+
+    case Step::AuthLoginUser:
+      if (reply.code != 334)
+        return fail(FailureReason::AuthFailed, "authentication refused: " + reply.summary());
+      return send(Step::AuthLoginPassword, base64_encode(options_.password), true);
+
+    case Step::TlsHandshake:
+    case Step::Done:
+      break;
+  }
+  return fail(FailureReason::Protocol, "unexpected reply: " + reply.summary());
+}
+
+HandshakeAction ClientHandshake::after_ehlo() {
+  bool wants_starttls = options_.tls == TlsMode::StartTls || options_.tls == TlsMode::Opportunistic;
+  if (wants_starttls && !tls_active_) {
+    if (capabilities_.starttls) return send(Step::StartTls, "STARTTLS");
+    if (options_.tls == TlsMode::StartTls)
+      return fail(FailureReason::StartTlsUnavailable, "server does not offer STARTTLS");
+    if (!options_.username.empty())
+      return fail(FailureReason::StartTlsUnavailable,
+                  "server does not offer STARTTLS; refusing to send credentials in clear text");
+  }
+  return start_auth();
+}
+
+HandshakeAction ClientHandshake::start_auth() {
+  if (options_.username.empty()) {
+    step_ = Step::Done;
+    return HandshakeAction{Kind::Ready};
+  }
+  if (!tls_active_)
+    return fail(FailureReason::AuthFailed, "refusing to send credentials without TLS");
+  if (capabilities_.supports_auth("PLAIN")) {
+    std::string token;
+    token.push_back('\0');
+    token += options_.username;
+    token.push_back('\0');
+    token += options_.password;
+    return send(Step::AuthPlain, "AUTH PLAIN " + base64_encode(token), true);
+  }
+  if (capabilities_.supports_auth("LOGIN"))
+    return send(Step::AuthLoginStart, "AUTH LOGIN");
+  return fail(FailureReason::AuthFailed, "server offers no supported AUTH mechanism (PLAIN, LOGIN)");
+}
+
+HandshakeAction ClientHandshake::on_tls_established() {
+  tls_active_ = true;
+  // RFC 3207 4.2: everything learned before TLS is void.
+  capabilities_ = Capabilities{};
+  return send(Step::Ehlo, "EHLO " + options_.helo_name);
+}
+
+}  // namespace portrelay::smtp
