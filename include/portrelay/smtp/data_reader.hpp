@@ -36,17 +36,26 @@ class DataReader {
   std::uint64_t content_size() const { return content_size_; }
 
  private:
+  // Where the previous byte left us; lets a CR or a leading dot at a chunk end wait for the
+  // next chunk.
+  enum class State {
+    LineStart,   // after CRLF (or at the very start)
+    LeadingDot,  // a line started with '.', which was dropped
+    DotCr,       // ".\r" at line start: LF ends the data
+    InLine,      // inside a line (also after a bare CR/LF, which never start a line)
+    Cr,          // a CR inside a line, waiting for its LF
+  };
+
+  void emit(const char* data, std::size_t size, std::string& out);
+  void emit_crlf(std::string& out);
+  void flag(Violation violation);
+
   Limits limits_;
   bool finished_ = false;
   Violation violation_ = Violation::None;
   std::uint64_t content_size_ = 0;
-  // Implementation state (position within the current line, pending CR, etc.) lives
-  // in private members added by the implementation.
-  std::size_t line_length_ = 0;
-  bool at_line_start_ = true;
-  bool pending_cr_ = false;
-  bool line_is_dot_only_candidate_ = false;
-  bool dot_removed_ = false;
+  State state_ = State::LineStart;
+  std::size_t line_length_ = 0;  // decoded octets of the current line, without CRLF
 };
 
 const char* to_string(DataReader::Violation violation);
@@ -61,9 +70,8 @@ class DotStuffer {
   void finish(std::string& out);
 
  private:
-  bool at_line_start_ = true;
+  bool at_line_start_ = true;  // also "content so far ends with CRLF (or is empty)"
   bool last_was_cr_ = false;
-  bool ended_with_crlf_ = true;
 };
 
 }  // namespace portrelay::smtp

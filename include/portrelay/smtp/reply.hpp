@@ -35,7 +35,7 @@ std::string format_reply(const Reply& reply);
 class ReplyParser {
  public:
   static constexpr std::size_t kMaxLineLength = 4096;  // per reply line, generous
-  static constexpr std::size_t kMaxLines = 256;         // per reply
+  static constexpr std::size_t kMaxLines = 256;        // per reply
 
   void feed(std::string_view bytes);
   // Next complete reply, if one is buffered.
@@ -48,8 +48,13 @@ class ReplyParser {
   void clear();
 
  private:
+  std::nullopt_t fail(std::string reason);
+
   std::string buffer_;
-  std::size_t consumed_ = 0;
+  std::size_t consumed_ = 0;    // start of the reply being assembled
+  std::size_t line_start_ = 0;  // start of the next line not yet parsed
+  std::size_t scan_pos_ = 0;    // searched for LF up to here: avoids rescanning partial lines
+  Reply pending_;               // lines of a multi-line reply received so far
   std::string error_;
 };
 
