@@ -33,32 +33,30 @@ int run(const RunOptions& options) {
                         {"config", options.config_path},
                         {"endpoints", std::to_string(config.chain.size())}});
 
-  struct Signals {
-    uv_signal_t term, interrupt;
-  } signals{};
-  auto on_signal = [](uv_signal_t* handle, int signum) {
-    auto* daemon = static_cast<Daemon*>(handle->data);
-    log::info("signal", {{"signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"}});
-    // A second signal while draining is ignored; the grace period bounds the wait.
-    uv_signal_stop(handle);
-    auto grace = std::chrono::seconds(static_cast<int>(reinterpret_cast<std::intptr_t>(
-        uv_handle_get_data(reinterpret_cast<uv_handle_t*>(handle->loop->data)))));
-    daemon->shutdown(grace, [loop = handle->loop]() { uv_stop(loop); });
-  };
-  // The grace period travels through the loop's data pointer (a plain integer).
-  uv_timer_t grace_carrier;
-  uv_timer_init(loop, &grace_carrier);
-  grace_carrier.data = reinterpret_cast<void*>(static_cast<std::intptr_t>(options.shutdown_grace));
-  loop->data = &grace_carrier;
-  for (auto [handle, signum] : {std::pair{&signals.term, SIGTERM}, {&signals.interrupt, SIGINT}}) {
+  struct SignalContext {
+    Daemon* daemon;
+    std::chrono::seconds grace;
+    bool stopping = false;
+  } context{daemon.get(), std::chrono::seconds(options.shutdown_grace)};
+  uv_signal_t term{}, interrupt{};
+  for (auto [handle, signum] : {std::pair{&term, SIGTERM}, {&interrupt, SIGINT}}) {
     uv_signal_init(loop, handle);
-    handle->data = daemon.get();
-    uv_signal_start(handle, on_signal, signum);
+    handle->data = &context;
+    uv_signal_start(
+        handle,
+        [](uv_signal_t* handle, int signum) {
+          auto* context = static_cast<SignalContext*>(handle->data);
+          log::info("signal", {{"signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"}});
+          // Further signals while draining change nothing: the grace period bounds the wait.
+          if (context->stopping) return;
+          context->stopping = true;
+          context->daemon->shutdown(context->grace, [loop = handle->loop]() { uv_stop(loop); });
+        },
+        signum);
   }
   uv_run(loop, UV_RUN_DEFAULT);
-  uv_close(reinterpret_cast<uv_handle_t*>(&signals.term), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&signals.interrupt), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&grace_carrier), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&term), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&interrupt), nullptr);
   daemon.reset();
   uv_run(loop, UV_RUN_DEFAULT);
   log::info("stopped", {});

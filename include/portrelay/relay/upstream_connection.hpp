@@ -19,6 +19,7 @@
 #include "portrelay/relay/failure_reason.hpp"
 #include "portrelay/relay/message_body.hpp"
 #include "portrelay/smtp/client_handshake.hpp"
+#include "portrelay/smtp/data_reader.hpp"
 #include "portrelay/smtp/reply.hpp"
 
 namespace portrelay::relay {

@@ -1,0 +1,50 @@
+#include <unistd.h>
+
+#include <iostream>
+#include <string>
+
+#include "portrelay/cli/commands.hpp"
+#include "portrelay/config/config.hpp"
+#include "portrelay/server/password_hash.hpp"
+
+namespace portrelay::cli {
+
+int check(const std::string& config_path) {
+  try {
+    auto config = config::load_config_file(config_path);
+    for (const auto& warning : config.warnings) std::cerr << "warning: " << warning << "\n";
+    std::cout << config::describe_chain(config);
+    std::cout << "config OK: " << config.chain.size() << " endpoint(s), listening on";
+    for (const auto& address : config.server.listen) std::cout << " " << address.str();
+    for (const auto& address : config.server.listen_implicit_tls)
+      std::cout << " " << address.str() << " (implicit TLS)";
+    std::cout << "\n";
+    return 0;
+  } catch (const config::ConfigError& error) {
+    std::cerr << error.what() << "\n";
+    return 1;
+  }
+}
+
+int version() {
+  std::cout << "portrelay " << PORTRELAY_VERSION << "\n";
+  return 0;
+}
+
+int hash_password(const std::string& username) {
+  if (username.empty() || username.find(':') != std::string::npos) {
+    std::cerr << "error: the user name must not be empty or contain ':'\n";
+    return 1;
+  }
+  if (isatty(STDIN_FILENO)) std::cerr << "Password (read from stdin, not echoed by this tool): ";
+  std::string password;
+  if (!std::getline(std::cin, password) || password.empty()) {
+    std::cerr << "error: no password on stdin\n";
+    return 1;
+  }
+  if (!password.empty() && password.back() == '\r') password.pop_back();
+  std::cout << username << ":" << server::hash_password(password) << "\n";
+  return 0;
+}
+
+}  // namespace portrelay::cli
