@@ -18,6 +18,7 @@ class Cidr {
   // IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are matched against IPv4 networks.
   bool contains(const sockaddr* address) const;
   std::string str() const;
+  unsigned prefix_length() const { return prefix_; }  // 0 matches every address of its family
 
  private:
   bool v6_ = false;

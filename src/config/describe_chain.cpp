@@ -1,0 +1,59 @@
+// Human-readable failover chain for `portrelay check`. Never prints a secret value.
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "portrelay/config/config.hpp"
+
+namespace portrelay::config {
+namespace {
+
+std::string describe_auth(const Credentials& credentials) {
+  if (!credentials.configured()) return "(no auth)";
+  std::string text = credentials.username + " ";
+  if (!credentials.password_env.empty()) {
+    text += "(password from env " + credentials.password_env + ")";
+  } else if (!credentials.password_file.empty()) {
+    text += "(password file " + credentials.password_file + ")";
+  } else {
+    text += "(inline password)";
+  }
+  return text;
+}
+
+std::vector<std::string> describe_endpoint(const Endpoint& endpoint) {
+  std::string extras;
+  if (!endpoint.tls_server_name.empty()) extras += "  tls_server_name=" + endpoint.tls_server_name;
+  if (!endpoint.ca_file.empty()) extras += "  ca_file=" + endpoint.ca_file;
+  if (endpoint.tls_insecure_skip_verify) extras += "  verify=OFF";
+  return {std::to_string(endpoint.index + 1), endpoint.host + ":" + std::to_string(endpoint.port),
+          std::string("tls=") + to_string(endpoint.tls), "name=" + endpoint.name,
+          "auth=" + describe_auth(endpoint.credentials) + extras};
+}
+
+}  // namespace
+
+std::string describe_chain(const Config& config) {
+  std::vector<std::vector<std::string>> rows;
+  for (const Endpoint& endpoint : config.chain) rows.push_back(describe_endpoint(endpoint));
+
+  // Pad every column but the last to its widest cell so the chain reads as a table.
+  std::vector<std::size_t> widths;
+  for (const auto& row : rows) {
+    widths.resize(row.size(), 0);
+    for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  std::string text = "upstream chain (" + std::to_string(config.chain.size()) +
+                     (config.chain.size() == 1 ? " endpoint" : " endpoints") +
+                     ", in order of preference):\n";
+  for (const auto& row : rows) {
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      text += row[i];
+      if (i + 1 < row.size()) text += std::string(widths[i] - row[i].size() + 2, ' ');
+    }
+    text += '\n';
+  }
+  return text;
+}
+
+}  // namespace portrelay::config

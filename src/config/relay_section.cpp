@@ -1,0 +1,58 @@
+// [relay]: how the relay talks to the upstream chain.
+#include <string>
+
+#include "sections.hpp"
+#include "value_checks.hpp"
+
+namespace portrelay::config::detail {
+namespace {
+
+// Below 10ms racing degenerates into opening every endpoint at once; above 2s a blocked
+// preferred port costs every message a noticeable delay.
+constexpr Duration kMinStagger{10};
+constexpr Duration kMaxStagger{2000};
+constexpr std::int64_t kMaxParallel = 16;
+
+RelayMode read_mode(const TableReader& reader) {
+  const auto mode = reader.string("mode");
+  if (!mode || *mode == "passthrough") return RelayMode::Passthrough;
+  const std::string why = *mode == "spool" ? "is not supported yet" : "is not a relay mode";
+  reader.fail("mode", *reader.find("mode"),
+              "\"" + *mode + "\" " + why + " (supported: \"passthrough\")");
+}
+
+}  // namespace
+
+RelayConfig parse_relay_section(ParseContext& context, const toml::table& table,
+                                const ServerConfig& server) {
+  const TableReader reader(context, table, "relay", "[relay]",
+                           {"mode", "connect_timeout", "greeting_timeout", "command_timeout",
+                            "data_timeout", "stagger", "max_parallel", "helo_name"});
+  RelayConfig relay;
+  relay.mode = read_mode(reader);
+  relay.connect_timeout = reader.timeout("connect_timeout", relay.connect_timeout);
+  relay.greeting_timeout = reader.timeout("greeting_timeout", relay.greeting_timeout);
+  relay.command_timeout = reader.timeout("command_timeout", relay.command_timeout);
+  relay.data_timeout = reader.timeout("data_timeout", relay.data_timeout);
+
+  if (const auto stagger = reader.duration("stagger")) {
+    if (*stagger < kMinStagger || *stagger > kMaxStagger) {
+      reader.fail("stagger", *reader.find("stagger"),
+                  "\"" + reader.string("stagger").value() +
+                      "\" is out of range (must be between \"10ms\" and \"2s\")");
+    }
+    relay.stagger = *stagger;
+  }
+  relay.max_parallel = static_cast<std::size_t>(
+      reader.bounded_integer("max_parallel", relay.max_parallel, 1, kMaxParallel));
+
+  relay.helo_name = reader.string("helo_name").value_or(server.hostname);
+  if (!is_valid_hostname(relay.helo_name)) {
+    reader.fail(
+        "helo_name", *reader.find("helo_name"),
+        "\"" + relay.helo_name + "\" is not a valid hostname (letters, digits, '-' and '.')");
+  }
+  return relay;
+}
+
+}  // namespace portrelay::config::detail

@@ -1,0 +1,20 @@
+#pragma once
+// One parser per top-level table of the configuration file. Private to src/config.
+#include <toml++/toml.h>
+
+#include <vector>
+
+#include "portrelay/config/config.hpp"
+#include "toml_reader.hpp"
+
+namespace portrelay::config::detail {
+
+ServerConfig parse_server_section(ParseContext& context, const toml::table& table);
+RelayConfig parse_relay_section(ParseContext& context, const toml::table& table,
+                                const ServerConfig& server);
+MetricsConfig parse_metrics_section(ParseContext& context, const toml::table& table,
+                                    const ServerConfig& server);
+// `node` is the value of the top-level "upstream" key, or null when there is none.
+std::vector<Endpoint> parse_upstream_chain(ParseContext& context, const toml::node* node);
+
+}  // namespace portrelay::config::detail

@@ -1,0 +1,194 @@
+// [server]: where applications submit mail, and who may do so.
+#include <limits>
+#include <string>
+
+#include "sections.hpp"
+#include "value_checks.hpp"
+
+namespace portrelay::config::detail {
+namespace {
+
+constexpr std::int64_t kNoLimit = std::numeric_limits<std::int64_t>::max();
+// RFC 5321 4.5.3.1.8: a server MUST accept at least 100 recipients per message.
+constexpr std::int64_t kRfcMinimumRecipients = 100;
+
+struct Listener {
+  ListenAddress address;
+  std::string_view key;
+  const toml::node* node;
+};
+
+std::vector<Listener> read_listeners(const TableReader& reader, std::string_view key,
+                                     std::vector<ListenAddress> fallback) {
+  std::vector<Listener> listeners;
+  const auto items = reader.string_array(key);
+  if (!items) {
+    for (auto& address : fallback) listeners.push_back({std::move(address), key, nullptr});
+    return listeners;
+  }
+  for (const StringItem& item : *items) {
+    const auto address = parse_listen_address(item.value);
+    if (!address) {
+      reader.fail(key, *item.node,
+                  "\"" + item.value +
+                      "\" is not an IP address and port (write \"127.0.0.1:2525\" or "
+                      "\"[::1]:2525\")");
+    }
+    listeners.push_back({*address, key, item.node});
+  }
+  return listeners;
+}
+
+// A file the daemon will open later: fail now, with the line, rather than at first use.
+std::string read_file_path(const TableReader& reader, std::string_view key) {
+  auto path = reader.string(key);
+  if (!path) return {};
+  if (auto reason = unreadable_reason(*path)) {
+    reader.fail(key, *reader.find(key), "cannot read \"" + *path + "\": " + *reason);
+  }
+  return *path;
+}
+
+std::string read_hostname(const TableReader& reader) {
+  const auto hostname = reader.string("hostname");
+  if (!hostname) return default_hostname();
+  if (!is_valid_hostname(*hostname)) {
+    reader.fail("hostname", *reader.find("hostname"),
+                "\"" + *hostname + "\" is not a valid hostname (letters, digits, '-' and '.')");
+  }
+  return *hostname;
+}
+
+// "10.0.0.0/8" -> "10.0.0.0"
+std::string address_of(const net::Cidr& network) {
+  const std::string text = network.str();
+  return text.substr(0, text.find('/'));
+}
+
+std::vector<net::Cidr> read_allow_list(const TableReader& reader) {
+  const auto items = reader.string_array("allow");
+  if (!items) return {*net::Cidr::parse("127.0.0.0/8"), *net::Cidr::parse("::1/128")};
+  std::vector<net::Cidr> networks;
+  for (const StringItem& item : *items) {
+    const auto network = net::Cidr::parse(item.value);
+    if (!network) {
+      reader.fail("allow", *item.node,
+                  "\"" + item.value +
+                      "\" is not a network in CIDR notation (like \"10.0.0.0/8\" or "
+                      "\"fd00::/8\")");
+    }
+    // Cidr clears host bits; say so, since "10.1.2.3/8" may have been meant as a /32.
+    const auto host_route = net::Cidr::parse(item.value.substr(0, item.value.find('/')));
+    if (address_of(*host_route) != address_of(*network)) {
+      reader.warn("allow", *item.node,
+                  "\"" + item.value + "\" has host bits set; it means " + network->str());
+    }
+    networks.push_back(*network);
+  }
+  return networks;
+}
+
+// Refuses configurations that would let anyone on the network relay mail through us.
+void check_not_open_relay(const TableReader& reader, const ServerConfig& server,
+                          const std::vector<Listener>& listeners) {
+  if (server.require_auth) return;
+  for (const Listener& listener : listeners) {
+    if (is_loopback(listener.address)) continue;
+    if (!reader.has("allow")) {
+      const toml::node& at = listener.node ? *listener.node : *reader.find(listener.key);
+      reader.fail(listener.key, at,
+                  "non-loopback listener " + listener.address.str() +
+                      " needs `allow` or `require_auth = true` (refusing to run an open relay)");
+    }
+    const auto items = reader.string_array("allow");
+    for (std::size_t i = 0; i < server.allow.size(); ++i) {
+      if (server.allow[i].prefix_length() != 0) continue;
+      reader.fail("allow", *(*items)[i].node,
+                  "\"" + (*items)[i].value + "\" admits every address and listener " +
+                      listener.address.str() +
+                      " is not loopback: that is an open relay (list your client networks "
+                      "or set require_auth = true)");
+    }
+  }
+}
+
+void check_distinct(const TableReader& reader, const std::vector<Listener>& listeners) {
+  for (std::size_t i = 0; i < listeners.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (listeners[i].address.str() != listeners[j].address.str()) continue;
+      reader.fail(listeners[i].key, *listeners[i].node,
+                  listeners[i].address.str() + " is already listed in " +
+                      reader.qualified(listeners[j].key));
+    }
+  }
+}
+
+}  // namespace
+
+ServerConfig parse_server_section(ParseContext& context, const toml::table& table) {
+  const TableReader reader(context, table, "server", "[server]",
+                           {"listen", "listen_implicit_tls", "hostname", "max_message_size",
+                            "max_recipients", "max_sessions", "allow", "command_timeout",
+                            "data_timeout", "tls_cert", "tls_key", "users_file", "require_auth"});
+  ServerConfig server;
+
+  auto listeners = read_listeners(reader, "listen", {ListenAddress{"127.0.0.1", 2525}});
+  const auto implicit_tls_listeners = read_listeners(reader, "listen_implicit_tls", {});
+  for (const Listener& listener : listeners) server.listen.push_back(listener.address);
+  for (const Listener& listener : implicit_tls_listeners) {
+    server.listen_implicit_tls.push_back(listener.address);
+  }
+  listeners.insert(listeners.end(), implicit_tls_listeners.begin(), implicit_tls_listeners.end());
+  if (listeners.empty()) {
+    reader.fail("listen", *reader.find("listen"),
+                "no listener configured (set listen or listen_implicit_tls)");
+  }
+  check_distinct(reader, listeners);
+
+  server.hostname = read_hostname(reader);
+  if (const auto size = reader.size("max_message_size")) {
+    if (*size == 0)
+      reader.fail("max_message_size", *reader.find("max_message_size"), "must be greater than 0");
+    server.max_message_size = *size;
+  }
+  server.max_recipients = static_cast<std::size_t>(
+      reader.bounded_integer("max_recipients", server.max_recipients, 1, kNoLimit));
+  if (server.max_recipients < kRfcMinimumRecipients) {
+    reader.warn("max_recipients", *reader.find("max_recipients"),
+                std::to_string(server.max_recipients) +
+                    " is below the 100 recipients RFC 5321 requires a server to accept");
+  }
+  server.max_sessions = static_cast<std::size_t>(
+      reader.bounded_integer("max_sessions", server.max_sessions, 1, kNoLimit));
+  server.allow = read_allow_list(reader);
+  server.command_timeout = reader.timeout("command_timeout", server.command_timeout);
+  server.data_timeout = reader.timeout("data_timeout", server.data_timeout);
+
+  server.tls_cert = read_file_path(reader, "tls_cert");
+  server.tls_key = read_file_path(reader, "tls_key");
+  if (server.tls_cert.empty() != server.tls_key.empty()) {
+    const std::string_view present = server.tls_cert.empty() ? "tls_key" : "tls_cert";
+    const std::string_view missing = server.tls_cert.empty() ? "tls_cert" : "tls_key";
+    reader.fail(present, *reader.find(present),
+                "set together with " + reader.qualified(missing) + " (both or neither)");
+  }
+  if (!server.listen_implicit_tls.empty() && server.tls_cert.empty()) {
+    reader.fail("listen_implicit_tls", *reader.find("listen_implicit_tls"),
+                "needs server.tls_cert and server.tls_key");
+  }
+  server.users_file = read_file_path(reader, "users_file");
+  server.require_auth = reader.boolean("require_auth").value_or(false);
+  if (server.require_auth) {
+    const toml::node& at = *reader.find("require_auth");
+    if (server.users_file.empty()) reader.fail("require_auth", at, "needs server.users_file");
+    if (server.tls_cert.empty()) {
+      reader.fail("require_auth", at,
+                  "needs server.tls_cert and server.tls_key (AUTH is only offered over TLS)");
+    }
+  }
+
+  check_not_open_relay(reader, server, listeners);
+  return server;
+}
+
+}  // namespace portrelay::config::detail

@@ -1,0 +1,237 @@
+// [[upstream]] tables -> the ordered failover chain, one Endpoint per (upstream, port).
+#include <cstdlib>
+#include <map>
+#include <string>
+
+#include "sections.hpp"
+#include "value_checks.hpp"
+
+namespace portrelay::config::detail {
+namespace {
+
+constexpr int kImplicitTlsPort = 465;  // RFC 8314 submissions port
+
+struct Port {
+  std::uint16_t number;
+  const toml::node* node;
+};
+
+std::uint16_t checked_port(const TableReader& reader, std::string_view key,
+                           const toml::node& node) {
+  if (!node.is_integer()) {
+    reader.fail(key, node, "expected an integer, got " + std::string(type_name(node)));
+  }
+  const std::int64_t value = node.as_integer()->get();
+  if (value < 1 || value > 65535) {
+    reader.fail(key, node, std::to_string(value) + " is not a port (must be between 1 and 65535)");
+  }
+  return static_cast<std::uint16_t>(value);
+}
+
+std::vector<Port> read_ports(const TableReader& reader) {
+  const toml::node* port = reader.find("port");
+  const toml::node* ports = reader.find("ports");
+  if (port != nullptr && ports != nullptr) {
+    reader.fail("ports", *ports, "set either port or ports, not both");
+  }
+  if (port != nullptr) return {{checked_port(reader, "port", *port), port}};
+  if (ports == nullptr) {
+    reader.fail_table("upstream.port: missing (set port = 587 or ports = [587, 465, 2525])");
+  }
+  if (!ports->is_array()) {
+    reader.fail("ports", *ports,
+                "expected an array of integers, got " + std::string(type_name(*ports)));
+  }
+  if (ports->as_array()->empty()) reader.fail("ports", *ports, "lists no port");
+  std::vector<Port> result;
+  for (const toml::node& element : *ports->as_array()) {
+    const std::uint16_t number = checked_port(reader, "ports", element);
+    for (const Port& earlier : result) {
+      if (earlier.number == number) {
+        reader.fail("ports", element, "port " + std::to_string(number) + " is listed twice");
+      }
+    }
+    result.push_back({number, &element});
+  }
+  return result;
+}
+
+std::optional<TlsMode> read_tls_mode(const TableReader& reader) {
+  const auto text = reader.string("tls");
+  if (!text) return std::nullopt;
+  for (TlsMode mode :
+       {TlsMode::Implicit, TlsMode::StartTls, TlsMode::Opportunistic, TlsMode::None}) {
+    if (*text == to_string(mode)) return mode;
+  }
+  reader.fail("tls", *reader.find("tls"),
+              "\"" + *text +
+                  "\" is not a TLS mode (use \"implicit\", \"starttls\", \"opportunistic\" or "
+                  "\"none\")");
+}
+
+// Secrets are never echoed: messages name keys, file paths and variable names only.
+Credentials read_credentials(const TableReader& reader) {
+  Credentials credentials;
+  const auto username = reader.string("username");
+  const auto password_env = reader.string("password_env");
+  const auto password_file = reader.string("password_file");
+  const auto password = reader.string("password");
+
+  const toml::node* source = nullptr;
+  for (std::string_view key : {"password_env", "password_file", "password"}) {
+    const toml::node* node = reader.find(key);
+    if (node == nullptr) continue;
+    if (source != nullptr) {
+      reader.fail(key, *node, "set only one of password_env, password_file and password");
+    }
+    source = node;
+  }
+  if (source != nullptr && !username) {
+    const std::string_view key = password_env    ? "password_env"
+                                 : password_file ? "password_file"
+                                                 : "password";
+    reader.fail(key, *source, "is set but upstream.username is not");
+  }
+  if (!username) return credentials;
+
+  const toml::node& username_node = *reader.find("username");
+  if (username->empty()) reader.fail("username", username_node, "is empty");
+  if (source == nullptr) {
+    reader.fail("username", username_node,
+                "has no password (set password_env, password_file or password)");
+  }
+  credentials.username = *username;
+
+  if (password_env) {
+    const toml::node& at = *reader.find("password_env");
+    if (!is_valid_env_name(*password_env)) {
+      reader.fail("password_env", at,
+                  "\"" + *password_env + "\" is not an environment variable name");
+    }
+    // Only a warning: `check` may run in a shell that lacks the service's environment.
+    if (std::getenv(password_env->c_str()) == nullptr) {
+      reader.warn("password_env", at, "environment variable " + *password_env + " is not set");
+    }
+    credentials.password_env = *password_env;
+  } else if (password_file) {
+    const toml::node& at = *reader.find("password_file");
+    if (auto reason = unreadable_reason(*password_file)) {
+      reader.fail("password_file", at, "cannot read \"" + *password_file + "\": " + *reason);
+    }
+    if (readable_by_group_or_others(*password_file)) {
+      reader.warn(
+          "password_file", at,
+          "\"" + *password_file + "\" is readable by group or others; restrict it (chmod 600)");
+    }
+    credentials.password_file = *password_file;
+  } else {
+    const toml::node& at = *reader.find("password");
+    if (password->empty()) reader.fail("password", at, "is empty");
+    reader.warn("password", at,
+                "inline password in config file; prefer password_env or password_file");
+    credentials.password = *password;
+  }
+  return credentials;
+}
+
+std::vector<Endpoint> parse_upstream(ParseContext& context, const toml::table& table) {
+  const TableReader reader(
+      context, table, "upstream", "[[upstream]]",
+      {"host", "port", "ports", "tls", "name", "ca_file", "tls_server_name",
+       "tls_insecure_skip_verify", "username", "password_env", "password_file", "password"});
+
+  const auto host = reader.string("host");
+  if (!host) reader.fail_table("upstream.host: missing (every [[upstream]] needs a host)");
+  if (!is_valid_host(*host)) {
+    reader.fail("host", *reader.find("host"),
+                "\"" + *host + "\" is not a valid host name or IP address");
+  }
+  const std::vector<Port> ports = read_ports(reader);
+  const std::optional<TlsMode> tls = read_tls_mode(reader);
+
+  Endpoint common;
+  common.host = *host;
+  common.name = reader.string("name").value_or(*host);
+  if (!is_valid_label(common.name)) {
+    const std::string_view key = reader.has("name") ? "name" : "host";
+    reader.fail(key, *reader.find(key),
+                "\"" + common.name +
+                    "\" is not usable as a metrics label (up to 64 of A-Z a-z 0-9 _ . : -); "
+                    "set upstream.name");
+  }
+  if (const auto ca_file = reader.string("ca_file")) {
+    if (auto reason = unreadable_reason(*ca_file)) {
+      reader.fail("ca_file", *reader.find("ca_file"),
+                  "cannot read \"" + *ca_file + "\": " + *reason);
+    }
+    common.ca_file = *ca_file;
+  }
+  if (const auto server_name = reader.string("tls_server_name")) {
+    if (!is_valid_hostname(*server_name)) {
+      reader.fail("tls_server_name", *reader.find("tls_server_name"),
+                  "\"" + *server_name + "\" is not a valid hostname");
+    }
+    common.tls_server_name = *server_name;
+  }
+  common.tls_insecure_skip_verify = reader.boolean("tls_insecure_skip_verify").value_or(false);
+  if (common.tls_insecure_skip_verify) {
+    reader.warn("tls_insecure_skip_verify", *reader.find("tls_insecure_skip_verify"),
+                "certificates of " + common.host +
+                    " are not verified; anyone on the path can read the mail and credentials");
+  }
+  common.credentials = read_credentials(reader);
+  if (tls == TlsMode::None && common.credentials.configured()) {
+    reader.fail("tls", *reader.find("tls"),
+                "\"none\" with username set: credentials would travel in clear text (use "
+                "\"starttls\" or \"implicit\")");
+  }
+  common.source_line = static_cast<int>(table.source().begin.line);
+
+  std::vector<Endpoint> endpoints;
+  for (const Port& port : ports) {
+    Endpoint endpoint = common;
+    endpoint.port = port.number;
+    endpoint.tls =
+        tls.value_or(port.number == kImplicitTlsPort ? TlsMode::Implicit : TlsMode::StartTls);
+    endpoints.push_back(std::move(endpoint));
+  }
+  return endpoints;
+}
+
+}  // namespace
+
+std::vector<Endpoint> parse_upstream_chain(ParseContext& context, const toml::node* node) {
+  if (node == nullptr) {
+    throw ConfigError(context.source(), 0, 0,
+                      "no [[upstream]] configured (at least one is required)");
+  }
+  if (node->is_table()) {
+    throw context.error(node->source(),
+                        "upstream: write [[upstream]] (an array of tables), not [upstream]");
+  }
+  if (!node->is_array_of_tables() || node->as_array()->empty()) {
+    throw context.error(node->source(), "upstream: expected [[upstream]] tables, got " +
+                                            std::string(type_name(*node)));
+  }
+  std::vector<Endpoint> chain;
+  // Metrics are labelled {upstream=name, port}: two endpoints with one label would be merged.
+  std::map<std::string, int> line_by_label;
+  for (const toml::node& element : *node->as_array()) {
+    for (Endpoint& endpoint : parse_upstream(context, *element.as_table())) {
+      const auto [earlier, inserted] =
+          line_by_label.emplace(endpoint.label(), endpoint.source_line);
+      if (!inserted) {
+        throw context.error(element.source(),
+                            "upstream: endpoint " + endpoint.label() +
+                                " is already defined by the [[upstream]] at line " +
+                                std::to_string(earlier->second) +
+                                "; give one of them a different name");
+      }
+      endpoint.index = chain.size();
+      chain.push_back(std::move(endpoint));
+    }
+  }
+  return chain;
+}
+
+}  // namespace portrelay::config::detail
