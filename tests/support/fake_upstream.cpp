@@ -134,6 +134,8 @@ class FakeUpstream::Session {
 
   bool start_tls();
   bool send(std::string_view bytes) { return channel_->write_all(bytes, kWriteTimeout); }
+  // Waits the action's delay and carries out close/hang; true if a reply should follow.
+  bool perform_before_reply(const StageAction& action);
   Answer answer(SmtpStage stage, std::string_view normal, const std::string& recipient = "");
   // Next command line without its line ending; nullopt once the peer closed or we stop.
   std::optional<std::string> next_line();
@@ -206,18 +208,19 @@ bool FakeUpstream::Session::start_tls() {
   return true;
 }
 
+bool FakeUpstream::Session::perform_before_reply(const StageAction& action) {
+  if (!server_.sleep_unless_stopped(action.delay)) return false;
+  if (action.kind == StageAction::Kind::kHang) server_.wait_until_stopped();
+  return action.kind == StageAction::Kind::kReply;
+}
+
 FakeUpstream::Session::Answer FakeUpstream::Session::answer(SmtpStage stage,
                                                             std::string_view normal,
                                                             const std::string& recipient) {
   std::optional<StageAction> action = server_.take_action(stage, recipient);
   std::string reply = action ? wire_reply(action->reply) : std::string(normal);
   if (action) {
-    if (!server_.sleep_unless_stopped(action->delay)) return std::nullopt;
-    if (action->kind == StageAction::Kind::kClose) return std::nullopt;
-    if (action->kind == StageAction::Kind::kHang) {
-      server_.wait_until_stopped();
-      return std::nullopt;
-    }
+    if (!perform_before_reply(*action)) return std::nullopt;
   }
   if (!send(reply)) return std::nullopt;
   int code = reply_code(reply);
@@ -378,12 +381,7 @@ bool FakeUpstream::Session::handle_data() {
   std::optional<StageAction> action = server_.take_action(SmtpStage::kDataEnd, "");
   std::string reply;
   if (action) {
-    if (!server_.sleep_unless_stopped(action->delay)) return false;
-    if (action->kind == StageAction::Kind::kClose) return false;
-    if (action->kind == StageAction::Kind::kHang) {
-      server_.wait_until_stopped();
-      return false;
-    }
+    if (!perform_before_reply(*action)) return false;
     reply = wire_reply(action->reply);
     if (reply_code(reply) / 100 == 2) server_.record_transaction(std::move(transaction));
   } else {
@@ -401,11 +399,7 @@ bool FakeUpstream::Session::handle_starttls() {
   std::optional<StageAction> action = server_.take_action(SmtpStage::kStartTls, "");
   std::string reply = action ? wire_reply(action->reply) : "220 2.0.0 Ready to start TLS\r\n";
   if (action) {
-    if (!server_.sleep_unless_stopped(action->delay)) return false;
-    if (action->kind != StageAction::Kind::kReply) {
-      if (action->kind == StageAction::Kind::kHang) server_.wait_until_stopped();
-      return false;
-    }
+    if (!perform_before_reply(*action)) return false;
   }
   if (reply_code(reply) != 220) return send(reply) && reply_code(reply) != 421;
   if (config_.starttls_injection) reply += "250 injected\r\n";
