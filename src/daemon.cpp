@@ -83,9 +83,8 @@ void DaemonThread::start() {
     async.data = this;
     uv_async_init(&loop, &async, [](uv_async_t* handle) {
       auto* self = static_cast<DaemonThread*>(handle->data);
-      self->daemon_->shutdown(self->grace_, [handle]() {
-        uv_close(reinterpret_cast<uv_handle_t*>(handle), nullptr);
-      });
+      self->daemon_->shutdown(
+          self->grace_, [handle]() { uv_close(reinterpret_cast<uv_handle_t*>(handle), nullptr); });
     });
     stop_signal_ = &async;
     ports_ = daemon_->listener_ports();

@@ -4,9 +4,10 @@
 #include "portrelay/cli/commands.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"portrelay: an SMTP relay that finds the upstream port that works.\n"
-               "Applications submit mail locally; portrelay relays it over an ordered failover\n"
-               "chain of upstream endpoints (587 STARTTLS, 465 implicit TLS, 2525, 25)."};
+  CLI::App app{
+      "portrelay: an SMTP relay that finds the upstream port that works.\n"
+      "Applications submit mail locally; portrelay relays it over an ordered failover\n"
+      "chain of upstream endpoints (587 STARTTLS, 465 implicit TLS, 2525, 25)."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "portrelay " PORTRELAY_VERSION);
 
@@ -18,7 +19,8 @@ int main(int argc, char** argv) {
                   "Seconds to let in-flight transactions finish on SIGTERM/SIGINT")
       ->default_val(30);
 
-  auto* check = app.add_subcommand("check", "Validate a configuration and print the effective chain");
+  auto* check =
+      app.add_subcommand("check", "Validate a configuration and print the effective chain");
   check->add_option("-c,--config", config_path, "Configuration file (TOML)")->required();
 
   portrelay::cli::DemoOptions demo_options;

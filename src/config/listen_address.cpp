@@ -33,7 +33,7 @@ std::optional<ListenAddress> parse_listen_address(std::string_view text) {
   }
   unsigned port = 0;
   std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (port == 0 || port > 65535) return std::nullopt;
+  if (port > 65535) return std::nullopt;  // 0 = any free port (tests, demo)
 
   return ListenAddress{host_string, static_cast<std::uint16_t>(port)};
 }

@@ -10,10 +10,14 @@ using prometheus::Histogram;
 
 const char* to_string(MessageResult result) {
   switch (result) {
-    case MessageResult::Relayed: return "relayed";
-    case MessageResult::Rejected: return "rejected";
-    case MessageResult::Deferred: return "deferred";
-    case MessageResult::Failed: return "failed";
+    case MessageResult::Relayed:
+      return "relayed";
+    case MessageResult::Rejected:
+      return "rejected";
+    case MessageResult::Deferred:
+      return "deferred";
+    case MessageResult::Failed:
+      return "failed";
   }
   return "failed";
 }
@@ -40,12 +44,12 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
                    .Name("portrelay_upstream_connect_failures_total")
                    .Help("Failed connection attempts to upstream endpoints, by reason.")
                    .Register(registry);
-  connect_duration_ =
-      &prometheus::BuildHistogram()
-           .Name("portrelay_upstream_connect_duration_seconds")
-           .Help("Time from the start of an attempt until the endpoint was ready "
-                 "(TCP, TLS, greeting, EHLO, AUTH), successful attempts only.")
-           .Register(registry);
+  connect_duration_ = &prometheus::BuildHistogram()
+                           .Name("portrelay_upstream_connect_duration_seconds")
+                           .Help(
+                               "Time from the start of an attempt until the endpoint was ready "
+                               "(TCP, TLS, greeting, EHLO, AUTH), successful attempts only.")
+                           .Register(registry);
   up_ = &prometheus::BuildGauge()
              .Name("portrelay_upstream_up")
              .Help("1 if the last attempt on the endpoint succeeded, 0 if it failed.")
@@ -56,22 +60,22 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
                     .Register(registry);
   messages_ = &prometheus::BuildCounter()
                    .Name("portrelay_messages_total")
-                   .Help("Messages by outcome: relayed (upstream accepted), rejected (refused "
-                         "locally), deferred (4xx to the client), failed (upstream 5xx).")
+                   .Help(
+                       "Messages by outcome: relayed (upstream accepted), rejected (refused "
+                       "locally), deferred (4xx to the client), failed (upstream 5xx).")
                    .Register(registry);
   relay_duration_ = &prometheus::BuildHistogram()
                          .Name("portrelay_relay_duration_seconds")
                          .Help("Time from end of DATA until the upstream accepted the message.")
                          .Register(registry)
-                         .Add({}, Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1,
-                                                              0.25, 0.5, 1, 2.5, 5, 10, 30, 60});
+                         .Add({}, Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                              0.5, 1, 2.5, 5, 10, 30, 60});
   message_size_ = &prometheus::BuildHistogram()
                        .Name("portrelay_message_size_bytes")
                        .Help("Size of relayed messages.")
                        .Register(registry)
                        .Add({}, Histogram::BucketBoundaries{1024, 4096, 16384, 65536, 262144,
-                                                            1048576, 4194304, 16777216,
-                                                            67108864});
+                                                            1048576, 4194304, 16777216, 67108864});
   sessions_active_ = &prometheus::BuildGauge()
                           .Name("portrelay_client_sessions_active")
                           .Help("Client SMTP sessions currently open.")
@@ -83,7 +87,8 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
       .Register(registry)
       .Add({{"version", version}})
       .Set(1);
-  for (auto result : kResults) message_counters_[result] = &messages_->Add({{"result", to_string(result)}});
+  for (auto result : kResults)
+    message_counters_[result] = &messages_->Add({{"result", to_string(result)}});
 
   for (const auto& endpoint : chain) {
     EndpointSeries entry;
@@ -95,8 +100,8 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
       entry.failures[reason] = &failures_->Add(with_reason);
     }
     entry.duration = &connect_duration_->Add(
-        labels, Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-                                            2.5, 5, 10, 30});
+        labels, Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+                                            5, 10, 30});
     entry.up = &up_->Add(labels);
     if (endpoints_.size() <= endpoint.index) endpoints_.resize(endpoint.index + 1);
     endpoints_[endpoint.index] = entry;
@@ -111,7 +116,9 @@ std::string Metrics::serialize() const {
   return prometheus::TextSerializer().Serialize(registry_->Collect());
 }
 
-void Metrics::connect_attempt(const config::Endpoint& endpoint) { series(endpoint).attempts->Increment(); }
+void Metrics::connect_attempt(const config::Endpoint& endpoint) {
+  series(endpoint).attempts->Increment();
+}
 
 void Metrics::connect_failure(const config::Endpoint& endpoint, relay::FailureReason reason) {
   auto& entry = series(endpoint);

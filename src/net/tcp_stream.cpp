@@ -75,16 +75,15 @@ bool TcpStream::write(std::string data) {
   auto* request = new WriteRequest{};
   request->data = std::move(data);
   uv_buf_t buf = uv_buf_init(request->data.data(), static_cast<unsigned>(request->data.size()));
-  int rc = uv_write(&request->request, handle_.as_stream(), &buf, 1,
-                    [](uv_write_t* req, int) {
-                      std::unique_ptr<WriteRequest> owned(reinterpret_cast<WriteRequest*>(req));
-                      TcpStream* self = Handle::owner_of(req->handle);
-                      if (!self) return;
-                      if (--self->pending_writes_ == 0 && self->drained_) {
-                        auto callback = self->drained_;
-                        callback();
-                      }
-                    });
+  int rc = uv_write(&request->request, handle_.as_stream(), &buf, 1, [](uv_write_t* req, int) {
+    std::unique_ptr<WriteRequest> owned(reinterpret_cast<WriteRequest*>(req));
+    TcpStream* self = Handle::owner_of(req->handle);
+    if (!self) return;
+    if (--self->pending_writes_ == 0 && self->drained_) {
+      auto callback = self->drained_;
+      callback();
+    }
+  });
   if (rc != 0) {
     delete request;
     return false;

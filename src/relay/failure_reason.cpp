@@ -6,34 +6,51 @@ namespace portrelay::relay {
 
 const char* to_string(FailureReason reason) {
   switch (reason) {
-    case FailureReason::Timeout: return "timeout";
-    case FailureReason::Refused: return "refused";
-    case FailureReason::Unreachable: return "unreachable";
-    case FailureReason::Dns: return "dns";
-    case FailureReason::TlsHandshake: return "tls_handshake";
-    case FailureReason::TlsVerify: return "tls_verify";
-    case FailureReason::StartTlsUnavailable: return "starttls_unavailable";
-    case FailureReason::GreetingTimeout: return "greeting_timeout";
-    case FailureReason::GreetingRejected: return "greeting_rejected";
-    case FailureReason::AuthFailed: return "auth_failed";
-    case FailureReason::Protocol: return "protocol";
-    case FailureReason::Closed: return "closed";
+    case FailureReason::Timeout:
+      return "timeout";
+    case FailureReason::Refused:
+      return "refused";
+    case FailureReason::Unreachable:
+      return "unreachable";
+    case FailureReason::Dns:
+      return "dns";
+    case FailureReason::TlsHandshake:
+      return "tls_handshake";
+    case FailureReason::TlsVerify:
+      return "tls_verify";
+    case FailureReason::StartTlsUnavailable:
+      return "starttls_unavailable";
+    case FailureReason::GreetingTimeout:
+      return "greeting_timeout";
+    case FailureReason::GreetingRejected:
+      return "greeting_rejected";
+    case FailureReason::AuthFailed:
+      return "auth_failed";
+    case FailureReason::Protocol:
+      return "protocol";
+    case FailureReason::Closed:
+      return "closed";
   }
   return "protocol";
 }
 
 FailureReason reason_from_connect_error(int uv_status) {
   switch (uv_status) {
-    case UV_ECONNREFUSED: return FailureReason::Refused;
-    case UV_ETIMEDOUT: return FailureReason::Timeout;
+    case UV_ECONNREFUSED:
+      return FailureReason::Refused;
+    case UV_ETIMEDOUT:
+      return FailureReason::Timeout;
     case UV_EHOSTUNREACH:
     case UV_ENETUNREACH:
     case UV_EADDRNOTAVAIL:
-    case UV_EAFNOSUPPORT: return FailureReason::Unreachable;
+    case UV_EAFNOSUPPORT:
+      return FailureReason::Unreachable;
     case UV_ECONNRESET:
     case UV_EPIPE:
-    case UV_EOF: return FailureReason::Closed;
-    default: return FailureReason::Unreachable;
+    case UV_EOF:
+      return FailureReason::Closed;
+    default:
+      return FailureReason::Unreachable;
   }
 }
 

@@ -106,9 +106,10 @@ void PassthroughRelay::with_upstream(Done done) {
     if (failed_from_ && selection.failures.empty())
       metrics_.failover(*failed_from_, upstream_->endpoint());
     failed_from_.reset();
-    log::info("upstream_ready", {{"session", session_id_},
-                                 {"endpoint", upstream_->endpoint().label()},
-                                 {"tls", upstream_->tls_version().empty() ? "none" : upstream_->tls_version()}});
+    log::info("upstream_ready",
+              {{"session", session_id_},
+               {"endpoint", upstream_->endpoint().label()},
+               {"tls", upstream_->tls_version().empty() ? "none" : upstream_->tls_version()}});
     done(true);
   });
 }
@@ -130,8 +131,10 @@ void PassthroughRelay::start_mail(ReplyCallback callback) {
     if (!ok) {
       metrics_.message(metrics::MessageResult::Deferred);
       auto reply = unreachable_reply();
-      log::warn("message_deferred", {{"session", session_id_}, {"message", message_id_},
-                                     {"stage", "MAIL"}, {"reply", reply.summary()}});
+      log::warn("message_deferred", {{"session", session_id_},
+                                     {"message", message_id_},
+                                     {"stage", "MAIL"},
+                                     {"reply", reply.summary()}});
       return callback(reply);
     }
     upstream_->command(mail_command(), [this, callback](const UpstreamResponse& response) {
@@ -239,20 +242,22 @@ void PassthroughRelay::send_data() {
 
 void PassthroughRelay::finish(const smtp::Reply& reply, metrics::MessageResult result) {
   transaction_open_ = false;
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - deliver_started_).count();
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - deliver_started_).count();
   metrics_.message(result);
   if (result == metrics::MessageResult::Relayed) metrics_.message_relayed(seconds, body_.size());
   std::string endpoint = upstream_ ? upstream_->endpoint().label() : "none";
   log::write(result == metrics::MessageResult::Relayed ? log::Level::Info : log::Level::Warn,
-             "message", {{"session", session_id_},
-                         {"message", message_id_},
-                         {"result", metrics::to_string(result)},
-                         {"from", sender_.address},
-                         {"recipients", std::to_string(recipients_.size())},
-                         {"size", std::to_string(body_.size())},
-                         {"endpoint", endpoint},
-                         {"reply", reply.summary()},
-                         {"ms", std::to_string(static_cast<long>(seconds * 1000))}});
+             "message",
+             {{"session", session_id_},
+              {"message", message_id_},
+              {"result", metrics::to_string(result)},
+              {"from", sender_.address},
+              {"recipients", std::to_string(recipients_.size())},
+              {"size", std::to_string(body_.size())},
+              {"endpoint", endpoint},
+              {"reply", reply.summary()},
+              {"ms", std::to_string(static_cast<long>(seconds * 1000))}});
   body_.clear();
   recipients_.clear();
   auto callback = std::move(deliver_callback_);

@@ -1,7 +1,6 @@
-#include "portrelay/relay/upstream_selector.hpp"
-
 #include "portrelay/log.hpp"
 #include "portrelay/net/timer.hpp"
+#include "portrelay/relay/upstream_selector.hpp"
 
 namespace portrelay::relay {
 

@@ -43,7 +43,8 @@ std::string UpstreamConnection::tls_version() const {
   return connection_->tls()->protocol_version();
 }
 
-void UpstreamConnection::arm_timer(config::Duration timeout, FailureReason reason, std::string what) {
+void UpstreamConnection::arm_timer(config::Duration timeout, FailureReason reason,
+                                   std::string what) {
   timer_.start(timeout, [this, reason, what = std::move(what)]() {
     if (reason == FailureReason::Timeout && next_address_ < addresses_.size()) {
       connect_next_address();  // this address is silent; try the host's next one
@@ -91,7 +92,8 @@ void UpstreamConnection::connect_next_address() {
         if (next_address_ < addresses_.size()) return connect_next_address();
         fail_connect(reason, "connect to " + target + ": " + uv_strerror(status));
       });
-  if (rc != 0) fail_connect(reason_from_connect_error(rc), std::string("connect: ") + uv_strerror(rc));
+  if (rc != 0)
+    fail_connect(reason_from_connect_error(rc), std::string("connect: ") + uv_strerror(rc));
 }
 
 void UpstreamConnection::on_tcp_connected() {
@@ -106,7 +108,8 @@ void UpstreamConnection::on_tcp_connected() {
 
 void UpstreamConnection::start_tls() {
   const auto& endpoint = runtime_.endpoint;
-  const std::string& name = endpoint.tls_server_name.empty() ? endpoint.host : endpoint.tls_server_name;
+  const std::string& name =
+      endpoint.tls_server_name.empty() ? endpoint.host : endpoint.tls_server_name;
   // RFC 3207 4: plaintext that arrived before the handshake (e.g. injected after the
   // 220) must not be read as if it came over TLS.
   parser_.clear();
@@ -121,8 +124,9 @@ void UpstreamConnection::start_tls() {
     const tls::Engine* engine = connection_->tls();
     if (!ok) {
       bool verify = engine && engine->failure() == tls::Engine::Failure::Verify;
-      std::string detail = engine && !engine->error().empty() ? engine->error()
-                                                              : "connection closed during TLS handshake";
+      std::string detail = engine && !engine->error().empty()
+                               ? engine->error()
+                               : "connection closed during TLS handshake";
       return fail_connect(verify ? FailureReason::TlsVerify : FailureReason::TlsHandshake, detail);
     }
     if (runtime_.endpoint.tls == config::TlsMode::Implicit) {
@@ -144,7 +148,8 @@ void UpstreamConnection::on_data(std::string_view plaintext) {
   }
   if (parser_.failed()) {
     std::string detail = "malformed reply: " + parser_.error();
-    ready_ ? fail_response(FailureReason::Protocol, detail) : fail_connect(FailureReason::Protocol, detail);
+    ready_ ? fail_response(FailureReason::Protocol, detail)
+           : fail_connect(FailureReason::Protocol, detail);
   }
 }
 

@@ -74,7 +74,8 @@ bool verify_password(const std::string& password, const std::string& encoded) {
   auto parsed = parse(encoded);
   if (!parsed) return false;
   auto candidate = derive(password, parsed->salt, parsed->parameters, parsed->hash.size());
-  return candidate && CRYPTO_memcmp(candidate->data(), parsed->hash.data(), parsed->hash.size()) == 0;
+  return candidate &&
+         CRYPTO_memcmp(candidate->data(), parsed->hash.data(), parsed->hash.size()) == 0;
 }
 
 }  // namespace portrelay::server

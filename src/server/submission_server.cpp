@@ -6,7 +6,8 @@
 
 namespace portrelay::server {
 
-SubmissionServer::SubmissionServer(const config::ServerConfig& config, SessionEnvironment environment)
+SubmissionServer::SubmissionServer(const config::ServerConfig& config,
+                                   SessionEnvironment environment)
     : config_(config),
       environment_(std::move(environment)),
       reaper_(environment_.loop),
@@ -31,7 +32,10 @@ void SubmissionServer::start() {
       int rc = listener->listen(address.host, address.port);
       if (rc != 0)
         throw std::runtime_error("cannot listen on " + address.str() + ": " + uv_strerror(rc));
-      log::info("listening", {{"address", address.str()}, {"tls", implicit_tls ? "implicit" : (policy_.starttls_offered ? "starttls" : "none")}});
+      log::info(
+          "listening",
+          {{"address", address.str()},
+           {"tls", implicit_tls ? "implicit" : (policy_.starttls_offered ? "starttls" : "none")}});
       listeners_.push_back(std::move(listener));
     }
   };

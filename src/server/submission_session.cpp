@@ -32,7 +32,8 @@ SubmissionSession::~SubmissionSession() {
 }
 
 void SubmissionSession::start(bool allowed, bool implicit_tls) {
-  log::info("session_open", {{"session", id_}, {"peer", peer_}, {"allowed", allowed ? "yes" : "no"}});
+  log::info("session_open",
+            {{"session", id_}, {"peer", peer_}, {"allowed", allowed ? "yes" : "no"}});
   connection_->start([this](std::string_view bytes) { on_input(bytes); },
                      [this](int) {
                        log::info("session_closed", {{"session", id_}, {"by", "client"}});
@@ -118,7 +119,9 @@ void SubmissionSession::finish() {
   if (on_finished_) on_finished_(this);
 }
 
-void SubmissionSession::mail_from(const smtp::PathArgument& sender) { relay_.mail(sender, completer()); }
+void SubmissionSession::mail_from(const smtp::PathArgument& sender) {
+  relay_.mail(sender, completer());
+}
 
 void SubmissionSession::rcpt_to(const smtp::PathArgument& recipient) {
   relay_.rcpt(recipient, completer());
@@ -165,8 +168,10 @@ void SubmissionSession::authenticate(const std::string& username, const std::str
     smtp::Reply reply;
     reply.code = ok ? 235 : 535;
     reply.enhanced = ok ? "2.7.0" : "5.7.8";
-    reply.lines = {reply.enhanced + (ok ? " Authentication successful" : " Authentication credentials invalid")};
-    log::info("client_auth", {{"session", session}, {"user", username}, {"result", ok ? "ok" : "failed"}});
+    reply.lines = {reply.enhanced +
+                   (ok ? " Authentication successful" : " Authentication credentials invalid")};
+    log::info("client_auth",
+              {{"session", session}, {"user", username}, {"result", ok ? "ok" : "failed"}});
     done(reply);
   });
 }

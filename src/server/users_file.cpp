@@ -75,8 +75,9 @@ std::map<std::string, std::string> parse_users_file(const std::string& path) {
     std::string user = line.substr(0, colon);
     std::string hash = line.substr(colon + 1);
     if (!is_password_hash(hash))
-      throw std::runtime_error(where + "password of \"" + user +
-                               "\" is not a $scrypt$ hash (make one with `portrelay hash-password`)");
+      throw std::runtime_error(
+          where + "password of \"" + user +
+          "\" is not a $scrypt$ hash (make one with `portrelay hash-password`)");
     if (!users.emplace(user, hash).second)
       throw std::runtime_error(where + "user \"" + user + "\" is listed twice");
   }

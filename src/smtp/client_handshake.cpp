@@ -47,7 +47,8 @@ HandshakeAction ClientHandshake::on_reply(const Reply& reply) {
       return fail(FailureReason::Protocol, "EHLO refused: " + reply.summary());
 
     case Step::Helo:
-      if (reply.code != 250) return fail(FailureReason::Protocol, "HELO refused: " + reply.summary());
+      if (reply.code != 250)
+        return fail(FailureReason::Protocol, "HELO refused: " + reply.summary());
       capabilities_ = Capabilities{};
       step_ = Step::Done;
       return HandshakeAction{Kind::Ready};
@@ -118,9 +119,9 @@ HandshakeAction ClientHandshake::start_auth() {
     token += options_.password;
     return send(Step::AuthPlain, "AUTH PLAIN " + base64_encode(token), true);
   }
-  if (capabilities_.supports_auth("LOGIN"))
-    return send(Step::AuthLoginStart, "AUTH LOGIN");
-  return fail(FailureReason::AuthFailed, "server offers no supported AUTH mechanism (PLAIN, LOGIN)");
+  if (capabilities_.supports_auth("LOGIN")) return send(Step::AuthLoginStart, "AUTH LOGIN");
+  return fail(FailureReason::AuthFailed,
+              "server offers no supported AUTH mechanism (PLAIN, LOGIN)");
 }
 
 HandshakeAction ClientHandshake::on_tls_established() {

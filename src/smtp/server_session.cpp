@@ -168,20 +168,28 @@ void ServerSession::reset_transaction() {
 
 void ServerSession::handle(const Command& command) {
   switch (command.verb) {
-    case Verb::Ehlo: return handle_ehlo(command, true);
-    case Verb::Helo: return handle_ehlo(command, false);
-    case Verb::Mail: return handle_mail(command);
-    case Verb::Rcpt: return handle_rcpt(command);
-    case Verb::Data: return handle_data(command);
-    case Verb::Starttls: return handle_starttls(command);
-    case Verb::Auth: return handle_auth(command);
+    case Verb::Ehlo:
+      return handle_ehlo(command, true);
+    case Verb::Helo:
+      return handle_ehlo(command, false);
+    case Verb::Mail:
+      return handle_mail(command);
+    case Verb::Rcpt:
+      return handle_rcpt(command);
+    case Verb::Data:
+      return handle_data(command);
+    case Verb::Starttls:
+      return handle_starttls(command);
+    case Verb::Auth:
+      return handle_auth(command);
     case Verb::Rset:
       if (has_sender_) handler_.reset();
       reset_transaction();
       reply(250, "2.0.0", "Ok");
       if (draining_) close_with(421, "4.3.2", "Service shutting down");
       return;
-    case Verb::Noop: return reply(250, "2.0.0", "Ok");
+    case Verb::Noop:
+      return reply(250, "2.0.0", "Ok");
     case Verb::Quit:
       if (has_sender_) handler_.reset();
       reset_transaction();
@@ -192,13 +200,16 @@ void ServerSession::handle(const Command& command) {
       return;
     case Verb::Vrfy:
       return reply(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery");
-    case Verb::Expn: return error_reply(502, "5.5.1", "EXPN not supported");
+    case Verb::Expn:
+      return error_reply(502, "5.5.1", "EXPN not supported");
     case Verb::Help:
       return reply(214, "2.0.0",
                    "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
-    case Verb::Bdat: return error_reply(502, "5.5.1", "BDAT not supported (no CHUNKING)");
+    case Verb::Bdat:
+      return error_reply(502, "5.5.1", "BDAT not supported (no CHUNKING)");
     case Verb::Unknown:
-      if (command.verb_text.empty()) return error_reply(500, "5.5.2", "Syntax error: empty command");
+      if (command.verb_text.empty())
+        return error_reply(500, "5.5.2", "Syntax error: empty command");
       return error_reply(500, "5.5.2", "Command not recognized");
   }
 }
@@ -211,8 +222,8 @@ void ServerSession::handle_ehlo(const Command& command, bool extended) {
   greeted_ = true;
   if (!extended) return reply(250, "", policy_.hostname);
   std::vector<std::string> lines = {policy_.hostname, "PIPELINING",
-                                    "SIZE " + std::to_string(policy_.max_message_size),
-                                    "8BITMIME", "ENHANCEDSTATUSCODES"};
+                                    "SIZE " + std::to_string(policy_.max_message_size), "8BITMIME",
+                                    "ENHANCEDSTATUSCODES"};
   if (policy_.starttls_offered && !policy_.tls_active) lines.push_back("STARTTLS");
   if (policy_.auth_offered && policy_.tls_active && !authenticated_)
     lines.push_back("AUTH PLAIN LOGIN");
@@ -252,8 +263,7 @@ void ServerSession::handle_mail(const Command& command) {
 
 void ServerSession::handle_rcpt(const Command& command) {
   if (!has_sender_) return error_reply(503, "5.5.1", "Need MAIL command first");
-  if (recipients_ >= policy_.max_recipients)
-    return reply(452, "4.5.3", "Too many recipients");
+  if (recipients_ >= policy_.max_recipients) return reply(452, "4.5.3", "Too many recipients");
   std::string error;
   auto recipient = parse_rcpt_to(command.argument, error);
   if (!recipient) return error_reply(501, "5.1.3", "Syntax: RCPT TO:<address> (" + error + ")");
@@ -276,7 +286,8 @@ void ServerSession::handle_data(const Command& command) {
 
 void ServerSession::handle_starttls(const Command& command) {
   if (!policy_.starttls_offered || policy_.tls_active)
-    return error_reply(502, "5.5.1", policy_.tls_active ? "Already using TLS" : "STARTTLS not available");
+    return error_reply(502, "5.5.1",
+                       policy_.tls_active ? "Already using TLS" : "STARTTLS not available");
   if (!command.argument.empty()) return error_reply(501, "5.5.4", "Syntax: STARTTLS");
   reply(220, "2.0.0", "Ready to start TLS");
   // CVE-2011-0411 class: anything pipelined after STARTTLS was sent in plaintext and
@@ -353,7 +364,8 @@ void ServerSession::finish_auth_plain(std::string_view token) {
   // authzid NUL authcid NUL password; an authzid other than the user is not supported.
   std::size_t first = decoded->find('\0');
   std::size_t second = first == std::string::npos ? first : decoded->find('\0', first + 1);
-  if (second == std::string::npos) return error_reply(501, "5.5.2", "Malformed AUTH PLAIN response");
+  if (second == std::string::npos)
+    return error_reply(501, "5.5.2", "Malformed AUTH PLAIN response");
   std::string authzid = decoded->substr(0, first);
   std::string username = decoded->substr(first + 1, second - first - 1);
   if (!authzid.empty() && authzid != username)
@@ -387,13 +399,12 @@ void ServerSession::complete(const Reply& result) {
   process();
 }
 
-void ServerSession::on_timeout() {
-  close_with(421, "4.4.2", "Error: timeout exceeded");
-}
+void ServerSession::on_timeout() { close_with(421, "4.4.2", "Error: timeout exceeded"); }
 
 void ServerSession::shutdown() {
   draining_ = true;
-  if (!in_transaction() && pending_ == Pending::None) close_with(421, "4.3.2", "Service shutting down");
+  if (!in_transaction() && pending_ == Pending::None)
+    close_with(421, "4.3.2", "Service shutting down");
 }
 
 }  // namespace portrelay::smtp

@@ -28,13 +28,13 @@ struct ListenAddress {
 };
 
 struct ServerConfig {
-  std::vector<ListenAddress> listen;              // default {127.0.0.1:2525}
-  std::vector<ListenAddress> listen_implicit_tls; // TLS from the first byte; needs tls_cert
-  std::string hostname;                           // default: gethostname()
-  std::uint64_t max_message_size = 25ull << 20;   // octets
+  std::vector<ListenAddress> listen;               // default {127.0.0.1:2525}
+  std::vector<ListenAddress> listen_implicit_tls;  // TLS from the first byte; needs tls_cert
+  std::string hostname;                            // default: gethostname()
+  std::uint64_t max_message_size = 25ull << 20;    // octets
   std::size_t max_recipients = 100;
-  std::size_t max_sessions = 1000;                // concurrent client sessions
-  std::vector<net::Cidr> allow;                   // default 127.0.0.0/8 and ::1/128
+  std::size_t max_sessions = 1000;  // concurrent client sessions
+  std::vector<net::Cidr> allow;     // default 127.0.0.0/8 and ::1/128
   // RFC 5321 4.5.3.2 server timeouts.
   Duration command_timeout = std::chrono::minutes(5);  // waiting for the next command
   Duration data_timeout = std::chrono::minutes(3);     // between data blocks
@@ -47,13 +47,13 @@ struct ServerConfig {
 
 struct RelayConfig {
   RelayMode mode = RelayMode::Passthrough;
-  Duration connect_timeout = std::chrono::seconds(10);  // TCP connect, per attempt
-  Duration greeting_timeout = std::chrono::seconds(30); // waiting for the 220 (and TLS)
-  Duration command_timeout = std::chrono::minutes(5);   // any reply from the upstream
-  Duration data_timeout = std::chrono::minutes(10);     // reply after end of data
-  Duration stagger = std::chrono::milliseconds(250);    // racing delay (issue 4)
-  std::size_t max_parallel = 3;                         // racing width (issue 4)
-  std::string helo_name;                                // default: server.hostname
+  Duration connect_timeout = std::chrono::seconds(10);   // TCP connect, per attempt
+  Duration greeting_timeout = std::chrono::seconds(30);  // waiting for the 220 (and TLS)
+  Duration command_timeout = std::chrono::minutes(5);    // any reply from the upstream
+  Duration data_timeout = std::chrono::minutes(10);      // reply after end of data
+  Duration stagger = std::chrono::milliseconds(250);     // racing delay (issue 4)
+  std::size_t max_parallel = 3;                          // racing width (issue 4)
+  std::string helo_name;                                 // default: server.hostname
 };
 
 struct Credentials {
@@ -77,7 +77,7 @@ struct Endpoint {
   std::string tls_server_name;  // SNI / name to verify; default host
   bool tls_insecure_skip_verify = false;
   Credentials credentials;
-  int source_line = 0;  // line of the [[upstream]] table, for messages
+  int source_line = 0;        // line of the [[upstream]] table, for messages
   std::string label() const;  // "name:port"
 };
 

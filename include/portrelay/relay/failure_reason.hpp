@@ -21,12 +21,18 @@ enum class FailureReason {
 };
 
 inline constexpr std::array kAllFailureReasons = {
-    FailureReason::Timeout,          FailureReason::Refused,
-    FailureReason::Unreachable,      FailureReason::Dns,
-    FailureReason::TlsHandshake,     FailureReason::TlsVerify,
-    FailureReason::StartTlsUnavailable, FailureReason::GreetingTimeout,
-    FailureReason::GreetingRejected, FailureReason::AuthFailed,
-    FailureReason::Protocol,         FailureReason::Closed,
+    FailureReason::Timeout,
+    FailureReason::Refused,
+    FailureReason::Unreachable,
+    FailureReason::Dns,
+    FailureReason::TlsHandshake,
+    FailureReason::TlsVerify,
+    FailureReason::StartTlsUnavailable,
+    FailureReason::GreetingTimeout,
+    FailureReason::GreetingRejected,
+    FailureReason::AuthFailed,
+    FailureReason::Protocol,
+    FailureReason::Closed,
 };
 
 const char* to_string(FailureReason reason);

@@ -60,7 +60,7 @@ class PassthroughRelay {
   std::unique_ptr<UpstreamConnection> upstream_;
   std::unique_ptr<UpstreamConnection> retired_;  // failed inside its own callback; freed later
   std::unique_ptr<SelectionAttempt> attempt_;
-  std::set<std::size_t> tried_;  // endpoints that failed during this transaction
+  std::set<std::size_t> tried_;             // endpoints that failed during this transaction
   std::vector<std::string> failure_notes_;  // "label reason" for the 451 text and logs
   std::optional<smtp::Reply> last_upstream_refusal_;  // a 4xx an upstream answered
   std::optional<config::Endpoint> failed_from_;

@@ -22,7 +22,7 @@ struct EndpointFailure {
 
 struct Selection {
   std::unique_ptr<UpstreamConnection> connection;  // null: nothing reachable
-  std::vector<EndpointFailure> failures;            // endpoints that failed on the way
+  std::vector<EndpointFailure> failures;           // endpoints that failed on the way
 };
 
 // An attempt in progress; destroying it cancels the attempt without calling back.

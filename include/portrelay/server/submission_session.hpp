@@ -19,7 +19,7 @@ struct SessionEnvironment {
   uv_loop_t* loop = nullptr;
   relay::UpstreamSelector* selector = nullptr;
   metrics::Metrics* metrics = nullptr;
-  std::shared_ptr<tls::Context> tls_context;  // null: no STARTTLS
+  std::shared_ptr<tls::Context> tls_context;     // null: no STARTTLS
   const Authenticator* authenticator = nullptr;  // null: no AUTH
   config::Duration command_timeout{};
   config::Duration data_timeout{};
@@ -36,7 +36,10 @@ class SubmissionSession : private smtp::ServerSessionHandler {
 
   // Starts the session: greeting, or refusal for clients outside the allow-list.
   void start(bool allowed, bool implicit_tls);
-  void shutdown() { session_.shutdown(); after_event(); }
+  void shutdown() {
+    session_.shutdown();
+    after_event();
+  }
   void force_close();
   const std::string& id() const { return id_; }
 

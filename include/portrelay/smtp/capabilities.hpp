@@ -16,7 +16,7 @@ struct Capabilities {
   bool enhanced_status_codes = false;
   bool smtputf8 = false;
   bool size = false;
-  std::uint64_t size_limit = 0;  // 0: no limit announced
+  std::uint64_t size_limit = 0;              // 0: no limit announced
   std::vector<std::string> auth_mechanisms;  // upper-cased, e.g. {"PLAIN","LOGIN"}
 
   bool supports_auth(std::string_view mechanism) const;

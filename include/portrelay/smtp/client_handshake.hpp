@@ -46,8 +46,18 @@ class ClientHandshake {
   const Capabilities& capabilities() const { return capabilities_; }
 
  private:
-  enum class Step { Greeting, Ehlo, Helo, StartTls, TlsHandshake, AuthPlain, AuthLoginStart, AuthLoginUser,
-                    AuthLoginPassword, Done };
+  enum class Step {
+    Greeting,
+    Ehlo,
+    Helo,
+    StartTls,
+    TlsHandshake,
+    AuthPlain,
+    AuthLoginStart,
+    AuthLoginUser,
+    AuthLoginPassword,
+    Done
+  };
 
   HandshakeAction after_ehlo();
   HandshakeAction start_auth();

@@ -9,7 +9,21 @@
 namespace portrelay::smtp {
 
 enum class Verb {
-  Helo, Ehlo, Mail, Rcpt, Data, Rset, Noop, Quit, Vrfy, Expn, Help, Starttls, Auth, Bdat, Unknown
+  Helo,
+  Ehlo,
+  Mail,
+  Rcpt,
+  Data,
+  Rset,
+  Noop,
+  Quit,
+  Vrfy,
+  Expn,
+  Help,
+  Starttls,
+  Auth,
+  Bdat,
+  Unknown
 };
 
 struct Command {

@@ -52,7 +52,7 @@ class ServerSession {
  public:
   ServerSession(ServerPolicy policy, ServerSessionHandler& handler);
 
-  void start();              // sends the 220 greeting
+  void start();                               // sends the 220 greeting
   void refuse(std::string_view reason_text);  // 554 5.7.1 and close (access control)
   void feed(std::string_view bytes);
   void complete(const Reply& reply);  // answer to the pending asynchronous operation

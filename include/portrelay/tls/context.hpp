@@ -15,8 +15,8 @@ class TlsError : public std::runtime_error {
 };
 
 struct ClientOptions {
-  std::string ca_file;        // PEM bundle; empty = system default store
-  bool verify_peer = true;    // false only with the loudly named config key
+  std::string ca_file;      // PEM bundle; empty = system default store
+  bool verify_peer = true;  // false only with the loudly named config key
 };
 
 struct ServerOptions {

@@ -7,12 +7,12 @@ namespace portrelay::tls {
 
 struct GeneratedPki {
   std::string dir;
-  std::string ca_cert;           // CA certificate (PEM) that signs the certs below
-  std::string good_cert;         // CN/SAN "localhost", SAN IP 127.0.0.1 and ::1, valid now
+  std::string ca_cert;    // CA certificate (PEM) that signs the certs below
+  std::string good_cert;  // CN/SAN "localhost", SAN IP 127.0.0.1 and ::1, valid now
   std::string good_key;
-  std::string wrong_host_cert;   // signed by the CA, SAN "wrong.example.invalid" only
+  std::string wrong_host_cert;  // signed by the CA, SAN "wrong.example.invalid" only
   std::string wrong_host_key;
-  std::string expired_cert;      // signed by the CA, SAN localhost, notAfter in the past
+  std::string expired_cert;  // signed by the CA, SAN localhost, notAfter in the past
   std::string expired_key;
   std::string self_signed_cert;  // SAN localhost, self-signed (not from the CA)
   std::string self_signed_key;

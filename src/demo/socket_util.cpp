@@ -1,4 +1,4 @@
-#include "support/socket_util.hpp"
+#include "portrelay/demo/socket_util.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -12,7 +12,7 @@
 #include <stdexcept>
 #include <system_error>
 
-namespace portrelay::test {
+namespace portrelay::demo {
 
 void UniqueFd::reset(int fd) {
   if (fd_ >= 0) ::close(fd_);
@@ -50,13 +50,30 @@ uint16_t local_port(int fd) {
 }
 
 UniqueFd listen_ephemeral(const std::string& host, int backlog, uint16_t* port) {
-  SocketAddress address = make_address(host, 0);
+  return listen_on(host, 0, backlog, port);
+}
+
+UniqueFd bind_only(const std::string& host, uint16_t port, uint16_t* bound_port) {
+  SocketAddress address = make_address(host, port);
+  UniqueFd fd(::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) throw std::system_error(errno, std::generic_category(), "socket");
+  if (::bind(fd.get(), address.get(), address.length) != 0) {
+    throw std::system_error(errno, std::generic_category(),
+                            "bind " + host + ":" + std::to_string(port));
+  }
+  if (bound_port != nullptr) *bound_port = local_port(fd.get());
+  return fd;
+}
+
+UniqueFd listen_on(const std::string& host, uint16_t requested_port, int backlog, uint16_t* port) {
+  SocketAddress address = make_address(host, requested_port);
   UniqueFd fd(::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) throw std::system_error(errno, std::generic_category(), "socket");
   int one = 1;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   if (::bind(fd.get(), address.get(), address.length) != 0) {
-    throw std::system_error(errno, std::generic_category(), "bind " + host);
+    throw std::system_error(errno, std::generic_category(),
+                            "bind " + host + ":" + std::to_string(requested_port));
   }
   if (::listen(fd.get(), backlog) != 0) {
     throw std::system_error(errno, std::generic_category(), "listen");
@@ -124,4 +141,4 @@ ConnectOutcome connect_with_timeout(const std::string& host, uint16_t port,
   return outcome;
 }
 
-}  // namespace portrelay::test
+}  // namespace portrelay::demo

@@ -1,4 +1,4 @@
-#include "support/blocked_ports.hpp"
+#include "portrelay/demo/blocked_ports.hpp"
 
 #include <sys/socket.h>
 
@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <system_error>
 
-namespace portrelay::test {
+namespace portrelay::demo {
 
 namespace {
 
@@ -15,8 +15,8 @@ constexpr int kMaxFillers = 16;
 
 }  // namespace
 
-BlackholePort::BlackholePort(const std::string& host) : host_(host) {
-  listener_ = listen_ephemeral(host, 0, &port_);
+BlackholePort::BlackholePort(const std::string& host, uint16_t port) : host_(host) {
+  listener_ = listen_on(host, port, 0, &port_);
   for (int attempt = 0; attempt < kMaxFillers; ++attempt) {
     ConnectOutcome outcome = connect_with_timeout(host, port_, kFillProbeTimeout);
     if (outcome.result == ConnectResult::kTimedOut) return;  // queue full: SYNs now dropped
@@ -29,14 +29,13 @@ BlackholePort::BlackholePort(const std::string& host) : host_(host) {
   throw std::runtime_error("BlackholePort: accept queue never filled up (not Linux?)");
 }
 
+RefusedPort::RefusedPort(const std::string& host, uint16_t port)
+    : host_(host), socket_(bind_only(host, port, &port_)) {}
+
 uint16_t refused_port(const std::string& host) {
-  SocketAddress address = make_address(host, 0);
-  UniqueFd fd(::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) throw std::system_error(errno, std::generic_category(), "socket");
-  if (::bind(fd.get(), address.get(), address.length) != 0) {
-    throw std::system_error(errno, std::generic_category(), "bind " + host);
-  }
-  return local_port(fd.get());
+  uint16_t port = 0;
+  bind_only(host, 0, &port);
+  return port;
 }
 
-}  // namespace portrelay::test
+}  // namespace portrelay::demo

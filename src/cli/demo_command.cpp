@@ -1,0 +1,225 @@
+// `portrelay demo`: what a cloud VM sees, played on loopback. A provider host offers
+// 587 (silently dropped, as a firewall does), 25 (refused), 465 (implicit TLS + AUTH) and
+// 2525 (STARTTLS + AUTH). The real relay, configured from a real TOML file, relays one
+// message submitted through its real listener, and the metrics tell the story.
+#include <uv.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "portrelay/cli/commands.hpp"
+#include "portrelay/daemon.hpp"
+#include "portrelay/demo/blocked_ports.hpp"
+#include "portrelay/demo/sink_server.hpp"
+#include "portrelay/demo/submit_client.hpp"
+#include "portrelay/log.hpp"
+#include "portrelay/tls/test_pki.hpp"
+
+namespace portrelay::cli {
+namespace {
+
+constexpr const char* kUser = "demo";
+constexpr const char* kPasswordEnv = "PORTRELAY_DEMO_PASSWORD";
+constexpr const char* kPassword = "demo-secret-not-for-production";
+
+struct ProviderPorts {
+  std::string host;
+  std::uint16_t blocked = 587, refused = 25, implicit_tls = 465, starttls = 2525;
+};
+
+// The working provider ports, served by SinkServers on their own loop thread.
+class ProviderThread {
+ public:
+  ProviderThread(const ProviderPorts& ports, const tls::GeneratedPki& pki) {
+    std::promise<std::string> ready;
+    auto started = ready.get_future();
+    thread_ = std::thread([&]() {
+      uv_loop_t loop;
+      uv_loop_init(&loop);
+      auto context = tls::Context::server({pki.good_cert, pki.good_key});
+      demo::SinkOptions implicit{ports.host, ports.implicit_tls, true, context, kUser, kPassword};
+      demo::SinkOptions starttls{ports.host, ports.starttls, false, context, kUser, kPassword};
+      implicit_ = std::make_unique<demo::SinkServer>(&loop, implicit);
+      starttls_ = std::make_unique<demo::SinkServer>(&loop, starttls);
+      int rc = implicit_->start();
+      if (rc == 0) rc = starttls_->start();
+      uv_async_init(&loop, &stop_, [](uv_async_t* handle) {
+        auto* self = static_cast<ProviderThread*>(handle->data);
+        self->implicit_.reset();
+        self->starttls_.reset();
+        uv_close(reinterpret_cast<uv_handle_t*>(handle), nullptr);
+      });
+      stop_.data = this;
+      ready.set_value(rc == 0 ? "" : uv_strerror(rc));
+      if (rc != 0) uv_async_send(&stop_);
+      uv_run(&loop, UV_RUN_DEFAULT);
+      uv_loop_close(&loop);
+    });
+    error_ = started.get();
+    if (!error_.empty()) thread_.join();
+  }
+  ~ProviderThread() {
+    if (!thread_.joinable()) return;
+    uv_async_send(&stop_);
+    thread_.join();
+  }
+  const std::string& error() const { return error_; }
+  std::uint64_t delivered_on_implicit() const { return implicit_ ? implicit_->messages() : 0; }
+  std::uint64_t delivered_on_starttls() const { return starttls_ ? starttls_->messages() : 0; }
+
+ private:
+  std::thread thread_;
+  uv_async_t stop_{};
+  std::unique_ptr<demo::SinkServer> implicit_, starttls_;
+  std::string error_;
+};
+
+std::string demo_config(const ProviderPorts& ports, const std::string& ca_file) {
+  std::ostringstream toml;
+  toml << "[server]\n"
+       << "listen = [\"127.0.0.1:0\"]          # any free port\n"
+       << "hostname = \"demo-relay.portrelay.test\"\n\n"
+       << "[relay]\n"
+       << "connect_timeout = \"1s\"             # the cost of a silently dropped port\n\n"
+       << "[metrics]\n"
+       << "enabled = false                    # the demo prints them instead\n\n"
+       << "[[upstream]]\n"
+       << "name = \"provider\"\n"
+       << "host = \"" << ports.host << "\"\n"
+       << "tls_server_name = \"localhost\"     # the name on the demo certificate\n"
+       << "ports = [" << ports.blocked << ", " << ports.refused << ", " << ports.implicit_tls
+       << ", " << ports.starttls << "]  # " << ports.implicit_tls
+       << " -> implicit TLS, the others -> STARTTLS (required)\n"
+       << "ca_file = \"" << ca_file << "\"\n"
+       << "username = \"" << kUser << "\"\n"
+       << "password_env = \"" << kPasswordEnv << "\"\n";
+  return toml.str();
+}
+
+// Binds the simulated blocked ports, preferring the real port numbers on 127.0.8.1.
+bool bind_blocked_ports(ProviderPorts& ports, int port_base,
+                        std::unique_ptr<demo::BlackholePort>& blackhole,
+                        std::unique_ptr<demo::RefusedPort>& refused) {
+  auto attempt = [&](const std::string& host, std::uint16_t blocked, std::uint16_t refused_port) {
+    try {
+      blackhole = std::make_unique<demo::BlackholePort>(host, blocked);
+      refused = std::make_unique<demo::RefusedPort>(host, refused_port);
+      ports.host = host;
+      ports.blocked = blackhole->port();
+      ports.refused = refused->port();
+      return true;
+    } catch (const std::exception&) {
+      blackhole.reset();
+      refused.reset();
+      return false;
+    }
+  };
+  if (port_base > 0) {
+    ports.implicit_tls = static_cast<std::uint16_t>(port_base + 2);
+    ports.starttls = static_cast<std::uint16_t>(port_base + 3);
+    return attempt("127.0.0.1", static_cast<std::uint16_t>(port_base),
+                   static_cast<std::uint16_t>(port_base + 1));
+  }
+  if (attempt("127.0.8.1", 587, 25)) return true;
+  // Not root, or the ports are taken: same roles on free ports.
+  ports.implicit_tls = 0;
+  ports.starttls = 0;
+  return attempt("127.0.0.1", 0, 0);
+}
+
+void print_metrics(const std::string& text) {
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.empty() || line[0] == '#' || line.find("_bucket") != std::string::npos) continue;
+    bool interesting = line.rfind("portrelay_upstream_", 0) == 0 ||
+                       line.rfind("portrelay_failovers_total", 0) == 0 ||
+                       line.rfind("portrelay_messages_total", 0) == 0;
+    if (!interesting) continue;
+    std::string value = line.substr(line.rfind(' ') + 1);
+    if (value == "0") continue;  // every series exists from the start; show what moved
+    std::cout << "  " << line << "\n";
+  }
+}
+
+}  // namespace
+
+int demo(const DemoOptions& options) {
+  std::error_code ignored;
+  auto dir =
+      std::filesystem::temp_directory_path() / ("portrelay-demo-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  struct Cleanup {
+    std::filesystem::path dir;
+    ~Cleanup() {
+      std::error_code ignored;
+      std::filesystem::remove_all(dir, ignored);
+    }
+  } cleanup{dir};
+
+  auto pki = tls::generate_test_pki(dir.string());
+  ProviderPorts ports;
+  std::unique_ptr<demo::BlackholePort> blackhole;
+  std::unique_ptr<demo::RefusedPort> refused;
+  if (!bind_blocked_ports(ports, options.port_base, blackhole, refused)) {
+    std::cerr << "demo: cannot set up the simulated blocked ports on loopback\n";
+    return 1;
+  }
+  ProviderThread provider(ports, pki);
+  if (!provider.error().empty()) {
+    std::cerr << "demo: cannot start the simulated provider: " << provider.error() << "\n";
+    return 1;
+  }
+  // ProviderThread may have picked free ports: ask the OS what it bound only if needed.
+  std::cout << "portrelay demo: the provider's ports as a cloud VM sees them (all on loopback)\n"
+            << "  " << ports.host << ":" << ports.blocked
+            << "  silently dropped: SYNs are never answered (a firewall DROP)\n"
+            << "  " << ports.host << ":" << ports.refused << "  refused: RST at once\n"
+            << "  " << ports.host << ":" << ports.implicit_tls
+            << "  implicit TLS + AUTH (certificate from a demo CA made just now)\n"
+            << "  " << ports.host << ":" << ports.starttls << "  STARTTLS + AUTH\n\n";
+  if (ports.implicit_tls == 0) {
+    std::cerr << "demo: could not use the real port numbers; run as root or pass --port-base\n";
+    return 1;
+  }
+
+  ::setenv(kPasswordEnv, kPassword, 1);
+  std::string toml = demo_config(ports, pki.ca_cert);
+  std::cout << "Relay configuration (portrelay.toml):\n" << toml << "\n";
+  config::Config config = config::parse_config(toml, "demo.toml");
+  std::cout << "Effective chain (portrelay check):\n" << config::describe_chain(config) << "\n";
+
+  DaemonThread relay(config);
+  relay.start();
+  std::uint16_t relay_port = relay.listener_ports().at(0);
+  std::cout << "Relay listening on 127.0.0.1:" << relay_port
+            << "; submitting one message as an application would:\n";
+
+  auto started = std::chrono::steady_clock::now();
+  auto result =
+      demo::submit_message("127.0.0.1", relay_port, "app@vm.portrelay.test", "someone@example.test",
+                           "Subject: portrelay demo\r\n\r\nHello through the failover chain.\r\n");
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  for (const auto& line : result.transcript) std::cout << "  " << line << "\n";
+  std::string metrics = relay.metrics_text();
+  relay.stop();
+
+  std::uint64_t received = provider.delivered_on_implicit() + provider.delivered_on_starttls();
+  std::cout << "\nResult: " << (result.delivered ? "DELIVERED" : "NOT DELIVERED") << " in "
+            << static_cast<int>(seconds * 1000) << " ms (submission to final reply)\n"
+            << "  final reply: " << result.final_reply << "\n"
+            << "  provider received: " << provider.delivered_on_implicit() << " on port "
+            << ports.implicit_tls << ", " << provider.delivered_on_starttls() << " on port "
+            << ports.starttls << "\n\nMetrics that moved:\n";
+  print_metrics(metrics);
+  bool ok = result.delivered && received == 1;
+  std::cout << "\n" << (ok ? "demo OK" : "demo FAILED") << "\n";
+  return ok ? 0 : 1;
+}
+
+}  // namespace portrelay::cli
