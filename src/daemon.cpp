@@ -13,9 +13,9 @@ namespace portrelay {
 
 Daemon::Daemon(uv_loop_t* loop, config::Config config) : loop_(loop), config_(std::move(config)) {
   metrics_ = std::make_unique<metrics::Metrics>(config_.chain, PORTRELAY_VERSION);
-  selector_ = std::make_unique<relay::SequentialSelector>(
+  selector_ = std::make_unique<relay::RacingSelector>(
       loop_, relay::build_endpoint_runtimes(config_), relay::timeouts_from(config_.relay),
-      config_.relay.helo_name, *metrics_);
+      config_.relay.helo_name, relay::RacingOptions::from(config_.relay), *metrics_);
   server::SessionEnvironment environment;
   environment.loop = loop_;
   environment.selector = selector_.get();
@@ -56,7 +56,10 @@ std::uint16_t Daemon::metrics_port() const {
 
 void Daemon::shutdown(config::Duration grace, std::function<void()> done) {
   log::info("shutting_down", {{"sessions", std::to_string(server_->session_count())}});
-  server_->shutdown(grace, std::move(done));
+  server_->shutdown(grace, [this, done = std::move(done)]() {
+    selector_->shutdown();
+    done();
+  });
 }
 
 DaemonThread::DaemonThread(config::Config config) : config_(std::move(config)) {}

@@ -12,7 +12,7 @@
 
 #include "portrelay/config/config.hpp"
 #include "portrelay/metrics/metrics.hpp"
-#include "portrelay/relay/upstream_selector.hpp"
+#include "portrelay/relay/racing_selector.hpp"
 #include "portrelay/server/authenticator.hpp"
 #include "portrelay/server/submission_server.hpp"
 
@@ -41,7 +41,7 @@ class Daemon {
   config::Config config_;
   std::unique_ptr<metrics::Metrics> metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;
-  std::unique_ptr<relay::UpstreamSelector> selector_;
+  std::unique_ptr<relay::RacingSelector> selector_;
   std::unique_ptr<server::Authenticator> authenticator_;
   std::unique_ptr<server::SubmissionServer> server_;
 };

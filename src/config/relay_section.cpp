@@ -12,6 +12,7 @@ namespace {
 constexpr Duration kMinStagger{10};
 constexpr Duration kMaxStagger{2000};
 constexpr std::int64_t kMaxParallel = 16;
+constexpr std::int64_t kMaxPoolPerEndpoint = 256;
 
 RelayMode read_mode(const TableReader& reader) {
   const auto mode = reader.string("mode");
@@ -27,7 +28,8 @@ RelayConfig parse_relay_section(ParseContext& context, const toml::table& table,
                                 const ServerConfig& server) {
   const TableReader reader(context, table, "relay", "[relay]",
                            {"mode", "connect_timeout", "greeting_timeout", "command_timeout",
-                            "data_timeout", "stagger", "max_parallel", "helo_name"});
+                            "data_timeout", "stagger", "max_parallel", "helo_name", "cooldown",
+                            "cooldown_max", "pool_idle_timeout", "pool_max_per_endpoint"});
   RelayConfig relay;
   relay.mode = read_mode(reader);
   relay.connect_timeout = reader.timeout("connect_timeout", relay.connect_timeout);
@@ -45,6 +47,16 @@ RelayConfig parse_relay_section(ParseContext& context, const toml::table& table,
   }
   relay.max_parallel = static_cast<std::size_t>(
       reader.bounded_integer("max_parallel", relay.max_parallel, 1, kMaxParallel));
+
+  relay.cooldown = reader.timeout("cooldown", relay.cooldown);
+  relay.cooldown_max = reader.timeout("cooldown_max", relay.cooldown_max);
+  if (relay.cooldown_max < relay.cooldown) {
+    reader.fail("cooldown_max", *reader.find("cooldown_max"),
+                "must not be shorter than relay.cooldown");
+  }
+  relay.pool_idle_timeout = reader.timeout("pool_idle_timeout", relay.pool_idle_timeout);
+  relay.pool_max_per_endpoint = static_cast<std::size_t>(reader.bounded_integer(
+      "pool_max_per_endpoint", relay.pool_max_per_endpoint, 0, kMaxPoolPerEndpoint));
 
   relay.helo_name = reader.string("helo_name").value_or(server.hostname);
   if (!is_valid_hostname(relay.helo_name)) {

@@ -54,6 +54,18 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
              .Name("portrelay_upstream_up")
              .Help("1 if the last attempt on the endpoint succeeded, 0 if it failed.")
              .Register(registry);
+  cancelled_ = &prometheus::BuildCounter()
+                    .Name("portrelay_upstream_connect_cancelled_total")
+                    .Help("Attempts cancelled because another endpoint won the race.")
+                    .Register(registry);
+  pool_idle_ = &prometheus::BuildGauge()
+                    .Name("portrelay_upstream_pool_idle_connections")
+                    .Help("Ready upstream connections waiting in the pool for reuse.")
+                    .Register(registry);
+  pool_reuses_ = &prometheus::BuildCounter()
+                      .Name("portrelay_upstream_pool_reuses_total")
+                      .Help("Messages sent over a pooled connection (no new connect).")
+                      .Register(registry);
   failovers_ = &prometheus::BuildCounter()
                     .Name("portrelay_failovers_total")
                     .Help("Times a message moved from a failed endpoint to the next one.")
@@ -103,6 +115,9 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
         labels, Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
                                             5, 10, 30});
     entry.up = &up_->Add(labels);
+    entry.cancelled = &cancelled_->Add(labels);
+    entry.pool_idle = &pool_idle_->Add(labels);
+    entry.pool_reuses = &pool_reuses_->Add(labels);
     if (endpoints_.size() <= endpoint.index) endpoints_.resize(endpoint.index + 1);
     endpoints_[endpoint.index] = entry;
   }
@@ -130,6 +145,18 @@ void Metrics::connect_success(const config::Endpoint& endpoint, double seconds) 
   auto& entry = series(endpoint);
   entry.duration->Observe(seconds);
   entry.up->Set(1);
+}
+
+void Metrics::connect_cancelled(const config::Endpoint& endpoint) {
+  series(endpoint).cancelled->Increment();
+}
+
+void Metrics::pool_idle(std::size_t endpoint_index, std::size_t idle) {
+  endpoints_.at(endpoint_index).pool_idle->Set(static_cast<double>(idle));
+}
+
+void Metrics::pool_reuse(const config::Endpoint& endpoint) {
+  series(endpoint).pool_reuses->Increment();
 }
 
 void Metrics::failover(const config::Endpoint& from, const config::Endpoint& to) {

@@ -72,11 +72,13 @@ void Connection::on_read(std::string_view data, int status) {
       done(false);
       if (alive.expired()) return;
     }
-    if (on_closed_) on_closed_(status);
+    // Callbacks are copied before the call: the callee may destroy this Connection.
+    if (auto closed = on_closed_) closed(status);
     return;
   }
   if (!engine_) {
-    on_data_(data);
+    auto deliver = on_data_;
+    deliver(data);
     return;
   }
   engine_->feed_ciphertext(data);
@@ -84,13 +86,14 @@ void Connection::on_read(std::string_view data, int status) {
   if (!drive_tls_callbacks()) return;
   std::string plaintext = engine_->take_plaintext();
   if (!plaintext.empty()) {
-    on_data_(plaintext);
+    auto deliver = on_data_;
+    deliver(plaintext);
     if (alive.expired()) return;
   }
   auto state = engine_->state();
   if (state == tls::Engine::State::Failed || state == tls::Engine::State::Closed) {
     pause_reading();
-    if (on_closed_) on_closed_(UV_EOF);
+    if (auto closed = on_closed_) closed(UV_EOF);
   }
 }
 

@@ -28,7 +28,14 @@ PassthroughRelay::PassthroughRelay(UpstreamSelector& selector, metrics::Metrics&
 
 PassthroughRelay::~PassthroughRelay() {
   *alive_ = false;
-  if (upstream_) upstream_->quit();
+  release_upstream();
+}
+
+void PassthroughRelay::release_upstream() {
+  // The pool checks every connection with RSET before reuse, so an abandoned
+  // transaction upstream is cleared there.
+  transaction_open_ = false;
+  if (upstream_) selector_.release(std::move(upstream_));
 }
 
 std::string PassthroughRelay::mail_command() const {
@@ -81,17 +88,7 @@ smtp::Reply PassthroughRelay::unreachable_reply() const {
 }
 
 void PassthroughRelay::with_upstream(Done done) {
-  if (upstream_ && upstream_->usable()) {
-    if (!needs_reset_) return done(true);
-    // The previous transaction was abandoned: clear it upstream before the next one.
-    needs_reset_ = false;
-    return upstream_->command("RSET", [this, done](const UpstreamResponse& response) {
-      if (response.connection_failed() || !response.reply->positive())
-        retired_ = std::move(upstream_);
-      with_upstream(done);
-    });
-  }
-  needs_reset_ = false;
+  if (upstream_ && upstream_->usable()) return done(true);
   if (upstream_) retired_ = std::move(upstream_);
   attempt_ = selector_.select(tried_, [this, done = std::move(done)](Selection selection) {
     attempt_.reset();
@@ -260,6 +257,9 @@ void PassthroughRelay::finish(const smtp::Reply& reply, metrics::MessageResult r
               {"ms", std::to_string(static_cast<long>(seconds * 1000))}});
   body_.clear();
   recipients_.clear();
+  // Between transactions the session holds no upstream: an idle client costs nothing
+  // upstream, and the next message of any session can reuse this connection.
+  release_upstream();
   auto callback = std::move(deliver_callback_);
   deliver_callback_ = nullptr;
   if (callback) callback(reply);
@@ -268,10 +268,7 @@ void PassthroughRelay::finish(const smtp::Reply& reply, metrics::MessageResult r
 void PassthroughRelay::reset() {
   recipients_.clear();
   body_.clear();
-  if (!transaction_open_) return;
-  transaction_open_ = false;
-  // RSET is sent lazily before the next transaction: a command may not be in flight now.
-  needs_reset_ = true;
+  release_upstream();
 }
 
 }  // namespace portrelay::relay

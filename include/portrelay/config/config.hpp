@@ -51,9 +51,16 @@ struct RelayConfig {
   Duration greeting_timeout = std::chrono::seconds(30);  // waiting for the 220 (and TLS)
   Duration command_timeout = std::chrono::minutes(5);    // any reply from the upstream
   Duration data_timeout = std::chrono::minutes(10);      // reply after end of data
-  Duration stagger = std::chrono::milliseconds(250);     // racing delay (issue 4)
-  std::size_t max_parallel = 3;                          // racing width (issue 4)
-  std::string helo_name;                                 // default: server.hostname
+  Duration stagger = std::chrono::milliseconds(250);     // racing delay (RFC 8305)
+  std::size_t max_parallel = 3;                          // attempts raced at once
+  // Health memory: a failed endpoint is skipped for `cooldown`, doubling per consecutive
+  // failure up to `cooldown_max` (with jitter), and re-probed in the background.
+  Duration cooldown = std::chrono::seconds(30);
+  Duration cooldown_max = std::chrono::minutes(10);
+  // Ready upstream connections kept for reuse across client sessions.
+  Duration pool_idle_timeout = std::chrono::seconds(30);
+  std::size_t pool_max_per_endpoint = 4;  // 0 disables the pool
+  std::string helo_name;                  // default: server.hostname
 };
 
 struct Credentials {

@@ -32,7 +32,10 @@ class Metrics {
   void connect_attempt(const config::Endpoint& endpoint);
   void connect_failure(const config::Endpoint& endpoint, relay::FailureReason reason);
   void connect_success(const config::Endpoint& endpoint, double seconds);
+  void connect_cancelled(const config::Endpoint& endpoint);
   void failover(const config::Endpoint& from, const config::Endpoint& to);
+  void pool_idle(std::size_t endpoint_index, std::size_t idle);
+  void pool_reuse(const config::Endpoint& endpoint);
   void message(MessageResult result);
   void message_relayed(double seconds, std::uint64_t size);
   void session_opened();
@@ -46,6 +49,9 @@ class Metrics {
     std::map<relay::FailureReason, prometheus::Counter*> failures;
     prometheus::Histogram* duration;
     prometheus::Gauge* up;
+    prometheus::Counter* cancelled;
+    prometheus::Gauge* pool_idle;
+    prometheus::Counter* pool_reuses;
   };
   EndpointSeries& series(const config::Endpoint& endpoint);
 
@@ -54,6 +60,9 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* failures_;
   prometheus::Family<prometheus::Histogram>* connect_duration_;
   prometheus::Family<prometheus::Gauge>* up_;
+  prometheus::Family<prometheus::Counter>* cancelled_;
+  prometheus::Family<prometheus::Gauge>* pool_idle_;
+  prometheus::Family<prometheus::Counter>* pool_reuses_;
   prometheus::Family<prometheus::Counter>* failovers_;
   prometheus::Family<prometheus::Counter>* messages_;
   prometheus::Histogram* relay_duration_;

@@ -47,6 +47,7 @@ class PassthroughRelay {
   void send_body();
   void endpoint_failed(const UpstreamResponse& response, const char* stage);
   void finish(const smtp::Reply& reply, metrics::MessageResult result);
+  void release_upstream();
   bool failover_worthy(const UpstreamResponse& response) const;
   smtp::Reply unreachable_reply() const;
   std::string mail_command() const;
@@ -69,7 +70,6 @@ class PassthroughRelay {
   std::vector<std::string> recipients_;  // accepted addresses, in order
   MessageBody body_;
   bool transaction_open_ = false;  // MAIL accepted upstream, not finished
-  bool needs_reset_ = false;       // upstream still holds an abandoned transaction
   ReplyCallback deliver_callback_;
   std::chrono::steady_clock::time_point deliver_started_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

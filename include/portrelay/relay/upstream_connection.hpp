@@ -57,6 +57,7 @@ class UpstreamConnection {
   void quit();
 
   bool usable() const { return ready_ && !broken_; }
+  bool tcp_connected() const { return connection_ != nullptr; }
   const config::Endpoint& endpoint() const { return runtime_.endpoint; }
   const smtp::Capabilities& capabilities() const { return handshake_.capabilities(); }
   std::string tls_version() const;

@@ -1,7 +1,7 @@
 #pragma once
 // Chooses the upstream endpoint for a message and hands over a ready connection.
-// The relay only sees this interface, so the strategy (sequential today, staggered
-// racing with health memory later) can change without touching the relay.
+// The relay only sees this interface, so the strategy can change without touching it.
+// The implementation is RacingSelector (racing_selector.hpp).
 #include <uv.h>
 
 #include <functional>
@@ -39,25 +39,9 @@ class UpstreamSelector {
   // runs later on the loop (never from inside select()).
   virtual std::unique_ptr<SelectionAttempt> select(const std::set<std::size_t>& exclude,
                                                    Callback callback) = 0;
+  // Hands back a ready connection whose transaction is finished or abandoned, for reuse.
+  virtual void release(std::unique_ptr<UpstreamConnection> connection) = 0;
   virtual const std::vector<EndpointRuntime>& endpoints() const = 0;
-};
-
-// Tries endpoints one after another in chain order, each bounded by its own timeouts.
-class SequentialSelector : public UpstreamSelector {
- public:
-  SequentialSelector(uv_loop_t* loop, std::vector<EndpointRuntime> endpoints,
-                     UpstreamTimeouts timeouts, std::string helo_name, metrics::Metrics& metrics);
-  std::unique_ptr<SelectionAttempt> select(const std::set<std::size_t>& exclude,
-                                           Callback callback) override;
-  const std::vector<EndpointRuntime>& endpoints() const override { return endpoints_; }
-
- private:
-  class Attempt;
-  uv_loop_t* loop_;
-  std::vector<EndpointRuntime> endpoints_;
-  UpstreamTimeouts timeouts_;
-  std::string helo_name_;
-  metrics::Metrics& metrics_;
 };
 
 }  // namespace portrelay::relay

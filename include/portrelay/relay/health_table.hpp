@@ -1,0 +1,66 @@
+#pragma once
+// What the relay remembers about each endpoint of the chain. Pure: the caller passes the
+// current time, so timing logic is tested with a fake clock.
+//
+// A failure puts the endpoint in cool-down: it is skipped for `base * 2^(n-1)` (n =
+// consecutive failures), capped, with +-20% jitter so many relays do not retry in step.
+// An endpoint that lost a race without even finishing its TCP connect is treated the same
+// way ("suspect"), because a silently dropped SYN never produces a failure before the
+// winner cancels it; the background probe then finds out the truth.
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "portrelay/relay/failure_reason.hpp"
+
+namespace portrelay::relay {
+
+class HealthTable {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using TimePoint = Clock::time_point;
+  using Duration = std::chrono::milliseconds;
+  // Returns a factor in [0.8, 1.2]; injectable for tests.
+  using Jitter = std::function<double()>;
+
+  enum class State { Unknown, Up, Down };
+
+  struct Entry {
+    State state = State::Unknown;
+    unsigned consecutive_failures = 0;
+    TimePoint cooldown_until{};
+    std::optional<FailureReason> last_failure;
+    bool probing = false;  // a background probe is running
+  };
+
+  HealthTable(std::size_t endpoints, Duration base, Duration cap, Jitter jitter = {});
+
+  bool cooling_down(std::size_t index, TimePoint now) const;
+  void record_success(std::size_t index);
+  void record_failure(std::size_t index, FailureReason reason, TimePoint now);
+  // Lost a race before connecting: cool down like a failure, but counted as no failure.
+  void record_suspect(std::size_t index, TimePoint now);
+
+  // Endpoints in the order to try for a message: those not cooling down (nor being
+  // probed), in chain order, then the others, in chain order (better a late try than none).
+  std::vector<std::size_t> preference_order(TimePoint now) const;
+  // Endpoints whose cool-down is over and that are more preferred than the best endpoint
+  // known to be up: candidates for a background probe (fail-back).
+  std::vector<std::size_t> due_for_probe(TimePoint now) const;
+  void set_probing(std::size_t index, bool probing) { entries_.at(index).probing = probing; }
+
+  const Entry& entry(std::size_t index) const { return entries_.at(index); }
+  std::size_t size() const { return entries_.size(); }
+
+ private:
+  void cool_down(Entry& entry, TimePoint now);
+
+  std::vector<Entry> entries_;
+  Duration base_;
+  Duration cap_;
+  Jitter jitter_;
+};
+
+}  // namespace portrelay::relay

@@ -1,0 +1,75 @@
+#pragma once
+// Happy-Eyeballs-style endpoint selection (RFC 8305 ideas applied to a chain of ports):
+//
+//  * Endpoints are tried in preference order: healthy ones in chain order, then those
+//    cooling down. The first attempt starts at once; every `stagger` another one starts
+//    while fewer than `max_parallel` are running; a failure starts the next at once.
+//  * The first endpoint to be ready (TCP, TLS, greeting, EHLO, AUTH) wins; the others are
+//    cancelled (closed, counted as cancelled, not as failures).
+//  * Failures cool the endpoint down (HealthTable). An attempt that had not even
+//    connected after `stagger` when it was cancelled is "suspect" and cools down too, so
+//    later messages skip a silently blocked port instead of paying `stagger` each time.
+//  * Endpoints whose cool-down ended and that are preferred to the best working one are
+//    probed in the background; a successful probe fails traffic back and its ready
+//    connection goes to the pool.
+//  * Ready connections are reused across messages (UpstreamPool); a pooled connection is
+//    checked with RSET before use, and a dead one is replaced without blaming the endpoint.
+#include <uv.h>
+
+#include <memory>
+#include <vector>
+
+#include "portrelay/net/timer.hpp"
+#include "portrelay/relay/health_table.hpp"
+#include "portrelay/relay/upstream_pool.hpp"
+#include "portrelay/relay/upstream_selector.hpp"
+
+namespace portrelay::relay {
+
+struct RacingOptions {
+  config::Duration stagger = std::chrono::milliseconds(250);
+  std::size_t max_parallel = 3;
+  config::Duration cooldown = std::chrono::seconds(30);
+  config::Duration cooldown_max = std::chrono::minutes(10);
+  config::Duration pool_idle_timeout = std::chrono::seconds(30);
+  std::size_t pool_max_per_endpoint = 4;
+  config::Duration probe_interval = std::chrono::seconds(1);
+
+  static RacingOptions from(const config::RelayConfig& relay);
+};
+
+class RacingSelector : public UpstreamSelector {
+ public:
+  RacingSelector(uv_loop_t* loop, std::vector<EndpointRuntime> endpoints, UpstreamTimeouts timeouts,
+                 std::string helo_name, RacingOptions options, metrics::Metrics& metrics);
+  ~RacingSelector() override;
+
+  std::unique_ptr<SelectionAttempt> select(const std::set<std::size_t>& exclude,
+                                           Callback callback) override;
+  void release(std::unique_ptr<UpstreamConnection> connection) override;
+  const std::vector<EndpointRuntime>& endpoints() const override { return endpoints_; }
+  const HealthTable& health() const { return health_; }
+  // Stops background probes and empties the pool, so nothing keeps the loop alive.
+  void shutdown();
+
+ private:
+  class Race;
+  struct Probe;
+  std::unique_ptr<UpstreamConnection> new_connection(std::size_t index);
+  void record_ready(const UpstreamConnection& connection);
+  void record_failure(std::size_t index, const AttemptFailure& failure);
+  void probe_due_endpoints();
+
+  uv_loop_t* loop_;
+  std::vector<EndpointRuntime> endpoints_;
+  UpstreamTimeouts timeouts_;
+  std::string helo_name_;
+  RacingOptions options_;
+  metrics::Metrics& metrics_;
+  HealthTable health_;
+  UpstreamPool pool_;
+  net::Timer probe_timer_;
+  std::vector<std::unique_ptr<Probe>> probes_;
+};
+
+}  // namespace portrelay::relay

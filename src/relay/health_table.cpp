@@ -1,0 +1,78 @@
+#include "portrelay/relay/health_table.hpp"
+
+#include <algorithm>
+#include <random>
+
+namespace portrelay::relay {
+namespace {
+
+double random_jitter() {
+  thread_local std::mt19937 generator{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0.8, 1.2)(generator);
+}
+
+}  // namespace
+
+HealthTable::HealthTable(std::size_t endpoints, Duration base, Duration cap, Jitter jitter)
+    : entries_(endpoints),
+      base_(base),
+      cap_(cap),
+      jitter_(jitter ? std::move(jitter) : random_jitter) {}
+
+bool HealthTable::cooling_down(std::size_t index, TimePoint now) const {
+  return now < entries_.at(index).cooldown_until;
+}
+
+void HealthTable::record_success(std::size_t index) {
+  Entry& entry = entries_.at(index);
+  entry.state = State::Up;
+  entry.consecutive_failures = 0;
+  entry.cooldown_until = {};
+  entry.last_failure.reset();
+}
+
+void HealthTable::cool_down(Entry& entry, TimePoint now) {
+  ++entry.consecutive_failures;
+  unsigned doublings = std::min(entry.consecutive_failures - 1, 20u);
+  double length = static_cast<double>(base_.count()) * static_cast<double>(1u << doublings);
+  length = std::min(length, static_cast<double>(cap_.count())) * jitter_();
+  entry.cooldown_until = now + Duration(static_cast<Duration::rep>(length));
+}
+
+void HealthTable::record_failure(std::size_t index, FailureReason reason, TimePoint now) {
+  Entry& entry = entries_.at(index);
+  entry.state = State::Down;
+  entry.last_failure = reason;
+  cool_down(entry, now);
+}
+
+void HealthTable::record_suspect(std::size_t index, TimePoint now) {
+  Entry& entry = entries_.at(index);
+  if (entry.state == State::Up) entry.state = State::Unknown;
+  cool_down(entry, now);
+}
+
+std::vector<std::size_t> HealthTable::preference_order(TimePoint now) const {
+  std::vector<std::size_t> ready, cooling;
+  for (std::size_t i = 0; i < entries_.size(); ++i)
+    (cooling_down(i, now) || entries_[i].probing ? cooling : ready).push_back(i);
+  ready.insert(ready.end(), cooling.begin(), cooling.end());
+  return ready;
+}
+
+std::vector<std::size_t> HealthTable::due_for_probe(TimePoint now) const {
+  std::size_t best_up = entries_.size();
+  for (std::size_t i = 0; i < entries_.size(); ++i)
+    if (entries_[i].state == State::Up && !cooling_down(i, now)) {
+      best_up = i;
+      break;
+    }
+  std::vector<std::size_t> due;
+  for (std::size_t i = 0; i < best_up; ++i) {
+    const Entry& entry = entries_[i];
+    if (entry.consecutive_failures > 0 && !entry.probing && !cooling_down(i, now)) due.push_back(i);
+  }
+  return due;
+}
+
+}  // namespace portrelay::relay
