@@ -23,6 +23,15 @@ int main(int argc, char** argv) {
       app.add_subcommand("check", "Validate a configuration and print the effective chain");
   check->add_option("-c,--config", config_path, "Configuration file (TOML)")->required();
 
+  portrelay::cli::ProbeOptions probe_options;
+  auto* probe = app.add_subcommand(
+      "probe",
+      "Check every endpoint now (DNS, TCP, TLS, greeting, EHLO, AUTH) without sending mail; "
+      "exit 0 if at least one is usable, 2 if none is");
+  probe->add_option("-c,--config", probe_options.config_path, "Configuration file (TOML)")
+      ->required();
+  probe->add_flag("--json", probe_options.json, "Machine-readable output");
+
   portrelay::cli::DemoOptions demo_options;
   auto* demo = app.add_subcommand(
       "demo", "Relay one message through a built-in loopback failover chain and show the metrics");
@@ -40,6 +49,7 @@ int main(int argc, char** argv) {
 
   if (*run) return portrelay::cli::run(run_options);
   if (*check) return portrelay::cli::check(config_path);
+  if (*probe) return portrelay::cli::probe(probe_options);
   if (*demo) return portrelay::cli::demo(demo_options);
   if (*version) return portrelay::cli::version();
   if (*hash) return portrelay::cli::hash_password(username);

@@ -38,6 +38,10 @@ UpstreamConnection::UpstreamConnection(uv_loop_t* loop, const EndpointRuntime& e
 
 UpstreamConnection::~UpstreamConnection() { *alive_ = false; }
 
+double UpstreamConnection::elapsed_ms() const {
+  return std::chrono::duration<double, std::milli>(Clock::now() - started_).count();
+}
+
 std::string UpstreamConnection::tls_version() const {
   if (!connection_ || !connection_->tls()) return "";
   return connection_->tls()->protocol_version();
@@ -73,6 +77,10 @@ void UpstreamConnection::connect(ReadyCallback callback) {
           return fail_connect(FailureReason::Dns, "cannot resolve " + runtime_.endpoint.host +
                                                       ": " + uv_strerror(status));
         addresses_ = std::move(addresses);
+        trace_.resolved_ms = elapsed_ms();
+        for (const auto& address : addresses_)
+          trace_.addresses.push_back(
+              net::format_address(reinterpret_cast<const sockaddr*>(&address)));
         connect_next_address();
       });
 }
@@ -87,7 +95,10 @@ void UpstreamConnection::connect_next_address() {
             "no answer from " + target + " within " + seconds_text(timeouts_.connect));
   int rc = pending_stream_->connect(
       reinterpret_cast<const sockaddr*>(&address), [this, target](int status) {
-        if (status == 0) return on_tcp_connected();
+        if (status == 0) {
+          trace_.connected_address = target;
+          return on_tcp_connected();
+        }
         FailureReason reason = reason_from_connect_error(status);
         if (next_address_ < addresses_.size()) return connect_next_address();
         fail_connect(reason, "connect to " + target + ": " + uv_strerror(status));
@@ -98,6 +109,7 @@ void UpstreamConnection::connect_next_address() {
 
 void UpstreamConnection::on_tcp_connected() {
   timer_.stop();
+  trace_.tcp_ms = elapsed_ms();
   connection_ = std::make_unique<net::Connection>(std::move(pending_stream_));
   connection_->start([this](std::string_view data) { on_data(data); },
                      [this](int status) { on_closed(status); });
@@ -129,6 +141,9 @@ void UpstreamConnection::start_tls() {
                                : "connection closed during TLS handshake";
       return fail_connect(verify ? FailureReason::TlsVerify : FailureReason::TlsHandshake, detail);
     }
+    trace_.tls_ms = elapsed_ms();
+    trace_.tls_version = engine->protocol_version();
+    trace_.tls_cipher = engine->cipher();
     if (runtime_.endpoint.tls == config::TlsMode::Implicit) {
       handshake_.mark_tls_active();  // the greeting comes next, inside TLS
       arm_timer(timeouts_.greeting, FailureReason::GreetingTimeout,
@@ -156,6 +171,7 @@ void UpstreamConnection::on_data(std::string_view plaintext) {
 void UpstreamConnection::on_reply(const smtp::Reply& reply) {
   if (!ready_) {
     timer_.stop();
+    if (trace_.greeting.empty()) trace_.greeting = reply.summary();
     return perform(handshake_.on_reply(reply));
   }
   if (response_callback_) {
@@ -184,6 +200,9 @@ void UpstreamConnection::perform(const smtp::HandshakeAction& action) {
       timer_.stop();
       ready_ = true;
       ready_after_ = Clock::now() - started_;
+      trace_.ready_ms = elapsed_ms();
+      trace_.authenticated = handshake_.authenticated();
+      trace_.extensions = handshake_.capabilities().keywords;
       auto callback = std::move(ready_callback_);
       ready_callback_ = nullptr;
       if (callback) callback(std::nullopt);

@@ -49,6 +49,9 @@ Capabilities Capabilities::from_ehlo(const Reply& reply) {
     std::vector<std::string_view> words = split_words(reply.lines[i]);
     if (words.empty()) continue;
     std::string keyword = upper(words.front());
+    std::string shown = keyword;
+    for (std::size_t w = 1; w < words.size(); ++w) (shown += ' ') += words[w];
+    caps.keywords.push_back(std::move(shown));
     if (keyword == "PIPELINING") {
       caps.pipelining = true;
     } else if (keyword == "STARTTLS") {

@@ -13,7 +13,13 @@ struct DemoOptions {
   int port_base = 0;  // 0: real port numbers on 127.0.8.x, falling back to ephemeral ones
 };
 
+struct ProbeOptions {
+  std::string config_path;
+  bool json = false;
+};
+
 int run(const RunOptions& options);
+int probe(const ProbeOptions& options);
 int check(const std::string& config_path);
 int demo(const DemoOptions& options);
 int version();

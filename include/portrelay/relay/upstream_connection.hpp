@@ -29,6 +29,22 @@ struct AttemptFailure {
   std::string detail;  // never contains secrets
 };
 
+// What happened on the way to "ready", for `portrelay probe` and logs. Times are
+// milliseconds since connect() was called; -1 when the stage was not reached.
+struct ConnectTrace {
+  std::vector<std::string> addresses;  // resolved, in the order tried
+  std::string connected_address;
+  double resolved_ms = -1;
+  double tcp_ms = -1;
+  double tls_ms = -1;
+  double ready_ms = -1;
+  std::string tls_version;
+  std::string tls_cipher;
+  std::string greeting;                 // the 220 line
+  std::vector<std::string> extensions;  // EHLO keywords (after TLS when TLS is used)
+  bool authenticated = false;
+};
+
 // The answer to a command: a reply, or the connection broke (then `reply` is empty).
 struct UpstreamResponse {
   std::optional<smtp::Reply> reply;
@@ -62,6 +78,7 @@ class UpstreamConnection {
   const smtp::Capabilities& capabilities() const { return handshake_.capabilities(); }
   std::string tls_version() const;
   std::chrono::steady_clock::duration ready_after() const { return ready_after_; }
+  const ConnectTrace& trace() const { return trace_; }
 
  private:
   void connect_next_address();
@@ -93,6 +110,8 @@ class UpstreamConnection {
   bool broken_ = false;
   std::chrono::steady_clock::time_point started_;
   std::chrono::steady_clock::duration ready_after_{};
+  ConnectTrace trace_;
+  double elapsed_ms() const;
   // Body streaming state.
   const MessageBody* body_ = nullptr;
   std::uint64_t body_offset_ = 0;

@@ -19,6 +19,8 @@ struct Capabilities {
   std::uint64_t size_limit = 0;              // 0: no limit announced
   std::vector<std::string> auth_mechanisms;  // upper-cased, e.g. {"PLAIN","LOGIN"}
 
+  std::vector<std::string> keywords;  // every EHLO line's keyword with its parameters
+
   bool supports_auth(std::string_view mechanism) const;
   // Parse the lines of a 250 reply to EHLO (the first line is the server's greeting text).
   static Capabilities from_ehlo(const Reply& reply);

@@ -1,0 +1,153 @@
+#include <cstdio>
+#include <sstream>
+
+#include "portrelay/probe/probe.hpp"
+
+namespace portrelay::probe {
+namespace {
+
+using relay::FailureReason;
+
+std::string seconds_text(config::Duration duration) {
+  auto ms = duration.count();
+  return ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
+}
+
+std::string millis(double ms) {
+  if (ms < 0) return "-";
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.0f ms", ms);
+  return text;
+}
+
+std::string json_string(const std::string& value) {
+  std::string out = "\"";
+  for (unsigned char c : value) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof(escaped), "\\u%04x", c);
+      out += escaped;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+std::string json_number(double value) {
+  if (value < 0) return "null";
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.1f", value);
+  return text;
+}
+
+}  // namespace
+
+std::string verdict(const EndpointProbe& probe, config::Duration connect_timeout) {
+  if (probe.ok) return probe.trace.authenticated ? "OK (AUTH OK)" : "OK";
+  switch (probe.reason.value_or(FailureReason::Protocol)) {
+    case FailureReason::Timeout:
+      return "BLOCKED (no answer in " + seconds_text(connect_timeout) + ")";
+    case FailureReason::Refused:
+      return "REFUSED";
+    case FailureReason::Unreachable:
+      return "UNREACHABLE";
+    case FailureReason::Dns:
+      return "DNS ERROR";
+    case FailureReason::TlsHandshake:
+      return "TLS ERROR";
+    case FailureReason::TlsVerify:
+      return "TLS CERT ERROR";
+    case FailureReason::StartTlsUnavailable:
+      return "NO STARTTLS";
+    case FailureReason::GreetingTimeout:
+      return "NO GREETING";
+    case FailureReason::GreetingRejected:
+      return "REJECTED";
+    case FailureReason::AuthFailed:
+      return "AUTH FAILED";
+    case FailureReason::Protocol:
+      return "PROTOCOL ERROR";
+    case FailureReason::Closed:
+      return "CLOSED";
+  }
+  return "ERROR";
+}
+
+std::optional<std::size_t> endpoint_in_use(const std::vector<EndpointProbe>& probes) {
+  for (std::size_t i = 0; i < probes.size(); ++i)
+    if (probes[i].ok) return i;
+  return std::nullopt;
+}
+
+std::string format_table(const std::vector<EndpointProbe>& probes,
+                         config::Duration connect_timeout) {
+  std::ostringstream out;
+  char line[512];
+  std::snprintf(line, sizeof(line), "%-3s %-34s %-9s %-30s %-9s %-9s %s\n", "#", "ENDPOINT", "TLS",
+                "VERDICT", "TCP", "READY", "DETAIL");
+  out << line;
+  for (std::size_t i = 0; i < probes.size(); ++i) {
+    const auto& probe = probes[i];
+    std::string target = probe.endpoint.label() + " (" + probe.endpoint.host + ")";
+    std::string detail;
+    if (probe.ok) {
+      detail = probe.trace.tls_version.empty() ? "plaintext" : probe.trace.tls_version;
+      detail += "; " + probe.trace.greeting;
+    } else {
+      detail = probe.detail;
+    }
+    std::snprintf(line, sizeof(line), "%-3zu %-34s %-9s %-30s %-9s %-9s %s\n", i + 1,
+                  target.c_str(), config::to_string(probe.endpoint.tls),
+                  verdict(probe, connect_timeout).c_str(), millis(probe.trace.tcp_ms).c_str(),
+                  millis(probe.trace.ready_ms).c_str(), detail.c_str());
+    out << line;
+  }
+  auto chosen = endpoint_in_use(probes);
+  if (chosen)
+    out << "\nThe relay would use now: " << probes[*chosen].endpoint.label() << " (endpoint "
+        << (*chosen + 1) << " of " << probes.size() << ")\n";
+  else
+    out << "\nNo endpoint is usable: mail would be deferred (451 4.4.1).\n";
+  return out.str();
+}
+
+std::string format_json(const std::vector<EndpointProbe>& probes,
+                        config::Duration connect_timeout) {
+  std::ostringstream out;
+  auto chosen = endpoint_in_use(probes);
+  out << "{\"endpoints\":[";
+  for (std::size_t i = 0; i < probes.size(); ++i) {
+    const auto& probe = probes[i];
+    const auto& trace = probe.trace;
+    if (i) out << ",";
+    out << "{\"index\":" << i + 1 << ",\"name\":" << json_string(probe.endpoint.name)
+        << ",\"host\":" << json_string(probe.endpoint.host) << ",\"port\":" << probe.endpoint.port
+        << ",\"tls_mode\":" << json_string(config::to_string(probe.endpoint.tls))
+        << ",\"usable\":" << (probe.ok ? "true" : "false")
+        << ",\"verdict\":" << json_string(verdict(probe, connect_timeout)) << ",\"reason\":"
+        << (probe.reason ? json_string(relay::to_string(*probe.reason)) : std::string("null"))
+        << ",\"detail\":" << json_string(probe.detail) << ",\"addresses\":[";
+    for (std::size_t a = 0; a < trace.addresses.size(); ++a)
+      out << (a ? "," : "") << json_string(trace.addresses[a]);
+    out << "],\"connected_address\":" << json_string(trace.connected_address)
+        << ",\"dns_ms\":" << json_number(trace.resolved_ms)
+        << ",\"tcp_ms\":" << json_number(trace.tcp_ms)
+        << ",\"tls_ms\":" << json_number(trace.tls_ms)
+        << ",\"ready_ms\":" << json_number(trace.ready_ms)
+        << ",\"tls_version\":" << json_string(trace.tls_version)
+        << ",\"tls_cipher\":" << json_string(trace.tls_cipher)
+        << ",\"greeting\":" << json_string(trace.greeting) << ",\"extensions\":[";
+    for (std::size_t e = 0; e < trace.extensions.size(); ++e)
+      out << (e ? "," : "") << json_string(trace.extensions[e]);
+    out << "],\"authenticated\":" << (trace.authenticated ? "true" : "false") << "}";
+  }
+  out << "],\"in_use\":"
+      << (chosen ? json_string(probes[*chosen].endpoint.label()) : std::string("null")) << "}\n";
+  return out.str();
+}
+
+}  // namespace portrelay::probe
