@@ -29,13 +29,17 @@ HandshakeAction ClientHandshake::fail(FailureReason reason, std::string detail) 
 }
 
 HandshakeAction ClientHandshake::on_reply(const Reply& reply) {
+  // 421 means the server is going away (RFC 5321 3.8), whatever we asked: it says nothing
+  // about STARTTLS support or our credentials. A 421 greeting stays GreetingRejected, and
+  // anything arriving during the TLS handshake is out of sequence.
+  if (reply.code == 421 && step_ != Step::Greeting && step_ != Step::TlsHandshake)
+    return fail(FailureReason::Closed, "server closing: " + reply.summary());
   switch (step_) {
     case Step::Greeting:
       if (reply.code != 220) return fail(FailureReason::GreetingRejected, reply.summary());
       return send(Step::Ehlo, "EHLO " + options_.helo_name);
 
     case Step::Ehlo:
-      if (reply.code == 421) return fail(FailureReason::Closed, reply.summary());
       if (reply.code == 250) {
         capabilities_ = Capabilities::from_ehlo(reply);
         return after_ehlo();
@@ -58,8 +62,7 @@ HandshakeAction ClientHandshake::on_reply(const Reply& reply) {
         step_ = Step::TlsHandshake;
         return HandshakeAction{Kind::StartTls};
       }
-      if (options_.tls == TlsMode::Opportunistic && options_.username.empty() &&
-          reply.code != 421) {
+      if (options_.tls == TlsMode::Opportunistic && options_.username.empty()) {
         step_ = Step::Done;
         return HandshakeAction{Kind::Ready};
       }
@@ -125,6 +128,8 @@ HandshakeAction ClientHandshake::start_auth() {
 }
 
 HandshakeAction ClientHandshake::on_tls_established() {
+  if (step_ != Step::TlsHandshake)
+    return fail(FailureReason::Protocol, "TLS established without a STARTTLS exchange");
   tls_active_ = true;
   // RFC 3207 4.2: everything learned before TLS is void.
   capabilities_ = Capabilities{};

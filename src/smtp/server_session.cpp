@@ -56,6 +56,11 @@ void ServerSession::error_reply(int code, std::string_view enhanced, std::string
 void ServerSession::close_with(int code, std::string_view enhanced, std::string_view text) {
   if (phase_ == Phase::Closed) return;
   reply(code, enhanced, policy_.hostname + " " + std::string(text));
+  close_now();
+}
+
+void ServerSession::close_now() {
+  if (phase_ == Phase::Closed) return;
   if (has_sender_ || phase_ == Phase::Data) handler_.reset();
   phase_ = Phase::Closed;
   pending_ = Pending::None;
@@ -324,7 +329,9 @@ void ServerSession::handle_auth(const Command& command) {
   if (mechanism == "PLAIN") {
     if (initial.empty()) {
       auth_step_ = AuthStep::PlainResponse;
-      return reply(334, "", "");
+      // RFC 4954 continue-req = "334" SP [base64] CRLF: the space is mandatory.
+      output_ += "334 \r\n";
+      return;
     }
     return finish_auth_plain(initial);
   }
@@ -394,7 +401,9 @@ void ServerSession::complete(const Reply& result) {
       break;
   }
   output_ += format_reply(result);
-  if (result.code == 421) return close_with(421, "4.3.0", "Closing");
+  // The 421 just relayed is both the reply to this command and the goodbye: a second
+  // 421 would be taken by a pipelining client as the reply to its next command.
+  if (result.code == 421) return close_now();
   if (draining_ && !has_sender_) return close_with(421, "4.3.2", "Service shutting down");
   process();
 }

@@ -88,6 +88,7 @@ class ServerSession {
   void reply(int code, std::string_view enhanced, std::string_view text);
   void error_reply(int code, std::string_view enhanced, std::string_view text);
   void close_with(int code, std::string_view enhanced, std::string_view text);
+  void close_now();  // close without a reply of our own (one was already queued)
   void reset_transaction();
   void flush();
   void compact_input();
