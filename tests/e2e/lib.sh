@@ -40,7 +40,7 @@ cleanup() {
     # Bounded wait, then force: a hung peer must not hang the test run.
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    { wait "$pid"; } 2>/dev/null || true
   done
   if [[ $status -ne 0 && -n "${KEEP_E2E_WORK:-}" ]]; then
     echo "[$TEST_NAME] keeping $WORK for inspection" >&2
@@ -101,7 +101,8 @@ stop_pid() {
   kill -"$sig" "$pid" 2>/dev/null || true
   for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  # Braces: bash reports "Killed" jobs on the shell's stderr, not on wait's.
+  { wait "$pid"; } 2>/dev/null || true
 }
 
 # start_upstream LABEL [smtp_upstream.py options...]: an aiosmtpd upstream on a kernel-picked
@@ -148,4 +149,24 @@ start_portrelay() {
 metric_value() {
   local series=$1
   curl -fsS --max-time 5 "$METRICS_URL" | awk -v s="$series" '$1 == s { print $2; found = 1 } END { if (!found) print "absent" }'
+}
+
+# make_pki DIR: a CA (DIR/ca.pem) and a server certificate for localhost / 127.0.0.1 / ::1
+# signed by it (DIR/server.pem, DIR/server.key), made with the openssl CLI.
+make_pki() {
+  local dir=$1
+  mkdir -p "$dir"
+  (
+    cd "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+      -subj "/CN=portrelay e2e test CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost"
+    printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" \
+      "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+      "extendedKeyUsage=serverAuth" >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+      -days 2 -extfile server.ext
+  ) >"$dir/openssl.log" 2>&1 || { cat "$dir/openssl.log" >&2; fail "openssl could not make the test PKI"; }
+  openssl verify -CAfile "$dir/ca.pem" "$dir/server.pem" >/dev/null || fail "generated server certificate does not verify"
 }
