@@ -1,4 +1,5 @@
 # Shared helpers for tests/e2e/test_*.sh. Source it after `set -euo pipefail`.
+# shellcheck disable=SC2034  # variables set here are used by the test scripts that source this
 # Provides: E2E_DIR (this directory), REPO_ROOT, PY, WORK (temp dir, removed on exit),
 # fail, note, free_port, wait_for_port, wait_for_file, start_bg, stop_pid, require_cmd.
 

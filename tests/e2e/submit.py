@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Submit one message with smtplib: submit.py HOST PORT FROM TO MESSAGE_FILE [--starttls CAFILE].
 
-Prints the server's final reply to the message; exits 0 only if it was 250."""
+Prints the reply that decided the outcome (to MAIL, RCPT or the end of DATA); exits 0 only if
+the message was accepted with 250."""
 import argparse
 import smtplib
 import ssl
@@ -26,10 +27,13 @@ def main():
             if args.starttls:
                 smtp.starttls(context=ssl.create_default_context(cafile=args.starttls))
                 smtp.ehlo()
-            smtp.mail(args.mail_from)
+            code, reply = smtp.mail(args.mail_from)
+            if code != 250:
+                print(f"{code} {reply.decode(errors='replace')} (MAIL)")
+                return 1
             code, reply = smtp.rcpt(args.rcpt_to)
             if code != 250:
-                print(f"RCPT rejected: {code} {reply.decode(errors='replace')}")
+                print(f"{code} {reply.decode(errors='replace')} (RCPT)")
                 return 1
             code, reply = smtp.data(message)
             print(f"{code} {reply.decode(errors='replace')}")

@@ -2,6 +2,7 @@
 # The command line as an operator uses it: version, check (good example config, broken config
 # with a positioned error), --help on every subcommand, the built-in demo.
 set -euo pipefail
+# shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 # run_cli NAME ARGS...: runs portrelay, stdout/stderr/status into $WORK/NAME.{out,err,status}.

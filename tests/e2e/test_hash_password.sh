@@ -3,6 +3,7 @@
 # tls_cert/tls_key + users_file + require_auth accepts swaks with the right password over
 # STARTTLS, rejects a wrong one with 535, and refuses mail without AUTH.
 set -euo pipefail
+# shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 require_cmd swaks openssl
 

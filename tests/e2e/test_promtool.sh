@@ -2,6 +2,7 @@
 # /metrics passes `promtool check metrics` after real traffic: one message relayed over a chain
 # whose first endpoint refuses connections, so attempt, failure and failover series have moved.
 set -euo pipefail
+# shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 require_cmd promtool curl
 

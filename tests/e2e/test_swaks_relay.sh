@@ -2,6 +2,7 @@
 # swaks -> portrelay -> aiosmtpd (plain SMTP upstream, tls = "none"): the body arrives byte-exact
 # (dot-stuffing both ways), /metrics counts the message, SIGTERM stops the daemon cleanly.
 set -euo pipefail
+# shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 require_cmd swaks curl
 

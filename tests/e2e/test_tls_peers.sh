@@ -5,6 +5,7 @@
 # listeners (STARTTLS and implicit TLS) accept swaks submissions. The password never appears
 # in portrelay's log.
 set -euo pipefail
+# shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 require_cmd swaks openssl
 
@@ -110,8 +111,10 @@ swaks_submit() {
   fi
 }
 swaks_submit -tls "$SMTP_PORT" "swaks-starttls" "$WORK/swaks-tls.out"
-grep -q 'STARTTLS' "$WORK/swaks-tls.out" && grep -q 'TLS started' "$WORK/swaks-tls.out" ||
-  { cat "$WORK/swaks-tls.out" >&2; fail "swaks -tls did not negotiate STARTTLS"; }
+if ! grep -qE '^ -> +STARTTLS' "$WORK/swaks-tls.out" || ! grep -q 'TLS started' "$WORK/swaks-tls.out"; then
+  cat "$WORK/swaks-tls.out" >&2
+  fail "swaks -tls did not negotiate STARTTLS"
+fi
 expect_delivery starttls 2 "swaks-starttls"
 note "swaks -tls (STARTTLS to portrelay :$SMTP_PORT) relayed"
 
