@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The command line as an operator uses it: version, check (good example config, broken config
+# with a positioned error), --help on every subcommand, the built-in demo.
+set -euo pipefail
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+# run_cli NAME ARGS...: runs portrelay, stdout/stderr/status into $WORK/NAME.{out,err,status}.
+run_cli() {
+  local name=$1
+  shift
+  local status=0
+  timeout 60 "$PORTRELAY" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" </dev/null || status=$?
+  echo "$status" >"$WORK/$name.status"
+}
+show() { echo "--- stdout:" >&2; cat "$WORK/$1.out" >&2; echo "--- stderr:" >&2; cat "$WORK/$1.err" >&2; }
+expect_status() {
+  local name=$1 want=$2 got
+  got=$(cat "$WORK/$name.status")
+  [[ "$got" == "$want" ]] || { show "$name"; fail "portrelay $name: exit status $got, want $want"; }
+}
+
+# version: the project version from CMakeLists.txt.
+want_version=$(sed -nE 's/^project\(portrelay VERSION ([0-9.]+).*/\1/p' "$REPO_ROOT/CMakeLists.txt")
+[[ -n "$want_version" ]] || fail "cannot read the project version from $REPO_ROOT/CMakeLists.txt"
+run_cli version version
+expect_status version 0
+[[ "$(cat "$WORK/version.out")" == "portrelay $want_version" ]] ||
+  { show version; fail "portrelay version printed '$(cat "$WORK/version.out")', want 'portrelay $want_version'"; }
+note "version: $(cat "$WORK/version.out")"
+
+# check on the repository's example: exit 0, the chain in order, no password printed.
+example="$REPO_ROOT/conf/portrelay.toml"
+run_cli check-example check --config "$example"
+expect_status check-example 0
+out="$WORK/check-example.out"
+grep -q '^upstream chain (6 endpoints, in order of preference):$' "$out" || { show check-example; fail "check: no chain header"; }
+chain=$(grep -E '^[0-9]+ ' "$out" | awk '{ print $1, $2, $3 }')
+want_chain="1 smtp.sendgrid.net:587 tls=starttls
+2 smtp.sendgrid.net:465 tls=implicit
+3 smtp.sendgrid.net:2525 tls=starttls
+4 smtp.sendgrid.net:25 tls=starttls
+5 smtp.mailgun.org:587 tls=starttls
+6 smtp.mailgun.org:2525 tls=starttls"
+[[ "$chain" == "$want_chain" ]] || { show check-example; fail "check: chain is
+$chain
+want
+$want_chain"; }
+grep -q '^config OK: 6 endpoint(s), listening on 127.0.0.1:2525$' "$out" || { show check-example; fail "check: no 'config OK' summary"; }
+note "check $example: exit 0, chain of 6 endpoints in order (587, 465, 2525, 25, mailgun 587, 2525)"
+
+# check with a password set in the environment: it is never printed.
+secret="e2e-never-print-$RANDOM$RANDOM"
+SENDGRID_API_KEY="$secret" MAILGUN_SMTP_PASSWORD="$secret" run_cli check-secret check --config "$example"
+expect_status check-secret 0
+if grep -qF "$secret" "$WORK/check-secret.out" "$WORK/check-secret.err"; then fail "check printed the password"; fi
+note "check with passwords in the environment: the password is not printed"
+
+# A broken config: unknown key on line 3 -> exit 1, "<file>:3:<col>: " error on stderr.
+broken="$WORK/broken.toml"
+printf '%s\n' '[server]' 'listen = ["127.0.0.1:2525"]' 'lisen = ["127.0.0.1:2526"]' '' \
+  '[[upstream]]' 'host = "smtp.example.test"' 'port = 587' >"$broken"
+run_cli check-broken check --config "$broken"
+expect_status check-broken 1
+first_error=$(head -1 "$WORK/check-broken.err")
+if ! grep -qE "^$(printf '%s' "$broken" | sed 's/[][\.*^$/]/\\&/g'):3:[0-9]+: " <<<"$first_error"; then
+  show check-broken
+  fail "check: error does not start with '$broken:3:<col>: '"
+fi
+grep -q 'lisen' <<<"$first_error" || { show check-broken; fail "check: error does not name the unknown key"; }
+note "check broken config: exit 1, stderr: $first_error"
+
+# run refuses the same broken config the same way, without starting.
+run_cli run-broken run --config "$broken"
+expect_status run-broken 1
+grep -qE ":3:[0-9]+: " "$WORK/run-broken.err" || { show run-broken; fail "run: broken config error not positioned"; }
+note "run with the broken config: exit 1 with the same positioned error"
+
+# A missing config file is a clear error, not a crash.
+run_cli check-missing check --config "$WORK/does-not-exist.toml"
+expect_status check-missing 1
+[[ -s "$WORK/check-missing.err" ]] || fail "check on a missing file printed no error"
+note "check on a missing file: exit 1, stderr: $(head -1 "$WORK/check-missing.err")"
+
+# --help everywhere.
+run_cli help --help
+expect_status help 0
+for sub in run check demo version hash-password; do
+  run_cli "help-$sub" "$sub" --help
+  expect_status "help-$sub" 0
+  grep -qi 'usage' "$WORK/help-$sub.out" || { show "help-$sub"; fail "$sub --help printed no usage"; }
+  grep -q -- "$sub" "$WORK/help-$sub.out" || { show "help-$sub"; fail "$sub --help does not name the command"; }
+  grep -qF "$sub" "$WORK/help.out" || { show help; fail "top-level --help does not list $sub"; }
+done
+note "--help: exit 0 with usage for portrelay, run, check, demo, version, hash-password"
+
+# No subcommand / unknown subcommand: a usage error, not success.
+run_cli none
+[[ "$(cat "$WORK/none.status")" != 0 ]] || fail "portrelay without a subcommand exited 0"
+run_cli bogus frobnicate
+[[ "$(cat "$WORK/bogus.status")" != 0 ]] || fail "portrelay frobnicate exited 0"
+note "no subcommand / unknown subcommand: non-zero exit"
+
+# demo (binds 127.0.8.1:587/25 and uses 465/2525 there: needs root or free ports; it says so).
+run_cli demo demo
+expect_status demo 0
+grep -q '^demo OK$' "$WORK/demo.out" || { show demo; fail "demo did not print 'demo OK'"; }
+grep -q 'portrelay_messages_total{result="relayed"} 1' "$WORK/demo.out" || { show demo; fail "demo output lacks the relayed message metric"; }
+note "demo: exit 0, '$(grep '^Result:' "$WORK/demo.out")', demo OK"
+note "PASS"

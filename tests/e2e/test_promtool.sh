@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# /metrics passes `promtool check metrics` after real traffic: one message relayed over a chain
+# whose first endpoint refuses connections, so attempt, failure and failover series have moved.
+set -euo pipefail
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "$0")/lib.sh"
+require_cmd promtool curl
+
+start_upstream plain --tls none
+REFUSED_PORT=$(free_port)  # nothing listens here: connect() gets RST at once
+SMTP_PORT=$(free_port)
+METRICS_PORT=$(free_port)
+METRICS_URL="http://127.0.0.1:$METRICS_PORT/metrics"
+cat >"$WORK/portrelay.toml" <<TOML
+[server]
+listen = ["127.0.0.1:$SMTP_PORT"]
+hostname = "relay.e2e.test"
+
+[relay]
+connect_timeout = "2s"
+
+[[upstream]]
+name = "refused"
+host = "127.0.0.1"
+port = $REFUSED_PORT
+tls = "none"
+
+[[upstream]]
+name = "plain"
+host = "127.0.0.1"
+port = $UPSTREAM_PORT
+tls = "none"
+
+[metrics]
+listen = "127.0.0.1:$METRICS_PORT"
+TOML
+start_portrelay "$WORK/portrelay.toml" "$SMTP_PORT"
+wait_for_port 127.0.0.1 "$METRICS_PORT"
+note "chain: refused 127.0.0.1:$REFUSED_PORT, then aiosmtpd 127.0.0.1:$UPSTREAM_PORT"
+
+printf 'Subject: promtool\r\n\r\nhello\r\n' >"$WORK/m.eml"
+"$PY" "$E2E_DIR/submit.py" 127.0.0.1 "$SMTP_PORT" app@vm.e2e.test someone@example.test "$WORK/m.eml" >"$WORK/submit.out" ||
+  { cat "$WORK/submit.out" "$WORK/portrelay.log" >&2; fail "submission failed: $(cat "$WORK/submit.out")"; }
+wait_for_file "$WORK/mail/plain-1.json"
+note "message relayed past the refused endpoint: $(cat "$WORK/submit.out")"
+
+curl -fsS --max-time 5 -D "$WORK/headers.txt" "$METRICS_URL" >"$WORK/metrics.txt" || fail "GET $METRICS_URL failed"
+note "GET /metrics: $(head -1 "$WORK/headers.txt" | tr -d '\r'), $(grep -i '^content-type' "$WORK/headers.txt" | tr -d '\r'), $(wc -l <"$WORK/metrics.txt") lines"
+
+# The traffic must show up, or promtool would only be linting an idle registry.
+# series_at_least_one NAME LABEL=\"VALUE\"...: some series of NAME with all these labels is >= 1.
+series_at_least_one() {
+  local name=$1
+  shift
+  local line
+  line=$(awk -v name="$name" -v labels="$*" '
+    $0 ~ /^#/ { next }
+    {
+      split($1, parts, "{")
+      if (parts[1] != name || $2 + 0 < 1) next
+      n = split(labels, wanted, " ")
+      for (i = 1; i <= n; i++) if (index($1, wanted[i]) == 0) next
+      print
+      exit
+    }' "$WORK/metrics.txt")
+  if [[ -z "$line" ]]; then
+    grep -F "$name" "$WORK/metrics.txt" | grep -v '^#' >&2 || true
+    fail "no series $name{$*} with value >= 1"
+  fi
+  note "non-zero: $line"
+}
+series_at_least_one portrelay_messages_total 'result="relayed"'
+series_at_least_one portrelay_upstream_connect_failures_total 'upstream="refused"' 'reason="refused"'
+series_at_least_one portrelay_upstream_connect_attempts_total 'upstream="plain"'
+series_at_least_one portrelay_failovers_total
+
+status=0
+promtool check metrics <"$WORK/metrics.txt" >"$WORK/promtool.out" 2>&1 || status=$?
+if [[ -s "$WORK/promtool.out" ]]; then
+  note "promtool check metrics says:"
+  sed 's/^/    /' "$WORK/promtool.out"
+fi
+[[ $status -eq 0 ]] || fail "promtool check metrics exited $status"
+note "promtool check metrics: exit 0"
+note "PASS"
