@@ -85,14 +85,14 @@ note "check on a missing file: exit 1, stderr: $(head -1 "$WORK/check-missing.er
 # --help everywhere.
 run_cli help --help
 expect_status help 0
-for sub in run check demo version hash-password; do
+for sub in run check probe demo version hash-password; do
   run_cli "help-$sub" "$sub" --help
   expect_status "help-$sub" 0
   grep -qi 'usage' "$WORK/help-$sub.out" || { show "help-$sub"; fail "$sub --help printed no usage"; }
   grep -q -- "$sub" "$WORK/help-$sub.out" || { show "help-$sub"; fail "$sub --help does not name the command"; }
   grep -qF "$sub" "$WORK/help.out" || { show help; fail "top-level --help does not list $sub"; }
 done
-note "--help: exit 0 with usage for portrelay, run, check, demo, version, hash-password"
+note "--help: exit 0 with usage for portrelay, run, check, probe, demo, version, hash-password"
 
 # No subcommand / unknown subcommand: a usage error, not success.
 run_cli none
@@ -105,6 +105,7 @@ note "no subcommand / unknown subcommand: non-zero exit"
 run_cli demo demo
 expect_status demo 0
 grep -q '^demo OK$' "$WORK/demo.out" || { show demo; fail "demo did not print 'demo OK'"; }
-grep -q 'portrelay_messages_total{result="relayed"} 1' "$WORK/demo.out" || { show demo; fail "demo output lacks the relayed message metric"; }
-note "demo: exit 0, '$(grep '^Result:' "$WORK/demo.out")', demo OK"
+grep -q 'portrelay_messages_total{result="relayed"} 2' "$WORK/demo.out" || { show demo; fail "demo output lacks the relayed message metric (2 messages)"; }
+grep -q 'The relay would use now: provider:465' "$WORK/demo.out" || { show demo; fail "demo probe table does not pick 465"; }
+note "demo: exit 0, $(grep -c '=> DELIVERED' "$WORK/demo.out") messages delivered, probe picks 465, demo OK"
 note "PASS"
