@@ -288,6 +288,11 @@ void UpstreamConnection::pump_body() {
 
 void UpstreamConnection::quit() {
   if (!connection_ || broken_) return;
+  if (busy()) {
+    broken_ = true;
+    connection_->close();
+    return;
+  }
   connection_->send("QUIT\r\n");
   connection_->finish();
   broken_ = true;

@@ -48,7 +48,7 @@ void UpstreamPool::give(std::unique_ptr<UpstreamConnection> connection) {
   if (!connection) return;
   std::size_t index = connection->endpoint().index;
   auto& queue = idle_.at(index);
-  if (!connection->usable() || queue.size() >= max_per_endpoint_) {
+  if (!connection->usable() || connection->busy() || queue.size() >= max_per_endpoint_) {
     connection->quit();
     closing_.push_back(std::move(connection));
     return;

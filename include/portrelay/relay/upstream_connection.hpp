@@ -69,10 +69,13 @@ class UpstreamConnection {
   void command(const std::string& line, ResponseCallback callback);
   // After a 354: sends the body dot-stuffed, then ".", and waits for the final reply.
   void send_body(const MessageBody& body, ResponseCallback callback);
-  // Polite goodbye: QUIT, then close without waiting long.
+  // Polite goodbye: QUIT, then close without waiting long. A busy connection is just
+  // closed: a QUIT now would land inside a message body.
   void quit();
 
   bool usable() const { return ready_ && !broken_; }
+  // A command or body is in flight: the connection cannot be reused or politely closed.
+  bool busy() const { return response_callback_ != nullptr || body_ != nullptr; }
   bool tcp_connected() const { return connection_ != nullptr; }
   const config::Endpoint& endpoint() const { return runtime_.endpoint; }
   const smtp::Capabilities& capabilities() const { return handshake_.capabilities(); }
