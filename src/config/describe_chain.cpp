@@ -24,6 +24,11 @@ std::string describe_auth(const Credentials& credentials) {
 std::vector<std::string> describe_endpoint(const Endpoint& endpoint) {
   std::string extras;
   if (!endpoint.tls_server_name.empty()) extras += "  tls_server_name=" + endpoint.tls_server_name;
+  if (!endpoint.addresses.empty()) {
+    extras += "  addresses=";
+    for (std::size_t i = 0; i < endpoint.addresses.size(); ++i)
+      extras += (i ? "," : "") + endpoint.addresses[i];
+  }
   if (!endpoint.ca_file.empty()) extras += "  ca_file=" + endpoint.ca_file;
   if (endpoint.tls_insecure_skip_verify) extras += "  verify=OFF";
   return {std::to_string(endpoint.index + 1), endpoint.host + ":" + std::to_string(endpoint.port),

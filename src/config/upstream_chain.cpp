@@ -3,6 +3,7 @@
 #include <map>
 #include <string>
 
+#include "portrelay/net/tcp_listener.hpp"
 #include "sections.hpp"
 #include "value_checks.hpp"
 
@@ -138,7 +139,8 @@ std::vector<Endpoint> parse_upstream(ParseContext& context, const toml::table& t
   const TableReader reader(
       context, table, "upstream", "[[upstream]]",
       {"host", "port", "ports", "tls", "name", "ca_file", "tls_server_name",
-       "tls_insecure_skip_verify", "username", "password_env", "password_file", "password"});
+       "tls_insecure_skip_verify", "username", "password_env", "password_file", "password",
+       "addresses"});
 
   const auto host = reader.string("host");
   if (!host) reader.fail_table("upstream.host: missing (every [[upstream]] needs a host)");
@@ -172,6 +174,16 @@ std::vector<Endpoint> parse_upstream(ParseContext& context, const toml::table& t
                   "\"" + *server_name + "\" is not a valid hostname");
     }
     common.tls_server_name = *server_name;
+  }
+  if (const auto addresses = reader.string_array("addresses")) {
+    for (const StringItem& item : *addresses) {
+      sockaddr_storage parsed{};
+      if (!net::make_sockaddr(item.value, 0, parsed)) {
+        reader.fail("addresses", *item.node,
+                    "\"" + item.value + "\" is not an IP address (\"192.0.2.10\" or \"2001:db8::1\")");
+      }
+      common.addresses.push_back(item.value);
+    }
   }
   common.tls_insecure_skip_verify = reader.boolean("tls_insecure_skip_verify").value_or(false);
   if (common.tls_insecure_skip_verify) {

@@ -49,7 +49,8 @@ std::vector<EndpointRuntime> build_endpoint_runtimes(const config::Config& confi
 }
 
 UpstreamTimeouts timeouts_from(const config::RelayConfig& relay) {
-  return {relay.connect_timeout, relay.greeting_timeout, relay.command_timeout, relay.data_timeout};
+  return {relay.connect_timeout, relay.stagger, relay.greeting_timeout, relay.command_timeout,
+          relay.data_timeout};
 }
 
 }  // namespace portrelay::relay

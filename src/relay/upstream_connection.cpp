@@ -1,6 +1,9 @@
 #include "portrelay/relay/upstream_connection.hpp"
 
+#include <algorithm>
+
 #include "portrelay/log.hpp"
+#include "portrelay/net/tcp_listener.hpp"
 
 namespace portrelay::relay {
 namespace {
@@ -34,6 +37,7 @@ UpstreamConnection::UpstreamConnection(uv_loop_t* loop, const EndpointRuntime& e
       handshake_(smtp::ClientHandshake::Options{std::move(helo_name), endpoint.endpoint.tls,
                                                 endpoint.endpoint.credentials.username,
                                                 endpoint.password}),
+      address_timer_(loop),
       timer_(loop) {}
 
 UpstreamConnection::~UpstreamConnection() { *alive_ = false; }
@@ -50,10 +54,6 @@ std::string UpstreamConnection::tls_version() const {
 void UpstreamConnection::arm_timer(config::Duration timeout, FailureReason reason,
                                    std::string what) {
   timer_.start(timeout, [this, reason, what = std::move(what)]() {
-    if (reason == FailureReason::Timeout && next_address_ < addresses_.size()) {
-      connect_next_address();  // this address is silent; try the host's next one
-      return;
-    }
     if (ready_)
       fail_response(reason, what);
     else
@@ -69,9 +69,7 @@ void UpstreamConnection::connect(ReadyCallback callback) {
     return fail_connect(FailureReason::AuthFailed, "no password: " + runtime_.password_problem);
   arm_timer(timeouts_.connect, FailureReason::Dns,
             "cannot resolve " + endpoint.host + " within " + seconds_text(timeouts_.connect));
-  resolution_ = net::Resolution::start(
-      loop_, endpoint.host, endpoint.port,
-      [this](int status, std::vector<sockaddr_storage> addresses) {
+  auto on_resolved = [this](int status, std::vector<sockaddr_storage> addresses) {
         resolution_.reset();  // finished; the request has already detached from it
         if (status != 0)
           return fail_connect(FailureReason::Dns, "cannot resolve " + runtime_.endpoint.host +
@@ -81,36 +79,69 @@ void UpstreamConnection::connect(ReadyCallback callback) {
         for (const auto& address : addresses_)
           trace_.addresses.push_back(
               net::format_address(reinterpret_cast<const sockaddr*>(&address)));
+        // One deadline for the whole TCP phase, however many addresses are tried.
+        arm_timer(timeouts_.connect, FailureReason::Timeout,
+                  "no answer from " + runtime_.endpoint.host + ":" +
+                      std::to_string(runtime_.endpoint.port) + " (" +
+                      std::to_string(addresses_.size()) + " address(es)) within " +
+                      seconds_text(timeouts_.connect));
         connect_next_address();
-      });
+  };
+  if (endpoint.addresses.empty()) {
+    resolution_ = net::Resolution::start(loop_, endpoint.host, endpoint.port, on_resolved);
+    return;
+  }
+  std::vector<sockaddr_storage> pinned;
+  for (const auto& text : endpoint.addresses) {
+    sockaddr_storage address{};
+    net::make_sockaddr(text, endpoint.port, address);  // validated by the config loader
+    pinned.push_back(address);
+  }
+  on_resolved(0, std::move(pinned));
 }
 
 void UpstreamConnection::connect_next_address() {
-  if (next_address_ >= addresses_.size())
-    return fail_connect(FailureReason::Unreachable, "no address left to try");
+  if (next_address_ >= addresses_.size()) {
+    if (pending_.empty())
+      fail_connect(last_address_failure_.reason, last_address_failure_.detail);
+    return;
+  }
   const sockaddr_storage& address = addresses_[next_address_++];
-  pending_stream_ = std::make_unique<net::TcpStream>(loop_);
+  auto stream = std::make_unique<net::TcpStream>(loop_);
+  net::TcpStream* raw = stream.get();
   std::string target = net::format_address(reinterpret_cast<const sockaddr*>(&address));
-  arm_timer(timeouts_.connect, FailureReason::Timeout,
-            "no answer from " + target + " within " + seconds_text(timeouts_.connect));
-  int rc = pending_stream_->connect(
-      reinterpret_cast<const sockaddr*>(&address), [this, target](int status) {
-        if (status == 0) {
-          trace_.connected_address = target;
-          return on_tcp_connected();
-        }
-        FailureReason reason = reason_from_connect_error(status);
-        if (next_address_ < addresses_.size()) return connect_next_address();
-        fail_connect(reason, "connect to " + target + ": " + uv_strerror(status));
-      });
-  if (rc != 0)
-    fail_connect(reason_from_connect_error(rc), std::string("connect: ") + uv_strerror(rc));
+  pending_.push_back({std::move(stream), target});
+  // A silent address must not hold up the others: start the next one after a stagger.
+  if (next_address_ < addresses_.size())
+    address_timer_.start(timeouts_.address_stagger, [this]() { connect_next_address(); });
+  int rc = raw->connect(reinterpret_cast<const sockaddr*>(&address), [this, raw](int status) {
+    if (status != 0) return on_address_failed(raw, status);
+    auto it = std::find_if(pending_.begin(), pending_.end(),
+                           [raw](const PendingTcp& p) { return p.stream.get() == raw; });
+    trace_.connected_address = it->target;
+    auto winner = std::move(it->stream);
+    pending_.clear();  // the other addresses' attempts are cancelled
+    address_timer_.stop();
+    on_tcp_connected(std::move(winner));
+  });
+  if (rc != 0) on_address_failed(raw, rc);
 }
 
-void UpstreamConnection::on_tcp_connected() {
+void UpstreamConnection::on_address_failed(net::TcpStream* stream, int status) {
+  auto it = std::find_if(pending_.begin(), pending_.end(),
+                         [stream](const PendingTcp& p) { return p.stream.get() == stream; });
+  if (it == pending_.end()) return;
+  last_address_failure_ = {reason_from_connect_error(status),
+                           "connect to " + it->target + ": " + uv_strerror(status)};
+  // Called from the stream's own connect callback, which touches nothing after us.
+  pending_.erase(it);
+  connect_next_address();  // a refused address hands over at once
+}
+
+void UpstreamConnection::on_tcp_connected(std::unique_ptr<net::TcpStream> stream) {
   timer_.stop();
   trace_.tcp_ms = elapsed_ms();
-  connection_ = std::make_unique<net::Connection>(std::move(pending_stream_));
+  connection_ = std::make_unique<net::Connection>(std::move(stream));
   connection_->start([this](std::string_view data) { on_data(data); },
                      [this](int status) { on_closed(status); });
   arm_timer(timeouts_.greeting, FailureReason::GreetingTimeout,
@@ -224,7 +255,8 @@ void UpstreamConnection::fail_connect(FailureReason reason, std::string detail) 
   broken_ = true;
   timer_.stop();
   resolution_.reset();
-  pending_stream_.reset();
+  pending_.clear();
+  address_timer_.stop();
   if (connection_) connection_->close();
   auto callback = std::move(ready_callback_);
   ready_callback_ = nullptr;

@@ -77,6 +77,9 @@ struct Endpoint {
   std::size_t index = 0;  // position in the chain, 0 = most preferred
   std::string name;       // metrics label `upstream`; defaults to host
   std::string host;       // DNS name or IP literal
+  // Optional fixed IP addresses to connect to instead of resolving `host` (which still
+  // names the server for SNI and certificate checks), raced in the order given.
+  std::vector<std::string> addresses;
   std::uint16_t port = 0;
   TlsMode tls = TlsMode::StartTls;
   // TLS verification (issue 3).

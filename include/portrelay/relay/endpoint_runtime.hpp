@@ -18,7 +18,8 @@ struct EndpointRuntime {
 };
 
 struct UpstreamTimeouts {
-  config::Duration connect;
+  config::Duration connect;  // TCP phase of one endpoint, all its addresses together
+  config::Duration address_stagger = std::chrono::milliseconds(250);  // next address after
   config::Duration greeting;
   config::Duration command;
   config::Duration data;

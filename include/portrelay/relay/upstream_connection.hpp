@@ -85,7 +85,8 @@ class UpstreamConnection {
 
  private:
   void connect_next_address();
-  void on_tcp_connected();
+  void on_tcp_connected(std::unique_ptr<net::TcpStream> stream);
+  void on_address_failed(net::TcpStream* stream, int status);
   void on_data(std::string_view plaintext);
   void on_closed(int status);
   void on_reply(const smtp::Reply& reply);
@@ -103,7 +104,14 @@ class UpstreamConnection {
   std::unique_ptr<net::Resolution> resolution_;
   std::vector<sockaddr_storage> addresses_;
   std::size_t next_address_ = 0;
-  std::unique_ptr<net::TcpStream> pending_stream_;
+  // TCP attempts racing between the host's addresses (RFC 8305 section 5).
+  struct PendingTcp {
+    std::unique_ptr<net::TcpStream> stream;
+    std::string target;
+  };
+  std::vector<PendingTcp> pending_;
+  net::Timer address_timer_;
+  AttemptFailure last_address_failure_;
   std::unique_ptr<net::Connection> connection_;
   net::Timer timer_;
   smtp::ReplyParser parser_;
