@@ -20,18 +20,67 @@ std::string millis(double ms) {
   return text;
 }
 
+// Length of the UTF-8 sequence starting at `at`. `valid` says whether it is well-formed
+// (RFC 3629: no overlongs, surrogates or code points above U+10FFFF); an ill-formed one is
+// its maximal subpart (at least one byte), which becomes one U+FFFD as Unicode recommends.
+std::size_t utf8_sequence(const std::string& text, std::size_t at, bool& valid) {
+  auto lead = static_cast<unsigned char>(text[at]);
+  std::size_t length = 0;
+  unsigned char low = 0x80, high = 0xbf;  // allowed range of the second byte
+  if (lead >= 0xc2 && lead <= 0xdf) {
+    length = 2;
+  } else if (lead >= 0xe0 && lead <= 0xef) {
+    length = 3;
+    if (lead == 0xe0) low = 0xa0;
+    if (lead == 0xed) high = 0x9f;
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    length = 4;
+    if (lead == 0xf0) low = 0x90;
+    if (lead == 0xf4) high = 0x8f;
+  } else {
+    valid = false;
+    return 1;
+  }
+  for (std::size_t k = 1; k < length; ++k) {
+    if (at + k >= text.size()) {
+      valid = false;
+      return k;
+    }
+    auto next = static_cast<unsigned char>(text[at + k]);
+    if (next < (k == 1 ? low : 0x80) || next > (k == 1 ? high : 0xbf)) {
+      valid = false;
+      return k;
+    }
+  }
+  valid = true;
+  return length;
+}
+
+// Greetings and EHLO lines come from the server and may hold any byte, but JSON is UTF-8.
 std::string json_string(const std::string& value) {
   std::string out = "\"";
-  for (unsigned char c : value) {
+  for (std::size_t i = 0; i < value.size();) {
+    auto c = static_cast<unsigned char>(value[i]);
     if (c == '"' || c == '\\') {
       out += '\\';
       out += static_cast<char>(c);
+      ++i;
     } else if (c < 0x20) {
       char escaped[8];
       std::snprintf(escaped, sizeof(escaped), "\\u%04x", c);
       out += escaped;
-    } else {
+      ++i;
+    } else if (c < 0x80) {
       out += static_cast<char>(c);
+      ++i;
+    } else {
+      bool valid = false;
+      std::size_t length = utf8_sequence(value, i, valid);
+      if (valid)
+        out.append(value, i, length);
+      else
+        out += "\\ufffd";
+      i += length;
     }
   }
   return out + "\"";

@@ -28,7 +28,8 @@ class RacingSelector::Race : public SelectionAttempt {
       : selector_(selector),
         callback_(std::move(callback)),
         stagger_(selector.loop_),
-        kickoff_(selector.loop_) {
+        kickoff_(selector.loop_),
+        check_timer_(selector.loop_) {
     for (std::size_t index : selector.health_.preference_order(Clock::now()))
       if (!exclude.count(index)) candidates_.push_back(index);
     // select() never calls back from inside itself.
@@ -56,19 +57,32 @@ class RacingSelector::Race : public SelectionAttempt {
     auto pooled = selector_.pool_.take(candidates_.front());
     if (!pooled) return launch_next();
     checking_ = std::move(pooled);
+    // A peer that vanished without a FIN (NAT state dropped, host rebooted) never answers:
+    // a live connection answers RSET within a round trip, so do not wait command_timeout
+    // (minutes) for it; connect_timeout is what a fresh connection would be allowed.
+    check_timer_.start(selector_.timeouts_.connect,
+                       [this]() { drop_checked("no reply to RSET within connect_timeout"); });
     checking_->command("RSET", [this](const UpstreamResponse& response) {
+      check_timer_.stop();
       if (!response.connection_failed() && response.reply->positive()) {
         selector_.metrics_.pool_reuse(checking_->endpoint());
         selection_.connection = std::move(checking_);
         return finish();
       }
-      // Dead while idle: not the endpoint's fault. Try the next pooled one, or connect.
-      log::info("pooled_connection_dead", {{"endpoint", checking_->endpoint().label()}});
-      discarded_ = std::move(checking_);
-      kickoff_.start(std::chrono::milliseconds(0), [this]() {
-        discarded_.reset();
-        try_pool();
-      });
+      drop_checked(response.connection_failed() ? response.failure.detail
+                                                : response.reply->summary());
+    });
+  }
+
+  // The pooled connection died while idle: not the endpoint's fault. Try the next pooled
+  // one, or connect. May run inside the connection's own callback, so it is freed later.
+  void drop_checked(const std::string& detail) {
+    log::info("pooled_connection_dead",
+              {{"endpoint", checking_->endpoint().label()}, {"detail", detail}});
+    discarded_ = std::move(checking_);
+    kickoff_.start(std::chrono::milliseconds(0), [this]() {
+      discarded_.reset();
+      try_pool();
     });
   }
 
@@ -144,6 +158,7 @@ class RacingSelector::Race : public SelectionAttempt {
   Callback callback_;
   net::Timer stagger_;
   net::Timer kickoff_;
+  net::Timer check_timer_;  // bounds the RSET check of a pooled connection
   std::vector<std::size_t> candidates_;
   std::size_t next_ = 0;
   std::vector<Running> running_;

@@ -1,0 +1,273 @@
+// HealthTable is pure: every test drives it with a fake time base and a fixed jitter factor.
+#include "portrelay/relay/health_table.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <vector>
+
+namespace portrelay::relay {
+namespace {
+
+using namespace std::chrono_literals;
+using State = HealthTable::State;
+using TimePoint = HealthTable::TimePoint;
+using Ms = std::chrono::milliseconds;
+using Order = std::vector<std::size_t>;
+
+// An arbitrary, fixed origin: nothing here may depend on the real clock.
+const TimePoint kT0 = TimePoint{} + std::chrono::hours(100);
+
+HealthTable::Jitter fixed(double factor) {
+  return [factor]() { return factor; };
+}
+
+Ms cooldown_left(const HealthTable& table, std::size_t index, TimePoint now) {
+  return std::chrono::duration_cast<Ms>(table.entry(index).cooldown_until - now);
+}
+
+TEST(HealthTableCooldown, FreshTableIsUnknownAndNotCooling) {
+  HealthTable table(3, 100ms, 1s, fixed(1.0));
+  ASSERT_EQ(table.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(table.entry(i).state, State::Unknown);
+    EXPECT_EQ(table.entry(i).consecutive_failures, 0u);
+    EXPECT_FALSE(table.entry(i).last_failure.has_value());
+    EXPECT_FALSE(table.entry(i).probing);
+    EXPECT_FALSE(table.cooling_down(i, kT0));
+  }
+}
+
+TEST(HealthTableCooldown, DoublesPerConsecutiveFailureUpToTheCap) {
+  HealthTable table(1, 100ms, 1000ms, fixed(1.0));
+  const std::vector<Ms> expected = {100ms, 200ms, 400ms, 800ms, 1000ms, 1000ms};
+  for (std::size_t n = 0; n < expected.size(); ++n) {
+    TimePoint now = kT0 + Ms(10'000 * n);
+    table.record_failure(0, FailureReason::Timeout, now);
+    EXPECT_EQ(table.entry(0).consecutive_failures, n + 1);
+    EXPECT_EQ(cooldown_left(table, 0, now), expected[n]) << "failure " << n + 1;
+  }
+}
+
+TEST(HealthTableCooldown, ManyFailuresStayAtTheCapWithoutOverflow) {
+  HealthTable table(1, 30s, 10min, fixed(1.0));
+  for (int n = 0; n < 100; ++n) table.record_failure(0, FailureReason::Refused, kT0);
+  EXPECT_EQ(table.entry(0).consecutive_failures, 100u);
+  EXPECT_EQ(cooldown_left(table, 0, kT0), Ms(10min));
+}
+
+TEST(HealthTableCooldown, CoolingEndsExactlyAtCooldownUntil) {
+  HealthTable table(1, 100ms, 1s, fixed(1.0));
+  table.record_failure(0, FailureReason::Refused, kT0);
+  EXPECT_TRUE(table.cooling_down(0, kT0));
+  EXPECT_TRUE(table.cooling_down(0, kT0 + 99ms));
+  EXPECT_FALSE(table.cooling_down(0, kT0 + 100ms));
+  EXPECT_FALSE(table.cooling_down(0, kT0 + 5s));
+}
+
+TEST(HealthTableCooldown, JitterScalesTheCooldown) {
+  HealthTable low(1, 100ms, 10s, fixed(0.8));
+  HealthTable high(1, 100ms, 10s, fixed(1.2));
+  low.record_failure(0, FailureReason::Timeout, kT0);
+  high.record_failure(0, FailureReason::Timeout, kT0);
+  EXPECT_EQ(cooldown_left(low, 0, kT0), 80ms);
+  EXPECT_EQ(cooldown_left(high, 0, kT0), 120ms);
+  low.record_failure(0, FailureReason::Timeout, kT0);
+  high.record_failure(0, FailureReason::Timeout, kT0);
+  EXPECT_EQ(cooldown_left(low, 0, kT0), 160ms);
+  EXPECT_EQ(cooldown_left(high, 0, kT0), 240ms);
+}
+
+// The cap bounds the doubling; jitter then spreads relays around it (so the longest
+// cool-down is 1.2 * cooldown_max). This pins that reading of "capped, with jitter".
+TEST(HealthTableCooldown, JitterAppliesAroundTheCap) {
+  HealthTable low(1, 100ms, 300ms, fixed(0.8));
+  HealthTable high(1, 100ms, 300ms, fixed(1.2));
+  for (int n = 0; n < 5; ++n) {
+    low.record_failure(0, FailureReason::Timeout, kT0);
+    high.record_failure(0, FailureReason::Timeout, kT0);
+  }
+  EXPECT_EQ(cooldown_left(low, 0, kT0), 240ms);
+  EXPECT_EQ(cooldown_left(high, 0, kT0), 360ms);
+}
+
+TEST(HealthTableCooldown, DefaultJitterStaysWithinTwentyPercent) {
+  Ms shortest = Ms::max(), longest = Ms::zero();
+  for (int i = 0; i < 200; ++i) {
+    HealthTable table(1, 1000ms, 10s);  // default: random jitter
+    table.record_failure(0, FailureReason::Timeout, kT0);
+    Ms left = cooldown_left(table, 0, kT0);
+    shortest = std::min(shortest, left);
+    longest = std::max(longest, left);
+  }
+  EXPECT_GE(shortest, 800ms);
+  EXPECT_LE(longest, 1200ms);
+  EXPECT_LT(shortest, longest) << "jitter should vary between tables";
+}
+
+TEST(HealthTableCooldown, FailureMarksDownAndRemembersReason) {
+  HealthTable table(2, 100ms, 1s, fixed(1.0));
+  table.record_failure(1, FailureReason::TlsVerify, kT0);
+  EXPECT_EQ(table.entry(1).state, State::Down);
+  EXPECT_EQ(table.entry(1).last_failure, FailureReason::TlsVerify);
+  EXPECT_EQ(table.entry(0).state, State::Unknown);
+  EXPECT_FALSE(table.cooling_down(0, kT0));
+  table.record_failure(1, FailureReason::Refused, kT0 + 1s);
+  EXPECT_EQ(table.entry(1).last_failure, FailureReason::Refused);
+}
+
+TEST(HealthTableCooldown, SuccessResetsFailuresAndCooldown) {
+  HealthTable table(1, 100ms, 10s, fixed(1.0));
+  for (int n = 0; n < 3; ++n) table.record_failure(0, FailureReason::Timeout, kT0);
+  ASSERT_EQ(cooldown_left(table, 0, kT0), 400ms);
+  table.record_success(0);
+  EXPECT_EQ(table.entry(0).state, State::Up);
+  EXPECT_EQ(table.entry(0).consecutive_failures, 0u);
+  EXPECT_FALSE(table.entry(0).last_failure.has_value());
+  EXPECT_FALSE(table.cooling_down(0, kT0));
+  // The next failure starts again from the base length.
+  table.record_failure(0, FailureReason::Timeout, kT0);
+  EXPECT_EQ(cooldown_left(table, 0, kT0), 100ms);
+}
+
+TEST(HealthTableSuspect, CoolsDownWithoutMarkingDown) {
+  HealthTable table(1, 100ms, 10s, fixed(1.0));
+  table.record_suspect(0, kT0);
+  EXPECT_EQ(table.entry(0).state, State::Unknown);
+  EXPECT_FALSE(table.entry(0).last_failure.has_value());
+  EXPECT_TRUE(table.cooling_down(0, kT0 + 99ms));
+  EXPECT_FALSE(table.cooling_down(0, kT0 + 100ms));
+  // Repeated suspicion backs off like failures do.
+  table.record_suspect(0, kT0);
+  EXPECT_EQ(cooldown_left(table, 0, kT0), 200ms);
+}
+
+TEST(HealthTableSuspect, UpEndpointBecomesUnknownDownStaysDown) {
+  HealthTable table(2, 100ms, 10s, fixed(1.0));
+  table.record_success(0);
+  table.record_suspect(0, kT0);
+  EXPECT_EQ(table.entry(0).state, State::Unknown);
+  EXPECT_TRUE(table.cooling_down(0, kT0));
+
+  table.record_failure(1, FailureReason::Timeout, kT0);
+  table.record_suspect(1, kT0);
+  EXPECT_EQ(table.entry(1).state, State::Down);
+  EXPECT_EQ(table.entry(1).last_failure, FailureReason::Timeout);
+  EXPECT_EQ(table.entry(1).consecutive_failures, 2u);
+}
+
+TEST(HealthTablePreference, ChainOrderWhenAllHealthy) {
+  HealthTable table(4, 100ms, 10s, fixed(1.0));
+  EXPECT_EQ(table.preference_order(kT0), (Order{0, 1, 2, 3}));
+}
+
+TEST(HealthTablePreference, CoolingEndpointsGoLastInChainOrder) {
+  HealthTable table(4, 100ms, 10s, fixed(1.0));
+  table.record_failure(2, FailureReason::Refused, kT0);
+  table.record_failure(0, FailureReason::Timeout, kT0);
+  table.record_suspect(3, kT0);
+  EXPECT_EQ(table.preference_order(kT0 + 50ms), (Order{1, 0, 2, 3}));
+  // Once the cool-down is over, chain order is restored.
+  EXPECT_EQ(table.preference_order(kT0 + 100ms), (Order{0, 1, 2, 3}));
+}
+
+TEST(HealthTablePreference, LongerCooldownDoesNotReorderCoolingEndpoints) {
+  HealthTable table(3, 100ms, 10s, fixed(1.0));
+  table.record_failure(0, FailureReason::Timeout, kT0);
+  table.record_failure(0, FailureReason::Timeout, kT0);  // 200ms
+  table.record_failure(1, FailureReason::Timeout, kT0);  // 100ms
+  table.record_failure(2, FailureReason::Timeout, kT0);
+  EXPECT_EQ(table.preference_order(kT0), (Order{0, 1, 2}));  // all cooling: still tried
+  EXPECT_EQ(table.preference_order(kT0 + 150ms), (Order{1, 2, 0}));
+}
+
+TEST(HealthTablePreference, ProbingEndpointsGoLast) {
+  HealthTable table(3, 100ms, 10s, fixed(1.0));
+  table.set_probing(0, true);
+  EXPECT_EQ(table.preference_order(kT0), (Order{1, 2, 0}));
+  table.set_probing(0, false);
+  EXPECT_EQ(table.preference_order(kT0), (Order{0, 1, 2}));
+}
+
+TEST(HealthTableProbe, NothingDueWithoutFailures) {
+  HealthTable table(3, 100ms, 10s, fixed(1.0));
+  EXPECT_TRUE(table.due_for_probe(kT0).empty());
+  table.record_success(1);
+  EXPECT_TRUE(table.due_for_probe(kT0).empty());
+}
+
+TEST(HealthTableProbe, OnlyFailedEndpointsPreferredToTheBestUpOneAfterCooldown) {
+  HealthTable table(5, 100ms, 10s, fixed(1.0));
+  table.record_failure(0, FailureReason::Timeout, kT0);
+  table.record_failure(1, FailureReason::Refused, kT0);
+  table.record_success(3);
+  table.record_failure(4, FailureReason::Refused, kT0);  // after the best: never probed
+  // 2 never failed (Unknown): nothing to find out about it.
+  EXPECT_TRUE(table.due_for_probe(kT0 + 99ms).empty());
+  EXPECT_EQ(table.due_for_probe(kT0 + 100ms), (Order{0, 1}));
+}
+
+TEST(HealthTableProbe, WaitsForEachEndpointsOwnCooldown) {
+  HealthTable table(3, 100ms, 10s, fixed(1.0));
+  table.record_failure(0, FailureReason::Timeout, kT0);
+  table.record_failure(0, FailureReason::Timeout, kT0);  // 200ms
+  table.record_failure(1, FailureReason::Timeout, kT0);  // 100ms
+  table.record_success(2);
+  EXPECT_EQ(table.due_for_probe(kT0 + 150ms), (Order{1}));
+  EXPECT_EQ(table.due_for_probe(kT0 + 200ms), (Order{0, 1}));
+}
+
+TEST(HealthTableProbe, SkipsEndpointsAlreadyProbing) {
+  HealthTable table(3, 100ms, 10s, fixed(1.0));
+  table.record_failure(0, FailureReason::Timeout, kT0);
+  table.record_failure(1, FailureReason::Timeout, kT0);
+  table.record_success(2);
+  table.set_probing(0, true);
+  EXPECT_EQ(table.due_for_probe(kT0 + 1s), (Order{1}));
+  table.set_probing(0, false);
+  EXPECT_EQ(table.due_for_probe(kT0 + 1s), (Order{0, 1}));
+}
+
+TEST(HealthTableProbe, SuspectEndpointIsProbedAfterCooldown) {
+  HealthTable table(2, 100ms, 10s, fixed(1.0));
+  table.record_suspect(0, kT0);
+  table.record_success(1);
+  EXPECT_TRUE(table.due_for_probe(kT0 + 50ms).empty());
+  EXPECT_EQ(table.due_for_probe(kT0 + 100ms), (Order{0}));
+}
+
+TEST(HealthTableProbe, WithNoEndpointUpEveryFailedOneIsDue) {
+  HealthTable table(3, 100ms, 10s, fixed(1.0));
+  table.record_failure(0, FailureReason::Timeout, kT0);
+  table.record_failure(2, FailureReason::Refused, kT0);
+  EXPECT_EQ(table.due_for_probe(kT0 + 100ms), (Order{0, 2}));
+}
+
+TEST(HealthTableProbe, SuspectedBestEndpointNoLongerCountsAsUp) {
+  // 1 was up, then lost a race (suspect): 2 is now the best known-up endpoint, so a failed
+  // 0 and, once cooled down, 1 itself are probe candidates.
+  HealthTable table(3, 100ms, 10s, fixed(1.0));
+  table.record_failure(0, FailureReason::Timeout, kT0);
+  table.record_success(1);
+  table.record_success(2);
+  EXPECT_EQ(table.due_for_probe(kT0 + 100ms), (Order{0}));
+  table.record_suspect(1, kT0 + 100ms);
+  EXPECT_EQ(table.due_for_probe(kT0 + 150ms), (Order{0}));
+  EXPECT_EQ(table.due_for_probe(kT0 + 200ms), (Order{0, 1}));
+}
+
+TEST(HealthTableProbe, SuccessAfterProbeRemovesTheCandidate) {
+  HealthTable table(2, 100ms, 10s, fixed(1.0));
+  table.record_failure(0, FailureReason::GreetingRejected, kT0);
+  table.record_success(1);
+  ASSERT_EQ(table.due_for_probe(kT0 + 100ms), (Order{0}));
+  table.set_probing(0, true);
+  EXPECT_TRUE(table.due_for_probe(kT0 + 100ms).empty());
+  table.set_probing(0, false);
+  table.record_success(0);
+  EXPECT_TRUE(table.due_for_probe(kT0 + 100ms).empty());
+  EXPECT_EQ(table.preference_order(kT0 + 100ms), (Order{0, 1}));
+}
+
+}  // namespace
+}  // namespace portrelay::relay
