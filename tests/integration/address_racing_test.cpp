@@ -54,6 +54,7 @@ TEST_F(AddressRacing, SilentFirstAddressCostsOneStaggerNotTheConnectTimeout) {
   relay.start();
   test::SmtpTestClient client;
   client.connect("127.0.0.1", relay.listener_ports().at(0));
+  ASSERT_EQ(client.read_reply().code, 220);
   ASSERT_EQ(client.command("EHLO client.test").code, 250);
   auto started = std::chrono::steady_clock::now();
   auto reply = client.send_message("a@relay.test", {"b@example.test"}, "Subject: x\r\n\r\nbody\r\n");
