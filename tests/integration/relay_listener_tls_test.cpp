@@ -123,6 +123,24 @@ TEST_F(RelayListenerTls, ImplicitTlsListenerRelays) {
   ASSERT_TRUE(upstream_.wait_for_transactions(1, 2s));
 }
 
+TEST_F(RelayListenerTls, PlaintextClientOnImplicitTlsPortIsDropped) {
+  relay("listen_implicit_tls = [\"127.0.0.1:0\"]");
+  auto ports = relay().daemon().listener_ports();
+  ASSERT_EQ(ports.size(), 2u);
+  {
+    SmtpTestClient client(2s);
+    client.connect("127.0.0.1", ports[1]);
+    client.send_raw("EHLO plaintext.client\r\n");
+    EXPECT_TRUE(client.closed(2s));
+  }
+  auto deadline = std::chrono::steady_clock::now() + 2s;
+  while (relay().metric("portrelay_client_sessions_active") != 0 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(relay().metric("portrelay_client_sessions_active"), 0);
+  EXPECT_EQ(upstream_.connection_count(), 0u);
+}
+
 class RelayAuth : public ListenerTlsBase {
  protected:
   RelayUnderTest& auth_relay() {
