@@ -48,6 +48,9 @@ bool PassthroughRelay::failover_worthy(const UpstreamResponse& response) const {
 }
 
 void PassthroughRelay::endpoint_failed(const UpstreamResponse& response, const char* stage) {
+  // No upstream: an earlier failure already gave up on the endpoint (e.g. RCPT or DATA after
+  // the envelope could not be moved anywhere). Nothing new to record.
+  if (!upstream_) return;
   const config::Endpoint& endpoint = upstream_->endpoint();
   tried_.insert(endpoint.index);
   failed_from_ = endpoint;

@@ -234,3 +234,59 @@ TEST(RelayEdgeCases, EightBitBodyToUpstreamWithout8BitMimeIsNotSentAsIs) {
 
 }  // namespace
 }  // namespace portrelay::test
+
+namespace portrelay::test {
+namespace {
+
+// One endpoint that dies (421) in the middle of the recipients: the envelope cannot move
+// anywhere, so the client gets 4xx; what it does next must not hurt the relay.
+class RelayEndpointLostMidEnvelope : public ::testing::Test {
+ protected:
+  RelayEndpointLostMidEnvelope() {
+    upstream_.set_rcpt_override("second@example.test",
+                                StageAction::reply_with("421 4.3.2 Shutting down"));
+    RelaySettings settings;
+    settings.upstreams = {plain_upstream("a", upstream_.port())};
+    relay_ = std::make_unique<RelayUnderTest>(settings);
+    client_ = relay_->client();
+    EXPECT_EQ(client_->command("MAIL FROM:<a@example.test>").code, 250);
+    EXPECT_EQ(client_->command("RCPT TO:<first@example.test>").code, 250);
+    SmtpReply lost = client_->command("RCPT TO:<second@example.test>");
+    EXPECT_EQ(lost.code, 451) << lost.raw;
+  }
+  // The relay still answers a new client.
+  void expect_relay_alive() {
+    auto other = relay_->client(2s);
+    EXPECT_EQ(other->command("NOOP").code, 250);
+  }
+
+  FakeUpstream upstream_;
+  std::unique_ptr<RelayUnderTest> relay_;
+  std::unique_ptr<SmtpTestClient> client_;
+};
+
+TEST_F(RelayEndpointLostMidEnvelope, AnotherRcptGets4xx) {
+  SmtpReply reply = client_->command("RCPT TO:<third@example.test>");
+  EXPECT_EQ(reply.code / 100, 4) << reply.raw;
+  expect_relay_alive();
+}
+
+TEST_F(RelayEndpointLostMidEnvelope, DataWithTheAcceptedRecipientGets4xx) {
+  EXPECT_EQ(client_->command("DATA").code, 354);
+  client_->send_raw(sample_message() + ".\r\n");
+  SmtpReply reply = client_->read_reply();
+  EXPECT_EQ(reply.code / 100, 4) << reply.raw;
+  expect_relay_alive();
+}
+
+TEST_F(RelayEndpointLostMidEnvelope, RsetAndANewMessageWorkOnceTheEndpointIsBack) {
+  EXPECT_EQ(client_->command("RSET").code, 250);
+  upstream_.set_rcpt_override("second@example.test", StageAction::reply_with("250 2.1.5 Ok"));
+  SmtpReply reply =
+      client_->send_message("a@example.test", {"second@example.test"}, sample_message());
+  EXPECT_EQ(reply.code, 250) << reply.raw;
+  expect_relay_alive();
+}
+
+}  // namespace
+}  // namespace portrelay::test

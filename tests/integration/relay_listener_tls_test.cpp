@@ -190,6 +190,23 @@ TEST_F(RelayAuth, AuthPlainThenRelays) {
   EXPECT_EQ(upstream_.transactions()[0].auth_user, "");
 }
 
+TEST_F(RelayAuth, AuthPlainWithoutInitialResponse) {
+  auto client = secure_client();
+  SmtpReply challenge = client->command("AUTH PLAIN");
+  EXPECT_EQ(challenge.code, 334) << challenge.raw;
+  SmtpReply auth = client->command(plain_token(kClientUser, kClientPassword));
+  EXPECT_EQ(auth.code, 235) << auth.raw;
+  EXPECT_EQ(client->command("MAIL FROM:<a@example.test>").code, 250);
+}
+
+TEST_F(RelayAuth, CancelledAuthIs501) {
+  auto client = secure_client();
+  EXPECT_EQ(client->command("AUTH LOGIN").code, 334);
+  SmtpReply cancelled = client->command("*");
+  EXPECT_EQ(cancelled.code, 501) << cancelled.raw;
+  EXPECT_EQ(client->command("MAIL FROM:<a@example.test>").code, 530);
+}
+
 TEST_F(RelayAuth, AuthLoginThenRelays) {
   auto client = secure_client();
   EXPECT_EQ(client->command("AUTH LOGIN").code, 334);

@@ -145,6 +145,24 @@ INSTANTIATE_TEST_SUITE_P(
                     &tls::GeneratedPki::self_signed_key}),
     [](const auto& info) { return std::string(info.param.name); });
 
+TEST_F(RelayTls, PlaintextServerOnImplicitTlsEndpointIsTlsHandshake) {
+  FakeUpstream plaintext;  // greets in clear text where TLS is expected
+  FakeUpstream fallback;
+  RelaySettings settings;
+  settings.upstreams = {tls_upstream("plaintext", plaintext.port(), "implicit", ca()),
+                        plain_upstream("fallback", fallback.port())};
+  RelayUnderTest relay(settings);
+  auto client = relay.client();
+  SmtpReply reply = client->send_message("a@example.test", {"b@example.test"}, sample_message());
+  EXPECT_EQ(reply.code, 250) << reply.raw;
+  ASSERT_TRUE(fallback.wait_for_transactions(1, 2s));
+  EXPECT_FALSE(saw(plaintext, "MAIL"));
+  EXPECT_EQ(relay.metric("portrelay_upstream_connect_failures_total",
+                         {{"upstream", "plaintext"}, {"reason", "tls_handshake"}}),
+            1)
+      << relay.metrics_text();
+}
+
 TEST_F(RelayTls, StartTlsNotOfferedIsAFailureNotAPlaintextSend) {
   FakeUpstream plain_only;  // no STARTTLS in its EHLO
   FakeUpstream fallback(good(true));
