@@ -23,7 +23,8 @@ MetricsConfig parse_metrics_section(ParseContext& context, const toml::table& ta
   }
   for (const auto* smtp_listeners : {&server.listen, &server.listen_implicit_tls}) {
     for (const ListenAddress& smtp : *smtp_listeners) {
-      if (metrics.enabled && smtp.str() == address->str()) {
+      // Port 0 lets the kernel pick a free port each time: those never collide.
+      if (metrics.enabled && address->port != 0 && smtp.str() == address->str()) {
         reader.fail("listen", at, address->str() + " is already an SMTP listener in [server]");
       }
     }

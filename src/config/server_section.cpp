@@ -115,6 +115,8 @@ void check_not_open_relay(const TableReader& reader, const ServerConfig& server,
 void check_distinct(const TableReader& reader, const std::vector<Listener>& listeners) {
   for (std::size_t i = 0; i < listeners.size(); ++i) {
     for (std::size_t j = 0; j < i; ++j) {
+      // Port 0 lets the kernel pick a free port each time: those never collide.
+      if (listeners[i].address.port == 0) continue;
       if (listeners[i].address.str() != listeners[j].address.str()) continue;
       reader.fail(listeners[i].key, *listeners[i].node,
                   listeners[i].address.str() + " is already listed in " +

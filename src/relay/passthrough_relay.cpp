@@ -55,6 +55,9 @@ bool PassthroughRelay::failover_worthy(const UpstreamResponse& response) const {
 }
 
 void PassthroughRelay::endpoint_failed(const UpstreamResponse& response, const char* stage) {
+  // No upstream: an earlier failure already gave up on the endpoint (e.g. RCPT or DATA after
+  // the envelope could not be moved anywhere). Nothing new to record.
+  if (!upstream_) return;
   const config::Endpoint& endpoint = upstream_->endpoint();
   tried_.insert(endpoint.index);
   failed_from_ = endpoint;
@@ -98,11 +101,17 @@ void PassthroughRelay::with_upstream(Done done) {
       const auto& endpoint = selector_.endpoints().at(failure.endpoint_index).endpoint;
       failure_notes_.push_back(endpoint.label() + " " + to_string(failure.failure.reason));
     }
+    // The move from the endpoint that failed mid-transaction to the first one tried next;
+    // moves within the selection are counted by the selector.
+    if (failed_from_ && !selection.failures.empty()) {
+      const auto first = selection.failures.front().endpoint_index;
+      metrics_.failover(*failed_from_, selector_.endpoints().at(first).endpoint);
+    } else if (failed_from_ && selection.connection) {
+      metrics_.failover(*failed_from_, selection.connection->endpoint());
+    }
+    failed_from_.reset();
     if (!selection.connection) return done(false);
     upstream_ = std::move(selection.connection);
-    if (failed_from_ && selection.failures.empty())
-      metrics_.failover(*failed_from_, upstream_->endpoint());
-    failed_from_.reset();
     log::info("upstream_ready",
               {{"session", session_id_},
                {"endpoint", upstream_->endpoint().label()},
@@ -221,8 +230,12 @@ void PassthroughRelay::send_data() {
   upstream_->command("DATA", [this, retry_elsewhere](const UpstreamResponse& response) {
     if (failover_worthy(response)) return retry_elsewhere(response, "DATA");
     if (response.reply->code != 354) {
-      if (response.reply->permanent())
+      if (response.reply->permanent()) {
+        // MAIL and RCPT are still open upstream: clear them before the next transaction
+        // (set first: the client's next MAIL may be handled inside finish()).
+        needs_reset_ = true;
         return finish(client_reply(*response.reply, "5.0.0"), metrics::MessageResult::Failed);
+      }
       return retry_elsewhere(response, "DATA");
     }
     upstream_->send_body(body_, [this, retry_elsewhere](const UpstreamResponse& response) {

@@ -39,8 +39,10 @@ void SmtpTestClient::connect_tls(const std::string& host, uint16_t port,
   channel_ = std::move(tls);
 }
 
-SmtpReply SmtpTestClient::starttls(const TlsClientOptions& options) {
-  SmtpReply reply = command("STARTTLS");
+SmtpReply SmtpTestClient::starttls(const TlsClientOptions& options,
+                                   std::string_view pipelined_plaintext) {
+  send_raw("STARTTLS\r\n" + std::string(pipelined_plaintext));
+  SmtpReply reply = read_reply();
   if (reply.code != 220) throw SmtpTestError("STARTTLS refused: " + reply.raw);
   buffer_.clear();  // plaintext sent before the handshake must not be trusted (RFC 3207)
   tls_context_ = make_client_tls_context(options);

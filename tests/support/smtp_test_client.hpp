@@ -41,7 +41,9 @@ class SmtpTestClient {
   void connect_tls(const std::string& host, uint16_t port, const TlsClientOptions& options);
   // Sends STARTTLS, expects 220, drops anything buffered (RFC 3207), handshakes.
   // Returns the reply to STARTTLS; throws SmtpTestError if it is not 220 or TLS fails.
-  SmtpReply starttls(const TlsClientOptions& options);
+  // `pipelined_plaintext` goes out in the same write right after "STARTTLS\r\n": a command
+  // injection probe (CVE-2011-0411) that a correct server discards.
+  SmtpReply starttls(const TlsClientOptions& options, std::string_view pipelined_plaintext = {});
   bool is_tls() const;
   void close();
 

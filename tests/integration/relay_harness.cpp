@@ -1,0 +1,132 @@
+#include "relay_harness.hpp"
+
+#include <cstdlib>
+
+#include "portrelay/config/config.hpp"
+#include "portrelay/log.hpp"
+
+namespace portrelay::test {
+
+std::string RelaySettings::toml() const {
+  std::string text;
+  text += "[server]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"relay.test\"\n";
+  text += server_extra + "\n";
+  text += "[relay]\n";
+  // Keys set in relay_extra win: drop the default of the same name.
+  auto unless_overridden = [&](const std::string& key, const std::string& value) {
+    if (relay_extra.find(key + " ") == std::string::npos &&
+        relay_extra.find(key + "=") == std::string::npos)
+      text += key + " = \"" + value + "\"\n";
+  };
+  unless_overridden("connect_timeout", connect_timeout);
+  unless_overridden("greeting_timeout", greeting_timeout);
+  unless_overridden("command_timeout", command_timeout);
+  unless_overridden("data_timeout", data_timeout);
+  text += relay_extra + "\n";
+  for (const auto& upstream : upstreams) text += upstream + "\n";
+  text += "[metrics]\n" + metrics + "\n";
+  return text;
+}
+
+std::string plain_upstream(const std::string& name, std::uint16_t port, const std::string& extra) {
+  return "[[upstream]]\nname = \"" + name +
+         "\"\nhost = \"127.0.0.1\"\nport = " + std::to_string(port) + "\ntls = \"none\"\n" + extra +
+         "\n";
+}
+
+std::string tls_upstream(const std::string& name, std::uint16_t port, const std::string& tls,
+                         const std::string& ca_file, const std::string& extra) {
+  return "[[upstream]]\nname = \"" + name +
+         "\"\nhost = \"127.0.0.1\"\nport = " + std::to_string(port) + "\ntls = \"" + tls +
+         "\"\nca_file = \"" + ca_file + "\"\ntls_server_name = \"localhost\"\n" + extra + "\n";
+}
+
+namespace {
+
+// Parses `{a="x",b="y"}` (Prometheus text format escapes) starting at text[pos] == '{'.
+std::map<std::string, std::string> parse_labels(std::string_view text, std::size_t& pos) {
+  std::map<std::string, std::string> labels;
+  ++pos;  // '{'
+  while (pos < text.size() && text[pos] != '}') {
+    std::size_t eq = text.find('=', pos);
+    std::string key(text.substr(pos, eq - pos));
+    pos = eq + 2;  // skip ="
+    std::string value;
+    while (pos < text.size() && text[pos] != '"') {
+      if (text[pos] == '\\' && pos + 1 < text.size()) {
+        ++pos;
+        value += text[pos] == 'n' ? '\n' : text[pos];
+      } else {
+        value += text[pos];
+      }
+      ++pos;
+    }
+    ++pos;  // closing quote
+    if (pos < text.size() && text[pos] == ',') ++pos;
+    labels[key] = value;
+  }
+  ++pos;  // '}'
+  return labels;
+}
+
+}  // namespace
+
+double metric_value(const std::string& text, std::string_view name,
+                    const std::map<std::string, std::string>& labels) {
+  double sum = 0;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line(text.data() + start, end - start);
+    start = end + 1;
+    if (line.empty() || line[0] == '#') continue;
+    std::size_t name_end = line.find_first_of("{ ");
+    if (name_end == std::string_view::npos || line.substr(0, name_end) != name) continue;
+    std::size_t pos = name_end;
+    std::map<std::string, std::string> found;
+    if (line[pos] == '{') found = parse_labels(line, pos);
+    bool match = true;
+    for (const auto& [key, value] : labels) {
+      auto it = found.find(key);
+      if (it == found.end() || it->second != value) match = false;
+    }
+    if (!match) continue;
+    sum += std::stod(std::string(line.substr(pos)));
+  }
+  return sum;
+}
+
+RelayUnderTest::RelayUnderTest(const RelaySettings& settings) : RelayUnderTest(settings.toml()) {}
+
+RelayUnderTest::RelayUnderTest(const std::string& toml) {
+  daemon_ = std::make_unique<DaemonThread>(config::parse_config(toml, "test.toml"));
+  daemon_->start();
+}
+
+RelayUnderTest::~RelayUnderTest() { daemon_->stop(1s); }
+
+std::unique_ptr<SmtpTestClient> RelayUnderTest::client(std::chrono::milliseconds timeout) {
+  auto client = std::make_unique<SmtpTestClient>(timeout);
+  client->connect("127.0.0.1", port());
+  SmtpReply greeting = client->read_reply();
+  EXPECT_EQ(greeting.code, 220) << greeting.raw;
+  SmtpReply ehlo = client->command("EHLO client.test");
+  EXPECT_EQ(ehlo.code, 250) << ehlo.raw;
+  return client;
+}
+
+std::string sample_message(const std::string& subject) {
+  return "From: <sender@example.test>\r\nTo: <rcpt@example.test>\r\nSubject: " + subject +
+         "\r\n\r\nHello from the integration tests.\r\n";
+}
+
+void QuietLogs::SetUp() {
+  if (!std::getenv("PORTRELAY_TEST_LOG")) log::set_enabled(false);
+}
+
+namespace {
+[[maybe_unused]] auto* const quiet_logs = ::testing::AddGlobalTestEnvironment(new QuietLogs);
+}
+
+}  // namespace portrelay::test

@@ -1,0 +1,186 @@
+// Local limits and policy: size, recipients, line length, sequence, timeouts, allow-list.
+#include "relay_harness.hpp"
+
+namespace portrelay::test {
+namespace {
+
+class RelayLimits : public ::testing::Test {
+ protected:
+  RelayUnderTest& relay() {
+    if (!relay_) {
+      settings_.upstreams = {plain_upstream("a", upstream_.port())};
+      relay_ = std::make_unique<RelayUnderTest>(settings_);
+    }
+    return *relay_;
+  }
+  bool upstream_saw(const std::string& prefix) {
+    for (const auto& commands : upstream_.all_commands())
+      for (const auto& command : commands)
+        if (command.rfind(prefix, 0) == 0) return true;
+    return false;
+  }
+
+  FakeUpstream upstream_;
+  RelaySettings settings_;
+  std::unique_ptr<RelayUnderTest> relay_;
+};
+
+TEST_F(RelayLimits, SizeParameterOverMaximumIs552AtMail) {
+  settings_.server_extra = "max_message_size = 1000";
+  auto client = relay().client();
+  SmtpReply ehlo = client->command("EHLO again.test");
+  EXPECT_NE(ehlo.text.find("SIZE 1000"), std::string::npos) << ehlo.raw;
+  SmtpReply reply = client->command("MAIL FROM:<a@example.test> SIZE=1001");
+  EXPECT_EQ(reply.code, 552) << reply.raw;
+  EXPECT_EQ(reply.text.substr(0, 6), "5.3.4 ") << reply.raw;
+  EXPECT_EQ(upstream_.connection_count(), 0u);
+  // At the limit it is fine, and SIZE is passed on to an upstream that supports it.
+  EXPECT_EQ(client->command("MAIL FROM:<a@example.test> SIZE=1000").code, 250);
+  ASSERT_TRUE(upstream_.wait_for_connections(1, 1s));
+  EXPECT_TRUE(upstream_saw("MAIL FROM:<a@example.test> SIZE=1000"));
+}
+
+TEST_F(RelayLimits, BodyOverMaximumIs552AndNotRelayed) {
+  settings_.server_extra = "max_message_size = 1000";
+  auto client = relay().client();
+  SmtpReply reply =
+      client->send_message("a@example.test", {"b@example.test"},
+                           std::string(600, 'a') + "\r\n" + std::string(600, 'b') + "\r\n");
+  EXPECT_EQ(reply.code, 552) << reply.raw;
+  EXPECT_EQ(reply.text.substr(0, 6), "5.3.4 ") << reply.raw;
+  std::this_thread::sleep_for(50ms);
+  EXPECT_FALSE(upstream_saw("DATA"));
+  EXPECT_TRUE(upstream_.transactions().empty());
+  // Exactly at the limit passes.
+  std::string exact = std::string(998, 'c') + "\r\n";  // 1000 octets
+  SmtpReply ok = client->send_message("a@example.test", {"b@example.test"}, exact);
+  EXPECT_EQ(ok.code, 250) << ok.raw;
+}
+
+TEST_F(RelayLimits, TooManyRecipientsIs452) {
+  settings_.server_extra = "max_recipients = 2";
+  auto client = relay().client();
+  EXPECT_EQ(client->command("MAIL FROM:<a@example.test>").code, 250);
+  EXPECT_EQ(client->command("RCPT TO:<r1@example.test>").code, 250);
+  EXPECT_EQ(client->command("RCPT TO:<r2@example.test>").code, 250);
+  SmtpReply reply = client->command("RCPT TO:<r3@example.test>");
+  EXPECT_EQ(reply.code, 452) << reply.raw;
+  EXPECT_EQ(reply.text.substr(0, 6), "4.5.3 ") << reply.raw;
+  EXPECT_EQ(client->command("DATA").code, 354);
+  client->send_raw(sample_message() + ".\r\n");
+  EXPECT_EQ(client->read_reply().code, 250);
+  ASSERT_TRUE(upstream_.wait_for_transactions(1, 2s));
+  EXPECT_EQ(upstream_.transactions()[0].rcpt_to,
+            (std::vector<std::string>{"r1@example.test", "r2@example.test"}));
+}
+
+TEST_F(RelayLimits, CommandLineTooLongIs500AndSessionContinues) {
+  auto client = relay().client();
+  // The limit is 2048 (ServerPolicy::max_command_line; RFC 5321 asks for at least 512).
+  EXPECT_EQ(client->command("NOOP " + std::string(2000, 'x')).code, 250);
+  SmtpReply reply = client->command("NOOP " + std::string(2100, 'x'));
+  EXPECT_EQ(reply.code, 500) << reply.raw;
+  EXPECT_EQ(reply.text.substr(0, 6), "5.5.2 ") << reply.raw;
+  EXPECT_EQ(client->command("NOOP").code, 250);
+  // A long line that arrives in pieces (no newline yet) gets one reply too.
+  client->send_raw("MAIL FROM:<" + std::string(4000, 'y'));
+  std::this_thread::sleep_for(50ms);
+  client->send_raw(std::string(4000, 'y') + "@example.test>\r\nNOOP\r\n");
+  EXPECT_EQ(client->read_reply().code, 500);
+  EXPECT_EQ(client->read_reply().code, 250);
+  EXPECT_EQ(upstream_.connection_count(), 0u);
+}
+
+TEST_F(RelayLimits, BadSequenceIs503) {
+  auto client = relay().client();
+  SmtpReply rcpt = client->command("RCPT TO:<b@example.test>");
+  EXPECT_EQ(rcpt.code, 503) << rcpt.raw;
+  EXPECT_EQ(rcpt.text.substr(0, 6), "5.5.1 ") << rcpt.raw;
+  SmtpReply data = client->command("DATA");
+  EXPECT_EQ(data.code, 503) << data.raw;
+  EXPECT_EQ(data.text.substr(0, 6), "5.5.1 ") << data.raw;
+  EXPECT_EQ(upstream_.connection_count(), 0u);
+}
+
+TEST_F(RelayLimits, MailBeforeEhloIs503) {
+  auto client = std::make_unique<SmtpTestClient>(5s);
+  client->connect("127.0.0.1", relay().port());
+  EXPECT_EQ(client->read_reply().code, 220);
+  SmtpReply reply = client->command("MAIL FROM:<a@example.test>");
+  EXPECT_EQ(reply.code, 503) << reply.raw;
+  EXPECT_EQ(upstream_.connection_count(), 0u);
+}
+
+TEST_F(RelayLimits, IdleClientTimesOutWith421) {
+  settings_.server_extra = "command_timeout = \"300ms\"";
+  auto client = relay().client();
+  auto started = std::chrono::steady_clock::now();
+  SmtpReply reply = client->read_reply();
+  auto elapsed = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(reply.code, 421) << reply.raw;
+  EXPECT_EQ(reply.text.substr(0, 6), "4.4.2 ") << reply.raw;
+  EXPECT_GE(elapsed, 250ms);
+  EXPECT_LT(elapsed, 1500ms);
+  EXPECT_TRUE(client->closed(2s));
+}
+
+TEST_F(RelayLimits, StalledDataTimesOutWith421AndNothingIsRelayed) {
+  settings_.server_extra = "data_timeout = \"300ms\"";
+  auto client = relay().client();
+  EXPECT_EQ(client->command("MAIL FROM:<a@example.test>").code, 250);
+  EXPECT_EQ(client->command("RCPT TO:<b@example.test>").code, 250);
+  EXPECT_EQ(client->command("DATA").code, 354);
+  client->send_raw("Subject: half\r\n\r\nhalf a mess");
+  SmtpReply reply = client->read_reply();
+  EXPECT_EQ(reply.code, 421) << reply.raw;
+  EXPECT_EQ(reply.text.substr(0, 6), "4.4.2 ") << reply.raw;
+  EXPECT_TRUE(client->closed(2s));
+  std::this_thread::sleep_for(50ms);
+  EXPECT_TRUE(upstream_.transactions().empty());
+  EXPECT_FALSE(upstream_saw("DATA"));
+}
+
+TEST_F(RelayLimits, ClientOutsideAllowListIsRefused) {
+  settings_.server_extra = "allow = [\"10.0.0.0/8\"]";
+  SmtpTestClient client(5s);
+  client.connect("127.0.0.1", relay().port());
+  SmtpReply reply = client.read_reply();
+  EXPECT_EQ(reply.code, 554) << reply.raw;
+  EXPECT_EQ(reply.text.substr(0, 6), "5.7.1 ") << reply.raw;
+  EXPECT_TRUE(client.closed(2s));
+  EXPECT_EQ(upstream_.connection_count(), 0u);
+}
+
+TEST_F(RelayLimits, CommandsPipelinedByARefusedClientAreIgnored) {
+  settings_.server_extra = "allow = [\"10.0.0.0/8\"]";
+  SmtpTestClient client(5s);
+  client.connect("127.0.0.1", relay().port());
+  client.send_raw(
+      "EHLO x\r\nMAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\nhi\r\n.\r\n");
+  EXPECT_EQ(client.read_reply().code, 554);
+  EXPECT_TRUE(client.closed(2s));
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(upstream_.connection_count(), 0u);
+}
+
+TEST_F(RelayLimits, SessionLimitRefusesTheExtraClient) {
+  settings_.server_extra = "max_sessions = 1";
+  auto first = relay().client();
+  SmtpTestClient second(5s);
+  second.connect("127.0.0.1", relay().port());
+  SmtpReply reply = second.read_reply();
+  EXPECT_EQ(reply.code, 421) << reply.raw;
+  EXPECT_EQ(reply.text.substr(0, 6), "4.7.0 ") << reply.raw;
+  EXPECT_TRUE(second.closed(2s));
+  EXPECT_EQ(first->command("NOOP").code, 250);
+}
+
+TEST_F(RelayLimits, UnsupportedMailParameterIs555) {
+  auto client = relay().client();
+  SmtpReply reply = client->command("MAIL FROM:<a@example.test> SMTPUTF8");
+  EXPECT_EQ(reply.code, 555) << reply.raw;
+  EXPECT_EQ(upstream_.connection_count(), 0u);
+}
+
+}  // namespace
+}  // namespace portrelay::test
