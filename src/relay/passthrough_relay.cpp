@@ -230,12 +230,10 @@ void PassthroughRelay::send_data() {
   upstream_->command("DATA", [this, retry_elsewhere](const UpstreamResponse& response) {
     if (failover_worthy(response)) return retry_elsewhere(response, "DATA");
     if (response.reply->code != 354) {
-      if (response.reply->permanent()) {
-        // MAIL and RCPT are still open upstream: clear them before the next transaction
-        // (set first: the client's next MAIL may be handled inside finish()).
-        needs_reset_ = true;
+      // MAIL and RCPT are still open upstream: finish() hands the connection to the
+      // pool, which sends RSET before anyone uses it again.
+      if (response.reply->permanent())
         return finish(client_reply(*response.reply, "5.0.0"), metrics::MessageResult::Failed);
-      }
       return retry_elsewhere(response, "DATA");
     }
     upstream_->send_body(body_, [this, retry_elsewhere](const UpstreamResponse& response) {

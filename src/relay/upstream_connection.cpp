@@ -320,7 +320,9 @@ void UpstreamConnection::pump_body() {
 
 void UpstreamConnection::quit() {
   if (!connection_ || broken_) return;
-  if (busy()) {
+  if (body_) {
+    // Mid-body, QUIT would become message content: just close (the upstream discards
+    // a message without its final dot).
     broken_ = true;
     connection_->close();
     return;

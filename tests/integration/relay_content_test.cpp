@@ -63,6 +63,9 @@ TEST(RelayContent, SmugglingWithoutAnyUpstreamDataCommand) {
   // The rejected message is the only one: the upstream must never see DATA at all.
   FakeUpstream upstream;
   RelaySettings settings;
+  // No pool: the upstream session ends with the client's, so every command it saw is
+  // recorded once the upstream is idle.
+  settings.relay_extra = "pool_max_per_endpoint = 0\n";
   settings.upstreams = {plain_upstream("a", upstream.port())};
   RelayUnderTest relay(settings);
   auto client = relay.client();

@@ -171,9 +171,10 @@ TEST(RelayEdgeCases, ClientVanishingWhileUpstreamAnswersSlowly) {
   EXPECT_EQ(abandoned.back(), "QUIT");
 }
 
-TEST(RelayEdgeCases, ClientQuitEndsTheUpstreamSessionWithQuit) {
+TEST(RelayEdgeCases, ClientQuitEndsTheUpstreamSessionWithQuitWhenNotPooled) {
   FakeUpstream upstream;
   RelaySettings settings;
+  settings.relay_extra = "pool_max_per_endpoint = 0\n";
   settings.upstreams = {plain_upstream("a", upstream.port())};
   RelayUnderTest relay(settings);
   auto client = relay.client();

@@ -66,6 +66,8 @@ TEST_F(RelayUpstreamReplies, Greeting554IsGreetingRejected) {
 TEST_F(RelayUpstreamReplies, SilentGreetingIsGreetingTimeout) {
   RelaySettings settings;
   settings.greeting_timeout = "300ms";
+  // One attempt at a time, so A runs into its greeting timeout instead of losing a race.
+  settings.relay_extra = "max_parallel = 1\n";
   start({.send_greeting = false}, settings);
   auto started = std::chrono::steady_clock::now();
   expect_delivered_via_b_only(send());

@@ -69,8 +69,8 @@ class UpstreamConnection {
   void command(const std::string& line, ResponseCallback callback);
   // After a 354: sends the body dot-stuffed, then ".", and waits for the final reply.
   void send_body(const MessageBody& body, ResponseCallback callback);
-  // Polite goodbye: QUIT, then close without waiting long. A busy connection is just
-  // closed: a QUIT now would land inside a message body.
+  // Polite goodbye: QUIT, then close without waiting long. Mid-body the connection is
+  // just closed: a QUIT then would land inside the message.
   void quit();
 
   bool usable() const { return ready_ && !broken_; }
