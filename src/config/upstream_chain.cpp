@@ -136,11 +136,10 @@ Credentials read_credentials(const TableReader& reader) {
 }
 
 std::vector<Endpoint> parse_upstream(ParseContext& context, const toml::table& table) {
-  const TableReader reader(
-      context, table, "upstream", "[[upstream]]",
-      {"host", "port", "ports", "tls", "name", "ca_file", "tls_server_name",
-       "tls_insecure_skip_verify", "username", "password_env", "password_file", "password",
-       "addresses"});
+  const TableReader reader(context, table, "upstream", "[[upstream]]",
+                           {"host", "port", "ports", "tls", "name", "ca_file", "tls_server_name",
+                            "tls_insecure_skip_verify", "username", "password_env", "password_file",
+                            "password", "addresses"});
 
   const auto host = reader.string("host");
   if (!host) reader.fail_table("upstream.host: missing (every [[upstream]] needs a host)");
@@ -179,8 +178,9 @@ std::vector<Endpoint> parse_upstream(ParseContext& context, const toml::table& t
     for (const StringItem& item : *addresses) {
       sockaddr_storage parsed{};
       if (!net::make_sockaddr(item.value, 0, parsed)) {
-        reader.fail("addresses", *item.node,
-                    "\"" + item.value + "\" is not an IP address (\"192.0.2.10\" or \"2001:db8::1\")");
+        reader.fail(
+            "addresses", *item.node,
+            "\"" + item.value + "\" is not an IP address (\"192.0.2.10\" or \"2001:db8::1\")");
       }
       common.addresses.push_back(item.value);
     }

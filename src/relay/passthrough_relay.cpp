@@ -1,5 +1,8 @@
 #include "portrelay/relay/passthrough_relay.hpp"
 
+#include <algorithm>
+#include <cctype>
+
 #include "portrelay/log.hpp"
 
 namespace portrelay::relay {
@@ -59,8 +62,13 @@ void PassthroughRelay::endpoint_failed(const UpstreamResponse& response, const c
   // the envelope could not be moved anywhere). Nothing new to record.
   if (!upstream_) return;
   const config::Endpoint& endpoint = upstream_->endpoint();
-  tried_.insert(endpoint.index);
-  failed_from_ = endpoint;
+  // A pooled connection may have gone stale (idle close crossing our command, 421 idle
+  // timeout): that says nothing about the endpoint, so it stays eligible and the next
+  // selection connects afresh. A fresh connection failing excludes the endpoint.
+  if (!upstream_->reused()) {
+    tried_.insert(endpoint.index);
+    failed_from_ = endpoint;
+  }
   std::string what;
   if (response.connection_failed()) {
     what = std::string(to_string(response.failure.reason)) + ": " + response.failure.detail;
@@ -78,7 +86,19 @@ void PassthroughRelay::endpoint_failed(const UpstreamResponse& response, const c
   retired_ = std::move(upstream_);
 }
 
+bool PassthroughRelay::sender_requires_8bit() const {
+  const auto* body = sender_.find("BODY");
+  return body && body->value.size() == 8 &&
+         std::equal(body->value.begin(), body->value.end(), "8BITMIME", [](char a, char b) {
+           return std::toupper(static_cast<unsigned char>(a)) == b;
+         });
+}
+
 smtp::Reply PassthroughRelay::unreachable_reply() const {
+  if (skipped_for_8bit_ > 0 && skipped_for_8bit_ == failure_notes_.size())
+    return make_reply(554, "5.6.3",
+                      "No upstream endpoint accepts 8-bit content (8BITMIME), and portrelay "
+                      "does not convert messages");
   if (last_upstream_refusal_) return client_reply(*last_upstream_refusal_, "4.4.1");
   std::string text = "No upstream endpoint could take the message, try again later";
   if (!failure_notes_.empty()) {
@@ -128,6 +148,7 @@ void PassthroughRelay::mail(const smtp::PathArgument& sender, ReplyCallback call
   failure_notes_.clear();
   last_upstream_refusal_.reset();
   failed_from_.reset();
+  skipped_for_8bit_ = 0;
   message_id_ = session_id_ + "." + std::to_string(++message_count_);
   start_mail(std::move(callback));
 }
@@ -142,6 +163,16 @@ void PassthroughRelay::start_mail(ReplyCallback callback) {
                                      {"stage", "MAIL"},
                                      {"reply", reply.summary()}});
       return callback(reply);
+    }
+    if (sender_requires_8bit() && !upstream_->capabilities().eight_bit_mime) {
+      // Sending 8-bit content to a server that did not offer 8BITMIME breaks RFC 6152,
+      // and portrelay does not convert: this endpoint cannot carry the message.
+      const auto& endpoint = upstream_->endpoint();
+      tried_.insert(endpoint.index);
+      ++skipped_for_8bit_;
+      failure_notes_.push_back(endpoint.label() + " (no 8BITMIME)");
+      release_upstream();
+      return start_mail(callback);
     }
     upstream_->command(mail_command(), [this, callback](const UpstreamResponse& response) {
       if (failover_worthy(response)) {

@@ -28,12 +28,11 @@ class RacingSelector::Race : public SelectionAttempt {
       : selector_(selector),
         callback_(std::move(callback)),
         stagger_(selector.loop_),
-        kickoff_(selector.loop_),
-        check_timer_(selector.loop_) {
+        kickoff_(selector.loop_) {
     for (std::size_t index : selector.health_.preference_order(Clock::now()))
       if (!exclude.count(index)) candidates_.push_back(index);
     // select() never calls back from inside itself.
-    kickoff_.start(std::chrono::milliseconds(0), [this]() { try_pool(); });
+    kickoff_.start(std::chrono::milliseconds(0), [this]() { launch_next(); });
   }
 
   ~Race() override {
@@ -46,44 +45,11 @@ class RacingSelector::Race : public SelectionAttempt {
     std::size_t index;
     std::unique_ptr<UpstreamConnection> connection;
     Clock::time_point started;
+    bool reused;  // taken from the pool
   };
 
   const config::Endpoint& endpoint(std::size_t index) const {
     return selector_.endpoints_[index].endpoint;
-  }
-
-  void try_pool() {
-    if (candidates_.empty()) return finish();
-    auto pooled = selector_.pool_.take(candidates_.front());
-    if (!pooled) return launch_next();
-    checking_ = std::move(pooled);
-    // A peer that vanished without a FIN (NAT state dropped, host rebooted) never answers:
-    // a live connection answers RSET within a round trip, so do not wait command_timeout
-    // (minutes) for it; connect_timeout is what a fresh connection would be allowed.
-    check_timer_.start(selector_.timeouts_.connect,
-                       [this]() { drop_checked("no reply to RSET within connect_timeout"); });
-    checking_->command("RSET", [this](const UpstreamResponse& response) {
-      check_timer_.stop();
-      if (!response.connection_failed() && response.reply->positive()) {
-        selector_.metrics_.pool_reuse(checking_->endpoint());
-        selection_.connection = std::move(checking_);
-        return finish();
-      }
-      drop_checked(response.connection_failed() ? response.failure.detail
-                                                : response.reply->summary());
-    });
-  }
-
-  // The pooled connection died while idle: not the endpoint's fault. Try the next pooled
-  // one, or connect. May run inside the connection's own callback, so it is freed later.
-  void drop_checked(const std::string& detail) {
-    log::info("pooled_connection_dead",
-              {{"endpoint", checking_->endpoint().label()}, {"detail", detail}});
-    discarded_ = std::move(checking_);
-    kickoff_.start(std::chrono::milliseconds(0), [this]() {
-      discarded_.reset();
-      try_pool();
-    });
   }
 
   void launch_next() {
@@ -94,13 +60,26 @@ class RacingSelector::Race : public SelectionAttempt {
     }
     if (running_.size() >= selector_.options_.max_parallel) return;
     std::size_t index = candidates_[next_++];
-    running_.push_back({index, selector_.new_connection(index), Clock::now()});
-    UpstreamConnection* connection = running_.back().connection.get();
     if (next_ < candidates_.size())
       stagger_.start(selector_.options_.stagger, [this]() { launch_next(); });
-    connection->connect([this, connection](std::optional<AttemptFailure> failure) {
-      on_result(connection, failure);
-    });
+    launch(index);
+  }
+
+  // An attempt on one endpoint: a pooled connection if there is one (checked with RSET),
+  // otherwise a fresh connect.
+  void launch(std::size_t index) {
+    auto pooled = selector_.pool_.take(index);
+    bool reused = pooled != nullptr;
+    auto connection = reused ? std::move(pooled) : selector_.new_connection(index);
+    UpstreamConnection* raw = connection.get();
+    running_.push_back({index, std::move(connection), Clock::now(), reused});
+    auto on_done = [this, raw](std::optional<AttemptFailure> failure) { on_result(raw, failure); };
+    if (reused) {
+      raw->mark_reused();
+      raw->revalidate(selector_.timeouts_.connect, on_done);
+    } else {
+      raw->connect(on_done);
+    }
   }
 
   void on_result(UpstreamConnection* connection, const std::optional<AttemptFailure>& failure) {
@@ -109,18 +88,28 @@ class RacingSelector::Race : public SelectionAttempt {
     });
     if (it == running_.end()) return;
     std::size_t index = it->index;
+    bool reused = it->reused;
     if (!failure) {
-      selector_.record_ready(*connection);
+      if (reused)
+        selector_.metrics_.pool_reuse(connection->endpoint());
+      else
+        selector_.record_ready(*connection);
       selection_.connection = std::move(it->connection);
       running_.erase(it);
       cancel_losers();
       return finish();
     }
-    selector_.record_failure(index, *failure);
-    selection_.failures.push_back({index, *failure});
     // Still inside this connection's callback: it is freed with the Race or the next failure.
     discarded_ = std::move(it->connection);
     running_.erase(it);
+    if (reused) {
+      // Died while idle in the pool: not the endpoint's fault. Try again on it.
+      log::info("pooled_connection_dead",
+                {{"endpoint", endpoint(index).label()}, {"detail", failure->detail}});
+      return launch(index);
+    }
+    selector_.record_failure(index, *failure);
+    selection_.failures.push_back({index, *failure});
     launch_next();  // a failure does not wait for the stagger
   }
 
@@ -158,11 +147,9 @@ class RacingSelector::Race : public SelectionAttempt {
   Callback callback_;
   net::Timer stagger_;
   net::Timer kickoff_;
-  net::Timer check_timer_;  // bounds the RSET check of a pooled connection
   std::vector<std::size_t> candidates_;
   std::size_t next_ = 0;
   std::vector<Running> running_;
-  std::unique_ptr<UpstreamConnection> checking_;
   std::unique_ptr<UpstreamConnection> discarded_;
   Selection selection_;
   bool finished_ = false;

@@ -70,22 +70,21 @@ void UpstreamConnection::connect(ReadyCallback callback) {
   arm_timer(timeouts_.connect, FailureReason::Dns,
             "cannot resolve " + endpoint.host + " within " + seconds_text(timeouts_.connect));
   auto on_resolved = [this](int status, std::vector<sockaddr_storage> addresses) {
-        resolution_.reset();  // finished; the request has already detached from it
-        if (status != 0)
-          return fail_connect(FailureReason::Dns, "cannot resolve " + runtime_.endpoint.host +
-                                                      ": " + uv_strerror(status));
-        addresses_ = std::move(addresses);
-        trace_.resolved_ms = elapsed_ms();
-        for (const auto& address : addresses_)
-          trace_.addresses.push_back(
-              net::format_address(reinterpret_cast<const sockaddr*>(&address)));
-        // One deadline for the whole TCP phase, however many addresses are tried.
-        arm_timer(timeouts_.connect, FailureReason::Timeout,
-                  "no answer from " + runtime_.endpoint.host + ":" +
-                      std::to_string(runtime_.endpoint.port) + " (" +
-                      std::to_string(addresses_.size()) + " address(es)) within " +
-                      seconds_text(timeouts_.connect));
-        connect_next_address();
+    resolution_.reset();  // finished; the request has already detached from it
+    if (status != 0)
+      return fail_connect(FailureReason::Dns,
+                          "cannot resolve " + runtime_.endpoint.host + ": " + uv_strerror(status));
+    addresses_ = std::move(addresses);
+    trace_.resolved_ms = elapsed_ms();
+    for (const auto& address : addresses_)
+      trace_.addresses.push_back(net::format_address(reinterpret_cast<const sockaddr*>(&address)));
+    // One deadline for the whole TCP phase, however many addresses are tried.
+    arm_timer(timeouts_.connect, FailureReason::Timeout,
+              "no answer from " + runtime_.endpoint.host + ":" +
+                  std::to_string(runtime_.endpoint.port) + " (" +
+                  std::to_string(addresses_.size()) + " address(es)) within " +
+                  seconds_text(timeouts_.connect));
+    connect_next_address();
   };
   if (endpoint.addresses.empty()) {
     resolution_ = net::Resolution::start(loop_, endpoint.host, endpoint.port, on_resolved);
@@ -102,8 +101,7 @@ void UpstreamConnection::connect(ReadyCallback callback) {
 
 void UpstreamConnection::connect_next_address() {
   if (next_address_ >= addresses_.size()) {
-    if (pending_.empty())
-      fail_connect(last_address_failure_.reason, last_address_failure_.detail);
+    if (pending_.empty()) fail_connect(last_address_failure_.reason, last_address_failure_.detail);
     return;
   }
   const sockaddr_storage& address = addresses_[next_address_++];
@@ -280,6 +278,20 @@ void UpstreamConnection::command(const std::string& line, ResponseCallback callb
   std::string verb = line.substr(0, line.find(' '));
   arm_timer(timeouts_.command, FailureReason::Protocol,
             "no reply to " + verb + " within " + seconds_text(timeouts_.command));
+}
+
+void UpstreamConnection::revalidate(config::Duration limit, ReadyCallback callback) {
+  command("RSET", [callback](const UpstreamResponse& response) {
+    if (!response.connection_failed() && response.reply->positive()) return callback(std::nullopt);
+    callback(response.connection_failed()
+                 ? response.failure
+                 : AttemptFailure{FailureReason::Protocol,
+                                  "RSET refused: " + response.reply->summary()});
+  });
+  // A peer that vanished without a FIN (NAT state dropped, host rebooted) never answers;
+  // a live one answers RSET within a round trip, so do not wait command_timeout for it.
+  if (response_callback_)
+    arm_timer(limit, FailureReason::Closed, "no reply to RSET within " + seconds_text(limit));
 }
 
 void UpstreamConnection::send_body(const MessageBody& body, ResponseCallback callback) {

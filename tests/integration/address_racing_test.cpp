@@ -23,7 +23,8 @@ std::string config_for(std::uint16_t port, const std::string& addresses) {
          "[relay]\nconnect_timeout = \"5s\"\nstagger = \"100ms\"\n"
          "[metrics]\nenabled = false\n"
          "[[upstream]]\nname = \"dual\"\nhost = \"localhost\"\ntls = \"none\"\n"
-         "port = " + std::to_string(port) + "\naddresses = " + addresses + "\n";
+         "port = " +
+         std::to_string(port) + "\naddresses = " + addresses + "\n";
 }
 
 class AddressRacing : public ::testing::Test {
@@ -40,7 +41,8 @@ TEST_F(AddressRacing, SilentFirstAddressCostsOneStaggerNotTheConnectTimeout) {
   } catch (const std::exception& error) {
     GTEST_SKIP() << "cannot black-hole [::1]:" << upstream.port() << ": " << error.what();
   }
-  auto config = config::parse_config(config_for(upstream.port(), R"(["::1", "127.0.0.1"])"), "t.toml");
+  auto config =
+      config::parse_config(config_for(upstream.port(), R"(["::1", "127.0.0.1"])"), "t.toml");
   ASSERT_EQ(config.chain.at(0).addresses.size(), 2u);
 
   auto probes = probe::run_probes(config);
@@ -57,7 +59,8 @@ TEST_F(AddressRacing, SilentFirstAddressCostsOneStaggerNotTheConnectTimeout) {
   ASSERT_EQ(client.read_reply().code, 220);
   ASSERT_EQ(client.command("EHLO client.test").code, 250);
   auto started = std::chrono::steady_clock::now();
-  auto reply = client.send_message("a@relay.test", {"b@example.test"}, "Subject: x\r\n\r\nbody\r\n");
+  auto reply =
+      client.send_message("a@relay.test", {"b@example.test"}, "Subject: x\r\n\r\nbody\r\n");
   auto elapsed = std::chrono::steady_clock::now() - started;
   EXPECT_EQ(reply.code, 250) << reply.text;
   EXPECT_LT(elapsed, 2s);
@@ -74,7 +77,8 @@ TEST_F(AddressRacing, AllAddressesRefusedFailsFastWithRefused) {
   } catch (const std::exception& error) {
     GTEST_SKIP() << "no IPv6 loopback: " << error.what();
   }
-  auto config = config::parse_config(config_for(refused_v4.port(), R"(["::1", "127.0.0.1"])"), "t.toml");
+  auto config =
+      config::parse_config(config_for(refused_v4.port(), R"(["::1", "127.0.0.1"])"), "t.toml");
   auto probes = probe::run_probes(config);
   ASSERT_EQ(probes.size(), 1u);
   EXPECT_FALSE(probes[0].ok);
@@ -89,7 +93,8 @@ TEST(AddressesConfig, RejectsSomethingThatIsNotAnIpAddress) {
     FAIL() << "expected a ConfigError";
   } catch (const config::ConfigError& error) {
     EXPECT_EQ(error.line(), 14);
-    EXPECT_NE(std::string(error.what()).find("\"mail.example.com\" is not an IP address"), std::string::npos)
+    EXPECT_NE(std::string(error.what()).find("\"mail.example.com\" is not an IP address"),
+              std::string::npos)
         << error.what();
   }
 }

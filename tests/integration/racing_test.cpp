@@ -202,12 +202,6 @@ TEST(RacingSlowGreeting, FastSecondEndpointWinsWithinTheStagger) {
 // The slow endpoint is healthy (it connects, it just greets late), so every message tries
 // it first; meanwhile the winner's warm connection from the last message waits in the pool.
 TEST(RacingSlowGreeting, LaterMessagesUseThePooledConnectionOfTheWinner) {
-  GTEST_SKIP() << "BUG: Race::try_pool() only looks in the pool of the first candidate; "
-                  "launch_next() always opens a fresh connection, so when the preferred "
-                  "endpoint is slow but healthy every message opens a new connection to the "
-                  "winner while its pooled connections sit idle (3 connections, 0 reuses "
-                  "here). Fix: let launch_next() take a pooled connection for its candidate "
-                  "and RSET-check it as that candidate's attempt.";
   FakeUpstream::Config slow_config;
   slow_config.greeting_delay = 2s;
   FakeUpstream slow(slow_config);

@@ -31,7 +31,7 @@ TEST(RelayFailover, BlackholeThenRefusedThenWorkingDeliversAfterOneStagger) {
   auto elapsed = Clock::now() - started;
   EXPECT_EQ(reply.code, 250) << reply.raw;
   EXPECT_NE(reply.text.find("relayed via good:"), std::string::npos) << reply.raw;
-  EXPECT_GE(elapsed, 240ms);  // one stagger on the black hole
+  EXPECT_GE(elapsed, 240ms);   // one stagger on the black hole
   EXPECT_LT(elapsed, 1000ms);  // far below the 5 s connect timeout
 
   ASSERT_TRUE(working.wait_for_transactions(1, 2s));
@@ -40,8 +40,9 @@ TEST(RelayFailover, BlackholeThenRefusedThenWorkingDeliversAfterOneStagger) {
   std::string metrics = relay.metrics_text();
   const char* failures = "portrelay_upstream_connect_failures_total";
   EXPECT_EQ(metric_value(metrics, failures, {{"upstream", "hole"}}), 0);
-  EXPECT_EQ(metric_value(metrics, "portrelay_upstream_connect_cancelled_total", {{"upstream", "hole"}}),
-            1);
+  EXPECT_EQ(
+      metric_value(metrics, "portrelay_upstream_connect_cancelled_total", {{"upstream", "hole"}}),
+      1);
   EXPECT_EQ(metric_value(metrics, failures, {{"upstream", "refused"}, {"reason", "refused"}}), 1);
   EXPECT_EQ(metric_value(metrics, failures, {{"upstream", "refused"}}), 1);
   EXPECT_EQ(metric_value(metrics, failures, {{"upstream", "good"}}), 0);
@@ -52,9 +53,9 @@ TEST(RelayFailover, BlackholeThenRefusedThenWorkingDeliversAfterOneStagger) {
       metric_value(metrics, "portrelay_upstream_connect_attempts_total", {{"upstream", "good"}}),
       1);
   // A failover is the message going somewhere other than the preferred endpoint.
-  EXPECT_EQ(metric_value(metrics, "portrelay_failovers_total",
-                         {{"from", label("hole", blackhole.port())},
-                          {"to", label("good", working.port())}}),
+  EXPECT_EQ(metric_value(
+                metrics, "portrelay_failovers_total",
+                {{"from", label("hole", blackhole.port())}, {"to", label("good", working.port())}}),
             1);
   EXPECT_EQ(metric_value(metrics, "portrelay_failovers_total"), 1);
   EXPECT_EQ(metric_value(metrics, "portrelay_upstream_up", {{"upstream", "good"}}), 1);
@@ -86,9 +87,9 @@ TEST(RelayFailover, SequentialChainWaitsOutTheConnectTimeout) {
   EXPECT_EQ(metric_value(metrics, failures, {{"upstream", "hole"}, {"reason", "timeout"}}), 1);
   EXPECT_EQ(metric_value(metrics, failures, {{"upstream", "refused"}, {"reason", "refused"}}), 1);
   EXPECT_EQ(metric_value(metrics, "portrelay_upstream_up", {{"upstream", "hole"}}), 0);
-  EXPECT_EQ(metric_value(metrics, "portrelay_failovers_total",
-                         {{"from", label("hole", blackhole.port())},
-                          {"to", label("good", working.port())}}),
+  EXPECT_EQ(metric_value(
+                metrics, "portrelay_failovers_total",
+                {{"from", label("hole", blackhole.port())}, {"to", label("good", working.port())}}),
             1);
 }
 

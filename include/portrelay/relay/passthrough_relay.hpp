@@ -50,6 +50,7 @@ class PassthroughRelay {
   void release_upstream();
   bool failover_worthy(const UpstreamResponse& response) const;
   smtp::Reply unreachable_reply() const;
+  bool sender_requires_8bit() const;
   std::string mail_command() const;
 
   UpstreamSelector& selector_;
@@ -65,6 +66,7 @@ class PassthroughRelay {
   std::vector<std::string> failure_notes_;  // "label reason" for the 451 text and logs
   std::optional<smtp::Reply> last_upstream_refusal_;  // a 4xx an upstream answered
   std::optional<config::Endpoint> failed_from_;
+  std::size_t skipped_for_8bit_ = 0;  // endpoints passed over for lacking 8BITMIME
 
   smtp::PathArgument sender_;
   std::vector<std::string> recipients_;  // accepted addresses, in order

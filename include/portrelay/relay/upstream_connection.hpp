@@ -65,6 +65,8 @@ class UpstreamConnection {
 
   // Runs until the endpoint is ready for MAIL, or fails. Called at most once.
   void connect(ReadyCallback callback);
+  // For a pooled connection: RSET, answered 2xx within `limit`, means it is still alive.
+  void revalidate(config::Duration limit, ReadyCallback callback);
   // Sends one command line (without CRLF) and waits for its reply.
   void command(const std::string& line, ResponseCallback callback);
   // After a 354: sends the body dot-stuffed, then ".", and waits for the final reply.
@@ -77,6 +79,9 @@ class UpstreamConnection {
   // A command or body is in flight: the connection cannot be reused or politely closed.
   bool busy() const { return response_callback_ != nullptr || body_ != nullptr; }
   bool tcp_connected() const { return connection_ != nullptr; }
+  // Came out of the pool (it carried an earlier message) rather than a fresh connect.
+  bool reused() const { return reused_; }
+  void mark_reused() { reused_ = true; }
   const config::Endpoint& endpoint() const { return runtime_.endpoint; }
   const smtp::Capabilities& capabilities() const { return handshake_.capabilities(); }
   std::string tls_version() const;
@@ -119,6 +124,7 @@ class UpstreamConnection {
   ResponseCallback response_callback_;
   bool ready_ = false;
   bool broken_ = false;
+  bool reused_ = false;
   std::chrono::steady_clock::time_point started_;
   std::chrono::steady_clock::duration ready_after_{};
   ConnectTrace trace_;
