@@ -287,3 +287,34 @@ TEST_F(RelayEndpointLostMidEnvelope, RsetAndANewMessageWorkOnceTheEndpointIsBack
 
 }  // namespace
 }  // namespace portrelay::test
+
+namespace portrelay::test {
+namespace {
+
+// An endpoint that cannot carry 8-bit content unchanged is passed over for an 8BITMIME
+// message, without counting as a failure, and the next endpoint that can takes it.
+TEST(RelayEightBit, EightBitMessageGoesToTheEndpointThatOffers8BitMime) {
+  FakeUpstream seven_bit({.ehlo_lines = {"seven.upstream", "PIPELINING", "ENHANCEDSTATUSCODES"}});
+  FakeUpstream eight_bit;  // default EHLO offers 8BITMIME
+  RelaySettings settings;
+  settings.upstreams = {plain_upstream("seven", seven_bit.port()),
+                        plain_upstream("eight", eight_bit.port())};
+  RelayUnderTest relay(settings);
+  auto client = relay.client();
+  EXPECT_EQ(client->command("MAIL FROM:<a@example.test> BODY=8BITMIME").code, 250);
+  EXPECT_EQ(client->command("RCPT TO:<b@example.test>").code, 250);
+  EXPECT_EQ(client->command("DATA").code, 354);
+  client->send_raw("Subject: 8bit\r\n\r\ncaf\xc3\xa9\r\n.\r\n");
+  SmtpReply reply = client->read_reply();
+  EXPECT_EQ(reply.code, 250) << reply.raw;
+  EXPECT_NE(reply.text.find("relayed via eight:"), std::string::npos) << reply.raw;
+  ASSERT_TRUE(eight_bit.wait_for_transactions(1, 2s));
+  EXPECT_EQ(eight_bit.transactions().at(0).content, "Subject: 8bit\r\n\r\ncaf\xc3\xa9\r\n");
+  EXPECT_TRUE(seven_bit.transactions().empty());
+  EXPECT_EQ(metric_value(relay.metrics_text(), "portrelay_upstream_connect_failures_total",
+                         {{"upstream", "seven"}}),
+            0);
+}
+
+}  // namespace
+}  // namespace portrelay::test

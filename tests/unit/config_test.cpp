@@ -2,11 +2,13 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 
 namespace {
@@ -540,12 +542,44 @@ TEST_F(ConfigWithFiles, ServerTlsAndAuthFiles) {
             "(AUTH is only offered over TLS)");
 }
 
+// Root reads any file whatever its mode, so as root the check runs in a child that has
+// dropped to an unprivileged user, which is what a hardened service runs as anyway.
+std::string error_as_unprivileged_user(const std::function<std::string()>& check) {
+  if (geteuid() != 0) return check();
+  int fds[2];
+  if (::pipe(fds) != 0) return "pipe failed";
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::close(fds[0]);
+    std::string result = "could not drop privileges";
+    if (::setgid(65534) == 0 && ::setuid(65534) == 0) result = check();
+    (void)!::write(fds[1], result.data(), result.size());
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string result;
+  char buffer[512];
+  ssize_t got;
+  while ((got = ::read(fds[0], buffer, sizeof buffer)) > 0)
+    result.append(buffer, static_cast<std::size_t>(got));
+  ::close(fds[0]);
+  ::waitpid(child, nullptr, 0);
+  return result;
+}
+
 TEST_F(ConfigWithFiles, UnreadableFileIsAnError) {
-  if (geteuid() == 0) GTEST_SKIP() << "root reads files regardless of their mode";
   const std::string locked = write("locked.pem", "x", 0000);
+  const std::string toml = "[server]\n" + assign("tls_cert", locked) + assign("tls_key", key_);
   EXPECT_EQ(
-      error_of("[server]\n" + assign("tls_cert", locked) + assign("tls_key", key_)),
+      error_as_unprivileged_user([&] { return error_of(toml); }),
       "portrelay.toml:2:12: server.tls_cert: cannot read \"" + locked + "\": Permission denied");
+}
+
+TEST_F(ConfigWithFiles, DirectoryInsteadOfFileIsAnError) {
+  const std::string directory = ::testing::TempDir();
+  EXPECT_EQ(error_of("[server]\n" + assign("tls_cert", directory) + assign("tls_key", key_)),
+            "portrelay.toml:2:12: server.tls_cert: cannot read \"" + directory +
+                "\": not a regular file");
 }
 
 TEST(ConfigErrors, UpstreamHostAndPorts) {
