@@ -91,9 +91,8 @@ std::vector<net::Cidr> read_allow_list(const TableReader& reader) {
 // Refuses configurations that would let anyone on the network relay mail through us.
 void check_not_open_relay(const TableReader& reader, const ServerConfig& server,
                           const std::vector<Listener>& listeners) {
-  if (server.require_auth) return;
   for (const Listener& listener : listeners) {
-    if (is_loopback(listener.address)) continue;
+    if (is_loopback(listener.address) || server.requires_auth(listener.address)) continue;
     if (!reader.has("allow")) {
       const toml::node& at = listener.node ? *listener.node : *reader.find(listener.key);
       reader.fail(listener.key, at,
@@ -109,6 +108,35 @@ void check_not_open_relay(const TableReader& reader, const ServerConfig& server,
                       " is not loopback: that is an open relay (list your client networks "
                       "or set require_auth = true)");
     }
+  }
+}
+
+// require_auth = true (every listener) or a list of the listeners that require AUTH.
+void read_require_auth(const TableReader& reader, const std::vector<Listener>& listeners,
+                       ServerConfig& server) {
+  const toml::node* node = reader.find("require_auth");
+  if (node == nullptr) return;
+  if (node->is_boolean()) {
+    server.require_auth = node->as_boolean()->get();
+    return;
+  }
+  if (!node->is_array()) {
+    reader.fail(
+        "require_auth", *node,
+        "expected true, false or a list of listen addresses, got " + std::string(type_name(*node)));
+  }
+  const auto items = reader.string_array("require_auth");  // keep alive for the loop
+  for (const StringItem& item : *items) {
+    const auto address = parse_listen_address(item.value);
+    bool listed = false;
+    for (const Listener& listener : listeners)
+      if (address && listener.address.str() == address->str()) listed = true;
+    if (!listed) {
+      reader.fail(
+          "require_auth", *item.node,
+          "\"" + item.value + "\" is not one of the addresses in listen or listen_implicit_tls");
+    }
+    server.require_auth_on.push_back(*address);
   }
 }
 
@@ -163,6 +191,7 @@ ServerConfig parse_server_section(ParseContext& context, const toml::table& tabl
   server.max_sessions = static_cast<std::size_t>(
       reader.bounded_integer("max_sessions", server.max_sessions, 1, kNoLimit));
   server.allow = read_allow_list(reader);
+  server.allow_explicit = reader.has("allow");
   server.command_timeout = reader.timeout("command_timeout", server.command_timeout);
   server.data_timeout = reader.timeout("data_timeout", server.data_timeout);
 
@@ -179,8 +208,8 @@ ServerConfig parse_server_section(ParseContext& context, const toml::table& tabl
                 "needs server.tls_cert and server.tls_key");
   }
   server.users_file = read_file_path(reader, "users_file");
-  server.require_auth = reader.boolean("require_auth").value_or(false);
-  if (server.require_auth) {
+  read_require_auth(reader, listeners, server);
+  if (server.require_auth || !server.require_auth_on.empty()) {
     const toml::node& at = *reader.find("require_auth");
     if (server.users_file.empty()) reader.fail("require_auth", at, "needs server.users_file");
     if (server.tls_cert.empty()) {

@@ -17,7 +17,6 @@ SubmissionServer::SubmissionServer(const config::ServerConfig& config,
   policy_.max_recipients = config.max_recipients;
   policy_.starttls_offered = environment_.tls_context != nullptr;
   policy_.auth_offered = environment_.authenticator != nullptr;
-  policy_.auth_required = config.require_auth;
 }
 
 SubmissionServer::~SubmissionServer() = default;
@@ -25,9 +24,11 @@ SubmissionServer::~SubmissionServer() = default;
 void SubmissionServer::start() {
   auto bind_all = [this](const std::vector<config::ListenAddress>& addresses, bool implicit_tls) {
     for (const auto& address : addresses) {
+      bool require_auth = config_.requires_auth(address);
       auto listener = std::make_unique<net::TcpListener>(
-          environment_.loop, [this, implicit_tls](std::unique_ptr<net::TcpStream> stream) {
-            accept(std::move(stream), implicit_tls);
+          environment_.loop,
+          [this, implicit_tls, require_auth](std::unique_ptr<net::TcpStream> stream) {
+            accept(std::move(stream), implicit_tls, require_auth);
           });
       int rc = listener->listen(address.host, address.port);
       if (rc != 0)
@@ -49,11 +50,12 @@ std::vector<std::uint16_t> SubmissionServer::bound_ports() const {
   return ports;
 }
 
-void SubmissionServer::accept(std::unique_ptr<net::TcpStream> stream, bool implicit_tls) {
+void SubmissionServer::accept(std::unique_ptr<net::TcpStream> stream, bool implicit_tls,
+                              bool require_auth) {
   if (stopping_) return;  // the stream closes as it goes out of scope
   sockaddr_storage peer{};
-  bool allowed = false;
-  if (stream->peer_sockaddr(peer)) {
+  bool allowed = require_auth && !config_.allow_explicit;
+  if (!allowed && stream->peer_sockaddr(peer)) {
     for (const auto& network : config_.allow)
       if (network.contains(reinterpret_cast<sockaddr*>(&peer))) allowed = true;
   }
@@ -69,6 +71,7 @@ void SubmissionServer::accept(std::unique_ptr<net::TcpStream> stream, bool impli
   std::string id = "s" + std::to_string(next_id_++);
   smtp::ServerPolicy policy = policy_;
   policy.tls_active = implicit_tls;
+  policy.auth_required = require_auth;
   auto session = std::make_unique<SubmissionSession>(
       environment_, policy, std::move(stream), id,
       [this](SubmissionSession* finished) { session_finished(finished); });

@@ -35,14 +35,24 @@ struct ServerConfig {
   std::size_t max_recipients = 100;
   std::size_t max_sessions = 1000;  // concurrent client sessions
   std::vector<net::Cidr> allow;     // default 127.0.0.0/8 and ::1/128
+  // `allow` was written in the file. If not, listeners that require AUTH take clients
+  // from anywhere (AUTH is their access control); the others keep the loopback default.
+  bool allow_explicit = false;
   // RFC 5321 4.5.3.2 server timeouts.
   Duration command_timeout = std::chrono::minutes(5);  // waiting for the next command
   Duration data_timeout = std::chrono::minutes(3);     // between data blocks
   // TLS and AUTH for local submissions (issue 3).
-  std::string tls_cert;    // PEM file; enables STARTTLS on `listen`
-  std::string tls_key;     // PEM file
-  std::string users_file;  // "user:hash" lines for client AUTH
-  bool require_auth = false;
+  std::string tls_cert;                        // PEM file; enables STARTTLS on `listen`
+  std::string tls_key;                         // PEM file
+  std::string users_file;                      // "user:hash" lines for client AUTH
+  bool require_auth = false;                   // every listener requires AUTH
+  std::vector<ListenAddress> require_auth_on;  // or only these listeners
+  bool requires_auth(const ListenAddress& listener) const {
+    if (require_auth) return true;
+    for (const auto& address : require_auth_on)
+      if (address.str() == listener.str()) return true;
+    return false;
+  }
 };
 
 struct RelayConfig {

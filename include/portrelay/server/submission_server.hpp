@@ -31,7 +31,7 @@ class SubmissionServer {
   std::size_t session_count() const { return sessions_.size(); }
 
  private:
-  void accept(std::unique_ptr<net::TcpStream> stream, bool implicit_tls);
+  void accept(std::unique_ptr<net::TcpStream> stream, bool implicit_tls, bool require_auth);
   void session_finished(SubmissionSession* session);
   void check_drained();
   void schedule_reap();
