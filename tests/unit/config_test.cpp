@@ -350,8 +350,8 @@ TEST(ConfigErrors, WrongTypes) {
             "portrelay.toml:2:29: server.listen: expected an array of strings, got an element "
             "of type integer");
   EXPECT_EQ(error_of("[server]\nrequire_auth = \"yes\"\n"),
-            "portrelay.toml:2:16: server.require_auth: expected a boolean (true or false), got "
-            "string");
+            "portrelay.toml:2:16: server.require_auth: expected true, false or a list of listen "
+            "addresses, got string");
   EXPECT_EQ(error_of("[relay]\nmax_parallel = 2.5\n"),
             "portrelay.toml:2:16: relay.max_parallel: expected an integer, got floating-point "
             "number");
