@@ -295,7 +295,7 @@ bench_failover() {
   stop_pid "$relay_pid"
 
   [ "$POSTFIX_OK" = 1 ] || return 0
-  local timeout wait first=100
+  local timeout wait first=100 previous_attempts=0
   for timeout in 30s 5s; do
     log "failover: Postfix relayhost = blocked, smtp_fallback_relay = sink, smtp_connect_timeout = $timeout"
     postfix_set "relayhost = [127.0.0.1]:$blocked_port" \
@@ -307,6 +307,11 @@ bench_failover() {
     out=$("$PY" "$BENCH_DIR/failover_client.py" --port "$POSTFIX_PORT" \
       --sink-log "$WORK/stamp-sink.out" --first $((first + 1)) --count 10 --wait "$wait") || true
     record_failover "postfix_$timeout" next "$out"
+    # Postfix logs every failed connect; count those to the blocked port in this phase.
+    attempts=$(grep -c "connect to 127.0.0.1\[127.0.0.1\]:$blocked_port: Connection timed out" \
+      "$WORK/postfix/maillog" || true)
+    record fo_attempts "postfix_$timeout" "$((attempts - ${previous_attempts:-0}))"
+    previous_attempts=$attempts
     first=$((first + 100))
   done
   postfix_set "relayhost = [127.0.0.1]:$TP_SINK_PORT" "smtp_fallback_relay =" \

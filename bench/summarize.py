@@ -78,8 +78,11 @@ def main():
             if size == 4096 and sessions == 20:
                 ba, bc = ratio(b, a), ratio(b, c)
                 if ba is not None:
+                    # On a shared machine the fastest run of each is the least disturbed one.
+                    best = ratio(max(rates[(size, sessions, "portrelay")]),
+                                 max(rates[(size, sessions, "direct")]))
                     targets.append(("4 KiB, 20 clients: portrelay / direct", ">= 0.80",
-                                    f"{ba:.2f}", ba >= 0.8,
+                                    f"{ba:.2f} (best runs {best:.2f})", ba >= 0.8,
                                     "" if ba >= 0.8 else f"short by {0.8 - ba:.2f}"))
                 if bc is not None:
                     targets.append(("4 KiB, 20 clients: portrelay / Postfix", ">= 2.0",
