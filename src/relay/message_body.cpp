@@ -23,7 +23,9 @@ void MessageBody::clear() {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   memory_.clear();
-  memory_.shrink_to_fit();
+  // Keep a small buffer for the next message (no regrowth from nothing every time), but
+  // give back large ones: an idle session should not hold up to memory_limit.
+  if (memory_.capacity() > kKeptCapacity) memory_.shrink_to_fit();
   size_ = 0;
   failed_ = false;
   error_.clear();

@@ -69,7 +69,7 @@ struct RelayConfig {
   Duration cooldown_max = std::chrono::minutes(10);
   // Ready upstream connections kept for reuse across client sessions.
   Duration pool_idle_timeout = std::chrono::seconds(30);
-  std::size_t pool_max_per_endpoint = 4;  // 0 disables the pool
+  std::size_t pool_max_per_endpoint = 16;  // 0 disables the pool
   std::string helo_name;                  // default: server.hostname
 };
 

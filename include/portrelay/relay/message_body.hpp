@@ -12,6 +12,7 @@ namespace portrelay::relay {
 class MessageBody {
  public:
   static constexpr std::size_t kDefaultMemoryLimit = 256 * 1024;
+  static constexpr std::size_t kKeptCapacity = 64 * 1024;  // reused across messages
 
   explicit MessageBody(std::size_t memory_limit = kDefaultMemoryLimit,
                        std::string temp_dir = default_temp_dir());

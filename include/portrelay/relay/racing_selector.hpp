@@ -32,7 +32,7 @@ struct RacingOptions {
   config::Duration cooldown = std::chrono::seconds(30);
   config::Duration cooldown_max = std::chrono::minutes(10);
   config::Duration pool_idle_timeout = std::chrono::seconds(30);
-  std::size_t pool_max_per_endpoint = 4;
+  std::size_t pool_max_per_endpoint = 16;
   config::Duration probe_interval = std::chrono::seconds(1);
 
   static RacingOptions from(const config::RelayConfig& relay);
