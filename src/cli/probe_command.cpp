@@ -7,13 +7,9 @@
 namespace portrelay::cli {
 
 int probe(const ProbeOptions& options) {
-  config::Config config;
-  try {
-    config = config::load_config_file(options.config_path);
-  } catch (const config::ConfigError& error) {
-    std::cerr << error.what() << "\n";
-    return 1;
-  }
+  auto loaded = load_config_or_report(options.config_path);
+  if (!loaded) return 1;
+  config::Config config = std::move(*loaded);
   for (const auto& warning : config.warnings) std::cerr << "warning: " << warning << "\n";
   log::set_enabled(false);  // the table says it all; failures are in its DETAIL column
   std::vector<probe::EndpointProbe> probes;

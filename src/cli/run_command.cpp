@@ -10,13 +10,9 @@
 namespace portrelay::cli {
 
 int run(const RunOptions& options) {
-  config::Config config;
-  try {
-    config = config::load_config_file(options.config_path);
-  } catch (const config::ConfigError& error) {
-    std::cerr << error.what() << "\n";
-    return 1;
-  }
+  auto loaded = load_config_or_report(options.config_path);
+  if (!loaded) return 1;
+  config::Config config = std::move(*loaded);
   for (const auto& warning : config.warnings) log::warn("config_warning", {{"detail", warning}});
   std::signal(SIGPIPE, SIG_IGN);
 

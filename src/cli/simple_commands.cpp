@@ -9,21 +9,27 @@
 
 namespace portrelay::cli {
 
-int check(const std::string& config_path) {
+std::optional<config::Config> load_config_or_report(const std::string& path) {
   try {
-    auto config = config::load_config_file(config_path);
-    for (const auto& warning : config.warnings) std::cerr << "warning: " << warning << "\n";
-    std::cout << config::describe_chain(config);
-    std::cout << "config OK: " << config.chain.size() << " endpoint(s), listening on";
-    for (const auto& address : config.server.listen) std::cout << " " << address.str();
-    for (const auto& address : config.server.listen_implicit_tls)
-      std::cout << " " << address.str() << " (implicit TLS)";
-    std::cout << "\n";
-    return 0;
+    return config::load_config_file(path);
   } catch (const config::ConfigError& error) {
     std::cerr << error.what() << "\n";
-    return 1;
+    return std::nullopt;
   }
+}
+
+int check(const std::string& config_path) {
+  auto loaded = load_config_or_report(config_path);
+  if (!loaded) return 1;
+  const config::Config& config = *loaded;
+  for (const auto& warning : config.warnings) std::cerr << "warning: " << warning << "\n";
+  std::cout << config::describe_chain(config);
+  std::cout << "config OK: " << config.chain.size() << " endpoint(s), listening on";
+  for (const auto& address : config.server.listen) std::cout << " " << address.str();
+  for (const auto& address : config.server.listen_implicit_tls)
+    std::cout << " " << address.str() << " (implicit TLS)";
+  std::cout << "\n";
+  return 0;
 }
 
 int version() {

@@ -113,4 +113,10 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   return bytes;
 }
 
+std::string format_duration(Duration duration) {
+  auto ms = duration.count();
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
 }  // namespace portrelay::config

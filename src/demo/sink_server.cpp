@@ -3,18 +3,6 @@
 #include "portrelay/net/timer.hpp"
 
 namespace portrelay::demo {
-namespace {
-
-smtp::Reply reply_of(int code, const std::string& enhanced, const std::string& text) {
-  smtp::Reply reply;
-  reply.code = code;
-  reply.enhanced = enhanced;
-  reply.lines = {enhanced + " " + text};
-  return reply;
-}
-
-}  // namespace
-
 class SinkServer::Session : private smtp::ServerSessionHandler {
  public:
   Session(SinkServer& server, std::unique_ptr<net::TcpStream> stream, smtp::ServerPolicy policy)
@@ -53,10 +41,10 @@ class SinkServer::Session : private smtp::ServerSessionHandler {
   }
   void mail_from(const smtp::PathArgument&) override {
     size_ = 0;
-    session_.complete(reply_of(250, "2.1.0", "Ok"));
+    session_.complete(smtp::make_reply(250, "2.1.0", "Ok"));
   }
   void rcpt_to(const smtp::PathArgument&) override {
-    session_.complete(reply_of(250, "2.1.5", "Ok"));
+    session_.complete(smtp::make_reply(250, "2.1.5", "Ok"));
   }
   void data_begin() override {}
   void data_chunk(std::string_view content) override { size_ += content.size(); }
@@ -65,13 +53,13 @@ class SinkServer::Session : private smtp::ServerSessionHandler {
   void data_end() override {
     ++server_.messages_;
     server_.bytes_ += size_;
-    session_.complete(
-        reply_of(250, "2.0.0", "Ok: queued as SINK" + std::to_string(server_.next_queue_id_++)));
+    session_.complete(smtp::make_reply(
+        250, "2.0.0", "Ok: queued as SINK" + std::to_string(server_.next_queue_id_++)));
   }
   void authenticate(const std::string& username, const std::string& password) override {
     bool ok = username == server_.options_.username && password == server_.options_.password;
-    session_.complete(ok ? reply_of(235, "2.7.0", "Authentication successful")
-                         : reply_of(535, "5.7.8", "Authentication credentials invalid"));
+    session_.complete(ok ? smtp::make_reply(235, "2.7.0", "Authentication successful")
+                         : smtp::make_reply(535, "5.7.8", "Authentication credentials invalid"));
   }
   void start_tls() override {
     start_tls_engine([this]() { session_.tls_started(); });

@@ -8,11 +8,6 @@ namespace {
 
 using relay::FailureReason;
 
-std::string seconds_text(config::Duration duration) {
-  auto ms = duration.count();
-  return ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
-}
-
 std::string millis(double ms) {
   if (ms < 0) return "-";
   char text[32];
@@ -99,7 +94,7 @@ std::string verdict(const EndpointProbe& probe, config::Duration connect_timeout
   if (probe.ok) return probe.trace.authenticated ? "OK (AUTH OK)" : "OK";
   switch (probe.reason.value_or(FailureReason::Protocol)) {
     case FailureReason::Timeout:
-      return "BLOCKED (no answer in " + seconds_text(connect_timeout) + ")";
+      return "BLOCKED (no answer in " + config::format_duration(connect_timeout) + ")";
     case FailureReason::Refused:
       return "REFUSED";
     case FailureReason::Unreachable:

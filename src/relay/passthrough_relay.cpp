@@ -6,23 +6,13 @@
 #include "portrelay/log.hpp"
 
 namespace portrelay::relay {
-namespace {
-
-smtp::Reply make_reply(int code, std::string enhanced, std::string text) {
-  smtp::Reply reply;
-  reply.code = code;
-  reply.enhanced = enhanced;
-  reply.lines = {enhanced + " " + text};
-  return reply;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 smtp::Reply client_reply(const smtp::Reply& upstream, const char* fallback_enhanced) {
   std::string enhanced = upstream.enhanced.empty() ? fallback_enhanced : upstream.enhanced;
   std::string text = upstream.message();
   if (text.empty()) text = "(no text)";
-  return make_reply(upstream.code, enhanced, text);
+  return smtp::make_reply(upstream.code, enhanced, text);
 }
 
 PassthroughRelay::PassthroughRelay(UpstreamSelector& selector, metrics::Metrics& metrics,
@@ -96,9 +86,9 @@ bool PassthroughRelay::sender_requires_8bit() const {
 
 smtp::Reply PassthroughRelay::unreachable_reply() const {
   if (skipped_for_8bit_ > 0 && skipped_for_8bit_ == failure_notes_.size())
-    return make_reply(554, "5.6.3",
-                      "No upstream endpoint accepts 8-bit content (8BITMIME), and portrelay "
-                      "does not convert messages");
+    return smtp::make_reply(554, "5.6.3",
+                            "No upstream endpoint accepts 8-bit content (8BITMIME), and portrelay "
+                            "does not convert messages");
   if (last_upstream_refusal_) return client_reply(*last_upstream_refusal_, "4.4.1");
   std::string text = "No upstream endpoint could take the message, try again later";
   if (!failure_notes_.empty()) {
@@ -107,7 +97,7 @@ smtp::Reply PassthroughRelay::unreachable_reply() const {
       text += (i ? "; " : "") + failure_notes_[i];
     text += ")";
   }
-  return make_reply(451, "4.4.1", text);
+  return smtp::make_reply(451, "4.4.1", text);
 }
 
 void PassthroughRelay::with_upstream(Done done) {
@@ -241,8 +231,9 @@ void PassthroughRelay::deliver(ReplyCallback callback) {
   deliver_started_ = std::chrono::steady_clock::now();
   if (body_.failed()) {
     log::error("body_store_failed", {{"session", session_id_}, {"detail", body_.error()}});
-    return finish(make_reply(451, "4.3.0", "Local error storing the message, try again later"),
-                  metrics::MessageResult::Deferred);
+    return finish(
+        smtp::make_reply(451, "4.3.0", "Local error storing the message, try again later"),
+        metrics::MessageResult::Deferred);
   }
   send_data();
 }

@@ -13,12 +13,6 @@ using Clock = std::chrono::steady_clock;
 constexpr std::size_t kBodyChunk = 64 * 1024;
 constexpr std::size_t kMaxQueuedBytes = 1024 * 1024;
 
-std::string seconds_text(config::Duration duration) {
-  auto ms = duration.count();
-  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
-  return std::to_string(ms) + "ms";
-}
-
 // A command as it may appear in logs and error details.
 std::string printable_command(const smtp::HandshakeAction& action) {
   if (action.sensitive) return "AUTH";
@@ -67,8 +61,9 @@ void UpstreamConnection::connect(ReadyCallback callback) {
   const auto& endpoint = runtime_.endpoint;
   if (endpoint.credentials.configured() && !runtime_.password_problem.empty())
     return fail_connect(FailureReason::AuthFailed, "no password: " + runtime_.password_problem);
-  arm_timer(timeouts_.connect, FailureReason::Dns,
-            "cannot resolve " + endpoint.host + " within " + seconds_text(timeouts_.connect));
+  arm_timer(
+      timeouts_.connect, FailureReason::Dns,
+      "cannot resolve " + endpoint.host + " within " + config::format_duration(timeouts_.connect));
   auto on_resolved = [this](int status, std::vector<sockaddr_storage> addresses) {
     resolution_.reset();  // finished; the request has already detached from it
     if (status != 0)
@@ -83,7 +78,7 @@ void UpstreamConnection::connect(ReadyCallback callback) {
               "no answer from " + runtime_.endpoint.host + ":" +
                   std::to_string(runtime_.endpoint.port) + " (" +
                   std::to_string(addresses_.size()) + " address(es)) within " +
-                  seconds_text(timeouts_.connect));
+                  config::format_duration(timeouts_.connect));
     connect_next_address();
   };
   if (endpoint.addresses.empty()) {
@@ -143,7 +138,7 @@ void UpstreamConnection::on_tcp_connected(std::unique_ptr<net::TcpStream> stream
   connection_->start([this](std::string_view data) { on_data(data); },
                      [this](int status) { on_closed(status); });
   arm_timer(timeouts_.greeting, FailureReason::GreetingTimeout,
-            "no greeting within " + seconds_text(timeouts_.greeting));
+            "no greeting within " + config::format_duration(timeouts_.greeting));
   if (runtime_.endpoint.tls == config::TlsMode::Implicit) start_tls();
 }
 
@@ -156,10 +151,11 @@ void UpstreamConnection::start_tls() {
   parser_.clear();
   if (endpoint.tls == config::TlsMode::Implicit)
     arm_timer(timeouts_.greeting, FailureReason::TlsHandshake,
-              "TLS handshake and greeting not done within " + seconds_text(timeouts_.greeting));
+              "TLS handshake and greeting not done within " +
+                  config::format_duration(timeouts_.greeting));
   else
     arm_timer(timeouts_.greeting, FailureReason::TlsHandshake,
-              "TLS handshake not done within " + seconds_text(timeouts_.greeting));
+              "TLS handshake not done within " + config::format_duration(timeouts_.greeting));
   auto engine = tls::Engine::client(runtime_.tls_context, name);
   connection_->start_tls(std::move(engine), [this](bool ok) {
     const tls::Engine* engine = connection_->tls();
@@ -176,7 +172,7 @@ void UpstreamConnection::start_tls() {
     if (runtime_.endpoint.tls == config::TlsMode::Implicit) {
       handshake_.mark_tls_active();  // the greeting comes next, inside TLS
       arm_timer(timeouts_.greeting, FailureReason::GreetingTimeout,
-                "no greeting within " + seconds_text(timeouts_.greeting));
+                "no greeting within " + config::format_duration(timeouts_.greeting));
       return;
     }
     perform(handshake_.on_tls_established());
@@ -221,7 +217,7 @@ void UpstreamConnection::perform(const smtp::HandshakeAction& action) {
       connection_->send(action.data);
       arm_timer(timeouts_.greeting, FailureReason::Protocol,
                 "no reply to " + printable_command(action) + " within " +
-                    seconds_text(timeouts_.greeting));
+                    config::format_duration(timeouts_.greeting));
       return;
     case Kind::StartTls:
       return start_tls();
@@ -277,7 +273,7 @@ void UpstreamConnection::command(const std::string& line, ResponseCallback callb
   connection_->send(line + "\r\n");
   std::string verb = line.substr(0, line.find(' '));
   arm_timer(timeouts_.command, FailureReason::Protocol,
-            "no reply to " + verb + " within " + seconds_text(timeouts_.command));
+            "no reply to " + verb + " within " + config::format_duration(timeouts_.command));
 }
 
 void UpstreamConnection::revalidate(config::Duration limit, ReadyCallback callback) {
@@ -291,7 +287,8 @@ void UpstreamConnection::revalidate(config::Duration limit, ReadyCallback callba
   // A peer that vanished without a FIN (NAT state dropped, host rebooted) never answers;
   // a live one answers RSET within a round trip, so do not wait command_timeout for it.
   if (response_callback_)
-    arm_timer(limit, FailureReason::Closed, "no reply to RSET within " + seconds_text(limit));
+    arm_timer(limit, FailureReason::Closed,
+              "no reply to RSET within " + config::format_duration(limit));
 }
 
 void UpstreamConnection::send_body(const MessageBody& body, ResponseCallback callback) {
@@ -316,8 +313,9 @@ void UpstreamConnection::pump_body() {
   }
   if (body_offset_ < body_->size()) {
     // The socket is slower than the file: continue when the queue has drained.
-    arm_timer(timeouts_.command, FailureReason::Protocol,
-              "upstream stopped reading the message for " + seconds_text(timeouts_.command));
+    arm_timer(
+        timeouts_.command, FailureReason::Protocol,
+        "upstream stopped reading the message for " + config::format_duration(timeouts_.command));
     connection_->on_drained([this]() { pump_body(); });
     return;
   }
@@ -327,7 +325,7 @@ void UpstreamConnection::pump_body() {
   connection_->send(wire);
   body_ = nullptr;
   arm_timer(timeouts_.data, FailureReason::Protocol,
-            "no reply after end of data within " + seconds_text(timeouts_.data));
+            "no reply after end of data within " + config::format_duration(timeouts_.data));
 }
 
 void UpstreamConnection::quit() {

@@ -156,20 +156,12 @@ void SubmissionSession::start_tls() {
 
 void SubmissionSession::authenticate(const std::string& username, const std::string& password) {
   auto done = completer();
-  if (!environment_.authenticator) {
-    smtp::Reply reply;
-    reply.code = 535;
-    reply.enhanced = "5.7.8";
-    reply.lines = {"5.7.8 Authentication credentials invalid"};
-    return done(reply);
-  }
+  if (!environment_.authenticator)
+    return done(smtp::make_reply(535, "5.7.8", "Authentication credentials invalid"));
   std::string session = id_;
   environment_.authenticator->verify(username, password, [done, username, session](bool ok) {
-    smtp::Reply reply;
-    reply.code = ok ? 235 : 535;
-    reply.enhanced = ok ? "2.7.0" : "5.7.8";
-    reply.lines = {reply.enhanced +
-                   (ok ? " Authentication successful" : " Authentication credentials invalid")};
+    smtp::Reply reply = ok ? smtp::make_reply(235, "2.7.0", "Authentication successful")
+                           : smtp::make_reply(535, "5.7.8", "Authentication credentials invalid");
     log::info("client_auth",
               {{"session", session}, {"user", username}, {"result", ok ? "ok" : "failed"}});
     done(reply);

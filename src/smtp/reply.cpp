@@ -3,6 +3,15 @@
 #include <cstring>
 
 namespace portrelay::smtp {
+
+Reply make_reply(int code, std::string_view enhanced, std::string_view text) {
+  Reply reply;
+  reply.code = code;
+  reply.enhanced = std::string(enhanced);
+  reply.lines = {enhanced.empty() ? std::string(text)
+                                  : std::string(enhanced) + " " + std::string(text)};
+  return reply;
+}
 namespace {
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }

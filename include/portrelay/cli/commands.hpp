@@ -1,6 +1,9 @@
 #pragma once
 // One function per `portrelay` subcommand; each returns the process exit code.
+#include <optional>
 #include <string>
+
+#include "portrelay/config/config.hpp"
 
 namespace portrelay::cli {
 
@@ -17,6 +20,9 @@ struct ProbeOptions {
   std::string config_path;
   bool json = false;
 };
+
+// Loads the file, printing "file:line:col: message" on stderr if it is invalid.
+std::optional<config::Config> load_config_or_report(const std::string& path);
 
 int run(const RunOptions& options);
 int probe(const ProbeOptions& options);

@@ -70,7 +70,7 @@ struct RelayConfig {
   // Ready upstream connections kept for reuse across client sessions.
   Duration pool_idle_timeout = std::chrono::seconds(30);
   std::size_t pool_max_per_endpoint = 16;  // 0 disables the pool
-  std::string helo_name;                  // default: server.hostname
+  std::string helo_name;                   // default: server.hostname
 };
 
 struct Credentials {
@@ -137,6 +137,8 @@ std::string describe_chain(const Config& config);
 
 // "250ms", "10s", "5m", "1h", "1m30s". nullopt if malformed or negative.
 std::optional<Duration> parse_duration(std::string_view text);
+// The inverse for messages: "10s", "250ms".
+std::string format_duration(Duration duration);
 // 1048576, "512KiB", "25MiB", "1GiB", "10MB" (decimal), "100B". nullopt if malformed.
 std::optional<std::uint64_t> parse_size(std::string_view text);
 // "127.0.0.1:2525" / "[::1]:2525". nullopt if malformed.

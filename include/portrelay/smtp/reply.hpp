@@ -22,6 +22,9 @@ struct Reply {
   std::string summary() const;
 };
 
+// A one-line reply as produced locally: make_reply(250, "2.0.0", "Ok").
+Reply make_reply(int code, std::string_view enhanced, std::string_view text);
+
 // "250 2.0.0 Ok\r\n". `enhanced` may be empty. `text` must not contain CR or LF.
 std::string format_reply(int code, std::string_view enhanced, std::string_view text);
 // Multi-line reply: "250-first\r\n250-second\r\n250 last\r\n". `lines` must not be empty.
