@@ -35,21 +35,18 @@ void SubmissionSession::start(bool allowed, bool implicit_tls) {
   log::info("session_open",
             {{"session", id_}, {"peer", peer_}, {"allowed", allowed ? "yes" : "no"}});
   connection_->start([this](std::string_view bytes) { on_input(bytes); },
-                     [this](int) {
-                       log::info("session_closed", {{"session", id_}, {"by", "client"}});
-                       finish();
-                     });
+                     [this](int) { finish("client"); });
   if (!allowed) return session_.refuse("Access denied: client address not in the allow list");
   if (implicit_tls) {
     connection_->start_tls(tls::Engine::server(environment_.tls_context), [this](bool ok) {
       if (!ok) {
         log::warn("tls_failed", {{"session", id_}, {"detail", connection_->tls()->error()}});
-        return finish();
+        return finish("tls_failed");
       }
       session_.start();
       after_event();
     });
-    timer_.start(environment_.command_timeout, [this]() { finish(); });
+    timer_.start(environment_.command_timeout, [this]() { finish("tls_timeout"); });
     return;
   }
   session_.start();
@@ -102,18 +99,17 @@ void SubmissionSession::close_after_send() {
   closing_ = true;
   connection_->finish();
   // Give the final reply time to leave, but never keep a session around for long.
-  connection_->on_drained([this]() { finish(); });
-  timer_.start(kCloseLinger, [this]() { finish(); });
+  connection_->on_drained([this]() { finish("server"); });
+  timer_.start(kCloseLinger, [this]() { finish("server"); });
 }
 
-void SubmissionSession::force_close() {
-  log::info("session_closed", {{"session", id_}, {"by", "shutdown"}});
-  finish();
-}
+void SubmissionSession::force_close() { finish("shutdown"); }
 
-void SubmissionSession::finish() {
+void SubmissionSession::finish(const char* by) {
   if (finished_) return;
   finished_ = true;
+  // by: client (hung up), server (after QUIT, 421, refusal), shutdown, tls_failed, ...
+  log::info("session_closed", {{"session", id_}, {"by", by}});
   timer_.stop();
   connection_->close();
   if (on_finished_) on_finished_(this);
@@ -147,7 +143,7 @@ void SubmissionSession::start_tls() {
     if (alive.expired()) return;
     if (!ok) {
       log::warn("tls_failed", {{"session", id_}, {"detail", connection_->tls()->error()}});
-      return finish();
+      return finish("tls_failed");
     }
     session_.tls_started();
     after_event();

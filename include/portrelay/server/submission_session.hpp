@@ -59,7 +59,7 @@ class SubmissionSession : private smtp::ServerSessionHandler {
 
   void on_input(std::string_view bytes);
   void after_event();  // re-arm the timeout, apply backpressure
-  void finish();
+  void finish(const char* by);
   std::function<void(const smtp::Reply&)> completer();
 
   const SessionEnvironment& environment_;
