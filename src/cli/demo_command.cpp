@@ -71,6 +71,9 @@ class ProviderThread {
   const std::string& error() const { return error_; }
   std::uint64_t delivered_on_implicit() const { return implicit_ ? implicit_->messages() : 0; }
   std::uint64_t delivered_on_starttls() const { return starttls_ ? starttls_->messages() : 0; }
+  // The ports actually bound (they differ from the requested ones when those were 0).
+  std::uint16_t implicit_tls_port() const { return implicit_->port(); }
+  std::uint16_t starttls_port() const { return starttls_->port(); }
 
  private:
   std::thread thread_;
@@ -87,17 +90,26 @@ std::string demo_config(const ProviderPorts& ports, const std::string& ca_file) 
        << "[relay]\n"
        << "connect_timeout = \"1s\"             # the cost of a silently dropped port\n\n"
        << "[metrics]\n"
-       << "enabled = false                    # the demo prints them instead\n\n"
-       << "[[upstream]]\n"
-       << "name = \"provider\"\n"
-       << "host = \"" << ports.host << "\"\n"
-       << "tls_server_name = \"localhost\"     # the name on the demo certificate\n"
-       << "ports = [" << ports.blocked << ", " << ports.refused << ", " << ports.implicit_tls
-       << ", " << ports.starttls << "]  # " << ports.implicit_tls
-       << " -> implicit TLS, the others -> STARTTLS (required)\n"
-       << "ca_file = \"" << ca_file << "\"\n"
-       << "username = \"" << kUser << "\"\n"
-       << "password_env = \"" << kPasswordEnv << "\"\n";
+       << "enabled = false                    # the demo prints them instead\n";
+  // `ports_line` is "ports = [...]" or "port = N\ntls = ...".
+  auto upstream = [&](const std::string& ports_line) {
+    toml << "\n[[upstream]]\nname = \"provider\"\nhost = \"" << ports.host << "\"\n"
+         << ports_line << "\n"
+         << "tls_server_name = \"localhost\"     # the name on the demo certificate\n"
+         << "ca_file = \"" << ca_file << "\"\n"
+         << "username = \"" << kUser << "\"\n"
+         << "password_env = \"" << kPasswordEnv << "\"\n";
+  };
+  if (ports.implicit_tls == 465) {
+    upstream("ports = [587, 25, 465, 2525]       # 465 -> implicit TLS, the others -> STARTTLS");
+  } else {
+    // Not the real port numbers, so the TLS mode cannot follow from them: one table each.
+    for (auto [port, tls] : {std::pair{ports.blocked, "starttls"},
+                             {ports.refused, "starttls"},
+                             {ports.implicit_tls, "implicit"},
+                             {ports.starttls, "starttls"}})
+      upstream("port = " + std::to_string(port) + "\ntls = \"" + tls + "\"");
+  }
   return toml.str();
 }
 
@@ -175,7 +187,8 @@ int demo(const DemoOptions& options) {
     std::cerr << "demo: cannot start the simulated provider: " << provider.error() << "\n";
     return 1;
   }
-  // ProviderThread may have picked free ports: ask the OS what it bound only if needed.
+  ports.implicit_tls = provider.implicit_tls_port();
+  ports.starttls = provider.starttls_port();
   std::cout << "portrelay demo: the provider's ports as a cloud VM sees them (all on loopback)\n"
             << "  " << ports.host << ":" << ports.blocked
             << "  silently dropped: SYNs are never answered (a firewall DROP)\n"
@@ -183,10 +196,6 @@ int demo(const DemoOptions& options) {
             << "  " << ports.host << ":" << ports.implicit_tls
             << "  implicit TLS + AUTH (certificate from a demo CA made just now)\n"
             << "  " << ports.host << ":" << ports.starttls << "  STARTTLS + AUTH\n\n";
-  if (ports.implicit_tls == 0) {
-    std::cerr << "demo: could not use the real port numbers; run as root or pass --port-base\n";
-    return 1;
-  }
 
   ::setenv(kPasswordEnv, kPassword, 1);
   std::string toml = demo_config(ports, pki.ca_cert);

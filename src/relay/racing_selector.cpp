@@ -118,14 +118,18 @@ class RacingSelector::Race : public SelectionAttempt {
     for (auto& attempt : running_) {
       const auto& lost = attempt.connection->endpoint();
       selector_.metrics_.connect_cancelled(lost);
-      // A port that could not even complete TCP within the stagger is most likely
-      // dropping SYNs: remember that, so the next message does not wait on it again.
-      if (!attempt.connection->tcp_connected() &&
-          now - attempt.started >= selector_.options_.stagger) {
+      // An endpoint that was not ready a whole stagger after it started, while another
+      // one was, is remembered as suspect so the next messages do not wait on it again:
+      // a port that drops SYNs never fails before the winner appears, and one that
+      // accepts TCP but never greets (a tarpit, an intercepting proxy) never fails at all
+      // once cancelled. The background probe finds out whether it is really healthy.
+      if (now - attempt.started >= selector_.options_.stagger) {
         selector_.health_.record_suspect(attempt.index, now);
         log::info("endpoint_suspect",
                   {{"endpoint", lost.label()},
-                   {"detail", "no TCP answer before another endpoint was ready"}});
+                   {"detail", attempt.connection->tcp_connected()
+                                  ? "connected but not ready before another endpoint was"
+                                  : "no TCP answer before another endpoint was ready"}});
       }
     }
     running_.clear();

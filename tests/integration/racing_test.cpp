@@ -120,6 +120,29 @@ Sent send_message(std::uint16_t port, const std::string& subject = "test") {
   return {reply, took};
 }
 
+// A port that accepts TCP but never greets (a tarpit, an intercepting proxy) is cancelled
+// when another endpoint wins, so it never fails on its own; it must still be remembered,
+// or every message would pay the stagger on it.
+TEST(RacingTarpit, ConnectedButSilentEndpointIsSkippedByLaterMessages) {
+  FakeUpstream tarpit({.send_greeting = false});
+  FakeUpstream working;
+  Relay relay({{"tarpit", tarpit.port()}, {"working", working.port()}},
+              "connect_timeout = \"5s\"\ngreeting_timeout = \"30s\"\nstagger = \"100ms\"\n"
+              "cooldown = \"30s\"\n");
+  Sent first = send_message(relay.port(), "first");
+  EXPECT_EQ(first.reply.code, 250) << first.reply.raw;
+  EXPECT_LT(first.took, 1s);
+  EXPECT_EQ(relay.cancelled("tarpit"), 1);
+  EXPECT_EQ(relay.failures("tarpit"), 0);
+  for (int i = 0; i < 3; ++i) {
+    Sent next = send_message(relay.port(), "next " + std::to_string(i));
+    EXPECT_EQ(next.reply.code, 250) << next.reply.raw;
+    EXPECT_LT(next.took, 80ms) << "waited a stagger on the tarpit again";
+  }
+  EXPECT_EQ(relay.attempts("tarpit"), 1);
+  EXPECT_EQ(working.transactions().size(), 4u);
+}
+
 TEST(RacingBlackhole, SecondEndpointWinsAfterStaggerAndBlackholeIsSkippedLater) {
   BlackholePort blackhole;
   FakeUpstream working;

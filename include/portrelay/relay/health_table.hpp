@@ -4,9 +4,10 @@
 //
 // A failure puts the endpoint in cool-down: it is skipped for `base * 2^(n-1)` (n =
 // consecutive failures), capped, with +-20% jitter so many relays do not retry in step.
-// An endpoint that lost a race without even finishing its TCP connect is treated the same
-// way ("suspect"), because a silently dropped SYN never produces a failure before the
-// winner cancels it; the background probe then finds out the truth.
+// An endpoint that lost a race while still not ready a whole stagger after it started is
+// treated the same way ("suspect"): a silently dropped SYN, or a port that accepts TCP and
+// never greets, never produces a failure before the winner cancels it. The background
+// probe then finds out the truth.
 #include <chrono>
 #include <cstddef>
 #include <functional>

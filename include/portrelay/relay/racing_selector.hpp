@@ -6,9 +6,10 @@
 //    while fewer than `max_parallel` are running; a failure starts the next at once.
 //  * The first endpoint to be ready (TCP, TLS, greeting, EHLO, AUTH) wins; the others are
 //    cancelled (closed, counted as cancelled, not as failures).
-//  * Failures cool the endpoint down (HealthTable). An attempt that had not even
-//    connected after `stagger` when it was cancelled is "suspect" and cools down too, so
-//    later messages skip a silently blocked port instead of paying `stagger` each time.
+//  * Failures cool the endpoint down (HealthTable). An attempt that was still not ready a
+//    whole `stagger` after it started when another won is "suspect" and cools down too,
+//    so later messages skip a silently blocked port (or one that accepts TCP and never
+//    greets) instead of paying `stagger` each time.
 //  * Endpoints whose cool-down ended and that are preferred to the best working one are
 //    probed in the background; a successful probe fails traffic back and its ready
 //    connection goes to the pool.
