@@ -56,6 +56,27 @@ void check_no_bare_line_breaks(const std::string& out) {
   }
 }
 
+// DotStuffer works on arbitrary bytes (bare CR/LF included) and, like the reader, must give
+// the same wire form however the content is chunked.
+std::string stuff(std::string_view content, std::string_view sizes) {
+  portrelay::smtp::DotStuffer stuffer;
+  std::string wire;
+  std::size_t pos = 0;
+  std::size_t turn = 0;
+  while (pos < content.size()) {
+    std::size_t size = content.size() - pos;
+    if (!sizes.empty()) {
+      size = static_cast<unsigned char>(sizes[turn++ % sizes.size()]) % 17;
+      if (size == 0 && turn > sizes.size()) size = 1;  // guarantee progress
+    }
+    std::string_view chunk = content.substr(pos, size);
+    stuffer.encode(chunk, wire);
+    pos += chunk.size();
+  }
+  stuffer.finish(wire);
+  return wire;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -95,6 +116,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       }
     }
   }
+
+  const std::string wire = stuff(input, {});
+  if (!sizes.empty() && stuff(input, sizes) != wire) std::abort();
+  if (stuff(input, std::string_view("\1", 1)) != wire) std::abort();
 
   if (!sizes.empty() && !(run(input, limits, sizes) == one_shot)) std::abort();
   std::string byte_sizes(1, '\1');

@@ -1,6 +1,8 @@
 #include "portrelay/smtp/data_reader.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 
 namespace portrelay::smtp {
 
@@ -44,12 +46,76 @@ void DataReader::emit_crlf(std::string& out) {
   content_size_ += 2;
 }
 
+namespace {
+
+constexpr char kCr = '\r';
+constexpr char kLf = '\n';
+
+// Finds the next CR and the next LF at or after a position that only moves forward. A
+// search is repeated only once the position has passed its last hit, so each of the two
+// searches reads every byte at most once, even when the input is full of bare CRs.
+class LineBreakFinder {
+ public:
+  explicit LineBreakFinder(std::string_view input) : input_(input) {}
+
+  // Both return input.size() when there is none.
+  std::size_t next_cr(std::size_t from) { return next(kCr, from, cr_); }
+  std::size_t next_lf(std::size_t from) { return next(kLf, from, lf_); }
+
+ private:
+  static constexpr std::size_t kUnknown = SIZE_MAX;
+
+  std::size_t next(char c, std::size_t from, std::size_t& cached) {
+    if (cached == kUnknown || cached < from) {
+      const void* hit = from < input_.size()
+                            ? std::memchr(input_.data() + from, c, input_.size() - from)
+                            : nullptr;
+      cached = hit ? static_cast<std::size_t>(static_cast<const char*>(hit) - input_.data())
+                   : input_.size();
+    }
+    return cached;
+  }
+
+  std::string_view input_;
+  std::size_t cr_ = kUnknown;
+  std::size_t lf_ = kUnknown;
+};
+
+}  // namespace
+
+bool DataReader::clean_line_fits(std::uint64_t octets) const {
+  const std::uint64_t with_crlf = octets + 2;
+  return with_crlf <= limits_.max_line_length && content_size_ <= limits_.max_message_size &&
+         with_crlf <= limits_.max_message_size - content_size_;
+}
+
 std::size_t DataReader::feed(std::string_view input, std::string& out) {
-  static constexpr char kCr = '\r';
-  static constexpr char kLf = '\n';
+  const char* const data = input.data();
+  LineBreakFinder breaks(input);
   std::size_t i = 0;
+  // [pending, i) is decoded content already checked and counted but not yet appended:
+  // clean lines are collected here and appended in one go. Anything that emits on its own
+  // (the byte-wise states below) appends this first, so the order is kept.
+  std::size_t pending = 0;
   while (i < input.size() && !finished_) {
-    const char c = input[i];
+    // Fast path: at the start of a line's content, a whole CRLF-terminated line without
+    // bare CR/LF that fits both limits decodes to itself. That is what the byte-wise states
+    // would produce too; it just skips them.
+    const bool content_starts = (state_ == State::LineStart && data[i] != '.') ||
+                                (state_ == State::LeadingDot && data[i] != kCr);
+    if (content_starts && violation_ == Violation::None) {
+      const std::size_t lf = breaks.next_lf(i);
+      if (lf < input.size() && lf > i && breaks.next_cr(i) == lf - 1 &&
+          clean_line_fits(lf - 1 - i)) {
+        content_size_ += lf + 1 - i;
+        i = lf + 1;
+        state_ = State::LineStart;
+        continue;
+      }
+    }
+
+    out.append(data + pending, i - pending);
+    const char c = data[i];
     switch (state_) {
       case State::LineStart:
         // The leading dot is dropped, not counted: RFC 5321 4.5.2 transparency.
@@ -89,10 +155,9 @@ std::size_t DataReader::feed(std::string_view input, std::string& out) {
         }
         break;
       case State::InLine: {
-        std::size_t end = i;
-        while (end < input.size() && input[end] != kCr && input[end] != kLf) ++end;
+        const std::size_t end = std::min(breaks.next_cr(i), breaks.next_lf(i));
         if (end > i) {
-          emit(input.data() + i, end - i, out);
+          emit(data + i, end - i, out);
           i = end;
         } else if (c == kCr) {
           state_ = State::Cr;
@@ -106,7 +171,9 @@ std::size_t DataReader::feed(std::string_view input, std::string& out) {
         break;
       }
     }
+    pending = i;
   }
+  out.append(data + pending, i - pending);
   return i;
 }
 
@@ -127,18 +194,36 @@ const char* to_string(DataReader::Violation violation) {
 }
 
 void DotStuffer::encode(std::string_view content, std::string& out) {
+  if (content.empty()) return;
+  const char* const data = content.data();
+  const std::size_t size = content.size();
   std::size_t copied = 0;
-  for (std::size_t i = 0; i < content.size(); ++i) {
-    const char c = content[i];
-    if (at_line_start_ && c == '.') {
-      out.append(content.data() + copied, i - copied);
+  // Only a line start can need a dot, and only CRLF starts a line: look at the byte after
+  // each LF instead of at every byte, and copy the runs between dots in one append.
+  auto stuff_if_dot = [&](std::size_t line_start) {
+    if (line_start < size && data[line_start] == '.') {
+      out.append(data + copied, line_start - copied);
       out.push_back('.');
-      copied = i;
+      copied = line_start;
     }
-    at_line_start_ = c == '\n' && last_was_cr_;
-    last_was_cr_ = c == '\r';
+  };
+  if (at_line_start_) {
+    stuff_if_dot(0);
+  } else if (last_was_cr_ && data[0] == '\n') {
+    stuff_if_dot(1);
   }
-  out.append(content.data() + copied, content.size() - copied);
+  for (std::size_t from = 0; from < size;) {
+    const void* hit = std::memchr(data + from, '\n', size - from);
+    if (hit == nullptr) break;
+    const std::size_t lf = static_cast<std::size_t>(static_cast<const char*>(hit) - data);
+    if (lf > 0 && data[lf - 1] == '\r') stuff_if_dot(lf + 1);
+    from = lf + 1;
+  }
+  out.append(data + copied, size - copied);
+
+  const bool previous_was_cr = size >= 2 ? data[size - 2] == '\r' : last_was_cr_;
+  at_line_start_ = data[size - 1] == '\n' && previous_was_cr;
+  last_was_cr_ = data[size - 1] == '\r';
 }
 
 void DotStuffer::finish(std::string& out) {

@@ -49,6 +49,8 @@ class DataReader {
   void emit(const char* data, std::size_t size, std::string& out);
   void emit_crlf(std::string& out);
   void flag(Violation violation);
+  // Whether a new line of `octets` content octets plus CRLF stays within both limits.
+  bool clean_line_fits(std::uint64_t octets) const;
 
   Limits limits_;
   bool finished_ = false;
