@@ -329,6 +329,12 @@ void UpstreamConnection::pump_body() {
 }
 
 void UpstreamConnection::quit() {
+  // Whoever was waiting for an answer has let go of this connection (a client that left
+  // mid-command): its callbacks point into objects that are about to be freed.
+  ready_callback_ = nullptr;
+  response_callback_ = nullptr;
+  timer_.stop();
+  if (connection_) connection_->on_drained(nullptr);
   if (!connection_ || broken_) return;
   if (body_) {
     // Mid-body, QUIT would become message content: just close (the upstream discards
