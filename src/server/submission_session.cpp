@@ -74,7 +74,10 @@ void SubmissionSession::after_event() {
       timer_.start(environment_.data_timeout, [this]() { session_.on_timeout(); });
       break;
     case Phase::Waiting:
-      timer_.stop();  // the relay enforces the upstream's timeouts
+      if (tls_handshaking_)  // waiting for the client, not the upstream: bound it
+        timer_.start(environment_.command_timeout, [this]() { finish(); });
+      else
+        timer_.stop();  // the relay enforces the upstream's timeouts
       break;
     case Phase::Closed:
       return;
@@ -143,8 +146,10 @@ void SubmissionSession::reset() { relay_.reset(); }
 
 void SubmissionSession::start_tls() {
   std::weak_ptr<bool> alive = alive_;
+  tls_handshaking_ = true;
   connection_->start_tls(tls::Engine::server(environment_.tls_context), [this, alive](bool ok) {
     if (alive.expired()) return;
+    tls_handshaking_ = false;
     if (!ok) {
       log::warn("tls_failed", {{"session", id_}, {"detail", connection_->tls()->error()}});
       return finish();
