@@ -7,6 +7,9 @@ namespace portrelay::server {
 namespace {
 
 constexpr std::size_t kMaxBufferedInput = 1024 * 1024;
+// Replies not yet taken by the kernel; a client that pipelines without reading stops
+// being read until they have left.
+constexpr std::size_t kMaxQueuedOutput = 1024 * 1024;
 constexpr std::chrono::seconds kCloseLinger{5};
 
 }  // namespace
@@ -82,10 +85,17 @@ void SubmissionSession::after_event() {
     case Phase::Closed:
       return;
   }
-  if (session_.buffered_input() > kMaxBufferedInput)
+  if (connection_->write_queue_size() > kMaxQueuedOutput) {
     connection_->pause_reading();
-  else
+    connection_->on_drained([this]() {
+      connection_->on_drained(nullptr);
+      after_event();
+    });
+  } else if (session_.buffered_input() > kMaxBufferedInput) {
+    connection_->pause_reading();
+  } else {
     connection_->resume_reading();
+  }
 }
 
 std::function<void(const smtp::Reply&)> SubmissionSession::completer() {
