@@ -2,6 +2,7 @@
 
 #include <prometheus/exposer.h>
 
+#include <csignal>
 #include <future>
 #include <stdexcept>
 
@@ -35,6 +36,9 @@ Daemon::Daemon(uv_loop_t* loop, config::Config config) : loop_(loop), config_(st
 Daemon::~Daemon() = default;
 
 void Daemon::start() {
+  // A peer that resets while a reply is queued makes write() raise SIGPIPE, which would
+  // end the whole process (the demo and tests run the daemon without `portrelay run`).
+  std::signal(SIGPIPE, SIG_IGN);
   server_->start();
   if (config_.metrics.enabled) {
     std::string address = config_.metrics.listen.str();

@@ -64,7 +64,10 @@ void PassthroughRelay::endpoint_failed(const UpstreamResponse& response, const c
     what = std::string(to_string(response.failure.reason)) + ": " + response.failure.detail;
   } else {
     what = response.reply->summary();
-    if (response.reply->code != 421) last_upstream_refusal_ = *response.reply;
+    // Only a 4xx may become the client's answer when no endpoint is left: a 2xx/3xx
+    // seen out of place (250 to DATA) would tell the client the message was taken.
+    if (response.reply->transient() && response.reply->code != 421)
+      last_upstream_refusal_ = *response.reply;
   }
   failure_notes_.push_back(endpoint.label() + " (" + what + ")");
   log::warn("upstream_transaction_failed", {{"session", session_id_},
@@ -262,6 +265,8 @@ void PassthroughRelay::send_data() {
       if (failover_worthy(response)) return retry_elsewhere(response, "end of data");
       if (response.reply->permanent())
         return finish(client_reply(*response.reply, "5.0.0"), metrics::MessageResult::Failed);
+      // Only 2xx accepts a message; a 3xx after the final dot is not an answer to it.
+      if (response.reply->code / 100 != 2) return retry_elsewhere(response, "end of data");
       auto reply = client_reply(*response.reply, "2.0.0");
       reply.lines = {reply.enhanced + " Ok: relayed via " + upstream_->endpoint().label() + ": " +
                      response.reply->message()};

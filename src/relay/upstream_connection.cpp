@@ -181,11 +181,16 @@ void UpstreamConnection::start_tls() {
 
 void UpstreamConnection::on_data(std::string_view plaintext) {
   std::weak_ptr<bool> alive = alive_;
+  ++batch_;
+  in_batch_ = true;
   parser_.feed(plaintext);
   while (auto reply = parser_.next()) {
     on_reply(*reply);
-    if (alive.expired() || broken_) return;
+    if (alive.expired()) return;
+    if (broken_) break;
   }
+  in_batch_ = false;
+  if (broken_) return;
   if (parser_.failed()) {
     std::string detail = "malformed reply: " + parser_.error();
     ready_ ? fail_response(FailureReason::Protocol, detail)
@@ -198,6 +203,20 @@ void UpstreamConnection::on_reply(const smtp::Reply& reply) {
     timer_.stop();
     if (trace_.greeting.empty()) trace_.greeting = reply.summary();
     return perform(handshake_.on_reply(reply));
+  }
+  if (response_callback_ && in_batch_ && sent_in_batch_ == batch_) {
+    // This reply was received before the command (or body) it would answer was sent: the
+    // upstream is out of step, and taking it (a 250 right behind the 354) could report
+    // a message as accepted that the upstream never confirmed.
+    return fail_response(FailureReason::Protocol, "reply out of turn: " + reply.summary());
+  }
+  if (response_callback_ && body_) {
+    // Answered before the final dot: the rest of the body would be read as commands.
+    broken_ = true;
+    body_ = nullptr;
+    if (connection_) connection_->close();
+    if (reply.positive())
+      return fail_response(FailureReason::Protocol, "reply before end of data: " + reply.summary());
   }
   if (response_callback_) {
     timer_.stop();
@@ -269,6 +288,7 @@ void UpstreamConnection::fail_response(FailureReason reason, std::string detail)
 
 void UpstreamConnection::command(const std::string& line, ResponseCallback callback) {
   response_callback_ = std::move(callback);
+  sent_in_batch_ = in_batch_ ? batch_ : 0;
   if (!usable()) return fail_response(FailureReason::Closed, "connection is not usable");
   connection_->send(line + "\r\n");
   std::string verb = line.substr(0, line.find(' '));
@@ -293,6 +313,7 @@ void UpstreamConnection::revalidate(config::Duration limit, ReadyCallback callba
 
 void UpstreamConnection::send_body(const MessageBody& body, ResponseCallback callback) {
   response_callback_ = std::move(callback);
+  sent_in_batch_ = in_batch_ ? batch_ : 0;
   if (!usable()) return fail_response(FailureReason::Closed, "connection is not usable");
   body_ = &body;
   body_offset_ = 0;
@@ -329,6 +350,12 @@ void UpstreamConnection::pump_body() {
 }
 
 void UpstreamConnection::quit() {
+  // Whoever was waiting for an answer has let go of this connection (a client that left
+  // mid-command): its callbacks point into objects that are about to be freed.
+  ready_callback_ = nullptr;
+  response_callback_ = nullptr;
+  timer_.stop();
+  if (connection_) connection_->on_drained(nullptr);
   if (!connection_ || broken_) return;
   if (body_) {
     // Mid-body, QUIT would become message content: just close (the upstream discards

@@ -7,6 +7,9 @@ namespace portrelay::server {
 namespace {
 
 constexpr std::size_t kMaxBufferedInput = 1024 * 1024;
+// Replies not yet taken by the kernel; a client that pipelines without reading stops
+// being read until they have left.
+constexpr std::size_t kMaxQueuedOutput = 1024 * 1024;
 constexpr std::chrono::seconds kCloseLinger{5};
 
 }  // namespace
@@ -71,15 +74,25 @@ void SubmissionSession::after_event() {
       timer_.start(environment_.data_timeout, [this]() { session_.on_timeout(); });
       break;
     case Phase::Waiting:
-      timer_.stop();  // the relay enforces the upstream's timeouts
+      if (tls_handshaking_)  // waiting for the client, not the upstream: bound it
+        timer_.start(environment_.command_timeout, [this]() { finish(); });
+      else
+        timer_.stop();  // the relay enforces the upstream's timeouts
       break;
     case Phase::Closed:
       return;
   }
-  if (session_.buffered_input() > kMaxBufferedInput)
+  if (connection_->write_queue_size() > kMaxQueuedOutput) {
     connection_->pause_reading();
-  else
+    connection_->on_drained([this]() {
+      connection_->on_drained(nullptr);
+      after_event();
+    });
+  } else if (session_.buffered_input() > kMaxBufferedInput) {
+    connection_->pause_reading();
+  } else {
     connection_->resume_reading();
+  }
 }
 
 std::function<void(const smtp::Reply&)> SubmissionSession::completer() {
@@ -139,8 +152,10 @@ void SubmissionSession::reset() { relay_.reset(); }
 
 void SubmissionSession::start_tls() {
   std::weak_ptr<bool> alive = alive_;
+  tls_handshaking_ = true;
   connection_->start_tls(tls::Engine::server(environment_.tls_context), [this, alive](bool ok) {
     if (alive.expired()) return;
+    tls_handshaking_ = false;
     if (!ok) {
       log::warn("tls_failed", {{"session", id_}, {"detail", connection_->tls()->error()}});
       return finish("tls_failed");

@@ -166,6 +166,33 @@ TEST(RelayEdgeCases, ClientVanishingWhileUpstreamAnswersSlowly) {
   EXPECT_EQ(abandoned.back(), "QUIT");
 }
 
+TEST(RelayEdgeCases, ClientVanishingAfterTheFinalDotWhileUpstreamAnswersSlowly) {
+  // The session (and its relay) is freed while the upstream still owes the reply to the
+  // message; that late reply must not call back into the freed relay (ASan: use after free).
+  FakeUpstream upstream(
+      {.overrides = {{SmtpStage::kDataEnd,
+                      StageAction::delayed(300ms, "250 2.0.0 Ok: queued late").only(1)}}});
+  RelaySettings settings;
+  settings.upstreams = {plain_upstream("a", upstream.port())};
+  RelayUnderTest relay(settings);
+  {
+    auto client = relay.client();
+    EXPECT_EQ(client->command("MAIL FROM:<a@example.test>").code, 250);
+    EXPECT_EQ(client->command("RCPT TO:<b@example.test>").code, 250);
+    EXPECT_EQ(client->command("DATA").code, 354);
+    client->send_raw(sample_message() + ".\r\n");
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(upstream.wait_for_transactions(1, 2s));
+  std::this_thread::sleep_for(400ms);  // the late 250 has arrived by now
+  auto client = relay.client();
+  EXPECT_EQ(client->send_message("c@example.test", {"d@example.test"}, sample_message()).code, 250);
+  ASSERT_TRUE(upstream.wait_for_transactions(2, 2s));
+  EXPECT_EQ(upstream.transactions()[1].mail_from, "c@example.test");
+  // Nobody heard the first 250, so it is not counted as relayed.
+  EXPECT_EQ(relay.metric("portrelay_messages_total", {{"result", "relayed"}}), 1);
+}
+
 TEST(RelayEdgeCases, ClientQuitEndsTheUpstreamSessionWithQuitWhenNotPooled) {
   FakeUpstream upstream;
   RelaySettings settings;

@@ -1,4 +1,9 @@
 // Local limits and policy: size, recipients, line length, sequence, timeouts, allow-list.
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
 #include "relay_harness.hpp"
 
 namespace portrelay::test {
@@ -109,6 +114,42 @@ TEST_F(RelayLimits, MailBeforeEhloIs503) {
   SmtpReply reply = client->command("MAIL FROM:<a@example.test>");
   EXPECT_EQ(reply.code, 503) << reply.raw;
   EXPECT_EQ(upstream_.connection_count(), 0u);
+}
+
+TEST_F(RelayLimits, ClientThatNeverReadsRepliesStopsBeingRead) {
+  // Each "HELP" (6 octets) earns a ~90-octet reply. A client that pipelines them and never
+  // reads must run into backpressure instead of growing the relay's write queue without end.
+  relay();
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  UniqueFd socket_fd(fd);
+  int small = 4096;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  int send_buffer = 16384;
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &send_buffer, sizeof(send_buffer));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(relay().port());
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  set_nonblocking(fd, true);
+  std::string chunk;
+  while (chunk.size() < 64 * 1024) chunk += "HELP\r\n";
+  constexpr std::size_t kOffered = 3u << 20;  // would queue ~45 MiB of replies
+  std::size_t accepted = 0;
+  auto last_progress = std::chrono::steady_clock::now();
+  while (accepted < kOffered && std::chrono::steady_clock::now() - last_progress < 300ms) {
+    ssize_t n = ::send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      accepted += static_cast<std::size_t>(n);
+      last_progress = std::chrono::steady_clock::now();
+    } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      FAIL() << "send failed: " << errno;
+    } else {
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+  EXPECT_LT(accepted, kOffered) << "the relay kept reading commands whose replies pile up";
 }
 
 TEST_F(RelayLimits, IdleClientTimesOutWith421) {

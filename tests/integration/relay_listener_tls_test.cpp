@@ -108,6 +108,25 @@ TEST_F(RelayListenerTls, PlaintextPipelinedAfterStartTlsIsDiscarded) {
   EXPECT_EQ(upstream_.connection_count(), 0u);
 }
 
+TEST_F(RelayListenerTls, ClientSilentAfterStartTlsIsCutOffByTheCommandTimeout) {
+  // Between our 220 and the end of the TLS handshake the session waits for the client: a
+  // client that never sends a ClientHello must not hold a session slot forever.
+  relay("command_timeout = \"300ms\"\n");
+  SmtpTestClient client(5s);
+  client.connect("127.0.0.1", relay().port());
+  EXPECT_EQ(client.read_reply().code, 220);
+  EXPECT_EQ(client.command("EHLO client.test").code, 250);
+  EXPECT_EQ(client.command("STARTTLS").code, 220);
+  auto started = std::chrono::steady_clock::now();
+  EXPECT_TRUE(client.closed(2s));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 1500ms);
+  auto deadline = std::chrono::steady_clock::now() + 2s;
+  while (relay().metric("portrelay_client_sessions_active") != 0 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(relay().metric("portrelay_client_sessions_active"), 0);
+}
+
 TEST_F(RelayListenerTls, ImplicitTlsListenerRelays) {
   relay("listen_implicit_tls = [\"127.0.0.1:0\"]");
   auto ports = relay().daemon().listener_ports();

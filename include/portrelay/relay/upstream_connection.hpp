@@ -133,6 +133,11 @@ class UpstreamConnection {
   const MessageBody* body_ = nullptr;
   std::uint64_t body_offset_ = 0;
   smtp::DotStuffer stuffer_;
+  // Replies already received when a command is sent cannot answer it: on_data counts
+  // its batches, and a command sent while one is processed remembers which.
+  std::uint64_t batch_ = 0;
+  bool in_batch_ = false;
+  std::uint64_t sent_in_batch_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

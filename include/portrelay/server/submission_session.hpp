@@ -72,6 +72,7 @@ class SubmissionSession : private smtp::ServerSessionHandler {
   std::function<void(SubmissionSession*)> on_finished_;
   bool finished_ = false;
   bool closing_ = false;
+  bool tls_handshaking_ = false;  // after our 220 to STARTTLS, until the handshake ends
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
