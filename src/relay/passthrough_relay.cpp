@@ -42,9 +42,11 @@ std::string PassthroughRelay::mail_command() const {
 }
 
 bool PassthroughRelay::failover_worthy(const UpstreamResponse& response) const {
-  // The connection broke, the server is closing (421), or it asked us to try later: the
-  // next endpoint may do better. A 5xx is the upstream's verdict on this message.
-  return response.connection_failed() || response.reply->transient();
+  // The connection broke, the server is closing (421), it asked us to try later, or it
+  // answered out of protocol (1xx/3xx where a final reply was due): the next endpoint may
+  // do better. A 5xx is the upstream's verdict on this message.
+  return response.connection_failed() || response.reply->transient() ||
+         response.reply->unexpected();
 }
 
 void PassthroughRelay::endpoint_failed(const UpstreamResponse& response, const char* stage) {
@@ -172,8 +174,8 @@ void PassthroughRelay::start_mail(ReplyCallback callback) {
         endpoint_failed(response, "MAIL");
         return start_mail(callback);
       }
-      if (response.reply->positive()) transaction_open_ = true;
-      callback(client_reply(*response.reply, response.reply->positive() ? "2.1.0" : "5.1.0"));
+      if (response.reply->success()) transaction_open_ = true;
+      callback(client_reply(*response.reply, response.reply->success() ? "2.1.0" : "5.1.0"));
     });
   });
 }
@@ -181,7 +183,8 @@ void PassthroughRelay::start_mail(ReplyCallback callback) {
 void PassthroughRelay::rcpt(const smtp::PathArgument& recipient, ReplyCallback callback) {
   std::string address = recipient.address;
   auto on_response = [this, address, callback](const UpstreamResponse& response) {
-    if (response.connection_failed() || response.reply->code == 421) {
+    if (response.connection_failed() || response.reply->code == 421 ||
+        response.reply->unexpected()) {
       // The endpoint died under us: move the envelope to the next one, then retry.
       endpoint_failed(response, "RCPT");
       return replay_envelope([this, address, callback](bool ok) {
@@ -192,8 +195,8 @@ void PassthroughRelay::rcpt(const smtp::PathArgument& recipient, ReplyCallback c
       });
     }
     // Any other answer is about this recipient and goes to the client as it is.
-    if (response.reply->positive()) recipients_.push_back(address);
-    callback(client_reply(*response.reply, response.reply->positive() ? "2.1.5" : "5.1.1"));
+    if (response.reply->success()) recipients_.push_back(address);
+    callback(client_reply(*response.reply, response.reply->success() ? "2.1.5" : "5.1.1"));
   };
   if (!upstream_) {
     return on_response(UpstreamResponse{std::nullopt, {FailureReason::Closed, "no upstream"}});
@@ -205,7 +208,7 @@ void PassthroughRelay::replay_envelope(Done done) {
   with_upstream([this, done = std::move(done)](bool ok) {
     if (!ok) return done(false);
     upstream_->command(mail_command(), [this, done](const UpstreamResponse& response) {
-      if (response.connection_failed() || !response.reply->positive()) {
+      if (response.connection_failed() || !response.reply->success()) {
         endpoint_failed(response, "MAIL (replay)");
         return replay_envelope(done);
       }
@@ -221,7 +224,7 @@ void PassthroughRelay::replay_recipient(std::size_t index, Done done) {
                      [this, index, done](const UpstreamResponse& response) {
                        // The client was already told this recipient is accepted: an
                        // endpoint that refuses it cannot take this message.
-                       if (response.connection_failed() || !response.reply->positive()) {
+                       if (response.connection_failed() || !response.reply->success()) {
                          endpoint_failed(response, "RCPT (replay)");
                          return replay_envelope(done);
                        }
@@ -253,7 +256,8 @@ void PassthroughRelay::send_data() {
     return retry_elsewhere(UpstreamResponse{std::nullopt, {FailureReason::Closed, "no upstream"}},
                            "DATA");
   upstream_->command("DATA", [this, retry_elsewhere](const UpstreamResponse& response) {
-    if (failover_worthy(response)) return retry_elsewhere(response, "DATA");
+    // 354 is the one good answer here; anything else but a 5xx verdict goes elsewhere.
+    if (response.connection_failed()) return retry_elsewhere(response, "DATA");
     if (response.reply->code != 354) {
       // MAIL and RCPT are still open upstream: finish() hands the connection to the
       // pool, which sends RSET before anyone uses it again.

@@ -75,7 +75,7 @@ void SubmissionSession::after_event() {
       break;
     case Phase::Waiting:
       if (tls_handshaking_)  // waiting for the client, not the upstream: bound it
-        timer_.start(environment_.command_timeout, [this]() { finish(); });
+        timer_.start(environment_.command_timeout, [this]() { finish("tls_timeout"); });
       else
         timer_.stop();  // the relay enforces the upstream's timeouts
       break;

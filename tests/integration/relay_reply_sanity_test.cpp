@@ -58,3 +58,35 @@ TEST_F(RelayReplySanity, ReplySentBeforeTheBodyIsNotTheAnswerToTheBody) {
 
 }  // namespace
 }  // namespace portrelay::test
+
+namespace portrelay::test {
+namespace {
+
+// A 3xx where a final answer was due (MAIL, RCPT) is out of protocol: it must neither be
+// passed to the client as if it were an acceptance nor open the transaction; the next
+// endpoint takes the message.
+class RelayOutOfProtocolReplies : public ::testing::TestWithParam<SmtpStage> {};
+
+TEST_P(RelayOutOfProtocolReplies, ThreeHundredReplyMovesTheMessageToTheNextEndpoint) {
+  FakeUpstream odd({.overrides = {{GetParam(), StageAction::reply_with("354 3.0.0 what now")}}});
+  FakeUpstream good;
+  RelaySettings settings;
+  settings.upstreams = {plain_upstream("odd", odd.port()), plain_upstream("good", good.port())};
+  RelayUnderTest relay(settings);
+  auto client = relay.client();
+  SmtpReply reply = client->send_message("a@example.test", {"b@example.test"}, sample_message());
+  EXPECT_EQ(reply.code, 250) << reply.raw;
+  EXPECT_NE(reply.text.find("relayed via good:"), std::string::npos) << reply.raw;
+  ASSERT_TRUE(good.wait_for_transactions(1, 2s));
+  EXPECT_TRUE(odd.transactions().empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Stages, RelayOutOfProtocolReplies,
+                         ::testing::Values(SmtpStage::kMail, SmtpStage::kRcpt),
+                         [](const auto& info) {
+                           return info.param == SmtpStage::kMail ? std::string("Mail")
+                                                                 : std::string("Rcpt");
+                         });
+
+}  // namespace
+}  // namespace portrelay::test

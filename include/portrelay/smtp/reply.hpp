@@ -14,6 +14,9 @@ struct Reply {
   std::vector<std::string> lines;  // text of each line after "NNN-" / "NNN ", verbatim
 
   bool positive() const { return code >= 200 && code < 400; }
+  bool success() const { return code >= 200 && code < 300; }  // 2xx: the command was done
+  // 1xx/3xx where a final answer was due: the server is not following the protocol.
+  bool unexpected() const { return !success() && !transient() && !permanent(); }
   bool transient() const { return code >= 400 && code < 500; }
   bool permanent() const { return code >= 500; }
   // First line without the enhanced code prefix, e.g. "Ok: queued as 4F2".
