@@ -110,9 +110,7 @@ TEST(RelayContent, EmptyBodyIsRelayed) {
   settings.upstreams = {plain_upstream("a", upstream.port())};
   RelayUnderTest relay(settings);
   auto client = relay.client();
-  EXPECT_EQ(client->command("MAIL FROM:<a@example.test>").code, 250);
-  EXPECT_EQ(client->command("RCPT TO:<b@example.test>").code, 250);
-  EXPECT_EQ(client->command("DATA").code, 354);
+  begin_data(*client);
   SmtpReply reply = client->command(".");
   EXPECT_EQ(reply.code, 250) << reply.raw;
   ASSERT_TRUE(upstream.wait_for_transactions(1, 2s));
@@ -127,9 +125,7 @@ TEST(RelayContent, BodyWithoutFinalCrLfBeforeDotIsRelayedVerbatim) {
   settings.upstreams = {plain_upstream("a", upstream.port())};
   RelayUnderTest relay(settings);
   auto client = relay.client();
-  EXPECT_EQ(client->command("MAIL FROM:<a@example.test>").code, 250);
-  EXPECT_EQ(client->command("RCPT TO:<b@example.test>").code, 250);
-  EXPECT_EQ(client->command("DATA").code, 354);
+  begin_data(*client);
   client->send_raw("line one\r\n\r\n\r\n.\r\n");
   EXPECT_EQ(client->read_reply().code, 250);
   ASSERT_TRUE(upstream.wait_for_transactions(1, 2s));

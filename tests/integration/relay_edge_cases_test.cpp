@@ -55,9 +55,7 @@ TEST(RelayEdgeCases, PipelinedNextMessageAfterUpstreamRefusedDataCommand) {
   settings.upstreams = {plain_upstream("a", upstream.port())};
   RelayUnderTest relay(settings);
   auto client = relay.client();
-  EXPECT_EQ(client->command("MAIL FROM:<a@example.test>").code, 250);
-  EXPECT_EQ(client->command("RCPT TO:<b@example.test>").code, 250);
-  EXPECT_EQ(client->command("DATA").code, 354);
+  begin_data(*client);
   client->send_raw(sample_message() +
                    ".\r\nMAIL FROM:<c@example.test>\r\nRCPT TO:<d@example.test>\r\nDATA\r\n");
   EXPECT_EQ(client->read_reply().code, 554);

@@ -129,4 +129,10 @@ namespace {
 [[maybe_unused]] auto* const quiet_logs = ::testing::AddGlobalTestEnvironment(new QuietLogs);
 }
 
+void begin_data(SmtpTestClient& client) {
+  EXPECT_EQ(client.command("MAIL FROM:<a@example.test>").code, 250);
+  EXPECT_EQ(client.command("RCPT TO:<b@example.test>").code, 250);
+  EXPECT_EQ(client.command("DATA").code, 354);
+}
+
 }  // namespace portrelay::test

@@ -70,6 +70,10 @@ class RelayUnderTest {
 // The message a test sends, in CRLF form.
 std::string sample_message(const std::string& subject = "integration test");
 
+// MAIL FROM:<a@example.test>, RCPT TO:<b@example.test> and DATA, each expected to succeed:
+// the client is then inside DATA.
+void begin_data(SmtpTestClient& client);
+
 // Silences the daemon's log lines unless PORTRELAY_TEST_LOG is set; tests that assert on
 // log content switch the sink on themselves.
 class QuietLogs : public ::testing::Environment {

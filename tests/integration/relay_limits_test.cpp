@@ -168,9 +168,7 @@ TEST_F(RelayLimits, IdleClientTimesOutWith421) {
 TEST_F(RelayLimits, StalledDataTimesOutWith421AndNothingIsRelayed) {
   settings_.server_extra = "data_timeout = \"300ms\"";
   auto client = relay().client();
-  EXPECT_EQ(client->command("MAIL FROM:<a@example.test>").code, 250);
-  EXPECT_EQ(client->command("RCPT TO:<b@example.test>").code, 250);
-  EXPECT_EQ(client->command("DATA").code, 354);
+  begin_data(*client);
   client->send_raw("Subject: half\r\n\r\nhalf a mess");
   SmtpReply reply = client->read_reply();
   EXPECT_EQ(reply.code, 421) << reply.raw;

@@ -26,9 +26,7 @@ class RelayShutdown : public ::testing::Test {
 
 TEST_F(RelayShutdown, MessageInDataIsFinishedThen421) {
   auto client = relay_->client();
-  EXPECT_EQ(client->command("MAIL FROM:<a@example.test>").code, 250);
-  EXPECT_EQ(client->command("RCPT TO:<b@example.test>").code, 250);
-  EXPECT_EQ(client->command("DATA").code, 354);
+  begin_data(*client);
   client->send_raw("Subject: in flight\r\n\r\nfirst half\r\n");
   auto stopped = stop_async(3s);
   std::this_thread::sleep_for(200ms);  // the shutdown has reached the loop
@@ -81,9 +79,7 @@ TEST_F(RelayShutdown, SessionBetweenMailAndDataMayFinishItsMessage) {
 
 TEST_F(RelayShutdown, StalledClientIsCutOffAfterTheGracePeriod) {
   auto client = relay_->client();
-  EXPECT_EQ(client->command("MAIL FROM:<a@example.test>").code, 250);
-  EXPECT_EQ(client->command("RCPT TO:<b@example.test>").code, 250);
-  EXPECT_EQ(client->command("DATA").code, 354);
+  begin_data(*client);
   client->send_raw("Subject: never finished\r\n");
   auto started = Clock::now();
   auto stopped = stop_async(400ms);
@@ -100,9 +96,7 @@ TEST_F(RelayShutdown, MessageWaitingForTheUpstreamIsFinished) {
   upstream_.set_override(SmtpStage::kDataEnd,
                          StageAction::delayed(500ms, "250 2.0.0 Ok: slow but queued"));
   auto client = relay_->client();
-  EXPECT_EQ(client->command("MAIL FROM:<a@example.test>").code, 250);
-  EXPECT_EQ(client->command("RCPT TO:<b@example.test>").code, 250);
-  EXPECT_EQ(client->command("DATA").code, 354);
+  begin_data(*client);
   client->send_raw(sample_message() + ".\r\n");
   std::this_thread::sleep_for(100ms);
   auto stopped = stop_async(3s);

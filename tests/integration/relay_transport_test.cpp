@@ -16,9 +16,7 @@ TEST(RelayTransport, TerminatorSplitAcrossReads) {
   settings.upstreams = {plain_upstream("a", upstream.port())};
   RelayUnderTest relay(settings);
   auto client = relay.client();
-  EXPECT_EQ(client->command("MAIL FROM:<a@example.test>").code, 250);
-  EXPECT_EQ(client->command("RCPT TO:<b@example.test>").code, 250);
-  EXPECT_EQ(client->command("DATA").code, 354);
+  begin_data(*client);
   // Every piece arrives on its own, so the reader sees each boundary case.
   for (const char* piece :
        {"Subject: split\r", "\n\r\n", ".", ".dot line\r\n", "body\r", "\n", ".", "\r", "\n"}) {
@@ -37,9 +35,7 @@ TEST(RelayTransport, SmugglingMarkerSplitAcrossReadsIsStillRejected) {
   settings.upstreams = {plain_upstream("a", upstream.port())};
   RelayUnderTest relay(settings);
   auto client = relay.client();
-  EXPECT_EQ(client->command("MAIL FROM:<a@example.test>").code, 250);
-  EXPECT_EQ(client->command("RCPT TO:<b@example.test>").code, 250);
-  EXPECT_EQ(client->command("DATA").code, 354);
+  begin_data(*client);
   for (const char* piece : {"Subject: x\r\n\r\nbody\r\n", ".", "\n", "MAIL FROM:<ceo@x.test>\r\n",
                             "\r\n", ".", "\r\n"}) {
     client->send_raw(piece);
