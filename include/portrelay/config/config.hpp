@@ -41,7 +41,7 @@ struct ServerConfig {
   // RFC 5321 4.5.3.2 server timeouts.
   Duration command_timeout = std::chrono::minutes(5);  // waiting for the next command
   Duration data_timeout = std::chrono::minutes(3);     // between data blocks
-  // TLS and AUTH for local submissions (issue 3).
+  // TLS and AUTH for local submissions.
   std::string tls_cert;                        // PEM file; enables STARTTLS on `listen`
   std::string tls_key;                         // PEM file
   std::string users_file;                      // "user:hash" lines for client AUTH
@@ -92,7 +92,7 @@ struct Endpoint {
   std::vector<std::string> addresses;
   std::uint16_t port = 0;
   TlsMode tls = TlsMode::StartTls;
-  // TLS verification (issue 3).
+  // TLS verification of the upstream.
   std::string ca_file;          // empty: system CA store
   std::string tls_server_name;  // SNI / name to verify; default host
   bool tls_insecure_skip_verify = false;
