@@ -85,7 +85,7 @@ SubmitResult submit_message(const std::string& host, std::uint16_t port, const s
     dialog.send(wire, "(" + std::to_string(content.size()) + " bytes of message content)");
     auto final_reply = dialog.read_reply();
     result.final_reply = final_reply.summary();
-    result.delivered = final_reply.positive();
+    result.delivered = final_reply.success();
     dialog.command("QUIT");
   } catch (const std::exception& error) {
     if (result.final_reply.empty()) result.final_reply = error.what();

@@ -173,9 +173,4 @@ void Metrics::message_relayed(double seconds, std::uint64_t size) {
 void Metrics::session_opened() { sessions_active_->Increment(); }
 void Metrics::session_closed() { sessions_active_->Decrement(); }
 
-double Metrics::value_of_failures(const config::Endpoint& endpoint,
-                                  relay::FailureReason reason) const {
-  return endpoints_.at(endpoint.index).failures.at(reason)->Value();
-}
-
 }  // namespace portrelay::metrics

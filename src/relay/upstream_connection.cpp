@@ -298,7 +298,7 @@ void UpstreamConnection::command(const std::string& line, ResponseCallback callb
 
 void UpstreamConnection::revalidate(config::Duration limit, ReadyCallback callback) {
   command("RSET", [callback](const UpstreamResponse& response) {
-    if (!response.connection_failed() && response.reply->positive()) return callback(std::nullopt);
+    if (!response.connection_failed() && response.reply->success()) return callback(std::nullopt);
     callback(response.connection_failed()
                  ? response.failure
                  : AttemptFailure{FailureReason::Protocol,

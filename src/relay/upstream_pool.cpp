@@ -19,7 +19,6 @@ void UpstreamPool::clear() {
     publish(index);
   }
   closing_.clear();
-  expired_timers_.clear();
 }
 
 void UpstreamPool::publish(std::size_t endpoint_index) {
@@ -28,7 +27,6 @@ void UpstreamPool::publish(std::size_t endpoint_index) {
 
 std::unique_ptr<UpstreamConnection> UpstreamPool::take(std::size_t endpoint_index) {
   closing_.clear();
-  expired_timers_.clear();
   auto& queue = idle_.at(endpoint_index);
   while (!queue.empty()) {
     Idle entry = std::move(queue.back());
@@ -44,7 +42,6 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::take(std::size_t endpoint_inde
 
 void UpstreamPool::give(std::unique_ptr<UpstreamConnection> connection) {
   closing_.clear();
-  expired_timers_.clear();
   if (!connection) return;
   std::size_t index = connection->endpoint().index;
   auto& queue = idle_.at(index);
@@ -61,8 +58,7 @@ void UpstreamPool::give(std::unique_ptr<UpstreamConnection> connection) {
       if (it->connection.get() != raw) continue;
       it->connection->quit();
       closing_.push_back(std::move(it->connection));
-      // The timer running this callback belongs to the entry: free it on the next turn.
-      expired_timers_.push_back(std::move(it->expiry));
+      // Erasing the entry destroys the timer running this callback; UvHandle makes that safe.
       queue.erase(it);
       break;
     }

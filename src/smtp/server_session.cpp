@@ -386,10 +386,10 @@ void ServerSession::complete(const Reply& result) {
   if (phase_ == Phase::Closed || pending == Pending::None) return;
   switch (pending) {
     case Pending::Mail:
-      if (result.positive()) has_sender_ = true;
+      if (result.success()) has_sender_ = true;
       break;
     case Pending::Rcpt:
-      if (result.positive()) ++recipients_;
+      if (result.success()) ++recipients_;
       break;
     case Pending::DataEnd:
       reset_transaction();

@@ -305,6 +305,21 @@ TEST(RacingPool, SequentialSessionsReuseOneUpstreamConnection) {
   EXPECT_EQ(std::count(commands.begin(), commands.end(), "RSET"), 4);
 }
 
+// An idle pooled connection is closed politely when pool_idle_timeout ends (the expiry
+// timer is destroyed from inside its own callback), and the next message connects afresh.
+TEST(RacingPool, IdleConnectionIsQuitAfterTheIdleTimeout) {
+  FakeUpstream upstream;
+  Relay relay({{"up", upstream.port()}}, "pool_idle_timeout = \"200ms\"\n");
+  EXPECT_EQ(send_message(relay.port(), "first").reply.code, 250);
+  EXPECT_EQ(relay.metric("portrelay_upstream_pool_idle_connections", {{"upstream", "up"}}), 1);
+  ASSERT_TRUE(upstream.wait_for_idle(3s)) << "idle pooled connection was never closed";
+  EXPECT_EQ(upstream.commands(0).back(), "QUIT");
+  EXPECT_EQ(relay.metric("portrelay_upstream_pool_idle_connections", {{"upstream", "up"}}), 0);
+  EXPECT_EQ(send_message(relay.port(), "second").reply.code, 250);
+  EXPECT_EQ(upstream.connection_count(), 2u);
+  EXPECT_EQ(relay.reuses("up"), 0);
+}
+
 TEST(RacingPool, DisabledPoolConnectsPerMessage) {
   FakeUpstream upstream;
   Relay relay({{"upstream", upstream.port()}}, "pool_max_per_endpoint = 0\n");

@@ -41,8 +41,6 @@ class Metrics {
   void session_opened();
   void session_closed();
 
-  double value_of_failures(const config::Endpoint& endpoint, relay::FailureReason reason) const;
-
  private:
   struct EndpointSeries {
     prometheus::Counter* attempts;

@@ -42,7 +42,6 @@ class UpstreamPool {
   metrics::Metrics& metrics_;
   std::vector<std::deque<Idle>> idle_;
   std::vector<std::unique_ptr<UpstreamConnection>> closing_;  // QUIT sent, freed on next give/take
-  std::vector<std::unique_ptr<net::Timer>> expired_timers_;   // freed on next give/take
 };
 
 }  // namespace portrelay::relay
