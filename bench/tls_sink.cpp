@@ -16,7 +16,7 @@
 
 #include "portrelay/demo/sink_server.hpp"
 #include "portrelay/tls/context.hpp"
-#include "portrelay/tls/test_pki.hpp"
+#include "portrelay/demo/test_pki.hpp"
 
 namespace {
 

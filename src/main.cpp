@@ -1,9 +1,14 @@
 // portrelay command line. CLI11 gives every command its --help and consistent errors.
 #include <CLI/CLI.hpp>
 
+#include <csignal>
+
 #include "portrelay/cli/commands.hpp"
 
 int main(int argc, char** argv) {
+  // A peer that resets while a reply is queued makes write() raise SIGPIPE, which would end
+  // the whole process; every command handles EPIPE as an ordinary write error instead.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{
       "portrelay: an SMTP relay that finds the upstream port that works.\n"
       "Applications submit mail locally; portrelay relays it over an ordered failover\n"

@@ -6,19 +6,19 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <future>
 #include <iostream>
 #include <sstream>
 #include <thread>
 
 #include "portrelay/cli/commands.hpp"
-#include "portrelay/daemon.hpp"
+#include "portrelay/app/daemon.hpp"
+#include "portrelay/net/loop_thread.hpp"
 #include "portrelay/demo/blocked_ports.hpp"
 #include "portrelay/demo/sink_server.hpp"
 #include "portrelay/demo/submit_client.hpp"
-#include "portrelay/log.hpp"
+#include "portrelay/base/log.hpp"
 #include "portrelay/probe/probe.hpp"
-#include "portrelay/tls/test_pki.hpp"
+#include "portrelay/demo/test_pki.hpp"
 
 namespace portrelay::cli {
 namespace {
@@ -36,37 +36,25 @@ struct ProviderPorts {
 class ProviderThread {
  public:
   ProviderThread(const ProviderPorts& ports, const tls::GeneratedPki& pki) {
-    std::promise<std::string> ready;
-    auto started = ready.get_future();
-    thread_ = std::thread([&]() {
-      uv_loop_t loop;
-      uv_loop_init(&loop);
+    thread_.start([&](net::Loop& loop) {
       auto context = tls::Context::server({pki.good_cert, pki.good_key});
       demo::SinkOptions implicit{ports.host, ports.implicit_tls, true, context, kUser, kPassword};
       demo::SinkOptions starttls{ports.host, ports.starttls, false, context, kUser, kPassword};
-      implicit_ = std::make_unique<demo::SinkServer>(&loop, implicit);
-      starttls_ = std::make_unique<demo::SinkServer>(&loop, starttls);
+      implicit_ = std::make_unique<demo::SinkServer>(loop.uv(), implicit);
+      starttls_ = std::make_unique<demo::SinkServer>(loop.uv(), starttls);
       int rc = implicit_->start();
       if (rc == 0) rc = starttls_->start();
-      uv_async_init(&loop, &stop_, [](uv_async_t* handle) {
-        auto* self = static_cast<ProviderThread*>(handle->data);
-        self->implicit_.reset();
-        self->starttls_.reset();
-        uv_close(reinterpret_cast<uv_handle_t*>(handle), nullptr);
-      });
-      stop_.data = this;
-      ready.set_value(rc == 0 ? "" : uv_strerror(rc));
-      if (rc != 0) uv_async_send(&stop_);
-      uv_run(&loop, UV_RUN_DEFAULT);
-      uv_loop_close(&loop);
+      if (rc != 0) {
+        error_ = uv_strerror(rc);
+        implicit_.reset();
+        starttls_.reset();
+      }
+      return net::LoopThread::Hooks{[this]() {
+                                      implicit_.reset();
+                                      starttls_.reset();
+                                    },
+                                    nullptr};
     });
-    error_ = started.get();
-    if (!error_.empty()) thread_.join();
-  }
-  ~ProviderThread() {
-    if (!thread_.joinable()) return;
-    uv_async_send(&stop_);
-    thread_.join();
   }
   const std::string& error() const { return error_; }
   std::uint64_t delivered_on_implicit() const { return implicit_ ? implicit_->messages() : 0; }
@@ -76,10 +64,9 @@ class ProviderThread {
   std::uint16_t starttls_port() const { return starttls_->port(); }
 
  private:
-  std::thread thread_;
-  uv_async_t stop_{};
   std::unique_ptr<demo::SinkServer> implicit_, starttls_;
   std::string error_;
+  net::LoopThread thread_;  // last: stopped (joined) before the servers above are freed
 };
 
 std::string demo_config(const ProviderPorts& ports, const std::string& ca_file) {

@@ -3,9 +3,12 @@
 #include <csignal>
 #include <iostream>
 
+#include "portrelay/base/log.hpp"
 #include "portrelay/cli/commands.hpp"
-#include "portrelay/daemon.hpp"
-#include "portrelay/log.hpp"
+#include "portrelay/app/daemon.hpp"
+#include "portrelay/net/loop.hpp"
+#include "portrelay/net/loop_thread.hpp"
+#include "portrelay/net/signal.hpp"
 
 namespace portrelay::cli {
 
@@ -14,49 +17,44 @@ int run(const RunOptions& options) {
   if (!loaded) return 1;
   config::Config config = std::move(*loaded);
   for (const auto& warning : config.warnings) log::warn("config_warning", {{"detail", warning}});
-  std::signal(SIGPIPE, SIG_IGN);
 
-  uv_loop_t* loop = uv_default_loop();
-  std::unique_ptr<Daemon> daemon;
-  try {
-    daemon = std::make_unique<Daemon>(loop, config);
-    daemon->start();
-  } catch (const std::exception& error) {
-    log::error("startup_failed", {{"detail", error.what()}});
-    return 1;
-  }
-  log::info("started", {{"version", PORTRELAY_VERSION},
-                        {"config", options.config_path},
-                        {"endpoints", std::to_string(config.chain.size())}});
+  uv_loop_t* raw = uv_default_loop();
+  int close_status = 0;
+  {
+    net::Loop loop(raw);
+    std::unique_ptr<Daemon> daemon;
+    try {
+      daemon = std::make_unique<Daemon>(loop, config);
+      daemon->start();
+    } catch (const std::exception& error) {
+      log::error("startup_failed", {{"detail", error.what()}});
+      return 1;
+    }
+    log::info("started", {{"version", PORTRELAY_VERSION},
+                          {"config", options.config_path},
+                          {"endpoints", std::to_string(config.chain.size())}});
 
-  struct SignalContext {
-    Daemon* daemon;
-    std::chrono::seconds grace;
     bool stopping = false;
-  } context{daemon.get(), std::chrono::seconds(options.shutdown_grace)};
-  uv_signal_t term{}, interrupt{};
-  for (auto [handle, signum] : {std::pair{&term, SIGTERM}, {&interrupt, SIGINT}}) {
-    uv_signal_init(loop, handle);
-    handle->data = &context;
-    uv_signal_start(
-        handle,
-        [](uv_signal_t* handle, int signum) {
-          auto* context = static_cast<SignalContext*>(handle->data);
-          log::info("signal", {{"signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"}});
-          // Further signals while draining change nothing: the grace period bounds the wait.
-          if (context->stopping) return;
-          context->stopping = true;
-          context->daemon->shutdown(context->grace, [loop = handle->loop]() { uv_stop(loop); });
-        },
-        signum);
-  }
-  uv_run(loop, UV_RUN_DEFAULT);
-  uv_close(reinterpret_cast<uv_handle_t*>(&term), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&interrupt), nullptr);
-  daemon.reset();
-  uv_run(loop, UV_RUN_DEFAULT);
+    net::Signal term(raw), interrupt(raw);
+    auto on_signal = [&](int signum) {
+      log::info("signal", {{"signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"}});
+      // Further signals while draining change nothing: the grace period bounds the wait.
+      if (stopping) return;
+      stopping = true;
+      term.close();
+      interrupt.close();
+      daemon->shutdown(std::chrono::seconds(options.shutdown_grace), []() {});
+    };
+    term.start(SIGTERM, on_signal);
+    interrupt.start(SIGINT, on_signal);
+    uv_run(raw, UV_RUN_DEFAULT);  // ends when the daemon has nothing left to do
+    daemon.reset();
+  }  // ~Loop frees what was deferred
+  close_status = net::drain_and_close(raw);
+  if (close_status != 0)
+    log::error("loop_not_closed", {{"detail", uv_strerror(close_status)}});
   log::info("stopped", {});
-  return 0;
+  return close_status == 0 ? 0 : 1;
 }
 
 }  // namespace portrelay::cli

@@ -5,20 +5,6 @@
 
 namespace portrelay::config {
 
-const char* to_string(TlsMode mode) {
-  switch (mode) {
-    case TlsMode::Implicit:
-      return "implicit";
-    case TlsMode::StartTls:
-      return "starttls";
-    case TlsMode::Opportunistic:
-      return "opportunistic";
-    case TlsMode::None:
-      return "none";
-  }
-  return "unknown";
-}
-
 std::string Endpoint::label() const { return name + ":" + std::to_string(port); }
 
 namespace {

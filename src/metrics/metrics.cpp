@@ -1,5 +1,10 @@
 #include "portrelay/metrics/metrics.hpp"
 
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
 #include <array>
@@ -44,6 +49,13 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
                    .Name("portrelay_upstream_connect_failures_total")
                    .Help("Failed connection attempts to upstream endpoints, by reason.")
                    .Register(registry);
+  transaction_failures_ =
+      &prometheus::BuildCounter()
+           .Name("portrelay_upstream_transaction_failures_total")
+           .Help(
+               "Failures of a ready endpoint inside a transaction (timeout, reset or 421, "
+               "protocol violation), by reason. Each also cools the endpoint down.")
+           .Register(registry);
   connect_duration_ = &prometheus::BuildHistogram()
                            .Name("portrelay_upstream_connect_duration_seconds")
                            .Help(
@@ -106,10 +118,15 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
     EndpointSeries entry;
     auto labels = endpoint_labels(endpoint);
     entry.attempts = &attempts_->Add(labels);
-    for (auto reason : relay::kAllFailureReasons) {
+    for (auto reason : kAllFailureReasons) {
       auto with_reason = labels;
-      with_reason["reason"] = relay::to_string(reason);
+      with_reason["reason"] = portrelay::to_string(reason);
       entry.failures[reason] = &failures_->Add(with_reason);
+    }
+    for (auto reason : kTransactionFailureReasons) {
+      auto with_reason = labels;
+      with_reason["reason"] = portrelay::to_string(reason);
+      entry.transaction_failures[reason] = &transaction_failures_->Add(with_reason);
     }
     entry.duration = &connect_duration_->Add(
         labels, Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
@@ -135,9 +152,15 @@ void Metrics::connect_attempt(const config::Endpoint& endpoint) {
   series(endpoint).attempts->Increment();
 }
 
-void Metrics::connect_failure(const config::Endpoint& endpoint, relay::FailureReason reason) {
+void Metrics::connect_failure(const config::Endpoint& endpoint, FailureReason reason) {
   auto& entry = series(endpoint);
   entry.failures.at(reason)->Increment();
+  entry.up->Set(0);
+}
+
+void Metrics::transaction_failure(const config::Endpoint& endpoint, FailureReason reason) {
+  auto& entry = series(endpoint);
+  entry.transaction_failures.at(reason)->Increment();
   entry.up->Set(0);
 }
 

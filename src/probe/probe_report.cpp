@@ -6,7 +6,7 @@
 namespace portrelay::probe {
 namespace {
 
-using relay::FailureReason;
+using portrelay::FailureReason;
 
 std::string millis(double ms) {
   if (ms < 0) return "-";
@@ -173,7 +173,7 @@ std::string format_json(const std::vector<EndpointProbe>& probes,
         << ",\"tls_mode\":" << json_string(config::to_string(probe.endpoint.tls))
         << ",\"usable\":" << (probe.ok ? "true" : "false")
         << ",\"verdict\":" << json_string(verdict(probe, connect_timeout)) << ",\"reason\":"
-        << (probe.reason ? json_string(relay::to_string(*probe.reason)) : std::string("null"))
+        << (probe.reason ? json_string(portrelay::to_string(*probe.reason)) : std::string("null"))
         << ",\"detail\":" << json_string(probe.detail) << ",\"addresses\":[";
     for (std::size_t a = 0; a < trace.addresses.size(); ++a)
       out << (a ? "," : "") << json_string(trace.addresses[a]);

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "portrelay/log.hpp"
+#include "portrelay/base/log.hpp"
 
 namespace portrelay::relay {
 namespace {
@@ -27,8 +27,8 @@ class RacingSelector::Race : public SelectionAttempt {
   Race(RacingSelector& selector, const std::set<std::size_t>& exclude, Callback callback)
       : selector_(selector),
         callback_(std::move(callback)),
-        stagger_(selector.loop_),
-        kickoff_(selector.loop_) {
+        stagger_(selector.loop_.uv()),
+        kickoff_(selector.loop_.uv()) {
     for (std::size_t index : selector.health_.preference_order(Clock::now()))
       if (!exclude.count(index)) candidates_.push_back(index);
     // select() never calls back from inside itself.
@@ -99,8 +99,7 @@ class RacingSelector::Race : public SelectionAttempt {
       cancel_losers();
       return finish();
     }
-    // Still inside this connection's callback: it is freed with the Race or the next failure.
-    discarded_ = std::move(it->connection);
+    selector_.loop_.defer_delete(std::move(it->connection));  // inside its own callback
     running_.erase(it);
     if (reused) {
       // Died while idle in the pool: not the endpoint's fault. Try again on it.
@@ -154,7 +153,6 @@ class RacingSelector::Race : public SelectionAttempt {
   std::vector<std::size_t> candidates_;
   std::size_t next_ = 0;
   std::vector<Running> running_;
-  std::unique_ptr<UpstreamConnection> discarded_;
   Selection selection_;
   bool finished_ = false;
 };
@@ -164,7 +162,7 @@ struct RacingSelector::Probe {
   std::unique_ptr<UpstreamConnection> connection;
 };
 
-RacingSelector::RacingSelector(uv_loop_t* loop, std::vector<EndpointRuntime> endpoints,
+RacingSelector::RacingSelector(net::Loop& loop, std::vector<EndpointRuntime> endpoints,
                                UpstreamTimeouts timeouts, std::string helo_name,
                                RacingOptions options, metrics::Metrics& metrics)
     : loop_(loop),
@@ -176,7 +174,7 @@ RacingSelector::RacingSelector(uv_loop_t* loop, std::vector<EndpointRuntime> end
       health_(endpoints_.size(), options.cooldown, options.cooldown_max),
       pool_(loop, endpoints_.size(), options.pool_max_per_endpoint, options.pool_idle_timeout,
             metrics),
-      probe_timer_(loop) {
+      probe_timer_(loop.uv()) {
   probe_timer_.start(options_.probe_interval, [this]() { probe_due_endpoints(); });
 }
 
@@ -193,7 +191,8 @@ void RacingSelector::release(std::unique_ptr<UpstreamConnection> connection) {
 
 std::unique_ptr<UpstreamConnection> RacingSelector::new_connection(std::size_t index) {
   metrics_.connect_attempt(endpoints_[index].endpoint);
-  return std::make_unique<UpstreamConnection>(loop_, endpoints_[index], timeouts_, helo_name_);
+  return std::make_unique<UpstreamConnection>(loop_.uv(), endpoints_[index], timeouts_,
+                                              helo_name_);
 }
 
 void RacingSelector::record_ready(const UpstreamConnection& connection) {
@@ -215,6 +214,19 @@ void RacingSelector::record_failure(std::size_t index, const AttemptFailure& fai
                                 {"cooldown_ms", std::to_string(cooldown.count())}});
 }
 
+void RacingSelector::record_transaction_failure(std::size_t index, const AttemptFailure& failure) {
+  auto now = Clock::now();
+  health_.record_failure(index, failure.reason, now);
+  const auto& endpoint = endpoints_[index].endpoint;
+  metrics_.transaction_failure(endpoint, failure.reason);
+  auto cooldown = std::chrono::duration_cast<std::chrono::milliseconds>(
+      health_.entry(index).cooldown_until - now);
+  log::warn("upstream_failed", {{"endpoint", endpoint.label()},
+                                {"reason", to_string(failure.reason)},
+                                {"detail", failure.detail},
+                                {"cooldown_ms", std::to_string(cooldown.count())}});
+}
+
 void RacingSelector::probe_due_endpoints() {
   for (std::size_t index : health_.due_for_probe(Clock::now())) {
     health_.set_probing(index, true);
@@ -227,21 +239,18 @@ void RacingSelector::probe_due_endpoints() {
       auto it = std::find_if(probes_.begin(), probes_.end(), [connection](const auto& p) {
         return p->connection.get() == connection;
       });
+      if (it == probes_.end()) return;
+      auto finished = std::move(it->get()->connection);
+      probes_.erase(it);
       if (failure) {
         record_failure(index, *failure);
-        return;  // the probe is freed on the next tick
+        return loop_.defer_delete(std::move(finished));  // inside its own callback
       }
-      record_ready(*connection);
-      log::info("endpoint_recovered", {{"endpoint", connection->endpoint().label()}});
-      if (it != probes_.end()) pool_.give(std::move((*it)->connection));  // fail-back, warm
+      record_ready(*finished);
+      log::info("endpoint_recovered", {{"endpoint", finished->endpoint().label()}});
+      pool_.give(std::move(finished));  // fail-back, warm
     });
   }
-  // Drop finished probes (their connections were given away or failed).
-  probes_.erase(std::remove_if(probes_.begin(), probes_.end(),
-                               [this](const auto& p) {
-                                 return !p->connection || !health_.entry(p->index).probing;
-                               }),
-                probes_.end());
   probe_timer_.start(options_.probe_interval, [this]() { probe_due_endpoints(); });
 }
 

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "portrelay/log.hpp"
+#include "portrelay/base/log.hpp"
 #include "portrelay/net/tcp_listener.hpp"
 
 namespace portrelay::relay {
@@ -34,7 +34,7 @@ UpstreamConnection::UpstreamConnection(uv_loop_t* loop, const EndpointRuntime& e
       address_timer_(loop),
       timer_(loop) {}
 
-UpstreamConnection::~UpstreamConnection() { *alive_ = false; }
+UpstreamConnection::~UpstreamConnection() = default;
 
 double UpstreamConnection::elapsed_ms() const {
   return std::chrono::duration<double, std::milli>(Clock::now() - started_).count();
@@ -180,13 +180,12 @@ void UpstreamConnection::start_tls() {
 }
 
 void UpstreamConnection::on_data(std::string_view plaintext) {
-  std::weak_ptr<bool> alive = alive_;
   ++batch_;
   in_batch_ = true;
   parser_.feed(plaintext);
   while (auto reply = parser_.next()) {
+    // Callbacks never free this connection synchronously (net::Loop::defer_delete).
     on_reply(*reply);
-    if (alive.expired()) return;
     if (broken_) break;
   }
   in_batch_ = false;
@@ -222,7 +221,7 @@ void UpstreamConnection::on_reply(const smtp::Reply& reply) {
     timer_.stop();
     auto callback = std::move(response_callback_);
     response_callback_ = nullptr;
-    return callback(UpstreamResponse{reply, {}});
+    return callback(UpstreamResponse{reply});
   }
   // Unsolicited: typically "421 idle timeout". The connection is no longer usable.
   broken_ = true;
@@ -261,7 +260,7 @@ void UpstreamConnection::on_closed(int status) {
   std::string detail = status == UV_EOF ? "connection closed by upstream"
                                         : std::string("connection error: ") + uv_strerror(status);
   if (!ready_) return fail_connect(FailureReason::Closed, detail);
-  fail_response(FailureReason::Closed, detail);
+  fail_response(FailureReason::TransactionReset, detail);
 }
 
 void UpstreamConnection::fail_connect(FailureReason reason, std::string detail) {
@@ -283,26 +282,25 @@ void UpstreamConnection::fail_response(FailureReason reason, std::string detail)
   if (connection_) connection_->close();
   auto callback = std::move(response_callback_);
   response_callback_ = nullptr;
-  if (callback) callback(UpstreamResponse{std::nullopt, AttemptFailure{reason, std::move(detail)}});
+  if (callback) callback(UpstreamResponse{AttemptFailure{reason, std::move(detail)}});
 }
 
 void UpstreamConnection::command(const std::string& line, ResponseCallback callback) {
   response_callback_ = std::move(callback);
   sent_in_batch_ = in_batch_ ? batch_ : 0;
-  if (!usable()) return fail_response(FailureReason::Closed, "connection is not usable");
+  if (!usable()) return fail_response(FailureReason::TransactionReset, "connection is not usable");
   connection_->send(line + "\r\n");
   std::string verb = line.substr(0, line.find(' '));
-  arm_timer(timeouts_.command, FailureReason::Protocol,
+  arm_timer(timeouts_.command, FailureReason::TransactionTimeout,
             "no reply to " + verb + " within " + config::format_duration(timeouts_.command));
 }
 
 void UpstreamConnection::revalidate(config::Duration limit, ReadyCallback callback) {
   command("RSET", [callback](const UpstreamResponse& response) {
-    if (!response.connection_failed() && response.reply->success()) return callback(std::nullopt);
-    callback(response.connection_failed()
-                 ? response.failure
-                 : AttemptFailure{FailureReason::Protocol,
-                                  "RSET refused: " + response.reply->summary()});
+    if (const AttemptFailure* failure = failure_of(response)) return callback(*failure);
+    const smtp::Reply& reply = std::get<smtp::Reply>(response);
+    if (reply.success()) return callback(std::nullopt);
+    callback(AttemptFailure{FailureReason::Protocol, "RSET refused: " + reply.summary()});
   });
   // A peer that vanished without a FIN (NAT state dropped, host rebooted) never answers;
   // a live one answers RSET within a round trip, so do not wait command_timeout for it.
@@ -314,7 +312,7 @@ void UpstreamConnection::revalidate(config::Duration limit, ReadyCallback callba
 void UpstreamConnection::send_body(const MessageBody& body, ResponseCallback callback) {
   response_callback_ = std::move(callback);
   sent_in_batch_ = in_batch_ ? batch_ : 0;
-  if (!usable()) return fail_response(FailureReason::Closed, "connection is not usable");
+  if (!usable()) return fail_response(FailureReason::TransactionReset, "connection is not usable");
   body_ = &body;
   body_offset_ = 0;
   stuffer_ = smtp::DotStuffer();
@@ -335,7 +333,7 @@ void UpstreamConnection::pump_body() {
   if (body_offset_ < body_->size()) {
     // The socket is slower than the file: continue when the queue has drained.
     arm_timer(
-        timeouts_.command, FailureReason::Protocol,
+        timeouts_.command, FailureReason::TransactionTimeout,
         "upstream stopped reading the message for " + config::format_duration(timeouts_.command));
     connection_->on_drained([this]() { pump_body(); });
     return;
@@ -345,7 +343,7 @@ void UpstreamConnection::pump_body() {
   stuffer_.finish(wire);
   connection_->send(wire);
   body_ = nullptr;
-  arm_timer(timeouts_.data, FailureReason::Protocol,
+  arm_timer(timeouts_.data, FailureReason::TransactionTimeout,
             "no reply after end of data within " + config::format_duration(timeouts_.data));
 }
 

@@ -2,7 +2,7 @@
 
 namespace portrelay::relay {
 
-UpstreamPool::UpstreamPool(uv_loop_t* loop, std::size_t endpoints, std::size_t max_per_endpoint,
+UpstreamPool::UpstreamPool(net::Loop& loop, std::size_t endpoints, std::size_t max_per_endpoint,
                            config::Duration idle_timeout, metrics::Metrics& metrics)
     : loop_(loop),
       max_per_endpoint_(max_per_endpoint),
@@ -14,11 +14,13 @@ UpstreamPool::~UpstreamPool() { clear(); }
 
 void UpstreamPool::clear() {
   for (std::size_t index = 0; index < idle_.size(); ++index) {
-    for (auto& entry : idle_[index]) entry.connection->quit();
+    for (auto& entry : idle_[index]) {
+      entry.connection->quit();
+      loop_.defer_delete(std::move(entry.connection));
+    }
     idle_[index].clear();
     publish(index);
   }
-  closing_.clear();
 }
 
 void UpstreamPool::publish(std::size_t endpoint_index) {
@@ -26,7 +28,6 @@ void UpstreamPool::publish(std::size_t endpoint_index) {
 }
 
 std::unique_ptr<UpstreamConnection> UpstreamPool::take(std::size_t endpoint_index) {
-  closing_.clear();
   auto& queue = idle_.at(endpoint_index);
   while (!queue.empty()) {
     Idle entry = std::move(queue.back());
@@ -41,23 +42,23 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::take(std::size_t endpoint_inde
 }
 
 void UpstreamPool::give(std::unique_ptr<UpstreamConnection> connection) {
-  closing_.clear();
   if (!connection) return;
   std::size_t index = connection->endpoint().index;
   auto& queue = idle_.at(index);
   if (!connection->usable() || connection->busy() || queue.size() >= max_per_endpoint_) {
+    // QUIT goes out now; the object may be inside one of its callbacks: free it later.
     connection->quit();
-    closing_.push_back(std::move(connection));
+    loop_.defer_delete(std::move(connection));
     return;
   }
-  Idle entry{std::move(connection), std::make_unique<net::Timer>(loop_)};
+  Idle entry{std::move(connection), std::make_unique<net::Timer>(loop_.uv())};
   UpstreamConnection* raw = entry.connection.get();
   entry.expiry->start(idle_timeout_, [this, index, raw]() {
     auto& queue = idle_[index];
     for (auto it = queue.begin(); it != queue.end(); ++it) {
       if (it->connection.get() != raw) continue;
       it->connection->quit();
-      closing_.push_back(std::move(it->connection));
+      loop_.defer_delete(std::move(it->connection));
       // Erasing the entry destroys the timer running this callback; UvHandle makes that safe.
       queue.erase(it);
       break;

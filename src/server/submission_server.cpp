@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-#include "portrelay/log.hpp"
+#include "portrelay/base/log.hpp"
 
 namespace portrelay::server {
 
@@ -10,8 +10,7 @@ SubmissionServer::SubmissionServer(const config::ServerConfig& config,
                                    SessionEnvironment environment)
     : config_(config),
       environment_(std::move(environment)),
-      reaper_(environment_.loop),
-      grace_timer_(environment_.loop) {
+      grace_timer_(environment_.loop->uv()) {
   policy_.hostname = config.hostname;
   policy_.max_message_size = config.max_message_size;
   policy_.max_recipients = config.max_recipients;
@@ -26,7 +25,7 @@ void SubmissionServer::start() {
     for (const auto& address : addresses) {
       bool require_auth = config_.requires_auth(address);
       auto listener = std::make_unique<net::TcpListener>(
-          environment_.loop,
+          environment_.loop->uv(),
           [this, implicit_tls, require_auth](std::unique_ptr<net::TcpStream> stream) {
             accept(std::move(stream), implicit_tls, require_auth);
           });
@@ -64,8 +63,7 @@ void SubmissionServer::accept(std::unique_ptr<net::TcpStream> stream, bool impli
     stream->shutdown_after_writes();
     log::warn("session_refused", {{"peer", stream->peer_address()}, {"reason", "max_sessions"}});
     // libuv writes to a fresh socket at once; closing on the next loop turn keeps it.
-    refused_.push_back(std::move(stream));
-    schedule_reap();
+    environment_.loop->defer_delete(std::move(stream));
     return;
   }
   std::string id = "s" + std::to_string(next_id_++);
@@ -83,19 +81,11 @@ void SubmissionServer::accept(std::unique_ptr<net::TcpStream> stream, bool impli
 void SubmissionServer::session_finished(SubmissionSession* session) {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return;
-  finished_.push_back(std::move(it->second));
+  // The session is still on the call stack. Tasks run in order: the session (and the
+  // upstream connection it hands back to the pool) is gone before check_drained looks.
+  environment_.loop->defer_delete(std::move(it->second));
   sessions_.erase(it);
-  schedule_reap();
-}
-
-void SubmissionServer::schedule_reap() {
-  // Whatever is parked here may still be on the call stack: free it on the next turn.
-  if (reaper_.active()) return;
-  reaper_.start(std::chrono::milliseconds(0), [this]() {
-    finished_.clear();
-    refused_.clear();
-    check_drained();
-  });
+  environment_.loop->post([this]() { check_drained(); });
 }
 
 void SubmissionServer::shutdown(config::Duration grace, std::function<void()> done) {
@@ -117,7 +107,7 @@ void SubmissionServer::shutdown(config::Duration grace, std::function<void()> do
 }
 
 void SubmissionServer::check_drained() {
-  if (!stopping_ || !sessions_.empty() || !finished_.empty() || !on_drained_) return;
+  if (!stopping_ || !sessions_.empty() || !on_drained_) return;
   grace_timer_.stop();
   auto done = std::move(on_drained_);
   on_drained_ = nullptr;

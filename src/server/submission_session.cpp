@@ -1,6 +1,6 @@
 #include "portrelay/server/submission_session.hpp"
 
-#include "portrelay/log.hpp"
+#include "portrelay/base/log.hpp"
 #include "portrelay/server/authenticator.hpp"
 
 namespace portrelay::server {
@@ -23,8 +23,8 @@ SubmissionSession::SubmissionSession(const SessionEnvironment& environment,
       peer_(stream->peer_address()),
       connection_(std::make_unique<net::Connection>(std::move(stream))),
       session_(std::move(policy), *this),
-      relay_(*environment.selector, *environment.metrics, id_),
-      timer_(environment.loop),
+      sink_(environment.make_sink(id_)),
+      timer_(environment.loop->uv()),
       on_finished_(std::move(on_finished)) {
   environment_.metrics->session_opened();
 }
@@ -129,26 +129,26 @@ void SubmissionSession::finish(const char* by) {
 }
 
 void SubmissionSession::mail_from(const smtp::PathArgument& sender) {
-  relay_.mail(sender, completer());
+  sink_->sender(sender, completer());
 }
 
 void SubmissionSession::rcpt_to(const smtp::PathArgument& recipient) {
-  relay_.rcpt(recipient, completer());
+  sink_->recipient(recipient, completer());
 }
 
-void SubmissionSession::data_begin() { relay_.body().clear(); }
+void SubmissionSession::data_begin() { sink_->body().clear(); }
 
-void SubmissionSession::data_chunk(std::string_view content) { relay_.body().append(content); }
+void SubmissionSession::data_chunk(std::string_view content) { sink_->body().append(content); }
 
-void SubmissionSession::data_end() { relay_.deliver(completer()); }
+void SubmissionSession::data_end() { sink_->commit(completer()); }
 
 void SubmissionSession::data_rejected(smtp::DataReader::Violation violation) {
   environment_.metrics->message(metrics::MessageResult::Rejected);
   log::warn("message_rejected", {{"session", id_}, {"reason", smtp::to_string(violation)}});
-  relay_.reset();
+  sink_->reset();
 }
 
-void SubmissionSession::reset() { relay_.reset(); }
+void SubmissionSession::reset() { sink_->reset(); }
 
 void SubmissionSession::start_tls() {
   std::weak_ptr<bool> alive = alive_;

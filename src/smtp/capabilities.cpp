@@ -3,16 +3,12 @@
 #include <algorithm>
 #include <charconv>
 
+#include "portrelay/base/ascii.hpp"
+
 namespace portrelay::smtp {
 namespace {
 
-char to_upper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
-
-std::string upper(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = to_upper(c);
-  return out;
-}
+using ascii::upper;
 
 bool is_blank(char c) { return c == ' ' || c == '\t'; }
 

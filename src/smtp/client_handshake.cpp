@@ -4,8 +4,8 @@
 
 namespace portrelay::smtp {
 
-using config::TlsMode;
-using relay::FailureReason;
+using portrelay::TlsMode;
+using portrelay::FailureReason;
 using Kind = HandshakeAction::Kind;
 
 ClientHandshake::ClientHandshake(Options options) : options_(std::move(options)) {}

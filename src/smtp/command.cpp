@@ -3,27 +3,16 @@
 #include <array>
 #include <cstring>
 
+#include "portrelay/base/ascii.hpp"
+
 namespace portrelay::smtp {
 namespace {
 
 // RFC 5321 4.5.3.1.3: a path including its angle brackets is at most 256 octets.
 constexpr std::size_t kMaxPathLength = 256;
 
-char to_upper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (to_upper(a[i]) != to_upper(b[i])) return false;
-  }
-  return true;
-}
-
-std::string upper(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = to_upper(c);
-  return out;
-}
+using ascii::iequals;
+using ascii::upper;
 
 bool is_control(char c) {
   unsigned char u = static_cast<unsigned char>(c);

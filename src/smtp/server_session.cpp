@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "portrelay/base/ascii.hpp"
 #include "portrelay/smtp/base64.hpp"
 
 namespace portrelay::smtp {
@@ -16,12 +17,7 @@ bool parse_uint64(std::string_view text, std::uint64_t& value) {
   return error == std::errc() && end == text.data() + text.size();
 }
 
-std::string upper(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  return out;
-}
+using ascii::upper;
 
 }  // namespace
 

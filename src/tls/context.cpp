@@ -4,7 +4,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include "openssl_errors.hpp"
+#include "portrelay/tls/openssl_errors.hpp"
 
 namespace portrelay::tls {
 

@@ -10,7 +10,7 @@
 #include <climits>
 #include <utility>
 
-#include "openssl_errors.hpp"
+#include "portrelay/tls/openssl_errors.hpp"
 
 namespace portrelay::tls {
 

@@ -1,4 +1,4 @@
-#include "openssl_errors.hpp"
+#include "portrelay/tls/openssl_errors.hpp"
 
 #include <openssl/err.h>
 

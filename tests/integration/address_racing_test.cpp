@@ -6,9 +6,9 @@
 #include <chrono>
 
 #include "portrelay/config/config.hpp"
-#include "portrelay/daemon.hpp"
+#include "portrelay/app/daemon.hpp"
 #include "portrelay/demo/blocked_ports.hpp"
-#include "portrelay/log.hpp"
+#include "portrelay/base/log.hpp"
 #include "portrelay/probe/probe.hpp"
 #include "support/fake_upstream.hpp"
 #include "support/smtp_test_client.hpp"
@@ -83,7 +83,7 @@ TEST_F(AddressRacing, AllAddressesRefusedFailsFastWithRefused) {
   ASSERT_EQ(probes.size(), 1u);
   EXPECT_FALSE(probes[0].ok);
   ASSERT_TRUE(probes[0].reason.has_value());
-  EXPECT_EQ(*probes[0].reason, relay::FailureReason::Refused);
+  EXPECT_EQ(*probes[0].reason, FailureReason::Refused);
   EXPECT_LT(probes[0].elapsed_ms, 1000.0);  // both refused at once: no stagger wait
 }
 

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "portrelay/config/config.hpp"
-#include "portrelay/tls/test_pki.hpp"
+#include "portrelay/demo/test_pki.hpp"
 #include "support/blocked_ports.hpp"
 #include "support/fake_upstream.hpp"
 #include "support/temp_dir.hpp"
@@ -149,12 +149,12 @@ TEST_F(ProbeRun, VerdictForEveryEndpointAndTheOneInUse) {
   for (std::size_t i = 0; i < probes.size(); ++i) EXPECT_EQ(probes[i].endpoint.index, i);
 
   const auto& blocked = probes[0];
-  EXPECT_EQ(blocked.reason, relay::FailureReason::Timeout);
+  EXPECT_EQ(blocked.reason, FailureReason::Timeout);
   EXPECT_GE(blocked.elapsed_ms, 300);
   EXPECT_LT(blocked.elapsed_ms, 1000);
   EXPECT_LT(blocked.trace.tcp_ms, 0) << "TCP never connected";
 
-  EXPECT_EQ(probes[1].reason, relay::FailureReason::Refused);
+  EXPECT_EQ(probes[1].reason, FailureReason::Refused);
 
   const auto& good = probes[2];
   EXPECT_TRUE(good.ok);
@@ -173,9 +173,9 @@ TEST_F(ProbeRun, VerdictForEveryEndpointAndTheOneInUse) {
   EXPECT_EQ(good.trace.addresses,
             std::vector<std::string>{"127.0.0.1:" + std::to_string(good_->port())});
 
-  EXPECT_EQ(probes[3].reason, relay::FailureReason::TlsVerify);
+  EXPECT_EQ(probes[3].reason, FailureReason::TlsVerify);
   EXPECT_TRUE(probes[3].trace.greeting.empty());
-  EXPECT_EQ(probes[4].reason, relay::FailureReason::AuthFailed);
+  EXPECT_EQ(probes[4].reason, FailureReason::AuthFailed);
   EXPECT_EQ(probes[4].detail.find(kPassword), std::string::npos) << "secret in detail";
 
   // What the upstreams saw: one good login, one refused; no mail sent.

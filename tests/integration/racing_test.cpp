@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "portrelay/config/config.hpp"
-#include "portrelay/daemon.hpp"
+#include "portrelay/app/daemon.hpp"
 #include "support/blocked_ports.hpp"
 #include "support/fake_upstream.hpp"
 #include "support/smtp_test_client.hpp"

@@ -1,5 +1,7 @@
 // Failover along the chain over real sockets: silent (black-holed) ports, refused ports and
 // working ones, and what the metrics say about each attempt.
+#include <thread>
+
 #include "relay_harness.hpp"
 #include "support/blocked_ports.hpp"
 
@@ -157,10 +159,13 @@ TEST(RelayFailover, RecipientsAreReplayedWhenTheFirstEndpointFailsAtData) {
 
 TEST(RelayFailover, NextMessageStartsFromTheTopOfTheChainAgain) {
   // After `first` recovers, a new message goes there again (preferred endpoint first).
+  // The 421 inside the transaction cools `first` down; the background probe finds it
+  // healthy once the cool-down is over, and traffic fails back.
   FakeUpstream first(
       {.overrides = {{SmtpStage::kMail, StageAction::reply_with("421 4.3.2 Going down").only(1)}}});
   FakeUpstream second;
   RelaySettings settings;
+  settings.relay_extra = "cooldown = \"200ms\"\n";
   settings.upstreams = {plain_upstream("first", first.port()),
                         plain_upstream("second", second.port())};
   RelayUnderTest relay(settings);
@@ -170,6 +175,10 @@ TEST(RelayFailover, NextMessageStartsFromTheTopOfTheChainAgain) {
               250);
   }
   ASSERT_TRUE(second.wait_for_transactions(1, 2s));
+  // The probe's connection (the second one to `first`) reaches EHLO: `first` is back.
+  ASSERT_TRUE(first.wait_for_connections(2, 3s));
+  for (int i = 0; i < 200 && first.commands(1).empty(); ++i) std::this_thread::sleep_for(10ms);
+  std::this_thread::sleep_for(50ms);
   auto client = relay.client();
   SmtpReply reply = client->send_message("c@example.test", {"d@example.test"}, sample_message());
   EXPECT_EQ(reply.code, 250) << reply.raw;

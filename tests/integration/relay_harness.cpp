@@ -1,9 +1,13 @@
+#include <uv.h>
+
+#include <csignal>
+
 #include "relay_harness.hpp"
 
 #include <cstdlib>
 
 #include "portrelay/config/config.hpp"
-#include "portrelay/log.hpp"
+#include "portrelay/base/log.hpp"
 
 namespace portrelay::test {
 
@@ -104,7 +108,11 @@ RelayUnderTest::RelayUnderTest(const std::string& toml) {
   daemon_->start();
 }
 
-RelayUnderTest::~RelayUnderTest() { daemon_->stop(1s); }
+RelayUnderTest::~RelayUnderTest() {
+  daemon_->stop(1s);
+  // Every handle the relay opened was closed: nothing leaked past shutdown.
+  EXPECT_EQ(daemon_->loop_close_status(), 0) << uv_strerror(daemon_->loop_close_status());
+}
 
 std::unique_ptr<SmtpTestClient> RelayUnderTest::client(std::chrono::milliseconds timeout) {
   auto client = std::make_unique<SmtpTestClient>(timeout);
@@ -122,6 +130,8 @@ std::string sample_message(const std::string& subject) {
 }
 
 void QuietLogs::SetUp() {
+  // As `main` does for the binary: a client resetting mid-write must not end the process.
+  std::signal(SIGPIPE, SIG_IGN);
   if (!std::getenv("PORTRELAY_TEST_LOG")) log::set_enabled(false);
 }
 

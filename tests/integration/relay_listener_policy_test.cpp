@@ -3,10 +3,10 @@
 #include <gtest/gtest.h>
 
 #include "portrelay/config/config.hpp"
-#include "portrelay/daemon.hpp"
-#include "portrelay/log.hpp"
+#include "portrelay/app/daemon.hpp"
+#include "portrelay/base/log.hpp"
 #include "portrelay/server/password_hash.hpp"
-#include "portrelay/tls/test_pki.hpp"
+#include "portrelay/demo/test_pki.hpp"
 #include "support/base64.hpp"
 #include "support/fake_upstream.hpp"
 #include "support/smtp_test_client.hpp"

@@ -5,8 +5,8 @@
 #include <regex>
 
 #include "portrelay/config/config.hpp"
-#include "portrelay/daemon.hpp"
-#include "portrelay/log.hpp"
+#include "portrelay/app/daemon.hpp"
+#include "portrelay/base/log.hpp"
 #include "support/fake_upstream.hpp"
 #include "support/smtp_test_client.hpp"
 

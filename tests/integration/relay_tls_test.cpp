@@ -2,8 +2,8 @@
 // required, response injection, credentials that never show up in the logs.
 #include <cstdlib>
 
-#include "portrelay/log.hpp"
-#include "portrelay/tls/test_pki.hpp"
+#include "portrelay/base/log.hpp"
+#include "portrelay/demo/test_pki.hpp"
 #include "relay_harness.hpp"
 #include "support/base64.hpp"
 #include "support/temp_dir.hpp"

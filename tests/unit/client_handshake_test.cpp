@@ -8,8 +8,8 @@
 namespace portrelay::smtp {
 namespace {
 
-using config::TlsMode;
-using relay::FailureReason;
+using portrelay::TlsMode;
+using portrelay::FailureReason;
 using Kind = HandshakeAction::Kind;
 
 constexpr char kPassword[] = "s3cret-Pa55";
@@ -37,7 +37,7 @@ void expect_send(const HandshakeAction& action, std::string_view data, bool sens
 
 void expect_fail(const HandshakeAction& action, FailureReason reason) {
   EXPECT_EQ(action.kind, Kind::Fail);
-  EXPECT_EQ(action.reason, reason) << "got " << relay::to_string(action.reason);
+  EXPECT_EQ(action.reason, reason) << "got " << portrelay::to_string(action.reason);
   EXPECT_TRUE(action.data.empty());
   EXPECT_FALSE(action.detail.empty());
 }
@@ -278,7 +278,7 @@ TEST(ClientHandshakeTest, EhloRefusedWithoutHeloFallback) {
   // STARTTLS and AUTH are ESMTP extensions: HELO cannot provide them.
   for (auto o :
        {options(TlsMode::StartTls), options(TlsMode::Implicit), with_credentials(TlsMode::None)}) {
-    SCOPED_TRACE(config::to_string(o.tls));
+    SCOPED_TRACE(portrelay::to_string(o.tls));
     ClientHandshake handshake(o);
     if (o.tls == TlsMode::Implicit) handshake.mark_tls_active();
     greet(handshake);

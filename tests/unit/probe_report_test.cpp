@@ -13,7 +13,7 @@ namespace portrelay::probe {
 namespace {
 
 using namespace std::chrono_literals;
-using relay::FailureReason;
+using portrelay::FailureReason;
 
 config::Endpoint make_endpoint(std::size_t index, std::string name, std::string host,
                                std::uint16_t port, config::TlsMode tls) {
@@ -106,9 +106,9 @@ TEST(ProbeReportVerdict, EveryFailureReasonHasAVerdict) {
 
 TEST(ProbeReportVerdict, EveryReasonIsCoveredAndDistinct) {
   std::vector<std::string> seen;
-  for (auto reason : relay::kAllFailureReasons) {
+  for (auto reason : kAllFailureReasons) {
     std::string text = verdict(failed(reason), 1s);
-    EXPECT_NE(text, "ERROR") << relay::to_string(reason);
+    EXPECT_NE(text, "ERROR") << portrelay::to_string(reason);
     for (const auto& other : seen) EXPECT_NE(text, other);
     seen.push_back(text);
   }

@@ -15,7 +15,7 @@
 
 #include "portrelay/tls/context.hpp"
 #include "portrelay/tls/engine.hpp"
-#include "portrelay/tls/test_pki.hpp"
+#include "portrelay/demo/test_pki.hpp"
 
 namespace portrelay::tls {
 namespace {

@@ -9,14 +9,16 @@
 #include <string_view>
 #include <vector>
 
+#include "portrelay/base/tls_mode.hpp"
 #include "portrelay/net/cidr.hpp"
 
 namespace portrelay::config {
 
 using Duration = std::chrono::milliseconds;
 
-enum class TlsMode { Implicit, StartTls, Opportunistic, None };
-const char* to_string(TlsMode mode);  // "implicit" | "starttls" | "opportunistic" | "none"
+// The TLS vocabulary lives in the bottom layer; `config::TlsMode` stays a valid spelling.
+using portrelay::TlsMode;
+using portrelay::to_string;
 
 enum class RelayMode { Passthrough };
 

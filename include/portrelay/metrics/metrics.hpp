@@ -1,19 +1,24 @@
 #pragma once
 // Every metric family portrelay exports, in one place. Names and labels are a public
 // interface (README "Metrics"). Label values come only from the configuration.
-#include <prometheus/counter.h>
-#include <prometheus/family.h>
-#include <prometheus/gauge.h>
-#include <prometheus/histogram.h>
-#include <prometheus/registry.h>
-
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "portrelay/base/failure_reason.hpp"
 #include "portrelay/config/config.hpp"
-#include "portrelay/relay/failure_reason.hpp"
+
+// Only pointers to prometheus-cpp types appear here: its headers reach metrics.cpp and
+// the exposer in daemon.cpp, not every file that counts something.
+namespace prometheus {
+class Counter;
+class Gauge;
+class Histogram;
+class Registry;
+template <typename T>
+class Family;
+}  // namespace prometheus
 
 namespace portrelay::metrics {
 
@@ -30,9 +35,12 @@ class Metrics {
   std::string serialize() const;  // Prometheus text exposition format
 
   void connect_attempt(const config::Endpoint& endpoint);
-  void connect_failure(const config::Endpoint& endpoint, relay::FailureReason reason);
+  void connect_failure(const config::Endpoint& endpoint, FailureReason reason);
   void connect_success(const config::Endpoint& endpoint, double seconds);
   void connect_cancelled(const config::Endpoint& endpoint);
+  // A ready endpoint failed inside a transaction (timeout, reset, 421, protocol): counted
+  // by reason, and upstream_up drops to 0 like after a connect failure.
+  void transaction_failure(const config::Endpoint& endpoint, FailureReason reason);
   void failover(const config::Endpoint& from, const config::Endpoint& to);
   void pool_idle(std::size_t endpoint_index, std::size_t idle);
   void pool_reuse(const config::Endpoint& endpoint);
@@ -44,7 +52,8 @@ class Metrics {
  private:
   struct EndpointSeries {
     prometheus::Counter* attempts;
-    std::map<relay::FailureReason, prometheus::Counter*> failures;
+    std::map<FailureReason, prometheus::Counter*> failures;
+    std::map<FailureReason, prometheus::Counter*> transaction_failures;
     prometheus::Histogram* duration;
     prometheus::Gauge* up;
     prometheus::Counter* cancelled;
@@ -56,6 +65,7 @@ class Metrics {
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>* attempts_;
   prometheus::Family<prometheus::Counter>* failures_;
+  prometheus::Family<prometheus::Counter>* transaction_failures_;
   prometheus::Family<prometheus::Histogram>* connect_duration_;
   prometheus::Family<prometheus::Gauge>* up_;
   prometheus::Family<prometheus::Counter>* cancelled_;

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "portrelay/config/config.hpp"
-#include "portrelay/relay/failure_reason.hpp"
+#include "portrelay/base/failure_reason.hpp"
 #include "portrelay/relay/upstream_connection.hpp"
 
 namespace portrelay::probe {
@@ -15,7 +15,7 @@ namespace portrelay::probe {
 struct EndpointProbe {
   config::Endpoint endpoint;
   bool ok = false;
-  std::optional<relay::FailureReason> reason;
+  std::optional<FailureReason> reason;
   std::string detail;
   relay::ConnectTrace trace;
   double elapsed_ms = 0;

@@ -14,7 +14,7 @@
 #include <optional>
 #include <vector>
 
-#include "portrelay/relay/failure_reason.hpp"
+#include "portrelay/base/failure_reason.hpp"
 
 namespace portrelay::relay {
 

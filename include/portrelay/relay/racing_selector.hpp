@@ -20,6 +20,7 @@
 #include <memory>
 #include <vector>
 
+#include "portrelay/net/loop.hpp"
 #include "portrelay/net/timer.hpp"
 #include "portrelay/relay/health_table.hpp"
 #include "portrelay/relay/upstream_pool.hpp"
@@ -41,13 +42,15 @@ struct RacingOptions {
 
 class RacingSelector : public UpstreamSelector {
  public:
-  RacingSelector(uv_loop_t* loop, std::vector<EndpointRuntime> endpoints, UpstreamTimeouts timeouts,
+  RacingSelector(net::Loop& loop, std::vector<EndpointRuntime> endpoints, UpstreamTimeouts timeouts,
                  std::string helo_name, RacingOptions options, metrics::Metrics& metrics);
   ~RacingSelector() override;
 
   std::unique_ptr<SelectionAttempt> select(const std::set<std::size_t>& exclude,
                                            Callback callback) override;
   void release(std::unique_ptr<UpstreamConnection> connection) override;
+  void record_transaction_failure(std::size_t endpoint_index,
+                                  const AttemptFailure& failure) override;
   const std::vector<EndpointRuntime>& endpoints() const override { return endpoints_; }
   const HealthTable& health() const { return health_; }
   // Stops background probes and empties the pool, so nothing keeps the loop alive.
@@ -61,7 +64,7 @@ class RacingSelector : public UpstreamSelector {
   void record_failure(std::size_t index, const AttemptFailure& failure);
   void probe_due_endpoints();
 
-  uv_loop_t* loop_;
+  net::Loop& loop_;
   std::vector<EndpointRuntime> endpoints_;
   UpstreamTimeouts timeouts_;
   std::string helo_name_;

@@ -16,18 +16,13 @@
 #include "portrelay/net/resolver.hpp"
 #include "portrelay/net/timer.hpp"
 #include "portrelay/relay/endpoint_runtime.hpp"
-#include "portrelay/relay/failure_reason.hpp"
 #include "portrelay/relay/message_body.hpp"
+#include "portrelay/relay/upstream_response.hpp"
 #include "portrelay/smtp/client_handshake.hpp"
 #include "portrelay/smtp/data_reader.hpp"
 #include "portrelay/smtp/reply.hpp"
 
 namespace portrelay::relay {
-
-struct AttemptFailure {
-  FailureReason reason = FailureReason::Protocol;
-  std::string detail;  // never contains secrets
-};
 
 // What happened on the way to "ready", for `portrelay probe` and logs. Times are
 // milliseconds since connect() was called; -1 when the stage was not reached.
@@ -43,13 +38,6 @@ struct ConnectTrace {
   std::string greeting;                 // the 220 line
   std::vector<std::string> extensions;  // EHLO keywords (after TLS when TLS is used)
   bool authenticated = false;
-};
-
-// The answer to a command: a reply, or the connection broke (then `reply` is empty).
-struct UpstreamResponse {
-  std::optional<smtp::Reply> reply;
-  AttemptFailure failure;
-  bool connection_failed() const { return !reply.has_value(); }
 };
 
 class UpstreamConnection {
@@ -138,7 +126,6 @@ class UpstreamConnection {
   std::uint64_t batch_ = 0;
   bool in_batch_ = false;
   std::uint64_t sent_in_batch_ = 0;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace portrelay::relay

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "portrelay/metrics/metrics.hpp"
+#include "portrelay/net/loop.hpp"
 #include "portrelay/net/timer.hpp"
 #include "portrelay/relay/upstream_connection.hpp"
 
@@ -17,7 +18,7 @@ namespace portrelay::relay {
 
 class UpstreamPool {
  public:
-  UpstreamPool(uv_loop_t* loop, std::size_t endpoints, std::size_t max_per_endpoint,
+  UpstreamPool(net::Loop& loop, std::size_t endpoints, std::size_t max_per_endpoint,
                config::Duration idle_timeout, metrics::Metrics& metrics);
   ~UpstreamPool();
 
@@ -36,12 +37,11 @@ class UpstreamPool {
   };
   void publish(std::size_t endpoint_index);
 
-  uv_loop_t* loop_;
+  net::Loop& loop_;
   std::size_t max_per_endpoint_;
   config::Duration idle_timeout_;
   metrics::Metrics& metrics_;
   std::vector<std::deque<Idle>> idle_;
-  std::vector<std::unique_ptr<UpstreamConnection>> closing_;  // QUIT sent, freed on next give/take
 };
 
 }  // namespace portrelay::relay

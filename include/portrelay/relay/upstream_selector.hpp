@@ -41,6 +41,10 @@ class UpstreamSelector {
                                                    Callback callback) = 0;
   // Hands back a ready connection whose transaction is finished or abandoned, for reuse.
   virtual void release(std::unique_ptr<UpstreamConnection> connection) = 0;
+  // A ready endpoint failed inside a transaction (Transaction decided it counts): it cools
+  // down like after a connect failure, so later messages do not wait on it again.
+  virtual void record_transaction_failure(std::size_t endpoint_index,
+                                          const AttemptFailure& failure) = 0;
   virtual const std::vector<EndpointRuntime>& endpoints() const = 0;
 };
 

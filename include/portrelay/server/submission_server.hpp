@@ -34,16 +34,12 @@ class SubmissionServer {
   void accept(std::unique_ptr<net::TcpStream> stream, bool implicit_tls, bool require_auth);
   void session_finished(SubmissionSession* session);
   void check_drained();
-  void schedule_reap();
 
   const config::ServerConfig& config_;
   SessionEnvironment environment_;
   smtp::ServerPolicy policy_;
   std::vector<std::unique_ptr<net::TcpListener>> listeners_;
   std::map<SubmissionSession*, std::unique_ptr<SubmissionSession>> sessions_;
-  std::vector<std::unique_ptr<SubmissionSession>> finished_;  // freed on the next loop turn
-  std::vector<std::unique_ptr<net::TcpStream>> refused_;      // over max_sessions
-  net::Timer reaper_;
   net::Timer grace_timer_;
   std::function<void()> on_drained_;
   std::uint64_t next_id_ = 1;

@@ -1,14 +1,16 @@
 #pragma once
 // One client connection on the local listener: moves bytes between the socket and the
 // pure smtp::ServerSession, enforces client timeouts and input backpressure, and hands
-// envelope and body to the PassthroughRelay.
+// envelope and body to its relay::MessageSink.
 #include <functional>
 #include <memory>
 #include <string>
 
+#include "portrelay/metrics/metrics.hpp"
 #include "portrelay/net/connection.hpp"
+#include "portrelay/net/loop.hpp"
 #include "portrelay/net/timer.hpp"
-#include "portrelay/relay/passthrough_relay.hpp"
+#include "portrelay/relay/message_sink.hpp"
 #include "portrelay/smtp/server_session.hpp"
 
 namespace portrelay::server {
@@ -16,8 +18,9 @@ namespace portrelay::server {
 class Authenticator;
 
 struct SessionEnvironment {
-  uv_loop_t* loop = nullptr;
-  relay::UpstreamSelector* selector = nullptr;
+  net::Loop* loop = nullptr;
+  // Where each session's messages go (passthrough relay, spool, ...): one sink per session.
+  std::function<std::unique_ptr<relay::MessageSink>(const std::string& session_id)> make_sink;
   metrics::Metrics* metrics = nullptr;
   std::shared_ptr<tls::Context> tls_context;     // null: no STARTTLS
   const Authenticator* authenticator = nullptr;  // null: no AUTH
@@ -67,7 +70,7 @@ class SubmissionSession : private smtp::ServerSessionHandler {
   std::string peer_;
   std::unique_ptr<net::Connection> connection_;
   smtp::ServerSession session_;
-  relay::PassthroughRelay relay_;
+  std::unique_ptr<relay::MessageSink> sink_;
   net::Timer timer_;
   std::function<void(SubmissionSession*)> on_finished_;
   bool finished_ = false;

@@ -4,8 +4,8 @@
 // The I/O layer performs the actions and feeds back replies and TLS results.
 #include <string>
 
-#include "portrelay/config/config.hpp"
-#include "portrelay/relay/failure_reason.hpp"
+#include "portrelay/base/tls_mode.hpp"
+#include "portrelay/base/failure_reason.hpp"
 #include "portrelay/smtp/capabilities.hpp"
 #include "portrelay/smtp/reply.hpp"
 
@@ -21,7 +21,7 @@ struct HandshakeAction {
   Kind kind = Kind::Send;
   std::string data;
   bool sensitive = false;  // `data` carries a credential: never log it
-  relay::FailureReason reason = relay::FailureReason::Protocol;
+  FailureReason reason = FailureReason::Protocol;
   std::string detail;  // for Fail: human-readable, never contains secrets
 };
 
@@ -29,7 +29,7 @@ class ClientHandshake {
  public:
   struct Options {
     std::string helo_name;
-    config::TlsMode tls = config::TlsMode::StartTls;
+    TlsMode tls = TlsMode::StartTls;
     std::string username;  // empty: no AUTH
     std::string password;
   };
@@ -62,7 +62,7 @@ class ClientHandshake {
   HandshakeAction after_ehlo();
   HandshakeAction start_auth();
   HandshakeAction send(Step next, std::string line, bool sensitive = false);
-  HandshakeAction fail(relay::FailureReason reason, std::string detail);
+  HandshakeAction fail(FailureReason reason, std::string detail);
 
   Options options_;
   Step step_ = Step::Greeting;

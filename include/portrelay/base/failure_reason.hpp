@@ -3,7 +3,7 @@
 // values (portrelay_upstream_connect_failures_total{reason}) and a public interface.
 #include <array>
 
-namespace portrelay::relay {
+namespace portrelay {
 
 enum class FailureReason {
   Timeout,              // TCP connect did not complete in connect_timeout (silent drop)
@@ -18,8 +18,13 @@ enum class FailureReason {
   AuthFailed,           // AUTH refused (535 and friends) or no usable mechanism
   Protocol,             // malformed replies, unexpected codes, reply timeouts
   Closed,               // the upstream closed the connection or said 421
+  // Inside a transaction, after the endpoint was ready (portrelay_upstream_transaction_failures_total):
+  TransactionTimeout,   // no reply to MAIL/RCPT/DATA or after the final dot within its timeout
+  TransactionReset,     // connection closed or reset mid-transaction, or a 421
+  TransactionProtocol,  // reply out of turn or out of protocol, malformed reply
 };
 
+// Reasons an attempt to get a ready connection fails (connect_failures_total{reason}).
 inline constexpr std::array kAllFailureReasons = {
     FailureReason::Timeout,
     FailureReason::Refused,
@@ -35,8 +40,15 @@ inline constexpr std::array kAllFailureReasons = {
     FailureReason::Closed,
 };
 
+// Reasons a transaction fails on a ready connection (transaction_failures_total{reason}).
+inline constexpr std::array kTransactionFailureReasons = {
+    FailureReason::TransactionTimeout,
+    FailureReason::TransactionReset,
+    FailureReason::TransactionProtocol,
+};
+
 const char* to_string(FailureReason reason);
 // Maps a libuv connect error (UV_ECONNREFUSED, ...) to a reason.
 FailureReason reason_from_connect_error(int uv_status);
 
-}  // namespace portrelay::relay
+}  // namespace portrelay

@@ -1,4 +1,4 @@
-#include "portrelay/log.hpp"
+#include "portrelay/base/log.hpp"
 
 #include <atomic>
 #include <chrono>

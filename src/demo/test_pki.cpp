@@ -1,4 +1,4 @@
-#include "portrelay/tls/test_pki.hpp"
+#include "portrelay/demo/test_pki.hpp"
 
 #include <fcntl.h>
 #include <openssl/bio.h>
@@ -17,7 +17,7 @@
 #include <memory>
 #include <string_view>
 
-#include "openssl_errors.hpp"
+#include "portrelay/tls/openssl_errors.hpp"
 #include "portrelay/tls/context.hpp"
 
 namespace portrelay::tls {

@@ -2,16 +2,14 @@
 // Everything one running relay consists of, built from one config snapshot on one loop:
 // endpoint runtimes, metrics (+ HTTP exposer), upstream selector, TLS and AUTH for local
 // submissions, and the submission server.
-#include <uv.h>
-
-#include <atomic>
 #include <functional>
 #include <memory>
-#include <thread>
 #include <vector>
 
 #include "portrelay/config/config.hpp"
 #include "portrelay/metrics/metrics.hpp"
+#include "portrelay/net/loop.hpp"
+#include "portrelay/net/loop_thread.hpp"
 #include "portrelay/relay/racing_selector.hpp"
 #include "portrelay/server/authenticator.hpp"
 #include "portrelay/server/submission_server.hpp"
@@ -25,7 +23,7 @@ namespace portrelay {
 class Daemon {
  public:
   // Builds everything; throws std::runtime_error (or tls::TlsError) with a readable message.
-  Daemon(uv_loop_t* loop, config::Config config);
+  Daemon(net::Loop& loop, config::Config config);
   ~Daemon();
 
   void start();  // binds listeners and the metrics endpoint
@@ -37,7 +35,7 @@ class Daemon {
   std::uint16_t metrics_port() const;
 
  private:
-  uv_loop_t* loop_;
+  net::Loop& loop_;
   config::Config config_;
   std::unique_ptr<metrics::Metrics> metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;
@@ -58,16 +56,16 @@ class DaemonThread {
   std::vector<std::uint16_t> listener_ports() const { return ports_; }
   std::uint16_t metrics_port() const { return metrics_port_; }
   std::string metrics_text();  // serialized on the loop thread's registry (thread-safe)
+  // uv_loop_close()'s result after stop(): 0 unless a handle was left open.
+  int loop_close_status() const { return thread_.close_status(); }
 
  private:
   config::Config config_;
-  std::thread thread_;
+  net::LoopThread thread_;
   std::unique_ptr<Daemon> daemon_;
   std::vector<std::uint16_t> ports_;
   std::uint16_t metrics_port_ = 0;
-  uv_async_t* stop_signal_ = nullptr;
   config::Duration grace_{};
-  bool running_ = false;
 };
 
 }  // namespace portrelay

@@ -1,8 +1,8 @@
-#include "portrelay/relay/failure_reason.hpp"
+#include "portrelay/base/failure_reason.hpp"
 
 #include <uv.h>
 
-namespace portrelay::relay {
+namespace portrelay {
 
 const char* to_string(FailureReason reason) {
   switch (reason) {
@@ -30,6 +30,12 @@ const char* to_string(FailureReason reason) {
       return "protocol";
     case FailureReason::Closed:
       return "closed";
+    case FailureReason::TransactionTimeout:
+      return "transaction_timeout";
+    case FailureReason::TransactionReset:
+      return "transaction_reset";
+    case FailureReason::TransactionProtocol:
+      return "transaction_protocol";
   }
   return "protocol";
 }
@@ -54,4 +60,4 @@ FailureReason reason_from_connect_error(int uv_status) {
   }
 }
 
-}  // namespace portrelay::relay
+}  // namespace portrelay

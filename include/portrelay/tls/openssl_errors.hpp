@@ -1,6 +1,6 @@
 #pragma once
 // Turns OpenSSL's thread-local error queue into readable text for TlsError and
-// Engine::error(). Internal to the TLS module.
+// Engine::error(). Used by the TLS layer and by the test PKI generator.
 #include <string>
 
 namespace portrelay::tls {

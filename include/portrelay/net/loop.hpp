@@ -1,0 +1,51 @@
+#pragma once
+// net::Loop: one libuv loop and the one lifetime rule that goes with it.
+//
+// An object must never be destroyed while one of its own member functions is still on
+// the call stack (a connection failing inside its read callback, a race finishing inside
+// its timer, a session ending inside its input handler). Whoever decides such an object
+// is done hands it to defer_delete(): it is freed on a later turn of the loop, when no
+// callback of it can be running. There is no other mechanism (no "retired" slots, no
+// liveness tokens for this purpose) — the idea of Envoy's deferredDelete.
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "portrelay/net/uv_handle.hpp"
+
+namespace portrelay::net {
+
+class Loop {
+ public:
+  explicit Loop(uv_loop_t* loop);
+  // Frees what still waits for deletion (their destructors may defer more; all of it goes).
+  ~Loop();
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  uv_loop_t* uv() const { return loop_; }
+
+  // Runs `task` on a later turn of this loop. Loop thread only (use net::Async to reach a
+  // loop from another thread). Tasks run in the order posted.
+  void post(std::function<void()> task);
+
+  // Frees `object` on a later turn of the loop. Safe from inside the object's callbacks.
+  template <typename T>
+  void defer_delete(std::unique_ptr<T> object) {
+    if (!object) return;
+    post([doomed = std::shared_ptr<T>(std::move(object))]() {});
+  }
+
+  std::size_t pending() const { return tasks_.size(); }
+
+ private:
+  void run_posted();
+
+  uv_loop_t* loop_;
+  UvHandle<uv_idle_t, Loop> idle_;  // active only while tasks wait: keeps the turn short
+  std::vector<std::function<void()>> tasks_;
+};
+
+}  // namespace portrelay::net

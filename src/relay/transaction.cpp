@@ -1,0 +1,382 @@
+#include "portrelay/relay/transaction.hpp"
+
+#include "portrelay/base/ascii.hpp"
+
+namespace portrelay::relay {
+
+const char* to_string(Stage stage) {
+  switch (stage) {
+    case Stage::Greeting:
+      return "greeting";
+    case Stage::Ehlo:
+      return "EHLO";
+    case Stage::Mail:
+      return "MAIL";
+    case Stage::Rcpt:
+      return "RCPT";
+    case Stage::Data:
+      return "DATA";
+    case Stage::EndOfData:
+      return "end of data";
+  }
+  return "unknown";
+}
+
+const char* to_string(Verdict verdict) {
+  switch (verdict) {
+    case Verdict::Accept:
+      return "accept";
+    case Verdict::PermanentRefusal:
+      return "permanent";
+    case Verdict::TransientRefusal:
+      return "transient";
+    case Verdict::NextEndpoint:
+      return "next endpoint";
+  }
+  return "unknown";
+}
+
+Verdict classify(Stage stage, const UpstreamResponse& response) {
+  const smtp::Reply* reply = reply_of(response);
+  if (!reply || reply->code == 421) return Verdict::NextEndpoint;
+  switch (stage) {
+    case Stage::Greeting:
+      return reply->code == 220 ? Verdict::Accept : Verdict::NextEndpoint;
+    case Stage::Ehlo:
+      return reply->success() ? Verdict::Accept : Verdict::NextEndpoint;
+    case Stage::Data:
+      if (reply->code == 354) return Verdict::Accept;
+      return reply->permanent() ? Verdict::PermanentRefusal : Verdict::NextEndpoint;
+    case Stage::Rcpt:
+      if (reply->transient()) return Verdict::TransientRefusal;
+      [[fallthrough]];
+    case Stage::Mail:
+    case Stage::EndOfData:
+      if (reply->success()) return Verdict::Accept;
+      if (reply->permanent()) return Verdict::PermanentRefusal;
+      return Verdict::NextEndpoint;  // 4xx, or 1xx/3xx where a final answer was due
+  }
+  return Verdict::NextEndpoint;
+}
+
+FailureReason transaction_failure_reason(const UpstreamResponse& response) {
+  if (const AttemptFailure* failure = failure_of(response)) {
+    switch (failure->reason) {
+      case FailureReason::TransactionTimeout:
+        return FailureReason::TransactionTimeout;
+      case FailureReason::Closed:
+      case FailureReason::TransactionReset:
+        return FailureReason::TransactionReset;
+      default:
+        return FailureReason::TransactionProtocol;
+    }
+  }
+  const smtp::Reply& reply = std::get<smtp::Reply>(response);
+  return reply.code == 421 ? FailureReason::TransactionReset : FailureReason::TransactionProtocol;
+}
+
+bool counts_against_health(const UpstreamResponse& response, bool reused_connection) {
+  FailureReason reason = transaction_failure_reason(response);
+  if (reused_connection && reason == FailureReason::TransactionReset) return false;  // stale
+  if (const smtp::Reply* reply = reply_of(response))
+    return reply->code == 421 || reply->unexpected() || reply->success();  // 2xx out of place
+  return true;
+}
+
+std::string to_string(const Action& action) {
+  switch (action.kind) {
+    case Action::Kind::Select:
+      return "select";
+    case Action::Kind::Send:
+      return "send " + action.line;
+    case Action::Kind::StreamBody:
+      return "stream body";
+    case Action::Kind::Release:
+      return "release";
+    case Action::Kind::Discard:
+      return "discard";
+    case Action::Kind::EndpointFailed:
+      return "failed " + action.label + " at " + action.stage + " (" +
+             portrelay::to_string(action.failure.reason) + ": " + action.failure.detail + ")" +
+             (action.health ? " health" : "");
+    case Action::Kind::Failover:
+      return "failover " + std::to_string(action.from) + "->" + std::to_string(action.endpoint);
+    case Action::Kind::Reply: {
+      std::string text = "reply " + action.reply.summary();
+      if (action.outcome)
+        text += action.outcome == Outcome::Relayed  ? " [relayed]"
+                : action.outcome == Outcome::Failed ? " [failed]"
+                                                    : " [deferred]";
+      return text;
+    }
+  }
+  return "unknown";
+}
+
+smtp::Reply client_reply(const smtp::Reply& upstream, const char* fallback_enhanced) {
+  std::string enhanced = upstream.enhanced.empty() ? fallback_enhanced : upstream.enhanced;
+  std::string text = upstream.message();
+  if (text.empty()) text = "(no text)";
+  return smtp::make_reply(upstream.code, enhanced, text);
+}
+
+Transaction::Transaction(smtp::PathArgument sender, std::optional<ReadyEndpoint> connection)
+    : sender_(std::move(sender)), connection_(std::move(connection)) {}
+
+bool Transaction::requires_8bit() const {
+  const auto* body = sender_.find("BODY");
+  return body && ascii::iequals(body->value, "8BITMIME");
+}
+
+std::string Transaction::mail_command() const {
+  std::string line = "MAIL FROM:<" + sender_.address + ">";
+  if (const auto* body = sender_.find("BODY"); body && connection_->eight_bit_mime)
+    line += " BODY=" + body->value;
+  if (const auto* size = sender_.find("SIZE"); size && connection_->size)
+    line += " SIZE=" + size->value;
+  return line;
+}
+
+bool Transaction::replaying() const {
+  // MAIL sent while the client is not waiting for it, or a recipient the client already
+  // heard about: restoring the envelope on a new endpoint.
+  if (awaiting_ == Stage::Mail) return pending_ != Pending::Mail;
+  if (awaiting_ == Stage::Rcpt) return recipients_on_connection_ < recipients_.size();
+  return false;
+}
+
+smtp::Reply Transaction::unreachable_reply() const {
+  if (skipped_for_8bit_ > 0 && skipped_for_8bit_ == failure_notes_.size())
+    return smtp::make_reply(554, "5.6.3",
+                            "No upstream endpoint accepts 8-bit content (8BITMIME), and portrelay "
+                            "does not convert messages");
+  if (last_upstream_refusal_) return client_reply(*last_upstream_refusal_, "4.4.1");
+  std::string text = "No upstream endpoint could take the message, try again later";
+  if (!failure_notes_.empty()) {
+    text += " (";
+    for (std::size_t i = 0; i < failure_notes_.size(); ++i)
+      text += (i ? "; " : "") + failure_notes_[i];
+    text += ")";
+  }
+  return smtp::make_reply(451, "4.4.1", text);
+}
+
+std::vector<Action> Transaction::mail() {
+  pending_ = Pending::Mail;
+  return advance();
+}
+
+std::vector<Action> Transaction::rcpt(const std::string& address) {
+  pending_ = Pending::Rcpt;
+  pending_recipient_ = address;
+  return advance();
+}
+
+std::vector<Action> Transaction::end_of_data(bool body_stored) {
+  pending_ = Pending::EndOfData;
+  if (!body_stored) {
+    std::vector<Action> actions;
+    finish(actions, smtp::make_reply(451, "4.3.0", "Local error storing the message, try again later"),
+           Outcome::Deferred);
+    return actions;
+  }
+  return advance();
+}
+
+void Transaction::send(std::vector<Action>& actions, Stage stage, std::string line) {
+  awaiting_ = stage;
+  in_flight_ = true;
+  Action action;
+  action.kind = Action::Kind::Send;
+  action.line = std::move(line);
+  actions.push_back(std::move(action));
+}
+
+// Brings the current connection to where the client's pending request can be sent (a
+// connection, MAIL, the recipients accepted so far), then sends it.
+std::vector<Action> Transaction::advance() {
+  std::vector<Action> actions;
+  if (pending_ == Pending::None || in_flight_ || selecting_) return actions;
+  if (connection_ && !mail_on_connection_ && requires_8bit() && !connection_->eight_bit_mime) {
+    // 8-bit content to a server that did not offer 8BITMIME breaks RFC 6152, and portrelay
+    // does not convert: this endpoint cannot carry the message. Not its failure, though.
+    tried_.insert(connection_->index);
+    ++skipped_for_8bit_;
+    failure_notes_.push_back(connection_->label + " (no 8BITMIME)");
+    actions.push_back({.kind = Action::Kind::Release});
+    connection_.reset();
+  }
+  if (!connection_) {
+    selecting_ = true;
+    actions.push_back({.kind = Action::Kind::Select});
+    return actions;
+  }
+  if (!mail_on_connection_) {
+    send(actions, Stage::Mail, mail_command());
+  } else if (recipients_on_connection_ < recipients_.size()) {
+    send(actions, Stage::Rcpt, "RCPT TO:<" + recipients_[recipients_on_connection_] + ">");
+  } else if (pending_ == Pending::Rcpt) {
+    send(actions, Stage::Rcpt, "RCPT TO:<" + pending_recipient_ + ">");
+  } else if (pending_ == Pending::EndOfData) {
+    send(actions, Stage::Data, "DATA");
+  }
+  return actions;
+}
+
+std::vector<Action> Transaction::selected(const SelectionReport& report) {
+  selecting_ = false;
+  std::vector<Action> actions;
+  for (const auto& failure : report.failures) {
+    tried_.insert(failure.index);
+    failure_notes_.push_back(failure.label + " " + portrelay::to_string(failure.failure.reason));
+  }
+  // The move from the endpoint that failed mid-transaction to the first one tried next;
+  // moves within one selection are counted by the selector.
+  if (failed_from_ && (!report.failures.empty() || report.ready)) {
+    Action failover{.kind = Action::Kind::Failover};
+    failover.from = *failed_from_;
+    failover.endpoint = report.failures.empty() ? report.ready->index : report.failures.front().index;
+    actions.push_back(failover);
+  }
+  failed_from_.reset();
+  if (!report.ready) {
+    // Nothing reachable: the client's pending request gets the reasons.
+    smtp::Reply reply = unreachable_reply();
+    if (pending_ == Pending::Rcpt)
+      answer(actions, reply);
+    else
+      finish(actions, reply, Outcome::Deferred);
+    return actions;
+  }
+  connection_ = report.ready;
+  mail_on_connection_ = false;
+  recipients_on_connection_ = 0;
+  auto next = advance();
+  actions.insert(actions.end(), next.begin(), next.end());
+  return actions;
+}
+
+void Transaction::endpoint_failed(std::vector<Action>& actions, const UpstreamResponse& response,
+                                  std::string stage) {
+  const ReadyEndpoint& endpoint = *connection_;
+  // A pooled connection may have gone stale (an idle close crossing our command): that
+  // says nothing about the endpoint, so it stays eligible and the next selection connects
+  // afresh. A fresh connection failing excludes the endpoint from this transaction.
+  if (!endpoint.reused) {
+    tried_.insert(endpoint.index);
+    failed_from_ = endpoint.index;
+  }
+  Action failed{.kind = Action::Kind::EndpointFailed};
+  failed.endpoint = endpoint.index;
+  failed.label = endpoint.label;
+  failed.stage = std::move(stage);
+  failed.health = counts_against_health(response, endpoint.reused);
+  failed.failure.reason = transaction_failure_reason(response);
+  if (const AttemptFailure* failure = failure_of(response)) {
+    failed.failure.detail = failure->detail;
+    failure_notes_.push_back(endpoint.label + " (" + portrelay::to_string(failure->reason) + ": " +
+                             failure->detail + ")");
+  } else {
+    const smtp::Reply& reply = std::get<smtp::Reply>(response);
+    failed.failure.detail = reply.summary();
+    failure_notes_.push_back(endpoint.label + " (" + reply.summary() + ")");
+    // Only a 4xx may become the client's answer when no endpoint is left: a 2xx/3xx seen
+    // out of place (250 to DATA) would tell the client the message was taken.
+    if (reply.transient() && reply.code != 421) last_upstream_refusal_ = reply;
+  }
+  actions.push_back({.kind = Action::Kind::Discard});
+  actions.push_back(std::move(failed));
+  connection_.reset();
+  mail_on_connection_ = false;
+  recipients_on_connection_ = 0;
+}
+
+void Transaction::answer(std::vector<Action>& actions, smtp::Reply reply) {
+  pending_ = Pending::None;
+  Action action{.kind = Action::Kind::Reply};
+  action.reply = std::move(reply);
+  actions.push_back(std::move(action));
+}
+
+void Transaction::finish(std::vector<Action>& actions, smtp::Reply reply, Outcome outcome) {
+  // Between transactions a session holds no upstream: an idle client costs nothing there,
+  // and the pool sends RSET before anyone reuses a connection with MAIL/RCPT still open.
+  Action action{.kind = Action::Kind::Reply};
+  if (connection_) {
+    action.endpoint = connection_->index;
+    action.label = connection_->label;
+    actions.push_back({.kind = Action::Kind::Release});
+  }
+  connection_.reset();
+  finished_ = true;
+  pending_ = Pending::None;
+  action.reply = std::move(reply);
+  action.outcome = outcome;
+  actions.push_back(std::move(action));
+}
+
+std::vector<Action> Transaction::response(const UpstreamResponse& response) {
+  std::vector<Action> actions;
+  if (!in_flight_ || !connection_) return actions;  // nothing was asked: ignore
+  in_flight_ = false;
+  const Stage stage = awaiting_;
+  const Verdict verdict = classify(stage, response);
+  if (replaying()) {
+    if (verdict != Verdict::Accept) {
+      endpoint_failed(actions, response, std::string(to_string(stage)) + " (replay)");
+    } else if (stage == Stage::Mail) {
+      mail_on_connection_ = true;
+    } else {
+      ++recipients_on_connection_;
+    }
+    auto next = advance();
+    actions.insert(actions.end(), next.begin(), next.end());
+    return actions;
+  }
+  if (verdict == Verdict::NextEndpoint) {
+    endpoint_failed(actions, response, to_string(stage));
+    auto next = advance();
+    actions.insert(actions.end(), next.begin(), next.end());
+    return actions;
+  }
+  const smtp::Reply& reply = std::get<smtp::Reply>(response);
+  switch (stage) {
+    case Stage::Mail:
+      if (verdict == Verdict::Accept) mail_on_connection_ = true;
+      answer(actions, client_reply(reply, verdict == Verdict::Accept ? "2.1.0" : "5.1.0"));
+      break;
+    case Stage::Rcpt:
+      outcomes_.push_back({pending_recipient_, verdict, reply});
+      if (verdict == Verdict::Accept) {
+        recipients_.push_back(pending_recipient_);
+        ++recipients_on_connection_;
+      }
+      answer(actions, client_reply(reply, verdict == Verdict::Accept ? "2.1.5" : "5.1.1"));
+      break;
+    case Stage::Data:
+      if (verdict == Verdict::Accept) {
+        awaiting_ = Stage::EndOfData;
+        in_flight_ = true;
+        actions.push_back({.kind = Action::Kind::StreamBody});
+      } else {
+        finish(actions, client_reply(reply, "5.0.0"), Outcome::Failed);
+      }
+      break;
+    case Stage::EndOfData:
+      if (verdict == Verdict::Accept) {
+        smtp::Reply accepted = client_reply(reply, "2.0.0");
+        accepted.lines = {accepted.enhanced + " Ok: relayed via " + connection_->label + ": " +
+                          reply.message()};
+        finish(actions, std::move(accepted), Outcome::Relayed);
+      } else {
+        finish(actions, client_reply(reply, "5.0.0"), Outcome::Failed);
+      }
+      break;
+    case Stage::Greeting:
+    case Stage::Ehlo:
+      break;  // the handshake is ClientHandshake's; never in flight here
+  }
+  return actions;
+}
+
+}  // namespace portrelay::relay
