@@ -27,13 +27,18 @@ RelayMode read_mode(const TableReader& reader) {
 RelayConfig parse_relay_section(ParseContext& context, const toml::table& table,
                                 const ServerConfig& server) {
   const TableReader reader(context, table, "relay", "[relay]",
-                           {"mode", "connect_timeout", "greeting_timeout", "command_timeout",
+                           {"mode", "resolve_timeout", "connect_timeout", "greeting_timeout",
+                            "handshake_timeout", "command_timeout", "pool_check_timeout",
                             "data_timeout", "stagger", "max_parallel", "helo_name", "cooldown",
                             "cooldown_max", "pool_idle_timeout", "pool_max_per_endpoint"});
   RelayConfig relay;
   relay.mode = read_mode(reader);
   relay.connect_timeout = reader.timeout("connect_timeout", relay.connect_timeout);
   relay.greeting_timeout = reader.timeout("greeting_timeout", relay.greeting_timeout);
+  // Each of these once shared a neighbour's key; unset, they still follow it.
+  relay.resolve_timeout = reader.timeout("resolve_timeout", relay.connect_timeout);
+  relay.handshake_timeout = reader.timeout("handshake_timeout", relay.greeting_timeout);
+  relay.pool_check_timeout = reader.timeout("pool_check_timeout", relay.connect_timeout);
   relay.command_timeout = reader.timeout("command_timeout", relay.command_timeout);
   relay.data_timeout = reader.timeout("data_timeout", relay.data_timeout);
 

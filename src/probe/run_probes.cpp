@@ -2,6 +2,8 @@
 
 #include <memory>
 
+#include "portrelay/net/loop.hpp"
+#include "portrelay/net/loop_thread.hpp"
 #include "portrelay/probe/probe.hpp"
 #include "portrelay/relay/endpoint_runtime.hpp"
 
@@ -10,15 +12,16 @@ namespace portrelay::probe {
 std::vector<EndpointProbe> run_probes(const config::Config& config) {
   auto runtimes = relay::build_endpoint_runtimes(config);
   std::vector<EndpointProbe> results(runtimes.size());
-  uv_loop_t loop;
-  uv_loop_init(&loop);
+  uv_loop_t raw;
+  uv_loop_init(&raw);
   {
+    net::Loop loop(&raw);
     std::vector<std::unique_ptr<relay::UpstreamConnection>> connections;
     auto started = std::chrono::steady_clock::now();
     for (std::size_t i = 0; i < runtimes.size(); ++i) {
-      results[i].endpoint = runtimes[i].endpoint;
+      results[i].endpoint = runtimes[i]->endpoint;
       connections.push_back(std::make_unique<relay::UpstreamConnection>(
-          &loop, runtimes[i], relay::timeouts_from(config.relay), config.relay.helo_name));
+          loop, runtimes[i], relay::timeouts_from(config.relay), config.relay.helo_name));
     }
     for (std::size_t i = 0; i < connections.size(); ++i) {
       relay::UpstreamConnection* connection = connections[i].get();
@@ -37,10 +40,9 @@ std::vector<EndpointProbe> run_probes(const config::Config& config) {
         }
       });
     }
-    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_run(&raw, UV_RUN_DEFAULT);
   }  // connections closed here
-  uv_run(&loop, UV_RUN_DEFAULT);
-  uv_loop_close(&loop);
+  net::drain_and_close(&raw);
   return results;
 }
 

@@ -31,8 +31,8 @@ void resolve_password(EndpointRuntime& runtime) {
 
 }  // namespace
 
-std::vector<EndpointRuntime> build_endpoint_runtimes(const config::Config& config) {
-  std::vector<EndpointRuntime> runtimes;
+std::vector<EndpointRuntimePtr> build_endpoint_runtimes(const config::Config& config) {
+  std::vector<EndpointRuntimePtr> runtimes;
   for (const auto& endpoint : config.chain) {
     EndpointRuntime runtime;
     runtime.endpoint = endpoint;
@@ -43,14 +43,22 @@ std::vector<EndpointRuntime> build_endpoint_runtimes(const config::Config& confi
       runtime.tls_context = tls::Context::client(options);
     }
     resolve_password(runtime);
-    runtimes.push_back(std::move(runtime));
+    runtimes.push_back(std::make_shared<const EndpointRuntime>(std::move(runtime)));
   }
   return runtimes;
 }
 
 UpstreamTimeouts timeouts_from(const config::RelayConfig& relay) {
-  return {relay.connect_timeout, relay.stagger, relay.greeting_timeout, relay.command_timeout,
-          relay.data_timeout};
+  UpstreamTimeouts timeouts;
+  timeouts.resolve = relay.resolve_timeout;
+  timeouts.connect = relay.connect_timeout;
+  timeouts.address_stagger = relay.stagger;
+  timeouts.greeting = relay.greeting_timeout;
+  timeouts.handshake = relay.handshake_timeout;
+  timeouts.command = relay.command_timeout;
+  timeouts.data = relay.data_timeout;
+  timeouts.pool_check = relay.pool_check_timeout;
+  return timeouts;
 }
 
 }  // namespace portrelay::relay

@@ -11,7 +11,7 @@ PassthroughRelay::PassthroughRelay(net::Loop& loop, UpstreamSelector& selector,
 PassthroughRelay::~PassthroughRelay() { release_upstream(); }
 
 const config::Endpoint& PassthroughRelay::endpoint(std::size_t index) const {
-  return selector_.endpoints().at(index).endpoint;
+  return selector_.endpoints().at(index)->endpoint;
 }
 
 void PassthroughRelay::release_upstream() {

@@ -49,7 +49,7 @@ class RacingSelector::Race : public SelectionAttempt {
   };
 
   const config::Endpoint& endpoint(std::size_t index) const {
-    return selector_.endpoints_[index].endpoint;
+    return selector_.endpoints_[index]->endpoint;
   }
 
   void launch_next() {
@@ -76,7 +76,7 @@ class RacingSelector::Race : public SelectionAttempt {
     auto on_done = [this, raw](std::optional<AttemptFailure> failure) { on_result(raw, failure); };
     if (reused) {
       raw->mark_reused();
-      raw->revalidate(selector_.timeouts_.connect, on_done);
+      raw->revalidate(selector_.timeouts_.pool_check, on_done);
     } else {
       raw->connect(on_done);
     }
@@ -162,7 +162,7 @@ struct RacingSelector::Probe {
   std::unique_ptr<UpstreamConnection> connection;
 };
 
-RacingSelector::RacingSelector(net::Loop& loop, std::vector<EndpointRuntime> endpoints,
+RacingSelector::RacingSelector(net::Loop& loop, std::vector<EndpointRuntimePtr> endpoints,
                                UpstreamTimeouts timeouts, std::string helo_name,
                                RacingOptions options, metrics::Metrics& metrics)
     : loop_(loop),
@@ -190,8 +190,8 @@ void RacingSelector::release(std::unique_ptr<UpstreamConnection> connection) {
 }
 
 std::unique_ptr<UpstreamConnection> RacingSelector::new_connection(std::size_t index) {
-  metrics_.connect_attempt(endpoints_[index].endpoint);
-  return std::make_unique<UpstreamConnection>(loop_.uv(), endpoints_[index], timeouts_,
+  metrics_.connect_attempt(endpoints_[index]->endpoint);
+  return std::make_unique<UpstreamConnection>(loop_, endpoints_[index], timeouts_,
                                               helo_name_);
 }
 
@@ -204,7 +204,7 @@ void RacingSelector::record_ready(const UpstreamConnection& connection) {
 void RacingSelector::record_failure(std::size_t index, const AttemptFailure& failure) {
   auto now = Clock::now();
   health_.record_failure(index, failure.reason, now);
-  const auto& endpoint = endpoints_[index].endpoint;
+  const auto& endpoint = endpoints_[index]->endpoint;
   metrics_.connect_failure(endpoint, failure.reason);
   auto cooldown = std::chrono::duration_cast<std::chrono::milliseconds>(
       health_.entry(index).cooldown_until - now);
@@ -217,7 +217,7 @@ void RacingSelector::record_failure(std::size_t index, const AttemptFailure& fai
 void RacingSelector::record_transaction_failure(std::size_t index, const AttemptFailure& failure) {
   auto now = Clock::now();
   health_.record_failure(index, failure.reason, now);
-  const auto& endpoint = endpoints_[index].endpoint;
+  const auto& endpoint = endpoints_[index]->endpoint;
   metrics_.transaction_failure(endpoint, failure.reason);
   auto cooldown = std::chrono::duration_cast<std::chrono::milliseconds>(
       health_.entry(index).cooldown_until - now);

@@ -59,10 +59,14 @@ struct ServerConfig {
 
 struct RelayConfig {
   RelayMode mode = RelayMode::Passthrough;
-  Duration connect_timeout = std::chrono::seconds(10);   // TCP connect, per attempt
-  Duration greeting_timeout = std::chrono::seconds(30);  // waiting for the 220 (and TLS)
-  Duration command_timeout = std::chrono::minutes(5);    // any reply from the upstream
-  Duration data_timeout = std::chrono::minutes(10);      // reply after end of data
+  // Upstream timeouts, each named for the one wait it bounds (docs/CONFIGURATION.md).
+  Duration resolve_timeout = std::chrono::seconds(10);     // DNS lookup of one host
+  Duration connect_timeout = std::chrono::seconds(10);     // TCP, all of a host's addresses
+  Duration greeting_timeout = std::chrono::seconds(30);    // the 220 after TCP (or TLS)
+  Duration handshake_timeout = std::chrono::seconds(30);   // TLS, and each EHLO/STARTTLS/AUTH reply
+  Duration command_timeout = std::chrono::minutes(5);      // reply to MAIL, RCPT, DATA
+  Duration data_timeout = std::chrono::minutes(10);        // reply after the final dot
+  Duration pool_check_timeout = std::chrono::seconds(10);  // RSET on a pooled connection
   Duration stagger = std::chrono::milliseconds(250);     // racing delay (RFC 8305)
   std::size_t max_parallel = 3;                          // attempts raced at once
   // Health memory: a failed endpoint is skipped for `cooldown`, doubling per consecutive

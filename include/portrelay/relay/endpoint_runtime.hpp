@@ -17,16 +17,25 @@ struct EndpointRuntime {
   std::string password_problem;               // why no password could be resolved, if so
 };
 
+// What each wait of an upstream connection may last (RelayConfig's *_timeout keys).
 struct UpstreamTimeouts {
+  config::Duration resolve;  // DNS
   config::Duration connect;  // TCP phase of one endpoint, all its addresses together
   config::Duration address_stagger = std::chrono::milliseconds(250);  // next address after
-  config::Duration greeting;
-  config::Duration command;
-  config::Duration data;
+  config::Duration greeting;    // the 220
+  config::Duration handshake;   // TLS handshake; each EHLO/STARTTLS/AUTH reply
+  config::Duration command;     // MAIL/RCPT/DATA replies; a body send stalled this long
+  config::Duration data;        // the reply after the final dot
+  config::Duration pool_check;  // RSET on a pooled connection before reuse
 };
 
+// One endpoint's runtime, shared and never changed once built: connections, the
+// selector and the pool hold it, so a configuration reload can build a new chain while
+// connections made with the old one finish on it.
+using EndpointRuntimePtr = std::shared_ptr<const EndpointRuntime>;
+
 // Builds the runtime view of the chain. Throws tls::TlsError for unusable TLS settings.
-std::vector<EndpointRuntime> build_endpoint_runtimes(const config::Config& config);
+std::vector<EndpointRuntimePtr> build_endpoint_runtimes(const config::Config& config);
 UpstreamTimeouts timeouts_from(const config::RelayConfig& relay);
 
 }  // namespace portrelay::relay

@@ -42,7 +42,7 @@ struct RacingOptions {
 
 class RacingSelector : public UpstreamSelector {
  public:
-  RacingSelector(net::Loop& loop, std::vector<EndpointRuntime> endpoints, UpstreamTimeouts timeouts,
+  RacingSelector(net::Loop& loop, std::vector<EndpointRuntimePtr> endpoints, UpstreamTimeouts timeouts,
                  std::string helo_name, RacingOptions options, metrics::Metrics& metrics);
   ~RacingSelector() override;
 
@@ -51,7 +51,7 @@ class RacingSelector : public UpstreamSelector {
   void release(std::unique_ptr<UpstreamConnection> connection) override;
   void record_transaction_failure(std::size_t endpoint_index,
                                   const AttemptFailure& failure) override;
-  const std::vector<EndpointRuntime>& endpoints() const override { return endpoints_; }
+  const std::vector<EndpointRuntimePtr>& endpoints() const override { return endpoints_; }
   const HealthTable& health() const { return health_; }
   // Stops background probes and empties the pool, so nothing keeps the loop alive.
   void shutdown();
@@ -65,7 +65,7 @@ class RacingSelector : public UpstreamSelector {
   void probe_due_endpoints();
 
   net::Loop& loop_;
-  std::vector<EndpointRuntime> endpoints_;
+  std::vector<EndpointRuntimePtr> endpoints_;
   UpstreamTimeouts timeouts_;
   std::string helo_name_;
   RacingOptions options_;

@@ -1,8 +1,9 @@
 #pragma once
-// One SMTP client connection to one upstream endpoint: resolve, TCP connect (bounded by
-// connect_timeout), implicit TLS or STARTTLS, greeting, EHLO, AUTH; then commands and
-// message bodies. Protocol decisions are made by smtp::ClientHandshake; this class only
-// moves bytes and enforces timeouts.
+// One SMTP client connection to one upstream endpoint: resolve, TCP over the host's
+// addresses (net::AddressRacer), implicit TLS or STARTTLS, greeting, EHLO, AUTH; then
+// commands and message bodies (BodyStreamer). Protocol decisions are made by
+// smtp::ClientHandshake before "ready" and by relay::Transaction after; this class moves
+// bytes, enforces the timeouts and reports failures as values.
 #include <uv.h>
 
 #include <chrono>
@@ -12,14 +13,16 @@
 #include <string>
 #include <vector>
 
+#include "portrelay/net/address_racer.hpp"
 #include "portrelay/net/connection.hpp"
+#include "portrelay/net/loop.hpp"
 #include "portrelay/net/resolver.hpp"
 #include "portrelay/net/timer.hpp"
+#include "portrelay/relay/body_streamer.hpp"
 #include "portrelay/relay/endpoint_runtime.hpp"
 #include "portrelay/relay/message_body.hpp"
 #include "portrelay/relay/upstream_response.hpp"
 #include "portrelay/smtp/client_handshake.hpp"
-#include "portrelay/smtp/data_reader.hpp"
 #include "portrelay/smtp/reply.hpp"
 
 namespace portrelay::relay {
@@ -45,7 +48,19 @@ class UpstreamConnection {
   using ReadyCallback = std::function<void(std::optional<AttemptFailure> failure)>;
   using ResponseCallback = std::function<void(const UpstreamResponse& response)>;
 
-  UpstreamConnection(uv_loop_t* loop, const EndpointRuntime& endpoint,
+  // Where the connection is. Exactly one at a time; every method checks it.
+  enum class Phase {
+    New,          // connect() not called yet
+    Resolving,    // DNS (resolve_timeout)
+    Connecting,   // TCP over the addresses (connect_timeout)
+    Handshaking,  // TLS, greeting, EHLO, STARTTLS, AUTH (greeting/handshake timeouts)
+    Ready,        // idle: a command may be sent
+    Command,      // a command (or the final dot) is out, its reply is awaited
+    Body,         // the body is being streamed after a 354
+    Closed,       // failed, or QUIT sent: never used again
+  };
+
+  UpstreamConnection(net::Loop& loop, std::shared_ptr<const EndpointRuntime> endpoint,
                      const UpstreamTimeouts& timeouts, std::string helo_name);
   ~UpstreamConnection();
   UpstreamConnection(const UpstreamConnection&) = delete;
@@ -60,67 +75,55 @@ class UpstreamConnection {
   // After a 354: sends the body dot-stuffed, then ".", and waits for the final reply.
   void send_body(const MessageBody& body, ResponseCallback callback);
   // Polite goodbye: QUIT, then close without waiting long. Mid-body the connection is
-  // just closed: a QUIT then would land inside the message.
+  // just closed: a QUIT then would land inside the message. Drops pending callbacks.
   void quit();
 
-  bool usable() const { return ready_ && !broken_; }
+  Phase phase() const { return phase_; }
+  bool usable() const { return phase_ == Phase::Ready; }
   // A command or body is in flight: the connection cannot be reused or politely closed.
-  bool busy() const { return response_callback_ != nullptr || body_ != nullptr; }
+  bool busy() const { return phase_ == Phase::Command || phase_ == Phase::Body; }
   bool tcp_connected() const { return connection_ != nullptr; }
   // Came out of the pool (it carried an earlier message) rather than a fresh connect.
   bool reused() const { return reused_; }
   void mark_reused() { reused_ = true; }
-  const config::Endpoint& endpoint() const { return runtime_.endpoint; }
+  const config::Endpoint& endpoint() const { return runtime_->endpoint; }
+  const std::shared_ptr<const EndpointRuntime>& runtime() const { return runtime_; }
   const smtp::Capabilities& capabilities() const { return handshake_.capabilities(); }
   std::string tls_version() const;
   std::chrono::steady_clock::duration ready_after() const { return ready_after_; }
   const ConnectTrace& trace() const { return trace_; }
 
  private:
-  void connect_next_address();
+  void on_resolved(int status, std::vector<sockaddr_storage> addresses);
   void on_tcp_connected(std::unique_ptr<net::TcpStream> stream);
-  void on_address_failed(net::TcpStream* stream, int status);
   void on_data(std::string_view plaintext);
   void on_closed(int status);
   void on_reply(const smtp::Reply& reply);
   void perform(const smtp::HandshakeAction& action);
   void start_tls();
-  void fail_connect(FailureReason reason, std::string detail);
-  void fail_response(FailureReason reason, std::string detail);
+  void fail(FailureReason reason, std::string detail);
+  void deliver(UpstreamResponse response);
   void arm_timer(config::Duration timeout, FailureReason reason, std::string what);
-  void pump_body();
+  void await_reply(config::Duration timeout, std::string what);
+  double elapsed_ms() const;
 
-  uv_loop_t* loop_;
-  const EndpointRuntime& runtime_;
+  net::Loop& loop_;
+  std::shared_ptr<const EndpointRuntime> runtime_;
   UpstreamTimeouts timeouts_;
   smtp::ClientHandshake handshake_;
+  Phase phase_ = Phase::New;
   std::unique_ptr<net::Resolution> resolution_;
-  std::vector<sockaddr_storage> addresses_;
-  std::size_t next_address_ = 0;
-  // TCP attempts racing between the host's addresses (RFC 8305 section 5).
-  struct PendingTcp {
-    std::unique_ptr<net::TcpStream> stream;
-    std::string target;
-  };
-  std::vector<PendingTcp> pending_;
-  net::Timer address_timer_;
-  AttemptFailure last_address_failure_;
+  std::unique_ptr<net::AddressRacer> racer_;
   std::unique_ptr<net::Connection> connection_;
+  std::unique_ptr<BodyStreamer> streamer_;
   net::Timer timer_;
   smtp::ReplyParser parser_;
   ReadyCallback ready_callback_;
   ResponseCallback response_callback_;
-  bool ready_ = false;
-  bool broken_ = false;
   bool reused_ = false;
   std::chrono::steady_clock::time_point started_;
   std::chrono::steady_clock::duration ready_after_{};
   ConnectTrace trace_;
-  double elapsed_ms() const;
-  // Body streaming state.
-  const MessageBody* body_ = nullptr;
-  std::uint64_t body_offset_ = 0;
-  smtp::DotStuffer stuffer_;
   // Replies already received when a command is sent cannot answer it: on_data counts
   // its batches, and a command sent while one is processed remembers which.
   std::uint64_t batch_ = 0;

@@ -45,7 +45,7 @@ class UpstreamSelector {
   // down like after a connect failure, so later messages do not wait on it again.
   virtual void record_transaction_failure(std::size_t endpoint_index,
                                           const AttemptFailure& failure) = 0;
-  virtual const std::vector<EndpointRuntime>& endpoints() const = 0;
+  virtual const std::vector<EndpointRuntimePtr>& endpoints() const = 0;
 };
 
 }  // namespace portrelay::relay
