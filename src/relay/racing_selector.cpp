@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "portrelay/base/log.hpp"
+#include "portrelay/relay/race_plan.hpp"
 
 namespace portrelay::relay {
 namespace {
@@ -22,17 +23,18 @@ RacingOptions RacingOptions::from(const config::RelayConfig& relay) {
   return options;
 }
 
+// The glue around a RacePlan: carries out its actions with connections (pooled ones
+// revalidated first), one timer, metrics and the health table.
 class RacingSelector::Race : public SelectionAttempt {
  public:
   Race(RacingSelector& selector, const std::set<std::size_t>& exclude, Callback callback)
       : selector_(selector),
         callback_(std::move(callback)),
-        stagger_(selector.loop_.uv()),
-        kickoff_(selector.loop_.uv()) {
-    for (std::size_t index : selector.health_.preference_order(Clock::now()))
-      if (!exclude.count(index)) candidates_.push_back(index);
-    // select() never calls back from inside itself.
-    kickoff_.start(std::chrono::milliseconds(0), [this]() { launch_next(); });
+        plan_(candidates(selector, exclude), selector.options_.stagger,
+              selector.options_.max_parallel),
+        timer_(selector.loop_.uv()) {
+    // select() never calls back from inside itself: the race starts on the next turn.
+    timer_.start(std::chrono::milliseconds(0), [this]() { run(plan_.start(Clock::now())); });
   }
 
   ~Race() override {
@@ -44,25 +46,48 @@ class RacingSelector::Race : public SelectionAttempt {
   struct Running {
     std::size_t index;
     std::unique_ptr<UpstreamConnection> connection;
-    Clock::time_point started;
     bool reused;  // taken from the pool
   };
+
+  static std::vector<std::size_t> candidates(const RacingSelector& selector,
+                                             const std::set<std::size_t>& exclude) {
+    std::vector<std::size_t> out;
+    for (std::size_t index : selector.health_.preference_order(Clock::now()))
+      if (!exclude.count(index)) out.push_back(index);
+    return out;
+  }
 
   const config::Endpoint& endpoint(std::size_t index) const {
     return selector_.endpoints_[index]->endpoint;
   }
 
-  void launch_next() {
-    if (finished_) return;
-    if (next_ >= candidates_.size()) {
-      if (running_.empty()) finish();
-      return;
+  std::vector<Running>::iterator find(std::size_t index) {
+    return std::find_if(running_.begin(), running_.end(),
+                        [index](const Running& r) { return r.index == index; });
+  }
+
+  void run(const RacePlan::Actions& actions) {
+    using Kind = RacePlan::Action::Kind;
+    for (const auto& action : actions) {
+      switch (action.kind) {
+        case Kind::Launch:
+          launch(action.endpoint);
+          break;
+        case Kind::RecordFailure:
+          break;  // recorded with its reason in on_result
+        case Kind::Cancel:
+          cancel(action.endpoint, action.suspect);
+          break;
+        case Kind::WakeAt:
+          timer_.start(std::chrono::ceil<std::chrono::milliseconds>(action.at - Clock::now()),
+                       [this]() { run(plan_.stagger_elapsed(Clock::now())); });
+          break;
+        case Kind::Won:
+          return finish(action.endpoint);
+        case Kind::Lost:
+          return finish(std::nullopt);
+      }
     }
-    if (running_.size() >= selector_.options_.max_parallel) return;
-    std::size_t index = candidates_[next_++];
-    if (next_ < candidates_.size())
-      stagger_.start(selector_.options_.stagger, [this]() { launch_next(); });
-    launch(index);
   }
 
   // An attempt on one endpoint: a pooled connection if there is one (checked with RSET),
@@ -72,8 +97,10 @@ class RacingSelector::Race : public SelectionAttempt {
     bool reused = pooled != nullptr;
     auto connection = reused ? std::move(pooled) : selector_.new_connection(index);
     UpstreamConnection* raw = connection.get();
-    running_.push_back({index, std::move(connection), Clock::now(), reused});
-    auto on_done = [this, raw](std::optional<AttemptFailure> failure) { on_result(raw, failure); };
+    running_.push_back({index, std::move(connection), reused});
+    auto on_done = [this, index](std::optional<AttemptFailure> failure) {
+      on_result(index, failure);
+    };
     if (reused) {
       raw->mark_reused();
       raw->revalidate(selector_.timeouts_.pool_check, on_done);
@@ -82,79 +109,68 @@ class RacingSelector::Race : public SelectionAttempt {
     }
   }
 
-  void on_result(UpstreamConnection* connection, const std::optional<AttemptFailure>& failure) {
-    auto it = std::find_if(running_.begin(), running_.end(), [connection](const Running& r) {
-      return r.connection.get() == connection;
-    });
+  void on_result(std::size_t index, const std::optional<AttemptFailure>& failure) {
+    auto it = find(index);
     if (it == running_.end()) return;
-    std::size_t index = it->index;
+    if (!failure) return run(plan_.ready(index, Clock::now()));
     bool reused = it->reused;
-    if (!failure) {
-      if (reused)
-        selector_.metrics_.pool_reuse(connection->endpoint());
-      else
-        selector_.record_ready(*connection);
-      selection_.connection = std::move(it->connection);
-      running_.erase(it);
-      cancel_losers();
-      return finish();
-    }
     selector_.loop_.defer_delete(std::move(it->connection));  // inside its own callback
     running_.erase(it);
     if (reused) {
-      // Died while idle in the pool: not the endpoint's fault. Try again on it.
       log::info("pooled_connection_dead",
                 {{"endpoint", endpoint(index).label()}, {"detail", failure->detail}});
-      return launch(index);
+    } else {
+      selector_.record_failure(index, *failure);
+      selection_.failures.push_back({index, *failure});
     }
-    selector_.record_failure(index, *failure);
-    selection_.failures.push_back({index, *failure});
-    launch_next();  // a failure does not wait for the stagger
+    run(plan_.failed(index, reused, Clock::now()));
   }
 
-  void cancel_losers() {
-    auto now = Clock::now();
-    for (auto& attempt : running_) {
-      const auto& lost = attempt.connection->endpoint();
-      selector_.metrics_.connect_cancelled(lost);
-      // An endpoint that was not ready a whole stagger after it started, while another
-      // one was, is remembered as suspect so the next messages do not wait on it again:
-      // a port that drops SYNs never fails before the winner appears, and one that
-      // accepts TCP but never greets (a tarpit, an intercepting proxy) never fails at all
-      // once cancelled. The background probe finds out whether it is really healthy.
-      if (now - attempt.started >= selector_.options_.stagger) {
-        selector_.health_.record_suspect(attempt.index, now);
-        log::info("endpoint_suspect",
-                  {{"endpoint", lost.label()},
-                   {"detail", attempt.connection->tcp_connected()
-                                  ? "connected but not ready before another endpoint was"
-                                  : "no TCP answer before another endpoint was ready"}});
-      }
+  void cancel(std::size_t index, bool suspect) {
+    auto it = find(index);
+    if (it == running_.end()) return;
+    const auto& lost = it->connection->endpoint();
+    selector_.metrics_.connect_cancelled(lost);
+    // Remembered as suspect so the next messages do not wait on it again: a port that
+    // drops SYNs never fails before the winner appears, and one that accepts TCP but
+    // never greets never fails at all once cancelled. The background probe finds out.
+    if (suspect) {
+      selector_.health_.record_suspect(index, Clock::now());
+      log::info("endpoint_suspect",
+                {{"endpoint", lost.label()},
+                 {"detail", it->connection->tcp_connected()
+                                ? "connected but not ready before another endpoint was"
+                                : "no TCP answer before another endpoint was ready"}});
     }
-    running_.clear();
+    // Not inside its callback (the winner's is on the stack): it can go now.
+    running_.erase(it);
   }
 
-  void finish() {
-    if (finished_) return;
-    finished_ = true;
-    stagger_.stop();
-    if (selection_.connection && !candidates_.empty() &&
-        selection_.connection->endpoint().index != candidates_.front())
-      selector_.metrics_.failover(endpoint(candidates_.front()), selection_.connection->endpoint());
+  void finish(std::optional<std::size_t> winner) {
+    timer_.stop();
+    if (winner) {
+      auto it = find(*winner);
+      if (it->reused)
+        selector_.metrics_.pool_reuse(it->connection->endpoint());
+      else
+        selector_.record_ready(*it->connection);
+      selection_.connection = std::move(it->connection);
+      running_.erase(it);
+      const auto& candidates = plan_.candidates();
+      if (*winner != candidates.front())
+        selector_.metrics_.failover(endpoint(candidates.front()), endpoint(*winner));
+    }
     auto callback = std::move(callback_);
     callback_ = nullptr;
-    if (callback) callback(std::move(selection_));  // may destroy this Race
+    if (callback) callback(std::move(selection_));  // the owner defers our deletion
   }
 
   RacingSelector& selector_;
   Callback callback_;
-  net::Timer stagger_;
-  net::Timer kickoff_;
-  std::vector<std::size_t> candidates_;
-  std::size_t next_ = 0;
+  RacePlan plan_;
+  net::Timer timer_;
   std::vector<Running> running_;
   Selection selection_;
-  bool finished_ = false;
 };
 
 struct RacingSelector::Probe {

@@ -1,0 +1,126 @@
+// RacePlan under simulated time: staggered starts, max_parallel, failures handing over at
+// once, suspects, pooled connections that died while idle, and losing races.
+#include "portrelay/relay/race_plan.hpp"
+
+#include <gtest/gtest.h>
+
+namespace portrelay::relay {
+namespace {
+
+using namespace std::chrono_literals;
+using Lines = std::vector<std::string>;
+
+// A fake clock: time moves only when the test says so.
+struct FakeTime {
+  RacePlan::TimePoint now{std::chrono::hours(1)};
+  std::optional<RacePlan::TimePoint> wake;  // the plan's pending wake-up
+  void advance(std::chrono::milliseconds by) { now += by; }
+};
+
+Lines text(const RacePlan::Actions& actions, FakeTime& time) {
+  Lines out;
+  for (const auto& action : actions) {
+    if (action.kind == RacePlan::Action::Kind::WakeAt) {
+      time.wake = action.at;
+      out.push_back("wake +" +
+                    std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       action.at - time.now)
+                                       .count()) +
+                    "ms");
+    } else {
+      out.push_back(to_string(action));
+    }
+  }
+  return out;
+}
+
+TEST(RacePlan, FirstCandidateAtOnceTheNextAfterEachStagger) {
+  FakeTime time;
+  RacePlan plan({0, 1, 2}, 250ms, 3);
+  EXPECT_EQ(text(plan.start(time.now), time), Lines({"launch 0", "wake +250ms"}));
+  time.advance(250ms);
+  EXPECT_EQ(text(plan.stagger_elapsed(time.now), time), Lines({"launch 1", "wake +250ms"}));
+  time.advance(250ms);
+  EXPECT_EQ(text(plan.stagger_elapsed(time.now), time), Lines({"launch 2"}));
+  time.advance(10ms);
+  // 2 wins 10 ms after it started; 0 and 1 had a whole stagger: suspect.
+  EXPECT_EQ(text(plan.ready(2, time.now), time),
+            Lines({"cancel 0 suspect", "cancel 1 suspect", "won 2"}));
+  EXPECT_TRUE(plan.finished());
+}
+
+TEST(RacePlan, ALoserThatStartedLessThanAStaggerAgoIsNotSuspect) {
+  FakeTime time;
+  RacePlan plan({0, 1}, 250ms, 3);
+  plan.start(time.now);
+  time.advance(250ms);
+  plan.stagger_elapsed(time.now);  // 1 starts now
+  time.advance(100ms);
+  EXPECT_EQ(text(plan.ready(0, time.now), time), Lines({"cancel 1", "won 0"}));
+}
+
+TEST(RacePlan, AFailureStartsTheNextCandidateWithoutWaiting) {
+  FakeTime time;
+  RacePlan plan({0, 1, 2}, 250ms, 3);
+  plan.start(time.now);
+  time.advance(3ms);
+  EXPECT_EQ(text(plan.failed(0, false, time.now), time),
+            Lines({"failed 0", "launch 1", "wake +250ms"}));
+  time.advance(5ms);
+  EXPECT_EQ(text(plan.ready(1, time.now), time), Lines({"won 1"}));
+}
+
+TEST(RacePlan, MaxParallelHoldsBackTheStaggerButNotAFailure) {
+  FakeTime time;
+  RacePlan plan({0, 1, 2}, 250ms, 2);
+  plan.start(time.now);
+  time.advance(250ms);
+  EXPECT_EQ(text(plan.stagger_elapsed(time.now), time), Lines({"launch 1", "wake +250ms"}));
+  time.advance(250ms);
+  EXPECT_TRUE(plan.stagger_elapsed(time.now).empty()) << "two already run";
+  time.advance(1s);
+  EXPECT_EQ(text(plan.failed(0, false, time.now), time), Lines({"failed 0", "launch 2"}));
+}
+
+TEST(RacePlan, EveryCandidateFailingLosesTheRace) {
+  FakeTime time;
+  RacePlan plan({0, 1}, 250ms, 3);
+  plan.start(time.now);
+  EXPECT_EQ(text(plan.failed(0, false, time.now), time), Lines({"failed 0", "launch 1"}));
+  EXPECT_EQ(text(plan.failed(1, false, time.now), time), Lines({"failed 1", "lost"}));
+  EXPECT_TRUE(plan.finished());
+  EXPECT_TRUE(plan.ready(1, time.now).empty()) << "nothing after the end";
+}
+
+TEST(RacePlan, NoCandidatesLosesAtOnce) {
+  FakeTime time;
+  RacePlan plan({}, 250ms, 3);
+  EXPECT_EQ(text(plan.start(time.now), time), Lines({"lost"}));
+}
+
+TEST(RacePlan, ADeadPooledConnectionRetriesTheSameEndpointWithoutBlame) {
+  FakeTime time;
+  RacePlan plan({0, 1}, 250ms, 3);
+  plan.start(time.now);
+  time.advance(200ms);
+  EXPECT_EQ(text(plan.failed(0, true, time.now), time), Lines({"launch 0"}));
+  // The retry's clock restarted: ready 100 ms later, the other is not yet running.
+  time.advance(50ms);
+  EXPECT_EQ(text(plan.stagger_elapsed(time.now), time), Lines({"launch 1"}));
+  time.advance(100ms);
+  EXPECT_EQ(text(plan.ready(0, time.now), time), Lines({"cancel 1", "won 0"}));
+}
+
+TEST(RacePlan, LateAnswersAfterTheEndAreIgnored) {
+  FakeTime time;
+  RacePlan plan({0, 1}, 250ms, 3);
+  plan.start(time.now);
+  time.advance(250ms);
+  plan.stagger_elapsed(time.now);
+  plan.ready(1, time.now);
+  EXPECT_TRUE(plan.failed(0, false, time.now).empty());
+  EXPECT_TRUE(plan.stagger_elapsed(time.now).empty());
+}
+
+}  // namespace
+}  // namespace portrelay::relay
