@@ -125,6 +125,14 @@ bool ServerSession::process_command_line() {
     error_reply(500, "5.5.2", "Line too long");
     return true;
   }
+  if (line.find('\0') != std::string_view::npos) {
+    // No SMTP command or AUTH response contains NUL; C-string handling further down the
+    // line (logs, upstream commands) would silently truncate at it.
+    auth_step_ = AuthStep::None;
+    auth_username_.clear();
+    error_reply(500, "5.5.2", "Syntax error: NUL octet in command");
+    return true;
+  }
   if (auth_step_ != AuthStep::None) {
     handle_auth_line(line);
     return true;
@@ -155,6 +163,10 @@ bool ServerSession::process_data() {
       break;
     case DataReader::Violation::LineTooLong:
       reply(554, "5.6.0", "Message has a line longer than 998 octets; not relayed");
+      break;
+    case DataReader::Violation::Nul:
+      // A receiver that drops NULs could see an end of data we did not (SMTP smuggling).
+      reply(554, "5.6.0", "Message contains a NUL octet; not relayed");
       break;
     default:
       // SMTP smuggling defence: a bare CR or LF could make the upstream see a different

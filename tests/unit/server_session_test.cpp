@@ -367,6 +367,32 @@ TEST_F(ServerSessionTest, SmugglingSequencesAreRejectedWhole) {
   }
 }
 
+TEST_F(ServerSessionTest, NulSmugglingIsRejectedWhole) {
+  // A receiver that drops NUL would see "<CRLF>.<CRLF>" here and run the rest as commands.
+  for (std::string body : {std::string("hello\r\n\0.\r\nMAIL FROM:<evil@x.test>\r\n.\r\n", 39),
+                           std::string("hello\r\n.\0\r\nMAIL FROM:<evil@x.test>\r\n.\r\n", 39)}) {
+    SCOPED_TRACE(::testing::PrintToString(body));
+    handler_ = RecordingHandler{};
+    start();
+    enter_data();
+    EXPECT_EQ(exchange(body), "554 5.6.0 Message contains a NUL octet; not relayed\r\n");
+    EXPECT_EQ(handler_.take_calls(), std::vector<std::string>{"data_rejected:nul"});
+    EXPECT_EQ(handler_.content.find("evil"), std::string::npos);
+    EXPECT_FALSE(session().in_transaction());
+  }
+}
+
+TEST_F(ServerSessionTest, NulInCommandIs500AndNotExecuted) {
+  start();
+  ehlo();
+  EXPECT_EQ(exchange(std::string("MAIL FROM:<a@b.test>\0\r\n", 23)),
+            "500 5.5.2 Syntax error: NUL octet in command\r\n");
+  EXPECT_EQ(exchange(std::string("NOOP\0\r\n", 7)),
+            "500 5.5.2 Syntax error: NUL octet in command\r\n");
+  EXPECT_TRUE(handler_.calls.empty());
+  EXPECT_EQ(exchange("NOOP\r\n"), kOk);
+}
+
 TEST_F(ServerSessionTest, TooBigBodyIs552) {
   policy_.max_message_size = 100;
   start();
@@ -574,6 +600,17 @@ TEST_F(ServerSessionAuthTest, MalformedPlainResponses) {
   EXPECT_EQ(exchange("AUTH PLAIN dXNlcnBhc3M=\r\n"), "501 5.5.2 Malformed AUTH PLAIN response\r\n");
   EXPECT_EQ(exchange("AUTH PLAIN\r\n*\r\n"), "334 \r\n501 5.0.0 Authentication cancelled\r\n");
   EXPECT_EQ(exchange("AUTH CRAM-MD5\r\n"), "504 5.5.4 Unrecognized authentication mechanism\r\n");
+  EXPECT_TRUE(handler_.calls.empty());
+}
+
+TEST_F(ServerSessionAuthTest, NulInAuthResponseLineCancelsTheExchange) {
+  start();
+  ehlo();
+  EXPECT_EQ(exchange("AUTH LOGIN\r\n"), "334 VXNlcm5hbWU6\r\n");
+  EXPECT_EQ(exchange(std::string("dXNl\0cg==\r\n", 11)),
+            "500 5.5.2 Syntax error: NUL octet in command\r\n");
+  // The next line is a command again, not the user name.
+  EXPECT_EQ(exchange("NOOP\r\n"), kOk);
   EXPECT_TRUE(handler_.calls.empty());
 }
 
