@@ -10,6 +10,19 @@ namespace {
 
 constexpr std::size_t kCompactThreshold = 64 * 1024;
 
+// SMTPUTF8 (RFC 6531) is not offered, so an address must be ASCII (RFC 5321 4.1.2). The
+// relay does not implement SMTPUTF8 end to end (it would have to know that every endpoint
+// that could take the message offers it, and validate UTF-8), so it refuses instead of
+// forwarding 8-bit octets an upstream was never told about.
+bool has_8bit_octet(std::string_view text) {
+  for (char c : text)
+    if (static_cast<unsigned char>(c) >= 0x80) return true;
+  return false;
+}
+
+constexpr std::string_view kNeedsSmtpUtf8 =
+    "Non-ASCII address needs SMTPUTF8, which is not offered";
+
 bool parse_uint64(std::string_view text, std::uint64_t& value) {
   if (text.empty()) return false;
   auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -257,6 +270,7 @@ void ServerSession::handle_mail(const Command& command) {
   std::string error;
   auto sender = parse_mail_from(command.argument, error);
   if (!sender) return error_reply(501, "5.1.7", "Syntax: MAIL FROM:<address> (" + error + ")");
+  if (has_8bit_octet(command.argument)) return error_reply(553, "5.6.7", kNeedsSmtpUtf8);
   for (const auto& parameter : sender->parameters) {
     if (parameter.keyword == "SIZE") {
       std::uint64_t size = 0;
@@ -284,6 +298,7 @@ void ServerSession::handle_rcpt(const Command& command) {
   std::string error;
   auto recipient = parse_rcpt_to(command.argument, error);
   if (!recipient) return error_reply(501, "5.1.3", "Syntax: RCPT TO:<address> (" + error + ")");
+  if (has_8bit_octet(command.argument)) return error_reply(553, "5.6.7", kNeedsSmtpUtf8);
   if (!recipient->parameters.empty())
     return error_reply(555, "5.5.4",
                        "Unsupported RCPT parameter " + recipient->parameters.front().keyword);

@@ -214,6 +214,25 @@ TEST_F(RelayLimits, SessionLimitRefusesTheExtraClient) {
   EXPECT_EQ(first->command("NOOP").code, 250);
 }
 
+TEST_F(RelayLimits, EightBitAddressesAre553AndNeverReachTheUpstream) {
+  // SMTPUTF8 is not offered, so neither MAIL nor RCPT may carry octets >= 0x80.
+  auto client = relay().client();
+  SmtpReply ehlo = client->command("EHLO again.test");
+  EXPECT_EQ(ehlo.text.find("SMTPUTF8"), std::string::npos) << ehlo.raw;
+  SmtpReply mail = client->command("MAIL FROM:<j\xc3\xbcrgen@example.test>");
+  EXPECT_EQ(mail.code, 553) << mail.raw;
+  EXPECT_EQ(mail.text.substr(0, 6), "5.6.7 ") << mail.raw;
+  EXPECT_EQ(client->command("MAIL FROM:<a@example.test>").code, 250);
+  SmtpReply rcpt = client->command("RCPT TO:<b@ex\xfe\xff" "ample.test>");
+  EXPECT_EQ(rcpt.code, 553) << rcpt.raw;
+  EXPECT_EQ(rcpt.text.substr(0, 6), "5.6.7 ") << rcpt.raw;
+  EXPECT_EQ(client->command("RSET").code, 250);
+  std::this_thread::sleep_for(50ms);
+  for (const auto& commands : upstream_.all_commands())
+    for (const auto& command : commands)
+      for (char c : command) EXPECT_LT(static_cast<unsigned char>(c), 0x80) << command;
+}
+
 TEST_F(RelayLimits, UnsupportedMailParameterIs555) {
   auto client = relay().client();
   SmtpReply reply = client->command("MAIL FROM:<a@example.test> SMTPUTF8");

@@ -233,6 +233,23 @@ TEST_F(ServerSessionTest, UnknownMailParameterIs555) {
   EXPECT_TRUE(handler_.calls.empty());
 }
 
+TEST_F(ServerSessionTest, EightBitAddressesAre553WithoutSmtpUtf8) {
+  start();
+  ehlo();
+  const std::string refused =
+      "553 5.6.7 Non-ASCII address needs SMTPUTF8, which is not offered\r\n";
+  EXPECT_EQ(exchange("MAIL FROM:<j\xc3\xbcrgen@b.test>\r\n"), refused);
+  EXPECT_EQ(exchange("MAIL FROM:<a@b\xff.test>\r\n"), refused) << "invalid UTF-8 too";
+  EXPECT_EQ(exchange("MAIL FROM:<a@b.test> BODY=8BITM\xc3\x8fME\r\n"), refused);
+  EXPECT_TRUE(handler_.calls.empty());
+  EXPECT_EQ(exchange("MAIL FROM:<a@b.test>\r\n"), "");
+  EXPECT_EQ(answer("250 2.1.0 Ok\r\n"), "250 2.1.0 Ok\r\n");
+  handler_.take_calls();
+  EXPECT_EQ(exchange("RCPT TO:<\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b.test>\r\n"), refused);
+  EXPECT_TRUE(handler_.calls.empty());
+  EXPECT_EQ(session().recipients(), 0u);
+}
+
 TEST_F(ServerSessionTest, RcptBeforeMailIsBadSequence) {
   start();
   ehlo();
