@@ -2,6 +2,7 @@
 #include <limits>
 #include <string>
 
+#include "portrelay/net/cidr_coverage.hpp"
 #include "sections.hpp"
 #include "value_checks.hpp"
 
@@ -88,7 +89,22 @@ std::vector<net::Cidr> read_allow_list(const TableReader& reader) {
   return networks;
 }
 
-// Refuses configurations that would let anyone on the network relay mail through us.
+// What a set of networks admits, for the open-relay messages; empty if not a whole family.
+std::string whole_families(const std::vector<net::Cidr>& networks) {
+  const bool v4 = net::covers_all_ipv4(networks);
+  const bool v6 = net::covers_all_ipv6(networks);
+  if (v4 && v6) return "every address";
+  if (v4) return "every IPv4 address";
+  if (v6) return "every IPv6 address";
+  return {};
+}
+
+// Refuses configurations that would let anyone on the network relay mail through us: a
+// non-loopback listener without AUTH whose allow-list, taken as a whole, admits every IPv4
+// or every IPv6 client. Unions count ("0.0.0.0/1" + "128.0.0.0/1"), and so do IPv6
+// networks that contain the IPv4-mapped block (IPv4 clients are matched as ::ffff:a.b.c.d).
+// There is deliberately no override: a relay whose access control is a firewall can still
+// list the networks the firewall lets in.
 void check_not_open_relay(const TableReader& reader, const ServerConfig& server,
                           const std::vector<Listener>& listeners) {
   for (const Listener& listener : listeners) {
@@ -99,14 +115,23 @@ void check_not_open_relay(const TableReader& reader, const ServerConfig& server,
                   "non-loopback listener " + listener.address.str() +
                       " needs `allow` or `require_auth = true` (refusing to run an open relay)");
     }
+    const std::string advice =
+        " and listener " + listener.address.str() +
+        " is not loopback: that is an open relay (list your client networks or set "
+        "require_auth = true)";
     const auto items = reader.string_array("allow");
+    // One entry alone: point at it.
     for (std::size_t i = 0; i < server.allow.size(); ++i) {
-      if (server.allow[i].prefix_length() != 0) continue;
+      const std::string admits = whole_families({server.allow[i]});
+      if (admits.empty()) continue;
       reader.fail("allow", *(*items)[i].node,
-                  "\"" + (*items)[i].value + "\" admits every address and listener " +
-                      listener.address.str() +
-                      " is not loopback: that is an open relay (list your client networks "
-                      "or set require_auth = true)");
+                  "\"" + (*items)[i].value + "\" admits " + admits + advice);
+    }
+    // Only together: point at the list.
+    const std::string admits = whole_families(server.allow);
+    if (!admits.empty()) {
+      reader.fail("allow", *reader.find("allow"),
+                  "these networks together admit " + admits + advice);
     }
   }
 }

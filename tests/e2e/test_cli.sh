@@ -76,6 +76,17 @@ expect_status run-broken 1
 grep -qE ":3:[0-9]+: " "$WORK/run-broken.err" || { show run-broken; fail "run: broken config error not positioned"; }
 note "run with the broken config: exit 1 with the same positioned error"
 
+# An allow-list that admits all of IPv4 only through the mapped form, on a public listener:
+# refused as an open relay, with the position of the offending network.
+open_relay="$WORK/open-relay.toml"
+printf '%s\n' '[server]' 'listen = ["0.0.0.0:2525"]' 'allow = ["10.0.0.0/8", "::ffff:0.0.0.0/96"]' '' \
+  '[[upstream]]' 'host = "smtp.example.test"' 'port = 587' >"$open_relay"
+run_cli check-open-relay check --config "$open_relay"
+expect_status check-open-relay 1
+grep -qF "$open_relay:3:24: server.allow: \"::ffff:0.0.0.0/96\" admits every IPv4 address" "$WORK/check-open-relay.err" ||
+  { show check-open-relay; fail "check: open relay through ::ffff:0.0.0.0/96 not refused at 3:24"; }
+note "check with allow = ::ffff:0.0.0.0/96 on 0.0.0.0: exit 1, $(head -1 "$WORK/check-open-relay.err")"
+
 # A missing config file is a clear error, not a crash.
 run_cli check-missing check --config "$WORK/does-not-exist.toml"
 expect_status check-missing 1

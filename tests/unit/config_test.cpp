@@ -513,6 +513,38 @@ TEST(ConfigErrors, RefusesToRunAnOpenRelay) {
             1u);
 }
 
+TEST(ConfigErrors, RefusesAllowListsThatAdmitAWholeFamilyTogether) {
+  const std::string listen = "[server]\nlisten = [\"0.0.0.0:2525\"]\n";
+  // Matches every IPv4 client through the mapped form.
+  EXPECT_EQ(error_of(listen + "allow = [\"10.0.0.0/8\", \"::ffff:0.0.0.0/96\"]\n" + kUpstream),
+            "portrelay.toml:3:24: server.allow: \"::ffff:0.0.0.0/96\" admits every IPv4 address "
+            "and listener 0.0.0.0:2525 is not loopback: that is an open relay (list your client "
+            "networks or set require_auth = true)");
+  EXPECT_EQ(error_of(listen + "allow = [\"0.0.0.0/0\"]\n" + kUpstream),
+            "portrelay.toml:3:10: server.allow: \"0.0.0.0/0\" admits every IPv4 address and "
+            "listener 0.0.0.0:2525 is not loopback: that is an open relay (list your client "
+            "networks or set require_auth = true)");
+  // Only the union admits everyone: the error points at the list.
+  EXPECT_EQ(error_of(listen + "allow = [\"0.0.0.0/1\", \"128.0.0.0/1\"]\n" + kUpstream),
+            "portrelay.toml:3:9: server.allow: these networks together admit every IPv4 address "
+            "and listener 0.0.0.0:2525 is not loopback: that is an open relay (list your client "
+            "networks or set require_auth = true)");
+  // Any IPv6 network that contains ::ffff:0:0/96 admits every IPv4 client.
+  EXPECT_EQ(error_of("[server]\nlisten = [\"[::]:2525\"]\nallow = [\"fd00::/8\", \"::/1\"]\n" +
+                     std::string(kUpstream)),
+            "portrelay.toml:3:22: server.allow: \"::/1\" admits every IPv4 address and listener "
+            "[::]:2525 is not loopback: that is an open relay (list your client networks or set "
+            "require_auth = true)");
+  // Large but not everything is accepted; so is everything on a loopback-only relay.
+  EXPECT_EQ(
+      parse(listen + "allow = [\"0.0.0.0/1\", \"128.0.0.0/2\"]\n" + kUpstream).server.allow.size(),
+      2u);
+  EXPECT_EQ(parse("[server]\nlisten = [\"127.0.0.1:2525\"]\nallow = [\"::ffff:0:0/96\"]\n" +
+                  std::string(kUpstream))
+                .server.allow.size(),
+            1u);
+}
+
 TEST_F(ConfigWithFiles, PublicListenerWithRequiredAuthNeedsNoAllowList) {
   const Config config = parse("[server]\nlisten = [\"0.0.0.0:587\"]\nrequire_auth = true\n" +
                               tls_files() + assign("users_file", users_) + kUpstream);
