@@ -50,6 +50,18 @@ std::string read_file_path(const TableReader& reader, std::string_view key) {
   return *path;
 }
 
+// A secret the daemon reads (TLS private key, password hashes): other local users should not.
+std::string read_secret_file_path(const TableReader& reader, std::string_view key,
+                                  std::string_view what) {
+  std::string path = read_file_path(reader, key);
+  if (!path.empty() && readable_by_group_or_others(path)) {
+    reader.warn(key, *reader.find(key),
+                "\"" + path + "\" (" + std::string(what) +
+                    ") is readable by group or others; restrict it (chmod 600)");
+  }
+  return path;
+}
+
 std::string read_hostname(const TableReader& reader) {
   const auto hostname = reader.string("hostname");
   if (!hostname) return default_hostname();
@@ -221,7 +233,7 @@ ServerConfig parse_server_section(ParseContext& context, const toml::table& tabl
   server.data_timeout = reader.timeout("data_timeout", server.data_timeout);
 
   server.tls_cert = read_file_path(reader, "tls_cert");
-  server.tls_key = read_file_path(reader, "tls_key");
+  server.tls_key = read_secret_file_path(reader, "tls_key", "the TLS private key");
   if (server.tls_cert.empty() != server.tls_key.empty()) {
     const std::string_view present = server.tls_cert.empty() ? "tls_key" : "tls_cert";
     const std::string_view missing = server.tls_cert.empty() ? "tls_cert" : "tls_key";
@@ -232,7 +244,7 @@ ServerConfig parse_server_section(ParseContext& context, const toml::table& tabl
     reader.fail("listen_implicit_tls", *reader.find("listen_implicit_tls"),
                 "needs server.tls_cert and server.tls_key");
   }
-  server.users_file = read_file_path(reader, "users_file");
+  server.users_file = read_secret_file_path(reader, "users_file", "password hashes");
   read_require_auth(reader, listeners, server);
   if (server.require_auth || !server.require_auth_on.empty()) {
     const toml::node& at = *reader.find("require_auth");
