@@ -193,10 +193,11 @@ void check_distinct(const TableReader& reader, const std::vector<Listener>& list
 }  // namespace
 
 ServerConfig parse_server_section(ParseContext& context, const toml::table& table) {
-  const TableReader reader(context, table, "server", "[server]",
-                           {"listen", "listen_implicit_tls", "hostname", "max_message_size",
-                            "max_recipients", "max_sessions", "allow", "command_timeout",
-                            "data_timeout", "tls_cert", "tls_key", "users_file", "require_auth"});
+  const TableReader reader(
+      context, table, "server", "[server]",
+      {"listen", "listen_implicit_tls", "hostname", "max_message_size", "max_recipients",
+       "max_sessions", "allow", "command_timeout", "data_timeout", "tls_cert", "tls_key",
+       "users_file", "require_auth", "auth_failure_delay", "max_auth_failures"});
   ServerConfig server;
 
   auto listeners = read_listeners(reader, "listen", {ListenAddress{"127.0.0.1", 2525}});
@@ -254,6 +255,10 @@ ServerConfig parse_server_section(ParseContext& context, const toml::table& tabl
                   "needs server.tls_cert and server.tls_key (AUTH is only offered over TLS)");
     }
   }
+
+  server.auth_failure_delay = reader.timeout("auth_failure_delay", server.auth_failure_delay);
+  server.max_auth_failures = static_cast<std::size_t>(
+      reader.bounded_integer("max_auth_failures", server.max_auth_failures, 1, 100));
 
   check_not_open_relay(reader, server, listeners);
   return server;

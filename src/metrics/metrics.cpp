@@ -93,6 +93,13 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
                           .Help("Client SMTP sessions currently open.")
                           .Register(registry)
                           .Add({});
+  auth_failures_ = &prometheus::BuildCounter()
+                        .Name("portrelay_auth_failures_total")
+                        .Help(
+                            "Client AUTH attempts refused with 535 (unknown user or wrong "
+                            "password).")
+                        .Register(registry)
+                        .Add({});
   prometheus::BuildGauge()
       .Name("portrelay_build_info")
       .Help("Build information; the value is always 1.")
@@ -172,5 +179,6 @@ void Metrics::message_relayed(double seconds, std::uint64_t size) {
 
 void Metrics::session_opened() { sessions_active_->Increment(); }
 void Metrics::session_closed() { sessions_active_->Decrement(); }
+void Metrics::auth_failure() { auth_failures_->Increment(); }
 
 }  // namespace portrelay::metrics

@@ -9,10 +9,13 @@ namespace portrelay::server {
 SubmissionServer::SubmissionServer(const config::ServerConfig& config,
                                    SessionEnvironment environment)
     : config_(config),
+      auth_failures_(AuthFailureTracker::Limits{config.auth_failure_delay}),
       environment_(std::move(environment)),
       reaper_(environment_.loop),
       grace_timer_(environment_.loop) {
+  environment_.auth_failures = &auth_failures_;
   policy_.hostname = config.hostname;
+  policy_.max_auth_failures = config.max_auth_failures;
   policy_.max_message_size = config.max_message_size;
   policy_.max_recipients = config.max_recipients;
   policy_.starttls_offered = environment_.tls_context != nullptr;

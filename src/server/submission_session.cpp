@@ -1,6 +1,7 @@
 #include "portrelay/server/submission_session.hpp"
 
 #include "portrelay/log.hpp"
+#include "portrelay/server/auth_failure_tracker.hpp"
 #include "portrelay/server/authenticator.hpp"
 
 namespace portrelay::server {
@@ -25,7 +26,12 @@ SubmissionSession::SubmissionSession(const SessionEnvironment& environment,
       session_(std::move(policy), *this),
       relay_(*environment.selector, *environment.metrics, id_),
       timer_(environment.loop),
+      auth_delay_(environment.loop),
       on_finished_(std::move(on_finished)) {
+  sockaddr_storage address{};
+  client_ip_ = connection_->peer_sockaddr(address)
+                   ? net::format_ip(reinterpret_cast<const sockaddr*>(&address))
+                   : "unknown";
   environment_.metrics->session_opened();
 }
 
@@ -167,16 +173,22 @@ void SubmissionSession::start_tls() {
 
 void SubmissionSession::authenticate(const std::string& username, const std::string& password) {
   auto done = completer();
-  if (!environment_.authenticator)
-    return done(smtp::make_reply(535, "5.7.8", "Authentication credentials invalid"));
-  std::string session = id_;
-  environment_.authenticator->verify(username, password, [done, username, session](bool ok) {
-    smtp::Reply reply = ok ? smtp::make_reply(235, "2.7.0", "Authentication successful")
-                           : smtp::make_reply(535, "5.7.8", "Authentication credentials invalid");
-    log::info("client_auth",
-              {{"session", session}, {"user", username}, {"result", ok ? "ok" : "failed"}});
-    done(reply);
-  });
+  const smtp::Reply refused = smtp::make_reply(535, "5.7.8", "Authentication credentials invalid");
+  if (!environment_.authenticator) return done(refused);
+  std::weak_ptr<bool> alive = alive_;
+  environment_.authenticator->verify(
+      username, password, [this, alive, done, refused, username](bool ok) {
+        if (alive.expired()) return;
+        log::info("client_auth",
+                  {{"session", id_}, {"user", username}, {"result", ok ? "ok" : "failed"}});
+        if (ok) return done(smtp::make_reply(235, "2.7.0", "Authentication successful"));
+        environment_.metrics->auth_failure();
+        if (!environment_.auth_failures) return done(refused);
+        // Guessing gets slower the more this address fails, on any connection.
+        const auto delay = environment_.auth_failures->record_failure(
+            client_ip_, std::chrono::steady_clock::now());
+        auth_delay_.start(delay, [done, refused]() { done(refused); });
+      });
 }
 
 }  // namespace portrelay::server

@@ -103,10 +103,25 @@ void ServerSession::compact_input() {
   }
 }
 
+bool ServerSession::output_full() const {
+  return output_.size() + handler_.queued_output() >= policy_.max_queued_output;
+}
+
+void ServerSession::resume() {
+  if (phase_ == Phase::Closed) return;
+  process();
+}
+
 void ServerSession::process() {
   if (processing_) return;  // complete() called from inside a handler callback
   processing_ = true;
+  output_blocked_ = false;
   while (phase_ != Phase::Closed && pending_ == Pending::None) {
+    // Only commands produce replies; data is consumed whatever the backlog.
+    if (phase_ == Phase::Command && buffered_input() > 0 && output_full()) {
+      output_blocked_ = true;
+      break;
+    }
     bool progressed = phase_ == Phase::Data ? process_data() : process_command_line();
     if (!progressed) break;
   }
@@ -129,6 +144,7 @@ bool ServerSession::process_command_line() {
   }
   std::string_view line = available.substr(0, newline);
   input_pos_ += newline + 1;
+  ++commands_received_;
   if (skipping_long_line_) {
     skipping_long_line_ = false;
     return true;
@@ -289,6 +305,7 @@ void ServerSession::handle_mail(const Command& command) {
     }
   }
   pending_ = Pending::Mail;
+  mail_seen_ = true;
   handler_.mail_from(*sender);
 }
 
@@ -402,15 +419,32 @@ void ServerSession::finish_auth_plain(std::string_view token) {
     return error_reply(501, "5.5.2", "Malformed AUTH PLAIN response");
   std::string authzid = decoded->substr(0, first);
   std::string username = decoded->substr(first + 1, second - first - 1);
-  if (!authzid.empty() && authzid != username)
-    return error_reply(535, "5.7.8", "Authentication credentials invalid");
+  if (!authzid.empty() && authzid != username) {
+    reply(535, "5.7.8", "Authentication credentials invalid");
+    count_auth_failure();
+    return;
+  }
   pending_ = Pending::Auth;
   handler_.authenticate(username, decoded->substr(second + 1));
+}
+
+bool ServerSession::count_auth_failure() {
+  ++auth_failures_;
+  if (++errors_ >= policy_.max_errors) {
+    close_with(421, "4.7.0", "Too many errors, closing");
+    return true;
+  }
+  if (auth_failures_ >= policy_.max_auth_failures) {
+    close_with(421, "4.7.0", "Too many authentication failures, closing");
+    return true;
+  }
+  return false;
 }
 
 void ServerSession::complete(const Reply& result) {
   Pending pending = std::exchange(pending_, Pending::None);
   if (phase_ == Phase::Closed || pending == Pending::None) return;
+  bool auth_failed = false;
   switch (pending) {
     case Pending::Mail:
       if (result.success()) has_sender_ = true;
@@ -423,11 +457,15 @@ void ServerSession::complete(const Reply& result) {
       break;
     case Pending::Auth:
       if (result.code == 235) authenticated_ = true;
+      // 535 and other 5xx: the credentials were refused. A 4xx (454: try again later) is
+      // the server's trouble, not the client's, and does not count.
+      auth_failed = result.code >= 500;
       break;
     default:
       break;
   }
   output_ += format_reply(result);
+  if (auth_failed && count_auth_failure()) return;
   // The 421 just relayed is both the reply to this command and the goodbye: a second
   // 421 would be taken by a pipelining client as the reply to its next command.
   if (result.code == 421) return close_now();
@@ -436,6 +474,10 @@ void ServerSession::complete(const Reply& result) {
 }
 
 void ServerSession::on_timeout() { close_with(421, "4.4.2", "Error: timeout exceeded"); }
+
+void ServerSession::shed() {
+  close_with(421, "4.7.0", "Too many idle connections, closing the oldest; try again later");
+}
 
 void ServerSession::shutdown() {
   draining_ = true;

@@ -646,6 +646,40 @@ TEST_F(ServerSessionAuthTest, LoginFlowPipelinedOrNot) {
   EXPECT_EQ(handler_.take_calls(), std::vector<std::string>{"authenticate:user:pass"});
 }
 
+TEST_F(ServerSessionAuthTest, ThirdFailedAuthClosesWith421) {
+  policy_.max_auth_failures = 3;
+  start();
+  ehlo();
+  const std::string refused = "535 5.7.8 Authentication credentials invalid\r\n";
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(exchange("AUTH PLAIN AHVzZXIAd3Jvbmc=\r\n"), "");
+    EXPECT_EQ(answer(refused), refused);
+    EXPECT_FALSE(session().closed());
+  }
+  // A 454 (verifier busy) is not the client's fault and does not count.
+  EXPECT_EQ(exchange("AUTH PLAIN AHVzZXIAd3Jvbmc=\r\n"), "");
+  EXPECT_EQ(answer("454 4.7.0 Temporary authentication failure\r\n"),
+            "454 4.7.0 Temporary authentication failure\r\n");
+  EXPECT_FALSE(session().closed());
+  // A foreign authzid is refused locally and counts like a wrong password.
+  EXPECT_EQ(exchange("AUTH PLAIN YWRtaW4AdXNlcgBwYXNz\r\nNOOP\r\n"),
+            refused + "421 4.7.0 mx.test Too many authentication failures, closing\r\n");
+  EXPECT_TRUE(session().closed());
+  EXPECT_TRUE(handler_.closed());
+}
+
+TEST_F(ServerSessionAuthTest, FailedAuthCountsTowardMaxErrors) {
+  policy_.max_errors = 2;
+  start();
+  ehlo();
+  EXPECT_EQ(exchange("FROB\r\n"), "500 5.5.2 Command not recognized\r\n");
+  EXPECT_EQ(exchange("AUTH PLAIN AHVzZXIAd3Jvbmc=\r\n"), "");
+  EXPECT_EQ(answer("535 5.7.8 Authentication credentials invalid\r\n"),
+            "535 5.7.8 Authentication credentials invalid\r\n"
+            "421 4.7.0 mx.test Too many errors, closing\r\n");
+  EXPECT_TRUE(session().closed());
+}
+
 TEST_F(ServerSessionAuthTest, AuthRequiredBlocksMailUntil235) {
   policy_.auth_required = true;
   start();

@@ -47,6 +47,11 @@ struct ServerConfig {
   std::string users_file;                      // "user:hash" lines for client AUTH
   bool require_auth = false;                   // every listener requires AUTH
   std::vector<ListenAddress> require_auth_on;  // or only these listeners
+  // Client AUTH failures: the 535 waits auth_failure_delay, doubling with each recent
+  // failure from the same address (up to 8x); a connection is dropped after
+  // max_auth_failures.
+  Duration auth_failure_delay = std::chrono::seconds(1);
+  std::size_t max_auth_failures = 3;
   bool requires_auth(const ListenAddress& listener) const {
     if (require_auth) return true;
     for (const auto& address : require_auth_on)

@@ -40,6 +40,7 @@ class Metrics {
   void message_relayed(double seconds, std::uint64_t size);
   void session_opened();
   void session_closed();
+  void auth_failure();  // a client's AUTH was refused (wrong user or password)
 
  private:
   struct EndpointSeries {
@@ -66,6 +67,7 @@ class Metrics {
   prometheus::Histogram* relay_duration_;
   prometheus::Histogram* message_size_;
   prometheus::Gauge* sessions_active_;
+  prometheus::Counter* auth_failures_;
   std::map<MessageResult, prometheus::Counter*> message_counters_;
   std::vector<EndpointSeries> endpoints_;  // indexed by Endpoint::index
 };

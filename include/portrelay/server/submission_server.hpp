@@ -12,6 +12,7 @@
 #include "portrelay/config/config.hpp"
 #include "portrelay/net/tcp_listener.hpp"
 #include "portrelay/net/timer.hpp"
+#include "portrelay/server/auth_failure_tracker.hpp"
 #include "portrelay/server/submission_session.hpp"
 
 namespace portrelay::server {
@@ -37,6 +38,7 @@ class SubmissionServer {
   void schedule_reap();
 
   const config::ServerConfig& config_;
+  AuthFailureTracker auth_failures_;
   SessionEnvironment environment_;
   smtp::ServerPolicy policy_;
   std::vector<std::unique_ptr<net::TcpListener>> listeners_;

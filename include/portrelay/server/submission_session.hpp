@@ -14,6 +14,7 @@
 namespace portrelay::server {
 
 class Authenticator;
+class AuthFailureTracker;
 
 struct SessionEnvironment {
   uv_loop_t* loop = nullptr;
@@ -23,6 +24,8 @@ struct SessionEnvironment {
   const Authenticator* authenticator = nullptr;  // null: no AUTH
   config::Duration command_timeout{};
   config::Duration data_timeout{};
+  // Set by SubmissionServer: failed AUTH per client address (delays the 535).
+  AuthFailureTracker* auth_failures = nullptr;
 };
 
 class SubmissionSession : private smtp::ServerSessionHandler {
@@ -42,6 +45,8 @@ class SubmissionSession : private smtp::ServerSessionHandler {
   }
   void force_close();
   const std::string& id() const { return id_; }
+  // The client's IP (IPv4-mapped written as IPv4): the key of per-address limits.
+  const std::string& client_ip() const { return client_ip_; }
 
  private:
   // smtp::ServerSessionHandler
@@ -65,10 +70,12 @@ class SubmissionSession : private smtp::ServerSessionHandler {
   const SessionEnvironment& environment_;
   std::string id_;
   std::string peer_;
+  std::string client_ip_;
   std::unique_ptr<net::Connection> connection_;
   smtp::ServerSession session_;
   relay::PassthroughRelay relay_;
   net::Timer timer_;
+  net::Timer auth_delay_;  // holds back a 535 (AuthFailureTracker)
   std::function<void(SubmissionSession*)> on_finished_;
   bool finished_ = false;
   bool closing_ = false;
