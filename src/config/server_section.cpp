@@ -197,7 +197,8 @@ ServerConfig parse_server_section(ParseContext& context, const toml::table& tabl
       context, table, "server", "[server]",
       {"listen", "listen_implicit_tls", "hostname", "max_message_size", "max_recipients",
        "max_sessions", "allow", "command_timeout", "data_timeout", "tls_cert", "tls_key",
-       "users_file", "require_auth", "auth_failure_delay", "max_auth_failures"});
+       "users_file", "require_auth", "auth_failure_delay", "max_auth_failures",
+       "max_sessions_per_address", "max_sessions_before_mail"});
   ServerConfig server;
 
   auto listeners = read_listeners(reader, "listen", {ListenAddress{"127.0.0.1", 2525}});
@@ -228,6 +229,10 @@ ServerConfig parse_server_section(ParseContext& context, const toml::table& tabl
   }
   server.max_sessions = static_cast<std::size_t>(
       reader.bounded_integer("max_sessions", server.max_sessions, 1, kNoLimit));
+  server.max_sessions_per_address = static_cast<std::size_t>(reader.bounded_integer(
+      "max_sessions_per_address", server.max_sessions_per_address, 1, kNoLimit));
+  server.max_sessions_before_mail = static_cast<std::size_t>(reader.bounded_integer(
+      "max_sessions_before_mail", server.max_sessions_before_mail, 1, kNoLimit));
   server.allow = read_allow_list(reader);
   server.allow_explicit = reader.has("allow");
   server.command_timeout = reader.timeout("command_timeout", server.command_timeout);

@@ -72,9 +72,17 @@ void SubmissionSession::on_input(std::string_view bytes) {
 void SubmissionSession::after_event() {
   if (closing_ || finished_) return;
   using Phase = smtp::ServerSession::Phase;
-  switch (session_.phase()) {
+  const Phase phase = session_.phase();
+  const bool progressed = phase != timed_phase_ || session_.commands_received() != timed_commands_;
+  if (session_.commands_received() != timed_commands_)
+    last_progress_ = std::chrono::steady_clock::now();
+  timed_phase_ = phase;
+  timed_commands_ = session_.commands_received();
+  switch (phase) {
     case Phase::Command:
-      timer_.start(environment_.command_timeout, [this]() { session_.on_timeout(); });
+      // Bytes of an unfinished line do not restart it (slowloris).
+      if (progressed || !timer_.active())
+        timer_.start(environment_.command_timeout, [this]() { session_.on_timeout(); });
       break;
     case Phase::Data:
       timer_.start(environment_.data_timeout, [this]() { session_.on_timeout(); });

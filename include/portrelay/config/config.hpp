@@ -34,7 +34,13 @@ struct ServerConfig {
   std::uint64_t max_message_size = 25ull << 20;    // octets
   std::size_t max_recipients = 100;
   std::size_t max_sessions = 1000;  // concurrent client sessions
-  std::vector<net::Cidr> allow;     // default 127.0.0.0/8 and ::1/128
+  // Concurrent sessions from one client IP address.
+  std::size_t max_sessions_per_address = 100;
+  // Concurrent sessions that have neither authenticated nor sent MAIL yet. When this or
+  // max_sessions is reached, the one that has made no progress for longest is closed to
+  // make room (if it has been idle for a second), rather than refusing the new client.
+  std::size_t max_sessions_before_mail = 500;
+  std::vector<net::Cidr> allow;  // default 127.0.0.0/8 and ::1/128
   // `allow` was written in the file. If not, listeners that require AUTH take clients
   // from anywhere (AUTH is their access control); the others keep the loopback default.
   bool allow_explicit = false;

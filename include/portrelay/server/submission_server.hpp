@@ -33,6 +33,12 @@ class SubmissionServer {
 
  private:
   void accept(std::unique_ptr<net::TcpStream> stream, bool implicit_tls, bool require_auth);
+  // 421 4.7.0 to a new client that gets no session; `reason` is the metric label.
+  void refuse(std::unique_ptr<net::TcpStream> stream, const char* reason, const std::string& text);
+  // Makes room when max_sessions or max_sessions_before_mail is reached by closing the
+  // session that has been without progress for longest, if it has neither authenticated
+  // nor sent MAIL and has been idle for a while. False if there is none to close.
+  bool shed_one_idle_session();
   void session_finished(SubmissionSession* session);
   void check_drained();
   void schedule_reap();
@@ -43,6 +49,7 @@ class SubmissionServer {
   smtp::ServerPolicy policy_;
   std::vector<std::unique_ptr<net::TcpListener>> listeners_;
   std::map<SubmissionSession*, std::unique_ptr<SubmissionSession>> sessions_;
+  std::map<std::string, std::size_t> sessions_by_address_;    // client IP -> open sessions
   std::vector<std::unique_ptr<SubmissionSession>> finished_;  // freed on the next loop turn
   std::vector<std::unique_ptr<net::TcpStream>> refused_;      // over max_sessions
   net::Timer reaper_;
