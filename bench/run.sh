@@ -113,6 +113,10 @@ portrelay_config() {
     echo "listen = [\"127.0.0.1:$2\"]"
     echo "hostname = \"relay.bench.test\""
     echo "max_sessions = 2000"
+    # Every benchmark client comes from 127.0.0.1, and the memory scenario holds 1,000
+    # sessions that never send MAIL: lift the per-address and before-MAIL limits.
+    echo "max_sessions_per_address = 2000"
+    echo "max_sessions_before_mail = 2000"
     echo "[relay]"
     printf '%b\n' "$4"
     echo "[metrics]"

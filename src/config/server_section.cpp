@@ -2,6 +2,7 @@
 #include <limits>
 #include <string>
 
+#include "portrelay/net/cidr_coverage.hpp"
 #include "sections.hpp"
 #include "value_checks.hpp"
 
@@ -49,6 +50,18 @@ std::string read_file_path(const TableReader& reader, std::string_view key) {
   return *path;
 }
 
+// A secret the daemon reads (TLS private key, password hashes): other local users should not.
+std::string read_secret_file_path(const TableReader& reader, std::string_view key,
+                                  std::string_view what) {
+  std::string path = read_file_path(reader, key);
+  if (!path.empty() && readable_by_group_or_others(path)) {
+    reader.warn(key, *reader.find(key),
+                "\"" + path + "\" (" + std::string(what) +
+                    ") is readable by group or others; restrict it (chmod 600)");
+  }
+  return path;
+}
+
 std::string read_hostname(const TableReader& reader) {
   const auto hostname = reader.string("hostname");
   if (!hostname) return default_hostname();
@@ -88,7 +101,22 @@ std::vector<net::Cidr> read_allow_list(const TableReader& reader) {
   return networks;
 }
 
-// Refuses configurations that would let anyone on the network relay mail through us.
+// What a set of networks admits, for the open-relay messages; empty if not a whole family.
+std::string whole_families(const std::vector<net::Cidr>& networks) {
+  const bool v4 = net::covers_all_ipv4(networks);
+  const bool v6 = net::covers_all_ipv6(networks);
+  if (v4 && v6) return "every address";
+  if (v4) return "every IPv4 address";
+  if (v6) return "every IPv6 address";
+  return {};
+}
+
+// Refuses configurations that would let anyone on the network relay mail through us: a
+// non-loopback listener without AUTH whose allow-list, taken as a whole, admits every IPv4
+// or every IPv6 client. Unions count ("0.0.0.0/1" + "128.0.0.0/1"), and so do IPv6
+// networks that contain the IPv4-mapped block (IPv4 clients are matched as ::ffff:a.b.c.d).
+// There is deliberately no override: a relay whose access control is a firewall can still
+// list the networks the firewall lets in.
 void check_not_open_relay(const TableReader& reader, const ServerConfig& server,
                           const std::vector<Listener>& listeners) {
   for (const Listener& listener : listeners) {
@@ -99,14 +127,23 @@ void check_not_open_relay(const TableReader& reader, const ServerConfig& server,
                   "non-loopback listener " + listener.address.str() +
                       " needs `allow` or `require_auth = true` (refusing to run an open relay)");
     }
+    const std::string advice =
+        " and listener " + listener.address.str() +
+        " is not loopback: that is an open relay (list your client networks or set "
+        "require_auth = true)";
     const auto items = reader.string_array("allow");
+    // One entry alone: point at it.
     for (std::size_t i = 0; i < server.allow.size(); ++i) {
-      if (server.allow[i].prefix_length() != 0) continue;
+      const std::string admits = whole_families({server.allow[i]});
+      if (admits.empty()) continue;
       reader.fail("allow", *(*items)[i].node,
-                  "\"" + (*items)[i].value + "\" admits every address and listener " +
-                      listener.address.str() +
-                      " is not loopback: that is an open relay (list your client networks "
-                      "or set require_auth = true)");
+                  "\"" + (*items)[i].value + "\" admits " + admits + advice);
+    }
+    // Only together: point at the list.
+    const std::string admits = whole_families(server.allow);
+    if (!admits.empty()) {
+      reader.fail("allow", *reader.find("allow"),
+                  "these networks together admit " + admits + advice);
     }
   }
 }
@@ -156,10 +193,12 @@ void check_distinct(const TableReader& reader, const std::vector<Listener>& list
 }  // namespace
 
 ServerConfig parse_server_section(ParseContext& context, const toml::table& table) {
-  const TableReader reader(context, table, "server", "[server]",
-                           {"listen", "listen_implicit_tls", "hostname", "max_message_size",
-                            "max_recipients", "max_sessions", "allow", "command_timeout",
-                            "data_timeout", "tls_cert", "tls_key", "users_file", "require_auth"});
+  const TableReader reader(
+      context, table, "server", "[server]",
+      {"listen", "listen_implicit_tls", "hostname", "max_message_size", "max_recipients",
+       "max_sessions", "allow", "command_timeout", "data_timeout", "tls_cert", "tls_key",
+       "users_file", "require_auth", "auth_failure_delay", "max_auth_failures",
+       "max_sessions_per_address", "max_sessions_before_mail"});
   ServerConfig server;
 
   auto listeners = read_listeners(reader, "listen", {ListenAddress{"127.0.0.1", 2525}});
@@ -190,13 +229,17 @@ ServerConfig parse_server_section(ParseContext& context, const toml::table& tabl
   }
   server.max_sessions = static_cast<std::size_t>(
       reader.bounded_integer("max_sessions", server.max_sessions, 1, kNoLimit));
+  server.max_sessions_per_address = static_cast<std::size_t>(reader.bounded_integer(
+      "max_sessions_per_address", server.max_sessions_per_address, 1, kNoLimit));
+  server.max_sessions_before_mail = static_cast<std::size_t>(reader.bounded_integer(
+      "max_sessions_before_mail", server.max_sessions_before_mail, 1, kNoLimit));
   server.allow = read_allow_list(reader);
   server.allow_explicit = reader.has("allow");
   server.command_timeout = reader.timeout("command_timeout", server.command_timeout);
   server.data_timeout = reader.timeout("data_timeout", server.data_timeout);
 
   server.tls_cert = read_file_path(reader, "tls_cert");
-  server.tls_key = read_file_path(reader, "tls_key");
+  server.tls_key = read_secret_file_path(reader, "tls_key", "the TLS private key");
   if (server.tls_cert.empty() != server.tls_key.empty()) {
     const std::string_view present = server.tls_cert.empty() ? "tls_key" : "tls_cert";
     const std::string_view missing = server.tls_cert.empty() ? "tls_cert" : "tls_key";
@@ -207,7 +250,7 @@ ServerConfig parse_server_section(ParseContext& context, const toml::table& tabl
     reader.fail("listen_implicit_tls", *reader.find("listen_implicit_tls"),
                 "needs server.tls_cert and server.tls_key");
   }
-  server.users_file = read_file_path(reader, "users_file");
+  server.users_file = read_secret_file_path(reader, "users_file", "password hashes");
   read_require_auth(reader, listeners, server);
   if (server.require_auth || !server.require_auth_on.empty()) {
     const toml::node& at = *reader.find("require_auth");
@@ -217,6 +260,10 @@ ServerConfig parse_server_section(ParseContext& context, const toml::table& tabl
                   "needs server.tls_cert and server.tls_key (AUTH is only offered over TLS)");
     }
   }
+
+  server.auth_failure_delay = reader.timeout("auth_failure_delay", server.auth_failure_delay);
+  server.max_auth_failures = static_cast<std::size_t>(
+      reader.bounded_integer("max_auth_failures", server.max_auth_failures, 1, 100));
 
   check_not_open_relay(reader, server, listeners);
   return server;

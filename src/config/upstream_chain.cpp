@@ -135,6 +135,28 @@ Credentials read_credentials(const TableReader& reader) {
   return credentials;
 }
 
+// Plaintext toward the Internet: "none" sends every message in clear, and "opportunistic"
+// falls back to clear when STARTTLS is not offered, which anyone on the path can arrange by
+// removing it from the EHLO reply. Fine on loopback (a local MTA or a tunnel's end);
+// elsewhere `check` says so. Pinned `addresses` decide where the relay really connects.
+void warn_if_tls_can_be_avoided(const TableReader& reader, const Endpoint& endpoint,
+                                std::optional<TlsMode> tls) {
+  if (tls != TlsMode::None && tls != TlsMode::Opportunistic) return;
+  bool loopback = endpoint.addresses.empty() ? is_loopback_host(endpoint.host) : true;
+  for (const std::string& address : endpoint.addresses)
+    if (!is_loopback_host(address)) loopback = false;
+  if (loopback) return;
+  reader.warn("tls", *reader.find("tls"),
+              tls == TlsMode::None
+                  ? "\"none\" toward " + endpoint.host +
+                        ", which is not a loopback address: every message crosses the network "
+                        "in clear text (use \"starttls\" or \"implicit\")"
+                  : "\"opportunistic\" toward " + endpoint.host +
+                        ", which is not a loopback address: anyone on the path can remove "
+                        "STARTTLS from the EHLO reply and read the mail (use \"starttls\" or "
+                        "\"implicit\")");
+}
+
 std::vector<Endpoint> parse_upstream(ParseContext& context, const toml::table& table) {
   const TableReader reader(context, table, "upstream", "[[upstream]]",
                            {"host", "port", "ports", "tls", "name", "ca_file", "tls_server_name",
@@ -197,6 +219,7 @@ std::vector<Endpoint> parse_upstream(ParseContext& context, const toml::table& t
                 "\"none\" with username set: credentials would travel in clear text (use "
                 "\"starttls\" or \"implicit\")");
   }
+  warn_if_tls_can_be_avoided(reader, common, tls);
   common.source_line = static_cast<int>(table.source().begin.line);
 
   std::vector<Endpoint> endpoints;

@@ -61,6 +61,11 @@ bool is_loopback(const ListenAddress& address) {
   return IN6_IS_ADDR_LOOPBACK(v6) || (IN6_IS_ADDR_V4MAPPED(v6) && bytes[12] == 127);
 }
 
+bool is_loopback_host(std::string_view host) {
+  if (host == "localhost" || host.ends_with(".localhost")) return true;  // RFC 6761 6.3
+  return is_loopback(ListenAddress{std::string(host), 0});
+}
+
 std::optional<std::string> unreadable_reason(const std::string& path) {
   // Opening (not access()) is the real test: it also catches directories and ACLs.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);

@@ -18,6 +18,9 @@ bool is_valid_env_name(std::string_view name);
 // [A-Za-z0-9_.:-], 1 to 64 characters: used verbatim as a Prometheus label value.
 bool is_valid_label(std::string_view name);
 bool is_loopback(const ListenAddress& address);
+// "localhost" or a loopback IP literal (127.0.0.0/8, ::1, ::ffff:127.x.y.z). A DNS name is
+// not resolved here, so any other name counts as not loopback.
+bool is_loopback_host(std::string_view host);
 
 // Why the file cannot be read ("No such file or directory", "is a directory"), or nullopt
 // if it is a readable regular file.

@@ -105,6 +105,28 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
                           .Help("Client SMTP sessions currently open.")
                           .Register(registry)
                           .Add({});
+  auth_failures_ = &prometheus::BuildCounter()
+                        .Name("portrelay_auth_failures_total")
+                        .Help(
+                            "Client AUTH attempts refused with 535 (unknown user or wrong "
+                            "password).")
+                        .Register(registry)
+                        .Add({});
+  sessions_refused_ = &prometheus::BuildCounter()
+                           .Name("portrelay_client_sessions_refused_total")
+                           .Help(
+                               "New clients turned away with 421 4.7.0, by reason: "
+                               "max_sessions, per_address.")
+                           .Register(registry);
+  for (const char* reason : {"max_sessions", "per_address"})
+    sessions_refused_->Add({{"reason", reason}});
+  sessions_shed_ = &prometheus::BuildCounter()
+                        .Name("portrelay_client_sessions_shed_total")
+                        .Help(
+                            "Idle sessions that had not sent MAIL or authenticated, closed "
+                            "with 421 4.7.0 to make room for a new client.")
+                        .Register(registry)
+                        .Add({});
   prometheus::BuildGauge()
       .Name("portrelay_build_info")
       .Help("Build information; the value is always 1.")
@@ -195,5 +217,10 @@ void Metrics::message_relayed(double seconds, std::uint64_t size) {
 
 void Metrics::session_opened() { sessions_active_->Increment(); }
 void Metrics::session_closed() { sessions_active_->Decrement(); }
+void Metrics::auth_failure() { auth_failures_->Increment(); }
+void Metrics::session_refused(const std::string& reason) {
+  sessions_refused_->Add({{"reason", reason}}).Increment();
+}
+void Metrics::session_shed() { sessions_shed_->Increment(); }
 
 }  // namespace portrelay::metrics

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 
 namespace portrelay::net {
@@ -127,6 +128,27 @@ std::string format_address(const sockaddr* address) {
     auto* v6 = reinterpret_cast<const sockaddr_in6*>(address);
     uv_ip6_name(v6, text, sizeof(text));
     return "[" + std::string(text) + "]:" + std::to_string(ntohs(v6->sin6_port));
+  }
+  return "unknown";
+}
+
+std::string format_ip(const sockaddr* address) {
+  char text[INET6_ADDRSTRLEN] = {0};
+  if (address->sa_family == AF_INET) {
+    uv_ip4_name(reinterpret_cast<const sockaddr_in*>(address), text, sizeof(text));
+    return text;
+  }
+  if (address->sa_family == AF_INET6) {
+    auto* v6 = reinterpret_cast<const sockaddr_in6*>(address);
+    if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
+      sockaddr_in v4{};
+      v4.sin_family = AF_INET;
+      std::memcpy(&v4.sin_addr, v6->sin6_addr.s6_addr + 12, 4);
+      uv_ip4_name(&v4, text, sizeof(text));
+    } else {
+      uv_ip6_name(v6, text, sizeof(text));
+    }
+    return text;
   }
   return "unknown";
 }

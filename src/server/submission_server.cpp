@@ -9,9 +9,12 @@ namespace portrelay::server {
 SubmissionServer::SubmissionServer(const config::ServerConfig& config,
                                    SessionEnvironment environment)
     : config_(config),
+      auth_failures_(AuthFailureTracker::Limits{config.auth_failure_delay}),
       environment_(std::move(environment)),
       grace_timer_(environment_.loop->uv()) {
+  environment_.auth_failures = &auth_failures_;
   policy_.hostname = config.hostname;
+  policy_.max_auth_failures = config.max_auth_failures;
   policy_.max_message_size = config.max_message_size;
   policy_.max_recipients = config.max_recipients;
   policy_.starttls_offered = environment_.tls_context != nullptr;
@@ -49,6 +52,45 @@ std::vector<std::uint16_t> SubmissionServer::bound_ports() const {
   return ports;
 }
 
+namespace {
+
+// A session that has made no progress for this long may be closed to make room. Younger
+// ones are left alone: a client that has just connected is still on its way to MAIL.
+constexpr std::chrono::seconds kIdleBeforeShedding{1};
+
+std::string client_ip_of(const net::TcpStream& stream) {
+  sockaddr_storage peer{};
+  if (!stream.peer_sockaddr(peer)) return "unknown";
+  return net::format_ip(reinterpret_cast<const sockaddr*>(&peer));
+}
+
+}  // namespace
+
+void SubmissionServer::refuse(std::unique_ptr<net::TcpStream> stream, const char* reason,
+                              const std::string& text) {
+  stream->write("421 4.7.0 " + config_.hostname + " " + text + "\r\n");
+  stream->shutdown_after_writes();
+  log::warn("session_refused", {{"peer", stream->peer_address()}, {"reason", reason}});
+  environment_.metrics->session_refused(reason);
+  // libuv writes to a fresh socket at once; closing on the next loop turn keeps it.
+  environment_.loop->defer_delete(std::move(stream));
+}
+
+bool SubmissionServer::shed_one_idle_session() {
+  const auto now = std::chrono::steady_clock::now();
+  SubmissionSession* stalest = nullptr;
+  for (auto& [raw, session] : sessions_) {
+    if (session->closing() || session->engaged()) continue;
+    if (now - session->last_progress() < kIdleBeforeShedding) continue;
+    if (!stalest || session->last_progress() < stalest->last_progress()) stalest = raw;
+  }
+  if (!stalest) return false;
+  log::info("session_shed", {{"session", stalest->id()}});
+  environment_.metrics->session_shed();
+  stalest->shed();
+  return true;
+}
+
 void SubmissionServer::accept(std::unique_ptr<net::TcpStream> stream, bool implicit_tls,
                               bool require_auth) {
   if (stopping_) return;  // the stream closes as it goes out of scope
@@ -58,13 +100,24 @@ void SubmissionServer::accept(std::unique_ptr<net::TcpStream> stream, bool impli
     for (const auto& network : config_.allow)
       if (network.contains(reinterpret_cast<sockaddr*>(&peer))) allowed = true;
   }
-  if (sessions_.size() >= config_.max_sessions) {
-    stream->write("421 4.7.0 " + config_.hostname + " Too many connections, try again later\r\n");
-    stream->shutdown_after_writes();
-    log::warn("session_refused", {{"peer", stream->peer_address()}, {"reason", "max_sessions"}});
-    // libuv writes to a fresh socket at once; closing on the next loop turn keeps it.
-    environment_.loop->defer_delete(std::move(stream));
-    return;
+  const std::string client_ip = client_ip_of(*stream);
+  const auto from_address = sessions_by_address_.find(client_ip);
+  if (from_address != sessions_by_address_.end() &&
+      from_address->second >= config_.max_sessions_per_address) {
+    return refuse(std::move(stream), "per_address",
+                  "Too many connections from your address, try again later");
+  }
+  // Sessions on their way out (final reply queued) no longer hold a slot.
+  std::size_t live = 0;
+  std::size_t before_mail = 0;
+  for (const auto& [raw, session] : sessions_) {
+    if (session->closing()) continue;
+    ++live;
+    if (!session->engaged()) ++before_mail;
+  }
+  if (live >= config_.max_sessions || before_mail >= config_.max_sessions_before_mail) {
+    if (!shed_one_idle_session())
+      return refuse(std::move(stream), "max_sessions", "Too many connections, try again later");
   }
   std::string id = "s" + std::to_string(next_id_++);
   smtp::ServerPolicy policy = policy_;
@@ -75,12 +128,16 @@ void SubmissionServer::accept(std::unique_ptr<net::TcpStream> stream, bool impli
       [this](SubmissionSession* finished) { session_finished(finished); });
   SubmissionSession* raw = session.get();
   sessions_.emplace(raw, std::move(session));
+  ++sessions_by_address_[raw->client_ip()];
   raw->start(allowed, implicit_tls);
 }
 
 void SubmissionServer::session_finished(SubmissionSession* session) {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return;
+  auto count = sessions_by_address_.find(session->client_ip());
+  if (count != sessions_by_address_.end() && --count->second == 0)
+    sessions_by_address_.erase(count);
   // The session is still on the call stack. Tasks run in order: the session (and the
   // upstream connection it hands back to the pool) is gone before check_drained looks.
   environment_.loop->defer_delete(std::move(it->second));

@@ -1,6 +1,7 @@
 #include "portrelay/server/submission_session.hpp"
 
 #include "portrelay/base/log.hpp"
+#include "portrelay/server/auth_failure_tracker.hpp"
 #include "portrelay/server/authenticator.hpp"
 
 namespace portrelay::server {
@@ -25,7 +26,12 @@ SubmissionSession::SubmissionSession(const SessionEnvironment& environment,
       session_(std::move(policy), *this),
       sink_(environment.make_sink(id_)),
       timer_(environment.loop->uv()),
+      auth_delay_(environment.loop->uv()),
       on_finished_(std::move(on_finished)) {
+  sockaddr_storage address{};
+  client_ip_ = connection_->peer_sockaddr(address)
+                   ? net::format_ip(reinterpret_cast<const sockaddr*>(&address))
+                   : "unknown";
   environment_.metrics->session_opened();
 }
 
@@ -66,9 +72,17 @@ void SubmissionSession::on_input(std::string_view bytes) {
 void SubmissionSession::after_event() {
   if (closing_ || finished_) return;
   using Phase = smtp::ServerSession::Phase;
-  switch (session_.phase()) {
+  const Phase phase = session_.phase();
+  const bool progressed = phase != timed_phase_ || session_.commands_received() != timed_commands_;
+  if (session_.commands_received() != timed_commands_)
+    last_progress_ = std::chrono::steady_clock::now();
+  timed_phase_ = phase;
+  timed_commands_ = session_.commands_received();
+  switch (phase) {
     case Phase::Command:
-      timer_.start(environment_.command_timeout, [this]() { session_.on_timeout(); });
+      // Bytes of an unfinished line do not restart it (slowloris).
+      if (progressed || !timer_.active())
+        timer_.start(environment_.command_timeout, [this]() { session_.on_timeout(); });
       break;
     case Phase::Data:
       timer_.start(environment_.data_timeout, [this]() { session_.on_timeout(); });
@@ -167,16 +181,22 @@ void SubmissionSession::start_tls() {
 
 void SubmissionSession::authenticate(const std::string& username, const std::string& password) {
   auto done = completer();
-  if (!environment_.authenticator)
-    return done(smtp::make_reply(535, "5.7.8", "Authentication credentials invalid"));
-  std::string session = id_;
-  environment_.authenticator->verify(username, password, [done, username, session](bool ok) {
-    smtp::Reply reply = ok ? smtp::make_reply(235, "2.7.0", "Authentication successful")
-                           : smtp::make_reply(535, "5.7.8", "Authentication credentials invalid");
-    log::info("client_auth",
-              {{"session", session}, {"user", username}, {"result", ok ? "ok" : "failed"}});
-    done(reply);
-  });
+  const smtp::Reply refused = smtp::make_reply(535, "5.7.8", "Authentication credentials invalid");
+  if (!environment_.authenticator) return done(refused);
+  std::weak_ptr<bool> alive = alive_;
+  environment_.authenticator->verify(
+      username, password, [this, alive, done, refused, username](bool ok) {
+        if (alive.expired()) return;
+        log::info("client_auth",
+                  {{"session", id_}, {"user", username}, {"result", ok ? "ok" : "failed"}});
+        if (ok) return done(smtp::make_reply(235, "2.7.0", "Authentication successful"));
+        environment_.metrics->auth_failure();
+        if (!environment_.auth_failures) return done(refused);
+        // Guessing gets slower the more this address fails, on any connection.
+        const auto delay = environment_.auth_failures->record_failure(
+            client_ip_, std::chrono::steady_clock::now());
+        auth_delay_.start(delay, [done, refused]() { done(refused); });
+      });
 }
 
 }  // namespace portrelay::server

@@ -50,9 +50,10 @@ namespace {
 
 constexpr char kCr = '\r';
 constexpr char kLf = '\n';
+constexpr char kNul = '\0';
 
-// Finds the next CR and the next LF at or after a position that only moves forward. A
-// search is repeated only once the position has passed its last hit, so each of the two
+// Finds the next CR, LF and NUL at or after a position that only moves forward. A search
+// is repeated only once the position has passed its last hit, so each of the three
 // searches reads every byte at most once, even when the input is full of bare CRs.
 class LineBreakFinder {
  public:
@@ -61,6 +62,7 @@ class LineBreakFinder {
   // Both return input.size() when there is none.
   std::size_t next_cr(std::size_t from) { return next(kCr, from, cr_); }
   std::size_t next_lf(std::size_t from) { return next(kLf, from, lf_); }
+  std::size_t next_nul(std::size_t from) { return next(kNul, from, nul_); }
 
  private:
   static constexpr std::size_t kUnknown = SIZE_MAX;
@@ -79,6 +81,7 @@ class LineBreakFinder {
   std::string_view input_;
   std::size_t cr_ = kUnknown;
   std::size_t lf_ = kUnknown;
+  std::size_t nul_ = kUnknown;
 };
 
 }  // namespace
@@ -99,13 +102,13 @@ std::size_t DataReader::feed(std::string_view input, std::string& out) {
   std::size_t pending = 0;
   while (i < input.size() && !finished_) {
     // Fast path: at the start of a line's content, a whole CRLF-terminated line without
-    // bare CR/LF that fits both limits decodes to itself. That is what the byte-wise states
+    // bare CR/LF or NUL that fits both limits decodes to itself. That is what the byte-wise states
     // would produce too; it just skips them.
     const bool content_starts = (state_ == State::LineStart && data[i] != '.') ||
                                 (state_ == State::LeadingDot && data[i] != kCr);
     if (content_starts && violation_ == Violation::None) {
       const std::size_t lf = breaks.next_lf(i);
-      if (lf < input.size() && lf > i && breaks.next_cr(i) == lf - 1 &&
+      if (lf < input.size() && lf > i && breaks.next_cr(i) == lf - 1 && breaks.next_nul(i) > lf &&
           clean_line_fits(lf - 1 - i)) {
         content_size_ += lf + 1 - i;
         i = lf + 1;
@@ -155,12 +158,19 @@ std::size_t DataReader::feed(std::string_view input, std::string& out) {
         }
         break;
       case State::InLine: {
-        const std::size_t end = std::min(breaks.next_cr(i), breaks.next_lf(i));
+        const std::size_t end =
+            std::min({breaks.next_cr(i), breaks.next_lf(i), breaks.next_nul(i)});
         if (end > i) {
           emit(data + i, end - i, out);
           i = end;
         } else if (c == kCr) {
           state_ = State::Cr;
+          ++i;
+        } else if (c == kNul) {
+          // Never a line break, but a receiver that strips NULs would see a different
+          // line (".NUL" becomes "."): refuse the message like a bare CR/LF.
+          flag(Violation::Nul);
+          emit(&kNul, 1, out);
           ++i;
         } else {
           // A bare LF does not end the line either: "\n.\r\n" is not an end marker.
@@ -185,6 +195,8 @@ const char* to_string(DataReader::Violation violation) {
       return "bare_lf";
     case DataReader::Violation::BareCr:
       return "bare_cr";
+    case DataReader::Violation::Nul:
+      return "nul";
     case DataReader::Violation::LineTooLong:
       return "line_too_long";
     case DataReader::Violation::TooBig:

@@ -11,6 +11,19 @@ namespace {
 
 constexpr std::size_t kCompactThreshold = 64 * 1024;
 
+// SMTPUTF8 (RFC 6531) is not offered, so an address must be ASCII (RFC 5321 4.1.2). The
+// relay does not implement SMTPUTF8 end to end (it would have to know that every endpoint
+// that could take the message offers it, and validate UTF-8), so it refuses instead of
+// forwarding 8-bit octets an upstream was never told about.
+bool has_8bit_octet(std::string_view text) {
+  for (char c : text)
+    if (static_cast<unsigned char>(c) >= 0x80) return true;
+  return false;
+}
+
+constexpr std::string_view kNeedsSmtpUtf8 =
+    "Non-ASCII address needs SMTPUTF8, which is not offered";
+
 bool parse_uint64(std::string_view text, std::uint64_t& value) {
   if (text.empty()) return false;
   auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -86,10 +99,25 @@ void ServerSession::compact_input() {
   }
 }
 
+bool ServerSession::output_full() const {
+  return output_.size() + handler_.queued_output() >= policy_.max_queued_output;
+}
+
+void ServerSession::resume() {
+  if (phase_ == Phase::Closed) return;
+  process();
+}
+
 void ServerSession::process() {
   if (processing_) return;  // complete() called from inside a handler callback
   processing_ = true;
+  output_blocked_ = false;
   while (phase_ != Phase::Closed && pending_ == Pending::None) {
+    // Only commands produce replies; data is consumed whatever the backlog.
+    if (phase_ == Phase::Command && buffered_input() > 0 && output_full()) {
+      output_blocked_ = true;
+      break;
+    }
     bool progressed = phase_ == Phase::Data ? process_data() : process_command_line();
     if (!progressed) break;
   }
@@ -112,6 +140,7 @@ bool ServerSession::process_command_line() {
   }
   std::string_view line = available.substr(0, newline);
   input_pos_ += newline + 1;
+  ++commands_received_;
   if (skipping_long_line_) {
     skipping_long_line_ = false;
     return true;
@@ -119,6 +148,14 @@ bool ServerSession::process_command_line() {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   if (line.size() + 2 > policy_.max_command_line) {
     error_reply(500, "5.5.2", "Line too long");
+    return true;
+  }
+  if (line.find('\0') != std::string_view::npos) {
+    // No SMTP command or AUTH response contains NUL; C-string handling further down the
+    // line (logs, upstream commands) would silently truncate at it.
+    auth_step_ = AuthStep::None;
+    auth_username_.clear();
+    error_reply(500, "5.5.2", "Syntax error: NUL octet in command");
     return true;
   }
   if (auth_step_ != AuthStep::None) {
@@ -151,6 +188,10 @@ bool ServerSession::process_data() {
       break;
     case DataReader::Violation::LineTooLong:
       reply(554, "5.6.0", "Message has a line longer than 998 octets; not relayed");
+      break;
+    case DataReader::Violation::Nul:
+      // A receiver that drops NULs could see an end of data we did not (SMTP smuggling).
+      reply(554, "5.6.0", "Message contains a NUL octet; not relayed");
       break;
     default:
       // SMTP smuggling defence: a bare CR or LF could make the upstream see a different
@@ -241,6 +282,7 @@ void ServerSession::handle_mail(const Command& command) {
   std::string error;
   auto sender = parse_mail_from(command.argument, error);
   if (!sender) return error_reply(501, "5.1.7", "Syntax: MAIL FROM:<address> (" + error + ")");
+  if (has_8bit_octet(command.argument)) return error_reply(553, "5.6.7", kNeedsSmtpUtf8);
   for (const auto& parameter : sender->parameters) {
     if (parameter.keyword == "SIZE") {
       std::uint64_t size = 0;
@@ -259,6 +301,7 @@ void ServerSession::handle_mail(const Command& command) {
     }
   }
   pending_ = Pending::Mail;
+  mail_seen_ = true;
   handler_.mail_from(*sender);
 }
 
@@ -268,6 +311,7 @@ void ServerSession::handle_rcpt(const Command& command) {
   std::string error;
   auto recipient = parse_rcpt_to(command.argument, error);
   if (!recipient) return error_reply(501, "5.1.3", "Syntax: RCPT TO:<address> (" + error + ")");
+  if (has_8bit_octet(command.argument)) return error_reply(553, "5.6.7", kNeedsSmtpUtf8);
   if (!recipient->parameters.empty())
     return error_reply(555, "5.5.4",
                        "Unsupported RCPT parameter " + recipient->parameters.front().keyword);
@@ -371,15 +415,32 @@ void ServerSession::finish_auth_plain(std::string_view token) {
     return error_reply(501, "5.5.2", "Malformed AUTH PLAIN response");
   std::string authzid = decoded->substr(0, first);
   std::string username = decoded->substr(first + 1, second - first - 1);
-  if (!authzid.empty() && authzid != username)
-    return error_reply(535, "5.7.8", "Authentication credentials invalid");
+  if (!authzid.empty() && authzid != username) {
+    reply(535, "5.7.8", "Authentication credentials invalid");
+    count_auth_failure();
+    return;
+  }
   pending_ = Pending::Auth;
   handler_.authenticate(username, decoded->substr(second + 1));
+}
+
+bool ServerSession::count_auth_failure() {
+  ++auth_failures_;
+  if (++errors_ >= policy_.max_errors) {
+    close_with(421, "4.7.0", "Too many errors, closing");
+    return true;
+  }
+  if (auth_failures_ >= policy_.max_auth_failures) {
+    close_with(421, "4.7.0", "Too many authentication failures, closing");
+    return true;
+  }
+  return false;
 }
 
 void ServerSession::complete(const Reply& result) {
   Pending pending = std::exchange(pending_, Pending::None);
   if (phase_ == Phase::Closed || pending == Pending::None) return;
+  bool auth_failed = false;
   switch (pending) {
     case Pending::Mail:
       if (result.success()) has_sender_ = true;
@@ -392,11 +453,15 @@ void ServerSession::complete(const Reply& result) {
       break;
     case Pending::Auth:
       if (result.code == 235) authenticated_ = true;
+      // 535 and other 5xx: the credentials were refused. A 4xx (454: try again later) is
+      // the server's trouble, not the client's, and does not count.
+      auth_failed = result.code >= 500;
       break;
     default:
       break;
   }
   output_ += format_reply(result);
+  if (auth_failed && count_auth_failure()) return;
   // The 421 just relayed is both the reply to this command and the goodbye: a second
   // 421 would be taken by a pipelining client as the reply to its next command.
   if (result.code == 421) return close_now();
@@ -405,6 +470,10 @@ void ServerSession::complete(const Reply& result) {
 }
 
 void ServerSession::on_timeout() { close_with(421, "4.4.2", "Error: timeout exceeded"); }
+
+void ServerSession::shed() {
+  close_with(421, "4.7.0", "Too many idle connections, closing the oldest; try again later");
+}
 
 void ServerSession::shutdown() {
   draining_ = true;

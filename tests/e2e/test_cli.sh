@@ -76,6 +76,41 @@ expect_status run-broken 1
 grep -qE ":3:[0-9]+: " "$WORK/run-broken.err" || { show run-broken; fail "run: broken config error not positioned"; }
 note "run with the broken config: exit 1 with the same positioned error"
 
+# An allow-list that admits all of IPv4 only through the mapped form, on a public listener:
+# refused as an open relay, with the position of the offending network.
+open_relay="$WORK/open-relay.toml"
+printf '%s\n' '[server]' 'listen = ["0.0.0.0:2525"]' 'allow = ["10.0.0.0/8", "::ffff:0.0.0.0/96"]' '' \
+  '[[upstream]]' 'host = "smtp.example.test"' 'port = 587' >"$open_relay"
+run_cli check-open-relay check --config "$open_relay"
+expect_status check-open-relay 1
+grep -qF "$open_relay:3:24: server.allow: \"::ffff:0.0.0.0/96\" admits every IPv4 address" "$WORK/check-open-relay.err" ||
+  { show check-open-relay; fail "check: open relay through ::ffff:0.0.0.0/96 not refused at 3:24"; }
+note "check with allow = ::ffff:0.0.0.0/96 on 0.0.0.0: exit 1, $(head -1 "$WORK/check-open-relay.err")"
+
+# Warnings that do not stop the relay: secrets readable by others, plaintext to the Internet.
+mkdir -p "$WORK/warn"
+"$PORTRELAY" hash-password app <<<"app-password" >"$WORK/warn/users"
+chmod 0644 "$WORK/warn/users"
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=relay.test -days 1 \
+  -keyout "$WORK/warn/key.pem" -out "$WORK/warn/cert.pem" 2>/dev/null
+chmod 0640 "$WORK/warn/key.pem"
+warn_conf="$WORK/warn/portrelay.toml"
+printf '%s\n' '[server]' "tls_cert = \"$WORK/warn/cert.pem\"" "tls_key = \"$WORK/warn/key.pem\"" \
+  "users_file = \"$WORK/warn/users\"" '' '[[upstream]]' 'host = "smtp.example.test"' 'port = 25' \
+  'tls = "none"' '' '[[upstream]]' 'host = "smtp2.example.test"' 'port = 587' 'tls = "opportunistic"' >"$warn_conf"
+run_cli check-warnings check --config "$warn_conf"
+expect_status check-warnings 0
+for want in "$warn_conf:3: server.tls_key: \"$WORK/warn/key.pem\" (the TLS private key) is readable by group or others" \
+  "$warn_conf:4: server.users_file: \"$WORK/warn/users\" (password hashes) is readable by group or others" \
+  "$warn_conf:9: upstream.tls: \"none\" toward smtp.example.test, which is not a loopback address" \
+  "$warn_conf:14: upstream.tls: \"opportunistic\" toward smtp2.example.test, which is not a loopback address"; do
+  grep -qF "warning: $want" "$WORK/check-warnings.err" || { show check-warnings; fail "check: missing warning: $want"; }
+done
+chmod 0600 "$WORK/warn/users" "$WORK/warn/key.pem"
+run_cli check-private check --config "$warn_conf"
+if grep -q 'readable by group' "$WORK/check-private.err"; then show check-private; fail "check: warned about private files"; fi
+note "check: warns (exit 0) for a 0640 tls_key, a 0644 users_file, tls=none and tls=opportunistic toward non-loopback hosts"
+
 # A missing config file is a clear error, not a crash.
 run_cli check-missing check --config "$WORK/does-not-exist.toml"
 expect_status check-missing 1

@@ -4,9 +4,11 @@
 namespace portrelay::test {
 namespace {
 
+using namespace std::string_view_literals;
+
 struct SmugglingCase {
   const char* name;
-  const char* end_marker;  // what a lenient server would take as the end of data
+  std::string_view end_marker;  // what a lenient server would take as the end of data
 };
 
 class RelayContentSmuggling : public ::testing::TestWithParam<SmugglingCase> {};
@@ -56,7 +58,12 @@ INSTANTIATE_TEST_SUITE_P(
                       SmugglingCase{"LfDotCrLf", "\n.\r\n"}, SmugglingCase{"CrDotCr", "\r.\r"},
                       SmugglingCase{"CrDotCrLf", "\r.\r\n"}, SmugglingCase{"CrLfDotCr", "\r\n.\r"},
                       SmugglingCase{"BareLfInLine", "\nX\r\n"},
-                      SmugglingCase{"BareCrInLine", "\rX\r\n"}),
+                      SmugglingCase{"BareCrInLine", "\rX\r\n"},
+                      // Receivers that drop NUL octets see <CRLF>.<CRLF> in these.
+                      SmugglingCase{"CrLfNulDotCrLf", "\r\n\0.\r\n"sv},
+                      SmugglingCase{"CrLfDotNulCrLf", "\r\n.\0\r\n"sv},
+                      SmugglingCase{"CrLfDotCrNulLf", "\r\n.\r\0\n"sv},
+                      SmugglingCase{"NulInLine", "\0X\r\n"sv}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(RelayContent, SmugglingWithoutAnyUpstreamDataCommand) {
@@ -86,6 +93,22 @@ TEST(RelayContent, SmugglingWithoutAnyUpstreamDataCommand) {
       EXPECT_NE(command, "DATA");
       EXPECT_EQ(command.find("ceo@"), std::string::npos) << command;
     }
+}
+
+TEST(RelayContent, NulInCommandsIsRefusedAndNothingReachesTheUpstream) {
+  FakeUpstream upstream;
+  RelaySettings settings;
+  settings.upstreams = {plain_upstream("a", upstream.port())};
+  RelayUnderTest relay(settings);
+  auto client = relay.client();
+  SmtpReply mail = client->command("MAIL FROM:<a@example.test>\0<ceo@example.test>"sv);
+  EXPECT_EQ(mail.code, 500) << mail.raw;
+  EXPECT_EQ(mail.text.substr(0, 6), "5.5.2 ") << mail.raw;
+  SmtpReply ehlo = client->command("EHLO x\0y"sv);
+  EXPECT_EQ(ehlo.code, 500) << ehlo.raw;
+  EXPECT_EQ(client->command("NOOP").code, 250);
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(upstream.connection_count(), 0u);
 }
 
 TEST(RelayContent, LineOf999OctetsIsRejected) {

@@ -214,6 +214,118 @@ TEST_F(RelayLimits, SessionLimitRefusesTheExtraClient) {
   EXPECT_EQ(first->command("NOOP").code, 250);
 }
 
+TEST_F(RelayLimits, EightBitAddressesAre553AndNeverReachTheUpstream) {
+  // SMTPUTF8 is not offered, so neither MAIL nor RCPT may carry octets >= 0x80.
+  auto client = relay().client();
+  SmtpReply ehlo = client->command("EHLO again.test");
+  EXPECT_EQ(ehlo.text.find("SMTPUTF8"), std::string::npos) << ehlo.raw;
+  SmtpReply mail = client->command("MAIL FROM:<j\xc3\xbcrgen@example.test>");
+  EXPECT_EQ(mail.code, 553) << mail.raw;
+  EXPECT_EQ(mail.text.substr(0, 6), "5.6.7 ") << mail.raw;
+  EXPECT_EQ(client->command("MAIL FROM:<a@example.test>").code, 250);
+  SmtpReply rcpt = client->command(
+      "RCPT TO:<b@ex\xfe\xff"
+      "ample.test>");
+  EXPECT_EQ(rcpt.code, 553) << rcpt.raw;
+  EXPECT_EQ(rcpt.text.substr(0, 6), "5.6.7 ") << rcpt.raw;
+  EXPECT_EQ(client->command("RSET").code, 250);
+  std::this_thread::sleep_for(50ms);
+  for (const auto& commands : upstream_.all_commands())
+    for (const auto& command : commands)
+      for (char c : command) EXPECT_LT(static_cast<unsigned char>(c), 0x80) << command;
+}
+
+TEST_F(RelayLimits, DrippedCommandLineTimesOutFromItsFirstByte) {
+  // Slowloris: one byte every 60ms keeps the socket busy, but the line is not complete
+  // within command_timeout of the last command, so the session ends with 421 4.4.2.
+  settings_.server_extra = "command_timeout = \"500ms\"";
+  auto client = relay().client();
+  const std::string line = "MAIL FROM:<slow@example.test>\r\n";  // 31 octets: ~1.9 s
+  const auto started = std::chrono::steady_clock::now();
+  try {
+    for (char c : line) {
+      client->send_raw(std::string(1, c));
+      std::this_thread::sleep_for(60ms);
+    }
+  } catch (const SmtpTestError&) {
+    // The relay closed the connection while we were still dripping: expected.
+  }
+  SmtpReply reply = client->read_reply();
+  EXPECT_EQ(reply.code, 421) << reply.raw;
+  EXPECT_EQ(reply.text.substr(0, 6), "4.4.2 ") << reply.raw;
+  EXPECT_TRUE(client->closed(2s));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2500ms);
+  EXPECT_EQ(upstream_.connection_count(), 0u);
+}
+
+TEST_F(RelayLimits, SessionsPerAddressAreLimited) {
+  settings_.server_extra = "max_sessions_per_address = 3";
+  std::vector<std::unique_ptr<SmtpTestClient>> clients;
+  for (int i = 0; i < 3; ++i) clients.push_back(relay().client());
+  SmtpTestClient extra(5s);
+  extra.connect("127.0.0.1", relay().port());
+  SmtpReply reply = extra.read_reply();
+  EXPECT_EQ(reply.code, 421) << reply.raw;
+  EXPECT_EQ(reply.text.substr(0, 6), "4.7.0 ") << reply.raw;
+  EXPECT_TRUE(extra.closed(2s));
+  EXPECT_EQ(relay().metric("portrelay_client_sessions_refused_total", {{"reason", "per_address"}}),
+            1);
+  // A slot freed by QUIT can be used again.
+  EXPECT_EQ(clients[0]->command("QUIT").code, 221);
+  EXPECT_TRUE(clients[0]->closed(2s));
+  std::unique_ptr<SmtpTestClient> next;
+  for (int attempt = 0; attempt < 50 && !next; ++attempt) {
+    auto candidate = std::make_unique<SmtpTestClient>(5s);
+    candidate->connect("127.0.0.1", relay().port());
+    if (candidate->read_reply().code == 220)
+      next = std::move(candidate);
+    else
+      std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(next) << "the freed slot was never given back";
+  EXPECT_EQ(next->command("EHLO again.test").code, 250);
+}
+
+TEST_F(RelayLimits, IdleSessionBeforeMailIsShedForANewClient) {
+  // Full at max_sessions: the session that has sat without a command for longest (and has
+  // not sent MAIL) makes room; the one inside a transaction is kept.
+  settings_.server_extra = "max_sessions = 3";
+  auto busy = relay().client();
+  EXPECT_EQ(busy->command("MAIL FROM:<a@example.test>").code, 250);
+  auto stalest = relay().client();
+  std::this_thread::sleep_for(300ms);
+  auto idle = relay().client();
+  std::this_thread::sleep_for(1100ms);
+  EXPECT_EQ(idle->command("NOOP").code, 250);  // progress: no longer the stalest
+  SmtpTestClient newcomer(5s);
+  newcomer.connect("127.0.0.1", relay().port());
+  SmtpReply greeting = newcomer.read_reply();
+  EXPECT_EQ(greeting.code, 220) << greeting.raw;
+  SmtpReply shed = stalest->read_reply();
+  EXPECT_EQ(shed.code, 421) << shed.raw;
+  EXPECT_EQ(shed.text.substr(0, 6), "4.7.0 ") << shed.raw;
+  EXPECT_TRUE(stalest->closed(2s));
+  EXPECT_EQ(idle->command("NOOP").code, 250);
+  EXPECT_EQ(busy->command("RCPT TO:<b@example.test>").code, 250);
+  EXPECT_EQ(relay().metric("portrelay_client_sessions_shed_total"), 1);
+}
+
+TEST_F(RelayLimits, SessionsBeforeMailHaveTheirOwnLimit) {
+  settings_.server_extra = "max_sessions_before_mail = 2";
+  auto first = relay().client();
+  auto second = relay().client();
+  // Both are fresh (idle for less than a second): nobody is shed, the newcomer is refused.
+  SmtpTestClient refused(5s);
+  refused.connect("127.0.0.1", relay().port());
+  EXPECT_EQ(refused.read_reply().code, 421);
+  // A session that sent MAIL no longer counts, so the next client gets in.
+  EXPECT_EQ(first->command("MAIL FROM:<a@example.test>").code, 250);
+  auto third = relay().client();
+  EXPECT_EQ(third->command("NOOP").code, 250);
+  EXPECT_EQ(relay().metric("portrelay_client_sessions_refused_total", {{"reason", "max_sessions"}}),
+            1);
+}
+
 TEST_F(RelayLimits, UnsupportedMailParameterIs555) {
   auto client = relay().client();
   SmtpReply reply = client->command("MAIL FROM:<a@example.test> SMTPUTF8");

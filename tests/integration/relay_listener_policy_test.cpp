@@ -121,5 +121,36 @@ TEST(RelayListenerPolicyConfig, PublicListenerIsFineWhenItRequiresAuth) {
                config::ConfigError);
 }
 
+// The open-relay guard looks at the union of `allow`: each of these lists admits every IPv4
+// client of a listener on 0.0.0.0 without AUTH, so the relay must refuse to start. If it
+// started, a client on 127.0.0.1 would be served: shown here over a real socket.
+TEST(RelayOpenRelayGuard, AllowListsAdmittingAllOfIpv4AreRefused) {
+  log::set_enabled(false);
+  FakeUpstream upstream;
+  for (std::string allow : {R"(["::ffff:0.0.0.0/96"])", R"(["0.0.0.0/1", "128.0.0.0/1"])",
+                            R"(["10.0.0.0/8", "::/1"])"}) {
+    SCOPED_TRACE(allow);
+    const std::string toml =
+        "[server]\nlisten = [\"0.0.0.0:0\"]\nhostname = \"relay.test\"\nallow = " + allow +
+        "\n[metrics]\nenabled = false\n"
+        "[[upstream]]\nname = \"a\"\nhost = \"127.0.0.1\"\ntls = \"none\"\nport = " +
+        std::to_string(upstream.port()) + "\n";
+    std::unique_ptr<DaemonThread> daemon;
+    try {
+      daemon = std::make_unique<DaemonThread>(config::parse_config(toml, "open.toml"));
+    } catch (const config::ConfigError& error) {
+      EXPECT_NE(std::string(error.what()).find("open relay"), std::string::npos) << error.what();
+      continue;
+    }
+    daemon->start();
+    SmtpTestClient client(5s);
+    client.connect("127.0.0.1", daemon->listener_ports().at(0));
+    SmtpReply greeting = client.read_reply();
+    ADD_FAILURE() << "the relay started as an open relay; a client got: " << greeting.raw;
+    daemon->stop(1s);
+  }
+  log::set_enabled(true);
+}
+
 }  // namespace
 }  // namespace portrelay::test

@@ -247,6 +247,53 @@ TEST_F(RelayAuth, WrongPasswordIs535) {
   EXPECT_EQ(upstream_.connection_count(), 0u);
 }
 
+TEST_F(RelayAuth, RepeatedFailuresAreDelayedMoreAndMoreThenDisconnected) {
+  relay("users_file = \"" + *users_file_ +
+        "\"\nrequire_auth = true\nauth_failure_delay = \"200ms\"\nmax_auth_failures = 3\n");
+  auto timed_auth = [](SmtpTestClient& client, const std::string& password) {
+    const auto started = std::chrono::steady_clock::now();
+    SmtpReply reply = client.command("AUTH PLAIN " + plain_token(kClientUser, password));
+    return std::make_pair(reply, std::chrono::steady_clock::now() - started);
+  };
+  auto client = secure_client();
+  auto [first, first_wait] = timed_auth(*client, "wrong1");
+  EXPECT_EQ(first.code, 535) << first.raw;
+  EXPECT_GE(first_wait, 200ms);
+  auto [second, second_wait] = timed_auth(*client, "wrong2");
+  EXPECT_EQ(second.code, 535) << second.raw;
+  EXPECT_GE(second_wait, 400ms);
+  auto [third, third_wait] = timed_auth(*client, "wrong3");
+  EXPECT_EQ(third.code, 535) << third.raw;
+  EXPECT_GE(third_wait, 800ms);
+  SmtpReply goodbye = client->read_reply();
+  EXPECT_EQ(goodbye.code, 421) << goodbye.raw;
+  EXPECT_EQ(goodbye.text.substr(0, 6), "4.7.0 ") << goodbye.raw;
+  EXPECT_TRUE(client->closed(2s));
+
+  // A new connection from the same address starts where the last one stopped (8 x 200ms),
+  // while the right password is answered at once.
+  auto again = secure_client();
+  auto [fourth, fourth_wait] = timed_auth(*again, "wrong4");
+  EXPECT_EQ(fourth.code, 535) << fourth.raw;
+  EXPECT_GE(fourth_wait, 1600ms);
+  auto [good, good_wait] = timed_auth(*again, kClientPassword);
+  EXPECT_EQ(good.code, 235) << good.raw;
+  EXPECT_LT(good_wait, 1000ms);
+  EXPECT_EQ(auth_relay().metric("portrelay_auth_failures_total"), 4);
+}
+
+TEST_F(RelayAuth, FailedAuthCountsTowardMaxErrors) {
+  relay("users_file = \"" + *users_file_ +
+        "\"\nrequire_auth = true\nauth_failure_delay = \"10ms\"\nmax_auth_failures = 100\n");
+  auto client = secure_client();
+  // max_errors is 10: nine unknown commands, then one wrong password ends the session.
+  for (int i = 0; i < 9; ++i) EXPECT_EQ(client->command("FROB").code, 500);
+  SmtpReply refused = client->command("AUTH PLAIN " + plain_token(kClientUser, "wrong"));
+  EXPECT_EQ(refused.code, 535) << refused.raw;
+  EXPECT_EQ(client->read_reply().code, 421);
+  EXPECT_TRUE(client->closed(2s));
+}
+
 TEST_F(RelayAuth, AuthBeforeTlsIs538) {
   SmtpTestClient client(5s);
   client.connect("127.0.0.1", auth_relay().port());

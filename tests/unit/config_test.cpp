@@ -513,6 +513,38 @@ TEST(ConfigErrors, RefusesToRunAnOpenRelay) {
             1u);
 }
 
+TEST(ConfigErrors, RefusesAllowListsThatAdmitAWholeFamilyTogether) {
+  const std::string listen = "[server]\nlisten = [\"0.0.0.0:2525\"]\n";
+  // Matches every IPv4 client through the mapped form.
+  EXPECT_EQ(error_of(listen + "allow = [\"10.0.0.0/8\", \"::ffff:0.0.0.0/96\"]\n" + kUpstream),
+            "portrelay.toml:3:24: server.allow: \"::ffff:0.0.0.0/96\" admits every IPv4 address "
+            "and listener 0.0.0.0:2525 is not loopback: that is an open relay (list your client "
+            "networks or set require_auth = true)");
+  EXPECT_EQ(error_of(listen + "allow = [\"0.0.0.0/0\"]\n" + kUpstream),
+            "portrelay.toml:3:10: server.allow: \"0.0.0.0/0\" admits every IPv4 address and "
+            "listener 0.0.0.0:2525 is not loopback: that is an open relay (list your client "
+            "networks or set require_auth = true)");
+  // Only the union admits everyone: the error points at the list.
+  EXPECT_EQ(error_of(listen + "allow = [\"0.0.0.0/1\", \"128.0.0.0/1\"]\n" + kUpstream),
+            "portrelay.toml:3:9: server.allow: these networks together admit every IPv4 address "
+            "and listener 0.0.0.0:2525 is not loopback: that is an open relay (list your client "
+            "networks or set require_auth = true)");
+  // Any IPv6 network that contains ::ffff:0:0/96 admits every IPv4 client.
+  EXPECT_EQ(error_of("[server]\nlisten = [\"[::]:2525\"]\nallow = [\"fd00::/8\", \"::/1\"]\n" +
+                     std::string(kUpstream)),
+            "portrelay.toml:3:22: server.allow: \"::/1\" admits every IPv4 address and listener "
+            "[::]:2525 is not loopback: that is an open relay (list your client networks or set "
+            "require_auth = true)");
+  // Large but not everything is accepted; so is everything on a loopback-only relay.
+  EXPECT_EQ(
+      parse(listen + "allow = [\"0.0.0.0/1\", \"128.0.0.0/2\"]\n" + kUpstream).server.allow.size(),
+      2u);
+  EXPECT_EQ(parse("[server]\nlisten = [\"127.0.0.1:2525\"]\nallow = [\"::ffff:0:0/96\"]\n" +
+                  std::string(kUpstream))
+                .server.allow.size(),
+            1u);
+}
+
 TEST_F(ConfigWithFiles, PublicListenerWithRequiredAuthNeedsNoAllowList) {
   const Config config = parse("[server]\nlisten = [\"0.0.0.0:587\"]\nrequire_auth = true\n" +
                               tls_files() + assign("users_file", users_) + kUpstream);
@@ -720,6 +752,58 @@ TEST_F(ConfigWithFiles, PasswordFile) {
   EXPECT_EQ(error_of(head + assign("password_file", dir_ + "/absent")),
             "portrelay.toml:5:17: upstream.password_file: cannot read \"" + dir_ +
                 "/absent\": No such file or directory");
+}
+
+TEST_F(ConfigWithFiles, SharedTlsKeyAndUsersFileAreWarned) {
+  const std::string shared_key = write("shared-key.pem", "-----BEGIN PRIVATE KEY-----\n", 0640);
+  const std::string shared_users = write("shared-users", "alice:$6$hash\n", 0604);
+  const Config config =
+      parse("[server]\n" + assign("tls_cert", cert_) + assign("tls_key", shared_key) +
+            assign("users_file", shared_users) + kUpstream);
+  ASSERT_EQ(config.warnings.size(), 2u);
+  EXPECT_EQ(config.warnings[0], "portrelay.toml:3: server.tls_key: \"" + shared_key +
+                                    "\" (the TLS private key) is readable by group or others; "
+                                    "restrict it (chmod 600)");
+  EXPECT_EQ(config.warnings[1], "portrelay.toml:4: server.users_file: \"" + shared_users +
+                                    "\" (password hashes) is readable by group or others; "
+                                    "restrict it (chmod 600)");
+  // The certificate is public; private files give no warning.
+  const std::string shared_cert = write("shared-cert.pem", "-----BEGIN CERTIFICATE-----\n", 0644);
+  EXPECT_TRUE(parse("[server]\n" + assign("tls_cert", shared_cert) + assign("tls_key", key_) +
+                    assign("users_file", users_) + kUpstream)
+                  .warnings.empty());
+}
+
+TEST(ConfigWarnings, PlaintextTowardANonLoopbackUpstream) {
+  const Config none =
+      parse("[[upstream]]\nhost = \"smtp.example.com\"\nport = 25\ntls = \"none\"\n");
+  ASSERT_EQ(none.warnings.size(), 1u);
+  EXPECT_EQ(none.warnings[0],
+            "portrelay.toml:4: upstream.tls: \"none\" toward smtp.example.com, which is not a "
+            "loopback address: every message crosses the network in clear text (use "
+            "\"starttls\" or \"implicit\")");
+  const Config opportunistic =
+      parse("[[upstream]]\nhost = \"192.0.2.7\"\nports = [25, 2525]\ntls = \"opportunistic\"\n");
+  ASSERT_EQ(opportunistic.warnings.size(), 1u) << "one warning per [[upstream]], not per port";
+  EXPECT_EQ(opportunistic.warnings[0],
+            "portrelay.toml:4: upstream.tls: \"opportunistic\" toward 192.0.2.7, which is not a "
+            "loopback address: anyone on the path can remove STARTTLS from the EHLO reply and "
+            "read the mail (use \"starttls\" or \"implicit\")");
+  // Pinned addresses decide: a public name pinned to a public address is warned too.
+  EXPECT_EQ(parse("[[upstream]]\nhost = \"mx.test\"\naddresses = [\"127.0.0.1\", \"10.1.1.1\"]\n"
+                  "port = 25\ntls = \"none\"\n")
+                .warnings.size(),
+            1u);
+  // Loopback peers (a local MTA, a tunnel) are fine in clear text.
+  for (const std::string host : {"127.0.0.1", "::1", "localhost", "127.1.2.3"}) {
+    SCOPED_TRACE(host);
+    EXPECT_TRUE(parse("[[upstream]]\nhost = \"" + host + "\"\nport = 25\ntls = \"none\"\n")
+                    .warnings.empty());
+  }
+  EXPECT_TRUE(parse("[[upstream]]\nhost = \"mx.test\"\naddresses = [\"127.0.0.1\", \"::1\"]\n"
+                    "port = 25\ntls = \"opportunistic\"\n")
+                  .warnings.empty());
+  EXPECT_TRUE(parse("[[upstream]]\nhost = \"smtp.example.com\"\nport = 587\n").warnings.empty());
 }
 
 TEST(ConfigCredentials, SecretsNeverAppearInErrors) {

@@ -156,33 +156,74 @@ TEST(DataReader, CrAtChunkEndFollowedByOtherByteIsBareCr) {
 }
 
 struct Smuggling {
-  const char* sequence;
+  std::string_view sequence;
   Violation expected;
   const char* out_before_violation;
 };
 
+using namespace std::string_view_literals;
+
+// End-of-data look-alikes that some receiver takes as the end of the message (SEC Consult's
+// "SMTP smuggling" research, the smtpsmug tool's list, and the NUL variants for receivers
+// that drop NUL octets). Each must neither end the data nor let the message through.
+const Smuggling kSmugglingSequences[] = {
+    {"\n.\n"sv, Violation::BareLf, "a"},
+    {"\n.\r\n"sv, Violation::BareLf, "a"},
+    {"\n.\r"sv, Violation::BareLf, "a"},
+    {"\r.\r"sv, Violation::BareCr, "a"},
+    {"\r.\r\n"sv, Violation::BareCr, "a"},
+    {"\r.\n"sv, Violation::BareCr, "a"},
+    {"\r\n.\n"sv, Violation::BareLf, "a\r\n"},
+    {"\r\n.\r"sv, Violation::BareCr, "a\r\n"},
+    {"\r\n.\r\r\n"sv, Violation::BareCr, "a\r\n"},
+    {"\r\n.\n\r\n"sv, Violation::BareLf, "a\r\n"},
+    {"\r\r\n.\r\r\n"sv, Violation::BareCr, "a"},
+    {"\r\n\0.\r\n"sv, Violation::Nul, "a\r\n"},
+    {"\r\n.\0\r\n"sv, Violation::Nul, "a\r\n"},
+    {"\r\n\0.\0\r\n"sv, Violation::Nul, "a\r\n"},
+    {"\r\n.\r\0\n"sv, Violation::BareCr, "a\r\n"},
+    {"\r\0\n.\r\n"sv, Violation::BareCr, "a"},
+    {"\0\n.\n"sv, Violation::Nul, "a"},
+    {"\r\n\0.\n"sv, Violation::Nul, "a\r\n"},
+    {"\r\n\0.\r"sv, Violation::Nul, "a\r\n"},
+};
+
 TEST(DataReader, SmugglingSequencesDoNotEndDataAndAreFlagged) {
-  const Smuggling cases[] = {
-      {"\n.\n", Violation::BareLf, "a"},   {"\r.\r", Violation::BareCr, "a"},
-      {"\n.\r\n", Violation::BareLf, "a"}, {"\r\n.\n", Violation::BareLf, "a\r\n"},
-      {"\r.\r\n", Violation::BareCr, "a"},
-  };
-  for (const Smuggling& c : cases) {
+  for (const Smuggling& c : kSmugglingSequences) {
     SCOPED_TRACE(testing::PrintToString(std::string(c.sequence)));
     const std::string hidden = "MAIL FROM:<evil@x.example>\r\nRCPT TO:<v@y.example>\r\nDATA\r\n";
     const std::string real_end = "\r\n.\r\n";
-    const std::string input = std::string("a") + c.sequence + hidden + "x" + real_end + "NEXT";
+    const std::string input = "a" + std::string(c.sequence) + hidden + "x" + real_end + "NEXT";
     Decoded d = decode_every_way(input);
     EXPECT_TRUE(d.finished);
     EXPECT_EQ(d.consumed, input.size() - 4) << "must stop at the real <CRLF>.<CRLF> only";
     EXPECT_EQ(d.violation, c.expected);
     EXPECT_EQ(d.out, c.out_before_violation);
 
-    // The sequence alone, at the end of the input, must not finish the data either.
-    Decoded alone = decode_every_way(std::string("a") + c.sequence);
+    // The sequence alone, near the end of the input, must not finish the data either (the
+    // "x" settles a trailing CR, which may still be followed by its LF).
+    Decoded alone = decode_every_way("a" + std::string(c.sequence) + "x");
     EXPECT_FALSE(alone.finished);
     EXPECT_EQ(alone.violation, c.expected);
   }
+}
+
+TEST(DataReader, NulAnywhereIsAViolation) {
+  // Start of data, start of a line, after a stuffed dot, inside a line, before the CRLF.
+  for (std::string_view input : {"\0\r\n.\r\n"sv, "ok\r\n\0x\r\n.\r\n"sv, "ok\r\n.\0\r\n.\r\n"sv,
+                                 "ab\0cd\r\n.\r\n"sv, "abcd\0\r\n.\r\n"sv, "..\0\r\n.\r\n"sv}) {
+    SCOPED_TRACE(testing::PrintToString(std::string(input)));
+    Decoded d = decode_every_way(input);
+    EXPECT_TRUE(d.finished);
+    EXPECT_EQ(d.consumed, input.size());
+    EXPECT_EQ(d.violation, Violation::Nul);
+    EXPECT_EQ(d.out.find('\0'), std::string::npos);
+  }
+  // The real end marker after a NUL still ends the data, and nothing after it is content.
+  Decoded d = decode_every_way("x\0y\r\n.\r\nQUIT\r\n"sv);
+  EXPECT_TRUE(d.finished);
+  EXPECT_EQ(d.consumed, 8u);
+  EXPECT_EQ(d.out, "x");
 }
 
 TEST(DataReader, SmugglingAtVeryStartDoesNotEndData) {
@@ -310,6 +351,7 @@ TEST(DataReader, ViolationNames) {
   EXPECT_STREQ(to_string(Violation::None), "none");
   EXPECT_STREQ(to_string(Violation::BareLf), "bare_lf");
   EXPECT_STREQ(to_string(Violation::BareCr), "bare_cr");
+  EXPECT_STREQ(to_string(Violation::Nul), "nul");
   EXPECT_STREQ(to_string(Violation::LineTooLong), "line_too_long");
   EXPECT_STREQ(to_string(Violation::TooBig), "too_big");
 }
@@ -338,7 +380,8 @@ std::string random_content(std::mt19937& rng) {
       default:
         for (int n = length(rng); n > 0; --n) {
           char c = static_cast<char>(byte(rng));
-          line.push_back(c == '\r' || c == '\n' ? '.' : c);  // 8-bit and control bytes too
+          // 8-bit and control bytes too, but not the line breaks or NUL, which are refused.
+          line.push_back(c == '\r' || c == '\n' || c == '\0' ? '.' : c);
         }
     }
     content += line + "\r\n";
@@ -370,14 +413,15 @@ TEST(DataReader, RoundTripsDotStufferOutput) {
 
 TEST(DataReader, RandomInputIsChunkingIndependentAndNeverEmitsBareLineBreaks) {
   std::mt19937 rng(7);
-  const char alphabet[] = {'\r', '\n', '.', 'a'};
+  const char alphabet[] = {'\r', '\n', '.', 'a', '\0'};
   for (int round = 0; round < 300; ++round) {
     std::string input;
-    for (int n = rng() % 24; n > 0; --n) input.push_back(alphabet[rng() % 4]);
+    for (int n = rng() % 24; n > 0; --n) input.push_back(alphabet[rng() % 5]);
     DataReader::Limits limits;
     limits.max_line_length = 2 + rng() % 6;
     limits.max_message_size = rng() % 16;
     Decoded d = decode_every_way(input, limits, round);
+    ASSERT_EQ(d.out.find('\0'), std::string::npos) << testing::PrintToString(input);
     for (std::size_t i = 0; i < d.out.size(); ++i) {
       if (d.out[i] == '\n') {
         ASSERT_TRUE(i > 0 && d.out[i - 1] == '\r') << testing::PrintToString(input);

@@ -233,6 +233,23 @@ TEST_F(ServerSessionTest, UnknownMailParameterIs555) {
   EXPECT_TRUE(handler_.calls.empty());
 }
 
+TEST_F(ServerSessionTest, EightBitAddressesAre553WithoutSmtpUtf8) {
+  start();
+  ehlo();
+  const std::string refused =
+      "553 5.6.7 Non-ASCII address needs SMTPUTF8, which is not offered\r\n";
+  EXPECT_EQ(exchange("MAIL FROM:<j\xc3\xbcrgen@b.test>\r\n"), refused);
+  EXPECT_EQ(exchange("MAIL FROM:<a@b\xff.test>\r\n"), refused) << "invalid UTF-8 too";
+  EXPECT_EQ(exchange("MAIL FROM:<a@b.test> BODY=8BITM\xc3\x8fME\r\n"), refused);
+  EXPECT_TRUE(handler_.calls.empty());
+  EXPECT_EQ(exchange("MAIL FROM:<a@b.test>\r\n"), "");
+  EXPECT_EQ(answer("250 2.1.0 Ok\r\n"), "250 2.1.0 Ok\r\n");
+  handler_.take_calls();
+  EXPECT_EQ(exchange("RCPT TO:<\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b.test>\r\n"), refused);
+  EXPECT_TRUE(handler_.calls.empty());
+  EXPECT_EQ(session().recipients(), 0u);
+}
+
 TEST_F(ServerSessionTest, RcptBeforeMailIsBadSequence) {
   start();
   ehlo();
@@ -365,6 +382,32 @@ TEST_F(ServerSessionTest, SmugglingSequencesAreRejectedWhole) {
     EXPECT_EQ(exchange("MAIL FROM:<a@b.test>\r\n"), "");
     EXPECT_EQ(handler_.take_calls(), std::vector<std::string>{"mail_from:a@b.test"});
   }
+}
+
+TEST_F(ServerSessionTest, NulSmugglingIsRejectedWhole) {
+  // A receiver that drops NUL would see "<CRLF>.<CRLF>" here and run the rest as commands.
+  for (std::string body : {std::string("hello\r\n\0.\r\nMAIL FROM:<evil@x.test>\r\n.\r\n", 39),
+                           std::string("hello\r\n.\0\r\nMAIL FROM:<evil@x.test>\r\n.\r\n", 39)}) {
+    SCOPED_TRACE(::testing::PrintToString(body));
+    handler_ = RecordingHandler{};
+    start();
+    enter_data();
+    EXPECT_EQ(exchange(body), "554 5.6.0 Message contains a NUL octet; not relayed\r\n");
+    EXPECT_EQ(handler_.take_calls(), std::vector<std::string>{"data_rejected:nul"});
+    EXPECT_EQ(handler_.content.find("evil"), std::string::npos);
+    EXPECT_FALSE(session().in_transaction());
+  }
+}
+
+TEST_F(ServerSessionTest, NulInCommandIs500AndNotExecuted) {
+  start();
+  ehlo();
+  EXPECT_EQ(exchange(std::string("MAIL FROM:<a@b.test>\0\r\n", 23)),
+            "500 5.5.2 Syntax error: NUL octet in command\r\n");
+  EXPECT_EQ(exchange(std::string("NOOP\0\r\n", 7)),
+            "500 5.5.2 Syntax error: NUL octet in command\r\n");
+  EXPECT_TRUE(handler_.calls.empty());
+  EXPECT_EQ(exchange("NOOP\r\n"), kOk);
 }
 
 TEST_F(ServerSessionTest, TooBigBodyIs552) {
@@ -577,6 +620,17 @@ TEST_F(ServerSessionAuthTest, MalformedPlainResponses) {
   EXPECT_TRUE(handler_.calls.empty());
 }
 
+TEST_F(ServerSessionAuthTest, NulInAuthResponseLineCancelsTheExchange) {
+  start();
+  ehlo();
+  EXPECT_EQ(exchange("AUTH LOGIN\r\n"), "334 VXNlcm5hbWU6\r\n");
+  EXPECT_EQ(exchange(std::string("dXNl\0cg==\r\n", 11)),
+            "500 5.5.2 Syntax error: NUL octet in command\r\n");
+  // The next line is a command again, not the user name.
+  EXPECT_EQ(exchange("NOOP\r\n"), kOk);
+  EXPECT_TRUE(handler_.calls.empty());
+}
+
 TEST_F(ServerSessionAuthTest, LoginFlowPipelinedOrNot) {
   start();
   ehlo();
@@ -590,6 +644,40 @@ TEST_F(ServerSessionAuthTest, LoginFlowPipelinedOrNot) {
   // Failed: may try again, this time everything in one write and with an initial response.
   EXPECT_EQ(exchange("AUTH LOGIN dXNlcg==\r\ncGFzcw==\r\n"), "334 UGFzc3dvcmQ6\r\n");
   EXPECT_EQ(handler_.take_calls(), std::vector<std::string>{"authenticate:user:pass"});
+}
+
+TEST_F(ServerSessionAuthTest, ThirdFailedAuthClosesWith421) {
+  policy_.max_auth_failures = 3;
+  start();
+  ehlo();
+  const std::string refused = "535 5.7.8 Authentication credentials invalid\r\n";
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(exchange("AUTH PLAIN AHVzZXIAd3Jvbmc=\r\n"), "");
+    EXPECT_EQ(answer(refused), refused);
+    EXPECT_FALSE(session().closed());
+  }
+  // A 454 (verifier busy) is not the client's fault and does not count.
+  EXPECT_EQ(exchange("AUTH PLAIN AHVzZXIAd3Jvbmc=\r\n"), "");
+  EXPECT_EQ(answer("454 4.7.0 Temporary authentication failure\r\n"),
+            "454 4.7.0 Temporary authentication failure\r\n");
+  EXPECT_FALSE(session().closed());
+  // A foreign authzid is refused locally and counts like a wrong password.
+  EXPECT_EQ(exchange("AUTH PLAIN YWRtaW4AdXNlcgBwYXNz\r\nNOOP\r\n"),
+            refused + "421 4.7.0 mx.test Too many authentication failures, closing\r\n");
+  EXPECT_TRUE(session().closed());
+  EXPECT_TRUE(handler_.closed());
+}
+
+TEST_F(ServerSessionAuthTest, FailedAuthCountsTowardMaxErrors) {
+  policy_.max_errors = 2;
+  start();
+  ehlo();
+  EXPECT_EQ(exchange("FROB\r\n"), "500 5.5.2 Command not recognized\r\n");
+  EXPECT_EQ(exchange("AUTH PLAIN AHVzZXIAd3Jvbmc=\r\n"), "");
+  EXPECT_EQ(answer("535 5.7.8 Authentication credentials invalid\r\n"),
+            "535 5.7.8 Authentication credentials invalid\r\n"
+            "421 4.7.0 mx.test Too many errors, closing\r\n");
+  EXPECT_TRUE(session().closed());
 }
 
 TEST_F(ServerSessionAuthTest, AuthRequiredBlocksMailUntil235) {

@@ -36,7 +36,13 @@ struct ServerConfig {
   std::uint64_t max_message_size = 25ull << 20;    // octets
   std::size_t max_recipients = 100;
   std::size_t max_sessions = 1000;  // concurrent client sessions
-  std::vector<net::Cidr> allow;     // default 127.0.0.0/8 and ::1/128
+  // Concurrent sessions from one client IP address.
+  std::size_t max_sessions_per_address = 100;
+  // Concurrent sessions that have neither authenticated nor sent MAIL yet. When this or
+  // max_sessions is reached, the one that has made no progress for longest is closed to
+  // make room (if it has been idle for a second), rather than refusing the new client.
+  std::size_t max_sessions_before_mail = 500;
+  std::vector<net::Cidr> allow;  // default 127.0.0.0/8 and ::1/128
   // `allow` was written in the file. If not, listeners that require AUTH take clients
   // from anywhere (AUTH is their access control); the others keep the loopback default.
   bool allow_explicit = false;
@@ -49,6 +55,11 @@ struct ServerConfig {
   std::string users_file;                      // "user:hash" lines for client AUTH
   bool require_auth = false;                   // every listener requires AUTH
   std::vector<ListenAddress> require_auth_on;  // or only these listeners
+  // Client AUTH failures: the 535 waits auth_failure_delay, doubling with each recent
+  // failure from the same address (up to 8x); a connection is dropped after
+  // max_auth_failures.
+  Duration auth_failure_delay = std::chrono::seconds(1);
+  std::size_t max_auth_failures = 3;
   bool requires_auth(const ListenAddress& listener) const {
     if (require_auth) return true;
     for (const auto& address : require_auth_on)

@@ -48,6 +48,10 @@ class Metrics {
   void message_relayed(double seconds, std::uint64_t size);
   void session_opened();
   void session_closed();
+  void auth_failure();  // a client's AUTH was refused (wrong user or password)
+  // A new client was turned away: "max_sessions" or "per_address".
+  void session_refused(const std::string& reason);
+  void session_shed();  // an idle pre-MAIL session was closed to make room
 
  private:
   struct EndpointSeries {
@@ -76,6 +80,9 @@ class Metrics {
   prometheus::Histogram* relay_duration_;
   prometheus::Histogram* message_size_;
   prometheus::Gauge* sessions_active_;
+  prometheus::Counter* auth_failures_;
+  prometheus::Family<prometheus::Counter>* sessions_refused_;
+  prometheus::Counter* sessions_shed_;
   std::map<MessageResult, prometheus::Counter*> message_counters_;
   std::vector<EndpointSeries> endpoints_;  // indexed by Endpoint::index
 };

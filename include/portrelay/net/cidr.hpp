@@ -19,6 +19,9 @@ class Cidr {
   bool contains(const sockaddr* address) const;
   std::string str() const;
   unsigned prefix_length() const { return prefix_; }  // 0 matches every address of its family
+  bool is_v6() const { return v6_; }
+  // Network address, host bits cleared: 4 bytes used for IPv4, 16 for IPv6.
+  const std::array<std::uint8_t, 16>& bytes() const { return bytes_; }
 
  private:
   bool v6_ = false;

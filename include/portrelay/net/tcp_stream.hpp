@@ -53,5 +53,8 @@ class TcpStream {
 
 // "ip:port" / "[ip]:port" for a sockaddr.
 std::string format_address(const sockaddr* address);
+// The IP alone, IPv4-mapped IPv6 written as IPv4 ("::ffff:10.0.0.1" -> "10.0.0.1"), so a
+// client counts as one address whichever way a dual-stack listener reports it.
+std::string format_ip(const sockaddr* address);
 
 }  // namespace portrelay::net

@@ -12,6 +12,7 @@
 #include "portrelay/config/config.hpp"
 #include "portrelay/net/tcp_listener.hpp"
 #include "portrelay/net/timer.hpp"
+#include "portrelay/server/auth_failure_tracker.hpp"
 #include "portrelay/server/submission_session.hpp"
 
 namespace portrelay::server {
@@ -32,14 +33,22 @@ class SubmissionServer {
 
  private:
   void accept(std::unique_ptr<net::TcpStream> stream, bool implicit_tls, bool require_auth);
+  // 421 4.7.0 to a new client that gets no session; `reason` is the metric label.
+  void refuse(std::unique_ptr<net::TcpStream> stream, const char* reason, const std::string& text);
+  // Makes room when max_sessions or max_sessions_before_mail is reached by closing the
+  // session that has been without progress for longest, if it has neither authenticated
+  // nor sent MAIL and has been idle for a while. False if there is none to close.
+  bool shed_one_idle_session();
   void session_finished(SubmissionSession* session);
   void check_drained();
 
   const config::ServerConfig& config_;
+  AuthFailureTracker auth_failures_;
   SessionEnvironment environment_;
   smtp::ServerPolicy policy_;
   std::vector<std::unique_ptr<net::TcpListener>> listeners_;
   std::map<SubmissionSession*, std::unique_ptr<SubmissionSession>> sessions_;
+  std::map<std::string, std::size_t> sessions_by_address_;  // client IP -> open sessions
   net::Timer grace_timer_;
   std::function<void()> on_drained_;
   std::uint64_t next_id_ = 1;

@@ -16,6 +16,7 @@
 namespace portrelay::server {
 
 class Authenticator;
+class AuthFailureTracker;
 
 struct SessionEnvironment {
   net::Loop* loop = nullptr;
@@ -26,6 +27,8 @@ struct SessionEnvironment {
   const Authenticator* authenticator = nullptr;  // null: no AUTH
   config::Duration command_timeout{};
   config::Duration data_timeout{};
+  // Set by SubmissionServer: failed AUTH per client address (delays the 535).
+  AuthFailureTracker* auth_failures = nullptr;
 };
 
 class SubmissionSession : private smtp::ServerSessionHandler {
@@ -44,7 +47,20 @@ class SubmissionSession : private smtp::ServerSessionHandler {
     after_event();
   }
   void force_close();
+  // Closes with 421 4.7.0 to make room for another client (SubmissionServer's shedding).
+  void shed() {
+    session_.shed();
+    after_event();
+  }
+  // Authenticated or sent MAIL: see smtp::ServerSession::engaged().
+  bool engaged() const { return session_.engaged(); }
+  // Closing: the final reply is on its way; the session no longer holds a client slot.
+  bool closing() const { return closing_ || finished_; }
+  // When the client last completed a command (or connected).
+  std::chrono::steady_clock::time_point last_progress() const { return last_progress_; }
   const std::string& id() const { return id_; }
+  // The client's IP (IPv4-mapped written as IPv4): the key of per-address limits.
+  const std::string& client_ip() const { return client_ip_; }
 
  private:
   // smtp::ServerSessionHandler
@@ -68,14 +84,22 @@ class SubmissionSession : private smtp::ServerSessionHandler {
   const SessionEnvironment& environment_;
   std::string id_;
   std::string peer_;
+  std::string client_ip_;
   std::unique_ptr<net::Connection> connection_;
   smtp::ServerSession session_;
   std::unique_ptr<relay::MessageSink> sink_;
   net::Timer timer_;
+  net::Timer auth_delay_;  // holds back a 535 (AuthFailureTracker)
   std::function<void(SubmissionSession*)> on_finished_;
   bool finished_ = false;
   bool closing_ = false;
   bool tls_handshaking_ = false;  // after our 220 to STARTTLS, until the handshake ends
+  // What the command timer was last armed for: it restarts when a command line completes
+  // or the phase changes, not on every byte (a client dripping a line byte by byte must
+  // finish it within command_timeout).
+  smtp::ServerSession::Phase timed_phase_ = smtp::ServerSession::Phase::Closed;
+  std::uint64_t timed_commands_ = 0;
+  std::chrono::steady_clock::time_point last_progress_ = std::chrono::steady_clock::now();
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

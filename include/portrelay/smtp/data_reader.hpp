@@ -5,8 +5,10 @@
 // Only <CRLF>.<CRLF> ends the data (the CRLF of the DATA command counts as the first
 // CRLF, so ".\r\n" right away is an empty message). Bare LF and bare CR anywhere in the
 // data are violations (SMTP smuggling defence): the reader keeps scanning for the real
-// end marker, but the message must be rejected. Content is never emitted after a
-// violation, so nothing ambiguous can be forwarded.
+// end marker, but the message must be rejected. So is a NUL octet (RFC 5321 2.3.8 and
+// RFC 6152 exclude it from text and 8BITMIME data): a receiver that drops NULs would turn
+// "<CRLF>NUL.<CRLF>" or "<CRLF>.NUL<CRLF>" into an end of data. Content is never emitted
+// after a violation, so nothing ambiguous can be forwarded.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -16,7 +18,7 @@ namespace portrelay::smtp {
 
 class DataReader {
  public:
-  enum class Violation { None, BareLf, BareCr, LineTooLong, TooBig };
+  enum class Violation { None, BareLf, BareCr, Nul, LineTooLong, TooBig };
 
   struct Limits {
     std::uint64_t max_message_size = 25u << 20;  // decoded content octets

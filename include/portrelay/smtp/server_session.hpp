@@ -21,7 +21,14 @@ struct ServerPolicy {
   std::size_t max_recipients = 100;
   // RFC 5321 asks for at least 512; AUTH PLAIN with long tokens needs more.
   std::size_t max_command_line = 2048;
-  std::size_t max_errors = 10;  // bad commands before the session is dropped
+  std::size_t max_errors = 10;  // bad commands (and failed AUTH) before the session is dropped
+  // Failed AUTH attempts (535) on one connection before it is dropped with 421 4.7.0.
+  std::size_t max_auth_failures = 3;
+  // Commands are not processed while this many reply octets wait to be sent (ours plus
+  // ServerSessionHandler::queued_output()): a client that pipelines without reading costs
+  // at most this much output, however much input one read brought (an EHLO reply is ~13
+  // times its command).
+  std::size_t max_queued_output = 64 * 1024;
   bool starttls_offered = false;
   bool tls_active = false;
   bool auth_offered = false;   // AUTH is advertised once TLS is active
@@ -46,6 +53,8 @@ class ServerSessionHandler {
   virtual void data_chunk(std::string_view content) = 0;
   virtual void data_rejected(DataReader::Violation violation) = 0;
   virtual void reset() = 0;  // the transaction (if any) is abandoned
+  // Reply octets sent but not yet taken by the peer; counts toward max_queued_output.
+  virtual std::size_t queued_output() const { return 0; }
 };
 
 class ServerSession {
@@ -58,6 +67,10 @@ class ServerSession {
   void complete(const Reply& reply);  // answer to the pending asynchronous operation
   void tls_started();
   void on_timeout();  // 421 4.4.2 and close
+  // 421 4.7.0 and close: the server needs the slot for another client (load shedding).
+  void shed();
+  // Processes buffered input that waited for queued output to drain (see output_blocked()).
+  void resume();
   // Graceful stop: idle sessions get 421 now; a transaction in progress may finish first.
   void shutdown();
 
@@ -68,6 +81,15 @@ class ServerSession {
   // Unprocessed input; the I/O layer stops reading while this is large.
   std::size_t buffered_input() const { return input_.size() - input_pos_; }
   std::size_t recipients() const { return recipients_; }
+  // Buffered commands wait because max_queued_output was reached; call resume() once the
+  // handler's queued output has drained below it.
+  bool output_blocked() const { return output_blocked_; }
+  // Complete command lines (and AUTH responses) consumed so far: a client that drips a line
+  // byte by byte makes no progress here, so the I/O layer's command timer is not restarted.
+  std::uint64_t commands_received() const { return commands_received_; }
+  // Authenticated, or got as far as a MAIL command: the session is doing real work. Idle
+  // sessions that never got here are the first to be shed when the server is full.
+  bool engaged() const { return authenticated_ || mail_seen_; }
 
  private:
   enum class Pending { None, Mail, Rcpt, DataEnd, StartTls, Auth };
@@ -89,6 +111,9 @@ class ServerSession {
   void error_reply(int code, std::string_view enhanced, std::string_view text);
   void close_with(int code, std::string_view enhanced, std::string_view text);
   void close_now();  // close without a reply of our own (one was already queued)
+  // Counts a failed AUTH (toward max_errors too); true if the session was closed for it.
+  bool count_auth_failure();
+  bool output_full() const;
   void reset_transaction();
   void flush();
   void compact_input();
@@ -105,8 +130,12 @@ class ServerSession {
   bool draining_ = false;
   bool skipping_long_line_ = false;
   bool processing_ = false;
+  bool output_blocked_ = false;
+  bool mail_seen_ = false;
   std::size_t recipients_ = 0;
   std::size_t errors_ = 0;
+  std::size_t auth_failures_ = 0;
+  std::uint64_t commands_received_ = 0;
   std::string input_;
   std::size_t input_pos_ = 0;
   std::string output_;

@@ -1,0 +1,47 @@
+#pragma once
+// Failed client AUTH attempts per client address, so that guessing passwords gets slower
+// the more a source tries, whatever connection it uses. Pure: the time is a parameter.
+//
+// Each failure from an address makes the next 535 to that address wait longer: `base`,
+// then 2x, 4x, 8x `base` (the cap). An address that has not failed for `forget_after` starts
+// over. At most `max_addresses` addresses are remembered (the one that failed longest ago
+// is forgotten first), so a flood from many addresses costs bounded memory.
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <unordered_map>
+
+namespace portrelay::server {
+
+class AuthFailureTracker {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using Duration = std::chrono::milliseconds;
+
+  struct Limits {
+    Duration base_delay = std::chrono::seconds(1);
+    unsigned max_doublings = 3;  // base, 2x, 4x, 8x
+    Duration forget_after = std::chrono::minutes(15);
+    std::size_t max_addresses = 4096;
+  };
+
+  explicit AuthFailureTracker(Limits limits) : limits_(limits) {}
+
+  // Records a failure from `address` and returns how long to wait before answering it.
+  Duration record_failure(const std::string& address, Clock::time_point now);
+  // Failures remembered for `address` (0 if none or forgotten).
+  unsigned failures(const std::string& address, Clock::time_point now) const;
+  std::size_t addresses() const { return entries_.size(); }
+
+ private:
+  struct Entry {
+    unsigned failures = 0;
+    Clock::time_point last;
+  };
+  void make_room(Clock::time_point now);
+
+  Limits limits_;
+  std::unordered_map<std::string, Entry> entries_;
+};
+
+}  // namespace portrelay::server
