@@ -31,9 +31,9 @@ int run(const RunOptions& options) {
 
   struct SignalContext {
     Daemon* daemon;
-    std::chrono::seconds grace;
+    config::Duration grace;
     bool stopping = false;
-  } context{daemon.get(), std::chrono::seconds(options.shutdown_grace)};
+  } context{daemon.get(), options.shutdown_grace};
   uv_signal_t term{}, interrupt{};
   for (auto [handle, signum] : {std::pair{&term, SIGTERM}, {&interrupt, SIGINT}}) {
     uv_signal_init(loop, handle);

@@ -1,5 +1,6 @@
 #pragma once
 // One function per `portrelay` subcommand; each returns the process exit code.
+#include <chrono>
 #include <optional>
 #include <string>
 
@@ -9,7 +10,7 @@ namespace portrelay::cli {
 
 struct RunOptions {
   std::string config_path;
-  int shutdown_grace = 30;  // seconds
+  config::Duration shutdown_grace = std::chrono::seconds(30);
 };
 
 struct DemoOptions {
