@@ -1,6 +1,8 @@
 // portrelay command line. CLI11 gives every command its --help; usage errors exit 64
 // (EX_USAGE). Invoked as `sendmail` or `mailq` (a link), it is those programs instead.
 #include <CLI/CLI.hpp>
+#include <filesystem>
+#include <string_view>
 
 #include "portrelay/cli/commands.hpp"
 #include "portrelay/cli/config_path.hpp"
@@ -26,6 +28,16 @@ std::string config_help() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // sendmail(8) has its own option syntax ("-oi", "-FCronDaemon") that CLI11 cannot parse, so
+  // it is dispatched before CLI11 sees the arguments: through a link named sendmail or mailq
+  // (argv[0], as /usr/sbin/sendmail) or as `portrelay sendmail ...`.
+  const std::string program = std::filesystem::path(argc > 0 ? argv[0] : "").filename();
+  if (program == "sendmail") return portrelay::cli::sendmail({argv + 1, argv + argc});
+  if (program == "mailq") return portrelay::cli::mailq();
+  if (argc > 1 && std::string_view(argv[1]) == "sendmail")
+    return portrelay::cli::sendmail({argv + 2, argv + argc});
+  if (argc > 1 && std::string_view(argv[1]) == "mailq") return portrelay::cli::mailq();
+
   CLI::App app{
       "portrelay: an SMTP relay that finds the upstream port that works.\n"
       "Applications submit mail locally; portrelay relays it over an ordered failover\n"
@@ -70,6 +82,13 @@ int main(int argc, char** argv) {
       "(not echoed), or read as one line from a pipe");
   std::string username;
   hash->add_option("username", username, "User name for the line")->required();
+
+  // Listed for --help only: both are dispatched above.
+  app.add_subcommand("sendmail",
+                     "sendmail(8) for cron, PHP, mail(1): message on stdin to the local daemon "
+                     "(see 'portrelay sendmail --help')")
+      ->allow_extras();
+  app.add_subcommand("mailq", "List the mail queue: portrelay keeps none, so it is empty");
 
   if (auto status = portrelay::cli::parse_command_line(app, argc, argv)) return *status;
 
