@@ -50,7 +50,21 @@ int run(const RunOptions& options) {
         },
         signum);
   }
+  // SIGHUP (systemctl reload) must not end the daemon, which its default action would do with
+  // no log line; until configuration reload exists it is logged and ignored.
+  uv_signal_t hangup{};
+  uv_signal_init(loop, &hangup);
+  uv_signal_start(
+      &hangup,
+      [](uv_signal_t*, int) {
+        log::warn(
+            "reload_not_supported",
+            {{"signal", "SIGHUP"},
+             {"detail", "configuration reload is not implemented; restart to apply changes"}});
+      },
+      SIGHUP);
   uv_run(loop, UV_RUN_DEFAULT);
+  uv_close(reinterpret_cast<uv_handle_t*>(&hangup), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&term), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&interrupt), nullptr);
   daemon.reset();

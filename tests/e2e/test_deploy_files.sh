@@ -27,7 +27,7 @@ echo "ok: the ConfigMap's portrelay.toml passes portrelay check"
 if command -v systemd-analyze > /dev/null 2>&1; then
   # verify wants the ExecStart binary to exist; point a copy of the unit at the built one.
   sed "s#/usr/local/bin/portrelay#$PORTRELAY#g" "$ROOT/deploy/systemd/portrelay.service" > "$WORK/portrelay.service"
-  if systemd-analyze verify "$WORK/portrelay.service" 2> "$WORK/verify.err"; then
+  if systemd-analyze verify --man=no "$WORK/portrelay.service" 2> "$WORK/verify.err"; then
     echo "ok: systemd-analyze verify"
   elif grep -qiE "Failed to (connect|initialize)|not been booted with systemd|System has not been booted" "$WORK/verify.err"; then
     echo "skip: systemd-analyze cannot run here ($(head -1 "$WORK/verify.err"))"
