@@ -127,7 +127,7 @@ portrelay_config() {
 }
 
 start_portrelay() {  # NAME CONFIG LISTEN_PORT -> pid in LAST_PID
-  start_bg "$1" "$PORTRELAY" run -c "$2" --shutdown-grace 2
+  start_bg "$1" "$PORTRELAY" run -c "$2" --shutdown-grace 2s
   wait_port "$3"
 }
 

@@ -1,40 +1,77 @@
-// portrelay command line. CLI11 gives every command its --help and consistent errors.
+// portrelay command line. CLI11 gives every command its --help; usage errors exit 64
+// (EX_USAGE). Invoked as `sendmail` or `mailq` (a link), it is those programs instead.
 #include <CLI/CLI.hpp>
 
 #include <csignal>
+#include <filesystem>
+#include <string_view>
 
 #include "portrelay/cli/commands.hpp"
+#include "portrelay/cli/config_path.hpp"
+#include "portrelay/cli/usage.hpp"
+#include "portrelay/config/config.hpp"
+
+namespace {
+
+// --shutdown-grace takes a duration written as in the configuration file ("30s", "1m30s").
+const CLI::Validator kDuration(
+    [](std::string& text) -> std::string {
+      if (portrelay::config::parse_duration(text)) return "";
+      return "'" + text + "' is not a duration; write it with a unit, as in the config (\"30s\")";
+    },
+    "DURATION");
+
+std::string config_help() {
+  return "Configuration file (TOML); default: $" +
+         std::string(portrelay::cli::kConfigPathVariable) + " or " +
+         std::string(portrelay::cli::kDefaultConfigPath);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   // A peer that resets while a reply is queued makes write() raise SIGPIPE, which would end
   // the whole process; every command handles EPIPE as an ordinary write error instead.
   std::signal(SIGPIPE, SIG_IGN);
+
+  // sendmail(8) has its own option syntax ("-oi", "-FCronDaemon") that CLI11 cannot parse, so
+  // it is dispatched before CLI11 sees the arguments: through a link named sendmail or mailq
+  // (argv[0], as /usr/sbin/sendmail) or as `portrelay sendmail ...`.
+  const std::string program = std::filesystem::path(argc > 0 ? argv[0] : "").filename();
+  if (program == "sendmail") return portrelay::cli::sendmail({argv + 1, argv + argc});
+  if (program == "mailq") return portrelay::cli::mailq();
+  if (argc > 1 && std::string_view(argv[1]) == "sendmail")
+    return portrelay::cli::sendmail({argv + 2, argv + argc});
+  if (argc > 1 && std::string_view(argv[1]) == "mailq") return portrelay::cli::mailq();
+
   CLI::App app{
       "portrelay: an SMTP relay that finds the upstream port that works.\n"
       "Applications submit mail locally; portrelay relays it over an ordered failover\n"
-      "chain of upstream endpoints (587 STARTTLS, 465 implicit TLS, 2525, 25)."};
+      "chain of upstream endpoints (587 STARTTLS, 465 implicit TLS, 2525, 25).",
+      "portrelay"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "portrelay " PORTRELAY_VERSION);
 
   std::string config_path;
   portrelay::cli::RunOptions run_options;
+  std::string shutdown_grace = "30s";
   auto* run = app.add_subcommand("run", "Run the relay daemon (foreground; logs to stderr)");
-  run->add_option("-c,--config", run_options.config_path, "Configuration file (TOML)")->required();
-  run->add_option("--shutdown-grace", run_options.shutdown_grace,
-                  "Seconds to let in-flight transactions finish on SIGTERM/SIGINT")
-      ->default_val(30);
+  run->add_option("-c,--config", run_options.config_path, config_help());
+  run->add_option("--shutdown-grace", shutdown_grace,
+                  "How long in-flight transactions may take to finish on SIGTERM/SIGINT")
+      ->check(kDuration)
+      ->capture_default_str();
 
   auto* check =
       app.add_subcommand("check", "Validate a configuration and print the effective chain");
-  check->add_option("-c,--config", config_path, "Configuration file (TOML)")->required();
+  check->add_option("-c,--config", config_path, config_help());
 
   portrelay::cli::ProbeOptions probe_options;
   auto* probe = app.add_subcommand(
       "probe",
       "Check every endpoint now (DNS, TCP, TLS, greeting, EHLO, AUTH) without sending mail; "
       "exit 0 if at least one is usable, 2 if none is");
-  probe->add_option("-c,--config", probe_options.config_path, "Configuration file (TOML)")
-      ->required();
+  probe->add_option("-c,--config", probe_options.config_path, config_help());
   probe->add_flag("--json", probe_options.json, "Machine-readable output");
 
   portrelay::cli::DemoOptions demo_options;
@@ -46,17 +83,33 @@ int main(int argc, char** argv) {
   auto* version = app.add_subcommand("version", "Print the version");
 
   auto* hash = app.add_subcommand(
-      "hash-password", "Read a password on stdin, print a users-file line for client AUTH");
+      "hash-password",
+      "Print a users-file line for client AUTH; the password is asked twice on a terminal "
+      "(not echoed), or read as one line from a pipe");
   std::string username;
   hash->add_option("username", username, "User name for the line")->required();
 
-  CLI11_PARSE(app, argc, argv);
+  // Listed for --help only: both are dispatched above.
+  app.add_subcommand("sendmail",
+                     "sendmail(8) for cron, PHP, mail(1): message on stdin to the local daemon "
+                     "(see 'portrelay sendmail --help')")
+      ->allow_extras();
+  app.add_subcommand("mailq", "List the mail queue: portrelay keeps none, so it is empty");
 
-  if (*run) return portrelay::cli::run(run_options);
-  if (*check) return portrelay::cli::check(config_path);
-  if (*probe) return portrelay::cli::probe(probe_options);
+  if (auto status = portrelay::cli::parse_command_line(app, argc, argv)) return *status;
+
+  if (*run) {
+    run_options.config_path = portrelay::cli::resolve_config_path(run_options.config_path);
+    run_options.shutdown_grace = *portrelay::config::parse_duration(shutdown_grace);
+    return portrelay::cli::run(run_options);
+  }
+  if (*check) return portrelay::cli::check(portrelay::cli::resolve_config_path(config_path));
+  if (*probe) {
+    probe_options.config_path = portrelay::cli::resolve_config_path(probe_options.config_path);
+    return portrelay::cli::probe(probe_options);
+  }
   if (*demo) return portrelay::cli::demo(demo_options);
   if (*version) return portrelay::cli::version();
   if (*hash) return portrelay::cli::hash_password(username);
-  return 2;
+  return portrelay::cli::kExitUsage;
 }

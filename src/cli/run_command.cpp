@@ -35,7 +35,7 @@ int run(const RunOptions& options) {
                           {"endpoints", std::to_string(config.chain.size())}});
 
     bool stopping = false;
-    net::Signal term(raw), interrupt(raw);
+    net::Signal term(raw), interrupt(raw), hangup(raw);
     auto on_signal = [&](int signum) {
       log::info("signal", {{"signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"}});
       // Further signals while draining change nothing: the grace period bounds the wait.
@@ -43,10 +43,18 @@ int run(const RunOptions& options) {
       stopping = true;
       term.close();
       interrupt.close();
-      daemon->shutdown(std::chrono::seconds(options.shutdown_grace), []() {});
+      hangup.close();
+      daemon->shutdown(options.shutdown_grace, []() {});
     };
     term.start(SIGTERM, on_signal);
     interrupt.start(SIGINT, on_signal);
+    // SIGHUP (systemctl reload) must not end the daemon, which its default action would do
+    // without a log line.
+    hangup.start(SIGHUP, [](int) {
+      log::warn("reload_not_supported",
+                {{"signal", "SIGHUP"},
+                 {"detail", "configuration reload is not implemented; restart to apply changes"}});
+    });
     uv_run(raw, UV_RUN_DEFAULT);  // ends when the daemon has nothing left to do
     daemon.reset();
   }  // ~Loop frees what was deferred

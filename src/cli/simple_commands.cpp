@@ -1,9 +1,8 @@
-#include <unistd.h>
-
 #include <iostream>
 #include <string>
 
 #include "portrelay/cli/commands.hpp"
+#include "portrelay/cli/password_prompt.hpp"
 #include "portrelay/config/config.hpp"
 #include "portrelay/server/password_hash.hpp"
 
@@ -42,14 +41,12 @@ int hash_password(const std::string& username) {
     std::cerr << "error: the user name must not be empty or contain ':'\n";
     return 1;
   }
-  if (isatty(STDIN_FILENO)) std::cerr << "Password (read from stdin, not echoed by this tool): ";
-  std::string password;
-  if (!std::getline(std::cin, password) || password.empty()) {
-    std::cerr << "error: no password on stdin\n";
+  const PasswordRead read = read_new_password();
+  if (!read.password) {
+    std::cerr << "error: " << read.error << "\n";
     return 1;
   }
-  if (!password.empty() && password.back() == '\r') password.pop_back();
-  std::cout << username << ":" << server::hash_password(password) << "\n";
+  std::cout << username << ":" << server::hash_password(*read.password) << "\n";
   return 0;
 }
 

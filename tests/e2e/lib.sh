@@ -130,7 +130,7 @@ start_upstream() {
 # then waits until SMTP_PORT accepts connections. Sets PORTRELAY_PID.
 start_portrelay() {
   local config=$1 port=$2 i
-  start_bg "$WORK/portrelay.log" "$PORTRELAY" run --config "$config" --shutdown-grace 5
+  start_bg "$WORK/portrelay.log" "$PORTRELAY" run --config "$config" --shutdown-grace 5s
   PORTRELAY_PID=$LAST_PID
   for ((i = 0; i < 200; i++)); do
     if ! kill -0 "$PORTRELAY_PID" 2>/dev/null; then

@@ -19,10 +19,20 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
 class RecordingHandler:
-    def __init__(self, outdir, label):
+    def __init__(self, outdir, label, refuse_rcpt=None, defer_rcpt=None):
         self.outdir = outdir
         self.label = label
         self.count = 0
+        self.refuse_rcpt = refuse_rcpt  # recipients containing this get 550
+        self.defer_rcpt = defer_rcpt    # recipients containing this get 450
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.refuse_rcpt and self.refuse_rcpt in address:
+            return "550 5.1.1 <" + address + ">: no such user here"
+        if self.defer_rcpt and self.defer_rcpt in address:
+            return "450 4.2.0 <" + address + ">: mailbox busy, try later"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server, session, envelope):
         self.count += 1
@@ -68,6 +78,8 @@ def main():
     parser.add_argument("--cert")
     parser.add_argument("--key")
     parser.add_argument("--auth", help="user:password; AUTH is then required before MAIL")
+    parser.add_argument("--refuse-rcpt", help="550 for recipients that contain this text")
+    parser.add_argument("--defer-rcpt", help="450 for recipients that contain this text")
     args = parser.parse_args()
 
     context = None
@@ -80,7 +92,7 @@ def main():
         user, password = args.auth.split(":", 1)
         authenticator = make_authenticator(user, password)
 
-    handler = RecordingHandler(args.outdir, args.label)
+    handler = RecordingHandler(args.outdir, args.label, args.refuse_rcpt, args.defer_rcpt)
 
     def factory():
         return SMTP(

@@ -129,12 +129,81 @@ for sub in run check probe demo version hash-password; do
 done
 note "--help: exit 0 with usage for portrelay, run, check, probe, demo, version, hash-password"
 
-# No subcommand / unknown subcommand: a usage error, not success.
+# Usage errors: exit 64 (EX_USAGE, sysexits.h) and one line that names the problem and --help.
+expect_usage_error() {
+  local name=$1 want_text=$2
+  expect_status "$name" 64
+  [[ $(wc -l <"$WORK/$name.err") -eq 1 ]] || { show "$name"; fail "$name: usage error is not one line"; }
+  grep -q -- "$want_text" "$WORK/$name.err" || { show "$name"; fail "$name: usage error does not say '$want_text'"; }
+  grep -q -- "--help" "$WORK/$name.err" || { show "$name"; fail "$name: usage error does not point at --help"; }
+  [[ ! -s "$WORK/$name.out" ]] || { show "$name"; fail "$name: usage error printed on stdout"; }
+}
 run_cli none
-[[ "$(cat "$WORK/none.status")" != 0 ]] || fail "portrelay without a subcommand exited 0"
+expect_usage_error none "subcommand"
 run_cli bogus frobnicate
-[[ "$(cat "$WORK/bogus.status")" != 0 ]] || fail "portrelay frobnicate exited 0"
-note "no subcommand / unknown subcommand: non-zero exit"
+expect_usage_error bogus "frobnicate"
+run_cli bad-option check --no-such-option
+expect_usage_error bad-option "no-such-option"
+run_cli hash-no-user hash-password
+expect_usage_error hash-no-user "username"
+run_cli grace-bare run --config "$example" --shutdown-grace 30
+expect_usage_error grace-bare "unit"
+run_cli grace-word run --config "$example" --shutdown-grace soon
+expect_usage_error grace-word "soon"
+note "usage errors exit 64 with one line, e.g.: $(cat "$WORK/grace-bare.err")"
+
+# Where the config comes from without --config: PORTRELAY_CONFIG, else the packaged default.
+PORTRELAY_CONFIG="$example" run_cli check-env check
+expect_status check-env 0
+cmp -s "$WORK/check-env.out" "$WORK/check-example.out" || { show check-env; fail "check with PORTRELAY_CONFIG differs from check --config"; }
+PORTRELAY_CONFIG="$WORK/does-not-exist.toml" run_cli check-explicit-wins check --config "$example"
+expect_status check-explicit-wins 0
+PORTRELAY_CONFIG="$WORK/does-not-exist.toml" run_cli check-env-missing check
+expect_status check-env-missing 1
+grep -qF "$WORK/does-not-exist.toml" "$WORK/check-env-missing.err" || { show check-env-missing; fail "error does not name the PORTRELAY_CONFIG path"; }
+default_config=/etc/portrelay/portrelay.toml
+PORTRELAY_CONFIG='' run_cli check-default check
+if [[ -e $default_config ]]; then
+  run_cli check-default-explicit check --config "$default_config"
+  [[ $(cat "$WORK/check-default.status") == $(cat "$WORK/check-default-explicit.status") ]] &&
+    cmp -s "$WORK/check-default.out" "$WORK/check-default-explicit.out" || { show check-default; fail "check without --config does not read $default_config"; }
+else
+  expect_status check-default 1
+  grep -qF "$default_config" "$WORK/check-default.err" || { show check-default; fail "check without --config does not name $default_config"; }
+fi
+note "config: --config > PORTRELAY_CONFIG > $default_config ($(head -1 "$WORK/check-default.err"))"
+
+# probe and run find theirs the same way. probe: one refused endpoint -> exit 2 (none usable).
+closed_port=$(free_port)
+smtp_port=$(free_port)
+cat >"$WORK/local.toml" <<TOML
+[server]
+listen = ["127.0.0.1:$smtp_port"]
+
+[[upstream]]
+host = "127.0.0.1"
+port = $closed_port
+tls = "none"
+
+[metrics]
+enabled = false
+TOML
+PORTRELAY_CONFIG="$WORK/local.toml" run_cli probe-env probe
+expect_status probe-env 2
+grep -q "127.0.0.1:$closed_port" "$WORK/probe-env.out" || { show probe-env; fail "probe with PORTRELAY_CONFIG did not probe its endpoint"; }
+PORTRELAY_CONFIG="$WORK/local.toml" start_bg "$WORK/run-env.log" "$PORTRELAY" run --shutdown-grace 1s500ms
+run_pid=$LAST_PID
+wait_for_port 127.0.0.1 "$smtp_port" 10
+# SIGHUP (systemctl reload) must not end it: logged as reload_not_supported, still serving.
+kill -HUP "$run_pid"
+for _ in $(seq 1 100); do grep -q 'event=reload_not_supported' "$WORK/run-env.log" && break; sleep 0.05; done
+grep -q 'event=reload_not_supported' "$WORK/run-env.log" || { cat "$WORK/run-env.log" >&2; fail "SIGHUP was not logged as reload_not_supported"; }
+kill -0 "$run_pid" 2>/dev/null || { cat "$WORK/run-env.log" >&2; fail "SIGHUP ended portrelay run"; }
+wait_for_port 127.0.0.1 "$smtp_port" 5
+note "SIGHUP: logged reload_not_supported, still listening"
+stop_pid "$run_pid" TERM
+grep -q 'event=stopped' "$WORK/run-env.log" || { cat "$WORK/run-env.log" >&2; fail "run with PORTRELAY_CONFIG did not stop cleanly"; }
+note "probe and run read PORTRELAY_CONFIG; run accepts --shutdown-grace 1s500ms"
 
 # demo (binds 127.0.8.1:587/25 and uses 465/2525 there: needs root or free ports; it says so).
 run_cli demo demo

@@ -18,8 +18,25 @@ if echo -n "" | "$PORTRELAY" hash-password alice >/dev/null 2>&1; then fail "has
 if echo secret | "$PORTRELAY" hash-password 'al:ice' >/dev/null 2>&1; then fail "hash-password accepted a user name with ':'"; fi
 note "hash-password rejects an empty password and a user name containing ':'"
 
+# On a terminal: asked twice, echo off while typing, the line still goes to stdout.
+"$PY" "$E2E_DIR/on_terminal.py" --type tty-secret --type tty-secret --transcript "$WORK/tty.shown" \
+  -- "$PORTRELAY" hash-password bob >"$WORK/tty.driver" || { cat "$WORK/tty.shown" >&2; fail "hash-password on a terminal exited non-zero"; }
+grep -q 'Password: ' "$WORK/tty.shown" || { cat "$WORK/tty.shown" >&2; fail "hash-password on a terminal did not prompt"; }
+grep -q 'Repeat the password: ' "$WORK/tty.shown" || { cat "$WORK/tty.shown" >&2; fail "hash-password on a terminal did not ask twice"; }
+if grep -q 'tty-secret' "$WORK/tty.shown"; then cat "$WORK/tty.shown" >&2; fail "the password was echoed on the terminal"; fi
+grep -qx 'echo while waiting for each line: off off' "$WORK/tty.driver" || { cat "$WORK/tty.driver" >&2; fail "terminal echo was not off at both prompts"; }
+tty_line=$(tr -d '\r' <"$WORK/tty.shown" | grep -E '^bob:\$scrypt\$') || { cat "$WORK/tty.shown" >&2; fail "no 'bob:' line on the terminal"; }
+note "on a terminal: two prompts, echo off at both, password not shown, line '${tty_line:0:30}...'"
+status=0
+"$PY" "$E2E_DIR/on_terminal.py" --type one --type two --transcript "$WORK/tty-mismatch.shown" \
+  -- "$PORTRELAY" hash-password bob >/dev/null || status=$?
+[[ $status -eq 1 ]] || { cat "$WORK/tty-mismatch.shown" >&2; fail "hash-password with two different passwords exited $status, want 1"; }
+grep -q 'do not match' "$WORK/tty-mismatch.shown" || { cat "$WORK/tty-mismatch.shown" >&2; fail "mismatch not reported"; }
+if grep -q 'bob:' "$WORK/tty-mismatch.shown"; then fail "hash-password printed a line although the passwords differ"; fi
+note "on a terminal, two different passwords: exit 1, 'do not match', no line"
+
 make_pki "$WORK/pki"
-printf '%s\n' "$line" >"$WORK/users"
+printf '%s\n' "$line" "$tty_line" >"$WORK/users"
 chmod 600 "$WORK/users"
 start_upstream plain --tls none
 SMTP_PORT=$(free_port)
@@ -62,6 +79,11 @@ wait_for_file "$WORK/mail/plain-1.json"
 grep -q 'Subject: good' "$WORK/mail/plain-1.eml" || fail "upstream message 1 is not the authenticated submission"
 note "right password: 235 over STARTTLS, message relayed to the upstream"
 
+swaks_run bob -tls -au bob -ap tty-secret
+[[ $SWAKS_STATUS -eq 0 ]] || { cat "$WORK/bob.out" "$WORK/portrelay.log" >&2; fail "AUTH as bob (line made on a terminal) failed (exit $SWAKS_STATUS)"; }
+wait_for_file "$WORK/mail/plain-2.json"
+note "the line made on a terminal works: bob gets 235 and the message is relayed"
+
 swaks_run wrong -tls -au alice -ap wrong-password
 [[ $SWAKS_STATUS -ne 0 ]] || { cat "$WORK/wrong.out" >&2; fail "swaks with a wrong password succeeded"; }
 grep -qE '^<~\* +535 ' "$WORK/wrong.out" || { cat "$WORK/wrong.out" >&2; fail "AUTH with a wrong password did not get 535"; }
@@ -87,6 +109,6 @@ fi
 grep -q 'did not advertise authentication' "$WORK/cleartext.out" || { cat "$WORK/cleartext.out" >&2; fail "swaks without TLS failed for another reason than AUTH not being offered"; }
 note "without STARTTLS: AUTH not advertised, submission refused (swaks exit $SWAKS_STATUS)"
 
-[[ ! -e "$WORK/mail/plain-2.json" ]] || fail "a rejected submission reached the upstream"
+[[ ! -e "$WORK/mail/plain-3.json" ]] || fail "a rejected submission reached the upstream"
 note "only the authenticated message reached the upstream"
 note "PASS"

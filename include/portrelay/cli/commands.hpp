@@ -1,7 +1,9 @@
 #pragma once
 // One function per `portrelay` subcommand; each returns the process exit code.
+#include <chrono>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "portrelay/config/config.hpp"
 
@@ -9,7 +11,7 @@ namespace portrelay::cli {
 
 struct RunOptions {
   std::string config_path;
-  int shutdown_grace = 30;  // seconds
+  config::Duration shutdown_grace = std::chrono::seconds(30);
 };
 
 struct DemoOptions {
@@ -30,5 +32,10 @@ int check(const std::string& config_path);
 int demo(const DemoOptions& options);
 int version();
 int hash_password(const std::string& username);
+// sendmail(8) with its own option syntax (`arguments` without the program name); exit status
+// per sysexits.h.
+int sendmail(const std::vector<std::string>& arguments);
+// mailq(1): there is no queue to list.
+int mailq();
 
 }  // namespace portrelay::cli

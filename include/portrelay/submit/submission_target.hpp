@@ -1,0 +1,31 @@
+#pragma once
+// Where `portrelay sendmail` submits: the local daemon's listener, from its config file.
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace portrelay::submit {
+
+struct SubmissionTarget {
+  std::string host = "127.0.0.1";  // numeric; a wildcard listener is reached on loopback
+  std::uint16_t port = 2525;
+  std::string domain;  // server.hostname, else this machine's name: qualifies bare addresses
+  std::uint64_t max_message_size = 25ull << 20;
+  // Set when the file could not be read for lack of permission and the defaults above stand
+  // in for it (said in every error message, since the daemon may listen elsewhere).
+  std::string fallback_note;
+};
+
+// The file exists but cannot serve (syntax error, no usable listener): "file: what".
+struct SubmissionTargetError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Reads only what a submission needs from the config at `path`: the first address in
+// [server] listen that does not require AUTH, server.hostname, server.max_message_size. Not a
+// full validation: the daemon's password, TLS and users files are typically unreadable to the
+// users that run sendmail (cron jobs, the web server), and they do not matter here. A file
+// the caller may not read (0640 root:portrelay) gives the defaults with `fallback_note` set.
+SubmissionTarget find_submission_target(const std::string& path);
+
+}  // namespace portrelay::submit

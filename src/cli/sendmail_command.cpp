@@ -1,0 +1,184 @@
+// `portrelay sendmail` / `mailq`: the sendmail(8) interface that cron, PHP's mail(), mail(1),
+// logwatch, unattended-upgrades, smartd and mdadm call, submitting to the local daemon.
+#include <pwd.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <iostream>
+
+#include "portrelay/cli/commands.hpp"
+#include "portrelay/cli/config_path.hpp"
+#include "portrelay/cli/sendmail_options.hpp"
+#include "portrelay/submit/address_list.hpp"
+#include "portrelay/submit/message.hpp"
+#include "portrelay/submit/smtp_submission.hpp"
+#include "portrelay/submit/submission_target.hpp"
+
+namespace portrelay::cli {
+namespace {
+
+constexpr const char* kSendmailUsage =
+    "Usage: portrelay sendmail [options] [recipient...]   (also as a link named sendmail)\n"
+    "Reads a message on stdin and submits it to the local portrelay daemon (its first\n"
+    "[server] listen address without AUTH), like sendmail(8). The message is relayed before\n"
+    "this returns: exit 0 means an upstream accepted it.\n"
+    "  -t             recipients also from To:, Cc:, Bcc: (Bcc: is removed)\n"
+    "  -f ADDR, -r ADDR  envelope sender (default: your login @ server.hostname)\n"
+    "  -F NAME        full name for the From: field added when there is none\n"
+    "  -i, -oi        a line with only '.' does not end the message\n"
+    "  -v             show the SMTP dialogue on stderr\n"
+    "  -C FILE, --config FILE  config file (default: $PORTRELAY_CONFIG, else\n"
+    "                 /etc/portrelay/portrelay.toml)\n"
+    "  -bp            list the queue (as mailq); -bm deliver (the default)\n"
+    "Other sendmail options (-oem, -odi, -odb, -B8BITMIME, -N, -R, -V, -X, ...) are accepted.\n"
+    "Exit status (sysexits.h): 0 sent, 64 usage, 65 message refused (5xx), 67 recipient\n"
+    "refused (5xx), 75 relay unreachable or busy (4xx: try again), 78 config unusable.\n";
+
+struct Identity {
+  std::string login;
+  std::string full_name;  // first field of the GECOS entry
+};
+
+Identity invoking_user() {
+  Identity identity{"uid" + std::to_string(::getuid()), ""};
+  if (const passwd* entry = ::getpwuid(::getuid())) {
+    identity.login = entry->pw_name;
+    if (entry->pw_gecos != nullptr) {
+      std::string gecos = entry->pw_gecos;
+      identity.full_name = gecos.substr(0, gecos.find(','));
+    }
+  }
+  return identity;
+}
+
+void report(const std::string& text) { std::cerr << "sendmail: " << text << "\n"; }
+
+int submission_failed(const std::string& what, const submit::SubmissionTarget& target, int status) {
+  std::string text = what;
+  if (!target.fallback_note.empty()) text += " (" + target.fallback_note + ")";
+  report(text);
+  return status;
+}
+
+}  // namespace
+
+int mailq() {
+  std::cout << "Mail queue is empty (portrelay relays each message while its sender waits; "
+               "it keeps no queue)\n";
+  return EX_OK;
+}
+
+int sendmail(const std::vector<std::string>& arguments) {
+  auto parsed = parse_sendmail_arguments(arguments);
+  if (!parsed.options) {
+    report(parsed.error + " (usage: 'portrelay sendmail --help')");
+    return EX_USAGE;
+  }
+  const SendmailOptions& options = *parsed.options;
+  if (options.help) {
+    std::cout << kSendmailUsage;
+    return EX_OK;
+  }
+  switch (options.mode) {
+    case SendmailOptions::Mode::kListQueue:
+      return mailq();
+    case SendmailOptions::Mode::kNoop:
+      if (options.verbose)
+        report(options.mode_flag + ": nothing to do; portrelay keeps no queue and no aliases");
+      return EX_OK;
+    case SendmailOptions::Mode::kUnsupported:
+      report(options.mode_flag +
+             " is not supported: portrelay's sendmail takes a message on "
+             "stdin; the daemon is 'portrelay run'");
+      return EX_USAGE;
+    case SendmailOptions::Mode::kDeliver:
+      break;
+  }
+  if (options.verbose)
+    for (const auto& ignored : options.ignored) report("ignoring " + ignored);
+
+  submit::SubmissionTarget target;
+  const std::string config_path = resolve_config_path(options.config_path);
+  try {
+    target = submit::find_submission_target(config_path);
+  } catch (const submit::SubmissionTargetError& error) {
+    report(error.what());
+    return EX_CONFIG;
+  }
+
+  const auto read = submit::read_message(std::cin, options.lone_dot_ends, target.max_message_size);
+  if (read.too_big) {
+    report("message larger than server.max_message_size (" +
+           std::to_string(target.max_message_size) + " octets); not sent");
+    return EX_DATAERR;
+  }
+  if (std::cin.bad()) {
+    report("error reading the message from stdin; not sent");
+    return EX_IOERR;
+  }
+  auto message = submit::Message::parse(read.content);
+
+  std::vector<std::string> recipients = options.recipients;
+  if (options.recipients_from_headers) {
+    for (const char* field : {"To", "Cc", "Bcc"})
+      for (const auto& value : message.field_values(field))
+        for (auto& address : submit::parse_address_list(value)) recipients.push_back(address);
+  }
+  message.remove_fields("Bcc");  // blind copies stay blind whatever the options
+  for (auto& recipient : recipients) recipient = submit::qualify_address(recipient, target.domain);
+  std::vector<std::string> unique;
+  for (const auto& recipient : recipients)
+    if (std::find(unique.begin(), unique.end(), recipient) == unique.end())
+      unique.push_back(recipient);
+  if (unique.empty()) {
+    report("no recipients: give them as arguments, or -t with To:, Cc: or Bcc: fields");
+    return EX_USAGE;
+  }
+
+  const Identity user = invoking_user();
+  const std::string own_address = submit::qualify_address(user.login, target.domain);
+  const std::string sender =
+      options.sender_given ? submit::qualify_address(options.sender, target.domain) : own_address;
+  if (!message.has_field("From")) {
+    const std::string name = !options.full_name.empty() ? options.full_name : user.full_name;
+    message.add_field("From", submit::format_mailbox(name, sender.empty() ? own_address : sender));
+  }
+  if (!message.has_field("Date")) message.add_field("Date", submit::format_date_now());
+  if (!message.has_field("Message-ID"))
+    message.add_field("Message-ID", submit::make_message_id(target.domain));
+
+  submit::SubmissionRequest request;
+  request.host = target.host;
+  request.port = target.port;
+  request.helo_name = target.domain;
+  request.sender = sender;
+  request.recipients = unique;
+  request.content = message.render();
+  request.eight_bit = read.eight_bit || options.body_type == "8BITMIME";
+  std::function<void(const std::string&)> trace;
+  if (options.verbose) trace = [](const std::string& line) { std::cerr << line << "\n"; };
+  const auto result = submit::submit_message(request, trace);
+
+  using Outcome = submit::SubmissionResult::Outcome;
+  const std::string relay = "portrelay at " + target.host + ":" + std::to_string(target.port);
+  for (const auto& refused : result.refused_recipients) report("recipient refused: " + refused);
+  switch (result.outcome) {
+    case Outcome::kDelivered:
+      if (options.verbose) report("sent: " + result.detail);
+      return result.refused_recipients.empty() ? EX_OK : EX_NOUSER;
+    case Outcome::kNoRecipients:
+      return submission_failed("not sent: " + result.detail, target, EX_NOUSER);
+    case Outcome::kUnreachable:
+      return submission_failed("not sent, try again later: cannot submit to " + relay + ": " +
+                                   result.detail + " (is 'portrelay run' running?)",
+                               target, EX_TEMPFAIL);
+    case Outcome::kTransient:
+      return submission_failed("not sent, try again later: " + result.detail, target, EX_TEMPFAIL);
+    case Outcome::kRejected:
+      return submission_failed("not sent: " + result.detail, target, EX_DATAERR);
+  }
+  return EX_SOFTWARE;
+}
+
+}  // namespace portrelay::cli
