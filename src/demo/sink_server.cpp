@@ -8,7 +8,7 @@ class SinkServer::Session : private smtp::ServerSessionHandler {
   Session(SinkServer& server, std::unique_ptr<net::TcpStream> stream, smtp::ServerPolicy policy)
       : server_(server),
         connection_(std::move(stream)),
-        session_(std::move(policy), *this),
+        session_(std::move(policy), *this, server.options_.implicit_tls),
         reaper_(server.loop_) {}
 
   void start() {
@@ -81,7 +81,6 @@ SinkServer::SinkServer(uv_loop_t* loop, SinkOptions options)
         policy.hostname = options_.hostname;
         policy.max_message_size = 64ull << 20;
         policy.max_recipients = 1000;
-        policy.tls_active = options_.implicit_tls;
         policy.starttls_offered = options_.tls && !options_.implicit_tls;
         policy.auth_offered = !options_.username.empty();
         policy.auth_required = !options_.username.empty();

@@ -121,10 +121,9 @@ void SubmissionServer::accept(std::unique_ptr<net::TcpStream> stream, bool impli
   }
   std::string id = "s" + std::to_string(next_id_++);
   smtp::ServerPolicy policy = policy_;
-  policy.tls_active = implicit_tls;
   policy.auth_required = require_auth;
   auto session = std::make_unique<SubmissionSession>(
-      environment_, policy, std::move(stream), id,
+      environment_, policy, implicit_tls, std::move(stream), id,
       [this](SubmissionSession* finished) { session_finished(finished); });
   SubmissionSession* raw = session.get();
   sessions_.emplace(raw, std::move(session));

@@ -16,14 +16,14 @@ constexpr std::chrono::seconds kCloseLinger{5};
 }  // namespace
 
 SubmissionSession::SubmissionSession(const SessionEnvironment& environment,
-                                     smtp::ServerPolicy policy,
+                                     smtp::ServerPolicy policy, bool implicit_tls,
                                      std::unique_ptr<net::TcpStream> stream, std::string id,
                                      std::function<void(SubmissionSession*)> on_finished)
     : environment_(environment),
       id_(std::move(id)),
       peer_(stream->peer_address()),
       connection_(std::make_unique<net::Connection>(std::move(stream))),
-      session_(std::move(policy), *this),
+      session_(std::move(policy), *this, implicit_tls),
       sink_(environment.make_sink(id_)),
       timer_(environment.loop->uv()),
       auth_delay_(environment.loop->uv()),

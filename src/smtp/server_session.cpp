@@ -34,8 +34,9 @@ using ascii::upper;
 
 }  // namespace
 
-ServerSession::ServerSession(ServerPolicy policy, ServerSessionHandler& handler)
-    : policy_(std::move(policy)), handler_(handler) {}
+ServerSession::ServerSession(ServerPolicy policy, ServerSessionHandler& handler,
+                             bool tls_from_start)
+    : policy_(std::move(policy)), tls_active_(tls_from_start), handler_(handler) {}
 
 ServerSession::Phase ServerSession::phase() const {
   if (phase_ == Phase::Closed) return Phase::Closed;
@@ -266,8 +267,8 @@ void ServerSession::handle_ehlo(const Command& command, bool extended) {
   std::vector<std::string> lines = {policy_.hostname, "PIPELINING",
                                     "SIZE " + std::to_string(policy_.max_message_size), "8BITMIME",
                                     "ENHANCEDSTATUSCODES"};
-  if (policy_.starttls_offered && !policy_.tls_active) lines.push_back("STARTTLS");
-  if (policy_.auth_offered && policy_.tls_active && !authenticated_)
+  if (policy_.starttls_offered && !tls_active_) lines.push_back("STARTTLS");
+  if (policy_.auth_offered && tls_active_ && !authenticated_)
     lines.push_back("AUTH PLAIN LOGIN");
   lines.push_back("HELP");
   output_ += format_multiline_reply(250, lines);
@@ -330,9 +331,9 @@ void ServerSession::handle_data(const Command& command) {
 }
 
 void ServerSession::handle_starttls(const Command& command) {
-  if (!policy_.starttls_offered || policy_.tls_active)
+  if (!policy_.starttls_offered || tls_active_)
     return error_reply(502, "5.5.1",
-                       policy_.tls_active ? "Already using TLS" : "STARTTLS not available");
+                       tls_active_ ? "Already using TLS" : "STARTTLS not available");
   if (!command.argument.empty()) return error_reply(501, "5.5.4", "Syntax: STARTTLS");
   reply(220, "2.0.0", "Ready to start TLS");
   // CVE-2011-0411 class: anything pipelined after STARTTLS was sent in plaintext and
@@ -347,7 +348,7 @@ void ServerSession::handle_starttls(const Command& command) {
 void ServerSession::tls_started() {
   if (pending_ != Pending::StartTls) return;
   pending_ = Pending::None;
-  policy_.tls_active = true;
+  tls_active_ = true;
   // RFC 3207 4.2: the session starts over; the client must EHLO again.
   greeted_ = false;
   if (has_sender_) handler_.reset();
@@ -357,7 +358,7 @@ void ServerSession::tls_started() {
 
 void ServerSession::handle_auth(const Command& command) {
   if (!policy_.auth_offered) return error_reply(502, "5.5.1", "AUTH not available");
-  if (!policy_.tls_active) return error_reply(538, "5.7.11", "Encryption required for AUTH");
+  if (!tls_active_) return error_reply(538, "5.7.11", "Encryption required for AUTH");
   if (!greeted_) return error_reply(503, "5.5.1", "Send EHLO first");
   if (authenticated_) return error_reply(503, "5.5.1", "Already authenticated");
   if (has_sender_) return error_reply(503, "5.5.1", "AUTH not allowed during a mail transaction");

@@ -96,7 +96,7 @@ class ServerSessionTest : public ::testing::Test {
 
   // Creates the session and consumes the greeting.
   void start() {
-    session_.emplace(policy_, handler_);
+    session_.emplace(policy_, handler_, tls_);
     handler_.session = &*session_;
     session_->start();
     EXPECT_EQ(handler_.take_sent(), "220 mx.test ESMTP portrelay\r\n");
@@ -135,6 +135,7 @@ class ServerSessionTest : public ::testing::Test {
   }
 
   ServerPolicy policy_;
+  bool tls_ = false;  // the session starts under TLS (implicit TLS)
   RecordingHandler handler_;
   std::optional<ServerSession> session_;
 };
@@ -166,7 +167,7 @@ TEST_F(ServerSessionTest, EhloOffersStarttlsOnlyBeforeTls) {
 
 TEST_F(ServerSessionTest, EhloOffersAuthOnlyUnderTls) {
   policy_.starttls_offered = true;
-  policy_.tls_active = true;
+  tls_ = true;
   policy_.auth_offered = true;
   start();
   EXPECT_EQ(exchange("EHLO client.test\r\n"),
@@ -563,7 +564,7 @@ TEST_F(ServerSessionTest, StarttlsWhenNotOfferedIs502) {
 class ServerSessionAuthTest : public ServerSessionTest {
  protected:
   ServerSessionAuthTest() {
-    policy_.tls_active = true;
+    tls_ = true;
     policy_.auth_offered = true;
   }
 };
@@ -706,7 +707,7 @@ TEST_F(ServerSessionTest, AuthBeforeTlsIs538) {
 }
 
 TEST_F(ServerSessionTest, AuthNotOfferedIs502) {
-  policy_.tls_active = true;
+  tls_ = true;
   start();
   ehlo();
   EXPECT_EQ(exchange("AUTH PLAIN AHVzZXIAcGFzcw==\r\n"), "502 5.5.1 AUTH not available\r\n");

@@ -30,7 +30,6 @@ struct ServerPolicy {
   // times its command).
   std::size_t max_queued_output = 64 * 1024;
   bool starttls_offered = false;
-  bool tls_active = false;
   bool auth_offered = false;   // AUTH is advertised once TLS is active
   bool auth_required = false;  // MAIL needs a successful AUTH first
 };
@@ -59,7 +58,10 @@ class ServerSessionHandler {
 
 class ServerSession {
  public:
-  ServerSession(ServerPolicy policy, ServerSessionHandler& handler);
+  // `tls_from_start`: the connection is TLS from its first byte (implicit TLS). The policy
+  // says what is allowed; whether TLS is up is the session's own state.
+  ServerSession(ServerPolicy policy, ServerSessionHandler& handler, bool tls_from_start = false);
+  bool tls_active() const { return tls_active_; }
 
   void start();                               // sends the 220 greeting
   void refuse(std::string_view reason_text);  // 554 5.7.1 and close (access control)
@@ -119,6 +121,7 @@ class ServerSession {
   void compact_input();
 
   ServerPolicy policy_;
+  bool tls_active_ = false;
   ServerSessionHandler& handler_;
   Phase phase_ = Phase::Command;
   Pending pending_ = Pending::None;
