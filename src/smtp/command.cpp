@@ -123,23 +123,20 @@ bool parse_parameter(std::string_view token, Parameter& out) {
 
 enum class PathKind { ReversePath, ForwardPath };
 
-std::optional<PathArgument> parse_path_argument(std::string_view argument, std::string_view prefix,
-                                                PathKind kind, std::string& error) {
+Result<PathArgument> parse_path_argument(std::string_view argument, std::string_view prefix,
+                                         PathKind kind) {
   for (char c : argument) {
     if (is_control(c)) {
-      error = "control character in argument";
-      return std::nullopt;
+      return Error{"control character in argument"};
     }
   }
   if (!iequals(argument.substr(0, prefix.size()), prefix)) {
-    error = "expected \"" + std::string(prefix) + "\"";
-    return std::nullopt;
+    return Error{"expected \"" + std::string(prefix) + "\""};
   }
   std::string_view rest = argument.substr(prefix.size());
   if (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
   if (rest.empty() || rest.front() != '<') {
-    error = "missing '<'";
-    return std::nullopt;
+    return Error{"missing '<'"};
   }
 
   // Find the closing bracket; only a quoted local part may contain spaces or brackets.
@@ -159,53 +156,44 @@ std::optional<PathArgument> parse_path_argument(std::string_view argument, std::
       close = i;
       break;
     } else if (c == '<') {
-      error = "unbalanced '<'";
-      return std::nullopt;
+      return Error{"unbalanced '<'"};
     } else if (c == ' ') {
-      error = "space in path";
-      return std::nullopt;
+      return Error{"space in path"};
     }
   }
   if (close == std::string_view::npos) {
-    error = "missing '>'";
-    return std::nullopt;
+    return Error{"missing '>'"};
   }
   if (close + 1 > kMaxPathLength) {
-    error = "path too long";
-    return std::nullopt;
+    return Error{"path too long"};
   }
 
   std::string_view path = rest.substr(1, close - 1);
   std::string_view after = rest.substr(close + 1);
   if (!after.empty() && after.front() != ' ') {
-    error = "unexpected character after '>'";
-    return std::nullopt;
+    return Error{"unexpected character after '>'"};
   }
 
   if (!path.empty() && path.front() == '@') {
     std::size_t colon = path.find(':');
     if (colon == std::string_view::npos || !valid_source_route(path.substr(0, colon))) {
-      error = "malformed source route";
-      return std::nullopt;
+      return Error{"malformed source route"};
     }
     path.remove_prefix(colon + 1);
     if (path.empty()) {
-      error = "empty mailbox after source route";
-      return std::nullopt;
+      return Error{"empty mailbox after source route"};
     }
   }
 
   PathArgument result;
   if (path.empty()) {
     if (kind == PathKind::ForwardPath) {
-      error = "null path not allowed for RCPT";
-      return std::nullopt;
+      return Error{"null path not allowed for RCPT"};
     }
   } else if (kind == PathKind::ForwardPath && iequals(path, "postmaster")) {
     // RFC 5321 4.5.1: "<Postmaster>" without a domain must be accepted.
   } else if (!valid_mailbox(path)) {
-    error = "malformed mailbox";
-    return std::nullopt;
+    return Error{"malformed mailbox"};
   }
   result.address.assign(path);
 
@@ -219,8 +207,7 @@ std::optional<PathArgument> parse_path_argument(std::string_view argument, std::
     if (end == std::string_view::npos) end = after.size();
     Parameter parameter;
     if (!parse_parameter(after.substr(pos, end - pos), parameter)) {
-      error = "malformed parameter";
-      return std::nullopt;
+      return Error{"malformed parameter"};
     }
     result.parameters.push_back(std::move(parameter));
     pos = end;
@@ -277,12 +264,12 @@ const Parameter* PathArgument::find(std::string_view keyword) const {
   return nullptr;
 }
 
-std::optional<PathArgument> parse_mail_from(std::string_view argument, std::string& error) {
-  return parse_path_argument(argument, "FROM:", PathKind::ReversePath, error);
+Result<PathArgument> parse_mail_from(std::string_view argument) {
+  return parse_path_argument(argument, "FROM:", PathKind::ReversePath);
 }
 
-std::optional<PathArgument> parse_rcpt_to(std::string_view argument, std::string& error) {
-  return parse_path_argument(argument, "TO:", PathKind::ForwardPath, error);
+Result<PathArgument> parse_rcpt_to(std::string_view argument) {
+  return parse_path_argument(argument, "TO:", PathKind::ForwardPath);
 }
 
 }  // namespace portrelay::smtp

@@ -280,9 +280,9 @@ void ServerSession::handle_mail(const Command& command) {
   if (policy_.auth_required && !authenticated_)
     return error_reply(530, "5.7.0", "Authentication required");
   if (has_sender_) return error_reply(503, "5.5.1", "Nested MAIL command");
-  std::string error;
-  auto sender = parse_mail_from(command.argument, error);
-  if (!sender) return error_reply(501, "5.1.7", "Syntax: MAIL FROM:<address> (" + error + ")");
+  auto sender = parse_mail_from(command.argument);
+  if (!sender)
+    return error_reply(501, "5.1.7", "Syntax: MAIL FROM:<address> (" + sender.error().message + ")");
   if (has_8bit_octet(command.argument)) return error_reply(553, "5.6.7", kNeedsSmtpUtf8);
   for (const auto& parameter : sender->parameters) {
     if (parameter.keyword == "SIZE") {
@@ -309,9 +309,10 @@ void ServerSession::handle_mail(const Command& command) {
 void ServerSession::handle_rcpt(const Command& command) {
   if (!has_sender_) return error_reply(503, "5.5.1", "Need MAIL command first");
   if (recipients_ >= policy_.max_recipients) return reply(452, "4.5.3", "Too many recipients");
-  std::string error;
-  auto recipient = parse_rcpt_to(command.argument, error);
-  if (!recipient) return error_reply(501, "5.1.3", "Syntax: RCPT TO:<address> (" + error + ")");
+  auto recipient = parse_rcpt_to(command.argument);
+  if (!recipient)
+    return error_reply(501, "5.1.3",
+                       "Syntax: RCPT TO:<address> (" + recipient.error().message + ")");
   if (has_8bit_octet(command.argument)) return error_reply(553, "5.6.7", kNeedsSmtpUtf8);
   if (!recipient->parameters.empty())
     return error_reply(555, "5.5.4",

@@ -8,31 +8,27 @@ namespace portrelay::smtp {
 namespace {
 
 PathArgument mail_ok(std::string_view argument) {
-  std::string error;
-  std::optional<PathArgument> parsed = parse_mail_from(argument, error);
-  EXPECT_TRUE(parsed.has_value()) << argument << ": " << error;
-  return parsed.value_or(PathArgument{});
+  auto parsed = parse_mail_from(argument);
+  EXPECT_TRUE(parsed.ok()) << argument << ": " << (parsed ? "" : parsed.error().message);
+  return parsed ? *parsed : PathArgument{};
 }
 
 PathArgument rcpt_ok(std::string_view argument) {
-  std::string error;
-  std::optional<PathArgument> parsed = parse_rcpt_to(argument, error);
-  EXPECT_TRUE(parsed.has_value()) << argument << ": " << error;
-  return parsed.value_or(PathArgument{});
+  auto parsed = parse_rcpt_to(argument);
+  EXPECT_TRUE(parsed.ok()) << argument << ": " << (parsed ? "" : parsed.error().message);
+  return parsed ? *parsed : PathArgument{};
 }
 
 void mail_rejected(std::string_view argument) {
-  std::string error;
-  EXPECT_FALSE(parse_mail_from(argument, error).has_value())
-      << testing::PrintToString(std::string(argument));
-  EXPECT_FALSE(error.empty()) << testing::PrintToString(std::string(argument));
+  auto parsed = parse_mail_from(argument);
+  ASSERT_FALSE(parsed.ok()) << testing::PrintToString(std::string(argument));
+  EXPECT_FALSE(parsed.error().message.empty()) << testing::PrintToString(std::string(argument));
 }
 
 void rcpt_rejected(std::string_view argument) {
-  std::string error;
-  EXPECT_FALSE(parse_rcpt_to(argument, error).has_value())
-      << testing::PrintToString(std::string(argument));
-  EXPECT_FALSE(error.empty()) << testing::PrintToString(std::string(argument));
+  auto parsed = parse_rcpt_to(argument);
+  ASSERT_FALSE(parsed.ok()) << testing::PrintToString(std::string(argument));
+  EXPECT_FALSE(parsed.error().message.empty()) << testing::PrintToString(std::string(argument));
 }
 
 TEST(CommandParser, VerbsAreCaseInsensitive) {

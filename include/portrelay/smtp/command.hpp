@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "portrelay/base/result.hpp"
+
 namespace portrelay::smtp {
 
 enum class Verb {
@@ -47,11 +49,11 @@ struct PathArgument {
 };
 
 // Parse the argument of MAIL ("FROM:<a@b> SIZE=10 BODY=8BITMIME") and RCPT ("TO:<c@d>").
-// On failure returns nullopt and sets `error` to a short human-readable reason.
+// On failure the Result's error is a short human-readable reason.
 // Accepts an optional space after the colon and strips an RFC 5321 source route
 // ("<@a,@b:user@c>" -> "user@c"). Rejects control characters, unbalanced brackets,
 // paths longer than 256 octets, and (for RCPT) the null path, except "<postmaster>".
-std::optional<PathArgument> parse_mail_from(std::string_view argument, std::string& error);
-std::optional<PathArgument> parse_rcpt_to(std::string_view argument, std::string& error);
+Result<PathArgument> parse_mail_from(std::string_view argument);
+Result<PathArgument> parse_rcpt_to(std::string_view argument);
 
 }  // namespace portrelay::smtp
