@@ -15,8 +15,8 @@
 #include <string>
 
 #include "portrelay/demo/sink_server.hpp"
-#include "portrelay/tls/context.hpp"
 #include "portrelay/demo/test_pki.hpp"
+#include "portrelay/tls/context.hpp"
 
 namespace {
 

@@ -1,7 +1,6 @@
 // portrelay command line. CLI11 gives every command its --help; usage errors exit 64
 // (EX_USAGE). Invoked as `sendmail` or `mailq` (a link), it is those programs instead.
 #include <CLI/CLI.hpp>
-
 #include <csignal>
 #include <filesystem>
 #include <string_view>

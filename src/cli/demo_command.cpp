@@ -10,15 +10,15 @@
 #include <sstream>
 #include <thread>
 
-#include "portrelay/cli/commands.hpp"
 #include "portrelay/app/daemon.hpp"
-#include "portrelay/net/loop_thread.hpp"
+#include "portrelay/base/log.hpp"
+#include "portrelay/cli/commands.hpp"
 #include "portrelay/demo/blocked_ports.hpp"
 #include "portrelay/demo/sink_server.hpp"
 #include "portrelay/demo/submit_client.hpp"
-#include "portrelay/base/log.hpp"
-#include "portrelay/probe/probe.hpp"
 #include "portrelay/demo/test_pki.hpp"
+#include "portrelay/net/loop_thread.hpp"
+#include "portrelay/probe/probe.hpp"
 
 namespace portrelay::cli {
 namespace {

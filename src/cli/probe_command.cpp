@@ -1,7 +1,7 @@
 #include <iostream>
 
-#include "portrelay/cli/commands.hpp"
 #include "portrelay/base/log.hpp"
+#include "portrelay/cli/commands.hpp"
 #include "portrelay/probe/probe.hpp"
 
 namespace portrelay::cli {

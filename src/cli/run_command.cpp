@@ -3,9 +3,9 @@
 #include <csignal>
 #include <iostream>
 
+#include "portrelay/app/daemon.hpp"
 #include "portrelay/base/log.hpp"
 #include "portrelay/cli/commands.hpp"
-#include "portrelay/app/daemon.hpp"
 #include "portrelay/net/loop.hpp"
 #include "portrelay/net/loop_thread.hpp"
 #include "portrelay/net/signal.hpp"
@@ -59,8 +59,7 @@ int run(const RunOptions& options) {
     daemon.reset();
   }  // ~Loop frees what was deferred
   close_status = net::drain_and_close(raw);
-  if (close_status != 0)
-    log::error("loop_not_closed", {{"detail", uv_strerror(close_status)}});
+  if (close_status != 0) log::error("loop_not_closed", {{"detail", uv_strerror(close_status)}});
   log::info("stopped", {});
   return close_status == 0 ? 0 : 1;
 }

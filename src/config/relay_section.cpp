@@ -26,11 +26,11 @@ RelayMode read_mode(const TableReader& reader) {
 
 RelayConfig parse_relay_section(ParseContext& context, const toml::table& table,
                                 const ServerConfig& server) {
-  const TableReader reader(context, table, "relay", "[relay]",
-                           {"mode", "resolve_timeout", "connect_timeout", "greeting_timeout",
-                            "handshake_timeout", "command_timeout", "pool_check_timeout",
-                            "data_timeout", "stagger", "max_parallel", "helo_name", "cooldown",
-                            "cooldown_max", "pool_idle_timeout", "pool_max_per_endpoint"});
+  const TableReader reader(
+      context, table, "relay", "[relay]",
+      {"mode", "resolve_timeout", "connect_timeout", "greeting_timeout", "handshake_timeout",
+       "command_timeout", "pool_check_timeout", "data_timeout", "stagger", "max_parallel",
+       "helo_name", "cooldown", "cooldown_max", "pool_idle_timeout", "pool_max_per_endpoint"});
   RelayConfig relay;
   relay.mode = read_mode(reader);
   relay.connect_timeout = reader.timeout("connect_timeout", relay.connect_timeout);

@@ -17,8 +17,8 @@
 #include <memory>
 #include <string_view>
 
-#include "portrelay/tls/openssl_errors.hpp"
 #include "portrelay/tls/context.hpp"
+#include "portrelay/tls/openssl_errors.hpp"
 
 namespace portrelay::tls {
 

@@ -34,7 +34,8 @@ void AddressRacer::launch_next() {
   const sockaddr_storage& address = addresses_[next_++];
   auto stream = std::make_unique<TcpStream>(loop_.uv());
   TcpStream* raw = stream.get();
-  running_.push_back({std::move(stream), format_address(reinterpret_cast<const sockaddr*>(&address))});
+  running_.push_back(
+      {std::move(stream), format_address(reinterpret_cast<const sockaddr*>(&address))});
   // A silent address must not hold up the others.
   if (next_ < addresses_.size()) stagger_timer_.start(stagger_, [this]() { launch_next(); });
   int rc = raw->connect(reinterpret_cast<const sockaddr*>(&address),

@@ -4,8 +4,7 @@
 
 namespace portrelay::relay {
 
-RacePlan::RacePlan(std::vector<std::size_t> candidates, Duration stagger,
-                   std::size_t max_parallel)
+RacePlan::RacePlan(std::vector<std::size_t> candidates, Duration stagger, std::size_t max_parallel)
     : candidates_(std::move(candidates)), stagger_(stagger), max_parallel_(max_parallel) {}
 
 RacePlan::Actions RacePlan::start(TimePoint now) {

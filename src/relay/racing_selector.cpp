@@ -207,8 +207,7 @@ void RacingSelector::release(std::unique_ptr<UpstreamConnection> connection) {
 
 std::unique_ptr<UpstreamConnection> RacingSelector::new_connection(std::size_t index) {
   metrics_.connect_attempt(endpoints_[index]->endpoint);
-  return std::make_unique<UpstreamConnection>(loop_, endpoints_[index], timeouts_,
-                                              helo_name_);
+  return std::make_unique<UpstreamConnection>(loop_, endpoints_[index], timeouts_, helo_name_);
 }
 
 void RacingSelector::record_ready(const UpstreamConnection& connection) {

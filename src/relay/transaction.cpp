@@ -176,7 +176,8 @@ std::vector<Action> Transaction::end_of_data(bool body_stored) {
   pending_ = Pending::EndOfData;
   if (!body_stored) {
     std::vector<Action> actions;
-    finish(actions, smtp::make_reply(451, "4.3.0", "Local error storing the message, try again later"),
+    finish(actions,
+           smtp::make_reply(451, "4.3.0", "Local error storing the message, try again later"),
            Outcome::Deferred);
     return actions;
   }
@@ -235,7 +236,8 @@ std::vector<Action> Transaction::selected(const SelectionReport& report) {
   if (failed_from_ && (!report.failures.empty() || report.ready)) {
     Action failover{.kind = Action::Kind::Failover};
     failover.from = *failed_from_;
-    failover.endpoint = report.failures.empty() ? report.ready->index : report.failures.front().index;
+    failover.endpoint =
+        report.failures.empty() ? report.ready->index : report.failures.front().index;
     actions.push_back(failover);
   }
   failed_from_.reset();

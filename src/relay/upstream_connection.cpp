@@ -61,14 +61,13 @@ void UpstreamConnection::connect(ReadyCallback callback) {
     }
     return on_resolved(0, std::move(pinned));
   }
-  arm_timer(timeouts_.resolve, FailureReason::Dns,
-            "cannot resolve " + endpoint.host + " within " +
-                config::format_duration(timeouts_.resolve));
-  resolution_ = net::Resolution::start(
-      loop_.uv(), endpoint.host, endpoint.port,
-      [this](int status, std::vector<sockaddr_storage> addresses) {
-        on_resolved(status, std::move(addresses));
-      });
+  arm_timer(
+      timeouts_.resolve, FailureReason::Dns,
+      "cannot resolve " + endpoint.host + " within " + config::format_duration(timeouts_.resolve));
+  resolution_ = net::Resolution::start(loop_.uv(), endpoint.host, endpoint.port,
+                                       [this](int status, std::vector<sockaddr_storage> addresses) {
+                                         on_resolved(status, std::move(addresses));
+                                       });
 }
 
 void UpstreamConnection::on_resolved(int status, std::vector<sockaddr_storage> addresses) {
@@ -93,10 +92,10 @@ void UpstreamConnection::on_resolved(int status, std::vector<sockaddr_storage> a
     }
     const auto& endpoint = runtime_->endpoint;
     if (result.error == UV_ETIMEDOUT && result.address.empty())
-      return fail(FailureReason::Timeout,
-                  "no answer from " + endpoint.host + ":" + std::to_string(endpoint.port) + " (" +
-                      std::to_string(count) + " address(es)) within " +
-                      config::format_duration(timeouts_.connect));
+      return fail(FailureReason::Timeout, "no answer from " + endpoint.host + ":" +
+                                              std::to_string(endpoint.port) + " (" +
+                                              std::to_string(count) + " address(es)) within " +
+                                              config::format_duration(timeouts_.connect));
     fail(reason_from_connect_error(result.error),
          "connect to " + result.address + ": " + uv_strerror(result.error));
   });
@@ -157,8 +156,9 @@ void UpstreamConnection::on_data(std::string_view plaintext) {
   }
   in_batch_ = false;
   if (phase_ != Phase::Closed && parser_.failed())
-    fail(phase_ == Phase::Handshaking ? FailureReason::Protocol : FailureReason::TransactionProtocol,
-         "malformed reply: " + parser_.error());
+    fail(
+        phase_ == Phase::Handshaking ? FailureReason::Protocol : FailureReason::TransactionProtocol,
+        "malformed reply: " + parser_.error());
 }
 
 void UpstreamConnection::on_reply(const smtp::Reply& reply) {

@@ -4,8 +4,8 @@
 
 namespace portrelay::smtp {
 
-using portrelay::TlsMode;
 using portrelay::FailureReason;
+using portrelay::TlsMode;
 using Kind = HandshakeAction::Kind;
 
 ClientHandshake::ClientHandshake(Options options) : options_(std::move(options)) {}

@@ -268,8 +268,7 @@ void ServerSession::handle_ehlo(const Command& command, bool extended) {
                                     "SIZE " + std::to_string(policy_.max_message_size), "8BITMIME",
                                     "ENHANCEDSTATUSCODES"};
   if (policy_.starttls_offered && !tls_active_) lines.push_back("STARTTLS");
-  if (policy_.auth_offered && tls_active_ && !authenticated_)
-    lines.push_back("AUTH PLAIN LOGIN");
+  if (policy_.auth_offered && tls_active_ && !authenticated_) lines.push_back("AUTH PLAIN LOGIN");
   lines.push_back("HELP");
   output_ += format_multiline_reply(250, lines);
 }
@@ -282,7 +281,8 @@ void ServerSession::handle_mail(const Command& command) {
   if (has_sender_) return error_reply(503, "5.5.1", "Nested MAIL command");
   auto sender = parse_mail_from(command.argument);
   if (!sender)
-    return error_reply(501, "5.1.7", "Syntax: MAIL FROM:<address> (" + sender.error().message + ")");
+    return error_reply(501, "5.1.7",
+                       "Syntax: MAIL FROM:<address> (" + sender.error().message + ")");
   if (has_8bit_octet(command.argument)) return error_reply(553, "5.6.7", kNeedsSmtpUtf8);
   for (const auto& parameter : sender->parameters) {
     if (parameter.keyword == "SIZE") {
@@ -333,8 +333,7 @@ void ServerSession::handle_data(const Command& command) {
 
 void ServerSession::handle_starttls(const Command& command) {
   if (!policy_.starttls_offered || tls_active_)
-    return error_reply(502, "5.5.1",
-                       tls_active_ ? "Already using TLS" : "STARTTLS not available");
+    return error_reply(502, "5.5.1", tls_active_ ? "Already using TLS" : "STARTTLS not available");
   if (!command.argument.empty()) return error_reply(501, "5.5.4", "Syntax: STARTTLS");
   reply(220, "2.0.0", "Ready to start TLS");
   // CVE-2011-0411 class: anything pipelined after STARTTLS was sent in plaintext and

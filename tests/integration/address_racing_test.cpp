@@ -5,10 +5,10 @@
 
 #include <chrono>
 
-#include "portrelay/config/config.hpp"
 #include "portrelay/app/daemon.hpp"
-#include "portrelay/demo/blocked_ports.hpp"
 #include "portrelay/base/log.hpp"
+#include "portrelay/config/config.hpp"
+#include "portrelay/demo/blocked_ports.hpp"
 #include "portrelay/probe/probe.hpp"
 #include "support/fake_upstream.hpp"
 #include "support/smtp_test_client.hpp"

@@ -10,8 +10,8 @@
 #include <thread>
 #include <vector>
 
-#include "portrelay/config/config.hpp"
 #include "portrelay/app/daemon.hpp"
+#include "portrelay/config/config.hpp"
 #include "support/blocked_ports.hpp"
 #include "support/fake_upstream.hpp"
 #include "support/smtp_test_client.hpp"

@@ -1,13 +1,12 @@
+#include "relay_harness.hpp"
+
 #include <uv.h>
 
 #include <csignal>
-
-#include "relay_harness.hpp"
-
 #include <cstdlib>
 
-#include "portrelay/config/config.hpp"
 #include "portrelay/base/log.hpp"
+#include "portrelay/config/config.hpp"
 
 namespace portrelay::test {
 

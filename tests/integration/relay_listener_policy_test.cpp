@@ -2,11 +2,11 @@
 // demands AUTH (as a submission port for other hosts would), in the same relay.
 #include <gtest/gtest.h>
 
-#include "portrelay/config/config.hpp"
 #include "portrelay/app/daemon.hpp"
 #include "portrelay/base/log.hpp"
-#include "portrelay/server/password_hash.hpp"
+#include "portrelay/config/config.hpp"
 #include "portrelay/demo/test_pki.hpp"
+#include "portrelay/server/password_hash.hpp"
 #include "support/base64.hpp"
 #include "support/fake_upstream.hpp"
 #include "support/smtp_test_client.hpp"

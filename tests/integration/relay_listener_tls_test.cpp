@@ -1,7 +1,7 @@
 // TLS and AUTH on the submission side: STARTTLS and implicit TLS for local clients, the
 // CVE-2011-0411 class of plaintext injection, and require_auth with a users file.
-#include "portrelay/server/password_hash.hpp"
 #include "portrelay/demo/test_pki.hpp"
+#include "portrelay/server/password_hash.hpp"
 #include "relay_harness.hpp"
 #include "support/base64.hpp"
 #include "support/temp_dir.hpp"

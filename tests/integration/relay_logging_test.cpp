@@ -4,9 +4,9 @@
 
 #include <regex>
 
-#include "portrelay/config/config.hpp"
 #include "portrelay/app/daemon.hpp"
 #include "portrelay/base/log.hpp"
+#include "portrelay/config/config.hpp"
 #include "support/fake_upstream.hpp"
 #include "support/smtp_test_client.hpp"
 

@@ -7,8 +7,8 @@
 
 #include <chrono>
 
-#include "support/fake_upstream.hpp"
 #include "relay_harness.hpp"
+#include "support/fake_upstream.hpp"
 
 namespace portrelay::test {
 namespace {
@@ -103,9 +103,9 @@ TEST(TransactionHealth, AnOrdinary4xxAtMailDoesNotCoolTheEndpointDown) {
   chain.send(3);
   EXPECT_EQ(chain.good.transactions().size(), 3u);
   EXPECT_EQ(chain.relay.metric("portrelay_upstream_up", {{"upstream", "bad"}}), 1);
-  EXPECT_EQ(chain.relay.metric("portrelay_upstream_transaction_failures_total",
-                               {{"upstream", "bad"}}),
-            0);
+  EXPECT_EQ(
+      chain.relay.metric("portrelay_upstream_transaction_failures_total", {{"upstream", "bad"}}),
+      0);
 }
 
 }  // namespace

@@ -8,8 +8,8 @@
 namespace portrelay::smtp {
 namespace {
 
-using portrelay::TlsMode;
 using portrelay::FailureReason;
+using portrelay::TlsMode;
 using Kind = HandshakeAction::Kind;
 
 constexpr char kPassword[] = "s3cret-Pa55";

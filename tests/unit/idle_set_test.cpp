@@ -18,8 +18,8 @@ struct IdleSetTest : ::testing::Test {
   bool add(std::size_t endpoint, std::string item) { return set.add(endpoint, item, now); }
   std::optional<std::string> take(std::size_t endpoint) {
     std::vector<std::string> dropped;
-    return set.take(endpoint, [](const std::string& s) { return s.rfind("dead", 0) != 0; },
-                    dropped);
+    return set.take(
+        endpoint, [](const std::string& s) { return s.rfind("dead", 0) != 0; }, dropped);
   }
 };
 
@@ -46,7 +46,8 @@ TEST_F(IdleSetTest, UnusableItemsMetOnTheWayAreDropped) {
   add(0, "a");
   add(0, "dead-b");
   std::vector<std::string> dropped;
-  auto taken = set.take(0, [](const std::string& s) { return s.rfind("dead", 0) != 0; }, dropped);
+  auto taken = set.take(
+      0, [](const std::string& s) { return s.rfind("dead", 0) != 0; }, dropped);
   EXPECT_EQ(taken, "a");
   EXPECT_EQ(dropped, std::vector<std::string>{"dead-b"});
   EXPECT_EQ(set.size(0), 0u);

@@ -22,11 +22,11 @@ Lines text(const RacePlan::Actions& actions, FakeTime& time) {
   for (const auto& action : actions) {
     if (action.kind == RacePlan::Action::Kind::WakeAt) {
       time.wake = action.at;
-      out.push_back("wake +" +
-                    std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       action.at - time.now)
-                                       .count()) +
-                    "ms");
+      out.push_back(
+          "wake +" +
+          std::to_string(
+              std::chrono::duration_cast<std::chrono::milliseconds>(action.at - time.now).count()) +
+          "ms");
     } else {
       out.push_back(to_string(action));
     }

@@ -13,9 +13,9 @@
 #include <memory>
 #include <string>
 
+#include "portrelay/demo/test_pki.hpp"
 #include "portrelay/tls/context.hpp"
 #include "portrelay/tls/engine.hpp"
-#include "portrelay/demo/test_pki.hpp"
 
 namespace portrelay::tls {
 namespace {

@@ -98,7 +98,8 @@ TEST(Classify, EveryStageAgainstEveryReplyClass) {
   for (const auto& c : cases) {
     UpstreamResponse response = c.code == 0 ? broke() : said(c.code);
     EXPECT_EQ(classify(c.stage, response), c.expected)
-        << to_string(c.stage) << " " << c.code << " gave " << to_string(classify(c.stage, response));
+        << to_string(c.stage) << " " << c.code << " gave "
+        << to_string(classify(c.stage, response));
   }
 }
 
@@ -261,9 +262,10 @@ TEST(Transaction, DataStageEveryReplyClass) {
        {"discard", "failed up0:25 at DATA (transaction_protocol: 451 Later)", "select"}},
       {said(250, "Huh"),
        {"discard", "failed up0:25 at DATA (transaction_protocol: 250 Huh) health", "select"}},
-      {broke(), {"discard",
-                 "failed up0:25 at DATA (transaction_reset: connection closed by upstream) health",
-                 "select"}},
+      {broke(),
+       {"discard",
+        "failed up0:25 at DATA (transaction_reset: connection closed by upstream) health",
+        "select"}},
   };
   for (const auto& c : cases) {
     Transaction t(sender("a@x"), std::nullopt);
@@ -283,7 +285,8 @@ TEST(Transaction, EndOfDataEveryReplyClass) {
     Lines expected;
   };
   const std::vector<Case> cases = {
-      {said(250, "Ok id=1"), {"release", "reply 250 2.0.0 Ok: relayed via up0:25: Ok id=1 [relayed]"}},
+      {said(250, "Ok id=1"),
+       {"release", "reply 250 2.0.0 Ok: relayed via up0:25: Ok id=1 [relayed]"}},
       {said(552, "5.3.4 Too big"), {"release", "reply 552 5.3.4 Too big [failed]"}},
       {said(452, "Later"),
        {"discard", "failed up0:25 at end of data (transaction_protocol: 452 Later)", "select"}},
@@ -342,8 +345,7 @@ TEST(Transaction, NothingReachableAnswersEachPendingRequest) {
   with_4xx.mail();
   with_4xx.selected(ready(0));
   with_4xx.response(said(451, "4.7.1 Slow down"));
-  EXPECT_EQ(text(with_4xx.selected(none())),
-            Lines({"reply 451 4.7.1 Slow down [deferred]"}));
+  EXPECT_EQ(text(with_4xx.selected(none())), Lines({"reply 451 4.7.1 Slow down [deferred]"}));
 }
 
 TEST(Transaction, BodyNotStoredLocallyIsA451AndNothingIsSent) {
@@ -371,10 +373,10 @@ TEST(Transaction, APooledConnectionThatWentStaleDoesNotExcludeItsEndpoint) {
   Transaction t(sender("a@x"), std::nullopt);
   t.mail();
   t.selected(ready(0, /*reused=*/true));
-  EXPECT_EQ(text(t.response(broke())),
-            Lines({"discard",
-                   "failed up0:25 at MAIL (transaction_reset: connection closed by upstream)",
-                   "select"}));
+  EXPECT_EQ(
+      text(t.response(broke())),
+      Lines({"discard", "failed up0:25 at MAIL (transaction_reset: connection closed by upstream)",
+             "select"}));
   EXPECT_TRUE(t.tried().empty());
 }
 

@@ -18,7 +18,8 @@ enum class FailureReason {
   AuthFailed,           // AUTH refused (535 and friends) or no usable mechanism
   Protocol,             // malformed replies, unexpected codes, reply timeouts
   Closed,               // the upstream closed the connection or said 421
-  // Inside a transaction, after the endpoint was ready (portrelay_upstream_transaction_failures_total):
+  // Inside a transaction, after the endpoint was ready
+  // (portrelay_upstream_transaction_failures_total):
   TransactionTimeout,   // no reply to MAIL/RCPT/DATA or after the final dot within its timeout
   TransactionReset,     // connection closed or reset mid-transaction, or a 421
   TransactionProtocol,  // reply out of turn or out of protocol, malformed reply

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "portrelay/config/config.hpp"
 #include "portrelay/base/failure_reason.hpp"
+#include "portrelay/config/config.hpp"
 #include "portrelay/relay/upstream_connection.hpp"
 
 namespace portrelay::probe {

@@ -22,7 +22,7 @@ struct UpstreamTimeouts {
   config::Duration resolve;  // DNS
   config::Duration connect;  // TCP phase of one endpoint, all its addresses together
   config::Duration address_stagger = std::chrono::milliseconds(250);  // next address after
-  config::Duration greeting;    // the 220
+  config::Duration greeting;                                          // the 220
   config::Duration handshake;   // TLS handshake; each EHLO/STARTTLS/AUTH reply
   config::Duration command;     // MAIL/RCPT/DATA replies; a body send stalled this long
   config::Duration data;        // the reply after the final dot

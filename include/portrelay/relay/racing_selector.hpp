@@ -42,8 +42,9 @@ struct RacingOptions {
 
 class RacingSelector : public UpstreamSelector {
  public:
-  RacingSelector(net::Loop& loop, std::vector<EndpointRuntimePtr> endpoints, UpstreamTimeouts timeouts,
-                 std::string helo_name, RacingOptions options, metrics::Metrics& metrics);
+  RacingSelector(net::Loop& loop, std::vector<EndpointRuntimePtr> endpoints,
+                 UpstreamTimeouts timeouts, std::string helo_name, RacingOptions options,
+                 metrics::Metrics& metrics);
   ~RacingSelector() override;
 
   std::unique_ptr<SelectionAttempt> select(const std::set<std::size_t>& exclude,

@@ -175,7 +175,7 @@ class Transaction {
   bool selecting_ = false;
   Stage awaiting_ = Stage::Mail;  // stage of the command in flight
   bool in_flight_ = false;
-  bool mail_on_connection_ = false;         // MAIL accepted on this connection
+  bool mail_on_connection_ = false;           // MAIL accepted on this connection
   std::size_t recipients_on_connection_ = 0;  // of recipients_, accepted on this connection
 
   // What went wrong so far, for the client's 451 and the failover metric.

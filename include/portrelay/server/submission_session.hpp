@@ -36,8 +36,7 @@ class SubmissionSession : private smtp::ServerSessionHandler {
   // `on_finished` runs once when the session is over; the owner may then destroy it
   // (not from inside the callback).
   SubmissionSession(const SessionEnvironment& environment, smtp::ServerPolicy policy,
-                    bool implicit_tls,
-                    std::unique_ptr<net::TcpStream> stream, std::string id,
+                    bool implicit_tls, std::unique_ptr<net::TcpStream> stream, std::string id,
                     std::function<void(SubmissionSession*)> on_finished);
   ~SubmissionSession() override;
 

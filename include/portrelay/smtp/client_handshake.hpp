@@ -4,8 +4,8 @@
 // The I/O layer performs the actions and feeds back replies and TLS results.
 #include <string>
 
-#include "portrelay/base/tls_mode.hpp"
 #include "portrelay/base/failure_reason.hpp"
+#include "portrelay/base/tls_mode.hpp"
 #include "portrelay/smtp/capabilities.hpp"
 #include "portrelay/smtp/reply.hpp"
 
