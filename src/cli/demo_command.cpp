@@ -15,10 +15,10 @@
 #include "portrelay/cli/commands.hpp"
 #include "portrelay/demo/blocked_ports.hpp"
 #include "portrelay/demo/sink_server.hpp"
-#include "portrelay/demo/submit_client.hpp"
 #include "portrelay/demo/test_pki.hpp"
 #include "portrelay/net/loop_thread.hpp"
 #include "portrelay/probe/probe.hpp"
+#include "portrelay/submit/smtp_submission.hpp"
 
 namespace portrelay::cli {
 namespace {
@@ -202,14 +202,29 @@ int demo(const DemoOptions& options) {
   std::cout << "Step 2, the relay listens on 127.0.0.1:" << relay_port
             << "; an application submits a message (the relay logs to stderr):\n";
 
+  // The same SMTP client as `portrelay sendmail`, with its dialogue collected for display.
+  struct Sent {
+    bool delivered = false;
+    std::string final_reply;
+    std::vector<std::string> transcript;
+  };
   auto send = [&](const std::string& subject) {
+    submit::SubmissionRequest request;
+    request.host = "127.0.0.1";
+    request.port = relay_port;
+    request.helo_name = "demo-client.portrelay.test";
+    request.sender = "app@vm.portrelay.test";
+    request.recipients = {"someone@example.test"};
+    request.content = "Subject: " + subject + "\r\n\r\nHello through the failover chain.\r\n";
+    request.reply_timeout = request.final_reply_timeout = std::chrono::seconds(30);
+    Sent sent;
     auto started = std::chrono::steady_clock::now();
-    auto result = demo::submit_message(
-        "127.0.0.1", relay_port, "app@vm.portrelay.test", "someone@example.test",
-        "Subject: " + subject + "\r\n\r\nHello through the failover chain.\r\n");
+    auto result = submit::submit_message(
+        request, [&](const std::string& line) { sent.transcript.push_back(line); });
     auto elapsed = std::chrono::steady_clock::now() - started;
-    return std::pair{result,
-                     std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()};
+    sent.delivered = result.outcome == submit::SubmissionResult::Outcome::kDelivered;
+    sent.final_reply = result.detail;
+    return std::pair{sent, std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()};
   };
   auto [first, first_ms] = send("portrelay demo, first message");
   for (const auto& line : first.transcript) std::cout << "  " << line << "\n";
