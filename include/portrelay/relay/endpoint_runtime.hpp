@@ -22,7 +22,7 @@ struct UpstreamTimeouts {
   config::Duration resolve;  // DNS
   config::Duration connect;  // TCP phase of one endpoint, all its addresses together
   config::Duration address_stagger = std::chrono::milliseconds(250);  // next address after
-  config::Duration greeting;    // the 220
+  config::Duration greeting;                                          // the 220
   config::Duration handshake;   // TLS handshake; each EHLO/STARTTLS/AUTH reply
   config::Duration command;     // MAIL/RCPT/DATA replies; a body send stalled this long
   config::Duration data;        // the reply after the final dot
@@ -37,5 +37,8 @@ using EndpointRuntimePtr = std::shared_ptr<const EndpointRuntime>;
 // Builds the runtime view of the chain. Throws tls::TlsError for unusable TLS settings.
 std::vector<EndpointRuntimePtr> build_endpoint_runtimes(const config::Config& config);
 UpstreamTimeouts timeouts_from(const config::RelayConfig& relay);
+// Same way of connecting and logging in (pinned addresses, TLS verification, resolved
+// credentials); host, port and TLS mode are the identity and compared elsewhere.
+bool same_connection_settings(const EndpointRuntime& a, const EndpointRuntime& b);
 
 }  // namespace portrelay::relay
