@@ -42,6 +42,10 @@ TEST(RelayReload, NewSessionsUseTheNewChainAndPooledConnectionsToTheOldOneClose)
   EXPECT_EQ(first.open_connections(), 1u);  // pooled for the next message
   EXPECT_FALSE(metric_exists(relay.metrics_text(), "portrelay_upstream_connect_attempts_total",
                              labels_of("second", second.port())));
+  // An idle session from before the reload keeps the old selector (and its pool) alive:
+  // the pooled connection must be closed by the reload itself, not by the old selector
+  // going away.
+  auto idle_since_before = relay.client();
 
   ASSERT_TRUE(relay.reload(chain_of({plain_upstream("second", second.port())})));
 
