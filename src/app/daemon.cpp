@@ -3,44 +3,70 @@
 #include <prometheus/exposer.h>
 #include <prometheus/registry.h>
 
+#include <chrono>
 #include <stdexcept>
 
+#include "portrelay/app/config_changes.hpp"
 #include "portrelay/base/log.hpp"
 #include "portrelay/relay/passthrough_relay.hpp"
 #include "portrelay/server/users_file.hpp"
 #include "portrelay/tls/context.hpp"
 
 namespace portrelay {
+namespace {
 
-Daemon::Daemon(net::Loop& loop, config::Config config) : loop_(loop), config_(std::move(config)) {
-  metrics_ = std::make_unique<metrics::Metrics>(config_.chain, PORTRELAY_VERSION);
-  selector_ = std::make_unique<relay::RacingSelector>(
-      loop_, relay::build_endpoint_runtimes(config_), relay::timeouts_from(config_.relay),
-      config_.relay.helo_name, relay::RacingOptions::from(config_.relay), *metrics_);
-  server::SessionEnvironment environment;
-  environment.loop = &loop_;
-  environment.make_sink = [this](const std::string& session_id) {
-    return std::make_unique<relay::PassthroughRelay>(loop_, *selector_, *metrics_, session_id);
-  };
-  environment.metrics = metrics_.get();
-  environment.command_timeout = config_.server.command_timeout;
-  environment.data_timeout = config_.server.data_timeout;
-  if (!config_.server.tls_cert.empty())
-    environment.tls_context =
-        tls::Context::server({config_.server.tls_cert, config_.server.tls_key});
-  if (!config_.server.users_file.empty()) {
-    authenticator_ = server::load_users_file(loop_.uv(), config_.server.users_file);
-    environment.authenticator = authenticator_.get();
-  }
-  server_ = std::make_unique<server::SubmissionServer>(config_.server, environment);
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+Daemon::Daemon(net::Loop& loop, config::Config config)
+    : loop_(loop), config_(std::make_shared<const config::Config>(std::move(config))) {
+  metrics_ = std::make_unique<metrics::Metrics>(config_->chain, PORTRELAY_VERSION);
+  Generation first = build(config_);
+  selector_ = first.selector;
+  server_ = std::make_unique<server::SubmissionServer>(
+      std::shared_ptr<const config::ServerConfig>(config_, &config_->server),
+      std::move(first.environment));
+  metrics_->config_reload(true, unix_now());
 }
 
 Daemon::~Daemon() = default;
 
+Daemon::Generation Daemon::build(std::shared_ptr<const config::Config> config) {
+  Generation generation;
+  generation.config = config;
+  // Everything that reads files (TLS keys and CA files, password files, the users file)
+  // or may throw happens here, before the caller swaps anything.
+  auto runtimes = relay::build_endpoint_runtimes(*config);
+  server::SessionEnvironment environment;
+  environment.loop = &loop_;
+  environment.metrics = metrics_.get();
+  environment.command_timeout = config->server.command_timeout;
+  environment.data_timeout = config->server.data_timeout;
+  if (!config->server.tls_cert.empty())
+    environment.tls_context =
+        tls::Context::server({config->server.tls_cert, config->server.tls_key});
+  if (!config->server.users_file.empty())
+    environment.authenticator = server::load_users_file(loop_.uv(), config->server.users_file);
+  generation.selector = std::make_shared<relay::RacingSelector>(
+      loop_, std::move(runtimes), relay::timeouts_from(config->relay), config->relay.helo_name,
+      relay::RacingOptions::from(config->relay), *metrics_);
+  // Each session's relay holds the selector: the selector of a replaced configuration
+  // lives until the last session started under it ends.
+  environment.make_sink = [&loop = loop_, &metrics = *metrics_,
+                           selector = generation.selector](const std::string& session_id) {
+    return std::make_unique<relay::PassthroughRelay>(loop, selector, metrics, session_id);
+  };
+  generation.environment = std::move(environment);
+  return generation;
+}
+
 void Daemon::start() {
   server_->start();
-  if (config_.metrics.enabled) {
-    std::string address = config_.metrics.listen.str();
+  if (config_->metrics.enabled) {
+    std::string address = config_->metrics.listen.str();
     try {
       exposer_ = std::make_unique<prometheus::Exposer>(address);
     } catch (const std::exception& error) {
@@ -55,6 +81,49 @@ std::uint16_t Daemon::metrics_port() const {
   if (!exposer_) return 0;
   auto ports = exposer_->GetListeningPorts();
   return ports.empty() ? 0 : static_cast<std::uint16_t>(ports.front());
+}
+
+bool Daemon::reload(const std::function<config::Config()>& read) {
+  try {
+    apply(read());
+    metrics_->config_reload(true, unix_now());
+    return true;
+  } catch (const std::exception& error) {
+    // config::ConfigError says file:line:col; TLS and users-file errors name their file.
+    log::error("reload_failed", {{"detail", error.what()}, {"kept", "running configuration"}});
+    metrics_->config_reload(false, unix_now());
+    return false;
+  }
+}
+
+void Daemon::apply(config::Config next_config) {
+  if (auto why = restart_required(*config_, next_config)) throw std::runtime_error(*why);
+  auto next = std::make_shared<const config::Config>(std::move(next_config));
+  Generation generation = build(next);  // throws before anything changed
+
+  const auto changes = compare_chains(config_->chain, next->chain);
+  generation.selector->inherit_health(*selector_);
+  metrics_->add_endpoints(next->chain);
+  // The old selector keeps serving the sessions that hold it; its idle connections go
+  // now (the simple rule: no pooled connection outlives the configuration it was made
+  // with), and what those sessions hand back later is closed, not pooled.
+  selector_->retire();
+  selector_ = generation.selector;
+  server_->reconfigure(std::shared_ptr<const config::ServerConfig>(next, &next->server),
+                       std::move(generation.environment));
+  config_ = next;
+
+  for (const auto& warning : config_->warnings) log::warn("config_warning", {{"detail", warning}});
+  log::info("reload", {{"config", config_->source},
+                       {"endpoints", std::to_string(changes.endpoints)},
+                       {"added", std::to_string(changes.added)},
+                       {"removed", std::to_string(changes.removed)},
+                       {"changed", std::to_string(changes.changed)},
+                       {"unchanged", std::to_string(changes.unchanged)},
+                       {"reordered", changes.reordered ? "yes" : "no"},
+                       {"sessions_on_previous", std::to_string(server_->session_count())},
+                       {"starttls", config_->server.tls_cert.empty() ? "off" : "on"},
+                       {"client_auth", config_->server.users_file.empty() ? "off" : "on"}});
 }
 
 void Daemon::shutdown(config::Duration grace, std::function<void()> done) {
@@ -80,11 +149,45 @@ void DaemonThread::start() {
     }
     ports_ = daemon_->listener_ports();
     metrics_port_ = daemon_->metrics_port();
+    reload_signal_ = std::make_unique<net::Async>(loop.uv(), [this]() {
+      std::lock_guard lock(reload_mutex_);
+      if (!reload_request_) return;
+      auto read = std::move(reload_request_);
+      reload_request_ = nullptr;
+      reload_result_.set_value(daemon_->reload(read));
+    });
     return net::LoopThread::Hooks{
-        [this]() { daemon_->shutdown(grace_, []() {}); },
-        [this]() { daemon_.reset(); },
+        [this]() {
+          reload_signal_->close();
+          daemon_->shutdown(grace_, []() {});
+        },
+        [this]() {
+          reload_signal_.reset();
+          daemon_.reset();
+        },
     };
   });
+}
+
+bool DaemonThread::reload(std::function<config::Config()> read) {
+  std::future<bool> result;
+  {
+    std::lock_guard lock(reload_mutex_);
+    if (!thread_.running() || reload_request_) return false;
+    reload_result_ = std::promise<bool>();
+    result = reload_result_.get_future();
+    reload_request_ = std::move(read);
+  }
+  reload_signal_->send();
+  return result.get();
+}
+
+bool DaemonThread::reload_text(const std::string& toml, const std::string& source) {
+  return reload([toml, source]() { return config::parse_config(toml, source); });
+}
+
+bool DaemonThread::reload_file(const std::string& path) {
+  return reload([path]() { return config::load_config_file(path); });
 }
 
 void DaemonThread::stop(config::Duration grace) {

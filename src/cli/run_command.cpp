@@ -48,12 +48,13 @@ int run(const RunOptions& options) {
     };
     term.start(SIGTERM, on_signal);
     interrupt.start(SIGINT, on_signal);
-    // SIGHUP (systemctl reload) must not end the daemon, which its default action would do
-    // without a log line.
-    hangup.start(SIGHUP, [](int) {
-      log::warn("reload_not_supported",
-                {{"signal", "SIGHUP"},
-                 {"detail", "configuration reload is not implemented; restart to apply changes"}});
+    // SIGHUP (systemctl reload): read the file again. New sessions and new upstream
+    // connections use it; sessions in flight finish on what they started with. A file
+    // that does not load leaves the running configuration in place (reload_failed).
+    hangup.start(SIGHUP, [&](int) {
+      log::info("signal", {{"signal", "SIGHUP"}});
+      if (stopping) return;
+      daemon->reload([&]() { return config::load_config_file(options.config_path); });
     });
     uv_run(raw, UV_RUN_DEFAULT);  // ends when the daemon has nothing left to do
     daemon.reset();

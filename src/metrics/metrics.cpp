@@ -136,7 +136,27 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
   for (auto result : kResults)
     message_counters_[result] = &messages_->Add({{"result", to_string(result)}});
 
+  reload_success_ = &prometheus::BuildGauge()
+                         .Name("portrelay_config_last_reload_success")
+                         .Help(
+                             "1 if the last configuration load (startup or reload) was applied, "
+                             "0 if it was refused and the running configuration kept.")
+                         .Register(registry)
+                         .Add({});
+  reload_timestamp_ = &prometheus::BuildGauge()
+                           .Name("portrelay_config_last_reload_timestamp_seconds")
+                           .Help(
+                               "Unix time of the last configuration load (startup or reload), "
+                               "successful or not.")
+                           .Register(registry)
+                           .Add({});
+  add_endpoints(chain);
+}
+
+void Metrics::add_endpoints(const std::vector<config::Endpoint>& chain) {
   for (const auto& endpoint : chain) {
+    auto key = std::make_pair(endpoint.name, endpoint.port);
+    if (endpoints_.count(key)) continue;
     EndpointSeries entry;
     auto labels = endpoint_labels(endpoint);
     entry.attempts = &attempts_->Add(labels);
@@ -157,13 +177,17 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
     entry.cancelled = &cancelled_->Add(labels);
     entry.pool_idle = &pool_idle_->Add(labels);
     entry.pool_reuses = &pool_reuses_->Add(labels);
-    if (endpoints_.size() <= endpoint.index) endpoints_.resize(endpoint.index + 1);
-    endpoints_[endpoint.index] = entry;
+    endpoints_.emplace(key, entry);
   }
 }
 
+void Metrics::config_reload(bool success, double unix_seconds) {
+  reload_success_->Set(success ? 1 : 0);
+  reload_timestamp_->Set(unix_seconds);
+}
+
 Metrics::EndpointSeries& Metrics::series(const config::Endpoint& endpoint) {
-  return endpoints_.at(endpoint.index);
+  return endpoints_.at({endpoint.name, endpoint.port});
 }
 
 std::string Metrics::serialize() const {
@@ -196,8 +220,8 @@ void Metrics::connect_cancelled(const config::Endpoint& endpoint) {
   series(endpoint).cancelled->Increment();
 }
 
-void Metrics::pool_idle(std::size_t endpoint_index, std::size_t idle) {
-  endpoints_.at(endpoint_index).pool_idle->Set(static_cast<double>(idle));
+void Metrics::pool_idle(const config::Endpoint& endpoint, std::size_t idle) {
+  series(endpoint).pool_idle->Set(static_cast<double>(idle));
 }
 
 void Metrics::pool_reuse(const config::Endpoint& endpoint) {

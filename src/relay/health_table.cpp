@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <random>
+#include <string>
 
 namespace portrelay::relay {
 namespace {
@@ -11,20 +12,48 @@ double random_jitter() {
   return std::uniform_real_distribution<double>(0.8, 1.2)(generator);
 }
 
+std::vector<EndpointIdentity> anonymous_chain(std::size_t endpoints) {
+  std::vector<EndpointIdentity> chain;
+  for (std::size_t i = 0; i < endpoints; ++i)
+    chain.push_back({"endpoint-" + std::to_string(i), 0, TlsMode::None});
+  return chain;
+}
+
 }  // namespace
 
-HealthTable::HealthTable(std::size_t endpoints, Duration base, Duration cap, Jitter jitter)
-    : entries_(endpoints),
+HealthTable::HealthTable(std::vector<EndpointIdentity> chain, Duration base, Duration cap,
+                         Jitter jitter)
+    : chain_(std::move(chain)),
       base_(base),
       cap_(cap),
-      jitter_(jitter ? std::move(jitter) : random_jitter) {}
+      jitter_(jitter ? std::move(jitter) : random_jitter) {
+  for (const auto& identity : chain_) entries_.try_emplace(identity);
+}
+
+HealthTable::HealthTable(std::size_t endpoints, Duration base, Duration cap, Jitter jitter)
+    : HealthTable(anonymous_chain(endpoints), base, cap, std::move(jitter)) {}
+
+void HealthTable::inherit(const HealthTable& previous, const std::set<EndpointIdentity>& fresh) {
+  for (auto& [identity, entry] : entries_) {
+    if (fresh.count(identity)) continue;
+    const Entry* old = previous.find(identity);
+    if (!old) continue;
+    entry = *old;
+    entry.probing = false;
+  }
+}
+
+const HealthTable::Entry* HealthTable::find(const EndpointIdentity& identity) const {
+  auto it = entries_.find(identity);
+  return it == entries_.end() ? nullptr : &it->second;
+}
 
 bool HealthTable::cooling_down(std::size_t index, TimePoint now) const {
-  return now < entries_.at(index).cooldown_until;
+  return now < entry(index).cooldown_until;
 }
 
 void HealthTable::record_success(std::size_t index) {
-  Entry& entry = entries_.at(index);
+  Entry& entry = mutable_entry(index);
   entry.state = State::Up;
   entry.consecutive_failures = 0;
   entry.cooldown_until = {};
@@ -40,37 +69,38 @@ void HealthTable::cool_down(Entry& entry, TimePoint now) {
 }
 
 void HealthTable::record_failure(std::size_t index, FailureReason reason, TimePoint now) {
-  Entry& entry = entries_.at(index);
+  Entry& entry = mutable_entry(index);
   entry.state = State::Down;
   entry.last_failure = reason;
   cool_down(entry, now);
 }
 
 void HealthTable::record_suspect(std::size_t index, TimePoint now) {
-  Entry& entry = entries_.at(index);
+  Entry& entry = mutable_entry(index);
   if (entry.state == State::Up) entry.state = State::Unknown;
   cool_down(entry, now);
 }
 
 std::vector<std::size_t> HealthTable::preference_order(TimePoint now) const {
   std::vector<std::size_t> ready, cooling;
-  for (std::size_t i = 0; i < entries_.size(); ++i)
-    (cooling_down(i, now) || entries_[i].probing ? cooling : ready).push_back(i);
+  for (std::size_t i = 0; i < chain_.size(); ++i)
+    (cooling_down(i, now) || entry(i).probing ? cooling : ready).push_back(i);
   ready.insert(ready.end(), cooling.begin(), cooling.end());
   return ready;
 }
 
 std::vector<std::size_t> HealthTable::due_for_probe(TimePoint now) const {
-  std::size_t best_up = entries_.size();
-  for (std::size_t i = 0; i < entries_.size(); ++i)
-    if (entries_[i].state == State::Up && !cooling_down(i, now)) {
+  std::size_t best_up = chain_.size();
+  for (std::size_t i = 0; i < chain_.size(); ++i)
+    if (entry(i).state == State::Up && !cooling_down(i, now)) {
       best_up = i;
       break;
     }
   std::vector<std::size_t> due;
   for (std::size_t i = 0; i < best_up; ++i) {
-    const Entry& entry = entries_[i];
-    if (entry.consecutive_failures > 0 && !entry.probing && !cooling_down(i, now)) due.push_back(i);
+    const Entry& candidate = entry(i);
+    if (candidate.consecutive_failures > 0 && !candidate.probing && !cooling_down(i, now))
+      due.push_back(i);
   }
   return due;
 }

@@ -4,20 +4,23 @@
 
 namespace portrelay::relay {
 
-PassthroughRelay::PassthroughRelay(net::Loop& loop, UpstreamSelector& selector,
+PassthroughRelay::PassthroughRelay(net::Loop& loop, std::shared_ptr<UpstreamSelector> selector,
                                    metrics::Metrics& metrics, std::string session_id)
-    : loop_(loop), selector_(selector), metrics_(metrics), session_id_(std::move(session_id)) {}
+    : loop_(loop),
+      selector_(std::move(selector)),
+      metrics_(metrics),
+      session_id_(std::move(session_id)) {}
 
 PassthroughRelay::~PassthroughRelay() { release_upstream(); }
 
 const config::Endpoint& PassthroughRelay::endpoint(std::size_t index) const {
-  return selector_.endpoints().at(index)->endpoint;
+  return selector_->endpoints().at(index)->endpoint;
 }
 
 void PassthroughRelay::release_upstream() {
   // The pool checks every connection with RSET before reuse, so a transaction abandoned
   // upstream is cleared there; a connection with a command in flight is closed instead.
-  if (upstream_) selector_.release(std::move(upstream_));
+  if (upstream_) selector_->release(std::move(upstream_));
 }
 
 std::optional<ReadyEndpoint> PassthroughRelay::held_connection() const {
@@ -58,7 +61,7 @@ void PassthroughRelay::reset() {
 }
 
 void PassthroughRelay::select() {
-  attempt_ = selector_.select(transaction_->tried(), [this](Selection selection) {
+  attempt_ = selector_->select(transaction_->tried(), [this](Selection selection) {
     loop_.defer_delete(std::move(attempt_));  // we are inside its callback
     SelectionReport report;
     for (const auto& failure : selection.failures)
@@ -126,7 +129,7 @@ void PassthroughRelay::report_failure(const Action& failed) {
                                             {"endpoint", failed.label},
                                             {"stage", failed.stage},
                                             {"detail", failed.failure.detail}});
-  if (failed.health) selector_.record_transaction_failure(failed.endpoint, failed.failure);
+  if (failed.health) selector_->record_transaction_failure(failed.endpoint, failed.failure);
 }
 
 void PassthroughRelay::report_message(const Action& reply) {

@@ -1,6 +1,7 @@
 #include "portrelay/relay/racing_selector.hpp"
 
 #include <algorithm>
+#include <set>
 
 #include "portrelay/base/log.hpp"
 #include "portrelay/relay/race_plan.hpp"
@@ -9,6 +10,12 @@ namespace portrelay::relay {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+std::vector<EndpointIdentity> identities(const std::vector<EndpointRuntimePtr>& endpoints) {
+  std::vector<EndpointIdentity> out;
+  for (const auto& runtime : endpoints) out.push_back(identity_of(runtime->endpoint));
+  return out;
+}
 
 }  // namespace
 
@@ -187,9 +194,8 @@ RacingSelector::RacingSelector(net::Loop& loop, std::vector<EndpointRuntimePtr> 
       helo_name_(std::move(helo_name)),
       options_(options),
       metrics_(metrics),
-      health_(endpoints_.size(), options.cooldown, options.cooldown_max),
-      pool_(loop, endpoints_.size(), options.pool_max_per_endpoint, options.pool_idle_timeout,
-            metrics),
+      health_(identities(endpoints_), options.cooldown, options.cooldown_max),
+      pool_(loop, endpoints_, options.pool_max_per_endpoint, options.pool_idle_timeout, metrics),
       probe_timer_(loop.uv()) {
   probe_timer_.start(options_.probe_interval, [this]() { probe_due_endpoints(); });
 }
@@ -202,7 +208,23 @@ std::unique_ptr<SelectionAttempt> RacingSelector::select(const std::set<std::siz
 }
 
 void RacingSelector::release(std::unique_ptr<UpstreamConnection> connection) {
-  pool_.give(std::move(connection));
+  if (!connection) return;
+  if (!retired_) return pool_.give(std::move(connection));
+  // A retired selector keeps nothing: its endpoints may be gone from the configuration.
+  connection->quit();
+  loop_.defer_delete(std::move(connection));
+}
+
+void RacingSelector::inherit_health(const RacingSelector& previous) {
+  // An endpoint whose credentials, pinned addresses or TLS verification changed starts
+  // with a clean slate: the change may be the fix for what made it fail.
+  std::set<EndpointIdentity> fresh;
+  for (const auto& runtime : endpoints_)
+    for (const auto& old : previous.endpoints_)
+      if (identity_of(old->endpoint) == identity_of(runtime->endpoint) &&
+          !same_connection_settings(*old, *runtime))
+        fresh.insert(identity_of(runtime->endpoint));
+  health_.inherit(previous.health_, fresh);
 }
 
 std::unique_ptr<UpstreamConnection> RacingSelector::new_connection(std::size_t index) {
@@ -243,6 +265,7 @@ void RacingSelector::record_transaction_failure(std::size_t index, const Attempt
 }
 
 void RacingSelector::probe_due_endpoints() {
+  if (retired_) return;
   for (std::size_t index : health_.due_for_probe(Clock::now())) {
     health_.set_probing(index, true);
     auto probe = std::make_unique<Probe>(Probe{index, new_connection(index)});
@@ -263,13 +286,14 @@ void RacingSelector::probe_due_endpoints() {
       }
       record_ready(*finished);
       log::info("endpoint_recovered", {{"endpoint", finished->endpoint().label()}});
-      pool_.give(std::move(finished));  // fail-back, warm
+      release(std::move(finished));  // fail-back, warm
     });
   }
   probe_timer_.start(options_.probe_interval, [this]() { probe_due_endpoints(); });
 }
 
-void RacingSelector::shutdown() {
+void RacingSelector::retire() {
+  retired_ = true;
   probe_timer_.stop();
   probes_.clear();
   pool_.clear();

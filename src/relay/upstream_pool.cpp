@@ -5,11 +5,13 @@ namespace {
 using Clock = std::chrono::steady_clock;
 }  // namespace
 
-UpstreamPool::UpstreamPool(net::Loop& loop, std::size_t endpoints, std::size_t max_per_endpoint,
-                           config::Duration idle_timeout, metrics::Metrics& metrics)
+UpstreamPool::UpstreamPool(net::Loop& loop, std::vector<EndpointRuntimePtr> endpoints,
+                           std::size_t max_per_endpoint, config::Duration idle_timeout,
+                           metrics::Metrics& metrics)
     : loop_(loop),
+      endpoints_(std::move(endpoints)),
       metrics_(metrics),
-      idle_(endpoints, max_per_endpoint, idle_timeout),
+      idle_(endpoints_.size(), max_per_endpoint, idle_timeout),
       expiry_(loop.uv()) {}
 
 UpstreamPool::~UpstreamPool() { clear(); }
@@ -29,7 +31,7 @@ void UpstreamPool::clear() {
 }
 
 void UpstreamPool::publish(std::size_t endpoint_index) {
-  metrics_.pool_idle(endpoint_index, idle_.size(endpoint_index));
+  metrics_.pool_idle(endpoints_.at(endpoint_index)->endpoint, idle_.size(endpoint_index));
 }
 
 void UpstreamPool::arm_expiry() {
@@ -55,7 +57,11 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::take(std::size_t endpoint_inde
 void UpstreamPool::give(std::unique_ptr<UpstreamConnection> connection) {
   if (!connection) return;
   std::size_t index = connection->endpoint().index;
-  if (!connection->usable() || connection->busy() || !idle_.add(index, connection, Clock::now())) {
+  // Only connections made with this pool's own chain snapshot are kept: an index means
+  // nothing in another chain.
+  const bool ours = index < endpoints_.size() && endpoints_[index] == connection->runtime();
+  if (!ours || !connection->usable() || connection->busy() ||
+      !idle_.add(index, connection, Clock::now())) {
     Connections refused;
     refused.push_back(std::move(connection));
     return close_all(std::move(refused));

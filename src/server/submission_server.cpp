@@ -6,19 +6,38 @@
 
 namespace portrelay::server {
 
-SubmissionServer::SubmissionServer(const config::ServerConfig& config,
+SubmissionServer::SubmissionServer(std::shared_ptr<const config::ServerConfig> config,
                                    SessionEnvironment environment)
-    : config_(config),
-      auth_failures_(AuthFailureTracker::Limits{config.auth_failure_delay}),
-      environment_(std::move(environment)),
-      grace_timer_(environment_.loop->uv()) {
-  environment_.auth_failures = &auth_failures_;
-  policy_.hostname = config.hostname;
-  policy_.max_auth_failures = config.max_auth_failures;
-  policy_.max_message_size = config.max_message_size;
-  policy_.max_recipients = config.max_recipients;
-  policy_.starttls_offered = environment_.tls_context != nullptr;
-  policy_.auth_offered = environment_.authenticator != nullptr;
+    : loop_(*environment.loop),
+      metrics_(*environment.metrics),
+      auth_failures_(AuthFailureTracker::Limits{config->auth_failure_delay}),
+      grace_timer_(loop_.uv()) {
+  apply(std::move(config), std::move(environment));
+}
+
+std::shared_ptr<const SessionEnvironment> SubmissionServer::freeze(SessionEnvironment environment) {
+  environment.auth_failures = &auth_failures_;
+  return std::make_shared<const SessionEnvironment>(std::move(environment));
+}
+
+void SubmissionServer::apply(std::shared_ptr<const config::ServerConfig> config,
+                             SessionEnvironment environment) {
+  config_ = std::move(config);
+  environment_ = freeze(std::move(environment));
+  auth_failures_.set_base_delay(config_->auth_failure_delay);
+  smtp::ServerPolicy policy;
+  policy.hostname = config_->hostname;
+  policy.max_auth_failures = config_->max_auth_failures;
+  policy.max_message_size = config_->max_message_size;
+  policy.max_recipients = config_->max_recipients;
+  policy.starttls_offered = environment_->tls_context != nullptr;
+  policy.auth_offered = environment_->authenticator != nullptr;
+  policy_ = policy;
+}
+
+void SubmissionServer::reconfigure(std::shared_ptr<const config::ServerConfig> config,
+                                   SessionEnvironment environment) {
+  apply(std::move(config), std::move(environment));
 }
 
 SubmissionServer::~SubmissionServer() = default;
@@ -26,11 +45,9 @@ SubmissionServer::~SubmissionServer() = default;
 void SubmissionServer::start() {
   auto bind_all = [this](const std::vector<config::ListenAddress>& addresses, bool implicit_tls) {
     for (const auto& address : addresses) {
-      bool require_auth = config_.requires_auth(address);
       auto listener = std::make_unique<net::TcpListener>(
-          environment_.loop->uv(),
-          [this, implicit_tls, require_auth](std::unique_ptr<net::TcpStream> stream) {
-            accept(std::move(stream), implicit_tls, require_auth);
+          loop_.uv(), [this, address, implicit_tls](std::unique_ptr<net::TcpStream> stream) {
+            accept(std::move(stream), address, implicit_tls);
           });
       int rc = listener->listen(address.host, address.port);
       if (rc != 0)
@@ -42,8 +59,8 @@ void SubmissionServer::start() {
       listeners_.push_back(std::move(listener));
     }
   };
-  bind_all(config_.listen, false);
-  bind_all(config_.listen_implicit_tls, true);
+  bind_all(config_->listen, false);
+  bind_all(config_->listen_implicit_tls, true);
 }
 
 std::vector<std::uint16_t> SubmissionServer::bound_ports() const {
@@ -68,12 +85,12 @@ std::string client_ip_of(const net::TcpStream& stream) {
 
 void SubmissionServer::refuse(std::unique_ptr<net::TcpStream> stream, const char* reason,
                               const std::string& text) {
-  stream->write("421 4.7.0 " + config_.hostname + " " + text + "\r\n");
+  stream->write("421 4.7.0 " + config_->hostname + " " + text + "\r\n");
   stream->shutdown_after_writes();
   log::warn("session_refused", {{"peer", stream->peer_address()}, {"reason", reason}});
-  environment_.metrics->session_refused(reason);
+  metrics_.session_refused(reason);
   // libuv writes to a fresh socket at once; closing on the next loop turn keeps it.
-  environment_.loop->defer_delete(std::move(stream));
+  loop_.defer_delete(std::move(stream));
 }
 
 bool SubmissionServer::shed_one_idle_session() {
@@ -86,24 +103,27 @@ bool SubmissionServer::shed_one_idle_session() {
   }
   if (!stalest) return false;
   log::info("session_shed", {{"session", stalest->id()}});
-  environment_.metrics->session_shed();
+  metrics_.session_shed();
   stalest->shed();
   return true;
 }
 
-void SubmissionServer::accept(std::unique_ptr<net::TcpStream> stream, bool implicit_tls,
-                              bool require_auth) {
+void SubmissionServer::accept(std::unique_ptr<net::TcpStream> stream,
+                              const config::ListenAddress& listener, bool implicit_tls) {
   if (stopping_) return;  // the stream closes as it goes out of scope
+  // The configuration of this moment decides; a reload may have changed it.
+  const config::ServerConfig& config = *config_;
+  const bool require_auth = config.requires_auth(listener);
   sockaddr_storage peer{};
-  bool allowed = require_auth && !config_.allow_explicit;
+  bool allowed = require_auth && !config.allow_explicit;
   if (!allowed && stream->peer_sockaddr(peer)) {
-    for (const auto& network : config_.allow)
+    for (const auto& network : config.allow)
       if (network.contains(reinterpret_cast<sockaddr*>(&peer))) allowed = true;
   }
   const std::string client_ip = client_ip_of(*stream);
   const auto from_address = sessions_by_address_.find(client_ip);
   if (from_address != sessions_by_address_.end() &&
-      from_address->second >= config_.max_sessions_per_address) {
+      from_address->second >= config.max_sessions_per_address) {
     return refuse(std::move(stream), "per_address",
                   "Too many connections from your address, try again later");
   }
@@ -115,7 +135,7 @@ void SubmissionServer::accept(std::unique_ptr<net::TcpStream> stream, bool impli
     ++live;
     if (!session->engaged()) ++before_mail;
   }
-  if (live >= config_.max_sessions || before_mail >= config_.max_sessions_before_mail) {
+  if (live >= config.max_sessions || before_mail >= config.max_sessions_before_mail) {
     if (!shed_one_idle_session())
       return refuse(std::move(stream), "max_sessions", "Too many connections, try again later");
   }
@@ -139,9 +159,9 @@ void SubmissionServer::session_finished(SubmissionSession* session) {
     sessions_by_address_.erase(count);
   // The session is still on the call stack. Tasks run in order: the session (and the
   // upstream connection it hands back to the pool) is gone before check_drained looks.
-  environment_.loop->defer_delete(std::move(it->second));
+  loop_.defer_delete(std::move(it->second));
   sessions_.erase(it);
-  environment_.loop->post([this]() { check_drained(); });
+  loop_.post([this]() { check_drained(); });
 }
 
 void SubmissionServer::shutdown(config::Duration grace, std::function<void()> done) {

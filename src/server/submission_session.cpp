@@ -15,29 +15,29 @@ constexpr std::chrono::seconds kCloseLinger{5};
 
 }  // namespace
 
-SubmissionSession::SubmissionSession(const SessionEnvironment& environment,
+SubmissionSession::SubmissionSession(std::shared_ptr<const SessionEnvironment> environment,
                                      smtp::ServerPolicy policy, bool implicit_tls,
                                      std::unique_ptr<net::TcpStream> stream, std::string id,
                                      std::function<void(SubmissionSession*)> on_finished)
-    : environment_(environment),
+    : environment_(std::move(environment)),
       id_(std::move(id)),
       peer_(stream->peer_address()),
       connection_(std::make_unique<net::Connection>(std::move(stream))),
       session_(std::move(policy), *this, implicit_tls),
-      sink_(environment.make_sink(id_)),
-      timer_(environment.loop->uv()),
-      auth_delay_(environment.loop->uv()),
+      sink_(environment_->make_sink(id_)),
+      timer_(environment_->loop->uv()),
+      auth_delay_(environment_->loop->uv()),
       on_finished_(std::move(on_finished)) {
   sockaddr_storage address{};
   client_ip_ = connection_->peer_sockaddr(address)
                    ? net::format_ip(reinterpret_cast<const sockaddr*>(&address))
                    : "unknown";
-  environment_.metrics->session_opened();
+  environment_->metrics->session_opened();
 }
 
 SubmissionSession::~SubmissionSession() {
   *alive_ = false;
-  environment_.metrics->session_closed();
+  environment_->metrics->session_closed();
 }
 
 void SubmissionSession::start(bool allowed, bool implicit_tls) {
@@ -47,7 +47,7 @@ void SubmissionSession::start(bool allowed, bool implicit_tls) {
                      [this](int) { finish("client"); });
   if (!allowed) return session_.refuse("Access denied: client address not in the allow list");
   if (implicit_tls) {
-    connection_->start_tls(tls::Engine::server(environment_.tls_context), [this](bool ok) {
+    connection_->start_tls(tls::Engine::server(environment_->tls_context), [this](bool ok) {
       if (!ok) {
         log::warn("tls_failed", {{"session", id_}, {"detail", connection_->tls()->error()}});
         return finish("tls_failed");
@@ -55,7 +55,7 @@ void SubmissionSession::start(bool allowed, bool implicit_tls) {
       session_.start();
       after_event();
     });
-    timer_.start(environment_.command_timeout, [this]() { finish("tls_timeout"); });
+    timer_.start(environment_->command_timeout, [this]() { finish("tls_timeout"); });
     return;
   }
   session_.start();
@@ -82,14 +82,14 @@ void SubmissionSession::after_event() {
     case Phase::Command:
       // Bytes of an unfinished line do not restart it (slowloris).
       if (progressed || !timer_.active())
-        timer_.start(environment_.command_timeout, [this]() { session_.on_timeout(); });
+        timer_.start(environment_->command_timeout, [this]() { session_.on_timeout(); });
       break;
     case Phase::Data:
-      timer_.start(environment_.data_timeout, [this]() { session_.on_timeout(); });
+      timer_.start(environment_->data_timeout, [this]() { session_.on_timeout(); });
       break;
     case Phase::Waiting:
       if (tls_handshaking_)  // waiting for the client, not the upstream: bound it
-        timer_.start(environment_.command_timeout, [this]() { finish("tls_timeout"); });
+        timer_.start(environment_->command_timeout, [this]() { finish("tls_timeout"); });
       else
         timer_.stop();  // the relay enforces the upstream's timeouts
       break;
@@ -157,7 +157,7 @@ void SubmissionSession::data_chunk(std::string_view content) { sink_->body().app
 void SubmissionSession::data_end() { sink_->commit(completer()); }
 
 void SubmissionSession::data_rejected(smtp::DataReader::Violation violation) {
-  environment_.metrics->message(metrics::MessageResult::Rejected);
+  environment_->metrics->message(metrics::MessageResult::Rejected);
   log::warn("message_rejected", {{"session", id_}, {"reason", smtp::to_string(violation)}});
   sink_->reset();
 }
@@ -167,7 +167,7 @@ void SubmissionSession::reset() { sink_->reset(); }
 void SubmissionSession::start_tls() {
   std::weak_ptr<bool> alive = alive_;
   tls_handshaking_ = true;
-  connection_->start_tls(tls::Engine::server(environment_.tls_context), [this, alive](bool ok) {
+  connection_->start_tls(tls::Engine::server(environment_->tls_context), [this, alive](bool ok) {
     if (alive.expired()) return;
     tls_handshaking_ = false;
     if (!ok) {
@@ -182,18 +182,18 @@ void SubmissionSession::start_tls() {
 void SubmissionSession::authenticate(const std::string& username, const std::string& password) {
   auto done = completer();
   const smtp::Reply refused = smtp::make_reply(535, "5.7.8", "Authentication credentials invalid");
-  if (!environment_.authenticator) return done(refused);
+  if (!environment_->authenticator) return done(refused);
   std::weak_ptr<bool> alive = alive_;
-  environment_.authenticator->verify(
+  environment_->authenticator->verify(
       username, password, [this, alive, done, refused, username](bool ok) {
         if (alive.expired()) return;
         log::info("client_auth",
                   {{"session", id_}, {"user", username}, {"result", ok ? "ok" : "failed"}});
         if (ok) return done(smtp::make_reply(235, "2.7.0", "Authentication successful"));
-        environment_.metrics->auth_failure();
-        if (!environment_.auth_failures) return done(refused);
+        environment_->metrics->auth_failure();
+        if (!environment_->auth_failures) return done(refused);
         // Guessing gets slower the more this address fails, on any connection.
-        const auto delay = environment_.auth_failures->record_failure(
+        const auto delay = environment_->auth_failures->record_failure(
             client_ip_, std::chrono::steady_clock::now());
         auth_delay_.start(delay, [done, refused]() { done(refused); });
       });

@@ -4,6 +4,7 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <functional>
 
 #include "portrelay/base/log.hpp"
 #include "portrelay/config/config.hpp"
@@ -72,11 +73,31 @@ std::map<std::string, std::string> parse_labels(std::string_view text, std::size
   return labels;
 }
 
+void for_each_sample(const std::string& text, std::string_view name,
+                     const std::map<std::string, std::string>& labels,
+                     const std::function<void(double)>& visit);
+
 }  // namespace
 
 double metric_value(const std::string& text, std::string_view name,
                     const std::map<std::string, std::string>& labels) {
   double sum = 0;
+  for_each_sample(text, name, labels, [&](double value) { sum += value; });
+  return sum;
+}
+
+bool metric_exists(const std::string& text, std::string_view name,
+                   const std::map<std::string, std::string>& labels) {
+  bool found = false;
+  for_each_sample(text, name, labels, [&](double) { found = true; });
+  return found;
+}
+
+namespace {
+
+void for_each_sample(const std::string& text, std::string_view name,
+                     const std::map<std::string, std::string>& labels,
+                     const std::function<void(double)>& visit) {
   std::size_t start = 0;
   while (start < text.size()) {
     std::size_t end = text.find('\n', start);
@@ -95,10 +116,11 @@ double metric_value(const std::string& text, std::string_view name,
       if (it == found.end() || it->second != value) match = false;
     }
     if (!match) continue;
-    sum += std::stod(std::string(line.substr(pos)));
+    visit(std::stod(std::string(line.substr(pos))));
   }
-  return sum;
 }
+
+}  // namespace
 
 RelayUnderTest::RelayUnderTest(const RelaySettings& settings) : RelayUnderTest(settings.toml()) {}
 

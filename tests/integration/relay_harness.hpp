@@ -45,6 +45,9 @@ std::string tls_upstream(const std::string& name, std::uint16_t port, const std:
 // Sum of every sample of `name` whose labels include all of `labels`; 0 if none matches.
 double metric_value(const std::string& text, std::string_view name,
                     const std::map<std::string, std::string>& labels = {});
+// Whether at least one sample of `name` with all of `labels` is exported (at any value).
+bool metric_exists(const std::string& text, std::string_view name,
+                   const std::map<std::string, std::string>& labels = {});
 
 class RelayUnderTest {
  public:
@@ -59,6 +62,11 @@ class RelayUnderTest {
     return metric_value(metrics_text(), name, labels);
   }
   void stop(std::chrono::milliseconds grace = 2s) { daemon_->stop(grace); }
+  // Reloads the running relay as SIGHUP does (Daemon::reload on its loop thread) and waits
+  // for the outcome: true if the new configuration was applied.
+  bool reload(const RelaySettings& settings) { return reload(settings.toml()); }
+  bool reload(const std::string& toml) { return daemon_->reload_text(toml, "reload.toml"); }
+  bool reload_file(const std::string& path) { return daemon_->reload_file(path); }
 
   // Connected client that has read the greeting and sent EHLO (250 asserted).
   std::unique_ptr<SmtpTestClient> client(std::chrono::milliseconds timeout = 5s);

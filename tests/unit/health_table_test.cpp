@@ -269,5 +269,53 @@ TEST(HealthTableProbe, SuccessAfterProbeRemovesTheCandidate) {
   EXPECT_EQ(table.preference_order(kT0 + 100ms), (Order{0, 1}));
 }
 
+EndpointIdentity id(const std::string& host, std::uint16_t port, TlsMode tls = TlsMode::StartTls) {
+  return {host, port, tls};
+}
+
+// A reload builds a new table for the new chain: entries follow the identity (host, port,
+// TLS mode), not the position, and new endpoints start unknown.
+TEST(HealthTableIdentity, NewTableInheritsEntriesByIdentityNotByIndex) {
+  HealthTable old({id("a", 587), id("b", 587), id("c", 25)}, 100ms, 10s, fixed(1.0));
+  old.record_failure(0, FailureReason::Refused, kT0);  // a:587 cooling until kT0+100ms
+  old.record_failure(0, FailureReason::Refused, kT0);  // second failure: until kT0+200ms
+  old.record_success(1);
+  old.set_probing(0, true);
+
+  // Reordered, c removed, d added, and b now with another TLS mode (another endpoint).
+  HealthTable next({id("d", 2525), id("b", 587, TlsMode::Implicit), id("a", 587)}, 100ms, 10s,
+                   fixed(1.0));
+  next.inherit(old);
+  EXPECT_EQ(next.entry(0).state, State::Unknown);
+  EXPECT_EQ(next.entry(1).state, State::Unknown);
+  EXPECT_EQ(next.entry(2).state, State::Down);
+  EXPECT_EQ(next.entry(2).consecutive_failures, 2u);
+  EXPECT_EQ(next.entry(2).last_failure, FailureReason::Refused);
+  EXPECT_EQ(cooldown_left(next, 2, kT0), 200ms);
+  EXPECT_FALSE(next.entry(2).probing) << "the probe belongs to the old table";
+  EXPECT_EQ(next.preference_order(kT0 + 50ms), (Order{0, 1, 2}));
+  EXPECT_EQ(next.find(id("c", 25)), nullptr);
+  // The old table is left as it was: sessions still using it keep their view.
+  EXPECT_TRUE(old.entry(0).probing);
+}
+
+TEST(HealthTableIdentity, FreshIdentitiesStartOver) {
+  HealthTable old({id("a", 587), id("b", 587)}, 100ms, 10s, fixed(1.0));
+  old.record_failure(0, FailureReason::AuthFailed, kT0);
+  old.record_failure(1, FailureReason::Timeout, kT0);
+  HealthTable next({id("a", 587), id("b", 587)}, 100ms, 10s, fixed(1.0));
+  next.inherit(old, {id("a", 587)});  // a's credentials changed: the fix may be in them
+  EXPECT_EQ(next.entry(0).state, State::Unknown);
+  EXPECT_FALSE(next.cooling_down(0, kT0));
+  EXPECT_EQ(next.entry(1).state, State::Down);
+  EXPECT_TRUE(next.cooling_down(1, kT0));
+}
+
+TEST(HealthTableIdentity, TheSameUpstreamTwiceInOneChainSharesItsEntry) {
+  HealthTable table({id("a", 587), id("a", 587)}, 100ms, 10s, fixed(1.0));
+  table.record_failure(0, FailureReason::Refused, kT0);
+  EXPECT_TRUE(table.cooling_down(1, kT0));
+}
+
 }  // namespace
 }  // namespace portrelay::relay

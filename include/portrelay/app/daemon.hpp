@@ -1,13 +1,18 @@
 #pragma once
 // Everything one running relay consists of, built from one config snapshot on one loop:
 // endpoint runtimes, metrics (+ HTTP exposer), upstream selector, TLS and AUTH for local
-// submissions, and the submission server.
+// submissions, and the submission server. reload() builds the same from a new snapshot
+// for new sessions while the sessions in flight finish on the old one.
 #include <functional>
+#include <future>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <vector>
 
 #include "portrelay/config/config.hpp"
 #include "portrelay/metrics/metrics.hpp"
+#include "portrelay/net/async.hpp"
 #include "portrelay/net/loop.hpp"
 #include "portrelay/net/loop_thread.hpp"
 #include "portrelay/relay/racing_selector.hpp"
@@ -29,18 +34,38 @@ class Daemon {
   void start();  // binds listeners and the metrics endpoint
   void shutdown(config::Duration grace, std::function<void()> done);
 
-  const config::Config& config() const { return config_; }
+  // Reads a new configuration with `read` (which throws config::ConfigError or another
+  // std::exception on a bad file) and applies it: new sessions and new upstream
+  // connections use it; sessions in flight keep the snapshot they started with (their
+  // selector, pool and chain stay alive until they end). The previous selector's idle
+  // pooled connections are closed. Anything that cannot be built (bad file, unreadable
+  // TLS key or users file, a changed listening address, which needs a restart) leaves the
+  // running configuration untouched. Logs `reload` or `reload_failed`, sets the reload
+  // metrics, returns whether the new configuration was applied. Loop thread.
+  bool reload(const std::function<config::Config()>& read);
+
+  const config::Config& config() const { return *config_; }
   metrics::Metrics& metrics() { return *metrics_; }
   std::vector<std::uint16_t> listener_ports() const { return server_->bound_ports(); }
   std::uint16_t metrics_port() const;
 
  private:
+  // What one configuration snapshot turns into, built before anything is swapped so a
+  // failure leaves the running one alone.
+  struct Generation {
+    std::shared_ptr<const config::Config> config;
+    std::shared_ptr<relay::RacingSelector> selector;
+    server::SessionEnvironment environment;
+  };
+  Generation build(std::shared_ptr<const config::Config> config);
+  void apply(config::Config next);
+
   net::Loop& loop_;
-  config::Config config_;
+  std::shared_ptr<const config::Config> config_;
   std::unique_ptr<metrics::Metrics> metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;
-  std::unique_ptr<relay::RacingSelector> selector_;
-  std::unique_ptr<server::Authenticator> authenticator_;
+  // Shared with the sessions started under it; the current one only.
+  std::shared_ptr<relay::RacingSelector> selector_;
   std::unique_ptr<server::SubmissionServer> server_;
 };
 
@@ -56,13 +81,24 @@ class DaemonThread {
   std::vector<std::uint16_t> listener_ports() const { return ports_; }
   std::uint16_t metrics_port() const { return metrics_port_; }
   std::string metrics_text();  // serialized on the loop thread's registry (thread-safe)
+  // Daemon::reload on the loop thread with a config parsed from `toml` (named `source` in
+  // errors) or read from `path`; waits for the result. Any thread but the loop's.
+  bool reload_text(const std::string& toml, const std::string& source = "reload.toml");
+  bool reload_file(const std::string& path);
   // uv_loop_close()'s result after stop(): 0 unless a handle was left open.
   int loop_close_status() const { return thread_.close_status(); }
 
  private:
+  bool reload(std::function<config::Config()> read);
+
   config::Config config_;
   net::LoopThread thread_;
   std::unique_ptr<Daemon> daemon_;
+  // A reload asked for by another thread, run by `reload_signal_` on the loop thread.
+  std::mutex reload_mutex_;
+  std::function<config::Config()> reload_request_;
+  std::promise<bool> reload_result_;
+  std::unique_ptr<net::Async> reload_signal_;
   std::vector<std::uint16_t> ports_;
   std::uint16_t metrics_port_ = 0;
   config::Duration grace_{};

@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "portrelay/base/failure_reason.hpp"
@@ -31,6 +32,13 @@ class Metrics {
   // before the first event.
   Metrics(const std::vector<config::Endpoint>& chain, const std::string& version);
 
+  // Creates at zero the series of endpoints not seen before (a reload's new chain).
+  // Series are found by the endpoint's labels (name and port), never by its position in
+  // one chain: a reload that reorders the chain keeps counting into the same series.
+  void add_endpoints(const std::vector<config::Endpoint>& chain);
+  // The outcome of the last configuration load (startup or reload), and when it was.
+  void config_reload(bool success, double unix_seconds);
+
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
   std::string serialize() const;  // Prometheus text exposition format
 
@@ -42,7 +50,7 @@ class Metrics {
   // by reason, and upstream_up drops to 0 like after a connect failure.
   void transaction_failure(const config::Endpoint& endpoint, FailureReason reason);
   void failover(const config::Endpoint& from, const config::Endpoint& to);
-  void pool_idle(std::size_t endpoint_index, std::size_t idle);
+  void pool_idle(const config::Endpoint& endpoint, std::size_t idle);
   void pool_reuse(const config::Endpoint& endpoint);
   void message(MessageResult result);
   void message_relayed(double seconds, std::uint64_t size);
@@ -84,7 +92,10 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* sessions_refused_;
   prometheus::Counter* sessions_shed_;
   std::map<MessageResult, prometheus::Counter*> message_counters_;
-  std::vector<EndpointSeries> endpoints_;  // indexed by Endpoint::index
+  prometheus::Gauge* reload_success_;
+  prometheus::Gauge* reload_timestamp_;
+  // By (name, port): the labels of the series. Loop thread only.
+  std::map<std::pair<std::string, std::uint16_t>, EndpointSeries> endpoints_;
 };
 
 }  // namespace portrelay::metrics

@@ -37,5 +37,8 @@ using EndpointRuntimePtr = std::shared_ptr<const EndpointRuntime>;
 // Builds the runtime view of the chain. Throws tls::TlsError for unusable TLS settings.
 std::vector<EndpointRuntimePtr> build_endpoint_runtimes(const config::Config& config);
 UpstreamTimeouts timeouts_from(const config::RelayConfig& relay);
+// Same way of connecting and logging in (pinned addresses, TLS verification, resolved
+// credentials); host, port and TLS mode are the identity and compared elsewhere.
+bool same_connection_settings(const EndpointRuntime& a, const EndpointRuntime& b);
 
 }  // namespace portrelay::relay

@@ -8,13 +8,21 @@
 // treated the same way ("suspect"): a silently dropped SYN, or a port that accepts TCP and
 // never greets, never produces a failure before the winner cancels it. The background
 // probe then finds out the truth.
+//
+// Entries are stored by endpoint identity (host, port, TLS mode); the index-based API
+// addresses the table's own chain. A table built for a new configuration snapshot takes
+// over the entries of the endpoints both chains share (inherit()), so a reload does not
+// forget that an endpoint is cooling down.
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "portrelay/base/failure_reason.hpp"
+#include "portrelay/relay/endpoint_identity.hpp"
 
 namespace portrelay::relay {
 
@@ -36,7 +44,16 @@ class HealthTable {
     bool probing = false;  // a background probe is running
   };
 
+  // `chain[i]` is the identity of endpoint i. Endpoints with the same identity share one
+  // entry (they are the same upstream).
+  HealthTable(std::vector<EndpointIdentity> chain, Duration base, Duration cap, Jitter jitter = {});
+  // `endpoints` distinct anonymous endpoints (tests of the timing rules).
   HealthTable(std::size_t endpoints, Duration base, Duration cap, Jitter jitter = {});
+
+  // Takes over `previous`'s entries for every endpoint of this chain with the same
+  // identity, except those in `fresh` (their other settings changed: start over). A probe
+  // belongs to the table that started it, so inherited entries are not "probing".
+  void inherit(const HealthTable& previous, const std::set<EndpointIdentity>& fresh = {});
 
   bool cooling_down(std::size_t index, TimePoint now) const;
   void record_success(std::size_t index);
@@ -50,15 +67,19 @@ class HealthTable {
   // Endpoints whose cool-down is over and that are more preferred than the best endpoint
   // known to be up: candidates for a background probe (fail-back).
   std::vector<std::size_t> due_for_probe(TimePoint now) const;
-  void set_probing(std::size_t index, bool probing) { entries_.at(index).probing = probing; }
+  void set_probing(std::size_t index, bool probing) { mutable_entry(index).probing = probing; }
 
-  const Entry& entry(std::size_t index) const { return entries_.at(index); }
-  std::size_t size() const { return entries_.size(); }
+  const Entry& entry(std::size_t index) const { return entries_.at(chain_.at(index)); }
+  // The entry of an identity, if this table has it (tests, logs).
+  const Entry* find(const EndpointIdentity& identity) const;
+  std::size_t size() const { return chain_.size(); }
 
  private:
+  Entry& mutable_entry(std::size_t index) { return entries_.at(chain_.at(index)); }
   void cool_down(Entry& entry, TimePoint now);
 
-  std::vector<Entry> entries_;
+  std::vector<EndpointIdentity> chain_;
+  std::map<EndpointIdentity, Entry> entries_;
   Duration base_;
   Duration cap_;
   Jitter jitter_;

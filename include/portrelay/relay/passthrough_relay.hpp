@@ -21,8 +21,10 @@ namespace portrelay::relay {
 
 class PassthroughRelay : public MessageSink {
  public:
-  PassthroughRelay(net::Loop& loop, UpstreamSelector& selector, metrics::Metrics& metrics,
-                   std::string session_id);
+  // The relay keeps its selector alive: a session that started before a configuration
+  // reload finishes on the selector (chain, pool, health) it started with.
+  PassthroughRelay(net::Loop& loop, std::shared_ptr<UpstreamSelector> selector,
+                   metrics::Metrics& metrics, std::string session_id);
   ~PassthroughRelay() override;
   PassthroughRelay(const PassthroughRelay&) = delete;
   PassthroughRelay& operator=(const PassthroughRelay&) = delete;
@@ -44,7 +46,7 @@ class PassthroughRelay : public MessageSink {
   const config::Endpoint& endpoint(std::size_t index) const;
 
   net::Loop& loop_;
-  UpstreamSelector& selector_;
+  std::shared_ptr<UpstreamSelector> selector_;  // declared before what it must outlive
   metrics::Metrics& metrics_;
   std::string session_id_;
   std::size_t message_count_ = 0;

@@ -54,8 +54,16 @@ class RacingSelector : public UpstreamSelector {
                                   const AttemptFailure& failure) override;
   const std::vector<EndpointRuntimePtr>& endpoints() const override { return endpoints_; }
   const HealthTable& health() const { return health_; }
-  // Stops background probes and empties the pool, so nothing keeps the loop alive.
-  void shutdown();
+
+  // Called on a selector built for a reloaded configuration, before its first use: takes
+  // over `previous`'s health memory for the endpoints whose connection settings did not
+  // change (same identity, same addresses, TLS verification and credentials).
+  void inherit_health(const RacingSelector& previous);
+  // This selector's configuration was replaced (reload) or the daemon stops: background
+  // probes stop, the pool is emptied (QUIT to each) and connections handed back later are
+  // closed instead of pooled. Sessions that still use it finish their transactions on it.
+  void retire();
+  void shutdown() { retire(); }
 
  private:
   class Race;
@@ -75,6 +83,7 @@ class RacingSelector : public UpstreamSelector {
   UpstreamPool pool_;
   net::Timer probe_timer_;
   std::vector<std::unique_ptr<Probe>> probes_;
+  bool retired_ = false;
 };
 
 }  // namespace portrelay::relay

@@ -5,10 +5,12 @@
 // idle is noticed (it is no longer usable) and dropped when taken. The bookkeeping is
 // IdleSet's (pure, tested under a fake clock); this class adds one timer and QUIT.
 #include <memory>
+#include <vector>
 
 #include "portrelay/metrics/metrics.hpp"
 #include "portrelay/net/loop.hpp"
 #include "portrelay/net/timer.hpp"
+#include "portrelay/relay/endpoint_runtime.hpp"
 #include "portrelay/relay/idle_set.hpp"
 #include "portrelay/relay/upstream_connection.hpp"
 
@@ -16,8 +18,10 @@ namespace portrelay::relay {
 
 class UpstreamPool {
  public:
-  UpstreamPool(net::Loop& loop, std::size_t endpoints, std::size_t max_per_endpoint,
-               config::Duration idle_timeout, metrics::Metrics& metrics);
+  // `endpoints` is the chain of the selector that owns the pool (index = position).
+  UpstreamPool(net::Loop& loop, std::vector<EndpointRuntimePtr> endpoints,
+               std::size_t max_per_endpoint, config::Duration idle_timeout,
+               metrics::Metrics& metrics);
   ~UpstreamPool();
 
   // The most recently returned usable connection for the endpoint, or null.
@@ -35,6 +39,7 @@ class UpstreamPool {
   void publish(std::size_t endpoint_index);
 
   net::Loop& loop_;
+  std::vector<EndpointRuntimePtr> endpoints_;
   metrics::Metrics& metrics_;
   IdleSet<std::unique_ptr<UpstreamConnection>> idle_;
   net::Timer expiry_;

@@ -26,6 +26,8 @@ class AuthFailureTracker {
   };
 
   explicit AuthFailureTracker(Limits limits) : limits_(limits) {}
+  // A reload changed the delay: what was remembered about each address is kept.
+  void set_base_delay(Duration base_delay) { limits_.base_delay = base_delay; }
 
   // Records a failure from `address` and returns how long to wait before answering it.
   Duration record_failure(const std::string& address, Clock::time_point now);

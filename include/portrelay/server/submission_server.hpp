@@ -1,6 +1,8 @@
 #pragma once
 // The local submission service: listeners, access control, the set of live sessions,
 // and graceful shutdown (stop accepting, let transactions finish, bounded wait).
+// Configuration comes as shared immutable snapshots; reconfigure() installs a new one for
+// the clients that connect from then on.
 #include <uv.h>
 
 #include <functional>
@@ -19,8 +21,16 @@ namespace portrelay::server {
 
 class SubmissionServer {
  public:
-  SubmissionServer(const config::ServerConfig& config, SessionEnvironment environment);
+  SubmissionServer(std::shared_ptr<const config::ServerConfig> config,
+                   SessionEnvironment environment);
   ~SubmissionServer();
+
+  // A reload: new sessions get `config` (access list, limits, hostname, AUTH requirements)
+  // and `environment` (TLS, users, timeouts, message sink); live sessions keep what they
+  // started with. The listening addresses are not changed: the caller refuses a reload
+  // that changes them.
+  void reconfigure(std::shared_ptr<const config::ServerConfig> config,
+                   SessionEnvironment environment);
 
   // Binds every listener. Throws std::runtime_error naming the address on failure.
   void start();
@@ -32,7 +42,11 @@ class SubmissionServer {
   std::size_t session_count() const { return sessions_.size(); }
 
  private:
-  void accept(std::unique_ptr<net::TcpStream> stream, bool implicit_tls, bool require_auth);
+  void accept(std::unique_ptr<net::TcpStream> stream, const config::ListenAddress& listener,
+              bool implicit_tls);
+  // Sets the fields the server owns and freezes the snapshot.
+  std::shared_ptr<const SessionEnvironment> freeze(SessionEnvironment environment);
+  void apply(std::shared_ptr<const config::ServerConfig> config, SessionEnvironment environment);
   // 421 4.7.0 to a new client that gets no session; `reason` is the metric label.
   void refuse(std::unique_ptr<net::TcpStream> stream, const char* reason, const std::string& text);
   // Makes room when max_sessions or max_sessions_before_mail is reached by closing the
@@ -42,9 +56,11 @@ class SubmissionServer {
   void session_finished(SubmissionSession* session);
   void check_drained();
 
-  const config::ServerConfig& config_;
-  AuthFailureTracker auth_failures_;
-  SessionEnvironment environment_;
+  net::Loop& loop_;
+  metrics::Metrics& metrics_;
+  std::shared_ptr<const config::ServerConfig> config_;
+  AuthFailureTracker auth_failures_;  // outlives reloads: it is memory, not configuration
+  std::shared_ptr<const SessionEnvironment> environment_;
   smtp::ServerPolicy policy_;
   std::vector<std::unique_ptr<net::TcpListener>> listeners_;
   std::map<SubmissionSession*, std::unique_ptr<SubmissionSession>> sessions_;

@@ -18,13 +18,17 @@ namespace portrelay::server {
 class Authenticator;
 class AuthFailureTracker;
 
+// What a session is started with: one immutable snapshot per configuration, shared by
+// every session started under it. A reload gives new sessions a new snapshot; sessions
+// already running keep theirs (and through make_sink, the relay selector it names) until
+// they end.
 struct SessionEnvironment {
   net::Loop* loop = nullptr;
   // Where each session's messages go (passthrough relay, spool, ...): one sink per session.
   std::function<std::unique_ptr<relay::MessageSink>(const std::string& session_id)> make_sink;
   metrics::Metrics* metrics = nullptr;
-  std::shared_ptr<tls::Context> tls_context;     // null: no STARTTLS
-  const Authenticator* authenticator = nullptr;  // null: no AUTH
+  std::shared_ptr<tls::Context> tls_context;           // null: no STARTTLS
+  std::shared_ptr<const Authenticator> authenticator;  // null: no AUTH
   config::Duration command_timeout{};
   config::Duration data_timeout{};
   // Set by SubmissionServer: failed AUTH per client address (delays the 535).
@@ -35,8 +39,9 @@ class SubmissionSession : private smtp::ServerSessionHandler {
  public:
   // `on_finished` runs once when the session is over; the owner may then destroy it
   // (not from inside the callback).
-  SubmissionSession(const SessionEnvironment& environment, smtp::ServerPolicy policy,
-                    bool implicit_tls, std::unique_ptr<net::TcpStream> stream, std::string id,
+  SubmissionSession(std::shared_ptr<const SessionEnvironment> environment,
+                    smtp::ServerPolicy policy, bool implicit_tls,
+                    std::unique_ptr<net::TcpStream> stream, std::string id,
                     std::function<void(SubmissionSession*)> on_finished);
   ~SubmissionSession() override;
 
@@ -81,7 +86,7 @@ class SubmissionSession : private smtp::ServerSessionHandler {
   void finish(const char* by);
   std::function<void(const smtp::Reply&)> completer();
 
-  const SessionEnvironment& environment_;
+  std::shared_ptr<const SessionEnvironment> environment_;
   std::string id_;
   std::string peer_;
   std::string client_ip_;

@@ -1,0 +1,83 @@
+#include "portrelay/app/config_changes.hpp"
+
+#include <algorithm>
+#include <tuple>
+
+namespace portrelay {
+namespace {
+
+std::string addresses(const std::vector<config::ListenAddress>& list) {
+  std::string out;
+  for (const auto& address : list) out += (out.empty() ? "" : ",") + address.str();
+  return "[" + out + "]";
+}
+
+std::string metrics_endpoint(const config::MetricsConfig& metrics) {
+  return metrics.enabled ? metrics.listen.str() : "disabled";
+}
+
+auto identity(const config::Endpoint& endpoint) {
+  return std::make_tuple(endpoint.host, endpoint.port, endpoint.tls);
+}
+
+// Everything about an endpoint except its position.
+bool same_settings(const config::Endpoint& a, const config::Endpoint& b) {
+  return a.name == b.name && a.addresses == b.addresses && a.ca_file == b.ca_file &&
+         a.tls_server_name == b.tls_server_name &&
+         a.tls_insecure_skip_verify == b.tls_insecure_skip_verify &&
+         a.credentials.username == b.credentials.username &&
+         a.credentials.password_env == b.credentials.password_env &&
+         a.credentials.password_file == b.credentials.password_file &&
+         a.credentials.password == b.credentials.password;
+}
+
+}  // namespace
+
+std::optional<std::string> restart_required(const config::Config& running,
+                                            const config::Config& next) {
+  auto changed = [](const std::string& key, const std::string& from, const std::string& to) {
+    return key + " changed from " + from + " to " + to +
+           ": listening addresses are bound at start only; restart portrelay to apply this "
+           "file (the running configuration is kept)";
+  };
+  if (addresses(running.server.listen) != addresses(next.server.listen))
+    return changed("server.listen", addresses(running.server.listen),
+                   addresses(next.server.listen));
+  if (addresses(running.server.listen_implicit_tls) != addresses(next.server.listen_implicit_tls))
+    return changed("server.listen_implicit_tls", addresses(running.server.listen_implicit_tls),
+                   addresses(next.server.listen_implicit_tls));
+  if (metrics_endpoint(running.metrics) != metrics_endpoint(next.metrics))
+    return changed("metrics", metrics_endpoint(running.metrics), metrics_endpoint(next.metrics));
+  return std::nullopt;
+}
+
+ChainChanges compare_chains(const std::vector<config::Endpoint>& running,
+                            const std::vector<config::Endpoint>& next) {
+  ChainChanges changes;
+  changes.endpoints = next.size();
+  std::vector<std::tuple<std::string, std::uint16_t, TlsMode>> kept_old_order, kept_new_order;
+  for (const auto& endpoint : next) {
+    auto match = std::find_if(running.begin(), running.end(), [&](const config::Endpoint& old) {
+      return identity(old) == identity(endpoint);
+    });
+    if (match == running.end()) {
+      ++changes.added;
+      continue;
+    }
+    kept_new_order.push_back(identity(endpoint));
+    (same_settings(*match, endpoint) ? changes.unchanged : changes.changed)++;
+  }
+  for (const auto& endpoint : running) {
+    bool kept = std::any_of(next.begin(), next.end(), [&](const config::Endpoint& candidate) {
+      return identity(candidate) == identity(endpoint);
+    });
+    if (kept)
+      kept_old_order.push_back(identity(endpoint));
+    else
+      ++changes.removed;
+  }
+  changes.reordered = kept_old_order != kept_new_order;
+  return changes;
+}
+
+}  // namespace portrelay
