@@ -15,7 +15,7 @@
 # /proc/PID/schedstat in ns, which is not rounded to 10 ms ticks), and its peak RSS; then the
 # ratios new/old, each with PASS/MISS against a budget of COMPARE_BUDGET (5%) worse.
 #
-# Bounded: COMPARE_ROUNDS rounds (default 7, at least 5), each load at most RUN_TIMEOUT s, no
+# Bounded: COMPARE_ROUNDS rounds (default 11, at least 5), each load at most RUN_TIMEOUT s, no
 # new round after COMPARE_MAX_SECONDS (default 1500). Every process started here is stopped
 # on exit. Knobs: COMPARE_ROUNDS, COMPARE_MSGS_20 (4000), COMPARE_MSGS_1 (2000),
 # COMPARE_MAX_SECONDS, COMPARE_BUDGET (0.05), BENCH_KEEP=1 (keep the work directory),
@@ -31,7 +31,7 @@ BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 PY=/usr/bin/python3
 SMTP_SOURCE=/usr/sbin/smtp-source
 SMTP_SINK=/usr/sbin/smtp-sink
-ROUNDS=${COMPARE_ROUNDS:-7}
+ROUNDS=${COMPARE_ROUNDS:-11}
 MSGS_20=${COMPARE_MSGS_20:-4000}
 MSGS_1=${COMPARE_MSGS_1:-2000}
 MAX_SECONDS=${COMPARE_MAX_SECONDS:-1500}
@@ -68,50 +68,11 @@ source "$BENCH_DIR/lib.sh"
 # CPU time of PID in ns, from the scheduler's own account (first field of schedstat).
 sched_ns() { cut -d' ' -f1 "/proc/$1/schedstat"; }
 
-# relay_config BINARY FILE LISTEN_PORT SINK_PORT: the same relay for both builds. The
-# per-address and before-MAIL session limits are lifted where the build knows them (builds
-# before issue 11 have neither key and reject unknown keys).
-relay_config() {
-  local limits
-  for limits in yes no; do
-    {
-      echo "[server]"
-      echo "listen = [\"127.0.0.1:$3\"]"
-      echo "hostname = \"relay.bench.test\""
-      echo "max_sessions = 2000"
-      if [ "$limits" = yes ]; then
-        echo "max_sessions_per_address = 2000"
-        echo "max_sessions_before_mail = 2000"
-      fi
-      echo "[relay]"
-      echo "mode = \"passthrough\""
-      echo "pool_max_per_endpoint = 16"
-      echo "[metrics]"
-      echo "enabled = false"
-      echo "[[upstream]]"
-      echo "name = \"sink\""
-      echo "host = \"127.0.0.1\""
-      echo "port = $4"
-      echo "tls = \"none\""
-    } >"$2"
-    if "$1" check -c "$2" >"$WORK/check.out" 2>&1; then return 0; fi
-  done
-  echo "compare_builds: $1 check -c $2 fails:" >&2
-  cat "$WORK/check.out" >&2
-  return 1
-}
-
-# start_relay LABEL PORT -> pid in LAST_PID. --shutdown-grace is a duration ("2s") in newer
-# builds and a number of seconds in older ones: try the one, then the other.
+# start_relay LABEL PORT -> pid in LAST_PID
 start_relay() {
-  local grace
-  for grace in 2s 2; do
-    start_bg "relay-$1" "${BINARY[$1]}" run -c "$WORK/$1.toml" --shutdown-grace "$grace"
-    if wait_port "$2" 10 2>/dev/null; then return 0; fi
-    stop_pid "$LAST_PID"
-  done
-  echo "compare_builds: ${BINARY[$1]} did not start: $(tail -3 "$WORK/relay-$1.err")" >&2
-  return 1
+  start_bg "relay-$1" "${BINARY[$1]}" run -c "$WORK/$1.toml" \
+    --shutdown-grace "$(shutdown_grace_arg "${BINARY[$1]}" 2)"
+  wait_port "$2" 10 || { echo "compare_builds: ${BINARY[$1]} did not start: $(tail -3 "$WORK/relay-$1.err")" >&2; return 1; }
 }
 
 # load LABEL SESSIONS COUNT ROUND: one smtp-source run through that build, recorded unless
@@ -157,7 +118,7 @@ main() {
   declare -gA RELAY_PID RELAY_PORT
   for label in old new; do
     RELAY_PORT[$label]=$(free_port)
-    relay_config "${BINARY[$label]}" "$WORK/$label.toml" "${RELAY_PORT[$label]}" "$sink_port"
+    passthrough_config "${BINARY[$label]}" "$WORK/$label.toml" "${RELAY_PORT[$label]}" "$sink_port"
     start_relay "$label" "${RELAY_PORT[$label]}"
     RELAY_PID[$label]=$LAST_PID
   done

@@ -56,3 +56,43 @@ start_smtp_sink() {  # NAME PORT -> pid in LAST_PID; counter file $WORK/NAME.out
 
 # rss_kib PID VmHWM|VmRSS: that line of /proc/PID/status, in KiB.
 rss_kib() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status"; }
+
+# passthrough_config BINARY FILE LISTEN_PORT SINK_PORT: a plain passthrough relay to one
+# tls = "none" upstream, metrics off, pool 16; the same for every build of portrelay. The
+# per-address and before-MAIL session limits are lifted where the build knows them (builds
+# before issue 11 have neither key, and every build rejects unknown keys).
+passthrough_config() {
+  local limits
+  for limits in yes no; do
+    {
+      echo "[server]"
+      echo "listen = [\"127.0.0.1:$3\"]"
+      echo "hostname = \"relay.bench.test\""
+      echo "max_sessions = 2000"
+      if [ "$limits" = yes ]; then
+        echo "max_sessions_per_address = 2000"
+        echo "max_sessions_before_mail = 2000"
+      fi
+      echo "[relay]"
+      echo "mode = \"passthrough\""
+      echo "pool_max_per_endpoint = 16"
+      echo "[metrics]"
+      echo "enabled = false"
+      echo "[[upstream]]"
+      echo "name = \"sink\""
+      echo "host = \"127.0.0.1\""
+      echo "port = $4"
+      echo "tls = \"none\""
+    } >"$2"
+    if "$1" check -c "$2" >"$WORK/check.out" 2>&1; then return 0; fi
+  done
+  echo "bench: $1 check -c $2 fails:" >&2
+  cat "$WORK/check.out" >&2
+  return 1
+}
+
+# shutdown_grace_arg BINARY SECONDS: --shutdown-grace's value in that build's syntax (a
+# duration such as "2s" since the CLI conventions change, a bare number of seconds before).
+shutdown_grace_arg() {
+  if "$1" run --help 2>&1 | grep -q -- '--shutdown-grace INT'; then echo "$2"; else echo "$2s"; fi
+}
