@@ -12,13 +12,17 @@
 #
 # Per build it prints the median and best msgs/s, the relay's CPU ms per message (utime +
 # stime from /proc/PID/stat, as bench/throughput.py --cpu-pid reads it, and the same from
-# /proc/PID/schedstat in ns, which is not rounded to 10 ms ticks), and its peak RSS; then the
-# ratios new/old, each with PASS/MISS against a budget of COMPARE_BUDGET (5%) worse.
+# /proc/PID/schedstat in ns, which is not rounded to 10 ms ticks), the user/system split of
+# that CPU time (ticks summed over all runs), and its peak RSS; then the ratios new/old, each
+# with PASS/MISS against a budget of COMPARE_BUDGET (5%) worse. Last, the instructions per
+# message of each build under callgrind (bench/callgrind_per_message.sh): unlike the timed
+# figures, these do not move with the machine's load.
 #
 # Bounded: COMPARE_ROUNDS rounds (default 11, at least 5), each load at most RUN_TIMEOUT s, no
 # new round after COMPARE_MAX_SECONDS (default 1500). Every process started here is stopped
 # on exit. Knobs: COMPARE_ROUNDS, COMPARE_MSGS_20 (4000), COMPARE_MSGS_1 (2000),
-# COMPARE_MAX_SECONDS, COMPARE_BUDGET (0.05), BENCH_KEEP=1 (keep the work directory),
+# COMPARE_MAX_SECONDS, COMPARE_BUDGET (0.05), COMPARE_CALLGRIND=0 (skip the instruction
+# counts), COMPARE_CALLGRIND_RUNS (2), BENCH_KEEP=1 (keep the work directory),
 # BENCH_RESULTS_COPY=file (save the raw TSV).
 set -euo pipefail
 
@@ -67,6 +71,9 @@ source "$BENCH_DIR/lib.sh"
 
 # CPU time of PID in ns, from the scheduler's own account (first field of schedstat).
 sched_ns() { cut -d' ' -f1 "/proc/$1/schedstat"; }
+# "utime stime" of PID in clock ticks (fields 14 and 15 of /proc/PID/stat; the command name
+# in field 2 has no spaces for portrelay).
+user_sys_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
 
 # start_relay LABEL PORT -> pid in LAST_PID
 start_relay() {
@@ -80,13 +87,15 @@ start_relay() {
 load() {
   local label=$1 sessions=$2 count=$3 round=$4
   local pid=${RELAY_PID[$label]} port=${RELAY_PORT[$label]}
-  local out status seconds rate cpu sched_before sched_after sched_cpu load1
+  local out status seconds rate cpu sched_before sched_after sched_cpu load1 ticks_before ticks_after
   load1=$(cut -d' ' -f1 /proc/loadavg)
+  ticks_before=$(user_sys_ticks "$pid")
   sched_before=$(sched_ns "$pid")
   out=$("$PY" "$BENCH_DIR/throughput.py" --smtp-source "$SMTP_SOURCE" --port "$port" \
     --sink-output "$WORK/sink.out" --count "$count" --sessions "$sessions" --size "$SIZE" \
     --timeout "$RUN_TIMEOUT" --cpu-pid "$pid") || true
   sched_after=$(sched_ns "$pid")
+  ticks_after=$(user_sys_ticks "$pid")
   read -r status seconds rate cpu <<<"$out"
   if [ "$status" != OK ]; then
     log "  round $round, $sessions sessions, $label: $out"
@@ -95,7 +104,35 @@ load() {
   fi
   sched_cpu=$("$PY" -c "print(f'{($sched_after - $sched_before) / 1e6 / $count:.4f}')")
   log "  round $round, $sessions sessions, $label: $rate msgs/s, CPU $cpu ms/msg ($sched_cpu by schedstat), load $load1"
-  [ "$round" = warmup ] || record run "$label" "$sessions" "$round" "$seconds" "$rate" "$cpu" "$sched_cpu" "$load1"
+  local user_ticks sys_ticks
+  read -r user_ticks sys_ticks <<<"$(paste -d' ' <(echo "$ticks_before") <(echo "$ticks_after") |
+    awk '{ print $3 - $1, $4 - $2 }')"
+  [ "$round" = warmup ] || record run "$label" "$sessions" "$round" "$seconds" "$rate" "$cpu" \
+    "$sched_cpu" "$load1" "$count" "$user_ticks" "$sys_ticks"
+}
+
+# count_instructions: instructions per message of each build under callgrind
+# (bench/callgrind_per_message.sh), COMPARE_CALLGRIND_RUNS (2) runs per build and session
+# count. Skipped without valgrind (scripts/dev bench installs it) or with COMPARE_CALLGRIND=0.
+count_instructions() {
+  if [ "${COMPARE_CALLGRIND:-1}" = 0 ] || ! command -v valgrind >/dev/null; then
+    record info callgrind "not measured (valgrind missing or COMPARE_CALLGRIND=0)"
+    return 0
+  fi
+  local runs=${COMPARE_CALLGRIND_RUNS:-2} msgs=300 label sessions run out
+  log "callgrind: $runs runs per build and session count, $msgs counted messages each"
+  record info callgrind "$msgs messages x 4 KiB per run after a 50-message warm-up, $runs runs per build"
+  for sessions in 20 1; do
+    for run in $(seq 1 "$runs"); do
+      for label in old new; do
+        out=$(bash "$BENCH_DIR/callgrind_per_message.sh" "${BINARY[$label]}" \
+          "$WORK/callgrind-$label-$sessions-$run.out" "$msgs" "$sessions" 2>>"$WORK/callgrind.err") ||
+          { log "  callgrind $label, $sessions sessions: failed: $(tail -1 "$WORK/callgrind.err")"; continue; }
+        log "  callgrind $label, $sessions sessions, run $run: $out"
+        record ir "$label" "$sessions" "$run" "$(awk '{ print $2 }' <<<"$out")"
+      done
+    done
+  done
 }
 
 main() {
@@ -111,6 +148,7 @@ main() {
   done
   record info rounds_wanted "$ROUNDS"
   record info msgs "20=$MSGS_20 1=$MSGS_1 size=$SIZE"
+  record info clk_tck "$(getconf CLK_TCK)"
 
   local sink_port
   sink_port=$(free_port)
@@ -147,6 +185,7 @@ main() {
     record info "peak_rss_kib_$label" "$(rss_kib "${RELAY_PID[$label]}" VmHWM)"
   done
   record info uptime_after "$(uptime)"
+  count_instructions
   "$PY" "$BENCH_DIR/compare_summary.py" "$RESULTS" "$BUDGET"
   if [ -n "${BENCH_RESULTS_COPY:-}" ]; then cp "$RESULTS" "$BENCH_RESULTS_COPY"; fi
 }
