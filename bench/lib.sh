@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell helpers shared by the benchmark scripts (bench/run.sh, bench/compare_builds.sh).
 # Sourced, not run. The caller sets, before using them:
 #   WORK        a private work directory (outputs of background processes go there)
