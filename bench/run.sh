@@ -58,53 +58,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
-record() { (IFS=$'\t'; echo "$*") >>"$RESULTS"; }
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
 skipped() { [[ "$SKIP" == *" $1 "* ]]; }
-
-free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# start_bg NAME COMMAND...: runs in the background, output in $WORK/NAME.out, pid in $LAST_PID.
-start_bg() {
-  local name=$1
-  shift
-  "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
-  LAST_PID=$!
-  PIDS+=("$LAST_PID")
-}
-
-stop_pid() {
-  kill "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
-
-# wait_for FILE REGEX [SECONDS]: until a line of FILE matches.
-wait_for() {
-  local deadline=$((SECONDS + ${3:-10}))
-  until grep -qE "$2" "$1" 2>/dev/null; do
-    [ $SECONDS -lt "$deadline" ] || { echo "bench: timed out waiting for /$2/ in $1" >&2; return 1; }
-    sleep 0.05
-  done
-}
-
-wait_port() {
-  local deadline=$((SECONDS + ${2:-10}))
-  until "$PY" -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),0.2).close()" 2>/dev/null; do
-    [ $SECONDS -lt "$deadline" ] || { echo "bench: nothing listens on 127.0.0.1:$1" >&2; return 1; }
-    sleep 0.05
-  done
-}
-
-# smtp-sink refuses to run as root without -u; as a normal user -u is not allowed.
-SINK_USER=()
-[ "$(id -u)" -eq 0 ] && SINK_USER=(-u nobody)
-
-start_smtp_sink() {  # NAME PORT -> pid in LAST_PID; counter file $WORK/NAME.out
-  start_bg "$1" "$SMTP_SINK" "${SINK_USER[@]}" -c -m 2000 "127.0.0.1:$2" 1000
-  wait_port "$2"
-}
 
 # portrelay_config FILE LISTEN_PORT METRICS_PORT(0=off) EXTRA_RELAY_TOML UPSTREAM_TOML
 portrelay_config() {
@@ -130,8 +86,6 @@ start_portrelay() {  # NAME CONFIG LISTEN_PORT -> pid in LAST_PID
   start_bg "$1" "$PORTRELAY" run -c "$2" --shutdown-grace 2s
   wait_port "$3"
 }
-
-rss_kib() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status"; }
 
 machine_notes() {
   record info nproc "$(nproc)"
