@@ -161,27 +161,41 @@ smtp::Reply Transaction::unreachable_reply() const {
   return smtp::make_reply(451, "4.4.1", text);
 }
 
+namespace {
+// Most steps produce one to three actions: one allocation per step, not one per action.
+std::vector<Action> new_batch() {
+  std::vector<Action> actions;
+  actions.reserve(4);
+  return actions;
+}
+}  // namespace
+
 std::vector<Action> Transaction::mail() {
   pending_ = Pending::Mail;
-  return advance();
+  auto actions = new_batch();
+  advance(actions);
+  return actions;
 }
 
 std::vector<Action> Transaction::rcpt(const std::string& address) {
   pending_ = Pending::Rcpt;
   pending_recipient_ = address;
-  return advance();
+  auto actions = new_batch();
+  advance(actions);
+  return actions;
 }
 
 std::vector<Action> Transaction::end_of_data(bool body_stored) {
   pending_ = Pending::EndOfData;
+  auto actions = new_batch();
   if (!body_stored) {
-    std::vector<Action> actions;
     finish(actions,
            smtp::make_reply(451, "4.3.0", "Local error storing the message, try again later"),
            Outcome::Deferred);
     return actions;
   }
-  return advance();
+  advance(actions);
+  return actions;
 }
 
 void Transaction::send(std::vector<Action>& actions, Stage stage, std::string line) {
@@ -195,9 +209,8 @@ void Transaction::send(std::vector<Action>& actions, Stage stage, std::string li
 
 // Brings the current connection to where the client's pending request can be sent (a
 // connection, MAIL, the recipients accepted so far), then sends it.
-std::vector<Action> Transaction::advance() {
-  std::vector<Action> actions;
-  if (pending_ == Pending::None || in_flight_ || selecting_) return actions;
+void Transaction::advance(std::vector<Action>& actions) {
+  if (pending_ == Pending::None || in_flight_ || selecting_) return;
   if (connection_ && !mail_on_connection_ && requires_8bit() && !connection_->eight_bit_mime) {
     // 8-bit content to a server that did not offer 8BITMIME breaks RFC 6152, and portrelay
     // does not convert: this endpoint cannot carry the message. Not its failure, though.
@@ -210,7 +223,7 @@ std::vector<Action> Transaction::advance() {
   if (!connection_) {
     selecting_ = true;
     actions.push_back({.kind = Action::Kind::Select});
-    return actions;
+    return;
   }
   if (!mail_on_connection_) {
     send(actions, Stage::Mail, mail_command());
@@ -221,12 +234,11 @@ std::vector<Action> Transaction::advance() {
   } else if (pending_ == Pending::EndOfData) {
     send(actions, Stage::Data, "DATA");
   }
-  return actions;
 }
 
 std::vector<Action> Transaction::selected(const SelectionReport& report) {
   selecting_ = false;
-  std::vector<Action> actions;
+  auto actions = new_batch();
   for (const auto& failure : report.failures) {
     tried_.insert(failure.index);
     failure_notes_.push_back(failure.label + " " + portrelay::to_string(failure.failure.reason));
@@ -238,7 +250,7 @@ std::vector<Action> Transaction::selected(const SelectionReport& report) {
     failover.from = *failed_from_;
     failover.endpoint =
         report.failures.empty() ? report.ready->index : report.failures.front().index;
-    actions.push_back(failover);
+    actions.push_back(std::move(failover));
   }
   failed_from_.reset();
   if (!report.ready) {
@@ -253,8 +265,7 @@ std::vector<Action> Transaction::selected(const SelectionReport& report) {
   connection_ = report.ready;
   mail_on_connection_ = false;
   recipients_on_connection_ = 0;
-  auto next = advance();
-  actions.insert(actions.end(), next.begin(), next.end());
+  advance(actions);
   return actions;
 }
 
@@ -318,7 +329,7 @@ void Transaction::finish(std::vector<Action>& actions, smtp::Reply reply, Outcom
 }
 
 std::vector<Action> Transaction::response(const UpstreamResponse& response) {
-  std::vector<Action> actions;
+  auto actions = new_batch();
   if (!in_flight_ || !connection_) return actions;  // nothing was asked: ignore
   in_flight_ = false;
   const Stage stage = awaiting_;
@@ -331,14 +342,12 @@ std::vector<Action> Transaction::response(const UpstreamResponse& response) {
     } else {
       ++recipients_on_connection_;
     }
-    auto next = advance();
-    actions.insert(actions.end(), next.begin(), next.end());
+    advance(actions);
     return actions;
   }
   if (verdict == Verdict::NextEndpoint) {
     endpoint_failed(actions, response, to_string(stage));
-    auto next = advance();
-    actions.insert(actions.end(), next.begin(), next.end());
+    advance(actions);
     return actions;
   }
   const smtp::Reply& reply = std::get<smtp::Reply>(response);

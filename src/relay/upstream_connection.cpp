@@ -40,9 +40,16 @@ std::string UpstreamConnection::tls_version() const {
   return connection_->tls()->protocol_version();
 }
 
+// The failure text is completed only if the timer fires: arming happens for every
+// command of every message, firing almost never.
 void UpstreamConnection::arm_timer(config::Duration timeout, FailureReason reason,
-                                   std::string what) {
-  timer_.start(timeout, [this, reason, what = std::move(what)]() { fail(reason, what); });
+                                   std::string_view what, std::string_view detail) {
+  timeout_reason_ = reason;
+  timeout_limit_ = timeout;
+  timeout_what_.assign(what).append(detail);  // reuses the member's capacity
+  timer_.start(timeout, [this]() {
+    fail(timeout_reason_, timeout_what_ + " within " + config::format_duration(timeout_limit_));
+  });
 }
 
 void UpstreamConnection::connect(ReadyCallback callback) {
@@ -61,9 +68,7 @@ void UpstreamConnection::connect(ReadyCallback callback) {
     }
     return on_resolved(0, std::move(pinned));
   }
-  arm_timer(
-      timeouts_.resolve, FailureReason::Dns,
-      "cannot resolve " + endpoint.host + " within " + config::format_duration(timeouts_.resolve));
+  arm_timer(timeouts_.resolve, FailureReason::Dns, "cannot resolve ", endpoint.host);
   resolution_ = net::Resolution::start(loop_.uv(), endpoint.host, endpoint.port,
                                        [this](int status, std::vector<sockaddr_storage> addresses) {
                                          on_resolved(status, std::move(addresses));
@@ -108,8 +113,7 @@ void UpstreamConnection::on_tcp_connected(std::unique_ptr<net::TcpStream> stream
   connection_->start([this](std::string_view data) { on_data(data); },
                      [this](int status) { on_closed(status); });
   if (runtime_->endpoint.tls == TlsMode::Implicit) return start_tls();
-  arm_timer(timeouts_.greeting, FailureReason::GreetingTimeout,
-            "no greeting within " + config::format_duration(timeouts_.greeting));
+  arm_timer(timeouts_.greeting, FailureReason::GreetingTimeout, "no greeting");
 }
 
 void UpstreamConnection::start_tls() {
@@ -119,8 +123,7 @@ void UpstreamConnection::start_tls() {
   // RFC 3207 4: plaintext that arrived before the handshake (e.g. injected after the
   // 220) must not be read as if it came over TLS.
   parser_.clear();
-  arm_timer(timeouts_.handshake, FailureReason::TlsHandshake,
-            "TLS handshake not done within " + config::format_duration(timeouts_.handshake));
+  arm_timer(timeouts_.handshake, FailureReason::TlsHandshake, "TLS handshake not done");
   auto engine = tls::Engine::client(runtime_->tls_context, name);
   connection_->start_tls(std::move(engine), [this](bool ok) {
     const tls::Engine* engine = connection_->tls();
@@ -136,8 +139,7 @@ void UpstreamConnection::start_tls() {
     trace_.tls_cipher = engine->cipher();
     if (runtime_->endpoint.tls == TlsMode::Implicit) {
       handshake_.mark_tls_active();  // the greeting comes next, inside TLS
-      arm_timer(timeouts_.greeting, FailureReason::GreetingTimeout,
-                "no greeting within " + config::format_duration(timeouts_.greeting));
+      arm_timer(timeouts_.greeting, FailureReason::GreetingTimeout, "no greeting");
       return;
     }
     perform(handshake_.on_tls_established());
@@ -202,9 +204,8 @@ void UpstreamConnection::perform(const smtp::HandshakeAction& action) {
   switch (action.kind) {
     case Kind::Send:
       connection_->send(action.data);
-      arm_timer(timeouts_.handshake, FailureReason::Protocol,
-                "no reply to " + printable_command(action) + " within " +
-                    config::format_duration(timeouts_.handshake));
+      arm_timer(timeouts_.handshake, FailureReason::Protocol, "no reply to ",
+                printable_command(action));
       return;
     case Kind::StartTls:
       return start_tls();
@@ -255,10 +256,10 @@ void UpstreamConnection::deliver(UpstreamResponse response) {
   if (callback) callback(response);
 }
 
-void UpstreamConnection::await_reply(config::Duration timeout, std::string what) {
+void UpstreamConnection::await_reply(config::Duration timeout, std::string_view what,
+                                     std::string_view detail) {
   phase_ = Phase::Command;
-  arm_timer(timeout, FailureReason::TransactionTimeout,
-            what + " within " + config::format_duration(timeout));
+  arm_timer(timeout, FailureReason::TransactionTimeout, what, detail);
 }
 
 void UpstreamConnection::command(const std::string& line, ResponseCallback callback) {
@@ -269,7 +270,7 @@ void UpstreamConnection::command(const std::string& line, ResponseCallback callb
     return deliver(AttemptFailure{FailureReason::TransactionReset, "connection is not usable"});
   }
   connection_->send(line + "\r\n");
-  await_reply(timeouts_.command, "no reply to " + line.substr(0, line.find(' ')));
+  await_reply(timeouts_.command, "no reply to ", std::string_view(line).substr(0, line.find(' ')));
 }
 
 void UpstreamConnection::revalidate(config::Duration limit, ReadyCallback callback) {
@@ -281,9 +282,7 @@ void UpstreamConnection::revalidate(config::Duration limit, ReadyCallback callba
     if (reply.success()) return callback(std::nullopt);
     callback(AttemptFailure{FailureReason::Protocol, "RSET refused: " + reply.summary()});
   });
-  if (phase_ == Phase::Command)
-    arm_timer(limit, FailureReason::Closed,
-              "no reply to RSET within " + config::format_duration(limit));
+  if (phase_ == Phase::Command) arm_timer(limit, FailureReason::Closed, "no reply to RSET");
 }
 
 void UpstreamConnection::send_body(const MessageBody& body, ResponseCallback callback) {
@@ -298,13 +297,12 @@ void UpstreamConnection::send_body(const MessageBody& body, ResponseCallback cal
   streamer_->start(
       [this]() {
         arm_timer(timeouts_.command, FailureReason::TransactionTimeout,
-                  "upstream stopped reading the message for " +
-                      config::format_duration(timeouts_.command));
+                  "upstream did not take more of the message");
       },
       [this](std::optional<std::string> error) {
         // The finished streamer stays until the next body or this connection goes.
         if (error) return fail(FailureReason::TransactionProtocol, *error);
-        await_reply(timeouts_.data, "no reply after end of data");
+        await_reply(timeouts_.data, "no reply after end of data", {});
       });
 }
 

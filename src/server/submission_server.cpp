@@ -143,7 +143,7 @@ void SubmissionServer::accept(std::unique_ptr<net::TcpStream> stream,
   smtp::ServerPolicy policy = policy_;
   policy.auth_required = require_auth;
   auto session = std::make_unique<SubmissionSession>(
-      environment_, policy, implicit_tls, std::move(stream), id,
+      environment_, policy, implicit_tls, std::move(stream), id, client_ip,
       [this](SubmissionSession* finished) { session_finished(finished); });
   SubmissionSession* raw = session.get();
   sessions_.emplace(raw, std::move(session));

@@ -18,20 +18,18 @@ constexpr std::chrono::seconds kCloseLinger{5};
 SubmissionSession::SubmissionSession(std::shared_ptr<const SessionEnvironment> environment,
                                      smtp::ServerPolicy policy, bool implicit_tls,
                                      std::unique_ptr<net::TcpStream> stream, std::string id,
+                                     std::string client_ip,
                                      std::function<void(SubmissionSession*)> on_finished)
     : environment_(std::move(environment)),
       id_(std::move(id)),
       peer_(stream->peer_address()),
+      client_ip_(std::move(client_ip)),
       connection_(std::make_unique<net::Connection>(std::move(stream))),
       session_(std::move(policy), *this, implicit_tls),
       sink_(environment_->make_sink(id_)),
       timer_(environment_->loop->uv()),
       auth_delay_(environment_->loop->uv()),
       on_finished_(std::move(on_finished)) {
-  sockaddr_storage address{};
-  client_ip_ = connection_->peer_sockaddr(address)
-                   ? net::format_ip(reinterpret_cast<const sockaddr*>(&address))
-                   : "unknown";
   environment_->metrics->session_opened();
 }
 

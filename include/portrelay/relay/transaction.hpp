@@ -152,7 +152,7 @@ class Transaction {
  private:
   enum class Pending { None, Mail, Rcpt, EndOfData };
 
-  std::vector<Action> advance();
+  void advance(std::vector<Action>& actions);
   void send(std::vector<Action>& actions, Stage stage, std::string line);
   void endpoint_failed(std::vector<Action>& actions, const UpstreamResponse& response,
                        std::string stage);

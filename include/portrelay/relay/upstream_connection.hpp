@@ -103,8 +103,10 @@ class UpstreamConnection {
   void start_tls();
   void fail(FailureReason reason, std::string detail);
   void deliver(UpstreamResponse response);
-  void arm_timer(config::Duration timeout, FailureReason reason, std::string what);
-  void await_reply(config::Duration timeout, std::string what);
+  // `what` + `detail` + " within <timeout>" is the failure's text if the timer fires.
+  void arm_timer(config::Duration timeout, FailureReason reason, std::string_view what,
+                 std::string_view detail = {});
+  void await_reply(config::Duration timeout, std::string_view what, std::string_view detail);
   double elapsed_ms() const;
 
   net::Loop& loop_;
@@ -117,6 +119,9 @@ class UpstreamConnection {
   std::unique_ptr<net::Connection> connection_;
   std::unique_ptr<BodyStreamer> streamer_;
   net::Timer timer_;
+  FailureReason timeout_reason_ = FailureReason::Protocol;
+  config::Duration timeout_limit_{};
+  std::string timeout_what_;
   smtp::ReplyParser parser_;
   ReadyCallback ready_callback_;
   ResponseCallback response_callback_;

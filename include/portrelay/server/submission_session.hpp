@@ -41,7 +41,7 @@ class SubmissionSession : private smtp::ServerSessionHandler {
   // (not from inside the callback).
   SubmissionSession(std::shared_ptr<const SessionEnvironment> environment,
                     smtp::ServerPolicy policy, bool implicit_tls,
-                    std::unique_ptr<net::TcpStream> stream, std::string id,
+                    std::unique_ptr<net::TcpStream> stream, std::string id, std::string client_ip,
                     std::function<void(SubmissionSession*)> on_finished);
   ~SubmissionSession() override;
 
