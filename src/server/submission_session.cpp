@@ -7,11 +7,24 @@
 namespace portrelay::server {
 namespace {
 
-constexpr std::size_t kMaxBufferedInput = 1024 * 1024;
-// Replies not yet taken by the kernel; a client that pipelines without reading stops
-// being read until they have left.
-constexpr std::size_t kMaxQueuedOutput = 1024 * 1024;
+// Memory per session is bounded by these two plus one socket read (up to 64 KiB, freed
+// after the read callback): a client that pipelines commands and never reads its replies
+// costs about 100-150 KiB, whatever it sends (bench/pipeline_memory.sh).
+//
+// Unprocessed input: commands pipelined while the session waits (for the upstream, or for
+// its replies to drain). Reading stops above this; DATA is consumed as it arrives.
+constexpr std::size_t kMaxBufferedInput = 16 * 1024;
+// Replies not yet taken by the kernel. The ServerSession stops processing commands at this
+// mark (policy.max_queued_output, checked before each command rather than after a whole
+// read), and reading stops until the queue has drained. The kernel's socket buffer takes
+// far more than this from a client that reads, so it only binds a client that does not.
+constexpr std::size_t kMaxQueuedOutput = 16 * 1024;
 constexpr std::chrono::seconds kCloseLinger{5};
+
+smtp::ServerPolicy with_output_cap(smtp::ServerPolicy policy) {
+  policy.max_queued_output = kMaxQueuedOutput;
+  return policy;
+}
 
 }  // namespace
 
@@ -23,7 +36,7 @@ SubmissionSession::SubmissionSession(const SessionEnvironment& environment,
       id_(std::move(id)),
       peer_(stream->peer_address()),
       connection_(std::make_unique<net::Connection>(std::move(stream))),
-      session_(std::move(policy), *this),
+      session_(with_output_cap(std::move(policy)), *this),
       relay_(*environment.selector, *environment.metrics, id_),
       timer_(environment.loop),
       auth_delay_(environment.loop),
@@ -71,6 +84,15 @@ void SubmissionSession::on_input(std::string_view bytes) {
 
 void SubmissionSession::after_event() {
   if (closing_ || finished_) return;
+  // Commands that waited for their replies to drain: one more round, which stops again at
+  // about kMaxQueuedOutput. Only one per event: a write the kernel took at once still holds
+  // its buffer until libuv's completion callback on the next loop turn, so looping here
+  // would pile up everything the kernel accepts (megabytes on loopback) in our memory.
+  if (session_.output_blocked() && connection_->write_queue_size() < kMaxQueuedOutput) {
+    std::weak_ptr<bool> alive = alive_;
+    session_.resume();
+    if (alive.expired() || closing_ || finished_) return;
+  }
   using Phase = smtp::ServerSession::Phase;
   const Phase phase = session_.phase();
   const bool progressed = phase != timed_phase_ || session_.commands_received() != timed_commands_;
@@ -96,7 +118,7 @@ void SubmissionSession::after_event() {
     case Phase::Closed:
       return;
   }
-  if (connection_->write_queue_size() > kMaxQueuedOutput) {
+  if (connection_->write_queue_size() >= kMaxQueuedOutput || session_.output_blocked()) {
     connection_->pause_reading();
     connection_->on_drained([this]() {
       connection_->on_drained(nullptr);
@@ -120,6 +142,8 @@ std::function<void(const smtp::Reply&)> SubmissionSession::completer() {
 }
 
 void SubmissionSession::send(std::string bytes) { connection_->send(bytes); }
+
+std::size_t SubmissionSession::queued_output() const { return connection_->write_queue_size(); }
 
 void SubmissionSession::close_after_send() {
   if (closing_) return;
