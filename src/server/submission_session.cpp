@@ -209,11 +209,19 @@ void SubmissionSession::authenticate(const std::string& username, const std::str
   if (!environment_.authenticator) return done(refused);
   std::weak_ptr<bool> alive = alive_;
   environment_.authenticator->verify(
-      username, password, [this, alive, done, refused, username](bool ok) {
+      username, password, [this, alive, done, refused, username](AuthResult result) {
         if (alive.expired()) return;
-        log::info("client_auth",
-                  {{"session", id_}, {"user", username}, {"result", ok ? "ok" : "failed"}});
-        if (ok) return done(smtp::make_reply(235, "2.7.0", "Authentication successful"));
+        const char* outcome = result == AuthResult::Ok        ? "ok"
+                              : result == AuthResult::Invalid ? "failed"
+                                                              : "busy";
+        log::info("client_auth", {{"session", id_}, {"user", username}, {"result", outcome}});
+        if (result == AuthResult::Ok)
+          return done(smtp::make_reply(235, "2.7.0", "Authentication successful"));
+        if (result == AuthResult::Busy) {
+          environment_.metrics->auth_busy();
+          return done(
+              smtp::make_reply(454, "4.7.0", "Temporary authentication failure, try again later"));
+        }
         environment_.metrics->auth_failure();
         if (!environment_.auth_failures) return done(refused);
         // Guessing gets slower the more this address fails, on any connection.
