@@ -219,8 +219,17 @@ void SubmissionSession::authenticate(const std::string& username, const std::str
           return done(smtp::make_reply(235, "2.7.0", "Authentication successful"));
         if (result == AuthResult::Busy) {
           environment_.metrics->auth_busy();
-          return done(
-              smtp::make_reply(454, "4.7.0", "Temporary authentication failure, try again later"));
+          const smtp::Reply busy =
+              smtp::make_reply(454, "4.7.0", "Temporary authentication failure, try again later");
+          // At once for a client with a clean record; an address that has been failing
+          // waits as for its next 535, or a flood would spin on these cheap refusals.
+          const auto delay = environment_.auth_failures
+                                 ? environment_.auth_failures->current_delay(
+                                       client_ip_, std::chrono::steady_clock::now())
+                                 : std::chrono::milliseconds::zero();
+          if (delay == std::chrono::milliseconds::zero()) return done(busy);
+          auth_delay_.start(delay, [done, busy]() { done(busy); });
+          return;
         }
         environment_.metrics->auth_failure();
         if (!environment_.auth_failures) return done(refused);
