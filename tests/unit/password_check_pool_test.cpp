@@ -52,12 +52,13 @@ TEST(PasswordCheckPool, RunsChecksOffTheLoopAndAnswersOnIt) {
 TEST(PasswordCheckPool, RefusesAtOnceWhenTheQueueIsFull) {
   uv_loop_t loop;
   uv_loop_init(&loop);
+  // Declared before the pool: its destructor joins a thread that may still be in `slow`.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<int> started{0};
   {
     server::PasswordCheckPool pool(&loop, {1, 2});
-    std::promise<void> release;
-    std::shared_future<void> released = release.get_future().share();
-    std::atomic<int> started{0};
-    auto slow = [&]() {
+    auto slow = [&started, released]() {
       ++started;
       released.wait();
       return false;
