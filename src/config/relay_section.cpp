@@ -56,8 +56,14 @@ RelayConfig parse_relay_section(ParseContext& context, const toml::table& table,
   relay.cooldown = reader.timeout("cooldown", relay.cooldown);
   relay.cooldown_max = reader.timeout("cooldown_max", relay.cooldown_max);
   if (relay.cooldown_max < relay.cooldown) {
-    reader.fail("cooldown_max", *reader.find("cooldown_max"),
-                "must not be shorter than relay.cooldown");
+    // Point at cooldown_max if it was written, else at cooldown (the default was not).
+    if (reader.has("cooldown_max")) {
+      reader.fail("cooldown_max", *reader.find("cooldown_max"),
+                  "must not be shorter than relay.cooldown");
+    }
+    reader.fail("cooldown", *reader.find("cooldown"),
+                "is longer than relay.cooldown_max (" + format_duration(relay.cooldown_max) +
+                    " by default); set cooldown_max too");
   }
   relay.pool_idle_timeout = reader.timeout("pool_idle_timeout", relay.pool_idle_timeout);
   relay.pool_max_per_endpoint = static_cast<std::size_t>(reader.bounded_integer(

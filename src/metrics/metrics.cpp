@@ -112,6 +112,13 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
                             "password).")
                         .Register(registry)
                         .Add({});
+  auth_busy_ = &prometheus::BuildCounter()
+                    .Name("portrelay_auth_busy_total")
+                    .Help(
+                        "Client AUTH attempts answered 454 because too many password checks "
+                        "were already waiting (AUTH flood).")
+                    .Register(registry)
+                    .Add({});
   sessions_refused_ = &prometheus::BuildCounter()
                            .Name("portrelay_client_sessions_refused_total")
                            .Help(
@@ -242,6 +249,7 @@ void Metrics::message_relayed(double seconds, std::uint64_t size) {
 void Metrics::session_opened() { sessions_active_->Increment(); }
 void Metrics::session_closed() { sessions_active_->Decrement(); }
 void Metrics::auth_failure() { auth_failures_->Increment(); }
+void Metrics::auth_busy() { auth_busy_->Increment(); }
 void Metrics::session_refused(const std::string& reason) {
   sessions_refused_->Add({{"reason", reason}}).Increment();
 }

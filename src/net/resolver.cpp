@@ -4,17 +4,33 @@
 
 #include <cstring>
 
+#include "portrelay/net/dns_cache.hpp"
+#include "portrelay/net/timer.hpp"
+
 namespace portrelay::net {
 
 struct Resolution::Request {
   uv_getaddrinfo_t request;
   Callback callback;
+  std::string host;
+  std::uint16_t port = 0;
   Resolution* owner = nullptr;  // cleared when either side goes first
 };
 
 std::unique_ptr<Resolution> Resolution::start(uv_loop_t* loop, const std::string& host,
                                               std::uint16_t port, Callback callback) {
+  if (auto cached = DnsCache::shared().find(host, port, DnsCache::Clock::now())) {
+    auto resolution = std::unique_ptr<Resolution>(new Resolution());
+    resolution->cached_ = std::make_unique<Timer>(loop);
+    resolution->cached_->start(std::chrono::milliseconds(0),
+                               [callback = std::move(callback), addresses = std::move(*cached)]() {
+                                 callback(0, addresses);
+                               });
+    return resolution;
+  }
   auto* request = new Request{};
+  request->host = host;
+  request->port = port;
   request->callback = std::move(callback);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -33,10 +49,14 @@ std::unique_ptr<Resolution> Resolution::start(uv_loop_t* loop, const std::string
           addresses.push_back(address);
         }
         uv_freeaddrinfo(result);
+        if (status == 0 && addresses.empty()) status = UV_EAI_NONAME;
+        auto ordered = interleave_families(addresses);
+        // Even if nobody waits any more, the answer is good for the next attempt.
+        if (status == 0)
+          DnsCache::shared().store(owned->host, owned->port, ordered, DnsCache::Clock::now());
         if (!owned->owner) return;
         owned->owner->request_ = nullptr;
-        if (status == 0 && addresses.empty()) status = UV_EAI_NONAME;
-        owned->callback(status, interleave_families(addresses));
+        owned->callback(status, std::move(ordered));
       },
       host.c_str(), service.c_str(), &hints);
   if (rc != 0) {
@@ -46,7 +66,8 @@ std::unique_ptr<Resolution> Resolution::start(uv_loop_t* loop, const std::string
     failed(rc, {});
     return nullptr;
   }
-  auto resolution = std::unique_ptr<Resolution>(new Resolution(request));
+  auto resolution = std::unique_ptr<Resolution>(new Resolution());
+  resolution->request_ = request;
   request->owner = resolution.get();
   return resolution;
 }

@@ -10,6 +10,13 @@ unsigned AuthFailureTracker::failures(const std::string& address, Clock::time_po
   return it->second.failures;
 }
 
+AuthFailureTracker::Duration AuthFailureTracker::current_delay(const std::string& address,
+                                                               Clock::time_point now) const {
+  const unsigned count = failures(address, now);
+  if (count == 0) return Duration::zero();
+  return limits_.base_delay * (1u << std::min(count - 1, limits_.max_doublings));
+}
+
 void AuthFailureTracker::make_room(Clock::time_point now) {
   std::erase_if(entries_,
                 [&](const auto& entry) { return now - entry.second.last >= limits_.forget_after; });

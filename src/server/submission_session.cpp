@@ -7,11 +7,24 @@
 namespace portrelay::server {
 namespace {
 
-constexpr std::size_t kMaxBufferedInput = 1024 * 1024;
-// Replies not yet taken by the kernel; a client that pipelines without reading stops
-// being read until they have left.
-constexpr std::size_t kMaxQueuedOutput = 1024 * 1024;
+// Memory per session is bounded by these two plus one socket read (up to 64 KiB, freed
+// after the read callback): a client that pipelines commands and never reads its replies
+// costs about 100-150 KiB, whatever it sends (bench/pipeline_memory.sh).
+//
+// Unprocessed input: commands pipelined while the session waits (for the upstream, or for
+// its replies to drain). Reading stops above this; DATA is consumed as it arrives.
+constexpr std::size_t kMaxBufferedInput = 16 * 1024;
+// Replies not yet taken by the kernel. The ServerSession stops processing commands at this
+// mark (policy.max_queued_output, checked before each command rather than after a whole
+// read), and reading stops until the queue has drained. The kernel's socket buffer takes
+// far more than this from a client that reads, so it only binds a client that does not.
+constexpr std::size_t kMaxQueuedOutput = 16 * 1024;
 constexpr std::chrono::seconds kCloseLinger{5};
+
+smtp::ServerPolicy with_output_cap(smtp::ServerPolicy policy) {
+  policy.max_queued_output = kMaxQueuedOutput;
+  return policy;
+}
 
 }  // namespace
 
@@ -25,7 +38,7 @@ SubmissionSession::SubmissionSession(std::shared_ptr<const SessionEnvironment> e
       peer_(stream->peer_address()),
       client_ip_(std::move(client_ip)),
       connection_(std::make_unique<net::Connection>(std::move(stream))),
-      session_(std::move(policy), *this, implicit_tls),
+      session_(with_output_cap(std::move(policy)), *this, implicit_tls),
       sink_(environment_->make_sink(id_)),
       timer_(environment_->loop->uv()),
       auth_delay_(environment_->loop->uv()),
@@ -69,6 +82,15 @@ void SubmissionSession::on_input(std::string_view bytes) {
 
 void SubmissionSession::after_event() {
   if (closing_ || finished_) return;
+  // Commands that waited for their replies to drain: one more round, which stops again at
+  // about kMaxQueuedOutput. Only one per event: a write the kernel took at once still holds
+  // its buffer until libuv's completion callback on the next loop turn, so looping here
+  // would pile up everything the kernel accepts (megabytes on loopback) in our memory.
+  if (session_.output_blocked() && connection_->write_queue_size() < kMaxQueuedOutput) {
+    std::weak_ptr<bool> alive = alive_;
+    session_.resume();
+    if (alive.expired() || closing_ || finished_) return;
+  }
   using Phase = smtp::ServerSession::Phase;
   const Phase phase = session_.phase();
   const bool progressed = phase != timed_phase_ || session_.commands_received() != timed_commands_;
@@ -94,7 +116,7 @@ void SubmissionSession::after_event() {
     case Phase::Closed:
       return;
   }
-  if (connection_->write_queue_size() > kMaxQueuedOutput) {
+  if (connection_->write_queue_size() >= kMaxQueuedOutput || session_.output_blocked()) {
     connection_->pause_reading();
     connection_->on_drained([this]() {
       connection_->on_drained(nullptr);
@@ -118,6 +140,8 @@ std::function<void(const smtp::Reply&)> SubmissionSession::completer() {
 }
 
 void SubmissionSession::send(std::string bytes) { connection_->send(bytes); }
+
+std::size_t SubmissionSession::queued_output() const { return connection_->write_queue_size(); }
 
 void SubmissionSession::close_after_send() {
   if (closing_) return;
@@ -183,11 +207,28 @@ void SubmissionSession::authenticate(const std::string& username, const std::str
   if (!environment_->authenticator) return done(refused);
   std::weak_ptr<bool> alive = alive_;
   environment_->authenticator->verify(
-      username, password, [this, alive, done, refused, username](bool ok) {
+      username, password, [this, alive, done, refused, username](AuthResult result) {
         if (alive.expired()) return;
-        log::info("client_auth",
-                  {{"session", id_}, {"user", username}, {"result", ok ? "ok" : "failed"}});
-        if (ok) return done(smtp::make_reply(235, "2.7.0", "Authentication successful"));
+        const char* outcome = result == AuthResult::Ok        ? "ok"
+                              : result == AuthResult::Invalid ? "failed"
+                                                              : "busy";
+        log::info("client_auth", {{"session", id_}, {"user", username}, {"result", outcome}});
+        if (result == AuthResult::Ok)
+          return done(smtp::make_reply(235, "2.7.0", "Authentication successful"));
+        if (result == AuthResult::Busy) {
+          environment_->metrics->auth_busy();
+          const smtp::Reply busy =
+              smtp::make_reply(454, "4.7.0", "Temporary authentication failure, try again later");
+          // At once for a client with a clean record; an address that has been failing
+          // waits as for its next 535, or a flood would spin on these cheap refusals.
+          const auto delay = environment_->auth_failures
+                                 ? environment_->auth_failures->current_delay(
+                                       client_ip_, std::chrono::steady_clock::now())
+                                 : std::chrono::milliseconds::zero();
+          if (delay == std::chrono::milliseconds::zero()) return done(busy);
+          auth_delay_.start(delay, [done, busy]() { done(busy); });
+          return;
+        }
         environment_->metrics->auth_failure();
         if (!environment_->auth_failures) return done(refused);
         // Guessing gets slower the more this address fails, on any connection.

@@ -2,7 +2,11 @@
 
 #include <fstream>
 #include <stdexcept>
+#include <thread>
+#include <vector>
 
+#include "portrelay/net/timer.hpp"
+#include "portrelay/server/password_check_pool.hpp"
 #include "portrelay/server/password_hash.hpp"
 
 namespace portrelay::server {
@@ -15,45 +19,48 @@ const std::string& decoy_hash() {
   return hash;
 }
 
+// One thread for hashing on a small machine, two on a larger one: scrypt is CPU-bound and
+// must leave the event loop a core. 32 waiting checks at ~50 ms each is under two seconds
+// of backlog; beyond that a client gets 454 at once.
+PasswordCheckPool::Limits pool_limits() {
+  const unsigned cores = std::thread::hardware_concurrency();
+  return {cores > 2 ? 2u : 1u, 32};
+}
+
 class UsersFileAuthenticator : public Authenticator {
  public:
   UsersFileAuthenticator(uv_loop_t* loop, std::map<std::string, std::string> users)
-      : loop_(loop), users_(std::move(users)) {
+      : users_(std::move(users)), pool_(loop, pool_limits()), busy_timer_(loop) {
     decoy_hash();
   }
 
   void verify(const std::string& username, const std::string& password,
-              std::function<void(bool)> done) const override {
+              std::function<void(AuthResult)> done) const override {
     auto it = users_.find(username);
-    auto* work = new Work{};
-    work->request.data = work;
-    work->known = it != users_.end();
-    work->hash = work->known ? it->second : decoy_hash();
-    work->password = password;
-    work->done = std::move(done);
-    uv_queue_work(
-        loop_, &work->request,
-        [](uv_work_t* request) {
-          auto* work = static_cast<Work*>(request->data);
-          work->ok = verify_password(work->password, work->hash) && work->known;
-        },
-        [](uv_work_t* request, int) {
-          std::unique_ptr<Work> work(static_cast<Work*>(request->data));
-          work->done(work->ok);
+    const bool known = it != users_.end();
+    std::string hash = known ? it->second : decoy_hash();
+    auto check = [password, hash = std::move(hash), known]() {
+      return verify_password(password, hash) && known;
+    };
+    auto answer = [done](bool ok) { done(ok ? AuthResult::Ok : AuthResult::Invalid); };
+    if (!pool_.submit(std::move(check), std::move(answer))) {
+      // Answer on a later loop turn like every other outcome.
+      busy_.push_back(std::move(done));
+      if (!busy_timer_.active()) {
+        busy_timer_.start(std::chrono::milliseconds(0), [this]() {
+          auto busy = std::move(busy_);
+          busy_.clear();
+          for (auto& callback : busy) callback(AuthResult::Busy);
         });
+      }
+    }
   }
 
  private:
-  struct Work {
-    uv_work_t request;
-    bool known = false;
-    bool ok = false;
-    std::string hash;
-    std::string password;
-    std::function<void(bool)> done;
-  };
-  uv_loop_t* loop_;
   std::map<std::string, std::string> users_;
+  mutable PasswordCheckPool pool_;
+  mutable std::vector<std::function<void(AuthResult)>> busy_;
+  mutable net::Timer busy_timer_;
 };
 
 }  // namespace

@@ -9,7 +9,7 @@
 namespace portrelay::smtp {
 namespace {
 
-constexpr std::size_t kCompactThreshold = 64 * 1024;
+constexpr std::size_t kCompactThreshold = 16 * 1024;
 
 // SMTPUTF8 (RFC 6531) is not offered, so an address must be ASCII (RFC 5321 4.1.2). The
 // relay does not implement SMTPUTF8 end to end (it would have to know that every endpoint
@@ -92,7 +92,12 @@ void ServerSession::feed(std::string_view bytes) {
 
 void ServerSession::compact_input() {
   if (input_pos_ == input_.size()) {
-    input_.clear();
+    // Give a large buffer back: a session that was flooded once should not keep its peak.
+    if (input_.capacity() > kCompactThreshold) {
+      input_ = std::string();
+    } else {
+      input_.clear();
+    }
     input_pos_ = 0;
   } else if (input_pos_ > kCompactThreshold) {
     input_.erase(0, input_pos_);

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <fstream>
 
 #include "relay_harness.hpp"
 
@@ -150,6 +151,67 @@ TEST_F(RelayLimits, ClientThatNeverReadsRepliesStopsBeingRead) {
     }
   }
   EXPECT_LT(accepted, kOffered) << "the relay kept reading commands whose replies pile up";
+}
+
+TEST_F(RelayLimits, NonReadingPipelinersCostBoundedMemoryEach) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "memory figures are meaningless under ASan's allocator and shadow memory";
+#endif
+  // Each "EHLO x" line earns a reply ~13 times its size. Clients that pipeline them and never
+  // read must not make the relay (in this process) hold their replies: memory may grow by
+  // the per-session bound (~150 KiB), not by megabytes per client.
+  relay();
+  constexpr int kClients = 30;
+  // Resident memory of this process, which runs the relay on its DaemonThread.
+  const auto resident_bytes = [] {
+    std::ifstream status("/proc/self/status");
+    std::string key;
+    std::size_t kib = 0;
+    while (status >> key)
+      if (key == "VmRSS:" && status >> kib) break;
+    return kib * 1024;
+  };
+  const std::size_t rss_before = resident_bytes();
+  std::string chunk;
+  while (chunk.size() < 64 * 1024) chunk += "EHLO flood.example\r\n";
+  std::vector<UniqueFd> sockets;
+  for (int i = 0; i < kClients; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    int small = 4096;
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(relay().port());
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    set_nonblocking(fd, true);
+    sockets.emplace_back(fd);
+  }
+  std::vector<std::size_t> sent(kClients, 0);
+  auto last_progress = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - last_progress < 500ms) {
+    bool progressed = false;
+    for (int i = 0; i < kClients; ++i) {
+      if (sent[i] >= (2u << 20)) continue;
+      ssize_t n = ::send(sockets[i].get(), chunk.data(), chunk.size(), MSG_NOSIGNAL);
+      if (n > 0) {
+        sent[i] += static_cast<std::size_t>(n);
+        progressed = true;
+      }
+    }
+    if (progressed)
+      last_progress = std::chrono::steady_clock::now();
+    else
+      std::this_thread::sleep_for(10ms);
+  }
+  const std::size_t rss_after = resident_bytes();
+  const std::size_t growth = rss_after - std::min(rss_after, rss_before);
+  EXPECT_LT(growth, kClients * (400u << 10))
+      << "RSS grew by " << growth / 1024 << " KiB for " << kClients << " non-reading clients";
+  // The relay still serves a client that reads.
+  auto client = relay().client();
+  EXPECT_EQ(client->command("NOOP").code, 250);
 }
 
 TEST_F(RelayLimits, IdleClientTimesOutWith421) {

@@ -21,6 +21,17 @@ TEST(AuthFailureTracker, DelayDoublesPerFailureUpToTheCap) {
   EXPECT_EQ(tracker.record_failure("192.0.2.2", t0 + 4s), 1s);
 }
 
+TEST(AuthFailureTracker, CurrentDelayDoesNotCountAFailure) {
+  AuthFailureTracker tracker({1s, 3, 15min, 100});
+  const auto t0 = Clock::time_point{} + 1h;
+  EXPECT_EQ(tracker.current_delay("a", t0), 0ms) << "a clean record waits for nothing";
+  tracker.record_failure("a", t0);
+  tracker.record_failure("a", t0);
+  EXPECT_EQ(tracker.current_delay("a", t0), 2s);
+  EXPECT_EQ(tracker.current_delay("a", t0), 2s);
+  EXPECT_EQ(tracker.failures("a", t0), 2u);
+}
+
 TEST(AuthFailureTracker, QuietAddressesAreForgotten) {
   AuthFailureTracker tracker({100ms, 3, 15min, 100});
   const auto t0 = Clock::time_point{} + 1h;

@@ -774,6 +774,16 @@ TEST_F(ConfigWithFiles, SharedTlsKeyAndUsersFileAreWarned) {
                   .warnings.empty());
 }
 
+TEST(ConfigErrors, CooldownLongerThanTheDefaultMaximum) {
+  // Found by config_fuzz: with cooldown_max absent, the error pointed at a missing node.
+  EXPECT_EQ(error_of("[relay]\ncooldown = \"20m\"\n" + std::string(kUpstream)),
+            "portrelay.toml:2:12: relay.cooldown: is longer than relay.cooldown_max (600s by "
+            "default); set cooldown_max too");
+  EXPECT_EQ(
+      error_of("[relay]\ncooldown = \"20m\"\ncooldown_max = \"5m\"\n" + std::string(kUpstream)),
+      "portrelay.toml:3:16: relay.cooldown_max: must not be shorter than relay.cooldown");
+}
+
 TEST(ConfigWarnings, PlaintextTowardANonLoopbackUpstream) {
   const Config none =
       parse("[[upstream]]\nhost = \"smtp.example.com\"\nport = 25\ntls = \"none\"\n");

@@ -57,6 +57,7 @@ class Metrics {
   void session_opened();
   void session_closed();
   void auth_failure();  // a client's AUTH was refused (wrong user or password)
+  void auth_busy();     // AUTH answered 454: too many password checks waiting
   // A new client was turned away: "max_sessions" or "per_address".
   void session_refused(const std::string& reason);
   void session_shed();  // an idle pre-MAIL session was closed to make room
@@ -89,6 +90,7 @@ class Metrics {
   prometheus::Histogram* message_size_;
   prometheus::Gauge* sessions_active_;
   prometheus::Counter* auth_failures_;
+  prometheus::Counter* auth_busy_;
   prometheus::Family<prometheus::Counter>* sessions_refused_;
   prometheus::Counter* sessions_shed_;
   std::map<MessageResult, prometheus::Counter*> message_counters_;

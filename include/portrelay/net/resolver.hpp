@@ -1,5 +1,6 @@
 #pragma once
-// Asynchronous host name resolution (uv_getaddrinfo on libuv's thread pool).
+// Asynchronous host name resolution (uv_getaddrinfo on libuv's thread pool), with answers
+// remembered for 60 seconds (DnsCache: getaddrinfo reports no TTL).
 #include <uv.h>
 
 #include <cstdint>
@@ -10,6 +11,8 @@
 
 namespace portrelay::net {
 
+class Timer;
+
 class Resolution {
  public:
   // Addresses in the order to try: IPv6 and IPv4 interleaved (RFC 8305 section 4),
@@ -17,7 +20,8 @@ class Resolution {
   using Callback = std::function<void(int status, std::vector<sockaddr_storage> addresses)>;
 
   // The callback runs on the loop thread. Only if libuv refuses to start the lookup does
-  // it run before start() returns (and start() then returns nullptr).
+  // it run before start() returns (and start() then returns nullptr). A cached answer is
+  // delivered on the next loop turn, like a fresh one.
   static std::unique_ptr<Resolution> start(uv_loop_t* loop, const std::string& host,
                                            std::uint16_t port, Callback callback);
   // Destroying a Resolution cancels it: the callback will not run.
@@ -25,8 +29,9 @@ class Resolution {
 
  private:
   struct Request;
-  explicit Resolution(Request* request) : request_(request) {}
-  Request* request_;
+  Resolution() = default;
+  Request* request_ = nullptr;     // a getaddrinfo in flight
+  std::unique_ptr<Timer> cached_;  // delivering a cached answer
 };
 
 // Reorders addresses so families alternate, keeping each family's order.

@@ -31,6 +31,10 @@ class AuthFailureTracker {
 
   // Records a failure from `address` and returns how long to wait before answering it.
   Duration record_failure(const std::string& address, Clock::time_point now);
+  // How long an answer to `address` that is not a success should wait, without counting a
+  // new failure: zero for an address without recent failures. Used for 454 (checks busy),
+  // so a flooding address cannot spin on cheap refusals.
+  Duration current_delay(const std::string& address, Clock::time_point now) const;
   // Failures remembered for `address` (0 if none or forgotten).
   unsigned failures(const std::string& address, Clock::time_point now) const;
   std::size_t addresses() const { return entries_.size(); }

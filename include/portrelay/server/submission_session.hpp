@@ -80,6 +80,7 @@ class SubmissionSession : private smtp::ServerSessionHandler {
   void data_chunk(std::string_view content) override;
   void data_rejected(smtp::DataReader::Violation violation) override;
   void reset() override;
+  std::size_t queued_output() const override;
 
   void on_input(std::string_view bytes);
   void after_event();  // re-arm the timeout, apply backpressure
