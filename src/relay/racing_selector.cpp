@@ -239,23 +239,24 @@ void RacingSelector::record_ready(const UpstreamConnection& connection) {
 }
 
 void RacingSelector::record_failure(std::size_t index, const AttemptFailure& failure) {
-  auto now = Clock::now();
-  health_.record_failure(index, failure.reason, now);
-  const auto& endpoint = endpoints_[index]->endpoint;
-  metrics_.connect_failure(endpoint, failure.reason);
-  auto cooldown = std::chrono::duration_cast<std::chrono::milliseconds>(
-      health_.entry(index).cooldown_until - now);
-  log::warn("upstream_failed", {{"endpoint", endpoint.label()},
-                                {"reason", to_string(failure.reason)},
-                                {"detail", failure.detail},
-                                {"cooldown_ms", std::to_string(cooldown.count())}});
+  cool_down(index, failure, [this](const config::Endpoint& endpoint, FailureReason reason) {
+    metrics_.connect_failure(endpoint, reason);
+  });
 }
 
 void RacingSelector::record_transaction_failure(std::size_t index, const AttemptFailure& failure) {
+  cool_down(index, failure, [this](const config::Endpoint& endpoint, FailureReason reason) {
+    metrics_.transaction_failure(endpoint, reason);
+  });
+}
+
+// Both kinds of failure cool the endpoint down the same way; they are counted apart.
+template <typename Count>
+void RacingSelector::cool_down(std::size_t index, const AttemptFailure& failure, Count count) {
   auto now = Clock::now();
   health_.record_failure(index, failure.reason, now);
   const auto& endpoint = endpoints_[index]->endpoint;
-  metrics_.transaction_failure(endpoint, failure.reason);
+  count(endpoint, failure.reason);
   auto cooldown = std::chrono::duration_cast<std::chrono::milliseconds>(
       health_.entry(index).cooldown_until - now);
   log::warn("upstream_failed", {{"endpoint", endpoint.label()},

@@ -71,6 +71,8 @@ class RacingSelector : public UpstreamSelector {
   std::unique_ptr<UpstreamConnection> new_connection(std::size_t index);
   void record_ready(const UpstreamConnection& connection);
   void record_failure(std::size_t index, const AttemptFailure& failure);
+  template <typename Count>
+  void cool_down(std::size_t index, const AttemptFailure& failure, Count count);
   void probe_due_endpoints();
 
   net::Loop& loop_;
