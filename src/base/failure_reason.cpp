@@ -36,11 +36,19 @@ const char* to_string(FailureReason reason) {
       return "transaction_reset";
     case FailureReason::TransactionProtocol:
       return "transaction_protocol";
+    case FailureReason::LocalResources:
+      return "local_resources";
   }
   return "protocol";
 }
 
+bool is_local_resource_error(int uv_status) {
+  return uv_status == UV_EMFILE || uv_status == UV_ENFILE || uv_status == UV_ENOBUFS ||
+         uv_status == UV_ENOMEM;
+}
+
 FailureReason reason_from_connect_error(int uv_status) {
+  if (is_local_resource_error(uv_status)) return FailureReason::LocalResources;
   switch (uv_status) {
     case UV_ECONNREFUSED:
       return FailureReason::Refused;

@@ -134,6 +134,13 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
                             "with 421 4.7.0 to make room for a new client.")
                         .Register(registry)
                         .Add({});
+  local_errors_ = &prometheus::BuildCounter()
+                       .Name("portrelay_local_errors_total")
+                       .Help(
+                           "Operations that failed because this process ran out of file "
+                           "descriptors or memory, by kind (connect, accept).")
+                       .Register(registry);
+  for (const char* kind : {"connect", "accept"}) local_errors_->Add({{"kind", kind}});
   prometheus::BuildGauge()
       .Name("portrelay_build_info")
       .Help("Build information; the value is always 1.")
@@ -254,5 +261,9 @@ void Metrics::session_refused(const std::string& reason) {
   sessions_refused_->Add({{"reason", reason}}).Increment();
 }
 void Metrics::session_shed() { sessions_shed_->Increment(); }
+
+void Metrics::local_error(const std::string& kind) {
+  local_errors_->Add({{"kind", kind}}).Increment();
+}
 
 }  // namespace portrelay::metrics

@@ -28,10 +28,13 @@ int TcpListener::listen(const std::string& host, std::uint16_t port, int backlog
   if (rc != 0) return rc;
   return uv_listen(handle_.as_stream(), backlog, [](uv_stream_t* server, int status) {
     TcpListener* self = Handle::owner_of(server);
-    if (!self || status < 0) return;
-    auto stream = std::make_unique<TcpStream>(self->loop_);
-    if (stream->accept_from(server) != 0) return;
-    self->on_accept_(std::move(stream));
+    if (!self) return;
+    if (status == 0) {
+      auto stream = std::make_unique<TcpStream>(self->loop_);
+      status = stream->accept_from(server);
+      if (status == 0) return self->on_accept_(std::move(stream));
+    }
+    if (self->on_error_) self->on_error_(status);
   });
 }
 

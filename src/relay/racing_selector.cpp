@@ -239,6 +239,14 @@ void RacingSelector::record_ready(const UpstreamConnection& connection) {
 }
 
 void RacingSelector::record_failure(std::size_t index, const AttemptFailure& failure) {
+  if (failure.reason == FailureReason::LocalResources) {
+    // This process is out of descriptors or memory: blaming the endpoint would cool a
+    // healthy upstream down and raise a false alert.
+    metrics_.local_error("connect");
+    log::error("local_resources",
+               {{"endpoint", endpoints_[index]->endpoint.label()}, {"detail", failure.detail}});
+    return;
+  }
   cool_down(index, failure, [this](const config::Endpoint& endpoint, FailureReason reason) {
     metrics_.connect_failure(endpoint, reason);
   });

@@ -26,8 +26,9 @@ void UpstreamPool::close_all(Connections connections) {
 
 void UpstreamPool::clear() {
   expiry_.stop();
-  close_all(idle_.clear());
+  auto all = idle_.clear();
   for (std::size_t index = 0; index < idle_.endpoints(); ++index) publish(index);
+  close_all(std::move(all));
 }
 
 void UpstreamPool::publish(std::size_t endpoint_index) {
@@ -38,8 +39,10 @@ void UpstreamPool::arm_expiry() {
   auto next = idle_.next_expiry();
   if (!next) return expiry_.stop();
   expiry_.start(std::chrono::ceil<std::chrono::milliseconds>(*next - Clock::now()), [this]() {
-    close_all(idle_.expire(Clock::now()));
+    auto expired = idle_.expire(Clock::now());
+    // The gauge first: whoever sees the QUIT arrive must also see it counted down.
     for (std::size_t index = 0; index < idle_.endpoints(); ++index) publish(index);
+    close_all(std::move(expired));
     arm_expiry();
   });
 }

@@ -49,6 +49,11 @@ void SubmissionServer::start() {
           loop_.uv(), [this, address, implicit_tls](std::unique_ptr<net::TcpStream> stream) {
             accept(std::move(stream), address, implicit_tls);
           });
+      listener->on_accept_error([this, address](int status) {
+        // Out of memory or buffers, usually: say so rather than drop clients silently.
+        if (is_local_resource_error(status)) environment_->metrics->local_error("accept");
+        log::error("accept_failed", {{"address", address.str()}, {"detail", uv_strerror(status)}});
+      });
       int rc = listener->listen(address.host, address.port);
       if (rc != 0)
         throw std::runtime_error("cannot listen on " + address.str() + ": " + uv_strerror(rc));

@@ -23,6 +23,9 @@ enum class FailureReason {
   TransactionTimeout,   // no reply to MAIL/RCPT/DATA or after the final dot within its timeout
   TransactionReset,     // connection closed or reset mid-transaction, or a 421
   TransactionProtocol,  // reply out of turn or out of protocol, malformed reply
+  // Not the endpoint's: this process ran out of file descriptors or memory (EMFILE, ENFILE,
+  // ENOBUFS, ENOMEM). Counted in portrelay_local_errors_total; the health table is untouched.
+  LocalResources,
 };
 
 // Reasons an attempt to get a ready connection fails (connect_failures_total{reason}).
@@ -49,6 +52,8 @@ inline constexpr std::array kTransactionFailureReasons = {
 };
 
 const char* to_string(FailureReason reason);
+// A libuv error that says this process, not the peer, is out of resources.
+bool is_local_resource_error(int uv_status);
 // Maps a libuv connect error (UV_ECONNREFUSED, ...) to a reason.
 FailureReason reason_from_connect_error(int uv_status);
 

@@ -61,6 +61,9 @@ class Metrics {
   // A new client was turned away: "max_sessions" or "per_address".
   void session_refused(const std::string& reason);
   void session_shed();  // an idle pre-MAIL session was closed to make room
+  // This process ran out of descriptors or memory: kind "connect" (opening an upstream
+  // connection) or "accept" (taking a client's connection).
+  void local_error(const std::string& kind);
 
  private:
   struct EndpointSeries {
@@ -93,6 +96,7 @@ class Metrics {
   prometheus::Counter* auth_busy_;
   prometheus::Family<prometheus::Counter>* sessions_refused_;
   prometheus::Counter* sessions_shed_;
+  prometheus::Family<prometheus::Counter>* local_errors_;
   std::map<MessageResult, prometheus::Counter*> message_counters_;
   prometheus::Gauge* reload_success_;
   prometheus::Gauge* reload_timestamp_;

@@ -21,12 +21,20 @@ class TcpListener {
   int listen(const std::string& host, std::uint16_t port, int backlog = 511);
   // The port actually bound (useful with port 0 in tests).
   std::uint16_t bound_port() const;
+  // Called with the libuv error when a pending connection could not be accepted (ENOBUFS,
+  // ENOMEM, ...). Not for EMFILE/ENFILE: libuv then accepts and closes the pending
+  // connections with a descriptor it keeps in reserve (the client sees a reset, not a
+  // hang) and does not report them.
+  void on_accept_error(std::function<void(int status)> callback) {
+    on_error_ = std::move(callback);
+  }
   void close() { handle_.close(); }
 
  private:
   uv_loop_t* loop_;
   UvHandle<uv_tcp_t, TcpListener> handle_;
   AcceptCallback on_accept_;
+  std::function<void(int)> on_error_;
 };
 
 // Fills `out` from an IP literal and port. Returns false if `host` is not an IP literal.
