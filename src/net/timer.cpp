@@ -9,6 +9,10 @@ Timer::Timer(uv_loop_t* loop) : handle_(this) {
 
 void Timer::start(std::chrono::milliseconds delay, std::function<void()> callback) {
   callback_ = std::move(callback);
+  // libuv counts from the time it cached at the start of this loop turn, which on a busy
+  // machine can be milliseconds old: the timer would fire early, and a race's stagger
+  // (compared with the real clock to tell suspects) would come up short.
+  uv_update_time(uv_handle_get_loop(handle_.as_handle()));
   uv_timer_start(
       handle_.get(),
       [](uv_timer_t* timer) {

@@ -8,7 +8,8 @@
 
 namespace portrelay::net {
 
-// One-shot timer. Restarting replaces the pending callback; destruction cancels it.
+// One-shot timer. Restarting replaces the pending callback; destruction cancels it. It
+// fires no earlier than `delay` after start() by the real clock.
 class Timer {
  public:
   explicit Timer(uv_loop_t* loop);
