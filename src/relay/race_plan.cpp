@@ -31,6 +31,8 @@ void RacePlan::finish_if_lost(Actions& actions) {
 
 RacePlan::Actions RacePlan::stagger_elapsed(TimePoint now) {
   Actions actions;
+  if (finished_) return actions;
+  for (auto& running : running_) running.outlasted_stagger = true;
   launch_next(actions, now);
   return actions;
 }
@@ -45,7 +47,7 @@ RacePlan::Actions RacePlan::ready(std::size_t endpoint, TimePoint now) {
   finished_ = true;
   for (const auto& loser : running_) {
     Action cancel{Action::Kind::Cancel, loser.endpoint};
-    cancel.suspect = now - loser.started >= stagger_;
+    cancel.suspect = loser.outlasted_stagger || now - loser.started >= stagger_;
     actions.push_back(cancel);
   }
   running_.clear();
@@ -62,6 +64,7 @@ RacePlan::Actions RacePlan::failed(std::size_t endpoint, bool pooled, TimePoint 
   if (pooled) {
     // Died while idle in the pool: not the endpoint's fault. Try it again.
     it->started = now;
+    it->outlasted_stagger = false;
     actions.push_back({Action::Kind::Launch, endpoint});
     return actions;
   }

@@ -49,6 +49,17 @@ TEST(RacePlan, FirstCandidateAtOnceTheNextAfterEachStagger) {
   EXPECT_TRUE(plan.finished());
 }
 
+TEST(RacePlan, ALoserTheStaggerTimerOutlastedIsSuspectEvenIfTheClockSaysLess) {
+  // libuv timers count in whole milliseconds from a cached loop time: the wake-up can come
+  // a little before a full stagger by the real clock. The timer's judgment wins.
+  FakeTime time;
+  RacePlan plan({0, 1}, 250ms, 3);
+  plan.start(time.now);
+  time.advance(249ms);
+  EXPECT_EQ(text(plan.stagger_elapsed(time.now), time), Lines({"launch 1"}));
+  EXPECT_EQ(text(plan.ready(1, time.now), time), Lines({"cancel 0 suspect", "won 1"}));
+}
+
 TEST(RacePlan, ALoserThatStartedLessThanAStaggerAgoIsNotSuspect) {
   FakeTime time;
   RacePlan plan({0, 1}, 250ms, 3);

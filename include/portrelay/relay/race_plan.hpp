@@ -58,6 +58,9 @@ class RacePlan {
   struct Running {
     std::size_t endpoint;
     TimePoint started;
+    // The stagger timer went off while it ran: by the timer's own judgment it was not ready
+    // a stagger after it started, whatever a coarse or late clock says.
+    bool outlasted_stagger = false;
   };
   void launch_next(Actions& actions, TimePoint now);
   void finish_if_lost(Actions& actions);
