@@ -130,6 +130,15 @@ TEST(Classify, WhatCountsAgainstTheEndpointsHealth) {
 
 // ---- the transaction, action by action -----------------------------------------------------
 
+// MAIL and one recipient (b@x) accepted on endpoint 0: the client may send DATA now.
+void open_until_data(Transaction& t) {
+  t.mail();
+  t.selected(ready(0));
+  t.response(said(250));
+  t.rcpt("b@x");
+  t.response(said(250));
+}
+
 TEST(Transaction, RelaysOneMessageOnTheFirstEndpoint) {
   Transaction t(sender("a@x"), std::nullopt);
   EXPECT_EQ(text(t.mail()), Lines({"select"}));
@@ -212,11 +221,7 @@ TEST(Transaction, RcptStageEveryReplyClassAndPerRecipientOutcomes) {
 
 TEST(Transaction, RcptFailureReplaysTheEnvelopeThenRetriesTheRecipient) {
   Transaction t(sender("a@x"), std::nullopt);
-  t.mail();
-  t.selected(ready(0));
-  t.response(said(250));
-  t.rcpt("b@x");
-  t.response(said(250));
+  open_until_data(t);
   t.rcpt("c@x");
   EXPECT_EQ(text(t.response(said(421, "Shutting down"))),
             Lines({"discard", "failed up0:25 at RCPT (transaction_reset: 421 Shutting down) health",
@@ -231,11 +236,7 @@ TEST(Transaction, RcptFailureReplaysTheEnvelopeThenRetriesTheRecipient) {
 
 TEST(Transaction, ARefusedReplayedRecipientMeansTheEndpointCannotCarryTheMessage) {
   Transaction t(sender("a@x"), std::nullopt);
-  t.mail();
-  t.selected(ready(0));
-  t.response(said(250));
-  t.rcpt("b@x");
-  t.response(said(250));
+  open_until_data(t);
   t.end_of_data(true);
   t.response(broke());  // DATA: connection lost
   t.selected(ready(1));
@@ -269,11 +270,7 @@ TEST(Transaction, DataStageEveryReplyClass) {
   };
   for (const auto& c : cases) {
     Transaction t(sender("a@x"), std::nullopt);
-    t.mail();
-    t.selected(ready(0));
-    t.response(said(250));
-    t.rcpt("b@x");
-    t.response(said(250));
+    open_until_data(t);
     t.end_of_data(true);
     EXPECT_EQ(text(t.response(c.response)), c.expected);
   }
@@ -301,11 +298,7 @@ TEST(Transaction, EndOfDataEveryReplyClass) {
   };
   for (const auto& c : cases) {
     Transaction t(sender("a@x"), std::nullopt);
-    t.mail();
-    t.selected(ready(0));
-    t.response(said(250));
-    t.rcpt("b@x");
-    t.response(said(250));
+    open_until_data(t);
     t.end_of_data(true);
     t.response(said(354));
     EXPECT_EQ(text(t.response(c.response)), c.expected);
@@ -314,11 +307,7 @@ TEST(Transaction, EndOfDataEveryReplyClass) {
 
 TEST(Transaction, EndOfDataFailureReplaysEverythingOnTheNextEndpoint) {
   Transaction t(sender("a@x"), std::nullopt);
-  t.mail();
-  t.selected(ready(0));
-  t.response(said(250));
-  t.rcpt("b@x");
-  t.response(said(250));
+  open_until_data(t);
   t.end_of_data(true);
   t.response(said(354));
   t.response(broke(FailureReason::TransactionTimeout));
@@ -350,11 +339,7 @@ TEST(Transaction, NothingReachableAnswersEachPendingRequest) {
 
 TEST(Transaction, BodyNotStoredLocallyIsA451AndNothingIsSent) {
   Transaction t(sender("a@x"), std::nullopt);
-  t.mail();
-  t.selected(ready(0));
-  t.response(said(250));
-  t.rcpt("b@x");
-  t.response(said(250));
+  open_until_data(t);
   EXPECT_EQ(text(t.end_of_data(false)),
             Lines({"release",
                    "reply 451 4.3.0 Local error storing the message, try again later [deferred]"}));
