@@ -48,6 +48,14 @@ std::optional<std::string> restart_required(const config::Config& running,
                    addresses(next.server.listen_implicit_tls));
   if (metrics_endpoint(running.metrics) != metrics_endpoint(next.metrics))
     return changed("metrics", metrics_endpoint(running.metrics), metrics_endpoint(next.metrics));
+  // The spool is opened and locked at start; switching it on, off or elsewhere needs one.
+  auto spool = [](const config::Config& config) {
+    return config.relay.uses_spool() ? config.spool.dir : std::string("off");
+  };
+  if (spool(running) != spool(next))
+    return "the spool changed from " + spool(running) + " to " + spool(next) +
+           ": the spool is opened at start only; restart portrelay to apply this file (the "
+           "running configuration is kept)";
   return std::nullopt;
 }
 

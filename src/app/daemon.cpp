@@ -10,6 +10,7 @@
 #include "portrelay/base/log.hpp"
 #include "portrelay/relay/passthrough_relay.hpp"
 #include "portrelay/server/users_file.hpp"
+#include "portrelay/spool/spool_sinks.hpp"
 #include "portrelay/tls/context.hpp"
 
 namespace portrelay {
@@ -24,6 +25,9 @@ double unix_now() {
 Daemon::Daemon(net::Loop& loop, config::Config config)
     : loop_(loop), config_(std::make_shared<const config::Config>(std::move(config))) {
   metrics_ = std::make_unique<metrics::Metrics>(config_->chain, PORTRELAY_VERSION);
+  if (config_->relay.uses_spool())
+    spool_ = std::make_unique<spool::Spool>(loop_, config_->spool, config_->server.hostname,
+                                            *metrics_);
   Generation first = build(config_);
   selector_ = first.selector;
   server_ = std::make_unique<server::SubmissionServer>(
@@ -55,15 +59,41 @@ Daemon::Generation Daemon::build(std::shared_ptr<const config::Config> config) {
       relay::RacingOptions::from(config->relay), *metrics_);
   // Each session's relay holds the selector: the selector of a replaced configuration
   // lives until the last session started under it ends.
-  environment.make_sink = [&loop = loop_, &metrics = *metrics_,
-                           selector = generation.selector](const std::string& session_id) {
-    return std::make_unique<relay::PassthroughRelay>(loop, selector, metrics, session_id);
-  };
+  if (config->relay.mode == config::RelayMode::Spool) {
+    environment.make_sink = [&spool = *spool_, &metrics = *metrics_](const std::string& session_id)
+        -> std::unique_ptr<relay::MessageSink> {
+      return std::make_unique<spool::QueueingSink>(spool, metrics, session_id);
+    };
+  } else if (config->relay.spool_on_failure) {
+    environment.make_sink = [&loop = loop_, &spool = *spool_, &metrics = *metrics_,
+                             selector = generation.selector](const std::string& session_id)
+        -> std::unique_ptr<relay::MessageSink> {
+      return std::make_unique<spool::FallbackSink>(loop, selector, spool, metrics, session_id);
+    };
+  } else {
+    environment.make_sink = [&loop = loop_, &metrics = *metrics_, selector = generation.selector](
+                                const std::string& session_id) -> std::unique_ptr<relay::MessageSink> {
+      return std::make_unique<relay::PassthroughRelay>(loop, selector, metrics, session_id);
+    };
+  }
   generation.environment = std::move(environment);
   return generation;
 }
 
+void Daemon::use_selector_for_spool() {
+  if (!spool_) return;
+  spool_->set_upstream(selector_, [&loop = loop_, &metrics = *metrics_, selector = selector_](
+                                      const std::string& queue_id) {
+    return std::make_unique<relay::PassthroughRelay>(
+        loop, selector, metrics, queue_id, relay::PassthroughRelay::Role::SpoolDelivery);
+  });
+}
+
 void Daemon::start() {
+  if (spool_) {
+    spool_->start();  // recovery first: what was queued before is delivered
+    use_selector_for_spool();
+  }
   server_->start();
   if (config_->metrics.enabled) {
     std::string address = config_->metrics.listen.str();
@@ -109,6 +139,8 @@ void Daemon::apply(config::Config next_config) {
   // with), and what those sessions hand back later is closed, not pooled.
   selector_->retire();
   selector_ = generation.selector;
+  if (spool_) spool_->reconfigure(next->spool);
+  use_selector_for_spool();
   server_->reconfigure(std::shared_ptr<const config::ServerConfig>(next, &next->server),
                        std::move(generation.environment));
   config_ = next;
@@ -128,9 +160,16 @@ void Daemon::apply(config::Config next_config) {
 
 void Daemon::shutdown(config::Duration grace, std::function<void()> done) {
   log::info("shutting_down", {{"sessions", std::to_string(server_->session_count())}});
-  server_->shutdown(grace, [this, done = std::move(done)]() {
-    selector_->shutdown();
-    done();
+  server_->shutdown(grace, [this, grace, done = std::move(done)]() {
+    auto finish = [this, done]() {
+      selector_->shutdown();
+      done();
+    };
+    // Deliveries in flight get the same grace; what is left stays queued for next start.
+    if (spool_)
+      spool_->shutdown(grace, finish);
+    else
+      finish();
   });
 }
 

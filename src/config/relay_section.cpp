@@ -17,9 +17,9 @@ constexpr std::int64_t kMaxPoolPerEndpoint = 256;
 RelayMode read_mode(const TableReader& reader) {
   const auto mode = reader.string("mode");
   if (!mode || *mode == "passthrough") return RelayMode::Passthrough;
-  const std::string why = *mode == "spool" ? "is not supported yet" : "is not a relay mode";
+  if (*mode == "spool") return RelayMode::Spool;
   reader.fail("mode", *reader.find("mode"),
-              "\"" + *mode + "\" " + why + " (supported: \"passthrough\")");
+              "\"" + *mode + "\" is not a relay mode (\"passthrough\" or \"spool\")");
 }
 
 }  // namespace
@@ -30,7 +30,7 @@ RelayConfig parse_relay_section(ParseContext& context, const toml::table& table,
       context, table, "relay", "[relay]",
       {"mode", "resolve_timeout", "connect_timeout", "greeting_timeout", "handshake_timeout",
        "command_timeout", "pool_check_timeout", "data_timeout", "stagger", "max_parallel",
-       "helo_name", "cooldown", "cooldown_max", "pool_idle_timeout", "pool_max_per_endpoint"});
+       "helo_name", "cooldown", "cooldown_max", "pool_idle_timeout", "pool_max_per_endpoint", "spool_on_failure"});
   RelayConfig relay;
   relay.mode = read_mode(reader);
   relay.connect_timeout = reader.timeout("connect_timeout", relay.connect_timeout);
@@ -68,6 +68,12 @@ RelayConfig parse_relay_section(ParseContext& context, const toml::table& table,
   relay.pool_idle_timeout = reader.timeout("pool_idle_timeout", relay.pool_idle_timeout);
   relay.pool_max_per_endpoint = static_cast<std::size_t>(reader.bounded_integer(
       "pool_max_per_endpoint", relay.pool_max_per_endpoint, 0, kMaxPoolPerEndpoint));
+
+  relay.spool_on_failure = reader.boolean("spool_on_failure").value_or(relay.spool_on_failure);
+  if (relay.spool_on_failure && relay.mode == RelayMode::Spool) {
+    reader.warn("spool_on_failure", *reader.find("spool_on_failure"),
+                "has no effect with mode = \"spool\" (every message is queued)");
+  }
 
   relay.helo_name = reader.string("helo_name").value_or(server.hostname);
   if (!is_valid_hostname(relay.helo_name)) {

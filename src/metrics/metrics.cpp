@@ -23,6 +23,12 @@ const char* to_string(MessageResult result) {
       return "deferred";
     case MessageResult::Failed:
       return "failed";
+    case MessageResult::Queued:
+      return "queued";
+    case MessageResult::Bounced:
+      return "bounced";
+    case MessageResult::Expired:
+      return "expired";
   }
   return "failed";
 }
@@ -30,7 +36,9 @@ const char* to_string(MessageResult result) {
 namespace {
 
 constexpr std::array kResults = {MessageResult::Relayed, MessageResult::Rejected,
-                                 MessageResult::Deferred, MessageResult::Failed};
+                                 MessageResult::Deferred, MessageResult::Failed,
+                                 MessageResult::Queued,  MessageResult::Bounced,
+                                 MessageResult::Expired};
 
 prometheus::Labels endpoint_labels(const config::Endpoint& endpoint) {
   return {{"upstream", endpoint.name}, {"port", std::to_string(endpoint.port)}};
@@ -86,7 +94,9 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
                    .Name("portrelay_messages_total")
                    .Help(
                        "Messages by outcome: relayed (upstream accepted), rejected (refused "
-                       "locally), deferred (4xx to the client), failed (upstream 5xx).")
+                       "locally), deferred (4xx to the client), failed (upstream 5xx), queued "
+                       "(durably spooled, 250 to the client), bounced and expired (left the "
+                       "queue undelivered for some recipient).")
                    .Register(registry);
   relay_duration_ = &prometheus::BuildHistogram()
                          .Name("portrelay_relay_duration_seconds")
@@ -149,6 +159,56 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
       .Set(1);
   for (auto result : kResults)
     message_counters_[result] = &messages_->Add({{"result", to_string(result)}});
+
+  auto& queue_messages = prometheus::BuildGauge()
+                             .Name("portrelay_queue_messages")
+                             .Help(
+                                 "Messages in the spool: queued (not tried yet), deferred (tried, "
+                                 "waiting for a retry), failed (kept in failed/, not bounced).")
+                             .Register(registry);
+  for (const char* state : {"queued", "deferred", "failed"})
+    queue_messages_[state] = &queue_messages.Add({{"state", state}});
+  queue_bytes_ = &prometheus::BuildGauge()
+                      .Name("portrelay_queue_bytes")
+                      .Help("Octets of queued and deferred messages in the spool.")
+                      .Register(registry)
+                      .Add({});
+  queue_oldest_ = &prometheus::BuildGauge()
+                       .Name("portrelay_queue_oldest_seconds")
+                       .Help("Age of the oldest queued or deferred message (0 when empty).")
+                       .Register(registry)
+                       .Add({});
+  delivery_attempts_ = &prometheus::BuildCounter()
+                            .Name("portrelay_delivery_attempts_total")
+                            .Help(
+                                "Background delivery attempts of queued messages: delivered "
+                                "(every pending recipient accepted), deferred (some left for a "
+                                "retry), refused (some refused for good).")
+                            .Register(registry);
+  for (const char* result : {"delivered", "deferred", "refused"})
+    delivery_attempts_->Add({{"result", result}});
+  queue_delivery_duration_ =
+      &prometheus::BuildHistogram()
+           .Name("portrelay_queue_delivery_seconds")
+           .Help("Time from the client's 250 (queued) until an upstream accepted the message.")
+           .Register(registry)
+           .Add({}, Histogram::BucketBoundaries{0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 5,
+                                                10, 30, 60, 300, 1800, 3600, 21600, 86400});
+  spool_sync_duration_ =
+      &prometheus::BuildHistogram()
+           .Name("portrelay_spool_sync_seconds")
+           .Help("Duration of each sync of the spool (one group commit makes one or two).")
+           .Register(registry)
+           .Add({}, Histogram::BucketBoundaries{0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
+                                                0.1, 0.25, 0.5, 1, 5});
+  spool_refusals_ = &prometheus::BuildCounter()
+                         .Name("portrelay_spool_refusals_total")
+                         .Help(
+                             "Messages the spool could not take (the client got 452 or 451): "
+                             "max_messages, max_bytes, min_free_disk, write_error.")
+                         .Register(registry);
+  for (const char* reason : {"max_messages", "max_bytes", "min_free_disk", "write_error"})
+    spool_refusals_->Add({{"reason", reason}});
 
   reload_success_ = &prometheus::BuildGauge()
                          .Name("portrelay_config_last_reload_success")
@@ -264,6 +324,27 @@ void Metrics::session_shed() { sessions_shed_->Increment(); }
 
 void Metrics::local_error(const std::string& kind) {
   local_errors_->Add({{"kind", kind}}).Increment();
+}
+
+void Metrics::queue_size(std::size_t queued, std::size_t deferred, std::size_t failed,
+                         std::uint64_t bytes, double oldest_seconds) {
+  queue_messages_.at("queued")->Set(static_cast<double>(queued));
+  queue_messages_.at("deferred")->Set(static_cast<double>(deferred));
+  queue_messages_.at("failed")->Set(static_cast<double>(failed));
+  queue_bytes_->Set(static_cast<double>(bytes));
+  queue_oldest_->Set(oldest_seconds);
+}
+
+void Metrics::delivery_attempt(const char* result) {
+  delivery_attempts_->Add({{"result", result}}).Increment();
+}
+
+void Metrics::queue_delivered(double seconds) { queue_delivery_duration_->Observe(seconds); }
+
+void Metrics::spool_sync(double seconds) { spool_sync_duration_->Observe(seconds); }
+
+void Metrics::spool_refusal(const char* reason) {
+  spool_refusals_->Add({{"reason", reason}}).Increment();
 }
 
 }  // namespace portrelay::metrics

@@ -22,6 +22,8 @@ std::string MessageBody::default_temp_dir() {
 void MessageBody::clear() {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
+  file_offset_ = 0;
+  attached_ = false;
   memory_.clear();
   // Keep a small buffer for the next message (no regrowth from nothing every time), but
   // give back large ones: an idle session should not hold up to memory_limit.
@@ -54,8 +56,28 @@ bool MessageBody::spill() {
   return true;
 }
 
+bool MessageBody::attach_file(const std::string& path, std::uint64_t offset,
+                              std::uint64_t size) {
+  clear();
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) {
+    failed_ = true;
+    error_ = "cannot open " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  file_offset_ = offset;
+  attached_ = true;
+  size_ = size;
+  return true;
+}
+
 bool MessageBody::append(std::string_view content) {
   if (failed_) return false;
+  if (attached_) {
+    failed_ = true;
+    error_ = "the body is a queued file and cannot grow";
+    return false;
+  }
   if (fd_ < 0 && memory_.size() + content.size() <= memory_limit_) {
     memory_.append(content);
     size_ += content.size();
@@ -90,7 +112,8 @@ bool MessageBody::read(std::uint64_t offset, std::size_t max, std::string& out) 
   out.resize(count);
   std::size_t done = 0;
   while (done < count) {
-    ssize_t got = ::pread(fd_, out.data() + done, count - done, static_cast<off_t>(offset + done));
+    ssize_t got = ::pread(fd_, out.data() + done, count - done,
+                          static_cast<off_t>(file_offset_ + offset + done));
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) return false;
     done += static_cast<std::size_t>(got);

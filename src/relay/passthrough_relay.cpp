@@ -1,15 +1,24 @@
 #include "portrelay/relay/passthrough_relay.hpp"
 
+#include <utility>
+
 #include "portrelay/base/log.hpp"
 
 namespace portrelay::relay {
 
 PassthroughRelay::PassthroughRelay(net::Loop& loop, std::shared_ptr<UpstreamSelector> selector,
-                                   metrics::Metrics& metrics, std::string session_id)
+                                   metrics::Metrics& metrics, std::string session_id,
+                                   Role role)
     : loop_(loop),
       selector_(std::move(selector)),
       metrics_(metrics),
-      session_id_(std::move(session_id)) {}
+      session_id_(std::move(session_id)),
+      role_(role),
+      body_(std::make_unique<MessageBody>()) {}
+
+std::unique_ptr<MessageBody> PassthroughRelay::take_body() {
+  return std::exchange(body_, std::make_unique<MessageBody>());
+}
 
 PassthroughRelay::~PassthroughRelay() { release_upstream(); }
 
@@ -33,7 +42,10 @@ std::optional<ReadyEndpoint> PassthroughRelay::held_connection() const {
 void PassthroughRelay::sender(const smtp::PathArgument& sender, ReplyCallback callback) {
   // A connection held since the last message may have been closed while idle.
   if (upstream_ && !upstream_->usable()) loop_.defer_delete(std::move(upstream_));
-  message_id_ = session_id_ + "." + std::to_string(++message_count_);
+  message_id_ = role_ == Role::SpoolDelivery
+                    ? session_id_
+                    : session_id_ + "." + std::to_string(++message_count_);
+  body_->clear();
   transaction_.emplace(sender, held_connection());
   reply_ = std::move(callback);
   run(transaction_->mail());
@@ -47,16 +59,16 @@ void PassthroughRelay::recipient(const smtp::PathArgument& recipient, ReplyCallb
 void PassthroughRelay::commit(ReplyCallback callback) {
   reply_ = std::move(callback);
   commit_started_ = std::chrono::steady_clock::now();
-  if (body_.failed())
-    log::error("body_store_failed", {{"session", session_id_}, {"detail", body_.error()}});
-  run(transaction_->end_of_data(!body_.failed()));
+  if (body_->failed())
+    log::error("body_store_failed", {{"session", session_id_}, {"detail", body_->error()}});
+  run(transaction_->end_of_data(!body_->failed()));
 }
 
 void PassthroughRelay::reset() {
   attempt_.reset();
   reply_ = nullptr;
   transaction_.reset();
-  body_.clear();
+  body_->clear();
   release_upstream();
 }
 
@@ -94,7 +106,7 @@ void PassthroughRelay::run(std::vector<Action> actions) {
                            [this](const UpstreamResponse& response) { on_response(response); });
         break;
       case Action::Kind::StreamBody:
-        upstream_->send_body(body_,
+        upstream_->send_body(*body_,
                              [this](const UpstreamResponse& response) { on_response(response); });
         break;
       case Action::Kind::Release:
@@ -136,23 +148,35 @@ void PassthroughRelay::report_message(const Action& reply) {
   auto result = *reply.outcome == Outcome::Relayed  ? metrics::MessageResult::Relayed
                 : *reply.outcome == Outcome::Failed ? metrics::MessageResult::Failed
                                                     : metrics::MessageResult::Deferred;
-  metrics_.message(result);
+  const std::string endpoint = reply.label.empty() ? "none" : reply.label;
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - commit_started_).count();
-  if (result == metrics::MessageResult::Relayed) metrics_.message_relayed(seconds, body_.size());
-  const std::string endpoint = reply.label.empty() ? "none" : reply.label;
-  log::write(result == metrics::MessageResult::Relayed ? log::Level::Info : log::Level::Warn,
-             "message",
+  const auto level =
+      result == metrics::MessageResult::Relayed ? log::Level::Info : log::Level::Warn;
+  if (role_ == Role::SpoolDelivery) {
+    log::write(level, "delivery_attempt",
+               {{"queue_id", message_id_},
+                {"result", metrics::to_string(result)},
+                {"recipients", std::to_string(transaction_->recipients().size())},
+                {"endpoint", endpoint},
+                {"reply", reply.reply.summary()},
+                {"ms", std::to_string(static_cast<long>(seconds * 1000))}});
+    return;
+  }
+  // The spool takes over a deferred message and reports it (queued, or 451 after all).
+  if (role_ == Role::SpoolFallback && result == metrics::MessageResult::Deferred) return;
+  metrics_.message(result);
+  if (result == metrics::MessageResult::Relayed) metrics_.message_relayed(seconds, body_->size());
+  log::write(level, "message",
              {{"session", session_id_},
               {"message", message_id_},
               {"result", metrics::to_string(result)},
               {"from", transaction_->sender().address},
               {"recipients", std::to_string(transaction_->recipients().size())},
-              {"size", std::to_string(body_.size())},
+              {"size", std::to_string(body_->size())},
               {"endpoint", endpoint},
               {"reply", reply.reply.summary()},
               {"ms", std::to_string(static_cast<long>(seconds * 1000))}});
-  body_.clear();
 }
 
 }  // namespace portrelay::relay

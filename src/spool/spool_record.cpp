@@ -33,10 +33,6 @@ bool split_line(std::string_view line, std::string_view& key, std::string_view& 
   return true;
 }
 
-bool clean(std::string_view value) {
-  return value.find_first_of("\r\n") == std::string_view::npos;
-}
-
 // Reads lines of `data` up to and including "check <hex>\n"; returns the offset after the
 // check line, the text it covers, and the lines themselves.
 struct CheckedBlock {

@@ -18,6 +18,7 @@
 #include "portrelay/relay/racing_selector.hpp"
 #include "portrelay/server/authenticator.hpp"
 #include "portrelay/server/submission_server.hpp"
+#include "portrelay/spool/spool.hpp"
 
 namespace prometheus {
 class Exposer;
@@ -48,6 +49,7 @@ class Daemon {
   metrics::Metrics& metrics() { return *metrics_; }
   std::vector<std::uint16_t> listener_ports() const { return server_->bound_ports(); }
   std::uint16_t metrics_port() const;
+  spool::Spool* spool() { return spool_.get(); }  // null unless the config uses a spool
 
  private:
   // What one configuration snapshot turns into, built before anything is swapped so a
@@ -58,6 +60,8 @@ class Daemon {
     server::SessionEnvironment environment;
   };
   Generation build(std::shared_ptr<const config::Config> config);
+  // Background deliveries go over the current selector.
+  void use_selector_for_spool();
   void apply(config::Config next);
 
   net::Loop& loop_;
@@ -66,6 +70,7 @@ class Daemon {
   std::unique_ptr<prometheus::Exposer> exposer_;
   // Shared with the sessions started under it; the current one only.
   std::shared_ptr<relay::RacingSelector> selector_;
+  std::unique_ptr<spool::Spool> spool_;  // before the server: sessions' sinks use it
   std::unique_ptr<server::SubmissionServer> server_;
 };
 

@@ -20,7 +20,9 @@ using Duration = std::chrono::milliseconds;
 using portrelay::TlsMode;
 using portrelay::to_string;
 
-enum class RelayMode { Passthrough };
+// passthrough: the client's 250 is the upstream's 250. spool: the client's 250 means the
+// message is durably queued; delivery runs in the background.
+enum class RelayMode { Passthrough, Spool };
 
 // "127.0.0.1:2525", "[::1]:2525". host is an IP literal (no brackets).
 struct ListenAddress {
@@ -88,6 +90,26 @@ struct RelayConfig {
   Duration pool_idle_timeout = std::chrono::seconds(30);
   std::size_t pool_max_per_endpoint = 16;  // 0 disables the pool
   std::string helo_name;                   // default: server.hostname
+  // Passthrough only: a message no endpoint takes now for a transient reason (everything
+  // unreachable, 4xx, a broken connection) is queued in the spool and the client hears
+  // "250 queued for retry" instead of 451. Off by default so that a configuration that
+  // never mentions spooling never writes to disk; the shipped example turns it on.
+  bool spool_on_failure = false;
+  bool uses_spool() const { return mode == RelayMode::Spool || spool_on_failure; }
+};
+
+// [spool]: the durable queue (docs/CONFIGURATION.md).
+struct SpoolConfig {
+  std::string dir = "/var/spool/portrelay";  // created 0700 if missing
+  std::size_t max_messages = 100000;         // more: 452 4.3.1 to new messages
+  std::uint64_t max_bytes = 10ull << 30;     // queued octets
+  std::uint64_t min_free_disk = 100ull << 20;  // free space the spool must leave
+  Duration max_lifetime = std::chrono::hours(24 * 5);  // then bounce (Postfix's default)
+  Duration retry_min = std::chrono::seconds(30);   // backoff after a transient refusal,
+  Duration retry_max = std::chrono::minutes(30);   // doubling, with jitter
+  std::size_t max_deliveries = 32;            // concurrent background deliveries
+  bool bounces = true;  // false: permanent failures go to failed/ instead of a bounce
+  Duration failed_lifetime = std::chrono::hours(24 * 7);  // how long failed/ keeps them
 };
 
 struct Credentials {
@@ -129,6 +151,7 @@ struct Config {
   RelayConfig relay;
   std::vector<Endpoint> chain;
   MetricsConfig metrics;
+  SpoolConfig spool;
   std::vector<std::string> warnings;  // "file:line: ..." notes for `check` (never secrets)
 };
 

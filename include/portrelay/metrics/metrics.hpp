@@ -23,7 +23,10 @@ class Family;
 
 namespace portrelay::metrics {
 
-enum class MessageResult { Relayed, Rejected, Deferred, Failed };
+// Relayed: an upstream accepted it (passthrough, or a queued message delivered). Queued:
+// the client's 250 came from the spool. Bounced / Expired: a queued message left the
+// queue with at least one recipient refused for good / not delivered in time.
+enum class MessageResult { Relayed, Rejected, Deferred, Failed, Queued, Bounced, Expired };
 const char* to_string(MessageResult result);
 
 class Metrics {
@@ -61,6 +64,16 @@ class Metrics {
   // A new client was turned away: "max_sessions" or "per_address".
   void session_refused(const std::string& reason);
   void session_shed();  // an idle pre-MAIL session was closed to make room
+  // The spool (queue).
+  void queue_size(std::size_t queued, std::size_t deferred, std::size_t failed,
+                  std::uint64_t bytes, double oldest_seconds);
+  // result: "delivered", "deferred" or "refused".
+  void delivery_attempt(const char* result);
+  void queue_delivered(double seconds_since_acknowledged);
+  void spool_sync(double seconds);
+  // reason: "max_messages", "max_bytes", "min_free_disk" or "write_error".
+  void spool_refusal(const char* reason);
+
   // This process ran out of descriptors or memory: kind "connect" (opening an upstream
   // connection) or "accept" (taking a client's connection).
   void local_error(const std::string& kind);
@@ -98,6 +111,13 @@ class Metrics {
   prometheus::Counter* sessions_shed_;
   prometheus::Family<prometheus::Counter>* local_errors_;
   std::map<MessageResult, prometheus::Counter*> message_counters_;
+  std::map<std::string, prometheus::Gauge*> queue_messages_;
+  prometheus::Gauge* queue_bytes_;
+  prometheus::Gauge* queue_oldest_;
+  prometheus::Family<prometheus::Counter>* delivery_attempts_;
+  prometheus::Histogram* queue_delivery_duration_;
+  prometheus::Histogram* spool_sync_duration_;
+  prometheus::Family<prometheus::Counter>* spool_refusals_;
   prometheus::Gauge* reload_success_;
   prometheus::Gauge* reload_timestamp_;
   // By (name, port): the labels of the series. Loop thread only.

@@ -28,6 +28,11 @@ class MessageBody {
   bool spilled() const { return fd_ >= 0; }
   const std::string& error() const { return error_; }
 
+  // Makes the body `size` octets of an existing file from `offset` on (a queued message in
+  // the spool), read in place rather than copied; append() then fails. False (and
+  // failed()) if the file cannot be opened.
+  bool attach_file(const std::string& path, std::uint64_t offset, std::uint64_t size);
+
   // Copies up to `max` bytes starting at `offset` into `out` (replacing its content).
   bool read(std::uint64_t offset, std::size_t max, std::string& out) const;
 
@@ -40,6 +45,8 @@ class MessageBody {
   std::string temp_dir_;
   std::string memory_;
   int fd_ = -1;
+  std::uint64_t file_offset_ = 0;  // where the body starts in fd_ (attach_file)
+  bool attached_ = false;
   std::uint64_t size_ = 0;
   bool failed_ = false;
   std::string error_;

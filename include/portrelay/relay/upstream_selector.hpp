@@ -46,6 +46,14 @@ class UpstreamSelector {
   virtual void record_transaction_failure(std::size_t endpoint_index,
                                           const AttemptFailure& failure) = 0;
   virtual const std::vector<EndpointRuntimePtr>& endpoints() const = 0;
+
+  // Every endpoint is cooling down (or being probed) now: a delivery would only wait.
+  virtual bool all_cooling_down() const { return false; }
+  // While on, endpoints that are down are probed on a short schedule even while they
+  // cool down (the spool turns it on while it holds deferred messages).
+  virtual void set_recovery_probing(bool /*on*/) {}
+  // Called on the loop when an endpoint that had failed is ready again.
+  virtual void set_on_endpoint_up(std::function<void(std::size_t index)> /*callback*/) {}
 };
 
 }  // namespace portrelay::relay

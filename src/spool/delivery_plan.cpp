@@ -1,0 +1,71 @@
+#include "portrelay/spool/delivery_plan.hpp"
+
+#include <algorithm>
+
+namespace portrelay::spool {
+
+Millis retry_delay(unsigned attempts, const RetryPolicy& policy, double jitter) {
+  unsigned doublings = std::min(attempts == 0 ? 0u : attempts - 1, 30u);
+  double base = static_cast<double>(policy.retry_min.count()) * static_cast<double>(1u << doublings);
+  base = std::min(base, static_cast<double>(policy.retry_max.count()));
+  return Millis(static_cast<Millis::rep>(base * std::clamp(jitter, 0.8, 1.2)));
+}
+
+Settlement settle(const DeliveryState& before, const AttemptResult& attempt,
+                  std::int64_t now_ms, std::int64_t arrival_ms, const RetryPolicy& policy,
+                  double jitter) {
+  Settlement result;
+  result.state = before;
+  DeliveryState& state = result.state;
+  ++state.attempts;
+  bool pending = false;
+  for (std::size_t i = 0; i < state.recipients.size(); ++i) {
+    RecipientState& recipient = state.recipients[i];
+    if (recipient.status != RecipientStatus::Pending) continue;
+    const auto& outcome = i < attempt.recipients.size() ? attempt.recipients[i] : std::nullopt;
+    if (outcome) recipient.reply = outcome->reply;
+    if (outcome && outcome->verdict == RecipientVerdict::Accepted) {
+      recipient.status = RecipientStatus::Delivered;
+      result.delivered.push_back(i);
+    } else if (outcome && outcome->verdict == RecipientVerdict::Permanent) {
+      recipient.status = RecipientStatus::Bounced;
+      result.bounced.push_back(i);
+    } else {
+      pending = true;
+      if (!outcome && recipient.reply.empty()) recipient.reply = attempt.error;
+    }
+  }
+  state.last_error = attempt.error;
+  if (pending && now_ms - arrival_ms >= policy.max_lifetime.count()) {
+    Settlement expiry = bounce_pending(state, "");
+    for (std::size_t i : expiry.bounced) {
+      // Keep the last upstream answer: it says why it never got through.
+      if (state.recipients[i].reply.empty()) state.recipients[i].reply = attempt.error;
+      state.recipients[i].status = RecipientStatus::Bounced;
+      result.bounced.push_back(i);
+    }
+    result.expired = true;
+    pending = false;
+  }
+  result.finished = !pending;
+  state.next_attempt_ms =
+      pending ? now_ms + retry_delay(state.attempts, policy, jitter).count() : 0;
+  return result;
+}
+
+Settlement bounce_pending(const DeliveryState& before, const std::string& reason) {
+  Settlement result;
+  result.state = before;
+  for (std::size_t i = 0; i < result.state.recipients.size(); ++i) {
+    RecipientState& recipient = result.state.recipients[i];
+    if (recipient.status != RecipientStatus::Pending) continue;
+    recipient.status = RecipientStatus::Bounced;
+    if (!reason.empty()) recipient.reply = reason;
+    result.bounced.push_back(i);
+  }
+  result.finished = true;
+  result.state.next_attempt_ms = 0;
+  return result;
+}
+
+}  // namespace portrelay::spool

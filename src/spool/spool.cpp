@@ -1,0 +1,552 @@
+#include "portrelay/spool/spool.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <stdexcept>
+
+#include "portrelay/base/log.hpp"
+#include "portrelay/spool/bounce_message.hpp"
+
+namespace portrelay::spool {
+namespace {
+
+constexpr std::chrono::milliseconds kTick{1000};
+constexpr std::uint64_t kExpiryScanTicks = 30;  // expiry and failed/ clean-up, every 30 s
+constexpr std::size_t kHeaderReadLimit = 64 * 1024;
+
+// MAIL parameters that describe the content and must reach the upstream unchanged.
+std::vector<std::string> carried_parameters(const smtp::PathArgument& sender) {
+  std::vector<std::string> carried;
+  for (const auto& parameter : sender.parameters) {
+    if (parameter.keyword == "BODY" && !parameter.value.empty())
+      carried.push_back("BODY=" + parameter.value);
+    else if (parameter.keyword == "SMTPUTF8")
+      carried.push_back("SMTPUTF8");
+  }
+  return carried;
+}
+
+std::string shown_sender(const std::string& sender) { return sender.empty() ? "<>" : sender; }
+
+// The original's header section, for the bounce (never the whole body).
+std::string read_headers(const std::string& path, const RecordLayout& layout) {
+  std::string text;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return text;
+  text.resize(static_cast<std::size_t>(std::min<std::uint64_t>(layout.body_size, kHeaderReadLimit)));
+  ssize_t got = ::pread(fd, text.data(), text.size(), static_cast<off_t>(layout.body_offset));
+  ::close(fd);
+  text.resize(got > 0 ? static_cast<std::size_t>(got) : 0);
+  return header_section(text);
+}
+
+}  // namespace
+
+Spool::Spool(net::Loop& loop, config::SpoolConfig config, std::string hostname,
+             metrics::Metrics& metrics)
+    : loop_(loop),
+      config_(std::move(config)),
+      hostname_(std::move(hostname)),
+      metrics_(metrics),
+      tick_timer_(loop.uv()),
+      random_(std::random_device{}()),
+      grace_timer_(loop.uv()) {}
+
+Spool::~Spool() {
+  deliveries_.clear();
+  if (committer_) committer_->stop();
+}
+
+RetryPolicy Spool::policy() const {
+  return RetryPolicy{config_.retry_min, config_.retry_max, config_.max_lifetime};
+}
+
+double Spool::jitter() { return std::uniform_real_distribution<double>(0.8, 1.2)(random_); }
+
+std::string Spool::next_id() {
+  // Time first, so a directory listing is oldest first; then a per-process sequence from
+  // a random start. Uniqueness is enforced on disk (the rename never replaces a file).
+  char id[32];
+  std::snprintf(id, sizeof id, "%011llX%05X", static_cast<unsigned long long>(unix_ms_now()),
+                static_cast<unsigned>(id_sequence_++ & 0xFFFFF));
+  return id;
+}
+
+void Spool::start() {
+  directory_ = std::make_unique<SpoolDirectory>(config_.dir);
+  if (!directory_->try_lock())
+    throw std::runtime_error("spool " + config_.dir +
+                             " is in use by another portrelay process (" + config_.dir +
+                             "/lock is held)");
+  id_sequence_ = static_cast<std::uint32_t>(random_());
+  RecoveryReport report = directory_->recover();
+  for (const auto& corrupt : report.corrupt)
+    log::error("spool_corrupt_file", {{"file", corrupt}, {"moved_to", config_.dir + "/corrupt"}});
+  for (auto& stored : report.messages) {
+    Entry entry{std::move(stored.layout), std::move(stored.state)};
+    add(std::move(entry));
+  }
+  for (auto& stored : report.failed) {
+    Entry entry{std::move(stored.layout), std::move(stored.state)};
+    entry.failed = true;
+    entry.failed_at_ms = stored.modified_ms;
+    add(std::move(entry));
+  }
+  committer_ = std::make_unique<Committer>(loop_, *directory_,
+                                           [this](double seconds) { metrics_.spool_sync(seconds); });
+  log::info("spool_ready", {{"dir", config_.dir},
+                            {"queued", std::to_string(messages_.size() - report.failed.size())},
+                            {"failed", std::to_string(report.failed.size())},
+                            {"removed_partial", std::to_string(report.removed_partial)},
+                            {"corrupt", std::to_string(report.corrupt.size())}});
+  publish_metrics();
+  tick_timer_.start(kTick, [this]() { tick(); });
+}
+
+void Spool::set_upstream(std::shared_ptr<relay::UpstreamSelector> selector, SinkFactory factory) {
+  if (selector_) selector_->set_on_endpoint_up(nullptr);
+  selector_ = std::move(selector);
+  make_sink_ = std::move(factory);
+  selector_->set_on_endpoint_up([this](std::size_t) { on_endpoint_up(); });
+  loop_.post([this]() { pump(); });
+}
+
+void Spool::reconfigure(const config::SpoolConfig& config) {
+  const std::string dir = config_.dir;
+  config_ = config;
+  config_.dir = dir;
+}
+
+void Spool::add(Entry entry) {
+  const std::string id = entry.layout.envelope.id;
+  auto [it, inserted] = messages_.emplace(id, std::move(entry));
+  if (!inserted) return;
+  if (!it->second.failed) {
+    queued_bytes_ += it->second.layout.file_size();
+    schedule(id, it->second);
+  }
+}
+
+void Spool::schedule(const std::string& id, Entry& entry) {
+  due_.emplace(entry.state.next_attempt_ms, entry.layout.envelope.arrival_ms, id);
+}
+
+void Spool::unschedule(const std::string& id, const Entry& entry) {
+  due_.erase(DueKey{entry.state.next_attempt_ms, entry.layout.envelope.arrival_ms, id});
+}
+
+std::optional<smtp::Reply> Spool::admission(std::uint64_t size) {
+  const char* reason = nullptr;
+  std::string text;
+  if (stopping_) {
+    return smtp::make_reply(451, "4.3.2", "Shutting down, try again later");
+  } else if (messages_.size() + storing_ >= config_.max_messages) {
+    reason = "max_messages";
+    text = "Queue full (" + std::to_string(config_.max_messages) + " messages), try again later";
+  } else if (queued_bytes_ + storing_bytes_ + size > config_.max_bytes) {
+    reason = "max_bytes";
+    text = "Queue full (size limit), try again later";
+  } else if (auto free = directory_->free_bytes(); free && *free < config_.min_free_disk + size) {
+    reason = "min_free_disk";
+    text = "Not enough free disk space for the queue, try again later";
+  }
+  if (!reason) return std::nullopt;
+  metrics_.spool_refusal(reason);
+  log::warn("spool_refused", {{"reason", reason}, {"size", std::to_string(size)}});
+  return smtp::make_reply(452, "4.3.1", text);
+}
+
+void Spool::accept(const smtp::PathArgument& sender, const std::vector<std::string>& recipients,
+                   std::unique_ptr<relay::MessageBody> body, Accepted done) {
+  Entry entry;
+  Envelope& envelope = entry.layout.envelope;
+  envelope.id = next_id();
+  envelope.arrival_ms = unix_ms_now();
+  envelope.sender = sender.address;
+  envelope.parameters = carried_parameters(sender);
+  envelope.recipients = recipients;
+  const std::uint64_t body_size = body->size();
+  std::string header = encode_header(envelope, body_size);
+  entry.layout.body_offset = header.size();
+  entry.layout.body_size = body_size;
+  entry.state.recipients.resize(recipients.size());
+  const std::uint64_t bytes = entry.layout.file_size();
+  ++storing_;
+  storing_bytes_ += bytes;
+  const std::string id = envelope.id;
+  committer_->store(
+      id, std::move(header), std::move(body),
+      [this, entry = std::move(entry), bytes, done = std::move(done)](Result<bool> stored) mutable {
+        --storing_;
+        storing_bytes_ -= bytes;
+        const std::string id = entry.layout.envelope.id;
+        if (!stored) {
+          metrics_.spool_refusal("write_error");
+          log::error("spool_write_failed", {{"queue_id", id}, {"detail", stored.error().message}});
+          done(stored.error());
+          return;
+        }
+        const auto& envelope = entry.layout.envelope;
+        log::info("queued", {{"queue_id", id},
+                             {"from", shown_sender(envelope.sender)},
+                             {"recipients", std::to_string(envelope.recipients.size())},
+                             {"size", std::to_string(entry.layout.body_size)}});
+        add(std::move(entry));
+        publish_metrics();
+        done(id);
+        pump();
+      });
+}
+
+void Spool::pump() {
+  if (stopping_ || !selector_ || !committer_) return;
+  const std::int64_t now = unix_ms_now();
+  while (deliveries_.size() < config_.max_deliveries && !due_.empty()) {
+    auto first = due_.begin();
+    if (std::get<0>(*first) > now) break;
+    // Cool-downs are respected: while every endpoint is known to be down, nothing is
+    // tried; recovery probes find the first one back and on_endpoint_up() resumes.
+    if (selector_->all_cooling_down()) {
+      selector_->set_recovery_probing(true);
+      break;
+    }
+    const std::string id = std::get<2>(*first);
+    due_.erase(first);
+    start_delivery(id, messages_.at(id));
+  }
+}
+
+void Spool::start_delivery(const std::string& id, Entry& entry) {
+  entry.in_flight = true;
+  auto delivery = std::make_unique<Delivery>(
+      loop_, make_sink_(id), directory_->queue_path(id), entry.layout, entry.state,
+      [this, id](AttemptResult result) { attempt_done(id, std::move(result)); });
+  Delivery* started = delivery.get();
+  deliveries_[id] = std::move(delivery);
+  started->start();
+}
+
+void Spool::attempt_done(const std::string& id, AttemptResult result) {
+  auto finished = deliveries_.find(id);
+  if (finished != deliveries_.end()) {
+    loop_.defer_delete(std::move(finished->second));  // we are inside its callback
+    deliveries_.erase(finished);
+  }
+  if (stopping_ && deliveries_.empty()) loop_.post([this]() { finish_shutdown(); });
+  auto it = messages_.find(id);
+  if (it == messages_.end()) return;  // deleted by the operator meanwhile
+  Entry& entry = it->second;
+  entry.in_flight = false;
+  entry.waiting_for_chain = result.no_transaction;
+  Settlement settlement = settle(entry.state, result, unix_ms_now(),
+                                 entry.layout.envelope.arrival_ms, policy(), jitter());
+  metrics_.delivery_attempt(!settlement.bounced.empty() ? "refused"
+                            : settlement.finished       ? "delivered"
+                                                        : "deferred");
+  const auto& recipients = entry.layout.envelope.recipients;
+  for (std::size_t i : settlement.delivered)
+    log::info("delivered", {{"queue_id", id},
+                            {"to", recipients[i]},
+                            {"reply", settlement.state.recipients[i].reply}});
+  for (std::size_t i : settlement.bounced)
+    log::warn(settlement.expired ? "expired" : "refused",
+              {{"queue_id", id},
+               {"to", recipients[i]},
+               {"reply", settlement.state.recipients[i].reply}});
+  if (!settlement.finished) {
+    std::size_t pending = 0;
+    for (const auto& recipient : settlement.state.recipients)
+      pending += recipient.status == RecipientStatus::Pending;
+    log::info("deferred",
+              {{"queue_id", id},
+               {"attempts", std::to_string(settlement.state.attempts)},
+               {"pending", std::to_string(pending)},
+               {"next_in_s",
+                std::to_string((settlement.state.next_attempt_ms - unix_ms_now()) / 1000)},
+               {"error", settlement.state.last_error}});
+  }
+  settled(id, std::move(settlement));
+}
+
+void Spool::settled(const std::string& id, Settlement settlement) {
+  Entry& entry = messages_.at(id);
+  entry.state = settlement.state;
+  if (!settlement.finished) {
+    // Durable, so a restart neither repeats delivered recipients nor forgets the backoff.
+    committer_->write_state(id, encode_state(entry.state), false, [id](Result<bool> written) {
+      if (!written)
+        log::error("spool_state_write_failed",
+                   {{"queue_id", id}, {"detail", written.error().message}});
+    });
+    schedule(id, entry);
+    publish_metrics();
+    pump();
+    return;
+  }
+  const double waited =
+      static_cast<double>(unix_ms_now() - entry.layout.envelope.arrival_ms) / 1000.0;
+  if (settlement.bounced.empty()) {
+    metrics_.message(metrics::MessageResult::Relayed);
+    metrics_.queue_delivered(waited);
+    leave_queue(id, false);
+    return;
+  }
+  metrics_.message(settlement.expired ? metrics::MessageResult::Expired
+                                      : metrics::MessageResult::Bounced);
+  if (!settlement.delivered.empty() || settlement.bounced.size() < entry.state.recipients.size())
+    metrics_.queue_delivered(waited);
+  const bool no_bounce_possible =
+      !config_.bounces || entry.layout.envelope.sender.empty() ||
+      is_bounce(entry.layout.envelope.sender,
+                read_headers(directory_->queue_path(id), entry.layout));
+  if (no_bounce_possible) {
+    // Kept for inspection in failed/ (with its state, which says why).
+    committer_->write_state(id, encode_state(entry.state), false, [](Result<bool>) {});
+    leave_queue(id, true);
+    return;
+  }
+  send_bounce(id, settlement, [this, id]() { leave_queue(id, false); });
+}
+
+void Spool::send_bounce(const std::string& id, const Settlement& settlement,
+                        std::function<void()> then) {
+  const Entry& entry = messages_.at(id);
+  BounceInput input;
+  input.reporting_mta = hostname_;
+  input.queue_id = id;
+  input.original_sender = entry.layout.envelope.sender;
+  input.arrival_ms = entry.layout.envelope.arrival_ms;
+  input.now_ms = unix_ms_now();
+  input.reason = settlement.expired ? "could not be delivered within " +
+                                          config::format_duration(config_.max_lifetime)
+                                    : "was refused by the upstream server";
+  for (std::size_t i : settlement.bounced) {
+    BounceRecipient recipient;
+    recipient.address = entry.layout.envelope.recipients[i];
+    recipient.action = "failed";
+    const std::string& reply = entry.state.recipients[i].reply;
+    recipient.diagnostic = reply;
+    smtp::Reply parsed;
+    recipient.status = settlement.expired ? "4.4.7" : "5.0.0";
+    // "550 5.1.1 text": take the enhanced code when the reply carries one.
+    if (auto space = reply.find(' '); space != std::string::npos) {
+      auto code_end = reply.find(' ', space + 1);
+      std::string enhanced = reply.substr(space + 1, code_end - space - 1);
+      if (enhanced.size() >= 5 && (enhanced[0] == '4' || enhanced[0] == '5') && enhanced[1] == '.')
+        recipient.status = settlement.expired ? "4.4.7" : enhanced;
+    }
+    input.recipients.push_back(std::move(recipient));
+  }
+  input.original_headers = read_headers(directory_->queue_path(id), entry.layout);
+  auto body = std::make_unique<relay::MessageBody>();
+  body->append(build_bounce(input));
+  smtp::PathArgument null_sender;
+  accept(null_sender, {entry.layout.envelope.sender}, std::move(body),
+         [this, id, then = std::move(then)](Result<std::string> bounce_id) {
+           if (!bounce_id) {
+             // The original stays queued (no loss); the next attempt settles it again.
+             log::error("bounce_not_queued", {{"queue_id", id}, {"detail", bounce_id.error().message}});
+             auto it = messages_.find(id);
+             if (it != messages_.end()) {
+               it->second.state.next_attempt_ms = unix_ms_now() + config_.retry_min.count();
+               schedule(id, it->second);
+             }
+             return;
+           }
+           log::info("bounce_queued", {{"queue_id", id}, {"bounce_id", *bounce_id}});
+           then();
+         });
+}
+
+void Spool::leave_queue(const std::string& id, bool keep_in_failed) {
+  auto it = messages_.find(id);
+  if (it == messages_.end()) return;
+  Entry& entry = it->second;
+  unschedule(id, entry);
+  if (!entry.failed) queued_bytes_ -= entry.layout.file_size();
+  if (keep_in_failed) {
+    entry.failed = true;
+    entry.failed_at_ms = unix_ms_now();
+    committer_->move_to_failed(id, [id](Result<bool> moved) {
+      if (!moved)
+        log::error("spool_move_failed", {{"queue_id", id}, {"detail", moved.error().message}});
+    });
+    log::warn("kept_in_failed", {{"queue_id", id}});
+  } else {
+    const bool failed_area = entry.failed;
+    messages_.erase(it);
+    committer_->remove(id, failed_area, [id](Result<bool> removed) {
+      if (!removed)
+        log::error("spool_remove_failed", {{"queue_id", id}, {"detail", removed.error().message}});
+    });
+    log::info("removed", {{"queue_id", id}});
+  }
+  publish_metrics();
+}
+
+void Spool::on_endpoint_up() {
+  // Everything that waited for the chain is due now, oldest first.
+  const std::int64_t now = unix_ms_now();
+  std::size_t flushed = 0;
+  for (auto& [id, entry] : messages_) {
+    if (entry.failed || entry.in_flight || !entry.waiting_for_chain) continue;
+    unschedule(id, entry);
+    entry.state.next_attempt_ms = std::min(entry.state.next_attempt_ms, now);
+    entry.waiting_for_chain = false;
+    schedule(id, entry);
+    ++flushed;
+  }
+  if (flushed > 0) log::info("queue_flush", {{"messages", std::to_string(flushed)}});
+  pump();
+}
+
+void Spool::tick() {
+  ++ticks_;
+  const std::int64_t now = unix_ms_now();
+  if (ticks_ % kExpiryScanTicks == 0) {
+    std::vector<std::string> expired, forgotten;
+    for (auto& [id, entry] : messages_) {
+      if (entry.failed && now - entry.failed_at_ms >= config_.failed_lifetime.count())
+        forgotten.push_back(id);
+      else if (!entry.failed && !entry.in_flight &&
+               now - entry.layout.envelope.arrival_ms >= config_.max_lifetime.count())
+        expired.push_back(id);
+    }
+    for (const auto& id : forgotten) {
+      log::info("failed_expired", {{"queue_id", id}});
+      leave_queue(id, false);
+    }
+    for (const auto& id : expired) {
+      Entry& entry = messages_.at(id);
+      unschedule(id, entry);
+      Settlement settlement = bounce_pending(entry.state, "not delivered before max_lifetime: " +
+                                                              entry.state.last_error);
+      settlement.expired = true;
+      for (std::size_t i : settlement.bounced)
+        log::warn("expired", {{"queue_id", id}, {"to", entry.layout.envelope.recipients[i]}});
+      settled(id, std::move(settlement));
+    }
+  }
+  bool waiting = false;
+  for (const auto& key : due_) {
+    waiting = messages_.at(std::get<2>(key)).waiting_for_chain;
+    break;  // the oldest due message tells: is the queue held up by the chain?
+  }
+  if (selector_) selector_->set_recovery_probing(waiting);
+  publish_metrics();
+  pump();
+  if (!stopping_) tick_timer_.start(kTick, [this]() { tick(); });
+}
+
+void Spool::publish_metrics() {
+  std::size_t queued = 0, deferred = 0, failed = 0;
+  std::int64_t oldest = 0;
+  for (const auto& [id, entry] : messages_) {
+    if (entry.failed) {
+      ++failed;
+      continue;
+    }
+    (entry.state.attempts == 0 ? queued : deferred) += 1;
+    if (oldest == 0 || entry.layout.envelope.arrival_ms < oldest)
+      oldest = entry.layout.envelope.arrival_ms;
+  }
+  const double age = oldest == 0 ? 0.0 : static_cast<double>(unix_ms_now() - oldest) / 1000.0;
+  metrics_.queue_size(queued, deferred, failed, queued_bytes_, std::max(age, 0.0));
+}
+
+void Spool::shutdown(config::Duration grace, std::function<void()> done) {
+  stopping_ = true;
+  tick_timer_.stop();
+  if (selector_) selector_->set_on_endpoint_up(nullptr);
+  on_stopped_ = std::move(done);
+  if (deliveries_.empty())
+    loop_.post([this]() { finish_shutdown(); });
+  else
+    grace_timer_.start(grace, [this]() { finish_shutdown(); });
+}
+
+void Spool::finish_shutdown() {
+  if (!on_stopped_) return;
+  grace_timer_.stop();
+  // Abandoned attempts leave their messages queued exactly as they were.
+  if (!deliveries_.empty())
+    log::info("deliveries_abandoned", {{"count", std::to_string(deliveries_.size())}});
+  for (auto& [id, delivery] : deliveries_) loop_.defer_delete(std::move(delivery));
+  deliveries_.clear();
+  if (committer_) committer_->stop();
+  auto stopped = std::move(on_stopped_);
+  on_stopped_ = nullptr;
+  stopped();
+}
+
+Result<std::string> Spool::retry(const std::string& id) {
+  const std::int64_t now = unix_ms_now();
+  std::size_t count = 0;
+  for (auto& [key, entry] : messages_) {
+    if ((!id.empty() && id != "all" && key != id) || entry.failed || entry.in_flight) continue;
+    unschedule(key, entry);
+    entry.state.next_attempt_ms = now;
+    entry.waiting_for_chain = false;
+    schedule(key, entry);
+    ++count;
+  }
+  if (count == 0 && !id.empty() && id != "all") {
+    auto it = messages_.find(id);
+    if (it == messages_.end()) return Error{"no message " + id + " in the queue"};
+    return Error{it->second.failed ? id + " is in failed/ (delete it, or resubmit it)"
+                                   : id + " is being delivered now"};
+  }
+  log::info("queue_retry", {{"queue_id", id.empty() ? "all" : id}, {"messages", std::to_string(count)}});
+  pump();
+  return std::to_string(count) + " message(s) due now";
+}
+
+Result<std::string> Spool::remove(const std::string& id) {
+  auto it = messages_.find(id);
+  if (it == messages_.end()) return Error{"no message " + id + " in the queue"};
+  if (auto delivery = deliveries_.find(id); delivery != deliveries_.end()) {
+    loop_.defer_delete(std::move(delivery->second));
+    deliveries_.erase(delivery);
+  }
+  log::warn("deleted_by_operator", {{"queue_id", id}});
+  leave_queue(id, false);
+  return id + " deleted";
+}
+
+Result<std::string> Spool::bounce(const std::string& id) {
+  auto it = messages_.find(id);
+  if (it == messages_.end()) return Error{"no message " + id + " in the queue"};
+  if (it->second.failed) return Error{id + " already failed (it is in failed/)"};
+  if (auto delivery = deliveries_.find(id); delivery != deliveries_.end()) {
+    loop_.defer_delete(std::move(delivery->second));
+    deliveries_.erase(delivery);
+    it->second.in_flight = false;
+  }
+  unschedule(id, it->second);
+  log::warn("bounced_by_operator", {{"queue_id", id}});
+  settled(id, bounce_pending(it->second.state, "bounced by the operator"));
+  return id + " bounced";
+}
+
+std::vector<QueueEntryView> Spool::list() const {
+  std::vector<QueueEntryView> views;
+  views.reserve(messages_.size());
+  for (const auto& [id, entry] : messages_) {
+    QueueEntryView view;
+    view.id = id;
+    view.arrival_ms = entry.layout.envelope.arrival_ms;
+    view.size = entry.layout.body_size;
+    view.sender = entry.layout.envelope.sender;
+    view.recipients = entry.layout.envelope.recipients;
+    view.state = entry.state;
+    view.failed = entry.failed;
+    view.in_flight = entry.in_flight;
+    views.push_back(std::move(view));
+  }
+  return views;
+}
+
+}  // namespace portrelay::spool

@@ -1,0 +1,163 @@
+#include "portrelay/spool/spool_sinks.hpp"
+
+#include <cstdlib>
+#include <utility>
+
+#include "portrelay/base/log.hpp"
+
+namespace portrelay::spool {
+
+LocalTransaction::LocalTransaction(Spool& spool, metrics::Metrics& metrics,
+                                   std::string session_id)
+    : spool_(spool),
+      metrics_(metrics),
+      session_id_(std::move(session_id)),
+      body_(std::make_unique<relay::MessageBody>()),
+      alive_(std::make_shared<bool>(true)) {}
+
+LocalTransaction::~LocalTransaction() { *alive_ = false; }
+
+void LocalTransaction::begin(const smtp::PathArgument& sender) {
+  reset();
+  sender_ = sender;
+}
+
+void LocalTransaction::reset() {
+  *alive_ = false;
+  alive_ = std::make_shared<bool>(true);
+  recipients_.clear();
+  if (!body_) body_ = std::make_unique<relay::MessageBody>();
+  body_->clear();
+}
+
+void LocalTransaction::store(const std::string& suffix,
+                             relay::MessageSink::ReplyCallback callback) {
+  if (body_->failed()) {
+    log::error("body_store_failed", {{"session", session_id_}, {"detail", body_->error()}});
+    metrics_.message(metrics::MessageResult::Deferred);
+    callback(smtp::make_reply(451, "4.3.0", "Local error storing the message, try again later"));
+    return;
+  }
+  if (auto refusal = spool_.admission(body_->size())) {
+    metrics_.message(metrics::MessageResult::Deferred);
+    callback(*refusal);
+    return;
+  }
+  auto body = std::exchange(body_, std::make_unique<relay::MessageBody>());
+  spool_.accept(sender_, recipients_, std::move(body),
+                [this, alive = alive_, suffix, callback = std::move(callback)](
+                    Result<std::string> id) {
+                  if (!*alive) return;  // the session went away or reset meanwhile
+                  if (!id) {
+                    metrics_.message(metrics::MessageResult::Deferred);
+                    callback(smtp::make_reply(451, "4.3.0",
+                                              "Local error: the message could not be queued, "
+                                              "try again later"));
+                    return;
+                  }
+                  metrics_.message(metrics::MessageResult::Queued);
+                  log::info("message", {{"session", session_id_},
+                                        {"queue_id", *id},
+                                        {"result", "queued"},
+                                        {"from", sender_.address.empty() ? "<>" : sender_.address},
+                                        {"recipients", std::to_string(recipients_.size())}});
+                  recipients_.clear();
+                  callback(smtp::make_reply(250, "2.0.0", "Ok: queued as " + *id + suffix));
+                });
+}
+
+QueueingSink::QueueingSink(Spool& spool, metrics::Metrics& metrics, std::string session_id)
+    : spool_(spool), local_(spool, metrics, std::move(session_id)) {}
+
+void QueueingSink::sender(const smtp::PathArgument& sender, ReplyCallback callback) {
+  std::uint64_t announced = 0;
+  if (const auto* size = sender.find("SIZE")) announced = std::strtoull(size->value.c_str(), nullptr, 10);
+  if (auto refusal = spool_.admission(announced)) {
+    callback(*refusal);
+    return;
+  }
+  local_.begin(sender);
+  callback(smtp::make_reply(250, "2.1.0", "Ok"));
+}
+
+void QueueingSink::recipient(const smtp::PathArgument& recipient, ReplyCallback callback) {
+  local_.add(recipient.address);
+  callback(smtp::make_reply(250, "2.1.5", "Ok"));
+}
+
+void QueueingSink::commit(ReplyCallback callback) { local_.store("", std::move(callback)); }
+
+FallbackSink::FallbackSink(net::Loop& loop, std::shared_ptr<relay::UpstreamSelector> selector,
+                           Spool& spool, metrics::Metrics& metrics, std::string session_id)
+    : spool_(spool),
+      metrics_(metrics),
+      relay_(loop, std::move(selector), metrics, session_id,
+             relay::PassthroughRelay::Role::SpoolFallback),
+      local_(spool, metrics, session_id) {}
+
+void FallbackSink::queue_instead() {
+  queued_ = true;
+  // Abandons the upstream transaction; the pool clears it with RSET before reuse.
+  relay_.reset();
+}
+
+void FallbackSink::sender(const smtp::PathArgument& sender, ReplyCallback callback) {
+  queued_ = false;
+  local_.begin(sender);
+  relay_.sender(sender, [this, callback = std::move(callback)](const smtp::Reply& reply) {
+    if (reply.transient() && !spool_.admission(0)) {
+      log::info("queueing_instead", {{"stage", "MAIL"}, {"reply", reply.summary()}});
+      queue_instead();
+      callback(smtp::make_reply(250, "2.1.0", "Ok (no upstream now: the message will be queued)"));
+      return;
+    }
+    if (reply.transient()) metrics_.message(metrics::MessageResult::Deferred);
+    callback(reply);
+  });
+}
+
+void FallbackSink::recipient(const smtp::PathArgument& recipient, ReplyCallback callback) {
+  if (queued_) {
+    local_.add(recipient.address);
+    callback(smtp::make_reply(250, "2.1.5", "Ok"));
+    return;
+  }
+  relay_.recipient(recipient, [this, address = recipient.address,
+                               callback = std::move(callback)](const smtp::Reply& reply) {
+    if (reply.success()) {
+      local_.add(address);
+    } else if (reply.transient()) {
+      log::info("queueing_instead", {{"stage", "RCPT"}, {"reply", reply.summary()}});
+      local_.add(address);
+      queue_instead();
+      callback(smtp::make_reply(250, "2.1.5", "Ok (will be queued)"));
+      return;
+    }
+    callback(reply);
+  });
+}
+
+void FallbackSink::commit(ReplyCallback callback) {
+  if (queued_) {
+    local_.store(" for retry", std::move(callback));
+    return;
+  }
+  relay_.commit([this, callback = std::move(callback)](const smtp::Reply& reply) {
+    if (!reply.transient()) {
+      callback(reply);
+      return;
+    }
+    log::info("queueing_instead", {{"stage", "end of data"}, {"reply", reply.summary()}});
+    local_.set_body(relay_.take_body());
+    queued_ = true;
+    local_.store(" for retry", callback);
+  });
+}
+
+void FallbackSink::reset() {
+  queued_ = false;
+  local_.reset();
+  relay_.reset();
+}
+
+}  // namespace portrelay::spool
