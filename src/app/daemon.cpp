@@ -26,8 +26,8 @@ Daemon::Daemon(net::Loop& loop, config::Config config)
     : loop_(loop), config_(std::make_shared<const config::Config>(std::move(config))) {
   metrics_ = std::make_unique<metrics::Metrics>(config_->chain, PORTRELAY_VERSION);
   if (config_->relay.uses_spool())
-    spool_ = std::make_unique<spool::Spool>(loop_, config_->spool, config_->server.hostname,
-                                            *metrics_);
+    spool_ =
+        std::make_unique<spool::Spool>(loop_, config_->spool, config_->server.hostname, *metrics_);
   Generation first = build(config_);
   selector_ = first.selector;
   server_ = std::make_unique<server::SubmissionServer>(
@@ -60,19 +60,21 @@ Daemon::Generation Daemon::build(std::shared_ptr<const config::Config> config) {
   // Each session's relay holds the selector: the selector of a replaced configuration
   // lives until the last session started under it ends.
   if (config->relay.mode == config::RelayMode::Spool) {
-    environment.make_sink = [&spool = *spool_, &metrics = *metrics_](const std::string& session_id)
-        -> std::unique_ptr<relay::MessageSink> {
+    environment.make_sink =
+        [&spool = *spool_, &metrics = *metrics_](
+            const std::string& session_id) -> std::unique_ptr<relay::MessageSink> {
       return std::make_unique<spool::QueueingSink>(spool, metrics, session_id);
     };
   } else if (config->relay.spool_on_failure) {
-    environment.make_sink = [&loop = loop_, &spool = *spool_, &metrics = *metrics_,
-                             selector = generation.selector](const std::string& session_id)
-        -> std::unique_ptr<relay::MessageSink> {
+    environment.make_sink =
+        [&loop = loop_, &spool = *spool_, &metrics = *metrics_, selector = generation.selector](
+            const std::string& session_id) -> std::unique_ptr<relay::MessageSink> {
       return std::make_unique<spool::FallbackSink>(loop, selector, spool, metrics, session_id);
     };
   } else {
-    environment.make_sink = [&loop = loop_, &metrics = *metrics_, selector = generation.selector](
-                                const std::string& session_id) -> std::unique_ptr<relay::MessageSink> {
+    environment.make_sink =
+        [&loop = loop_, &metrics = *metrics_, selector = generation.selector](
+            const std::string& session_id) -> std::unique_ptr<relay::MessageSink> {
       return std::make_unique<relay::PassthroughRelay>(loop, selector, metrics, session_id);
     };
   }
@@ -82,10 +84,10 @@ Daemon::Generation Daemon::build(std::shared_ptr<const config::Config> config) {
 
 void Daemon::use_selector_for_spool() {
   if (!spool_) return;
-  spool_->set_upstream(selector_, [&loop = loop_, &metrics = *metrics_, selector = selector_](
-                                      const std::string& queue_id) {
-    return std::make_unique<relay::PassthroughRelay>(
-        loop, selector, metrics, queue_id, relay::PassthroughRelay::Role::SpoolDelivery);
+  spool_->set_upstream(selector_, [&loop = loop_, &metrics = *metrics_,
+                                   selector = selector_](const std::string& queue_id) {
+    return std::make_unique<relay::PassthroughRelay>(loop, selector, metrics, queue_id,
+                                                     relay::PassthroughRelay::Role::SpoolDelivery);
   });
 }
 
@@ -190,6 +192,11 @@ void DaemonThread::start() {
     metrics_port_ = daemon_->metrics_port();
     reload_signal_ = std::make_unique<net::Async>(loop.uv(), [this]() {
       std::lock_guard lock(reload_mutex_);
+      for (auto& [task, finished] : loop_tasks_) {
+        task(*daemon_);
+        finished.set_value();
+      }
+      loop_tasks_.clear();
       if (!reload_request_) return;
       auto read = std::move(reload_request_);
       reload_request_ = nullptr;
@@ -219,6 +226,20 @@ bool DaemonThread::reload(std::function<config::Config()> read) {
   }
   reload_signal_->send();
   return result.get();
+}
+
+bool DaemonThread::run_on_loop(std::function<void(Daemon&)> task) {
+  std::future<void> finished;
+  {
+    std::lock_guard lock(reload_mutex_);
+    if (!thread_.running() || !reload_signal_) return false;
+    std::promise<void> promise;
+    finished = promise.get_future();
+    loop_tasks_.emplace_back(std::move(task), std::move(promise));
+  }
+  reload_signal_->send();
+  finished.get();
+  return true;
 }
 
 bool DaemonThread::reload_text(const std::string& toml, const std::string& source) {

@@ -12,10 +12,10 @@ constexpr std::int64_t kMaxDeliveries = 1024;
 }  // namespace
 
 SpoolConfig parse_spool_section(ParseContext& context, const toml::table& table) {
-  const TableReader reader(context, table, "spool", "[spool]",
-                           {"dir", "max_messages", "max_bytes", "min_free_disk", "max_lifetime",
-                            "retry_min", "retry_max", "max_deliveries", "bounces",
-                            "failed_lifetime"});
+  const TableReader reader(
+      context, table, "spool", "[spool]",
+      {"dir", "max_messages", "max_bytes", "min_free_disk", "max_lifetime", "retry_min",
+       "retry_max", "max_deliveries", "bounces", "failed_lifetime"});
   SpoolConfig spool;
   if (auto dir = reader.string("dir")) {
     if (dir->empty() || dir->front() != '/')
@@ -23,9 +23,8 @@ SpoolConfig parse_spool_section(ParseContext& context, const toml::table& table)
     spool.dir = *dir;
     while (spool.dir.size() > 1 && spool.dir.back() == '/') spool.dir.pop_back();
   }
-  spool.max_messages = static_cast<std::size_t>(
-      reader.bounded_integer("max_messages", static_cast<std::int64_t>(spool.max_messages), 1,
-                             kMaxMessages));
+  spool.max_messages = static_cast<std::size_t>(reader.bounded_integer(
+      "max_messages", static_cast<std::int64_t>(spool.max_messages), 1, kMaxMessages));
   if (auto bytes = reader.size("max_bytes")) {
     if (*bytes == 0) reader.fail("max_bytes", *reader.find("max_bytes"), "must be above 0");
     spool.max_bytes = *bytes;

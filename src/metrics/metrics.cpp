@@ -35,10 +35,9 @@ const char* to_string(MessageResult result) {
 
 namespace {
 
-constexpr std::array kResults = {MessageResult::Relayed, MessageResult::Rejected,
-                                 MessageResult::Deferred, MessageResult::Failed,
-                                 MessageResult::Queued,  MessageResult::Bounced,
-                                 MessageResult::Expired};
+constexpr std::array kResults = {
+    MessageResult::Relayed, MessageResult::Rejected, MessageResult::Deferred, MessageResult::Failed,
+    MessageResult::Queued,  MessageResult::Bounced,  MessageResult::Expired};
 
 prometheus::Labels endpoint_labels(const config::Endpoint& endpoint) {
   return {{"upstream", endpoint.name}, {"port", std::to_string(endpoint.port)}};
@@ -199,8 +198,8 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
            .Name("portrelay_spool_sync_seconds")
            .Help("Duration of each sync of the spool (one group commit makes one or two).")
            .Register(registry)
-           .Add({}, Histogram::BucketBoundaries{0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
-                                                0.1, 0.25, 0.5, 1, 5});
+           .Add({}, Histogram::BucketBoundaries{0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1,
+                                                0.25, 0.5, 1, 5});
   spool_refusals_ = &prometheus::BuildCounter()
                          .Name("portrelay_spool_refusals_total")
                          .Help(

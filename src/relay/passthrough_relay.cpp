@@ -7,8 +7,7 @@
 namespace portrelay::relay {
 
 PassthroughRelay::PassthroughRelay(net::Loop& loop, std::shared_ptr<UpstreamSelector> selector,
-                                   metrics::Metrics& metrics, std::string session_id,
-                                   Role role)
+                                   metrics::Metrics& metrics, std::string session_id, Role role)
     : loop_(loop),
       selector_(std::move(selector)),
       metrics_(metrics),
@@ -42,9 +41,8 @@ std::optional<ReadyEndpoint> PassthroughRelay::held_connection() const {
 void PassthroughRelay::sender(const smtp::PathArgument& sender, ReplyCallback callback) {
   // A connection held since the last message may have been closed while idle.
   if (upstream_ && !upstream_->usable()) loop_.defer_delete(std::move(upstream_));
-  message_id_ = role_ == Role::SpoolDelivery
-                    ? session_id_
-                    : session_id_ + "." + std::to_string(++message_count_);
+  message_id_ = role_ == Role::SpoolDelivery ? session_id_
+                                             : session_id_ + "." + std::to_string(++message_count_);
   body_->clear();
   transaction_.emplace(sender, held_connection());
   reply_ = std::move(callback);

@@ -121,11 +121,9 @@ void Committer::run() {
 }
 
 void Committer::write_file(Job& job) {
-  job.tmp = job.kind == Kind::Store
-                ? job.id
-                : job.id + ".state." + std::to_string(++tmp_sequence_);
-  int fd = ::openat(directory_.tmp_fd(), job.tmp.c_str(),
-                    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  job.tmp = job.kind == Kind::Store ? job.id : job.id + ".state." + std::to_string(++tmp_sequence_);
+  int fd =
+      ::openat(directory_.tmp_fd(), job.tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {
     job.result = os_error("cannot create " + directory_.tmp_path(job.tmp));
     job.tmp.clear();
@@ -145,8 +143,8 @@ void Committer::write_file(Job& job) {
   }
   if (::close(fd) != 0 && written) written = os_error("close");
   if (!written) {
-    job.result = Error{"cannot write " + directory_.tmp_path(job.tmp) + ": " +
-                       written.error().message};
+    job.result =
+        Error{"cannot write " + directory_.tmp_path(job.tmp) + ": " + written.error().message};
     ::unlinkat(directory_.tmp_fd(), job.tmp.c_str(), 0);
     job.tmp.clear();
   }

@@ -6,14 +6,14 @@ namespace portrelay::spool {
 
 Millis retry_delay(unsigned attempts, const RetryPolicy& policy, double jitter) {
   unsigned doublings = std::min(attempts == 0 ? 0u : attempts - 1, 30u);
-  double base = static_cast<double>(policy.retry_min.count()) * static_cast<double>(1u << doublings);
+  double base =
+      static_cast<double>(policy.retry_min.count()) * static_cast<double>(1u << doublings);
   base = std::min(base, static_cast<double>(policy.retry_max.count()));
   return Millis(static_cast<Millis::rep>(base * std::clamp(jitter, 0.8, 1.2)));
 }
 
-Settlement settle(const DeliveryState& before, const AttemptResult& attempt,
-                  std::int64_t now_ms, std::int64_t arrival_ms, const RetryPolicy& policy,
-                  double jitter) {
+Settlement settle(const DeliveryState& before, const AttemptResult& attempt, std::int64_t now_ms,
+                  std::int64_t arrival_ms, const RetryPolicy& policy, double jitter) {
   Settlement result;
   result.state = before;
   DeliveryState& state = result.state;

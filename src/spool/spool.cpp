@@ -36,7 +36,8 @@ std::string read_headers(const std::string& path, const RecordLayout& layout) {
   std::string text;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return text;
-  text.resize(static_cast<std::size_t>(std::min<std::uint64_t>(layout.body_size, kHeaderReadLimit)));
+  text.resize(
+      static_cast<std::size_t>(std::min<std::uint64_t>(layout.body_size, kHeaderReadLimit)));
   ssize_t got = ::pread(fd, text.data(), text.size(), static_cast<off_t>(layout.body_offset));
   ::close(fd);
   text.resize(got > 0 ? static_cast<std::size_t>(got) : 0);
@@ -78,9 +79,8 @@ std::string Spool::next_id() {
 void Spool::start() {
   directory_ = std::make_unique<SpoolDirectory>(config_.dir);
   if (!directory_->try_lock())
-    throw std::runtime_error("spool " + config_.dir +
-                             " is in use by another portrelay process (" + config_.dir +
-                             "/lock is held)");
+    throw std::runtime_error("spool " + config_.dir + " is in use by another portrelay process (" +
+                             config_.dir + "/lock is held)");
   id_sequence_ = static_cast<std::uint32_t>(random_());
   RecoveryReport report = directory_->recover();
   for (const auto& corrupt : report.corrupt)
@@ -95,8 +95,8 @@ void Spool::start() {
     entry.failed_at_ms = stored.modified_ms;
     add(std::move(entry));
   }
-  committer_ = std::make_unique<Committer>(loop_, *directory_,
-                                           [this](double seconds) { metrics_.spool_sync(seconds); });
+  committer_ = std::make_unique<Committer>(
+      loop_, *directory_, [this](double seconds) { metrics_.spool_sync(seconds); });
   log::info("spool_ready", {{"dir", config_.dir},
                             {"queued", std::to_string(messages_.size() - report.failed.size())},
                             {"failed", std::to_string(report.failed.size())},
@@ -248,25 +248,24 @@ void Spool::attempt_done(const std::string& id, AttemptResult result) {
                                                         : "deferred");
   const auto& recipients = entry.layout.envelope.recipients;
   for (std::size_t i : settlement.delivered)
-    log::info("delivered", {{"queue_id", id},
-                            {"to", recipients[i]},
-                            {"reply", settlement.state.recipients[i].reply}});
+    log::info(
+        "delivered",
+        {{"queue_id", id}, {"to", recipients[i]}, {"reply", settlement.state.recipients[i].reply}});
   for (std::size_t i : settlement.bounced)
-    log::warn(settlement.expired ? "expired" : "refused",
-              {{"queue_id", id},
-               {"to", recipients[i]},
-               {"reply", settlement.state.recipients[i].reply}});
+    log::warn(
+        settlement.expired ? "expired" : "refused",
+        {{"queue_id", id}, {"to", recipients[i]}, {"reply", settlement.state.recipients[i].reply}});
   if (!settlement.finished) {
     std::size_t pending = 0;
     for (const auto& recipient : settlement.state.recipients)
       pending += recipient.status == RecipientStatus::Pending;
-    log::info("deferred",
-              {{"queue_id", id},
-               {"attempts", std::to_string(settlement.state.attempts)},
-               {"pending", std::to_string(pending)},
-               {"next_in_s",
-                std::to_string((settlement.state.next_attempt_ms - unix_ms_now()) / 1000)},
-               {"error", settlement.state.last_error}});
+    log::info(
+        "deferred",
+        {{"queue_id", id},
+         {"attempts", std::to_string(settlement.state.attempts)},
+         {"pending", std::to_string(pending)},
+         {"next_in_s", std::to_string((settlement.state.next_attempt_ms - unix_ms_now()) / 1000)},
+         {"error", settlement.state.last_error}});
   }
   settled(id, std::move(settlement));
 }
@@ -298,10 +297,9 @@ void Spool::settled(const std::string& id, Settlement settlement) {
                                       : metrics::MessageResult::Bounced);
   if (!settlement.delivered.empty() || settlement.bounced.size() < entry.state.recipients.size())
     metrics_.queue_delivered(waited);
-  const bool no_bounce_possible =
-      !config_.bounces || entry.layout.envelope.sender.empty() ||
-      is_bounce(entry.layout.envelope.sender,
-                read_headers(directory_->queue_path(id), entry.layout));
+  const bool no_bounce_possible = !config_.bounces || entry.layout.envelope.sender.empty() ||
+                                  is_bounce(entry.layout.envelope.sender,
+                                            read_headers(directory_->queue_path(id), entry.layout));
   if (no_bounce_possible) {
     // Kept for inspection in failed/ (with its state, which says why).
     committer_->write_state(id, encode_state(entry.state), false, [](Result<bool>) {});
@@ -348,7 +346,8 @@ void Spool::send_bounce(const std::string& id, const Settlement& settlement,
          [this, id, then = std::move(then)](Result<std::string> bounce_id) {
            if (!bounce_id) {
              // The original stays queued (no loss); the next attempt settles it again.
-             log::error("bounce_not_queued", {{"queue_id", id}, {"detail", bounce_id.error().message}});
+             log::error("bounce_not_queued",
+                        {{"queue_id", id}, {"detail", bounce_id.error().message}});
              auto it = messages_.find(id);
              if (it != messages_.end()) {
                it->second.state.next_attempt_ms = unix_ms_now() + config_.retry_min.count();
@@ -422,8 +421,8 @@ void Spool::tick() {
     for (const auto& id : expired) {
       Entry& entry = messages_.at(id);
       unschedule(id, entry);
-      Settlement settlement = bounce_pending(entry.state, "not delivered before max_lifetime: " +
-                                                              entry.state.last_error);
+      Settlement settlement = bounce_pending(
+          entry.state, "not delivered before max_lifetime: " + entry.state.last_error);
       settlement.expired = true;
       for (std::size_t i : settlement.bounced)
         log::warn("expired", {{"queue_id", id}, {"to", entry.layout.envelope.recipients[i]}});
@@ -499,7 +498,8 @@ Result<std::string> Spool::retry(const std::string& id) {
     return Error{it->second.failed ? id + " is in failed/ (delete it, or resubmit it)"
                                    : id + " is being delivered now"};
   }
-  log::info("queue_retry", {{"queue_id", id.empty() ? "all" : id}, {"messages", std::to_string(count)}});
+  log::info("queue_retry",
+            {{"queue_id", id.empty() ? "all" : id}, {"messages", std::to_string(count)}});
   pump();
   return std::to_string(count) + " message(s) due now";
 }

@@ -157,9 +157,9 @@ Result<StoredMessage> SpoolDirectory::read_message(const std::string& dir,
   }
   std::string tail(kEndMarker.size(), '\0');
   auto size = static_cast<std::uint64_t>(info.st_size);
-  ssize_t got = size >= tail.size() ? ::pread(fd, tail.data(), tail.size(),
-                                              static_cast<off_t>(size - tail.size()))
-                                    : 0;
+  ssize_t got = size >= tail.size()
+                    ? ::pread(fd, tail.data(), tail.size(), static_cast<off_t>(size - tail.size()))
+                    : 0;
   ::close(fd);
   if (got < 0) return Error{why("cannot read")};
   tail.resize(static_cast<std::size_t>(std::max<ssize_t>(got, 0)));
@@ -168,8 +168,8 @@ Result<StoredMessage> SpoolDirectory::read_message(const std::string& dir,
 
   StoredMessage message;
   message.layout = std::move(*layout);
-  message.modified_ms = static_cast<std::int64_t>(info.st_mtim.tv_sec) * 1000 +
-                        info.st_mtim.tv_nsec / 1000000;
+  message.modified_ms =
+      static_cast<std::int64_t>(info.st_mtim.tv_sec) * 1000 + info.st_mtim.tv_nsec / 1000000;
   message.failed_area = dir == "failed";
   const std::size_t recipients = message.layout.envelope.recipients.size();
   message.state.recipients.resize(recipients);

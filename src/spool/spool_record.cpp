@@ -40,8 +40,7 @@ struct CheckedBlock {
   std::size_t end = 0;                  // offset after the check line
 };
 
-Result<CheckedBlock> read_checked(std::string_view data, std::string_view magic,
-                                  const char* what) {
+Result<CheckedBlock> read_checked(std::string_view data, std::string_view magic, const char* what) {
   if (data.substr(0, magic.size()) != magic) {
     if (magic.substr(0, data.size()) == data) return Error{std::string("truncated ") + what};
     return Error{std::string("not a portrelay ") + what};
@@ -126,8 +125,7 @@ Result<RecordLayout> parse_header(std::string_view data) {
       return Error{"unknown header field " + std::string(key)};
     }
   }
-  if (!have_id || !have_arrival || !have_sender || !have_body ||
-      layout.envelope.recipients.empty())
+  if (!have_id || !have_arrival || !have_sender || !have_body || layout.envelope.recipients.empty())
     return Error{"incomplete header"};
   if (block->end >= data.size()) return Error{"truncated spool file"};
   if (data[block->end] != '\n') return Error{"missing blank line after header"};

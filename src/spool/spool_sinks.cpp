@@ -7,8 +7,7 @@
 
 namespace portrelay::spool {
 
-LocalTransaction::LocalTransaction(Spool& spool, metrics::Metrics& metrics,
-                                   std::string session_id)
+LocalTransaction::LocalTransaction(Spool& spool, metrics::Metrics& metrics, std::string session_id)
     : spool_(spool),
       metrics_(metrics),
       session_id_(std::move(session_id)),
@@ -44,26 +43,26 @@ void LocalTransaction::store(const std::string& suffix,
     return;
   }
   auto body = std::exchange(body_, std::make_unique<relay::MessageBody>());
-  spool_.accept(sender_, recipients_, std::move(body),
-                [this, alive = alive_, suffix, callback = std::move(callback)](
-                    Result<std::string> id) {
-                  if (!*alive) return;  // the session went away or reset meanwhile
-                  if (!id) {
-                    metrics_.message(metrics::MessageResult::Deferred);
-                    callback(smtp::make_reply(451, "4.3.0",
-                                              "Local error: the message could not be queued, "
-                                              "try again later"));
-                    return;
-                  }
-                  metrics_.message(metrics::MessageResult::Queued);
-                  log::info("message", {{"session", session_id_},
-                                        {"queue_id", *id},
-                                        {"result", "queued"},
-                                        {"from", sender_.address.empty() ? "<>" : sender_.address},
-                                        {"recipients", std::to_string(recipients_.size())}});
-                  recipients_.clear();
-                  callback(smtp::make_reply(250, "2.0.0", "Ok: queued as " + *id + suffix));
-                });
+  spool_.accept(
+      sender_, recipients_, std::move(body),
+      [this, alive = alive_, suffix, callback = std::move(callback)](Result<std::string> id) {
+        if (!*alive) return;  // the session went away or reset meanwhile
+        if (!id) {
+          metrics_.message(metrics::MessageResult::Deferred);
+          callback(smtp::make_reply(451, "4.3.0",
+                                    "Local error: the message could not be queued, "
+                                    "try again later"));
+          return;
+        }
+        metrics_.message(metrics::MessageResult::Queued);
+        log::info("message", {{"session", session_id_},
+                              {"queue_id", *id},
+                              {"result", "queued"},
+                              {"from", sender_.address.empty() ? "<>" : sender_.address},
+                              {"recipients", std::to_string(recipients_.size())}});
+        recipients_.clear();
+        callback(smtp::make_reply(250, "2.0.0", "Ok: queued as " + *id + suffix));
+      });
 }
 
 QueueingSink::QueueingSink(Spool& spool, metrics::Metrics& metrics, std::string session_id)
@@ -71,7 +70,8 @@ QueueingSink::QueueingSink(Spool& spool, metrics::Metrics& metrics, std::string 
 
 void QueueingSink::sender(const smtp::PathArgument& sender, ReplyCallback callback) {
   std::uint64_t announced = 0;
-  if (const auto* size = sender.find("SIZE")) announced = std::strtoull(size->value.c_str(), nullptr, 10);
+  if (const auto* size = sender.find("SIZE"))
+    announced = std::strtoull(size->value.c_str(), nullptr, 10);
   if (auto refusal = spool_.admission(announced)) {
     callback(*refusal);
     return;

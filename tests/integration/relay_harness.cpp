@@ -29,6 +29,7 @@ std::string RelaySettings::toml() const {
   text += relay_extra + "\n";
   for (const auto& upstream : upstreams) text += upstream + "\n";
   text += "[metrics]\n" + metrics + "\n";
+  if (!spool.empty()) text += "[spool]\n" + spool + "\n";
   return text;
 }
 

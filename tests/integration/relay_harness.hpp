@@ -32,6 +32,7 @@ struct RelaySettings {
   std::string data_timeout = "5s";
   std::string metrics = "enabled = false";
   std::vector<std::string> upstreams;  // complete [[upstream]] tables
+  std::string spool;                   // lines of a [spool] table; empty: no table
   std::string toml() const;
 };
 

@@ -90,6 +90,15 @@ class DaemonThread {
   // errors) or read from `path`; waits for the result. Any thread but the loop's.
   bool reload_text(const std::string& toml, const std::string& source = "reload.toml");
   bool reload_file(const std::string& path);
+  // Runs `task` on the loop thread and waits for it. Any thread but the loop's; false if
+  // the daemon is not running.
+  bool run_on_loop(std::function<void(Daemon&)> task);
+  // `portrelay queue retry --all` from a test: every queued message is due now.
+  bool retry_all() {
+    return run_on_loop([](Daemon& daemon) {
+      if (daemon.spool()) (void)daemon.spool()->retry("");
+    });
+  }
   // uv_loop_close()'s result after stop(): 0 unless a handle was left open.
   int loop_close_status() const { return thread_.close_status(); }
 
@@ -102,6 +111,7 @@ class DaemonThread {
   // A reload asked for by another thread, run by `reload_signal_` on the loop thread.
   std::mutex reload_mutex_;
   std::function<config::Config()> reload_request_;
+  std::vector<std::pair<std::function<void(Daemon&)>, std::promise<void>>> loop_tasks_;
   std::promise<bool> reload_result_;
   std::unique_ptr<net::Async> reload_signal_;
   std::vector<std::uint16_t> ports_;

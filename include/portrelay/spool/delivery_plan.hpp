@@ -56,9 +56,8 @@ struct Settlement {
   bool finished = false;  // nothing pending: the message leaves the queue
 };
 
-Settlement settle(const DeliveryState& before, const AttemptResult& attempt,
-                  std::int64_t now_ms, std::int64_t arrival_ms, const RetryPolicy& policy,
-                  double jitter);
+Settlement settle(const DeliveryState& before, const AttemptResult& attempt, std::int64_t now_ms,
+                  std::int64_t arrival_ms, const RetryPolicy& policy, double jitter);
 
 // Every pending recipient bounces now (expiry found without an attempt, or an operator's
 // `portrelay queue bounce`), with `reason` as their reply.

@@ -99,7 +99,7 @@ class Spool {
     RecordLayout layout;
     DeliveryState state;
     bool in_flight = false;
-    bool failed = false;           // in failed/
+    bool failed = false;  // in failed/
     std::int64_t failed_at_ms = 0;
     bool waiting_for_chain = false;  // last attempt found no endpoint to take it
   };
@@ -134,9 +134,9 @@ class Spool {
   std::map<std::string, Entry> messages_;
   std::set<DueKey> due_;
   std::map<std::string, std::unique_ptr<Delivery>> deliveries_;
-  std::size_t storing_ = 0;            // accepted, not yet durable
+  std::size_t storing_ = 0;  // accepted, not yet durable
   std::uint64_t storing_bytes_ = 0;
-  std::uint64_t queued_bytes_ = 0;      // queue/ (not failed/)
+  std::uint64_t queued_bytes_ = 0;  // queue/ (not failed/)
   net::Timer tick_timer_;
   std::uint64_t ticks_ = 0;
   std::uint32_t id_sequence_ = 0;

@@ -37,8 +37,8 @@ namespace portrelay::spool {
 
 struct Envelope {
   std::string id;
-  std::int64_t arrival_ms = 0;  // Unix time of the 250
-  std::string sender;           // empty: the null reverse path <>
+  std::int64_t arrival_ms = 0;          // Unix time of the 250
+  std::string sender;                   // empty: the null reverse path <>
   std::vector<std::string> parameters;  // MAIL parameters to pass on ("BODY=8BITMIME")
   std::vector<std::string> recipients;
 };

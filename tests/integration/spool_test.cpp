@@ -1,0 +1,221 @@
+// The durable spool end to end: the real Daemon on loopback, fake upstreams, a spool
+// directory on the real file system.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "integration/relay_harness.hpp"
+#include "support/blocked_ports.hpp"
+#include "support/temp_dir.hpp"
+
+namespace portrelay::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::size_t files_in(const std::string& dir) {
+  std::size_t count = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    (void)entry;
+    ++count;
+  }
+  return count;
+}
+
+RelaySettings spool_settings(const TempDir& dir, std::uint16_t port, const std::string& mode,
+                             const std::string& spool_extra = "") {
+  RelaySettings settings;
+  settings.relay_extra = mode + "\ncooldown = \"1s\"\ncooldown_max = \"2s\"\n";
+  settings.upstreams = {plain_upstream("up", port)};
+  settings.spool = "dir = \"" + dir.path() + "/spool\"\n" + spool_extra;
+  return settings;
+}
+
+std::string queued_id(const SmtpReply& reply) {
+  auto at = reply.text.find("queued as ");
+  if (at == std::string::npos) return "";
+  auto id = reply.text.substr(at + 10);
+  return id.substr(0, id.find(' '));
+}
+
+TEST(Spool, SpoolModeAcknowledgesOnceStoredAndDeliversByteExact) {
+  TempDir dir;
+  FakeUpstream upstream;
+  RelayUnderTest relay(spool_settings(dir, upstream.port(), "mode = \"spool\""));
+  auto client = relay.client();
+  const std::string message = sample_message("spooled");
+  auto reply =
+      client->send_message("a@example.test", {"b@example.test", "c@example.test"}, message);
+  ASSERT_EQ(reply.code, 250) << reply.raw;
+  EXPECT_FALSE(queued_id(reply).empty()) << reply.text;
+  ASSERT_TRUE(upstream.wait_for_transactions(1, 5s));
+  auto delivered = upstream.transactions().at(0);
+  EXPECT_EQ(delivered.content, message);
+  EXPECT_EQ(delivered.mail_from, "a@example.test");
+  EXPECT_EQ(delivered.rcpt_to, (std::vector<std::string>{"b@example.test", "c@example.test"}));
+  // The file leaves the queue once delivered.
+  for (int i = 0; i < 100 && files_in(dir.path() + "/spool/queue") > 0; ++i)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(files_in(dir.path() + "/spool/queue"), 0u);
+  EXPECT_EQ(relay.metric("portrelay_messages_total", {{"result", "queued"}}), 1);
+  EXPECT_EQ(relay.metric("portrelay_messages_total", {{"result", "relayed"}}), 1);
+  EXPECT_EQ(relay.metric("portrelay_delivery_attempts_total", {{"result", "delivered"}}), 1);
+  EXPECT_GT(relay.metric("portrelay_spool_sync_seconds_count"), 0);
+}
+
+TEST(Spool, TransientRefusalIsRetriedThenDelivered) {
+  TempDir dir;
+  FakeUpstream upstream;
+  upstream.set_override(SmtpStage::kDataEnd,
+                        StageAction::reply_with("451 4.3.0 try later").only(1));
+  RelayUnderTest relay(
+      spool_settings(dir, upstream.port(), "mode = \"spool\"", "retry_min = \"300ms\"\n"));
+  auto client = relay.client();
+  ASSERT_EQ(client->send_message("a@example.test", {"b@example.test"}, sample_message()).code, 250);
+  // The 451 attempt reaches DATA end and is not a transaction; the retry is.
+  ASSERT_TRUE(upstream.wait_for_transactions(1, 10s));
+  EXPECT_EQ(relay.metric("portrelay_delivery_attempts_total", {{"result", "deferred"}}), 1);
+  EXPECT_EQ(relay.metric("portrelay_delivery_attempts_total", {{"result", "delivered"}}), 1);
+}
+
+TEST(Spool, OneRecipientRefusedForGoodBouncesWithDsnOthersDelivered) {
+  TempDir dir;
+  FakeUpstream upstream;
+  upstream.set_rcpt_override("nobody@example.test",
+                             StageAction::reply_with("550 5.1.1 <nobody@example.test>: unknown"));
+  RelayUnderTest relay(spool_settings(dir, upstream.port(), "mode = \"spool\""));
+  auto client = relay.client();
+  ASSERT_EQ(client
+                ->send_message("sender@example.test",
+                               {"b@example.test", "nobody@example.test", "c@example.test"},
+                               sample_message("three"))
+                .code,
+            250);
+  // The original to two recipients, then the bounce to the sender from <>.
+  ASSERT_TRUE(upstream.wait_for_transactions(2, 10s));
+  auto transactions = upstream.transactions();
+  EXPECT_EQ(transactions[0].rcpt_to,
+            (std::vector<std::string>{"b@example.test", "c@example.test"}));
+  const auto& bounce = transactions[1];
+  EXPECT_EQ(bounce.mail_from, "");
+  EXPECT_EQ(bounce.rcpt_to, (std::vector<std::string>{"sender@example.test"}));
+  EXPECT_NE(bounce.content.find("report-type=delivery-status"), std::string::npos);
+  EXPECT_NE(bounce.content.find("Final-Recipient: rfc822; nobody@example.test"), std::string::npos)
+      << bounce.content;
+  EXPECT_NE(bounce.content.find("Status: 5.1.1"), std::string::npos);
+  EXPECT_NE(bounce.content.find("Action: failed"), std::string::npos);
+  EXPECT_EQ(bounce.content.find("Final-Recipient: rfc822; b@example.test"), std::string::npos);
+  EXPECT_NE(bounce.content.find("Subject: three"), std::string::npos);  // original headers
+  EXPECT_EQ(relay.metric("portrelay_messages_total", {{"result", "bounced"}}), 1);
+}
+
+TEST(Spool, NullSenderIsNeverBouncedButKeptInFailed) {
+  TempDir dir;
+  FakeUpstream upstream;
+  upstream.set_override(SmtpStage::kRcpt, StageAction::reply_with("550 5.1.1 unknown"));
+  RelayUnderTest relay(spool_settings(dir, upstream.port(), "mode = \"spool\""));
+  auto client = relay.client();
+  ASSERT_EQ(client->send_message("", {"b@example.test"}, sample_message()).code, 250);
+  for (int i = 0; i < 250 && files_in(dir.path() + "/spool/failed") == 0; ++i)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_GE(files_in(dir.path() + "/spool/failed"), 1u);
+  EXPECT_EQ(upstream.transactions().size(), 0u);
+  EXPECT_EQ(relay.metric("portrelay_queue_messages", {{"state", "failed"}}), 1);
+}
+
+TEST(Spool, FullSpoolRefusesWith452BeforeAcknowledging) {
+  TempDir dir;
+  RelayUnderTest relay(
+      spool_settings(dir, demo::refused_port(), "mode = \"spool\"",
+                     "max_messages = 1\nretry_min = \"1h\"\nretry_max = \"1h\"\n"));
+  auto client = relay.client();
+  ASSERT_EQ(client->send_message("a@example.test", {"b@example.test"}, sample_message()).code, 250);
+  auto second = client->send_message("a@example.test", {"b@example.test"}, sample_message());
+  EXPECT_EQ(second.code, 452) << second.raw;
+  EXPECT_NE(second.text.find("4.3.1"), std::string::npos);
+  EXPECT_EQ(relay.metric("portrelay_spool_refusals_total", {{"reason", "max_messages"}}), 1);
+  EXPECT_EQ(files_in(dir.path() + "/spool/queue"), 1u);
+}
+
+TEST(Spool, WriteErrorGets451AndLeavesNothingBehind) {
+  TempDir dir;
+  RelayUnderTest relay(spool_settings(dir, demo::refused_port(), "mode = \"spool\""));
+  // The committer writes into tmp/ through a directory descriptor: with the directory
+  // gone, creating the file fails as on a broken disk.
+  fs::remove_all(dir.path() + "/spool/tmp");
+  auto client = relay.client();
+  auto reply = client->send_message("a@example.test", {"b@example.test"}, sample_message());
+  EXPECT_EQ(reply.code, 451) << reply.raw;
+  EXPECT_NE(reply.text.find("4.3.0"), std::string::npos);
+  EXPECT_EQ(files_in(dir.path() + "/spool/queue"), 0u);
+  EXPECT_EQ(relay.metric("portrelay_spool_refusals_total", {{"reason", "write_error"}}), 1);
+}
+
+TEST(Spool, RestartResumesTheQueue) {
+  TempDir dir;
+  FakeUpstream upstream;
+  upstream.set_override(SmtpStage::kMail, StageAction::reply_with("451 4.7.0 not now"));
+  const std::string message = sample_message("survives restart");
+  {
+    RelayUnderTest relay(spool_settings(dir, upstream.port(), "mode = \"spool\"",
+                                        "retry_min = \"1h\"\nretry_max = \"1h\"\n"));
+    auto client = relay.client();
+    ASSERT_EQ(client->send_message("a@example.test", {"b@example.test"}, message).code, 250);
+    std::this_thread::sleep_for(300ms);
+    relay.stop();
+  }
+  EXPECT_EQ(upstream.transactions().size(), 0u);
+  upstream.clear_override(SmtpStage::kMail);
+  // A message whose next attempt is an hour away: the restart delivers it after the
+  // operator asked for a retry, or when its time comes. Here it was deferred once by
+  // MAIL 451 (waiting for the chain), so the new daemon's first probe finds it due.
+  RelayUnderTest relay(spool_settings(dir, upstream.port(), "mode = \"spool\""));
+  ASSERT_TRUE(relay.daemon().retry_all());
+  ASSERT_TRUE(upstream.wait_for_transactions(1, 10s));
+  EXPECT_EQ(upstream.transactions()[0].content, message);
+}
+
+TEST(Spool, FallbackQueuesWhatNoEndpointTakesNowAndPassesPermanentRefusals) {
+  TempDir dir;
+  FakeUpstream upstream;
+  upstream.set_override(SmtpStage::kDataEnd, StageAction::reply_with("451 4.3.0 later"));
+  upstream.set_rcpt_override("nobody@example.test", StageAction::reply_with("550 5.1.1 unknown"));
+  RelayUnderTest relay(
+      spool_settings(dir, upstream.port(), "spool_on_failure = true", "retry_min = \"300ms\"\n"));
+  auto client = relay.client();
+  // A 5xx still reaches the client at once.
+  auto refused = client->send_message("a@example.test", {"nobody@example.test"}, sample_message());
+  EXPECT_EQ(refused.code, 550) << refused.raw;
+  client->command("RSET");
+  // A 451 after the dot becomes "queued for retry"; the spool delivers it.
+  auto reply = client->send_message("a@example.test", {"b@example.test"}, sample_message("later"));
+  EXPECT_EQ(reply.code, 250) << reply.raw;
+  EXPECT_NE(reply.text.find("for retry"), std::string::npos) << reply.text;
+  upstream.clear_override(SmtpStage::kDataEnd);
+  ASSERT_TRUE(upstream.wait_for_transactions(1, 10s));
+  EXPECT_EQ(relay.metric("portrelay_messages_total", {{"result", "queued"}}), 1);
+  EXPECT_EQ(relay.metric("portrelay_messages_total", {{"result", "deferred"}}), 0);
+}
+
+TEST(Spool, FallbackQueuesWhenEveryEndpointIsUnreachable) {
+  TempDir dir;
+  RelayUnderTest relay(spool_settings(dir, demo::refused_port(), "spool_on_failure = true",
+                                      "retry_min = \"1h\"\nretry_max = \"1h\"\n"));
+  auto client = relay.client();
+  auto reply = client->send_message("a@example.test", {"b@example.test"}, sample_message());
+  EXPECT_EQ(reply.code, 250) << reply.raw;
+  EXPECT_EQ(files_in(dir.path() + "/spool/queue"), 1u);
+}
+
+TEST(Spool, SecondDaemonOnTheSameSpoolIsRefused) {
+  TempDir dir;
+  RelayUnderTest relay(spool_settings(dir, demo::refused_port(), "mode = \"spool\""));
+  EXPECT_THROW(RelayUnderTest(spool_settings(dir, demo::refused_port(), "mode = \"spool\"")),
+               std::runtime_error);
+}
+
+}  // namespace
+}  // namespace portrelay::test
