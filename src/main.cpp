@@ -79,6 +79,23 @@ int main(int argc, char** argv) {
   demo->add_option("--port-base", demo_options.port_base,
                    "Use ports from here on instead of the real 587/465/2525/25 on 127.0.8.1");
 
+  portrelay::cli::QueueOptions queue_options;
+  auto* queue = app.add_subcommand(
+      "queue", "Inspect and manage the spool (with or without a running daemon)");
+  queue->add_option("-c,--config", queue_options.config_path, config_help());
+  queue->require_subcommand(1);
+  auto* queue_list = queue->add_subcommand("list", "List queued and failed messages (default table)");
+  queue_list->add_flag("--json", queue_options.json, "Machine-readable output");
+  auto* queue_show = queue->add_subcommand("show", "Envelope, delivery state and headers of a message");
+  queue_show->add_option("id", queue_options.id, "Queue id")->required();
+  auto* queue_retry = queue->add_subcommand("retry", "Make a message (or --all) due now");
+  queue_retry->add_option("id", queue_options.id, "Queue id");
+  queue_retry->add_flag("--all", queue_options.all, "Every queued message");
+  auto* queue_delete = queue->add_subcommand("delete", "Remove a message without a bounce");
+  queue_delete->add_option("id", queue_options.id, "Queue id")->required();
+  auto* queue_bounce = queue->add_subcommand("bounce", "Give up on a message: bounce it to its sender");
+  queue_bounce->add_option("id", queue_options.id, "Queue id")->required();
+
   auto* version = app.add_subcommand("version", "Print the version");
 
   auto* hash = app.add_subcommand(
@@ -93,7 +110,7 @@ int main(int argc, char** argv) {
                      "sendmail(8) for cron, PHP, mail(1): message on stdin to the local daemon "
                      "(see 'portrelay sendmail --help')")
       ->allow_extras();
-  app.add_subcommand("mailq", "List the mail queue: portrelay keeps none, so it is empty");
+  app.add_subcommand("mailq", "List the mail queue (as 'portrelay queue list')");
 
   if (auto status = portrelay::cli::parse_command_line(app, argc, argv)) return *status;
 
@@ -108,6 +125,11 @@ int main(int argc, char** argv) {
     return portrelay::cli::probe(probe_options);
   }
   if (*demo) return portrelay::cli::demo(demo_options);
+  if (*queue) {
+    queue_options.config_path = portrelay::cli::resolve_config_path(queue_options.config_path);
+    for (auto* sub : queue->get_subcommands()) queue_options.action = sub->get_name();
+    return portrelay::cli::queue(queue_options);
+  }
   if (*version) return portrelay::cli::version();
   if (*hash) return portrelay::cli::hash_password(username);
   return portrelay::cli::kExitUsage;

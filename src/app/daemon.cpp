@@ -95,6 +95,9 @@ void Daemon::start() {
   if (spool_) {
     spool_->start();  // recovery first: what was queued before is delivered
     use_selector_for_spool();
+    control_ = std::make_unique<spool::ControlServer>(loop_, *spool_,
+                                                      spool_->directory().control_path());
+    control_->start();
   }
   server_->start();
   if (config_->metrics.enabled) {
@@ -168,6 +171,7 @@ void Daemon::shutdown(config::Duration grace, std::function<void()> done) {
       done();
     };
     // Deliveries in flight get the same grace; what is left stays queued for next start.
+    if (control_) control_->stop();
     if (spool_)
       spool_->shutdown(grace, finish);
     else

@@ -64,8 +64,17 @@ int submission_failed(const std::string& what, const submit::SubmissionTarget& t
 }  // namespace
 
 int mailq() {
+  // The spool's listing when the configuration keeps one; passthrough alone keeps none.
+  QueueOptions options;
+  options.config_path = resolve_config_path("");
+  options.action = "list";
+  try {
+    if (config::load_config_file(options.config_path).relay.uses_spool()) return queue(options);
+  } catch (const std::exception&) {
+    // An unreadable configuration: say what mailq can say without it.
+  }
   std::cout << "Mail queue is empty (portrelay relays each message while its sender waits; "
-               "it keeps no queue)\n";
+               "this configuration keeps no queue)\n";
   return EX_OK;
 }
 

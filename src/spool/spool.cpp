@@ -104,6 +104,24 @@ void Spool::start() {
                             {"corrupt", std::to_string(report.corrupt.size())}});
   publish_metrics();
   tick_timer_.start(kTick, [this]() { tick(); });
+  // Messages with nothing pending were settled before a crash (or bounced by the operator
+  // while no daemon ran) but never left the queue: finish them now.
+  for (auto& [id, entry] : messages_) {
+    if (entry.failed) continue;
+    bool pending = std::any_of(entry.state.recipients.begin(), entry.state.recipients.end(),
+                               [](const auto& r) { return r.status == RecipientStatus::Pending; });
+    if (pending) continue;
+    Settlement settlement;
+    settlement.state = entry.state;
+    settlement.finished = true;
+    for (std::size_t i = 0; i < entry.state.recipients.size(); ++i)
+      (entry.state.recipients[i].status == RecipientStatus::Bounced ? settlement.bounced
+                                                                    : settlement.delivered)
+          .push_back(i);
+    loop_.post([this, id = id, settlement]() {
+      if (messages_.count(id)) settled(id, settlement);
+    });
+  }
 }
 
 void Spool::set_upstream(std::shared_ptr<relay::UpstreamSelector> selector, SinkFactory factory) {

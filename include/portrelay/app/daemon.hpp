@@ -18,6 +18,7 @@
 #include "portrelay/relay/racing_selector.hpp"
 #include "portrelay/server/authenticator.hpp"
 #include "portrelay/server/submission_server.hpp"
+#include "portrelay/spool/control_server.hpp"
 #include "portrelay/spool/spool.hpp"
 
 namespace prometheus {
@@ -71,6 +72,7 @@ class Daemon {
   // Shared with the sessions started under it; the current one only.
   std::shared_ptr<relay::RacingSelector> selector_;
   std::unique_ptr<spool::Spool> spool_;  // before the server: sessions' sinks use it
+  std::unique_ptr<spool::ControlServer> control_;  // `portrelay queue` while running
   std::unique_ptr<server::SubmissionServer> server_;
 };
 

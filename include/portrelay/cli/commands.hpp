@@ -26,7 +26,16 @@ struct ProbeOptions {
 // Loads the file, printing "file:line:col: message" on stderr if it is invalid.
 std::optional<config::Config> load_config_or_report(const std::string& path);
 
+struct QueueOptions {
+  std::string config_path;
+  std::string action;  // list, show, retry, delete, bounce
+  std::string id;
+  bool all = false;   // retry --all
+  bool json = false;  // list --json
+};
+
 int run(const RunOptions& options);
+int queue(const QueueOptions& options);
 int probe(const ProbeOptions& options);
 int check(const std::string& config_path);
 int demo(const DemoOptions& options);

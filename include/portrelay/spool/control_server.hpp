@@ -1,0 +1,47 @@
+#pragma once
+// spool::ControlServer: the daemon's end of `portrelay queue retry|delete|bounce`.
+//
+// A Unix stream socket at <spool>/control (mode 0600: whoever may touch the spool files
+// may use it). One request line per connection, one answer line back, then close:
+//   retry <id>|all   ->  "ok 3 message(s) due now"
+//   delete <id>      ->  "ok <id> deleted"
+//   bounce <id>      ->  "ok <id> bounced" / "error no message <id> in the queue"
+// Listing needs no daemon: `queue list` reads the files (spool_directory.hpp).
+#include <uv.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "portrelay/net/loop.hpp"
+#include "portrelay/net/uv_handle.hpp"
+#include "portrelay/spool/spool.hpp"
+
+namespace portrelay::spool {
+
+// Applies one request line to the spool; the answer line without its newline. Pure glue,
+// tested with the spool.
+std::string control_request(Spool& spool, const std::string& line);
+
+class ControlServer {
+ public:
+  ControlServer(net::Loop& loop, Spool& spool, std::string path);
+  ~ControlServer();
+  // Binds the socket (replacing a stale one: the caller holds the spool lock). Throws
+  // std::runtime_error.
+  void start();
+  void stop();
+
+ private:
+  struct Client;
+  void accept();
+  void finish(Client* client);
+
+  net::Loop& loop_;
+  Spool& spool_;
+  std::string path_;
+  net::UvHandle<uv_pipe_t, ControlServer> listener_;
+  std::map<Client*, std::unique_ptr<Client>> clients_;
+};
+
+}  // namespace portrelay::spool

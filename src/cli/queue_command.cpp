@@ -1,0 +1,256 @@
+// `portrelay queue list|show|retry|delete|bounce` and `mailq`.
+//
+// Listing reads the spool files and works with or without a daemon (files enter queue/
+// complete and states are replaced by rename, so a reader never sees half of one).
+// Changes go through the running daemon's control socket, so its in-memory queue stays
+// the truth; with no daemon (the spool lock is free) they are made on the files directly,
+// under the lock, and the next start picks them up.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "portrelay/cli/commands.hpp"
+#include "portrelay/config/config.hpp"
+#include "portrelay/spool/spool_directory.hpp"
+
+namespace portrelay::cli {
+namespace {
+
+std::string age(std::int64_t since_ms) {
+  std::int64_t seconds = std::max<std::int64_t>(0, (spool::unix_ms_now() - since_ms) / 1000);
+  char text[32];
+  if (seconds < 120)
+    std::snprintf(text, sizeof text, "%llds", static_cast<long long>(seconds));
+  else if (seconds < 7200)
+    std::snprintf(text, sizeof text, "%lldm", static_cast<long long>(seconds / 60));
+  else if (seconds < 172800)
+    std::snprintf(text, sizeof text, "%lldh", static_cast<long long>(seconds / 3600));
+  else
+    std::snprintf(text, sizeof text, "%lldd", static_cast<long long>(seconds / 86400));
+  return text;
+}
+
+std::string when(std::int64_t unix_ms) {
+  if (unix_ms == 0) return "now";
+  std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&seconds));
+  return text;
+}
+
+std::string sender_text(const std::string& sender) { return sender.empty() ? "<>" : sender; }
+
+nlohmann::json to_json(const spool::StoredMessage& message) {
+  const auto& envelope = message.layout.envelope;
+  nlohmann::json recipients = nlohmann::json::array();
+  for (std::size_t i = 0; i < envelope.recipients.size(); ++i) {
+    const auto& state = message.state.recipients.at(i);
+    recipients.push_back({{"address", envelope.recipients[i]},
+                          {"state", spool::to_string(state.status)},
+                          {"reply", state.reply}});
+  }
+  return {{"id", envelope.id},
+          {"area", message.failed_area ? "failed" : "queue"},
+          {"arrival", when(envelope.arrival_ms)},
+          {"age_seconds", (spool::unix_ms_now() - envelope.arrival_ms) / 1000},
+          {"size", message.layout.body_size},
+          {"sender", envelope.sender},
+          {"recipients", recipients},
+          {"attempts", message.state.attempts},
+          {"last_error", message.state.last_error},
+          {"next_attempt", message.failed_area ? "never" : when(message.state.next_attempt_ms)}};
+}
+
+void print_table(const spool::RecoveryReport& report) {
+  std::size_t count = 0;
+  std::uint64_t bytes = 0;
+  std::printf("%-18s %6s %9s %8s  %s\n", "Queue ID", "Age", "Size", "Attempts", "Sender / Recipients");
+  for (const auto* list : {&report.messages, &report.failed}) {
+    for (const auto& message : *list) {
+      const auto& envelope = message.layout.envelope;
+      ++count;
+      bytes += message.layout.body_size;
+      std::printf("%-18s %6s %9llu %8u  %s%s\n", envelope.id.c_str(),
+                  age(envelope.arrival_ms).c_str(),
+                  static_cast<unsigned long long>(message.layout.body_size),
+                  message.state.attempts, sender_text(envelope.sender).c_str(),
+                  message.failed_area ? "  (failed)" : "");
+      if (!message.state.last_error.empty())
+        std::printf("%37s(%s)\n", "", message.state.last_error.c_str());
+      for (std::size_t i = 0; i < envelope.recipients.size(); ++i)
+        std::printf("%37s%s  [%s]\n", "", envelope.recipients[i].c_str(),
+                    spool::to_string(message.state.recipients.at(i).status));
+      if (!message.failed_area)
+        std::printf("%37snext attempt: %s\n", "", when(message.state.next_attempt_ms).c_str());
+    }
+  }
+  if (count == 0)
+    std::printf("Mail queue is empty\n");
+  else
+    std::printf("-- %llu KiB in %zu message(s)\n", static_cast<unsigned long long>(bytes / 1024),
+                count);
+}
+
+// One request to the running daemon; nullopt if none listens.
+std::optional<std::string> ask_daemon(const std::string& socket_path, const std::string& request) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::nullopt;
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof address.sun_path) {
+    ::close(fd);
+    return std::nullopt;
+  }
+  std::snprintf(address.sun_path, sizeof address.sun_path, "%s", socket_path.c_str());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    ::close(fd);
+    return std::nullopt;
+  }
+  std::string line = request + "\n";
+  if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+    ::close(fd);
+    return std::nullopt;
+  }
+  std::string answer;
+  char buffer[512];
+  ssize_t got;
+  while ((got = ::read(fd, buffer, sizeof buffer)) > 0) answer.append(buffer, static_cast<std::size_t>(got));
+  ::close(fd);
+  while (!answer.empty() && (answer.back() == '\n' || answer.back() == '\r')) answer.pop_back();
+  return answer;
+}
+
+// The same changes on the files, with no daemon running (the caller holds the lock).
+std::string change_offline(spool::SpoolDirectory& directory, const std::string& verb,
+                           const std::string& id) {
+  auto rewrite_state = [&](const spool::StoredMessage& message, spool::DeliveryState state) {
+    const std::string tmp = directory.tmp_path(id + ".state.cli");
+    const std::string text = spool::encode_state(state);
+    FILE* file = std::fopen(tmp.c_str(), "w");
+    if (!file) return false;
+    bool ok = std::fwrite(text.data(), 1, text.size(), file) == text.size();
+    ok = (std::fflush(file) == 0) && ok && ::fdatasync(fileno(file)) == 0;
+    std::fclose(file);
+    const std::string target =
+        (message.failed_area ? directory.failed_path(id) : directory.queue_path(id)) + ".state";
+    ok = ok && std::rename(tmp.c_str(), target.c_str()) == 0;
+    ::fsync(message.failed_area ? directory.failed_fd() : directory.queue_fd());
+    return ok;
+  };
+  if (verb == "retry") {
+    std::size_t count = 0;
+    for (const auto& message : directory.scan().messages) {
+      if (id != "all" && message.layout.envelope.id != id) continue;
+      auto state = message.state;
+      state.next_attempt_ms = 0;
+      const std::string saved = id;
+      if (rewrite_state(message, state)) ++count;
+    }
+    if (count == 0 && id != "all") return "error no message " + id + " in the queue";
+    return "ok " + std::to_string(count) + " message(s) due at the next start";
+  }
+  auto message = directory.load(id);
+  if (!message) return "error no message " + id + " in the queue";
+  if (verb == "delete") {
+    const std::string path =
+        message->failed_area ? directory.failed_path(id) : directory.queue_path(id);
+    if (::unlink(path.c_str()) != 0) return "error cannot delete " + path;
+    ::unlink((path + ".state").c_str());
+    ::fsync(message->failed_area ? directory.failed_fd() : directory.queue_fd());
+    return "ok " + id + " deleted";
+  }
+  if (verb == "bounce") {
+    if (message->failed_area) return "error " + id + " already failed (it is in failed/)";
+    auto state = message->state;
+    for (auto& recipient : state.recipients)
+      if (recipient.status == spool::RecipientStatus::Pending) {
+        recipient.status = spool::RecipientStatus::Bounced;
+        recipient.reply = "bounced by the operator";
+      }
+    if (!rewrite_state(*message, state)) return "error cannot write the state of " + id;
+    return "ok " + id + " will be bounced when portrelay starts";
+  }
+  return "error unknown request";
+}
+
+}  // namespace
+
+int queue(const QueueOptions& options) {
+  config::Config config;
+  try {
+    config = config::load_config_file(options.config_path);
+  } catch (const config::ConfigError& error) {
+    std::cerr << error.what() << "\n";
+    return 1;
+  }
+  std::unique_ptr<spool::SpoolDirectory> directory;
+  try {
+    directory = std::make_unique<spool::SpoolDirectory>(config.spool.dir);
+  } catch (const std::exception& error) {
+    std::cerr << "error: " << error.what() << "\n";
+    return 1;
+  }
+  if (options.action == "list") {
+    auto report = directory->scan();
+    if (options.json) {
+      nlohmann::json all = nlohmann::json::array();
+      for (const auto* list : {&report.messages, &report.failed})
+        for (const auto& message : *list) all.push_back(to_json(message));
+      std::cout << all.dump(2) << "\n";
+    } else {
+      print_table(report);
+    }
+    return 0;
+  }
+  if (options.action == "show") {
+    auto message = directory->load(options.id);
+    if (!message) {
+      std::cerr << "error: " << options.id << ": " << message.error().message << "\n";
+      return 1;
+    }
+    std::cout << to_json(*message).dump(2) << "\n";
+    // The header section of the message, never the body.
+    auto text = spool::read_file(
+        message->failed_area ? directory->failed_path(options.id) : directory->queue_path(options.id),
+        message->layout.body_offset + 64 * 1024);
+    if (text) {
+      std::string body = text->substr(std::min<std::size_t>(text->size(), message->layout.body_offset));
+      auto end = body.find("\r\n\r\n");
+      std::cout << "\n" << body.substr(0, end == std::string::npos ? body.size() : end + 2);
+    }
+    return 0;
+  }
+  const std::string id = options.action == "retry" && (options.all || options.id.empty())
+                             ? "all"
+                             : options.id;
+  if (id.empty()) {
+    std::cerr << "error: a queue id is required\n";
+    return 64;
+  }
+  std::string answer;
+  if (directory->locked_by_other()) {
+    auto reply = ask_daemon(directory->control_path(), options.action + " " + id);
+    if (!reply) {
+      std::cerr << "error: portrelay is running but does not answer on "
+                << directory->control_path() << "\n";
+      return 75;
+    }
+    answer = *reply;
+  } else if (directory->try_lock()) {
+    answer = change_offline(*directory, options.action, id);
+  } else {
+    std::cerr << "error: the spool is busy, try again\n";
+    return 75;
+  }
+  const bool ok = answer.rfind("ok ", 0) == 0;
+  (ok ? std::cout : std::cerr) << (ok ? answer.substr(3) : "error: " + answer.substr(6)) << "\n";
+  return ok ? 0 : 1;
+}
+
+}  // namespace portrelay::cli
