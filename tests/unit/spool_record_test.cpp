@@ -30,8 +30,7 @@ Envelope sample_envelope() {
   envelope.arrival_ms = 1'717'171'717'123;
   envelope.sender = "app@vm.example";
   envelope.parameters = {"BODY=8BITMIME", "SIZE=1234", "RET=HDRS"};
-  envelope.recipients = {"a@example.com", "\"john doe\"@example.org",
-                         "\"x  y z\"@[192.0.2.1]"};
+  envelope.recipients = {"a@example.com", "\"john doe\"@example.org", "\"x  y z\"@[192.0.2.1]"};
   return envelope;
 }
 
@@ -124,8 +123,8 @@ TEST(SpoolRecordHeader, EveryCorruptOctetIsAnError) {
       std::string damaged = header;
       damaged[position] = static_cast<char>(damaged[position] ^ mask);
       auto parsed = parse_header(damaged + body);
-      EXPECT_FALSE(parsed) << "octet " << position << " ('" << header[position]
-                           << "') ^ " << int(mask) << " parsed as ok";
+      EXPECT_FALSE(parsed) << "octet " << position << " ('" << header[position] << "') ^ "
+                           << int(mask) << " parsed as ok";
     }
     std::string newline = header;
     newline[position] = newline[position] == '\n' ? 'a' : '\n';
@@ -181,11 +180,11 @@ TEST(SpoolRecordHeader, HandBuiltHeaderMatchesEncoder) {
 
 TEST(SpoolRecordHeader, MissingFieldsAreErrors) {
   const std::vector<std::string> incomplete = {
-      "arrival 5\nsender s@x\nrcpt r@x\nbody 3\n",      // no id
+      "arrival 5\nsender s@x\nrcpt r@x\nbody 3\n",       // no id
       "id \narrival 5\nsender s@x\nrcpt r@x\nbody 3\n",  // empty id
-      "id i\nsender s@x\nrcpt r@x\nbody 3\n",           // no arrival
+      "id i\nsender s@x\nrcpt r@x\nbody 3\n",            // no arrival
       "id i\narrival x5\nsender s@x\nrcpt r@x\nbody 3\n",
-      "id i\narrival 5\nrcpt r@x\nbody 3\n",  // no sender line at all
+      "id i\narrival 5\nrcpt r@x\nbody 3\n",      // no sender line at all
       "id i\narrival 5\nsender s@x\nrcpt r@x\n",  // no body
       "id i\narrival 5\nsender s@x\nrcpt r@x\nbody -3\n",
       "id i\narrival 5\nsender s@x\nrcpt r@x\nbody 3x\n",
@@ -275,8 +274,8 @@ TEST(SpoolRecordComplete, MissingEndMarkerIsAnError) {
     EXPECT_EQ(complete.error().message, "missing end marker");
   }
   // Same size, but the body ran into the marker's place (zeros from a torn write).
-  std::string zeros = file.substr(0, file.size() - kEndMarker.size()) +
-                      std::string(kEndMarker.size(), '\0');
+  std::string zeros =
+      file.substr(0, file.size() - kEndMarker.size()) + std::string(kEndMarker.size(), '\0');
   EXPECT_FALSE(check_complete(whole.layout, zeros.size(), zeros));
   EXPECT_FALSE(check_complete(whole.layout, file.size(), "end\n")) << "tail too short";
   EXPECT_FALSE(check_complete(whole.layout, file.size(), "")) << "no tail";
