@@ -240,14 +240,15 @@ std::string build_bounce(const BounceInput& input) {
   const std::string base = "=_portrelay_" + token(input.queue_id) + "_" +
                            std::to_string(input.now_ms < 0 ? 0 : input.now_ms);
   std::string boundary = base;
-  for (unsigned n = 1; human.find(boundary) != std::string::npos ||
-                       status.find(boundary) != std::string::npos ||
-                       headers.find(boundary) != std::string::npos;
+  for (unsigned n = 1;
+       human.find(boundary) != std::string::npos || status.find(boundary) != std::string::npos ||
+       headers.find(boundary) != std::string::npos;
        ++n)
     boundary = base + "_" + std::to_string(n);
 
   std::string message;
-  message += "From: Mail Delivery System <MAILER-DAEMON@" + reporting_mta + ">" + std::string(kCrlf);
+  message +=
+      "From: Mail Delivery System <MAILER-DAEMON@" + reporting_mta + ">" + std::string(kCrlf);
   message += "To: <" + one_line(input.original_sender) + ">" + std::string(kCrlf);
   message += "Subject: " + subject_for(input) + std::string(kCrlf);
   message += "Date: " + rfc5322_date(input.now_ms) + std::string(kCrlf);
@@ -281,9 +282,8 @@ std::string header_section(std::string_view body, std::size_t max) {
   std::size_t end = body.size();
   for (std::size_t line = 0; line < body.size();) {
     auto newline = body.find('\n', line);
-    std::string_view text = body.substr(line, newline == std::string_view::npos
-                                                  ? std::string_view::npos
-                                                  : newline - line);
+    std::string_view text = body.substr(
+        line, newline == std::string_view::npos ? std::string_view::npos : newline - line);
     if (text.empty() || text == "\r") {
       end = line;
       break;

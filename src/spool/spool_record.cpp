@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cstdio>
+#include <limits>
 
 namespace portrelay::spool {
 namespace {
@@ -33,6 +34,24 @@ bool split_line(std::string_view line, std::string_view& key, std::string_view& 
   return true;
 }
 
+// Reply texts come from upstream servers: a line end in one would start a line of its own
+// in the state file (a forged "attempts 0" or "rcpt delivered"), under a valid checksum.
+std::string one_line(std::string_view text) {
+  std::string out(text);
+  for (char& c : out)
+    if (c == '\r' || c == '\n') c = ' ';
+  return out;
+}
+
+// Exactly what hex64() writes: 16 lower-case digits. from_chars alone would also take
+// upper case and fewer digits, so a damaged check line could still read as the same value.
+bool parse_check(std::string_view text, std::uint64_t& out) {
+  if (text.size() != 16) return false;
+  for (char c : text)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return parse_int(text, out, 16);
+}
+
 // Reads lines of `data` up to and including "check <hex>\n"; returns the offset after the
 // check line, the text it covers, and the lines themselves.
 struct CheckedBlock {
@@ -54,7 +73,7 @@ Result<CheckedBlock> read_checked(std::string_view data, std::string_view magic,
     std::string_view line = data.substr(position, newline - position);
     if (line.substr(0, 6) == "check ") {
       std::uint64_t expected = 0;
-      if (!parse_int(line.substr(6), expected, 16))
+      if (!parse_check(line.substr(6), expected))
         return Error{std::string("bad check line in ") + what};
       if (fnv1a64(data.substr(0, position)) != expected)
         return Error{std::string("bad checksum in ") + what};
@@ -130,6 +149,11 @@ Result<RecordLayout> parse_header(std::string_view data) {
   if (block->end >= data.size()) return Error{"truncated spool file"};
   if (data[block->end] != '\n') return Error{"missing blank line after header"};
   layout.body_offset = block->end + 1;
+  // file_size() must not wrap around: a wrapped size would let a short file pass
+  // check_complete().
+  if (layout.body_size >
+      std::numeric_limits<std::uint64_t>::max() - layout.body_offset - kEndMarker.size())
+    return Error{"body size out of range"};
   return layout;
 }
 
@@ -162,9 +186,10 @@ std::string encode_state(const DeliveryState& state) {
   std::string text(kStateMagic);
   text += "attempts " + std::to_string(state.attempts) + "\n";
   text += "next " + std::to_string(state.next_attempt_ms) + "\n";
-  text += "error " + state.last_error + "\n";
+  text += "error " + one_line(state.last_error) + "\n";
   for (const auto& recipient : state.recipients)
-    text += std::string("rcpt ") + to_string(recipient.status) + " " + recipient.reply + "\n";
+    text +=
+        std::string("rcpt ") + to_string(recipient.status) + " " + one_line(recipient.reply) + "\n";
   return with_check(std::move(text));
 }
 

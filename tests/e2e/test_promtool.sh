@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
 # /metrics passes `promtool check metrics` after real traffic: one message relayed over a chain
 # whose first endpoint refuses connections, so attempt, failure and failover series have moved.
+# First, the alert rules' own unit tests (promtool test rules, tests/e2e/prometheus/).
 set -euo pipefail
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 require_cmd promtool curl
+
+# Each alert fires in the situation it is for and stays silent in the normal case.
+rule_tests=("$E2E_DIR"/prometheus/*.test.yml)
+[[ -f "${rule_tests[0]}" ]] || fail "no promtool rule tests in $E2E_DIR/prometheus"
+for rule_test in "${rule_tests[@]}"; do
+  promtool test rules "$rule_test" >"$WORK/rule-test.out" 2>&1 ||
+    { cat "$WORK/rule-test.out" >&2; fail "promtool test rules $rule_test failed"; }
+  note "promtool test rules $(basename "$rule_test"): SUCCESS"
+done
 
 start_upstream plain --tls none
 REFUSED_PORT=$(free_port)  # nothing listens here: connect() gets RST at once

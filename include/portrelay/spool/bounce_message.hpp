@@ -20,7 +20,7 @@ struct BounceRecipient {
 };
 
 struct BounceInput {
-  std::string reporting_mta;    // our hostname
+  std::string reporting_mta;  // our hostname
   std::string queue_id;
   std::string original_sender;  // envelope sender of the original (never empty: caller checks)
   std::int64_t arrival_ms = 0;  // when we accepted the original
