@@ -16,6 +16,7 @@ namespace {
 using namespace std::chrono_literals;
 using portrelay::config::Config;
 using portrelay::config::ConfigError;
+using portrelay::config::RelayMode;
 using portrelay::config::describe_chain;
 using portrelay::config::load_config_file;
 using portrelay::config::parse_config;
@@ -444,13 +445,36 @@ TEST(ConfigErrors, FewRecipientsIsOnlyAWarning) {
             "requires a server to accept");
 }
 
+TEST(ConfigSpool, ModesAndSpoolTable) {
+  auto spool = parse_config(
+      "[relay]\nmode = \"spool\"\n[spool]\ndir = \"/var/tmp/q/\"\nmax_messages = 5\n"
+      "max_bytes = \"1MiB\"\nretry_min = \"1s\"\nretry_max = \"1m\"\nbounces = false\n"
+      "[[upstream]]\nhost = \"127.0.0.1\"\nport = 25\ntls = \"none\"\n",
+      "portrelay.toml");
+  EXPECT_EQ(spool.relay.mode, RelayMode::Spool);
+  EXPECT_TRUE(spool.relay.uses_spool());
+  EXPECT_EQ(spool.spool.dir, "/var/tmp/q");
+  EXPECT_EQ(spool.spool.max_messages, 5u);
+  EXPECT_EQ(spool.spool.max_bytes, 1u << 20);
+  EXPECT_FALSE(spool.spool.bounces);
+  auto fallback = parse_config(
+      "[relay]\nspool_on_failure = true\n[[upstream]]\nhost = \"127.0.0.1\"\nport = 25\n"
+      "tls = \"none\"\n",
+      "portrelay.toml");
+  EXPECT_EQ(fallback.relay.mode, RelayMode::Passthrough);
+  EXPECT_TRUE(fallback.relay.uses_spool());
+  EXPECT_EQ(fallback.spool.dir, "/var/spool/portrelay");
+  EXPECT_EQ(error_of("[spool]\ndir = \"relative\"\n"),
+            "portrelay.toml:2:7: spool.dir: must be an absolute path");
+  EXPECT_EQ(error_of("[spool]\nretry_min = \"10m\"\nretry_max = \"1m\"\n"),
+            "portrelay.toml:3:13: spool.retry_max: retry_max (60s) must not be shorter than "
+            "retry_min (600s)");
+}
+
 TEST(ConfigErrors, RelayModeAndNames) {
-  EXPECT_EQ(error_of("[relay]\nmode = \"spool\"\n"),
-            "portrelay.toml:2:8: relay.mode: \"spool\" is not supported yet (supported: "
-            "\"passthrough\")");
   EXPECT_EQ(error_of("[relay]\nmode = \"fast\"\n"),
-            "portrelay.toml:2:8: relay.mode: \"fast\" is not a relay mode (supported: "
-            "\"passthrough\")");
+            "portrelay.toml:2:8: relay.mode: \"fast\" is not a relay mode (\"passthrough\" or "
+            "\"spool\")");
   EXPECT_EQ(error_of("[server]\nhostname = \"relay example\"\n"),
             "portrelay.toml:2:12: server.hostname: \"relay example\" is not a valid hostname "
             "(letters, digits, '-' and '.')");
