@@ -138,14 +138,26 @@ void Spool::reconfigure(const config::SpoolConfig& config) {
   config_.dir = dir;
 }
 
+void Spool::account(const std::string& id, const Entry& entry, int sign) {
+  std::size_t& count = entry.failed               ? failed_count_
+                       : entry.state.attempts == 0 ? queued_count_
+                                                   : deferred_count_;
+  count += static_cast<std::size_t>(sign);  // -1 wraps back exactly
+  if (entry.failed) return;
+  queued_bytes_ += static_cast<std::uint64_t>(sign) * entry.layout.file_size();
+  const ArrivalKey key{entry.layout.envelope.arrival_ms, id};
+  if (sign > 0)
+    by_arrival_.insert(key);
+  else
+    by_arrival_.erase(key);
+}
+
 void Spool::add(Entry entry) {
   const std::string id = entry.layout.envelope.id;
   auto [it, inserted] = messages_.emplace(id, std::move(entry));
   if (!inserted) return;
-  if (!it->second.failed) {
-    queued_bytes_ += it->second.layout.file_size();
-    schedule(id, it->second);
-  }
+  account(id, it->second, +1);
+  if (!it->second.failed) schedule(id, it->second);
 }
 
 void Spool::schedule(const std::string& id, Entry& entry) {
@@ -290,7 +302,9 @@ void Spool::attempt_done(const std::string& id, AttemptResult result) {
 
 void Spool::settled(const std::string& id, Settlement settlement) {
   Entry& entry = messages_.at(id);
+  account(id, entry, -1);
   entry.state = settlement.state;
+  account(id, entry, +1);
   if (!settlement.finished) {
     // Durable, so a restart neither repeats delivered recipients nor forgets the backoff.
     committer_->write_state(id, encode_state(entry.state), false, [id](Result<bool> written) {
@@ -383,10 +397,11 @@ void Spool::leave_queue(const std::string& id, bool keep_in_failed) {
   if (it == messages_.end()) return;
   Entry& entry = it->second;
   unschedule(id, entry);
-  if (!entry.failed) queued_bytes_ -= entry.layout.file_size();
+  account(id, entry, -1);
   if (keep_in_failed) {
     entry.failed = true;
     entry.failed_at_ms = unix_ms_now();
+    account(id, entry, +1);
     committer_->move_to_failed(id, [id](Result<bool> moved) {
       if (!moved)
         log::error("spool_move_failed", {{"queue_id", id}, {"detail", moved.error().message}});
@@ -459,19 +474,11 @@ void Spool::tick() {
 }
 
 void Spool::publish_metrics() {
-  std::size_t queued = 0, deferred = 0, failed = 0;
-  std::int64_t oldest = 0;
-  for (const auto& [id, entry] : messages_) {
-    if (entry.failed) {
-      ++failed;
-      continue;
-    }
-    (entry.state.attempts == 0 ? queued : deferred) += 1;
-    if (oldest == 0 || entry.layout.envelope.arrival_ms < oldest)
-      oldest = entry.layout.envelope.arrival_ms;
-  }
-  const double age = oldest == 0 ? 0.0 : static_cast<double>(unix_ms_now() - oldest) / 1000.0;
-  metrics_.queue_size(queued, deferred, failed, queued_bytes_, std::max(age, 0.0));
+  double age = 0;
+  if (!by_arrival_.empty())
+    age = static_cast<double>(unix_ms_now() - by_arrival_.begin()->first) / 1000.0;
+  metrics_.queue_size(queued_count_, deferred_count_, failed_count_, queued_bytes_,
+                      std::max(age, 0.0));
 }
 
 void Spool::shutdown(config::Duration grace, std::function<void()> done) {

@@ -106,6 +106,9 @@ class Spool {
   using DueKey = std::tuple<std::int64_t, std::int64_t, std::string>;  // next, arrival, id
 
   std::string next_id();
+  // Counts `entry` in (+1) or out (-1) of the gauges' totals, by its current category;
+  // called around every change of category (attempts, failed).
+  void account(const std::string& id, const Entry& entry, int sign);
   void add(Entry entry);
   void schedule(const std::string& id, Entry& entry);
   void unschedule(const std::string& id, const Entry& entry);
@@ -137,6 +140,9 @@ class Spool {
   std::size_t storing_ = 0;  // accepted, not yet durable
   std::uint64_t storing_bytes_ = 0;
   std::uint64_t queued_bytes_ = 0;  // queue/ (not failed/)
+  std::size_t queued_count_ = 0, deferred_count_ = 0, failed_count_ = 0;
+  using ArrivalKey = std::pair<std::int64_t, std::string>;
+  std::set<ArrivalKey> by_arrival_;  // queue/ only: the oldest is first
   net::Timer tick_timer_;
   std::uint64_t ticks_ = 0;
   std::uint32_t id_sequence_ = 0;
