@@ -68,9 +68,9 @@ TEST(RecoveryFailFast, ChainKnownDeadAnswers451WithinAboutAStagger) {
   EXPECT_NE(second.text.find("cooling down"), std::string::npos) << second.raw;
   for (const char* name : {"blackhole:", "refused-a:", "refused-b:"})
     EXPECT_NE(second.text.find(name), std::string::npos) << name << " missing: " << second.raw;
-  std::printf("[ measured ] first 451 after %lld ms, second after %lld ms\n",
+  std::printf("[ measured ] first 451 after %lld ms, second after %lld ms: %s",
               static_cast<long long>(first_took.count()),
-              static_cast<long long>(second_took.count()));
+              static_cast<long long>(second_took.count()), second.raw.c_str());
 
   // The blackhole was tried again (it could have recovered) and cancelled, not failed;
   // the refused endpoints were skipped.
