@@ -38,6 +38,8 @@ const char* to_string(FailureReason reason) {
       return "transaction_protocol";
     case FailureReason::LocalResources:
       return "local_resources";
+    case FailureReason::CoolingDown:
+      return "cooling_down";
   }
   return "protocol";
 }

@@ -30,7 +30,8 @@ RelayConfig parse_relay_section(ParseContext& context, const toml::table& table,
       context, table, "relay", "[relay]",
       {"mode", "resolve_timeout", "connect_timeout", "greeting_timeout", "handshake_timeout",
        "command_timeout", "pool_check_timeout", "data_timeout", "stagger", "max_parallel",
-       "helo_name", "cooldown", "cooldown_max", "pool_idle_timeout", "pool_max_per_endpoint", "spool_on_failure"});
+       "helo_name", "cooldown", "cooldown_max", "recovery_probe_min", "recovery_probe_max",
+       "pool_idle_timeout", "pool_max_per_endpoint", "spool_on_failure"});
   RelayConfig relay;
   relay.mode = read_mode(reader);
   relay.connect_timeout = reader.timeout("connect_timeout", relay.connect_timeout);
@@ -64,6 +65,18 @@ RelayConfig parse_relay_section(ParseContext& context, const toml::table& table,
     reader.fail("cooldown", *reader.find("cooldown"),
                 "is longer than relay.cooldown_max (" + format_duration(relay.cooldown_max) +
                     " by default); set cooldown_max too");
+  }
+  relay.recovery_probe_min = reader.timeout("recovery_probe_min", relay.recovery_probe_min);
+  relay.recovery_probe_max = reader.timeout("recovery_probe_max", relay.recovery_probe_max);
+  if (relay.recovery_probe_max < relay.recovery_probe_min) {
+    if (reader.has("recovery_probe_max")) {
+      reader.fail("recovery_probe_max", *reader.find("recovery_probe_max"),
+                  "must not be shorter than relay.recovery_probe_min");
+    }
+    reader.fail("recovery_probe_min", *reader.find("recovery_probe_min"),
+                "is longer than relay.recovery_probe_max (" +
+                    format_duration(relay.recovery_probe_max) +
+                    " by default); set recovery_probe_max too");
   }
   relay.pool_idle_timeout = reader.timeout("pool_idle_timeout", relay.pool_idle_timeout);
   relay.pool_max_per_endpoint = static_cast<std::size_t>(reader.bounded_integer(

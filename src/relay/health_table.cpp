@@ -22,16 +22,18 @@ std::vector<EndpointIdentity> anonymous_chain(std::size_t endpoints) {
 }  // namespace
 
 HealthTable::HealthTable(std::vector<EndpointIdentity> chain, Duration base, Duration cap,
-                         Jitter jitter)
+                         Jitter jitter, RecoverySchedule recovery)
     : chain_(std::move(chain)),
       base_(base),
       cap_(cap),
-      jitter_(jitter ? std::move(jitter) : random_jitter) {
+      jitter_(jitter ? std::move(jitter) : random_jitter),
+      recovery_(recovery) {
   for (const auto& identity : chain_) entries_.try_emplace(identity);
 }
 
-HealthTable::HealthTable(std::size_t endpoints, Duration base, Duration cap, Jitter jitter)
-    : HealthTable(anonymous_chain(endpoints), base, cap, std::move(jitter)) {}
+HealthTable::HealthTable(std::size_t endpoints, Duration base, Duration cap, Jitter jitter,
+                         RecoverySchedule recovery)
+    : HealthTable(anonymous_chain(endpoints), base, cap, std::move(jitter), recovery) {}
 
 void HealthTable::inherit(const HealthTable& previous, const std::set<EndpointIdentity>& fresh) {
   for (auto& [identity, entry] : entries_) {
@@ -52,20 +54,45 @@ bool HealthTable::cooling_down(std::size_t index, TimePoint now) const {
   return now < entry(index).cooldown_until;
 }
 
+bool HealthTable::unavailable(std::size_t index, TimePoint now) const {
+  return cooling_down(index, now) || entry(index).probing;
+}
+
+bool HealthTable::all_unavailable(TimePoint now, const std::set<std::size_t>& exclude) const {
+  bool any = false;
+  for (std::size_t i = 0; i < chain_.size(); ++i) {
+    if (exclude.count(i)) continue;
+    if (!unavailable(i, now)) return false;
+    any = true;
+  }
+  return any;
+}
+
 void HealthTable::record_success(std::size_t index) {
   Entry& entry = mutable_entry(index);
   entry.state = State::Up;
   entry.consecutive_failures = 0;
   entry.cooldown_until = {};
+  entry.next_probe = {};
   entry.last_failure.reset();
 }
 
+namespace {
+// `first * 2^(failures-1)`, capped, times the jitter factor.
+HealthTable::Duration backoff(HealthTable::Duration first, HealthTable::Duration cap,
+                              unsigned failures, double jitter) {
+  unsigned doublings = std::min(failures - 1, 20u);
+  double length = static_cast<double>(first.count()) * static_cast<double>(1u << doublings);
+  length = std::min(length, static_cast<double>(cap.count())) * jitter;
+  return HealthTable::Duration(static_cast<HealthTable::Duration::rep>(length));
+}
+}  // namespace
+
 void HealthTable::cool_down(Entry& entry, TimePoint now) {
   ++entry.consecutive_failures;
-  unsigned doublings = std::min(entry.consecutive_failures - 1, 20u);
-  double length = static_cast<double>(base_.count()) * static_cast<double>(1u << doublings);
-  length = std::min(length, static_cast<double>(cap_.count())) * jitter_();
-  entry.cooldown_until = now + Duration(static_cast<Duration::rep>(length));
+  entry.cooldown_until = now + backoff(base_, cap_, entry.consecutive_failures, jitter_());
+  entry.next_probe =
+      now + backoff(recovery_.first, recovery_.max, entry.consecutive_failures, jitter_());
 }
 
 void HealthTable::record_failure(std::size_t index, FailureReason reason, TimePoint now) {
@@ -84,12 +111,12 @@ void HealthTable::record_suspect(std::size_t index, TimePoint now) {
 std::vector<std::size_t> HealthTable::preference_order(TimePoint now) const {
   std::vector<std::size_t> ready, cooling;
   for (std::size_t i = 0; i < chain_.size(); ++i)
-    (cooling_down(i, now) || entry(i).probing ? cooling : ready).push_back(i);
+    (unavailable(i, now) ? cooling : ready).push_back(i);
   ready.insert(ready.end(), cooling.begin(), cooling.end());
   return ready;
 }
 
-std::vector<std::size_t> HealthTable::due_for_probe(TimePoint now) const {
+std::vector<std::size_t> HealthTable::due_for_probe(TimePoint now, bool recovery) const {
   std::size_t best_up = chain_.size();
   for (std::size_t i = 0; i < chain_.size(); ++i)
     if (entry(i).state == State::Up && !cooling_down(i, now)) {
@@ -99,8 +126,8 @@ std::vector<std::size_t> HealthTable::due_for_probe(TimePoint now) const {
   std::vector<std::size_t> due;
   for (std::size_t i = 0; i < best_up; ++i) {
     const Entry& candidate = entry(i);
-    if (candidate.consecutive_failures > 0 && !candidate.probing && !cooling_down(i, now))
-      due.push_back(i);
+    if (candidate.consecutive_failures == 0 || candidate.probing) continue;
+    if (!cooling_down(i, now) || (recovery && now >= candidate.next_probe)) due.push_back(i);
   }
   return due;
 }

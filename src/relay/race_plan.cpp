@@ -4,23 +4,52 @@
 
 namespace portrelay::relay {
 
-RacePlan::RacePlan(std::vector<std::size_t> candidates, Duration stagger, std::size_t max_parallel)
-    : candidates_(std::move(candidates)), stagger_(stagger), max_parallel_(max_parallel) {}
+RacePlan::RacePlan(std::vector<std::size_t> candidates, Duration stagger, std::size_t max_parallel,
+                   std::optional<Duration> abandon_after)
+    : candidates_(std::move(candidates)),
+      stagger_(stagger),
+      max_parallel_(max_parallel),
+      abandon_after_(abandon_after) {}
 
 RacePlan::Actions RacePlan::start(TimePoint now) {
+  started_ = now;
   Actions actions;
   launch_next(actions, now);
   finish_if_lost(actions);
   return actions;
 }
 
-void RacePlan::launch_next(Actions& actions, TimePoint now) {
-  if (finished_ || next_ >= candidates_.size() || running_.size() >= max_parallel_) return;
+bool RacePlan::launch_next(Actions& actions, TimePoint now) {
+  if (finished_ || next_ >= candidates_.size() || running_.size() >= max_parallel_) return false;
   std::size_t endpoint = candidates_[next_++];
   running_.push_back({endpoint, now});
   actions.push_back({Action::Kind::Launch, endpoint});
-  if (next_ < candidates_.size())
-    actions.push_back({.kind = Action::Kind::WakeAt, .at = now + stagger_});
+  wake(actions, now);
+  return true;
+}
+
+// A stagger from now while candidates wait; the abandon deadline instead when it is sooner
+// or nothing waits.
+void RacePlan::wake(Actions& actions, TimePoint now) {
+  std::optional<TimePoint> at;
+  if (next_ < candidates_.size()) at = now + stagger_;
+  wake_abandons_ = false;
+  if (abandon_after_) {
+    TimePoint deadline = started_ + *abandon_after_;
+    if (!at || deadline <= *at) {
+      at = deadline;
+      wake_abandons_ = true;
+    }
+  }
+  if (at) actions.push_back({.kind = Action::Kind::WakeAt, .at = *at});
+}
+
+void RacePlan::abandon(Actions& actions) {
+  for (const auto& running : running_)
+    actions.push_back({Action::Kind::Cancel, running.endpoint});  // not suspect: already cooling
+  running_.clear();
+  finished_ = true;
+  actions.push_back({Action::Kind::Abandoned});
 }
 
 void RacePlan::finish_if_lost(Actions& actions) {
@@ -32,8 +61,13 @@ void RacePlan::finish_if_lost(Actions& actions) {
 RacePlan::Actions RacePlan::stagger_elapsed(TimePoint now) {
   Actions actions;
   if (finished_) return actions;
+  if (wake_abandons_) {
+    abandon(actions);
+    return actions;
+  }
   for (auto& running : running_) running.outlasted_stagger = true;
-  launch_next(actions, now);
+  // Without a launch (max_parallel attempts run) the abandon deadline still needs a wake-up.
+  if (!launch_next(actions, now) && abandon_after_) wake(actions, now);
   return actions;
 }
 
@@ -91,6 +125,8 @@ std::string to_string(const RacePlan::Action& action) {
       return "won " + index;
     case Kind::Lost:
       return "lost";
+    case Kind::Abandoned:
+      return "abandoned";
   }
   return "unknown";
 }

@@ -27,6 +27,8 @@ RacingOptions RacingOptions::from(const config::RelayConfig& relay) {
   options.cooldown_max = relay.cooldown_max;
   options.pool_idle_timeout = relay.pool_idle_timeout;
   options.pool_max_per_endpoint = relay.pool_max_per_endpoint;
+  options.recovery_probe_min = relay.recovery_probe_min;
+  options.recovery_probe_max = relay.recovery_probe_max;
   return options;
 }
 
@@ -38,7 +40,7 @@ class RacingSelector::Race : public SelectionAttempt {
       : selector_(selector),
         callback_(std::move(callback)),
         plan_(candidates(selector, exclude), selector.options_.stagger,
-              selector.options_.max_parallel),
+              selector.options_.max_parallel, abandon_after(selector, exclude)),
         timer_(selector.loop_.uv()) {
     // select() never calls back from inside itself: the race starts on the next turn.
     timer_.start(std::chrono::milliseconds(0), [this]() { run(plan_.start(Clock::now())); });
@@ -62,6 +64,15 @@ class RacingSelector::Race : public SelectionAttempt {
     for (std::size_t index : selector.health_.preference_order(Clock::now()))
       if (!exclude.count(index)) out.push_back(index);
     return out;
+  }
+
+  // Every endpoint left is cooling down (or being probed): one that has recovered and
+  // answers within a stagger still wins, but the client does not wait connect_timeout on
+  // one the relay already knows is dead.
+  static std::optional<RacePlan::Duration> abandon_after(const RacingSelector& selector,
+                                                         const std::set<std::size_t>& exclude) {
+    if (!selector.health_.all_unavailable(Clock::now(), exclude)) return std::nullopt;
+    return selector.options_.stagger;
   }
 
   const config::Endpoint& endpoint(std::size_t index) const {
@@ -93,6 +104,8 @@ class RacingSelector::Race : public SelectionAttempt {
           return finish(action.endpoint);
         case Kind::Lost:
           return finish(std::nullopt);
+        case Kind::Abandoned:
+          return abandoned();
       }
     }
   }
@@ -153,6 +166,23 @@ class RacingSelector::Race : public SelectionAttempt {
     running_.erase(it);
   }
 
+  // Each candidate that did not fail on its own in this race is reported as skipped
+  // (CoolingDown), so the client's 451 says why nothing was tried to the end.
+  void abandoned() {
+    std::set<std::size_t> failed;
+    for (const auto& failure : selection_.failures) failed.insert(failure.endpoint_index);
+    std::size_t skipped = 0;
+    for (std::size_t index : plan_.candidates()) {
+      if (failed.count(index)) continue;
+      selection_.failures.push_back(
+          {index, {FailureReason::CoolingDown, "cooling down after recent failures"}});
+      ++skipped;
+    }
+    log::info("race_abandoned", {{"detail", "every endpoint left is cooling down"},
+                                 {"skipped", std::to_string(skipped)}});
+    finish(std::nullopt);
+  }
+
   void finish(std::optional<std::size_t> winner) {
     timer_.stop();
     if (winner) {
@@ -194,9 +224,11 @@ RacingSelector::RacingSelector(net::Loop& loop, std::vector<EndpointRuntimePtr> 
       helo_name_(std::move(helo_name)),
       options_(options),
       metrics_(metrics),
-      health_(identities(endpoints_), options.cooldown, options.cooldown_max),
+      health_(identities(endpoints_), options.cooldown, options.cooldown_max, {},
+              {options.recovery_probe_min, options.recovery_probe_max}),
       pool_(loop, endpoints_, options.pool_max_per_endpoint, options.pool_idle_timeout, metrics),
-      probe_timer_(loop.uv()) {
+      probe_timer_(loop.uv()),
+      endpoint_up_timer_(loop.uv()) {
   probe_timer_.start(options_.probe_interval, [this]() { probe_due_endpoints(); });
 }
 
@@ -205,6 +237,18 @@ RacingSelector::~RacingSelector() = default;
 std::unique_ptr<SelectionAttempt> RacingSelector::select(const std::set<std::size_t>& exclude,
                                                          Callback callback) {
   return std::make_unique<Race>(*this, exclude, std::move(callback));
+}
+
+bool RacingSelector::all_cooling_down() const { return health_.all_unavailable(Clock::now()); }
+
+void RacingSelector::set_recovery_probing(bool on) {
+  if (on == recovery_probing_) return;
+  recovery_probing_ = on;
+  log::info("recovery_probing", {{"enabled", on ? "true" : "false"}});
+}
+
+void RacingSelector::set_on_endpoint_up(std::function<void(std::size_t index)> callback) {
+  on_endpoint_up_ = std::move(callback);
 }
 
 void RacingSelector::release(std::unique_ptr<UpstreamConnection> connection) {
@@ -233,7 +277,9 @@ std::unique_ptr<UpstreamConnection> RacingSelector::new_connection(std::size_t i
 }
 
 void RacingSelector::record_ready(const UpstreamConnection& connection) {
-  health_.record_success(connection.endpoint().index);
+  std::size_t index = connection.endpoint().index;
+  if (health_.entry(index).consecutive_failures > 0) endpoint_came_back(index);
+  health_.record_success(index);
   metrics_.connect_success(connection.endpoint(),
                            std::chrono::duration<double>(connection.ready_after()).count());
 }
@@ -273,9 +319,27 @@ void RacingSelector::cool_down(std::size_t index, const AttemptFailure& failure,
                                 {"cooldown_ms", std::to_string(cooldown.count())}});
 }
 
+// Reported on a later loop turn: this runs inside a race's or probe's connection callback,
+// and the listener (the spool) may well start selections of its own.
+void RacingSelector::endpoint_came_back(std::size_t index) {
+  if (retired_) return;
+  if (std::find(endpoints_up_.begin(), endpoints_up_.end(), index) == endpoints_up_.end())
+    endpoints_up_.push_back(index);
+  endpoint_up_timer_.start(std::chrono::milliseconds(0), [this]() { report_endpoints_up(); });
+}
+
+void RacingSelector::report_endpoints_up() {
+  auto indices = std::move(endpoints_up_);
+  endpoints_up_.clear();
+  for (std::size_t index : indices) {
+    auto callback = on_endpoint_up_;  // it may replace itself
+    if (callback && !retired_) callback(index);
+  }
+}
+
 void RacingSelector::probe_due_endpoints() {
   if (retired_) return;
-  for (std::size_t index : health_.due_for_probe(Clock::now())) {
+  for (std::size_t index : health_.due_for_probe(Clock::now(), recovery_probing_)) {
     health_.set_probing(index, true);
     auto probe = std::make_unique<Probe>(Probe{index, new_connection(index)});
     UpstreamConnection* connection = probe->connection.get();
@@ -304,6 +368,8 @@ void RacingSelector::probe_due_endpoints() {
 void RacingSelector::retire() {
   retired_ = true;
   probe_timer_.stop();
+  endpoint_up_timer_.stop();
+  endpoints_up_.clear();
   probes_.clear();
   pool_.clear();
 }

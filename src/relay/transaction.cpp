@@ -151,7 +151,11 @@ smtp::Reply Transaction::unreachable_reply() const {
                             "No upstream endpoint accepts 8-bit content (8BITMIME), and portrelay "
                             "does not convert messages");
   if (last_upstream_refusal_) return client_reply(*last_upstream_refusal_, "4.4.1");
-  std::string text = "No upstream endpoint could take the message, try again later";
+  const bool all_cooling =
+      skipped_cooling_down_ > 0 && skipped_cooling_down_ == failure_notes_.size();
+  std::string text = all_cooling ? "Every upstream endpoint is cooling down after recent "
+                                   "failures, try again later"
+                                 : "No upstream endpoint could take the message, try again later";
   if (!failure_notes_.empty()) {
     text += " (";
     for (std::size_t i = 0; i < failure_notes_.size(); ++i)
@@ -241,6 +245,7 @@ std::vector<Action> Transaction::selected(const SelectionReport& report) {
   auto actions = new_batch();
   for (const auto& failure : report.failures) {
     tried_.insert(failure.index);
+    if (failure.failure.reason == FailureReason::CoolingDown) ++skipped_cooling_down_;
     failure_notes_.push_back(failure.label + " " + portrelay::to_string(failure.failure.reason));
   }
   // The move from the endpoint that failed mid-transaction to the first one tried next;

@@ -512,7 +512,7 @@ FakeUpstream::FakeUpstream(Config config) : config_(std::move(config)) {
     }
     tls_context_ = make_server_tls_context(config_.cert_file, config_.key_file);
   }
-  listener_ = listen_ephemeral(config_.host, 64, &port_);
+  listener_ = listen_on(config_.host, config_.port, 64, &port_);
   accept_thread_ = std::thread([this] { accept_loop(); });
 }
 

@@ -60,6 +60,7 @@ struct StageAction {
 
 struct FakeUpstreamConfig {
   std::string host = "127.0.0.1";  // or "::1"
+  std::uint16_t port = 0;          // 0: an ephemeral one; else e.g. a refused port coming back
   std::string greeting = "220 fake.upstream ESMTP";
   std::chrono::milliseconds greeting_delay{0};
   bool send_greeting = true;  // false: accept, then never say anything

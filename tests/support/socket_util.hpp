@@ -8,6 +8,7 @@ using demo::ConnectOutcome;
 using demo::ConnectResult;
 using demo::disable_nagle;
 using demo::listen_ephemeral;
+using demo::listen_on;
 using demo::local_port;
 using demo::make_address;
 using demo::set_nonblocking;

@@ -269,6 +269,101 @@ TEST(HealthTableProbe, SuccessAfterProbeRemovesTheCandidate) {
   EXPECT_EQ(table.preference_order(kT0 + 100ms), (Order{0, 1}));
 }
 
+// Recovery mode (the spool holds deferred mail): a down endpoint is probed long before its
+// 30 s cool-down ends, on its own schedule: recovery.first after a failure, doubling per
+// consecutive failure up to recovery.max, with the table's jitter.
+const RecoverySchedule kRecovery{1s, 10s};
+
+Ms next_probe_in(const HealthTable& table, std::size_t index, TimePoint now) {
+  return std::chrono::duration_cast<Ms>(table.entry(index).next_probe - now);
+}
+
+TEST(HealthTableRecovery, FirstProbeAfterRecoveryFirstThenDoublingUpToMax) {
+  HealthTable table(1, 30s, 10min, fixed(1.0), kRecovery);
+  const std::vector<Ms> expected = {1s, 2s, 4s, 8s, 10s, 10s};
+  TimePoint now = kT0;
+  for (std::size_t n = 0; n < expected.size(); ++n) {
+    table.record_failure(0, FailureReason::Refused, now);
+    EXPECT_EQ(next_probe_in(table, 0, now), expected[n]) << "failure " << n + 1;
+    EXPECT_TRUE(table.due_for_probe(now + expected[n] - 1ms, true).empty()) << "failure " << n + 1;
+    EXPECT_EQ(table.due_for_probe(now + expected[n], true), (Order{0})) << "failure " << n + 1;
+    // Ordinary probing still waits for the cool-down (30 s and more).
+    EXPECT_TRUE(table.due_for_probe(now + expected[n]).empty()) << "failure " << n + 1;
+    now += expected[n];  // the probe ran and failed again
+  }
+}
+
+TEST(HealthTableRecovery, JitterScalesTheRecoveryInterval) {
+  HealthTable low(1, 30s, 10min, fixed(0.8), kRecovery);
+  HealthTable high(1, 30s, 10min, fixed(1.2), kRecovery);
+  low.record_failure(0, FailureReason::Timeout, kT0);
+  high.record_failure(0, FailureReason::Timeout, kT0);
+  EXPECT_EQ(next_probe_in(low, 0, kT0), 800ms);
+  EXPECT_EQ(next_probe_in(high, 0, kT0), 1200ms);
+  for (int n = 0; n < 10; ++n) high.record_failure(0, FailureReason::Timeout, kT0);
+  EXPECT_EQ(next_probe_in(high, 0, kT0), 12s) << "jitter applies around the cap";
+}
+
+TEST(HealthTableRecovery, DefaultScheduleIsOneSecondToTenSeconds) {
+  HealthTable table(1, 30s, 10min, fixed(1.0));
+  table.record_failure(0, FailureReason::Refused, kT0);
+  EXPECT_EQ(next_probe_in(table, 0, kT0), 1s);
+  for (int n = 0; n < 10; ++n) table.record_failure(0, FailureReason::Refused, kT0);
+  EXPECT_EQ(next_probe_in(table, 0, kT0), 10s);
+}
+
+TEST(HealthTableRecovery, SuspectEndpointIsOnTheScheduleToo) {
+  HealthTable table(2, 30s, 10min, fixed(1.0), kRecovery);
+  table.record_suspect(0, kT0);
+  table.record_success(1);
+  EXPECT_TRUE(table.due_for_probe(kT0 + 999ms, true).empty());
+  EXPECT_EQ(table.due_for_probe(kT0 + 1s, true), (Order{0}));
+}
+
+TEST(HealthTableRecovery, OnlyDownEndpointsPreferredToTheBestUpOne) {
+  HealthTable table(4, 30s, 10min, fixed(1.0), kRecovery);
+  table.record_failure(0, FailureReason::Timeout, kT0);
+  table.record_success(2);
+  table.record_failure(3, FailureReason::Refused, kT0);  // after the best: left alone
+  // 1 never failed: nothing to find out.
+  EXPECT_EQ(table.due_for_probe(kT0 + 1s, true), (Order{0}));
+}
+
+TEST(HealthTableRecovery, NeverTwoProbesAtOnce) {
+  HealthTable table(2, 30s, 10min, fixed(1.0), kRecovery);
+  table.record_failure(0, FailureReason::Timeout, kT0);
+  table.record_failure(1, FailureReason::Timeout, kT0);
+  table.set_probing(0, true);
+  EXPECT_EQ(table.due_for_probe(kT0 + 5s, true), (Order{1}));
+  table.set_probing(0, false);
+  EXPECT_EQ(table.due_for_probe(kT0 + 5s, true), (Order{0, 1}));
+}
+
+TEST(HealthTableRecovery, SuccessTakesTheEndpointOffTheSchedule) {
+  HealthTable table(1, 30s, 10min, fixed(1.0), kRecovery);
+  table.record_failure(0, FailureReason::Refused, kT0);
+  table.record_success(0);
+  EXPECT_EQ(table.entry(0).next_probe, TimePoint{});
+  EXPECT_TRUE(table.due_for_probe(kT0 + 1min, true).empty());
+  // The next failure starts the schedule over at recovery.first.
+  table.record_failure(0, FailureReason::Refused, kT0 + 1min);
+  EXPECT_EQ(next_probe_in(table, 0, kT0 + 1min), 1s);
+}
+
+TEST(HealthTableAvailability, AllUnavailableCountsCoolingAndProbingAndHonoursExclude) {
+  HealthTable table(3, 100ms, 10s, fixed(1.0));
+  EXPECT_FALSE(table.all_unavailable(kT0));
+  table.record_failure(0, FailureReason::Timeout, kT0);
+  table.record_failure(1, FailureReason::Refused, kT0);
+  EXPECT_FALSE(table.all_unavailable(kT0)) << "2 is available";
+  EXPECT_TRUE(table.all_unavailable(kT0, {2}));
+  table.set_probing(2, true);
+  EXPECT_TRUE(table.all_unavailable(kT0));
+  EXPECT_TRUE(table.unavailable(2, kT0));
+  EXPECT_FALSE(table.all_unavailable(kT0 + 100ms)) << "0 and 1 cooled down";
+  EXPECT_FALSE(table.all_unavailable(kT0, {0, 1, 2})) << "nothing left: nothing to say";
+}
+
 EndpointIdentity id(const std::string& host, std::uint16_t port, TlsMode tls = TlsMode::StartTls) {
   return {host, port, tls};
 }

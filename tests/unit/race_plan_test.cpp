@@ -133,5 +133,94 @@ TEST(RacePlan, LateAnswersAfterTheEndAreIgnored) {
   EXPECT_TRUE(plan.stagger_elapsed(time.now).empty());
 }
 
+// abandon_after: the selector knows every candidate is cooling down. A recovered one that
+// answers in time still wins; otherwise the race is given up at the deadline instead of
+// waiting connect_timeout on a silent port.
+TEST(RacePlanAbandon, GivesUpOneStaggerAfterTheStartWithoutASuspect) {
+  FakeTime time;
+  RacePlan plan({0, 1, 2}, 100ms, 3, 100ms);
+  EXPECT_EQ(text(plan.start(time.now), time), Lines({"launch 0", "wake +100ms"}));
+  time.advance(100ms);
+  EXPECT_EQ(text(plan.stagger_elapsed(time.now), time), Lines({"cancel 0", "abandoned"}));
+  EXPECT_TRUE(plan.finished());
+  EXPECT_TRUE(plan.ready(0, time.now).empty());
+}
+
+TEST(RacePlanAbandon, TheTimersWordCountsEvenIfTheClockSaysLess) {
+  FakeTime time;
+  RacePlan plan({0, 1}, 100ms, 3, 100ms);
+  plan.start(time.now);
+  time.advance(99ms);
+  EXPECT_EQ(text(plan.stagger_elapsed(time.now), time), Lines({"cancel 0", "abandoned"}));
+}
+
+TEST(RacePlanAbandon, ARecoveredCandidateStillWins) {
+  FakeTime time;
+  RacePlan plan({0, 1}, 100ms, 3, 100ms);
+  plan.start(time.now);
+  time.advance(30ms);
+  EXPECT_EQ(text(plan.ready(0, time.now), time), Lines({"won 0"}));
+  EXPECT_TRUE(plan.finished());
+}
+
+TEST(RacePlanAbandon, FailuresHandOverAtOnceButTheDeadlineStays) {
+  FakeTime time;
+  RacePlan plan({0, 1, 2}, 100ms, 3, 100ms);
+  plan.start(time.now);
+  time.advance(40ms);
+  // The next wake-up is the deadline (60 ms away), not a stagger from now.
+  EXPECT_EQ(text(plan.failed(0, false, time.now), time),
+            Lines({"failed 0", "launch 1", "wake +60ms"}));
+  time.advance(60ms);
+  EXPECT_EQ(text(plan.stagger_elapsed(time.now), time), Lines({"cancel 1", "abandoned"}));
+}
+
+TEST(RacePlanAbandon, WakesForTheDeadlineEvenWithNothingLeftToLaunch) {
+  FakeTime time;
+  RacePlan plan({0}, 100ms, 3, 100ms);
+  EXPECT_EQ(text(plan.start(time.now), time), Lines({"launch 0", "wake +100ms"}));
+  time.advance(100ms);
+  EXPECT_EQ(text(plan.stagger_elapsed(time.now), time), Lines({"cancel 0", "abandoned"}));
+}
+
+TEST(RacePlanAbandon, ALongerDeadlineKeepsStaggeringUntilItComes) {
+  FakeTime time;
+  RacePlan plan({0, 1, 2}, 100ms, 3, 250ms);
+  EXPECT_EQ(text(plan.start(time.now), time), Lines({"launch 0", "wake +100ms"}));
+  time.advance(100ms);
+  EXPECT_EQ(text(plan.stagger_elapsed(time.now), time), Lines({"launch 1", "wake +100ms"}));
+  time.advance(100ms);
+  EXPECT_EQ(text(plan.stagger_elapsed(time.now), time), Lines({"launch 2", "wake +50ms"}));
+  time.advance(50ms);
+  EXPECT_EQ(text(plan.stagger_elapsed(time.now), time),
+            Lines({"cancel 0", "cancel 1", "cancel 2", "abandoned"}));
+}
+
+TEST(RacePlanAbandon, AtMaxParallelTheDeadlineStillComes) {
+  FakeTime time;
+  RacePlan plan({0, 1}, 100ms, 1, 150ms);
+  EXPECT_EQ(text(plan.start(time.now), time), Lines({"launch 0", "wake +100ms"}));
+  time.advance(100ms);
+  EXPECT_EQ(text(plan.stagger_elapsed(time.now), time), Lines({"wake +50ms"}));
+  time.advance(50ms);
+  EXPECT_EQ(text(plan.stagger_elapsed(time.now), time), Lines({"cancel 0", "abandoned"}));
+}
+
+TEST(RacePlanAbandon, EveryCandidateFailingFirstIsAnOrdinaryLoss) {
+  FakeTime time;
+  RacePlan plan({0, 1}, 100ms, 3, 100ms);
+  plan.start(time.now);
+  EXPECT_EQ(text(plan.failed(0, false, time.now), time),
+            Lines({"failed 0", "launch 1", "wake +100ms"}));
+  EXPECT_EQ(text(plan.failed(1, false, time.now), time), Lines({"failed 1", "lost"}));
+  EXPECT_TRUE(plan.stagger_elapsed(time.now + 100ms).empty());
+}
+
+TEST(RacePlanAbandon, WithoutADeadlineNothingChanges) {
+  FakeTime time;
+  RacePlan plan({0}, 100ms, 3);
+  EXPECT_EQ(text(plan.start(time.now), time), Lines({"launch 0"}));
+}
+
 }  // namespace
 }  // namespace portrelay::relay

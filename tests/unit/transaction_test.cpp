@@ -337,6 +337,25 @@ TEST(Transaction, NothingReachableAnswersEachPendingRequest) {
   EXPECT_EQ(text(with_4xx.selected(none())), Lines({"reply 451 4.7.1 Slow down [deferred]"}));
 }
 
+// The selector gave up because every endpoint was cooling down: the 451 says so. Once one
+// endpoint really failed in that selection, it is the ordinary text.
+TEST(Transaction, ChainCoolingDownSaysSoInThe451) {
+  const AttemptFailure cooling{FailureReason::CoolingDown, "cooling down after recent failures"};
+  Transaction all_cooling(sender("a@x"), std::nullopt);
+  all_cooling.mail();
+  EXPECT_EQ(text(all_cooling.selected(none({{0, "up0:25", cooling}, {1, "up1:587", cooling}}))),
+            Lines({"reply 451 4.4.1 Every upstream endpoint is cooling down after recent "
+                   "failures, try again later (up0:25 cooling_down; up1:587 cooling_down) "
+                   "[deferred]"}));
+
+  Transaction mixed(sender("a@x"), std::nullopt);
+  mixed.mail();
+  EXPECT_EQ(text(mixed.selected(none(
+                {{0, "up0:25", {FailureReason::Refused, "refused"}}, {1, "up1:587", cooling}}))),
+            Lines({"reply 451 4.4.1 No upstream endpoint could take the message, try again later "
+                   "(up0:25 refused; up1:587 cooling_down) [deferred]"}));
+}
+
 TEST(Transaction, BodyNotStoredLocallyIsA451AndNothingIsSent) {
   Transaction t(sender("a@x"), std::nullopt);
   open_until_data(t);

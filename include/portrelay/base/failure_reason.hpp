@@ -26,6 +26,10 @@ enum class FailureReason {
   // Not the endpoint's: this process ran out of file descriptors or memory (EMFILE, ENFILE,
   // ENOBUFS, ENOMEM). Counted in portrelay_local_errors_total; the health table is untouched.
   LocalResources,
+  // Not attempted to the end: every endpoint left was cooling down, so the selection gave
+  // up one stagger after it started. Only in a Selection's failures list (the client's 451
+  // says so); never recorded in the health table nor used as a metric label.
+  CoolingDown,
 };
 
 // Reasons an attempt to get a ready connection fails (connect_failures_total{reason}).

@@ -86,6 +86,11 @@ struct RelayConfig {
   // failure up to `cooldown_max` (with jitter), and re-probed in the background.
   Duration cooldown = std::chrono::seconds(30);
   Duration cooldown_max = std::chrono::minutes(10);
+  // While the spool holds deferred messages, a down endpoint preferred to the working ones
+  // is probed before its cool-down ends: `recovery_probe_min` after a failure, doubling per
+  // consecutive failure up to `recovery_probe_max` (with jitter).
+  Duration recovery_probe_min = std::chrono::seconds(1);
+  Duration recovery_probe_max = std::chrono::seconds(10);
   // Ready upstream connections kept for reuse across client sessions.
   Duration pool_idle_timeout = std::chrono::seconds(30);
   std::size_t pool_max_per_endpoint = 16;  // 0 disables the pool

@@ -9,6 +9,12 @@
 // never greets, never produces a failure before the winner cancels it. The background
 // probe then finds out the truth.
 //
+// Recovery schedule: while mail waits for the chain (the spool has deferred messages), a
+// down endpoint is worth probing long before its cool-down ends. Each failure therefore
+// also sets `next_probe`: `recovery.first * 2^(n-1)` after it, capped at `recovery.max`,
+// with the same jitter. due_for_probe(now, /*recovery=*/true) honours it; ordinary traffic
+// and ordinary probes keep to the cool-down.
+//
 // Entries are stored by endpoint identity (host, port, TLS mode); the index-based API
 // addresses the table's own chain. A table built for a new configuration snapshot takes
 // over the entries of the endpoints both chains share (inherit()), so a reload does not
@@ -26,6 +32,12 @@
 
 namespace portrelay::relay {
 
+// When a down endpoint is probed early in recovery mode ([relay] recovery_probe_min/max).
+struct RecoverySchedule {
+  std::chrono::milliseconds first = std::chrono::seconds(1);  // after the first failure in a row
+  std::chrono::milliseconds max = std::chrono::seconds(10);   // the doubling stops here
+};
+
 class HealthTable {
  public:
   using Clock = std::chrono::steady_clock;
@@ -35,20 +47,24 @@ class HealthTable {
   using Jitter = std::function<double()>;
 
   enum class State { Unknown, Up, Down };
+  using RecoverySchedule = relay::RecoverySchedule;
 
   struct Entry {
     State state = State::Unknown;
     unsigned consecutive_failures = 0;
     TimePoint cooldown_until{};
     std::optional<FailureReason> last_failure;
-    bool probing = false;  // a background probe is running
+    bool probing = false;    // a background probe is running
+    TimePoint next_probe{};  // recovery mode: not probed before this (set by each failure)
   };
 
   // `chain[i]` is the identity of endpoint i. Endpoints with the same identity share one
   // entry (they are the same upstream).
-  HealthTable(std::vector<EndpointIdentity> chain, Duration base, Duration cap, Jitter jitter = {});
+  HealthTable(std::vector<EndpointIdentity> chain, Duration base, Duration cap, Jitter jitter = {},
+              RecoverySchedule recovery = {});
   // `endpoints` distinct anonymous endpoints (tests of the timing rules).
-  HealthTable(std::size_t endpoints, Duration base, Duration cap, Jitter jitter = {});
+  HealthTable(std::size_t endpoints, Duration base, Duration cap, Jitter jitter = {},
+              RecoverySchedule recovery = {});
 
   // Takes over `previous`'s entries for every endpoint of this chain with the same
   // identity, except those in `fresh` (their other settings changed: start over). A probe
@@ -56,6 +72,11 @@ class HealthTable {
   void inherit(const HealthTable& previous, const std::set<EndpointIdentity>& fresh = {});
 
   bool cooling_down(std::size_t index, TimePoint now) const;
+  // Cooling down or being probed: a message does not choose it before the others.
+  bool unavailable(std::size_t index, TimePoint now) const;
+  // Every endpoint not in `exclude` is unavailable (false when none is left): a race over
+  // them can only succeed if one has just recovered.
+  bool all_unavailable(TimePoint now, const std::set<std::size_t>& exclude = {}) const;
   void record_success(std::size_t index);
   void record_failure(std::size_t index, FailureReason reason, TimePoint now);
   // Lost a race before connecting: cool down like a failure, but counted as no failure.
@@ -64,9 +85,10 @@ class HealthTable {
   // Endpoints in the order to try for a message: those not cooling down (nor being
   // probed), in chain order, then the others, in chain order (better a late try than none).
   std::vector<std::size_t> preference_order(TimePoint now) const;
-  // Endpoints whose cool-down is over and that are more preferred than the best endpoint
-  // known to be up: candidates for a background probe (fail-back).
-  std::vector<std::size_t> due_for_probe(TimePoint now) const;
+  // Endpoints with failures that are more preferred than the best endpoint known to be up
+  // and not being probed already: candidates for a background probe (fail-back). Due once
+  // the cool-down is over; with `recovery`, also once `next_probe` has come.
+  std::vector<std::size_t> due_for_probe(TimePoint now, bool recovery = false) const;
   void set_probing(std::size_t index, bool probing) { mutable_entry(index).probing = probing; }
 
   const Entry& entry(std::size_t index) const { return entries_.at(chain_.at(index)); }
@@ -83,6 +105,7 @@ class HealthTable {
   Duration base_;
   Duration cap_;
   Jitter jitter_;
+  RecoverySchedule recovery_;
 };
 
 }  // namespace portrelay::relay

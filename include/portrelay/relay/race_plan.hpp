@@ -12,6 +12,10 @@
 //    same endpoint is tried again (the next pooled connection, or a connect), and nothing
 //    is recorded.
 //  * When every candidate has failed and nothing runs, the race is over without a winner.
+//  * With `abandon_after` (the caller knows every candidate is cooling down), the race is
+//    given up that long after it started: what still runs is cancelled (not suspect, not a
+//    failure) and the race is over without a winner. A candidate that has recovered and
+//    answers quickly still wins; a silent one no longer costs the client connect_timeout.
 //
 // RacingSelector's Race is the glue: it carries out the actions with connections, the
 // pool and a timer.
@@ -35,6 +39,7 @@ class RacePlan {
       WakeAt,         // call stagger_elapsed() at `at` (replaces an earlier wake-up)
       Won,            // `endpoint` is the winner; the race is over
       Lost,           // no candidate could be made ready; the race is over
+      Abandoned,      // abandon_after passed without a winner (Cancels came first); over
     };
     Kind kind;
     std::size_t endpoint = 0;
@@ -43,7 +48,8 @@ class RacePlan {
   };
   using Actions = std::vector<Action>;
 
-  RacePlan(std::vector<std::size_t> candidates, Duration stagger, std::size_t max_parallel);
+  RacePlan(std::vector<std::size_t> candidates, Duration stagger, std::size_t max_parallel,
+           std::optional<Duration> abandon_after = std::nullopt);
 
   Actions start(TimePoint now);
   Actions stagger_elapsed(TimePoint now);
@@ -62,12 +68,20 @@ class RacePlan {
     // a stagger after it started, whatever a coarse or late clock says.
     bool outlasted_stagger = false;
   };
-  void launch_next(Actions& actions, TimePoint now);
+  // Whether it launched one.
+  bool launch_next(Actions& actions, TimePoint now);
+  void wake(Actions& actions, TimePoint now);
   void finish_if_lost(Actions& actions);
+  void abandon(Actions& actions);
 
   std::vector<std::size_t> candidates_;
   Duration stagger_;
   std::size_t max_parallel_;
+  std::optional<Duration> abandon_after_;
+  TimePoint started_{};
+  // The last WakeAt asked for is the abandon deadline: when it comes, give up. The timer's
+  // word is taken over a clock comparison (a loop's cached time may fire a timer early).
+  bool wake_abandons_ = false;
   std::size_t next_ = 0;
   std::vector<Running> running_;
   bool finished_ = false;

@@ -10,9 +10,14 @@
 //    whole `stagger` after it started when another won is "suspect" and cools down too,
 //    so later messages skip a silently blocked port (or one that accepts TCP and never
 //    greets) instead of paying `stagger` each time.
+//  * When every endpoint left is cooling down, a race is abandoned one `stagger` after it
+//    started (a recovered endpoint that answers at once still wins): the client gets its
+//    451 at once instead of waiting out connect_timeout on a port known to be dead.
 //  * Endpoints whose cool-down ended and that are preferred to the best working one are
 //    probed in the background; a successful probe fails traffic back and its ready
-//    connection goes to the pool.
+//    connection goes to the pool. In recovery mode (set_recovery_probing) they are probed
+//    before the cool-down ends, on HealthTable's recovery schedule.
+//  * An endpoint that had failed and is ready again is reported (set_on_endpoint_up).
 //  * Ready connections are reused across messages (UpstreamPool); a pooled connection is
 //    checked with RSET before use, and a dead one is replaced without blaming the endpoint.
 #include <uv.h>
@@ -36,6 +41,9 @@ struct RacingOptions {
   config::Duration pool_idle_timeout = std::chrono::seconds(30);
   std::size_t pool_max_per_endpoint = 16;
   config::Duration probe_interval = std::chrono::seconds(1);
+  // Recovery mode: first probe this long after a failure, doubling per failure up to max.
+  config::Duration recovery_probe_min = std::chrono::seconds(1);
+  config::Duration recovery_probe_max = std::chrono::seconds(10);
 
   static RacingOptions from(const config::RelayConfig& relay);
 };
@@ -53,6 +61,9 @@ class RacingSelector : public UpstreamSelector {
   void record_transaction_failure(std::size_t endpoint_index,
                                   const AttemptFailure& failure) override;
   const std::vector<EndpointRuntimePtr>& endpoints() const override { return endpoints_; }
+  bool all_cooling_down() const override;
+  void set_recovery_probing(bool on) override;
+  void set_on_endpoint_up(std::function<void(std::size_t index)> callback) override;
   const HealthTable& health() const { return health_; }
 
   // Called on a selector built for a reloaded configuration, before its first use: takes
@@ -74,6 +85,8 @@ class RacingSelector : public UpstreamSelector {
   template <typename Count>
   void cool_down(std::size_t index, const AttemptFailure& failure, Count count);
   void probe_due_endpoints();
+  void endpoint_came_back(std::size_t index);
+  void report_endpoints_up();
 
   net::Loop& loop_;
   std::vector<EndpointRuntimePtr> endpoints_;
@@ -85,6 +98,10 @@ class RacingSelector : public UpstreamSelector {
   UpstreamPool pool_;
   net::Timer probe_timer_;
   std::vector<std::unique_ptr<Probe>> probes_;
+  bool recovery_probing_ = false;
+  std::function<void(std::size_t index)> on_endpoint_up_;
+  net::Timer endpoint_up_timer_;           // reports on a later turn, never inside a callback
+  std::vector<std::size_t> endpoints_up_;  // waiting for that turn
   bool retired_ = false;
 };
 

@@ -184,6 +184,7 @@ class Transaction {
   std::optional<smtp::Reply> last_upstream_refusal_;
   std::optional<std::size_t> failed_from_;
   std::size_t skipped_for_8bit_ = 0;
+  std::size_t skipped_cooling_down_ = 0;  // notes of endpoints the selector gave up on
 };
 
 // An upstream reply rendered for the client: one line, with an enhanced status code

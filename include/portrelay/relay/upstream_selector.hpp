@@ -47,12 +47,19 @@ class UpstreamSelector {
                                           const AttemptFailure& failure) = 0;
   virtual const std::vector<EndpointRuntimePtr>& endpoints() const = 0;
 
-  // Every endpoint is cooling down (or being probed) now: a delivery would only wait.
+  // True when every endpoint is cooling down or being probed, now: a selection would start
+  // but give up after one stagger unless an endpoint has just recovered. (The defaults
+  // here suit a selector without health memory.)
   virtual bool all_cooling_down() const { return false; }
-  // While on, endpoints that are down are probed on a short schedule even while they
-  // cool down (the spool turns it on while it holds deferred messages).
+  // Recovery mode, for while messages wait for the chain (the spool turns it on while it
+  // holds deferred ones): down endpoints preferred to the best working one are probed
+  // before their cool-down ends, 1 s after a failure doubling up to 10 s by default
+  // ([relay] recovery_probe_min/max), one probe per endpoint at a time. Messages keep
+  // respecting the cool-down.
   virtual void set_recovery_probing(bool /*on*/) {}
-  // Called on the loop when an endpoint that had failed is ready again.
+  // `callback(index)` runs on the loop, on a later turn (never inside select() or a
+  // connection's callback), when an endpoint that had failed or was suspect is ready again:
+  // found by a probe, or by winning a race. Replaces the earlier callback; empty: none.
   virtual void set_on_endpoint_up(std::function<void(std::size_t index)> /*callback*/) {}
 };
 
