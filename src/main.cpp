@@ -84,16 +84,19 @@ int main(int argc, char** argv) {
       "queue", "Inspect and manage the spool (with or without a running daemon)");
   queue->add_option("-c,--config", queue_options.config_path, config_help());
   queue->require_subcommand(1);
-  auto* queue_list = queue->add_subcommand("list", "List queued and failed messages (default table)");
+  auto* queue_list =
+      queue->add_subcommand("list", "List queued and failed messages (default table)");
   queue_list->add_flag("--json", queue_options.json, "Machine-readable output");
-  auto* queue_show = queue->add_subcommand("show", "Envelope, delivery state and headers of a message");
+  auto* queue_show =
+      queue->add_subcommand("show", "Envelope, delivery state and headers of a message");
   queue_show->add_option("id", queue_options.id, "Queue id")->required();
   auto* queue_retry = queue->add_subcommand("retry", "Make a message (or --all) due now");
   queue_retry->add_option("id", queue_options.id, "Queue id");
   queue_retry->add_flag("--all", queue_options.all, "Every queued message");
   auto* queue_delete = queue->add_subcommand("delete", "Remove a message without a bounce");
   queue_delete->add_option("id", queue_options.id, "Queue id")->required();
-  auto* queue_bounce = queue->add_subcommand("bounce", "Give up on a message: bounce it to its sender");
+  auto* queue_bounce =
+      queue->add_subcommand("bounce", "Give up on a message: bounce it to its sender");
   queue_bounce->add_option("id", queue_options.id, "Queue id")->required();
 
   auto* version = app.add_subcommand("version", "Print the version");

@@ -70,7 +70,8 @@ nlohmann::json to_json(const spool::StoredMessage& message) {
 void print_table(const spool::RecoveryReport& report) {
   std::size_t count = 0;
   std::uint64_t bytes = 0;
-  std::printf("%-18s %6s %9s %8s  %s\n", "Queue ID", "Age", "Size", "Attempts", "Sender / Recipients");
+  std::printf("%-18s %6s %9s %8s  %s\n", "Queue ID", "Age", "Size", "Attempts",
+              "Sender / Recipients");
   for (const auto* list : {&report.messages, &report.failed}) {
     for (const auto& message : *list) {
       const auto& envelope = message.layout.envelope;
@@ -78,9 +79,8 @@ void print_table(const spool::RecoveryReport& report) {
       bytes += message.layout.body_size;
       std::printf("%-18s %6s %9llu %8u  %s%s\n", envelope.id.c_str(),
                   age(envelope.arrival_ms).c_str(),
-                  static_cast<unsigned long long>(message.layout.body_size),
-                  message.state.attempts, sender_text(envelope.sender).c_str(),
-                  message.failed_area ? "  (failed)" : "");
+                  static_cast<unsigned long long>(message.layout.body_size), message.state.attempts,
+                  sender_text(envelope.sender).c_str(), message.failed_area ? "  (failed)" : "");
       if (!message.state.last_error.empty())
         std::printf("%37s(%s)\n", "", message.state.last_error.c_str());
       for (std::size_t i = 0; i < envelope.recipients.size(); ++i)
@@ -120,7 +120,8 @@ std::optional<std::string> ask_daemon(const std::string& socket_path, const std:
   std::string answer;
   char buffer[512];
   ssize_t got;
-  while ((got = ::read(fd, buffer, sizeof buffer)) > 0) answer.append(buffer, static_cast<std::size_t>(got));
+  while ((got = ::read(fd, buffer, sizeof buffer)) > 0)
+    answer.append(buffer, static_cast<std::size_t>(got));
   ::close(fd);
   while (!answer.empty() && (answer.back() == '\n' || answer.back() == '\r')) answer.pop_back();
   return answer;
@@ -216,19 +217,19 @@ int queue(const QueueOptions& options) {
     }
     std::cout << to_json(*message).dump(2) << "\n";
     // The header section of the message, never the body.
-    auto text = spool::read_file(
-        message->failed_area ? directory->failed_path(options.id) : directory->queue_path(options.id),
-        message->layout.body_offset + 64 * 1024);
+    auto text = spool::read_file(message->failed_area ? directory->failed_path(options.id)
+                                                      : directory->queue_path(options.id),
+                                 message->layout.body_offset + 64 * 1024);
     if (text) {
-      std::string body = text->substr(std::min<std::size_t>(text->size(), message->layout.body_offset));
+      std::string body =
+          text->substr(std::min<std::size_t>(text->size(), message->layout.body_offset));
       auto end = body.find("\r\n\r\n");
       std::cout << "\n" << body.substr(0, end == std::string::npos ? body.size() : end + 2);
     }
     return 0;
   }
-  const std::string id = options.action == "retry" && (options.all || options.id.empty())
-                             ? "all"
-                             : options.id;
+  const std::string id =
+      options.action == "retry" && (options.all || options.id.empty()) ? "all" : options.id;
   if (id.empty()) {
     std::cerr << "error: a queue id is required\n";
     return 64;

@@ -89,10 +89,13 @@ HealthTable::Duration backoff(HealthTable::Duration first, HealthTable::Duration
 }  // namespace
 
 void HealthTable::cool_down(Entry& entry, TimePoint now) {
-  ++entry.consecutive_failures;
+  if (++entry.consecutive_failures == 1) entry.down_since = now;
   entry.cooldown_until = now + backoff(base_, cap_, entry.consecutive_failures, jitter_());
+  // A 30th of the outage so far: short outages are noticed quickly, long ones cheaply.
+  const auto outage = std::chrono::duration_cast<Duration>(now - entry.down_since);
+  const Duration interval = std::clamp(outage / 30, recovery_.first, recovery_.max);
   entry.next_probe =
-      now + backoff(recovery_.first, recovery_.max, entry.consecutive_failures, jitter_());
+      now + Duration(static_cast<Duration::rep>(static_cast<double>(interval.count()) * jitter_()));
 }
 
 void HealthTable::record_failure(std::size_t index, FailureReason reason, TimePoint now) {

@@ -99,7 +99,8 @@ void ControlServer::accept() {
         auto* write = new Write;
         write->answer = control_request(client->server->spool_, line) + "\n";
         log::info("queue_control", {{"request", line}, {"answer", write->answer}});
-        uv_buf_t out = uv_buf_init(write->answer.data(), static_cast<unsigned>(write->answer.size()));
+        uv_buf_t out =
+            uv_buf_init(write->answer.data(), static_cast<unsigned>(write->answer.size()));
         uv_write(&write->request, stream, &out, 1, [](uv_write_t* request, int) {
           std::unique_ptr<Write> done(reinterpret_cast<Write*>(request));
           auto* owner = net::UvHandle<uv_pipe_t, Client>::owner_of(request->handle);

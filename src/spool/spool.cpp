@@ -139,7 +139,7 @@ void Spool::reconfigure(const config::SpoolConfig& config) {
 }
 
 void Spool::account(const std::string& id, const Entry& entry, int sign) {
-  std::size_t& count = entry.failed               ? failed_count_
+  std::size_t& count = entry.failed                ? failed_count_
                        : entry.state.attempts == 0 ? queued_count_
                                                    : deferred_count_;
   count += static_cast<std::size_t>(sign);  // -1 wraps back exactly

@@ -63,9 +63,11 @@ body = line * (kib * 1024 // len(line))
 message = f"Subject: {subject}\r\nFrom: a@e2e.test\r\nTo: b@e2e.test\r\n\r\n{body}"
 with smtplib.SMTP("127.0.0.1", port, timeout=20) as smtp:
     smtp.ehlo()
-    smtp.mail("a@e2e.test")
-    smtp.rcpt("b@e2e.test")
-    code, reply = smtp.data(message.encode())
+    for step in (lambda: smtp.mail("a@e2e.test"), lambda: smtp.rcpt("b@e2e.test"),
+                 lambda: smtp.data(message.encode())):
+        code, reply = step()
+        if code >= 400:
+            break
     print(code, reply.decode())
     sys.exit(0 if code == 250 else 1)
 PY

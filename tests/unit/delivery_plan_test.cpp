@@ -24,7 +24,7 @@ TEST(RetrySchedule, DoublesFromMinimumUpToMaximumWithJitter) {
   EXPECT_EQ(retry_delay(1, kPolicy, 1.0), Millis(30'000));
   EXPECT_EQ(retry_delay(2, kPolicy, 1.0), Millis(60'000));
   EXPECT_EQ(retry_delay(3, kPolicy, 1.0), Millis(120'000));
-  EXPECT_EQ(retry_delay(7, kPolicy, 1.0), Millis(1'800'000));  // 30s * 64 capped at 30m
+  EXPECT_EQ(retry_delay(7, kPolicy, 1.0), Millis(1'800'000));    // 30s * 64 capped at 30m
   EXPECT_EQ(retry_delay(500, kPolicy, 1.0), Millis(1'800'000));  // no overflow
   EXPECT_EQ(retry_delay(1, kPolicy, 0.8), Millis(24'000));
   EXPECT_EQ(retry_delay(1, kPolicy, 1.2), Millis(36'000));

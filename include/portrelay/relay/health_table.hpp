@@ -11,9 +11,12 @@
 //
 // Recovery schedule: while mail waits for the chain (the spool has deferred messages), a
 // down endpoint is worth probing long before its cool-down ends. Each failure therefore
-// also sets `next_probe`: `recovery.first * 2^(n-1)` after it, capped at `recovery.max`,
-// with the same jitter. due_for_probe(now, /*recovery=*/true) honours it; ordinary traffic
-// and ordinary probes keep to the cool-down.
+// also sets `next_probe`, after an interval that grows with the length of the outage:
+// `recovery.first`, or a 30th of how long the endpoint has been down if that is longer,
+// capped at `recovery.max`, with the same jitter. With the defaults (1 s, 10 s) an outage
+// shorter than a minute is noticed within about 2 s of its end, any outage within about
+// 10 s, and a long one costs one probe per 10 s. due_for_probe(now, /*recovery=*/true)
+// honours it; ordinary traffic and ordinary probes keep to the cool-down.
 //
 // Entries are stored by endpoint identity (host, port, TLS mode); the index-based API
 // addresses the table's own chain. A table built for a new configuration snapshot takes
@@ -34,8 +37,8 @@ namespace portrelay::relay {
 
 // When a down endpoint is probed early in recovery mode ([relay] recovery_probe_min/max).
 struct RecoverySchedule {
-  std::chrono::milliseconds first = std::chrono::seconds(1);  // after the first failure in a row
-  std::chrono::milliseconds max = std::chrono::seconds(10);   // the doubling stops here
+  std::chrono::milliseconds first = std::chrono::seconds(1);  // the shortest interval
+  std::chrono::milliseconds max = std::chrono::seconds(10);   // the longest interval
 };
 
 class HealthTable {
@@ -56,6 +59,7 @@ class HealthTable {
     std::optional<FailureReason> last_failure;
     bool probing = false;    // a background probe is running
     TimePoint next_probe{};  // recovery mode: not probed before this (set by each failure)
+    TimePoint down_since{};  // the first failure of the current run of failures
   };
 
   // `chain[i]` is the identity of endpoint i. Endpoints with the same identity share one
