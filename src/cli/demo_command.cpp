@@ -32,39 +32,31 @@ struct ProviderPorts {
   std::uint16_t blocked = 587, refused = 25, implicit_tls = 465, starttls = 2525;
 };
 
-// The working provider ports, served by SinkServers on their own loop thread.
+// Provider ports that work, each a SinkServer, served on their own loop thread.
 class ProviderThread {
  public:
-  ProviderThread(const ProviderPorts& ports, const tls::GeneratedPki& pki) {
-    thread_.start([&](net::Loop& loop) {
-      auto context = tls::Context::server({pki.good_cert, pki.good_key});
-      demo::SinkOptions implicit{ports.host, ports.implicit_tls, true, context, kUser, kPassword};
-      demo::SinkOptions starttls{ports.host, ports.starttls, false, context, kUser, kPassword};
-      implicit_ = std::make_unique<demo::SinkServer>(loop.uv(), implicit);
-      starttls_ = std::make_unique<demo::SinkServer>(loop.uv(), starttls);
-      int rc = implicit_->start();
-      if (rc == 0) rc = starttls_->start();
-      if (rc != 0) {
-        error_ = uv_strerror(rc);
-        implicit_.reset();
-        starttls_.reset();
+  explicit ProviderThread(std::vector<demo::SinkOptions> ports) {
+    thread_.start([this, ports = std::move(ports)](net::Loop& loop) {
+      for (const auto& options : ports) {
+        sinks_.push_back(std::make_unique<demo::SinkServer>(loop.uv(), options));
+        if (int rc = sinks_.back()->start(); rc != 0) {
+          error_ = uv_strerror(rc);
+          sinks_.clear();
+          break;
+        }
       }
-      return net::LoopThread::Hooks{[this]() {
-                                      implicit_.reset();
-                                      starttls_.reset();
-                                    },
-                                    nullptr};
+      return net::LoopThread::Hooks{[this]() { sinks_.clear(); }, nullptr};
     });
   }
   const std::string& error() const { return error_; }
-  std::uint64_t delivered_on_implicit() const { return implicit_ ? implicit_->messages() : 0; }
-  std::uint64_t delivered_on_starttls() const { return starttls_ ? starttls_->messages() : 0; }
-  // The ports actually bound (they differ from the requested ones when those were 0).
-  std::uint16_t implicit_tls_port() const { return implicit_->port(); }
-  std::uint16_t starttls_port() const { return starttls_->port(); }
+  std::uint64_t delivered(std::size_t i) const {
+    return i < sinks_.size() ? sinks_[i]->messages() : 0;
+  }
+  // The port actually bound (it differs from the requested one when that was 0).
+  std::uint16_t port(std::size_t i) const { return sinks_.at(i)->port(); }
 
  private:
-  std::unique_ptr<demo::SinkServer> implicit_, starttls_;
+  std::vector<std::unique_ptr<demo::SinkServer>> sinks_;
   std::string error_;
   net::LoopThread thread_;  // last: stopped (joined) before the servers above are freed
 };
@@ -131,19 +123,96 @@ bool bind_blocked_ports(ProviderPorts& ports, int port_base,
   return attempt("127.0.0.1", 0, 0);
 }
 
-void print_metrics(const std::string& text) {
+// The same SMTP client as `portrelay sendmail`, with its dialogue collected for display.
+struct Sent {
+  bool delivered = false;
+  std::string final_reply;
+  std::vector<std::string> transcript;
+};
+
+std::pair<Sent, long long> send(std::uint16_t port, const std::string& subject) {
+  submit::SubmissionRequest request;
+  request.host = "127.0.0.1";
+  request.port = port;
+  request.helo_name = "demo-client.portrelay.test";
+  request.sender = "app@vm.portrelay.test";
+  request.recipients = {"someone@example.test"};
+  request.content = "Subject: " + subject + "\r\n\r\nHello through the failover chain.\r\n";
+  request.reply_timeout = request.final_reply_timeout = std::chrono::seconds(30);
+  Sent sent;
+  auto started = std::chrono::steady_clock::now();
+  auto result = submit::submit_message(
+      request, [&](const std::string& line) { sent.transcript.push_back(line); });
+  auto elapsed = std::chrono::steady_clock::now() - started;
+  sent.delivered = result.outcome == submit::SubmissionResult::Outcome::kDelivered;
+  sent.final_reply = result.detail;
+  return {sent, std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()};
+}
+
+void print_metrics(const std::string& text, bool spool) {
   std::istringstream lines(text);
   std::string line;
   while (std::getline(lines, line)) {
     if (line.empty() || line[0] == '#' || line.find("_bucket") != std::string::npos) continue;
-    bool interesting = line.rfind("portrelay_upstream_", 0) == 0 ||
-                       line.rfind("portrelay_failovers_total", 0) == 0 ||
-                       line.rfind("portrelay_messages_total", 0) == 0;
+    auto starts = [&](const char* prefix) { return line.rfind(prefix, 0) == 0; };
+    bool interesting = spool
+                           ? starts("portrelay_queue_") || starts("portrelay_delivery_") ||
+                                 starts("portrelay_spool_sync_seconds_count") ||
+                                 starts("portrelay_messages_total")
+                           : starts("portrelay_upstream_") || starts("portrelay_failovers_total") ||
+                                 starts("portrelay_messages_total");
     if (!interesting) continue;
     std::string value = line.substr(line.rfind(' ') + 1);
     if (value == "0") continue;  // every series exists from the start; show what moved
     std::cout << "  " << line << "\n";
   }
+}
+
+// Step 5: the provider has an outage. The relay (mode = "spool") acknowledges the message
+// once it is on disk, probes the provider while the message waits, and delivers it the
+// moment the provider answers again.
+bool spool_step(const std::string& spool_dir, const std::string& host, const tls::GeneratedPki& pki,
+                std::shared_ptr<tls::Context> tls_context) {
+  auto down = std::make_unique<demo::RefusedPort>(host, 0);
+  const std::uint16_t port = down->port();
+  std::ostringstream toml;
+  toml << "[server]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"demo-relay.portrelay.test\"\n"
+       << "[relay]\nmode = \"spool\"\n[metrics]\nenabled = false\n"
+       << "[spool]\ndir = \"" << spool_dir << "\"\n"
+       << "[[upstream]]\nname = \"provider\"\nhost = \"" << host << "\"\nport = " << port
+       << "\ntls = \"implicit\"\ntls_server_name = \"localhost\"\nca_file = \"" << pki.ca_cert
+       << "\"\nusername = \"" << kUser << "\"\npassword_env = \"" << kPasswordEnv << "\"\n";
+  std::cout << "\nStep 5, the spool: the provider is down (" << host << ":" << port
+            << " refuses everything) and a relay with\n  [relay] mode = \"spool\", "
+            << "[spool] dir = \"" << spool_dir << "\"\ntakes a message:\n";
+  DaemonThread relay(config::parse_config(toml.str(), "demo-spool.toml"));
+  relay.start();
+  auto [queued, queued_ms] = send(relay.listener_ports().at(0), "portrelay demo, spooled");
+  std::cout << "  S: " << queued.final_reply << "\n  => acknowledged in " << queued_ms
+            << " ms: the message and its directory entry are synced to disk first\n";
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  std::cout << "  2.5 s of outage later the message waits in " << spool_dir
+            << "/queue (`portrelay queue list`);\n  the relay probes the provider every second "
+               "meanwhile. Now the provider comes back:\n";
+  down.reset();
+  ProviderThread provider({demo::SinkOptions{host, port, true, tls_context, kUser, kPassword}});
+  const auto back = std::chrono::steady_clock::now();
+  bool delivered = false;
+  while (!delivered && std::chrono::steady_clock::now() - back < std::chrono::seconds(15)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    delivered = provider.delivered(0) == 1;
+  }
+  const auto after =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - back)
+          .count();
+  if (!provider.error().empty()) std::cout << "  (provider: " << provider.error() << ")\n";
+  std::cout << "  => " << (delivered ? "DELIVERED " : "NOT DELIVERED within ") << after
+            << " ms after the provider came back (Postfix would wait for its next queue run, "
+               "up to 300 s)\n  Spool metrics that moved:\n";
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the removal is counted
+  print_metrics(relay.metrics_text(), true);
+  relay.stop();
+  return delivered && queued.delivered;
 }
 
 }  // namespace
@@ -169,13 +238,16 @@ int demo(const DemoOptions& options) {
     std::cerr << "demo: cannot set up the simulated blocked ports on loopback\n";
     return 1;
   }
-  ProviderThread provider(ports, pki);
+  auto tls_context = tls::Context::server({pki.good_cert, pki.good_key});
+  ProviderThread provider(
+      {demo::SinkOptions{ports.host, ports.implicit_tls, true, tls_context, kUser, kPassword},
+       demo::SinkOptions{ports.host, ports.starttls, false, tls_context, kUser, kPassword}});
   if (!provider.error().empty()) {
     std::cerr << "demo: cannot start the simulated provider: " << provider.error() << "\n";
     return 1;
   }
-  ports.implicit_tls = provider.implicit_tls_port();
-  ports.starttls = provider.starttls_port();
+  ports.implicit_tls = provider.port(0);
+  ports.starttls = provider.port(1);
   std::cout << "portrelay demo: the provider's ports as a cloud VM sees them (all on loopback)\n"
             << "  " << ports.host << ":" << ports.blocked
             << "  silently dropped: SYNs are never answered (a firewall DROP)\n"
@@ -202,31 +274,7 @@ int demo(const DemoOptions& options) {
   std::cout << "Step 2, the relay listens on 127.0.0.1:" << relay_port
             << "; an application submits a message (the relay logs to stderr):\n";
 
-  // The same SMTP client as `portrelay sendmail`, with its dialogue collected for display.
-  struct Sent {
-    bool delivered = false;
-    std::string final_reply;
-    std::vector<std::string> transcript;
-  };
-  auto send = [&](const std::string& subject) {
-    submit::SubmissionRequest request;
-    request.host = "127.0.0.1";
-    request.port = relay_port;
-    request.helo_name = "demo-client.portrelay.test";
-    request.sender = "app@vm.portrelay.test";
-    request.recipients = {"someone@example.test"};
-    request.content = "Subject: " + subject + "\r\n\r\nHello through the failover chain.\r\n";
-    request.reply_timeout = request.final_reply_timeout = std::chrono::seconds(30);
-    Sent sent;
-    auto started = std::chrono::steady_clock::now();
-    auto result = submit::submit_message(
-        request, [&](const std::string& line) { sent.transcript.push_back(line); });
-    auto elapsed = std::chrono::steady_clock::now() - started;
-    sent.delivered = result.outcome == submit::SubmissionResult::Outcome::kDelivered;
-    sent.final_reply = result.detail;
-    return std::pair{sent, std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()};
-  };
-  auto [first, first_ms] = send("portrelay demo, first message");
+  auto [first, first_ms] = send(relay_port, "portrelay demo, first message");
   for (const auto& line : first.transcript) std::cout << "  " << line << "\n";
   std::cout << "  => " << (first.delivered ? "DELIVERED" : "NOT DELIVERED") << " in " << first_ms
             << " ms: 587 got one stagger (" << config.relay.stagger.count()
@@ -234,20 +282,22 @@ int demo(const DemoOptions& options) {
 
   std::cout << "Step 3, a second message: 587 and 25 are cooling down, so they are not touched,\n"
                "and the pooled TLS connection to 465 is reused (RSET, no new handshake):\n";
-  auto [second, second_ms] = send("portrelay demo, second message");
+  auto [second, second_ms] = send(relay_port, "portrelay demo, second message");
   std::cout << "  S: " << second.final_reply << "\n  => "
             << (second.delivered ? "DELIVERED" : "NOT DELIVERED") << " in " << second_ms << " ms\n";
 
   std::string metrics = relay.metrics_text();
   relay.stop();
 
-  std::uint64_t received = provider.delivered_on_implicit() + provider.delivered_on_starttls();
-  std::cout << "\nThe provider received " << provider.delivered_on_implicit()
-            << " message(s) on port " << ports.implicit_tls << " and "
-            << provider.delivered_on_starttls() << " on port " << ports.starttls
+  std::uint64_t received = provider.delivered(0) + provider.delivered(1);
+  std::cout << "\nThe provider received " << provider.delivered(0) << " message(s) on port "
+            << ports.implicit_tls << " and " << provider.delivered(1) << " on port "
+            << ports.starttls
             << ".\n\nStep 4, the metrics that moved (what GET /metrics would show):\n";
-  print_metrics(metrics);
-  bool ok = first.delivered && second.delivered && received == 2;
+  print_metrics(metrics, false);
+
+  bool spooled = spool_step(dir.string() + "/spool", ports.host, pki, tls_context);
+  bool ok = first.delivered && second.delivered && received == 2 && spooled;
   std::cout << "\n" << (ok ? "demo OK" : "demo FAILED") << "\n";
   return ok ? 0 : 1;
 }
