@@ -135,6 +135,7 @@ std::string change_offline(spool::SpoolDirectory& directory, const std::string& 
     const std::string text = spool::encode_state(state);
     FILE* file = std::fopen(tmp.c_str(), "w");
     if (!file) return false;
+    directory.give_to_owner(fileno(file));
     bool ok = std::fwrite(text.data(), 1, text.size(), file) == text.size();
     ok = (std::fflush(file) == 0) && ok && ::fdatasync(fileno(file)) == 0;
     std::fclose(file);
@@ -192,8 +193,16 @@ int queue(const QueueOptions& options) {
   }
   std::unique_ptr<spool::SpoolDirectory> directory;
   try {
-    directory = std::make_unique<spool::SpoolDirectory>(config.spool.dir);
+    directory = std::make_unique<spool::SpoolDirectory>(config.spool.dir, /*create=*/false);
   } catch (const std::exception& error) {
+    // The daemon creates the spool when it first starts; until then there is nothing in it.
+    if (options.action == "list") {
+      if (options.json)
+        std::cout << "[]\n";
+      else
+        std::cout << "Mail queue is empty (no spool yet at " << config.spool.dir << ")\n";
+      return 0;
+    }
     std::cerr << "error: " << error.what() << "\n";
     return 1;
   }

@@ -104,24 +104,8 @@ void Spool::start() {
                             {"corrupt", std::to_string(report.corrupt.size())}});
   publish_metrics();
   tick_timer_.start(kTick, [this]() { tick(); });
-  // Messages with nothing pending were settled before a crash (or bounced by the operator
-  // while no daemon ran) but never left the queue: finish them now.
-  for (auto& [id, entry] : messages_) {
-    if (entry.failed) continue;
-    bool pending = std::any_of(entry.state.recipients.begin(), entry.state.recipients.end(),
-                               [](const auto& r) { return r.status == RecipientStatus::Pending; });
-    if (pending) continue;
-    Settlement settlement;
-    settlement.state = entry.state;
-    settlement.finished = true;
-    for (std::size_t i = 0; i < entry.state.recipients.size(); ++i)
-      (entry.state.recipients[i].status == RecipientStatus::Bounced ? settlement.bounced
-                                                                    : settlement.delivered)
-          .push_back(i);
-    loop_.post([this, id = id, settlement]() {
-      if (messages_.count(id)) settled(id, settlement);
-    });
-  }
+  // A message with nothing pending (settled before a crash, bounced by the operator while
+  // no daemon ran, or whose bounce could not be queued) is finished by pump(), not tried.
 }
 
 void Spool::set_upstream(std::shared_ptr<relay::UpstreamSelector> selector, SinkFactory factory) {
@@ -245,7 +229,13 @@ void Spool::pump() {
     }
     const std::string id = std::get<2>(*first);
     due_.erase(first);
-    start_delivery(id, messages_.at(id));
+    Entry& entry = messages_.at(id);
+    if (std::none_of(entry.state.recipients.begin(), entry.state.recipients.end(),
+                     [](const auto& r) { return r.status == RecipientStatus::Pending; })) {
+      finish_settled(id);
+      continue;
+    }
+    start_delivery(id, entry);
   }
 }
 
@@ -298,9 +288,22 @@ void Spool::attempt_done(const std::string& id, AttemptResult result) {
          {"error", settlement.state.last_error}});
   }
   settled(id, std::move(settlement));
+  pump();  // a delivery slot is free: the next due message starts now, not at the next tick
 }
 
-void Spool::settled(const std::string& id, Settlement settlement) {
+void Spool::finish_settled(const std::string& id) {
+  const Entry& entry = messages_.at(id);
+  Settlement settlement;
+  settlement.state = entry.state;
+  settlement.finished = true;
+  for (std::size_t i = 0; i < entry.state.recipients.size(); ++i)
+    (entry.state.recipients[i].status == RecipientStatus::Bounced ? settlement.bounced
+                                                                  : settlement.delivered)
+        .push_back(i);
+  settled(id, std::move(settlement), false);
+}
+
+void Spool::settled(const std::string& id, Settlement settlement, bool count) {
   Entry& entry = messages_.at(id);
   account(id, entry, -1);
   entry.state = settlement.state;
@@ -320,15 +323,18 @@ void Spool::settled(const std::string& id, Settlement settlement) {
   const double waited =
       static_cast<double>(unix_ms_now() - entry.layout.envelope.arrival_ms) / 1000.0;
   if (settlement.bounced.empty()) {
-    metrics_.message(metrics::MessageResult::Relayed);
-    metrics_.queue_delivered(waited);
+    if (count) {
+      metrics_.message(metrics::MessageResult::Relayed);
+      metrics_.queue_delivered(waited);
+    }
     leave_queue(id, false);
     return;
   }
-  metrics_.message(settlement.expired ? metrics::MessageResult::Expired
-                                      : metrics::MessageResult::Bounced);
-  if (!settlement.delivered.empty() || settlement.bounced.size() < entry.state.recipients.size())
-    metrics_.queue_delivered(waited);
+  if (count) {
+    metrics_.message(settlement.expired ? metrics::MessageResult::Expired
+                                        : metrics::MessageResult::Bounced);
+    if (!settlement.delivered.empty()) metrics_.queue_delivered(waited);
+  }
   const bool no_bounce_possible = !config_.bounces || entry.layout.envelope.sender.empty() ||
                                   is_bounce(entry.layout.envelope.sender,
                                             read_headers(directory_->queue_path(id), entry.layout));
@@ -338,6 +344,9 @@ void Spool::settled(const std::string& id, Settlement settlement) {
     leave_queue(id, true);
     return;
   }
+  // The settled recipients are recorded first: a crash before the bounce is queued then
+  // redoes neither the deliveries nor the refusals, only the bounce.
+  committer_->write_state(id, encode_state(entry.state), false, [](Result<bool>) {});
   send_bounce(id, settlement, [this, id]() { leave_queue(id, false); });
 }
 
@@ -462,12 +471,14 @@ void Spool::tick() {
       settled(id, std::move(settlement));
     }
   }
-  bool waiting = false;
-  for (const auto& key : due_) {
-    waiting = messages_.at(std::get<2>(key)).waiting_for_chain;
-    break;  // the oldest due message tells: is the queue held up by the chain?
+  // Probe the chain early while the queue is held up by it: the first message due waited
+  // for the chain last time, or nothing can be tried now because every endpoint cools down.
+  if (selector_) {
+    const bool held_up =
+        !due_.empty() && (messages_.at(std::get<2>(*due_.begin())).waiting_for_chain ||
+                          selector_->all_cooling_down());
+    selector_->set_recovery_probing(held_up);
   }
-  if (selector_) selector_->set_recovery_probing(waiting);
   publish_metrics();
   pump();
   if (!stopping_) tick_timer_.start(kTick, [this]() { tick(); });

@@ -22,8 +22,8 @@ constexpr std::string_view kStateSuffix = ".state";
 
 std::string why(const std::string& what) { return what + ": " + std::strerror(errno); }
 
-int open_dir(const std::string& path) {
-  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
+int open_dir(const std::string& path, bool create) {
+  if (create && ::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
     throw std::runtime_error(why("cannot create spool directory " + path));
   int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) throw std::runtime_error(why("cannot open spool directory " + path));
@@ -87,12 +87,27 @@ Result<std::string> read_file(const std::string& path, std::size_t max) {
   return text;
 }
 
-SpoolDirectory::SpoolDirectory(std::string root) : root_(std::move(root)) {
-  root_fd_ = open_dir(root_);
-  tmp_fd_ = open_dir(root_ + "/tmp");
-  queue_fd_ = open_dir(root_ + "/queue");
-  failed_fd_ = open_dir(root_ + "/failed");
-  ::close(open_dir(root_ + "/corrupt"));
+SpoolDirectory::SpoolDirectory(std::string root, bool create) : root_(std::move(root)) {
+  try {
+    root_fd_ = open_dir(root_, create);
+    tmp_fd_ = open_dir(root_ + "/tmp", create);
+    queue_fd_ = open_dir(root_ + "/queue", create);
+    failed_fd_ = open_dir(root_ + "/failed", create);
+    ::close(open_dir(root_ + "/corrupt", create));
+  } catch (...) {
+    for (int fd : {root_fd_, tmp_fd_, queue_fd_, failed_fd_})
+      if (fd >= 0) ::close(fd);
+    throw;
+  }
+  struct stat info {};
+  if (::fstat(root_fd_, &info) == 0) {
+    owner_uid_ = info.st_uid;
+    owner_gid_ = info.st_gid;
+  }
+}
+
+void SpoolDirectory::give_to_owner(int fd) const {
+  if (::geteuid() == 0 && owner_uid_ != 0) (void)::fchown(fd, owner_uid_, owner_gid_);
 }
 
 SpoolDirectory::~SpoolDirectory() {
@@ -104,6 +119,7 @@ bool SpoolDirectory::try_lock() {
   if (lock_fd_ >= 0) return true;
   int fd = ::open((root_ + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) throw std::runtime_error(why("cannot open " + root_ + "/lock"));
+  give_to_owner(fd);
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     ::close(fd);
     return false;
@@ -114,8 +130,8 @@ bool SpoolDirectory::try_lock() {
 
 bool SpoolDirectory::locked_by_other() const {
   if (lock_fd_ >= 0) return false;
-  int fd = ::open((root_ + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return false;
+  int fd = ::open((root_ + "/lock").c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return false;  // no lock file: no daemon ever ran here
   bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0;
   ::close(fd);  // releases ours if we got it
   return held;

@@ -95,9 +95,12 @@ for i in \$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/2525) 2>/dev/null && break;
 exec 3<>/dev/tcp/127.0.0.1/2525 || { echo "nothing listens on 127.0.0.1:2525"; cat /tmp/run.log; exit 1; }
 read -r greeting <&3; echo "greeting: \$greeting"; exec 3>&-
 # sendmail as a user who cannot read the config: the relay answers; no upstream is reachable
-# in this namespace, so 451 -> exit 75 (EX_TEMPFAIL).
-printf 'Subject: t\n\nx\n' | setpriv --reuid 65534 --regid 65534 --clear-groups /usr/sbin/sendmail -i ops@example.test 2>/tmp/sendmail.err
-echo "sendmail exit: \$?"; cat /tmp/sendmail.err
+# in this namespace, and the shipped config queues what cannot go now (spool_on_failure):
+# exit 0, the message in the spool the package made, listed by mailq (as root).
+printf 'Subject: t\n\nx\n' | setpriv --reuid 65534 --regid 65534 --clear-groups /usr/sbin/sendmail -v -i ops@example.test >/tmp/sendmail.out 2>&1
+echo "sendmail exit: \$?"; grep -o 'queued as [0-9A-F]* for retry' /tmp/sendmail.out
+mailq | grep -c 'ops@example.test' | sed 's/^/mailq lines: /'
+stat -c 'spool: %a %U' /var/spool/portrelay /var/spool/portrelay/queue
 kill -TERM \$daemon; wait \$daemon; echo "daemon exit after SIGTERM: \$?"
 grep -c 'event=started' /tmp/run.log | sed 's/^/started lines: /'
 grep -c 'event=stopped' /tmp/run.log | sed 's/^/stopped lines: /'
@@ -107,16 +110,18 @@ unshare --net sh -c 'ip link set lo up && exec "$@"' sh \
   chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 bash /tmp/as-unit.sh \
   >"$WORK/as-unit.out" 2>&1 || { cat "$WORK/as-unit.out" >&2; fail "the unit's commands did not run as $user"; }
 grep -q '^greeting: 220 ' "$WORK/as-unit.out" || { cat "$WORK/as-unit.out" >&2; fail "no 220 greeting from ExecStart"; }
-grep -q '^sendmail exit: 75$' "$WORK/as-unit.out" && grep -q '451' "$WORK/as-unit.out" || { cat "$WORK/as-unit.out" >&2; fail "sendmail through the installed link did not get the relay's 451 (exit 75)"; }
+grep -q '^sendmail exit: 0$' "$WORK/as-unit.out" && grep -q 'for retry' "$WORK/as-unit.out" || { cat "$WORK/as-unit.out" >&2; fail "sendmail through the installed link: the message was not queued for retry (exit 0)"; }
+grep -q '^mailq lines: 1$' "$WORK/as-unit.out" || { cat "$WORK/as-unit.out" >&2; fail "mailq does not list the queued message"; }
+[[ $(grep -c '^spool: 700 portrelay$' "$WORK/as-unit.out") -eq 2 ]] || { cat "$WORK/as-unit.out" >&2; fail "spool not 0700 portrelay"; }
 grep -q '^daemon exit after SIGTERM: 0$' "$WORK/as-unit.out" && grep -q '^stopped lines: 1$' "$WORK/as-unit.out" || { cat "$WORK/as-unit.out" >&2; fail "daemon did not exit 0 on SIGTERM"; }
-note "as $user: ExecStartPre (check) OK, ExecStart listening ($(grep '^greeting:' "$WORK/as-unit.out")), sendmail -> 451 -> exit 75, SIGTERM -> exit 0"
+note "as $user: ExecStartPre (check) OK, ExecStart listening ($(grep '^greeting:' "$WORK/as-unit.out")), sendmail -> queued for retry (exit 0) in /var/spool/portrelay (0700 portrelay), mailq lists it, SIGTERM -> exit 0"
 
 # 6. Purge: nothing of the package stays (the system user stays, as Debian packages do).
 in_root dpkg --purge portrelay >"$WORK/purge.log" 2>&1 || { cat "$WORK/purge.log" >&2; fail "dpkg --purge failed"; }
-for path in /usr/sbin/portrelay /usr/sbin/sendmail /usr/bin/mailq /etc/portrelay /lib/systemd/system/portrelay.service \
+for path in /usr/sbin/portrelay /usr/sbin/sendmail /usr/bin/mailq /etc/portrelay /var/spool/portrelay /lib/systemd/system/portrelay.service \
   /etc/systemd/system/multi-user.target.wants/portrelay.service; do
   [[ ! -e $ROOT$path && ! -L $ROOT$path ]] || fail "$path left after dpkg --purge"
 done
 if in_root dpkg-statoverride --list | grep -q portrelay; then fail "statoverride left after purge"; fi
-note "dpkg --purge: binary, links, /etc/portrelay, unit and its enablement gone"
+note "dpkg --purge: binary, links, /etc/portrelay, the spool, unit and its enablement gone"
 note "PASS"

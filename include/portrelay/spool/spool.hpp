@@ -115,7 +115,12 @@ class Spool {
   void pump();
   void start_delivery(const std::string& id, Entry& entry);
   void attempt_done(const std::string& id, AttemptResult result);
-  void settled(const std::string& id, Settlement settlement);
+  // Carries out a settlement: rewrite the state and reschedule, or leave the queue
+  // (removed, bounced, or kept in failed/). `count`: in the message metrics (not again for
+  // a message finished a second time).
+  void settled(const std::string& id, Settlement settlement, bool count = true);
+  // A message with no pending recipient left: settle it as it stands.
+  void finish_settled(const std::string& id);
   void leave_queue(const std::string& id, bool keep_in_failed);
   void send_bounce(const std::string& id, const Settlement& settlement, std::function<void()> then);
   void tick();

@@ -36,8 +36,10 @@ struct RecoveryReport {
 
 class SpoolDirectory {
  public:
-  // Creates the tree (mode 0700) where missing. Throws std::runtime_error naming the path.
-  explicit SpoolDirectory(std::string root);
+  // With `create`, makes the tree (mode 0700) where missing (the daemon). Without, only
+  // opens what exists (`portrelay queue`, often run as root: it must not leave root-owned
+  // directories the daemon's user cannot enter). Throws std::runtime_error naming the path.
+  explicit SpoolDirectory(std::string root, bool create = true);
   ~SpoolDirectory();
   SpoolDirectory(const SpoolDirectory&) = delete;
   SpoolDirectory& operator=(const SpoolDirectory&) = delete;
@@ -57,6 +59,9 @@ class SpoolDirectory {
   bool try_lock();
   // Whether some process (a running daemon) holds the lock now.
   bool locked_by_other() const;
+  // Gives a file this process created in the spool to the spool's owner (root running
+  // `portrelay queue` offline must not leave files the daemon's user cannot read).
+  void give_to_owner(int fd) const;
 
   // Empties tmp/, reads queue/ and failed/, moves unreadable files to corrupt/. Only
   // with the lock held.
@@ -79,6 +84,7 @@ class SpoolDirectory {
   int queue_fd_ = -1;
   int failed_fd_ = -1;
   int lock_fd_ = -1;
+  unsigned owner_uid_ = 0, owner_gid_ = 0;
 };
 
 // Blocking helpers (EINTR handled). Errors as "what: strerror".
