@@ -12,7 +12,8 @@
 namespace portrelay::config {
 namespace {
 
-const std::vector<std::string_view> kTopLevelTables = {"server", "relay", "upstream", "metrics", "spool"};
+const std::vector<std::string_view> kTopLevelTables = {"server", "relay", "upstream", "metrics",
+                                                       "spool"};
 
 // The table for `name`, or an empty one when the file does not have it (all defaults).
 const toml::table& section(const detail::ParseContext& context, const toml::table& root,

@@ -54,30 +54,9 @@ RelayConfig parse_relay_section(ParseContext& context, const toml::table& table,
   relay.max_parallel = static_cast<std::size_t>(
       reader.bounded_integer("max_parallel", relay.max_parallel, 1, kMaxParallel));
 
-  relay.cooldown = reader.timeout("cooldown", relay.cooldown);
-  relay.cooldown_max = reader.timeout("cooldown_max", relay.cooldown_max);
-  if (relay.cooldown_max < relay.cooldown) {
-    // Point at cooldown_max if it was written, else at cooldown (the default was not).
-    if (reader.has("cooldown_max")) {
-      reader.fail("cooldown_max", *reader.find("cooldown_max"),
-                  "must not be shorter than relay.cooldown");
-    }
-    reader.fail("cooldown", *reader.find("cooldown"),
-                "is longer than relay.cooldown_max (" + format_duration(relay.cooldown_max) +
-                    " by default); set cooldown_max too");
-  }
-  relay.recovery_probe_min = reader.timeout("recovery_probe_min", relay.recovery_probe_min);
-  relay.recovery_probe_max = reader.timeout("recovery_probe_max", relay.recovery_probe_max);
-  if (relay.recovery_probe_max < relay.recovery_probe_min) {
-    if (reader.has("recovery_probe_max")) {
-      reader.fail("recovery_probe_max", *reader.find("recovery_probe_max"),
-                  "must not be shorter than relay.recovery_probe_min");
-    }
-    reader.fail("recovery_probe_min", *reader.find("recovery_probe_min"),
-                "is longer than relay.recovery_probe_max (" +
-                    format_duration(relay.recovery_probe_max) +
-                    " by default); set recovery_probe_max too");
-  }
+  reader.timeout_range("cooldown", relay.cooldown, "cooldown_max", relay.cooldown_max);
+  reader.timeout_range("recovery_probe_min", relay.recovery_probe_min, "recovery_probe_max",
+                       relay.recovery_probe_max);
   relay.pool_idle_timeout = reader.timeout("pool_idle_timeout", relay.pool_idle_timeout);
   relay.pool_max_per_endpoint = static_cast<std::size_t>(reader.bounded_integer(
       "pool_max_per_endpoint", relay.pool_max_per_endpoint, 0, kMaxPoolPerEndpoint));

@@ -31,15 +31,7 @@ SpoolConfig parse_spool_section(ParseContext& context, const toml::table& table)
   }
   if (auto bytes = reader.size("min_free_disk")) spool.min_free_disk = *bytes;
   spool.max_lifetime = reader.timeout("max_lifetime", spool.max_lifetime);
-  spool.retry_min = reader.timeout("retry_min", spool.retry_min);
-  spool.retry_max = reader.timeout("retry_max", spool.retry_max);
-  if (spool.retry_max < spool.retry_min) {
-    const char* key = reader.has("retry_max") ? "retry_max" : "retry_min";
-    reader.fail(key, *reader.find(key),
-                "retry_max (" + format_duration(spool.retry_max) +
-                    ") must not be shorter than retry_min (" + format_duration(spool.retry_min) +
-                    ")");
-  }
+  reader.timeout_range("retry_min", spool.retry_min, "retry_max", spool.retry_max);
   spool.max_deliveries = static_cast<std::size_t>(reader.bounded_integer(
       "max_deliveries", static_cast<std::int64_t>(spool.max_deliveries), 1, kMaxDeliveries));
   spool.bounces = reader.boolean("bounces").value_or(spool.bounces);

@@ -211,6 +211,18 @@ Duration TableReader::timeout(std::string_view key, Duration fallback) const {
   return *value;
 }
 
+void TableReader::timeout_range(std::string_view low_key, Duration& low, std::string_view high_key,
+                                Duration& high) const {
+  low = timeout(low_key, low);
+  high = timeout(high_key, high);
+  if (high >= low) return;
+  if (has(high_key))
+    fail(high_key, *find(high_key), "must not be shorter than " + qualified(low_key));
+  fail(low_key, *find(low_key),
+       "is longer than " + qualified(high_key) + " (" + format_duration(high) +
+           " by default); set " + std::string(high_key) + " too");
+}
+
 std::int64_t TableReader::bounded_integer(std::string_view key, std::int64_t fallback,
                                           std::int64_t min, std::int64_t max) const {
   const auto value = integer(key);

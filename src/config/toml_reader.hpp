@@ -61,6 +61,11 @@ class TableReader {
   std::optional<std::uint64_t> size(std::string_view key) const;
   // A duration that must be greater than zero; `fallback` when absent.
   Duration timeout(std::string_view key, Duration fallback) const;
+  // Two timeouts that bound a range (cooldown .. cooldown_max): each read as timeout(),
+  // then `high` must not be shorter than `low`. The error points at `high_key` if it was
+  // written, else at `low_key` (whose value then exceeds high's default).
+  void timeout_range(std::string_view low_key, Duration& low, std::string_view high_key,
+                     Duration& high) const;
   // An integer in [min, max]; `fallback` when absent.
   std::int64_t bounded_integer(std::string_view key, std::int64_t fallback, std::int64_t min,
                                std::int64_t max) const;

@@ -467,8 +467,7 @@ TEST(ConfigSpool, ModesAndSpoolTable) {
   EXPECT_EQ(error_of("[spool]\ndir = \"relative\"\n"),
             "portrelay.toml:2:7: spool.dir: must be an absolute path");
   EXPECT_EQ(error_of("[spool]\nretry_min = \"10m\"\nretry_max = \"1m\"\n"),
-            "portrelay.toml:3:13: spool.retry_max: retry_max (60s) must not be shorter than "
-            "retry_min (600s)");
+            "portrelay.toml:3:13: spool.retry_max: must not be shorter than spool.retry_min");
 }
 
 TEST(ConfigErrors, RelayModeAndNames) {
