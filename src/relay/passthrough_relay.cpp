@@ -44,6 +44,7 @@ void PassthroughRelay::sender(const smtp::PathArgument& sender, ReplyCallback ca
   message_id_ = role_ == Role::SpoolDelivery ? session_id_
                                              : session_id_ + "." + std::to_string(++message_count_);
   body_->clear();
+  commit_started_ = std::chrono::steady_clock::now();  // until commit(): the whole attempt
   transaction_.emplace(sender, held_connection());
   reply_ = std::move(callback);
   run(transaction_->mail());

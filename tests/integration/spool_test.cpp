@@ -34,6 +34,16 @@ RelaySettings spool_settings(const TempDir& dir, std::uint16_t port, const std::
   return settings;
 }
 
+// The relay counts after the upstream's 250 reached it: poll (bounded) until it did.
+bool wait_for_metric(RelayUnderTest& relay, std::string_view name,
+                     const std::map<std::string, std::string>& labels, double at_least) {
+  for (int i = 0; i < 300; ++i) {
+    if (relay.metric(name, labels) >= at_least) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
 std::string queued_id(const SmtpReply& reply) {
   auto at = reply.text.find("queued as ");
   if (at == std::string::npos) return "";
@@ -61,7 +71,7 @@ TEST(Spool, SpoolModeAcknowledgesOnceStoredAndDeliversByteExact) {
     std::this_thread::sleep_for(20ms);
   EXPECT_EQ(files_in(dir.path() + "/spool/queue"), 0u);
   EXPECT_EQ(relay.metric("portrelay_messages_total", {{"result", "queued"}}), 1);
-  EXPECT_EQ(relay.metric("portrelay_messages_total", {{"result", "relayed"}}), 1);
+  EXPECT_TRUE(wait_for_metric(relay, "portrelay_messages_total", {{"result", "relayed"}}, 1));
   EXPECT_EQ(relay.metric("portrelay_delivery_attempts_total", {{"result", "delivered"}}), 1);
   EXPECT_GT(relay.metric("portrelay_spool_sync_seconds_count"), 0);
 }
@@ -77,8 +87,9 @@ TEST(Spool, TransientRefusalIsRetriedThenDelivered) {
   ASSERT_EQ(client->send_message("a@example.test", {"b@example.test"}, sample_message()).code, 250);
   // The 451 attempt reaches DATA end and is not a transaction; the retry is.
   ASSERT_TRUE(upstream.wait_for_transactions(1, 10s));
+  EXPECT_TRUE(
+      wait_for_metric(relay, "portrelay_delivery_attempts_total", {{"result", "delivered"}}, 1));
   EXPECT_EQ(relay.metric("portrelay_delivery_attempts_total", {{"result", "deferred"}}), 1);
-  EXPECT_EQ(relay.metric("portrelay_delivery_attempts_total", {{"result", "delivered"}}), 1);
 }
 
 TEST(Spool, OneRecipientRefusedForGoodBouncesWithDsnOthersDelivered) {
@@ -109,7 +120,7 @@ TEST(Spool, OneRecipientRefusedForGoodBouncesWithDsnOthersDelivered) {
   EXPECT_NE(bounce.content.find("Action: failed"), std::string::npos);
   EXPECT_EQ(bounce.content.find("Final-Recipient: rfc822; b@example.test"), std::string::npos);
   EXPECT_NE(bounce.content.find("Subject: three"), std::string::npos);  // original headers
-  EXPECT_EQ(relay.metric("portrelay_messages_total", {{"result", "bounced"}}), 1);
+  EXPECT_TRUE(wait_for_metric(relay, "portrelay_messages_total", {{"result", "bounced"}}, 1));
 }
 
 TEST(Spool, NullSenderIsNeverBouncedButKeptInFailed) {
@@ -196,7 +207,7 @@ TEST(Spool, FallbackQueuesWhatNoEndpointTakesNowAndPassesPermanentRefusals) {
   EXPECT_NE(reply.text.find("for retry"), std::string::npos) << reply.text;
   upstream.clear_override(SmtpStage::kDataEnd);
   ASSERT_TRUE(upstream.wait_for_transactions(1, 10s));
-  EXPECT_EQ(relay.metric("portrelay_messages_total", {{"result", "queued"}}), 1);
+  EXPECT_TRUE(wait_for_metric(relay, "portrelay_messages_total", {{"result", "queued"}}, 1));
   EXPECT_EQ(relay.metric("portrelay_messages_total", {{"result", "deferred"}}), 0);
 }
 
@@ -240,6 +251,36 @@ TEST(Spool, DeliveredWithinSecondsOfTheChainComingBack) {
   std::printf("recovery to delivery: %lld ms\n",
               static_cast<long long>(
                   std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()));
+}
+
+TEST(Spool, ReloadKeepsTheQueueAndRefusesToMoveIt) {
+  TempDir dir;
+  FakeUpstream upstream;
+  upstream.set_override(SmtpStage::kMail, StageAction::reply_with("451 4.7.0 not now"));
+  auto settings = spool_settings(dir, upstream.port(), "mode = \"spool\"",
+                                 "retry_min = \"1h\"\nretry_max = \"1h\"\n");
+  RelayUnderTest relay(settings);
+  auto client = relay.client();
+  ASSERT_EQ(client->send_message("a@example.test", {"b@example.test"}, sample_message()).code, 250);
+  for (int i = 0;
+       i < 200 && relay.metric("portrelay_delivery_attempts_total", {{"result", "deferred"}}) < 1;
+       ++i)
+    std::this_thread::sleep_for(10ms);
+  // New limits apply on reload; the queued message stays and goes out over the new chain.
+  FakeUpstream second;
+  auto next = spool_settings(dir, second.port(), "mode = \"spool\"",
+                             "retry_min = \"1h\"\nretry_max = \"1h\"\nmax_messages = 5\n");
+  ASSERT_TRUE(relay.reload(next));
+  ASSERT_TRUE(relay.daemon().retry_all());
+  ASSERT_TRUE(second.wait_for_transactions(1, 10s));
+  EXPECT_EQ(upstream.transactions().size(), 0u);
+  // Moving the spool (or turning it off) needs a restart: the reload is refused.
+  TempDir other;
+  EXPECT_FALSE(relay.reload(spool_settings(other, second.port(), "mode = \"spool\"")));
+  RelaySettings passthrough;
+  passthrough.upstreams = {plain_upstream("up", second.port())};
+  EXPECT_FALSE(relay.reload(passthrough));
+  EXPECT_EQ(relay.metric("portrelay_config_last_reload_success"), 0);
 }
 
 TEST(Spool, SecondDaemonOnTheSameSpoolIsRefused) {
