@@ -26,6 +26,7 @@ file from queue/ before the restart (what a spool that acknowledged before its d
 durable would lose in a power cut); the run must then fail.
 """
 import argparse
+import asyncio
 import os
 import random
 import re
@@ -45,12 +46,14 @@ TOKEN = re.compile(rb"^X-Crash-Token: (\d+)\r?$", re.M)
 class RecordingSink:
     """Upstream handler: the token is recorded before the 250 goes out."""
 
-    def __init__(self):
+    def __init__(self, delay):
         self.lock = threading.Lock()
         self.counts = {}
         self.without_token = 0
+        self.delay = delay
 
     async def handle_DATA(self, server, session, envelope):
+        await asyncio.sleep(self.delay)
         match = TOKEN.search(envelope.original_content)
         with self.lock:
             if match:
@@ -217,6 +220,26 @@ def files(path):
         return []
 
 
+def acknowledged_undelivered_file(spool, submissions, sink):
+    """A message file in queue/ whose token was acknowledged and has not reached the
+    upstream: losing it must fail the test."""
+    delivered, _ = sink.snapshot()
+    with submissions.lock:
+        acknowledged = set(submissions.acknowledged)
+    queue = os.path.join(spool, "queue")
+    for name in files(queue):
+        if name.endswith(".state"):
+            continue
+        try:
+            with open(os.path.join(queue, name), "rb") as f:
+                match = TOKEN.search(f.read())
+        except OSError:
+            continue
+        if match and int(match.group(1)) in acknowledged - delivered.keys():
+            return name
+    return None
+
+
 def write_config(path, port, sink_port, spool):
     with open(path, "w") as f:
         f.write(f"""[server]
@@ -240,6 +263,7 @@ dir = "{spool}"
 retry_min = "1s"
 retry_max = "2s"
 min_free_disk = "1MiB"
+max_deliveries = 4
 
 [metrics]
 enabled = false
@@ -259,6 +283,9 @@ def main():
     parser.add_argument("--submit-seconds", type=float, default=75,
                         help="bound on the submission phase")
     parser.add_argument("--drain-seconds", type=float, default=40)
+    parser.add_argument("--sink-delay", type=float, default=0.05,
+                        help="seconds the upstream takes per message: with max_deliveries = 4 "
+                             "the queue builds up a backlog, so restarts recover queued mail")
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--lose-one-queued-file", action="store_true")
     args = parser.parse_args()
@@ -266,7 +293,7 @@ def main():
     print(f"seed={args.seed}", flush=True)
     started = time.monotonic()
 
-    sink = RecordingSink()
+    sink = RecordingSink(args.sink_delay)
     sink_port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=sink_port)
     controller.start()
@@ -308,10 +335,8 @@ def main():
             daemon.kill()
             kills += 1
             if args.lose_one_queued_file and not lost_files:
-                victims = [n for n in files(os.path.join(spool, "queue"))
-                           if not n.endswith(".state")]
-                if victims:
-                    victim = rng.choice(victims)
+                victim = acknowledged_undelivered_file(spool, submissions, sink)
+                if victim:
                     os.unlink(os.path.join(spool, "queue", victim))
                     lost_files.append(victim)
                     print(f"deliberately removed queue/{victim} after kill {kills}", flush=True)
@@ -328,6 +353,10 @@ def main():
                 raise AssertionError(f"portrelay exited while draining: {tail(daemon.logs[-1])}")
             time.sleep(0.05)
         drained_in = time.monotonic() - submitted_at
+        left = [n for n in files(os.path.join(spool, "queue")) if not n.endswith(".state")]
+        if left:
+            problems.append(f"the queue did not drain within {args.drain_seconds:.0f}s after "
+                            f"the last restart: {len(left)} messages left")
         status = daemon.terminate()
         if status != 0:
             problems.append(f"final portrelay exited with status {status} after SIGTERM")
@@ -348,7 +377,7 @@ def main():
     phantom = sorted(t for t in delivered if t < 1 or t >= submissions.next_token)
     leftovers = {area: files(os.path.join(spool, area))
                  for area in ("queue", "tmp", "failed", "corrupt")}
-    removed_partial = corrupt = ready = 0
+    removed_partial = corrupt = ready = recovered = 0
     for log_path in daemon.logs:
         with open(log_path, errors="replace") as f:
             for line in f:
@@ -356,6 +385,8 @@ def main():
                     ready += 1
                     m = re.search(r"removed_partial=\"?(\d+)", line)
                     removed_partial += int(m.group(1)) if m else 0
+                    m = re.search(r" queued=\"?(\d+)", line)
+                    recovered += int(m.group(1)) if m else 0
                     m = re.search(r"corrupt=\"?(\d+)", line)
                     corrupt += int(m.group(1)) if m else 0
 
@@ -384,7 +415,7 @@ def main():
     print(f"RESULT acknowledged={len(acknowledged)} lost_in_crashes={submissions.lost} "
           f"delivered={len(delivered)} deliveries={sum(delivered.values())} "
           f"duplicates={len(duplicates)} unacknowledged_delivered={len(unacked_delivered)} "
-          f"kills={kills} starts={daemon.starts} tmp_removed_at_start={removed_partial} "
+          f"kills={kills} starts={daemon.starts} queued_at_starts={recovered} tmp_removed_at_start={removed_partial} "
           f"corrupt_at_start={corrupt} drain_s={drained_in:.1f} elapsed_s={elapsed:.1f}",
           flush=True)
     if duplicates:

@@ -23,7 +23,7 @@ cat "$WORK/driver.out"
 if [[ $status -ne 0 ]]; then
   for log in "$WORK"/portrelay-*.log; do
     [[ -e "$log" ]] || continue
-    grep -E 'level=(error|warn)' "$log" | tail -5 | sed "s|^|$(basename "$log"): |" >&2 || true
+    grep -E ' (error|warn) event=' "$log" | tail -5 | sed "s|^|$(basename "$log"): |" >&2 || true
   done
   [[ $status -eq 124 ]] && fail "the crash driver did not finish within 160 s"
   fail "spool crash test failed (driver exit $status)"
