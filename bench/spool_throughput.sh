@@ -99,7 +99,7 @@ start_relay() {  # NAME CONFIG LISTEN_PORT -> pid in LAST_PID
 
 metric() {  # METRICS_PORT SERIES -> value (0 if absent)
   curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" |
-    awk -v s="$2" '$1 == s { v = $2 } END { print v + 0 }'
+    awk -v s="$2" '$1 == s { v = $2 } END { printf "%d\n", v }'
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -211,7 +211,10 @@ bench_memory() {
     -t rcpt@bench.test "127.0.0.1:$sp_port" >/dev/null 2>"$WORK/memory-source.err" || status=$?
   elapsed=$("$PY" -c "import time; print(f'{time.time() - $started:.1f}')")
   sleep 2
-  queued=$(metric "$sp_metrics" 'portrelay_queue_messages{state="queued"}')
+  # Messages whose first attempt found the upstream refusing count as deferred.
+  queued=$(($(metric "$sp_metrics" 'portrelay_queue_messages{state="queued"}') + \
+    $(metric "$sp_metrics" 'portrelay_queue_messages{state="deferred"}')))
+  log "  files in queue/: $(find "$WORK/spool-$sp_port/queue" -type f ! -name '*.state' | wc -l)"
   queued_rss=$(rss_kib "$sp_pid" VmRSS)
   log "  smtp-source status $status in $elapsed s; queued (metric): $queued; RSS empty $empty_rss KiB, with the queue $queued_rss KiB, peak $(rss_kib "$sp_pid" VmHWM) KiB"
   record mem "$QUEUED" "$queued" "$empty_rss" "$queued_rss" "$(rss_kib "$sp_pid" VmHWM)" "$elapsed"
