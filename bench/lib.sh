@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # POSTFIX_OK, POSTFIX_PORT, POSTFIX_CONF are read by the callers
 # Shell helpers shared by the benchmark scripts (bench/run.sh, bench/compare_builds.sh).
 # Sourced, not run. The caller sets, before using them:
 #   WORK        a private work directory (outputs of background processes go there)

@@ -185,6 +185,7 @@ bench_latency() {
     out=$("$PY" "$BENCH_DIR/ack_latency.py" --port "$port" --sink-log "$WORK/stamp-sink.out" \
       --first "$first" --count "$LATENCY_MSGS") || true
     log "  $target: $out (median p90 max ms, delivered)"
+    # shellcheck disable=SC2086  # one field per word of the output
     record latency "$target" $out
     first=$((first + 100000))
   done
