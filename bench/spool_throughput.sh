@@ -117,7 +117,7 @@ bench_throughput() {
   local targets="direct passthrough spool"
   [ "$POSTFIX_OK" = 1 ] && targets="$targets postfix"
 
-  local sessions rep target port cpu_pid out status seconds rate cpu syncs_before syncs_after
+  local sessions rep target port cpu_pid out status seconds rate cpu acked syncs_before syncs_after
   local deadline
   for sessions in 20 100; do
     for rep in $(seq 1 "$REPEAT"); do
@@ -132,11 +132,11 @@ bench_throughput() {
         [ "$target" = spool ] && syncs_before=$(metric "$sp_metrics" portrelay_spool_sync_seconds_count)
         out=$("$PY" "$BENCH_DIR/throughput.py" --smtp-source "$SMTP_SOURCE" --port "$port" \
           --sink-output "$WORK/tp-sink.out" --count "$MSGS" --sessions "$sessions" \
-          --size 4096 --timeout "$RUN_TIMEOUT" --cpu-pid "$cpu_pid") || true
-        read -r status seconds rate cpu <<<"$out"
+          --size 4096 --timeout "$RUN_TIMEOUT" --cpu-pid "$cpu_pid" --ack-seconds) || true
+        read -r status seconds rate cpu acked <<<"$out"
         if [ "$status" = OK ]; then
-          log "  $sessions sessions, run $rep, $target: $rate msgs/s ($seconds s, cpu $cpu ms/msg)"
-          record tp "$sessions" "$target" "$rep" "$seconds" "$rate" "$cpu"
+          log "  $sessions sessions, run $rep, $target: $rate msgs/s ($seconds s, all acknowledged after $acked s, cpu $cpu ms/msg)"
+          record tp "$sessions" "$target" "$rep" "$seconds" "$rate" "$cpu" "$acked"
         else
           log "  $sessions sessions, run $rep, $target: $out"
           record tp_fail "$sessions" "$target" "$rep" "$out"
