@@ -403,6 +403,8 @@ def main():
     if submissions.not_queued:
         problems.append(f"{len(submissions.not_queued)} acknowledgements do not say "
                         f"'queued as' (not spool mode?): {submissions.not_queued[:2]}")
+    if args.lose_one_queued_file and not lost_files:
+        problems.append("--lose-one-queued-file found no acknowledged, undelivered message to lose")
     if kills < args.min_kills:
         problems.append(f"only {kills} kills (wanted {args.min_kills})")
     if ready != daemon.starts:
