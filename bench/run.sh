@@ -98,66 +98,6 @@ machine_notes() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Private Postfix instance: own config dir, queue and data dir under $WORK; loopback only.
-# The system's /etc/postfix is only read (master.cf template), never changed.
-# ---------------------------------------------------------------------------------------------
-POSTFIX_OK=0
-POSTFIX_PORT=0
-postfix_setup() {  # SMTPD_PORT RELAYHOST_PORT
-  local dir=$WORK/postfix
-  mkdir -p "$dir/etc" "$dir/queue" "$dir/data"
-  cp /etc/postfix/master.cf "$dir/etc/master.cf"
-  cat >"$dir/etc/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $dir/queue
-data_directory = $dir/data
-maillog_file = $dir/maillog
-maillog_file_prefixes = $dir
-myhostname = postfix.bench.test
-mydomain = bench.test
-myorigin = \$myhostname
-inet_interfaces = loopback-only
-inet_protocols = ipv4
-mydestination =
-local_recipient_maps =
-local_transport = error:local delivery is disabled here
-alias_maps =
-alias_database =
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject
-relayhost = [127.0.0.1]:$2
-default_process_limit = 250
-biff = no
-EOF
-  chown postfix:postfix "$dir/data"
-  local conf=$dir/etc
-  # Replace the port-25 listener by one on a free loopback port; no chroot (nothing set up).
-  postconf -c "$conf" -M# smtp/inet
-  postconf -c "$conf" -Me "127.0.0.1:$1/inet = 127.0.0.1:$1 inet n - n - - smtpd"
-  postconf -c "$conf" -F '*/*/chroot = n'
-  # Postfix reports fatal errors only to syslog or a terminal: give it a terminal (script).
-  if ! script -qec "postfix -c $conf start" /dev/null >"$WORK/postfix-start.out" 2>&1; then
-    log "postfix: private instance did not start: $(tr -d '\r' <"$WORK/postfix-start.out" | tail -3)"
-    return 1
-  fi
-  POSTFIX_CONF=$conf
-  wait_port "$1" 20
-  POSTFIX_PORT=$1
-  POSTFIX_OK=1
-}
-
-postfix_set() {  # name=value...: change the private instance's main.cf and reload
-  postconf -c "$POSTFIX_CONF" -e "$@"
-  postfix -c "$POSTFIX_CONF" reload >/dev/null 2>&1
-  sleep 1
-}
-
-postfix_queue_empty() {
-  [ -z "$(find "$WORK/postfix/queue/incoming" "$WORK/postfix/queue/active" \
-    "$WORK/postfix/queue/deferred" "$WORK/postfix/queue/maildrop" -type f 2>/dev/null | head -1)" ]
-}
-
-# ---------------------------------------------------------------------------------------------
 # 1. Throughput
 # ---------------------------------------------------------------------------------------------
 bench_throughput() {

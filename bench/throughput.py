@@ -6,6 +6,8 @@ deliver, so smtp-source finishing is not enough). The sink's counter is the runn
 "mesg=<n>" that `smtp-sink -c` writes to --sink-output; we take the delta from the start.
 Prints "OK <seconds> <msgs_per_second> <cpu_ms_per_message>" or "FAIL <reason>"; the CPU time
 is that of --cpu-pid (user + system, from /proc) during the run, "-" without --cpu-pid.
+With --ack-seconds a fifth field follows: the seconds until smtp-source had every message
+acknowledged (for a store-and-forward relay, before the sink has them all).
 """
 import argparse
 import os
@@ -44,6 +46,7 @@ def main():
     parser.add_argument("--size", type=int, required=True)
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--cpu-pid", type=int, default=0)
+    parser.add_argument("--ack-seconds", action="store_true")
     args = parser.parse_args()
 
     baseline = sink_count(args.sink_output)
@@ -62,6 +65,7 @@ def main():
     if source.returncode != 0:
         print("FAIL smtp-source: " + source.stderr.decode(errors="replace").strip()[-200:])
         return 1
+    acknowledged = time.monotonic() - started
     while sink_count(args.sink_output) - baseline < args.count:
         if time.monotonic() > deadline:
             got = sink_count(args.sink_output) - baseline
@@ -72,7 +76,8 @@ def main():
     cpu = "-"
     if args.cpu_pid:
         cpu = f"{1000 * (cpu_seconds(args.cpu_pid) - cpu_before) / args.count:.3f}"
-    print(f"OK {elapsed:.3f} {args.count / elapsed:.1f} {cpu}")
+    print(f"OK {elapsed:.3f} {args.count / elapsed:.1f} {cpu}"
+          + (f" {acknowledged:.3f}" if args.ack_seconds else ""))
     return 0
 
 
