@@ -283,6 +283,46 @@ TEST(Spool, ReloadKeepsTheQueueAndRefusesToMoveIt) {
   EXPECT_EQ(relay.metric("portrelay_config_last_reload_success"), 0);
 }
 
+// SIGTERM: a delivery in flight finishes within the grace period (and leaves the queue); one
+// that outlasts it is abandoned and stays queued for the next start.
+TEST(Spool, ShutdownLetsDeliveriesFinishWithinTheGraceAndKeepsTheRest) {
+  TempDir dir;
+  {
+    FakeUpstream slow;
+    slow.set_override(SmtpStage::kDataEnd, StageAction::delayed(600ms, "250 2.0.0 Ok"));
+    RelayUnderTest relay(spool_settings(dir, slow.port(), "mode = \"spool\""));
+    auto client = relay.client();
+    ASSERT_EQ(client->send_message("a@example.test", {"b@example.test"}, sample_message()).code,
+              250);
+    ASSERT_TRUE(slow.wait_for_connections(1, 5s));
+    std::this_thread::sleep_for(100ms);  // the body is on its way; the 250 is 600 ms off
+    relay.stop(5s);
+    EXPECT_EQ(slow.transactions().size(), 1u);
+    EXPECT_EQ(files_in(dir.path() + "/spool/queue"), 0u);
+  }
+  {
+    FakeUpstream hanging;
+    hanging.set_override(SmtpStage::kDataEnd, StageAction::hang());
+    auto settings = spool_settings(dir, hanging.port(), "mode = \"spool\"");
+    settings.data_timeout = "30s";
+    RelayUnderTest relay(settings);
+    auto client = relay.client();
+    ASSERT_EQ(
+        client->send_message("a@example.test", {"b@example.test"}, sample_message("kept")).code,
+        250);
+    ASSERT_TRUE(hanging.wait_for_connections(1, 5s));
+    std::this_thread::sleep_for(100ms);
+    const auto started = std::chrono::steady_clock::now();
+    relay.stop(300ms);
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+    EXPECT_EQ(files_in(dir.path() + "/spool/queue"), 1u);  // abandoned, still queued
+  }
+  FakeUpstream good;
+  RelayUnderTest relay(spool_settings(dir, good.port(), "mode = \"spool\""));
+  ASSERT_TRUE(good.wait_for_transactions(1, 10s));
+  EXPECT_NE(good.transactions()[0].content.find("Subject: kept"), std::string::npos);
+}
+
 TEST(Spool, SecondDaemonOnTheSameSpoolIsRefused) {
   TempDir dir;
   RelayUnderTest relay(spool_settings(dir, demo::refused_port(), "mode = \"spool\""));
