@@ -6,7 +6,8 @@
 # smtp-source -> portrelay under callgrind (passthrough, the config of compare_builds.sh)
 # -> smtp-sink; 4 KiB messages, a new session per message. Collection is off during start-up
 # and a warm-up of 50 messages (config, OpenSSL init, first upstream connections), on for
-# MESSAGES (default 300) messages at SESSIONS (default 20); then callgrind dumps the counts
+# MESSAGES (default 300) messages at SESSIONS (default 20) (BENCH_MODE=spool: mode = "spool");
+# then callgrind dumps the counts
 # to OUT_FILE (read it with callgrind_annotate). Prints "IR_PER_MESSAGE <n>".
 # Unlike msgs/s and CPU time, the count does not depend on what else the machine is doing,
 # so two builds can be compared to well under 1%.
@@ -57,6 +58,12 @@ sink_port=$(free_port)
 start_smtp_sink sink "$sink_port"
 relay_port=$(free_port)
 passthrough_config "$BINARY" "$WORK/relay.toml" "$relay_port" "$sink_port"
+# BENCH_MODE=spool: the same relay with mode = "spool" (a message counts once it reached the
+# sink, so the figure covers store, delivery and removal).
+if [ "${BENCH_MODE:-passthrough}" = spool ]; then
+  sed -i 's/^mode = "passthrough"/mode = "spool"/' "$WORK/relay.toml"
+  printf '[spool]\ndir = "%s/spool"\n' "$WORK" >>"$WORK/relay.toml"
+fi
 start_bg relay valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT" \
   "$BINARY" run -c "$WORK/relay.toml" --shutdown-grace "$(shutdown_grace_arg "$BINARY" 2)"
 relay_pid=$LAST_PID

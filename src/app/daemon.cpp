@@ -95,8 +95,8 @@ void Daemon::start() {
   if (spool_) {
     spool_->start();  // recovery first: what was queued before is delivered
     use_selector_for_spool();
-    control_ = std::make_unique<spool::ControlServer>(loop_, *spool_,
-                                                      spool_->directory().control_path());
+    control_ =
+        std::make_unique<spool::ControlServer>(loop_, *spool_, spool_->directory().control_path());
     control_->start();
   }
   server_->start();
@@ -165,15 +165,21 @@ void Daemon::apply(config::Config next_config) {
 
 void Daemon::shutdown(config::Duration grace, std::function<void()> done) {
   log::info("shutting_down", {{"sessions", std::to_string(server_->session_count())}});
-  server_->shutdown(grace, [this, grace, done = std::move(done)]() {
+  // One deadline for everything: sessions and background deliveries share the grace (a
+  // supervisor's stop timeout is sized for one grace, not two). No delivery starts now.
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  if (spool_) spool_->stop_starting_deliveries();
+  server_->shutdown(grace, [this, deadline, done = std::move(done)]() {
     auto finish = [this, done]() {
       selector_->shutdown();
       done();
     };
-    // Deliveries in flight get the same grace; what is left stays queued for next start.
+    // What is still in flight at the deadline is abandoned and stays queued for next start.
     if (control_) control_->stop();
+    const auto left =
+        std::chrono::duration_cast<config::Duration>(deadline - std::chrono::steady_clock::now());
     if (spool_)
-      spool_->shutdown(grace, finish);
+      spool_->shutdown(std::max(left, config::Duration(0)), finish);
     else
       finish();
   });

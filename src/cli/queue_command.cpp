@@ -108,6 +108,10 @@ std::optional<std::string> ask_daemon(const std::string& socket_path, const std:
     return std::nullopt;
   }
   std::snprintf(address.sun_path, sizeof address.sun_path, "%s", socket_path.c_str());
+  // A daemon that does not answer within 10 s is reported, not waited for.
+  timeval limit{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
     ::close(fd);
     return std::nullopt;

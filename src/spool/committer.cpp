@@ -36,12 +36,30 @@ Committer::~Committer() { stop(); }
 void Committer::stop() {
   {
     std::lock_guard lock(mutex_);
-    if (stopping_ && !thread_.joinable()) return;
+    if (closed_) return;
     stopping_ = true;
   }
   work_ready_.notify_one();
   if (thread_.joinable()) thread_.join();
-  deliver_completions();
+  // Completions may queue more work (a bounce stored -> remove the original): finish it
+  // here, on the calling thread, until nothing is left.
+  for (;;) {
+    deliver_completions();
+    std::vector<Job> jobs;
+    std::vector<double> sync_seconds;
+    {
+      std::lock_guard lock(mutex_);
+      if (queued_.empty()) {
+        closed_ = true;
+        break;
+      }
+      jobs.swap(queued_);
+    }
+    round(jobs, sync_seconds);
+    std::lock_guard lock(mutex_);
+    for (auto& job : jobs) finished_.push_back(std::move(job));
+    finished_syncs_.insert(finished_syncs_.end(), sync_seconds.begin(), sync_seconds.end());
+  }
   if (wake_loop_) wake_loop_->close();
 }
 
@@ -86,7 +104,7 @@ void Committer::move_to_failed(std::string id, Done done) {
 void Committer::enqueue(Job job) {
   {
     std::lock_guard lock(mutex_);
-    if (stopping_) {
+    if (closed_) {
       job.result = Error{"the spool is shutting down"};
       finished_.push_back(std::move(job));
       // Still from a later turn of the loop, as promised.
@@ -120,10 +138,12 @@ void Committer::run() {
   }
 }
 
+// tmp/ is used by path, not through a directory descriptor: if it was removed and made
+// again while the daemon ran (an operator's clean-up, a disk repaired), writes go on.
 void Committer::write_file(Job& job) {
   job.tmp = job.kind == Kind::Store ? job.id : job.id + ".state." + std::to_string(++tmp_sequence_);
   int fd =
-      ::openat(directory_.tmp_fd(), job.tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      ::open(directory_.tmp_path(job.tmp).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {
     job.result = os_error("cannot create " + directory_.tmp_path(job.tmp));
     job.tmp.clear();
@@ -145,7 +165,7 @@ void Committer::write_file(Job& job) {
   if (!written) {
     job.result =
         Error{"cannot write " + directory_.tmp_path(job.tmp) + ": " + written.error().message};
-    ::unlinkat(directory_.tmp_fd(), job.tmp.c_str(), 0);
+    ::unlink(directory_.tmp_path(job.tmp).c_str());
     job.tmp.clear();
   }
 }
@@ -166,7 +186,7 @@ void Committer::round(std::vector<Job>& jobs, std::vector<double>& sync_seconds)
       Error error = os_error("cannot sync the spool");
       for (auto& job : jobs)
         if (!job.tmp.empty()) {
-          ::unlinkat(directory_.tmp_fd(), job.tmp.c_str(), 0);
+          ::unlink(directory_.tmp_path(job.tmp).c_str());
           job.tmp.clear();
           job.result = error;
         }
@@ -183,17 +203,17 @@ void Committer::round(std::vector<Job>& jobs, std::vector<double>& sync_seconds)
     switch (job.kind) {
       case Kind::Store:
         // Never over an existing file: a queue id is never reused, even after a clock step.
-        if (::renameat2(directory_.tmp_fd(), job.tmp.c_str(), queue, job.id.c_str(),
+        if (::renameat2(AT_FDCWD, directory_.tmp_path(job.tmp).c_str(), queue, job.id.c_str(),
                         RENAME_NOREPLACE) != 0) {
           job.result = os_error("cannot move " + job.id + " into the queue");
-          ::unlinkat(directory_.tmp_fd(), job.tmp.c_str(), 0);
+          ::unlink(directory_.tmp_path(job.tmp).c_str());
         }
         queue_dirty = true;
         break;
       case Kind::State:
-        if (::renameat(directory_.tmp_fd(), job.tmp.c_str(), dir, state.c_str()) != 0) {
+        if (::renameat(AT_FDCWD, directory_.tmp_path(job.tmp).c_str(), dir, state.c_str()) != 0) {
           job.result = os_error("cannot replace the state of " + job.id);
-          ::unlinkat(directory_.tmp_fd(), job.tmp.c_str(), 0);
+          ::unlink(directory_.tmp_path(job.tmp).c_str());
         }
         (job.failed_area ? failed_dirty : queue_dirty) = true;
         break;
@@ -218,19 +238,23 @@ void Committer::round(std::vector<Job>& jobs, std::vector<double>& sync_seconds)
     }
   }
 
-  // 3. One sync per directory whose entries changed.
+  // 3. One sync per directory whose entries changed. A job whose change may not survive a
+  // crash is not reported done: a new message is taken back (never acknowledged), the
+  // others report the error (their caller keeps the message as it was, or retries).
   for (auto [dirty, fd] : {std::pair{queue_dirty, queue}, std::pair{failed_dirty, failed}}) {
     if (!dirty) continue;
     int status = 0;
     sync_seconds.push_back(timed([&]() { status = ::fsync(fd); }));
     if (status == 0) continue;
     Error error = os_error("cannot sync the spool directory");
-    // A new name that may not survive a crash must not be acknowledged: take it back.
-    for (auto& job : jobs)
-      if (job.kind == Kind::Store && job.result) {
-        ::unlinkat(queue, job.id.c_str(), 0);
-        job.result = error;
-      }
+    for (auto& job : jobs) {
+      if (!job.result) continue;
+      const bool touched =
+          job.kind == Kind::MoveToFailed || (fd == queue ? !job.failed_area : job.failed_area);
+      if (!touched) continue;
+      if (job.kind == Kind::Store) ::unlinkat(queue, job.id.c_str(), 0);
+      job.result = error;
+    }
   }
 }
 

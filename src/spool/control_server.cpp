@@ -11,6 +11,7 @@ namespace portrelay::spool {
 namespace {
 
 constexpr std::size_t kMaxRequest = 512;
+constexpr std::size_t kMaxClients = 16;  // operators, not traffic: more are turned away
 
 }  // namespace
 
@@ -68,6 +69,7 @@ void ControlServer::accept() {
   uv_pipe_init(loop_.uv(), client->pipe.get(), 0);
   client->pipe.set_initialized();
   if (uv_accept(listener_.as_stream(), client->pipe.as_stream()) != 0) return;
+  if (clients_.size() >= kMaxClients) return;  // closed as `client` goes
   Client* raw = client.get();
   clients_[raw] = std::move(client);
   uv_read_start(

@@ -40,6 +40,11 @@ Delivery::~Delivery() {
   if (sink_) sink_->reset();
 }
 
+void Delivery::abandon() {
+  done_ = nullptr;
+  if (sink_) sink_->reset();
+}
+
 void Delivery::start() {
   sink_->sender(path_argument(layout_.envelope), [this](const smtp::Reply& reply) {
     if (!reply.success()) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <stdexcept>
+#include <thread>
 
 #include "portrelay/base/log.hpp"
 #include "portrelay/spool/bounce_message.hpp"
@@ -78,13 +79,22 @@ std::string Spool::next_id() {
 
 void Spool::start() {
   directory_ = std::make_unique<SpoolDirectory>(config_.dir);
-  if (!directory_->try_lock())
+  // `portrelay queue` holds the lock for a moment while it changes files offline: wait a
+  // little before concluding that another daemon owns the spool.
+  bool locked = directory_->try_lock();
+  for (int i = 0; i < 20 && !locked; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    locked = directory_->try_lock();
+  }
+  if (!locked)
     throw std::runtime_error("spool " + config_.dir + " is in use by another portrelay process (" +
                              config_.dir + "/lock is held)");
   id_sequence_ = static_cast<std::uint32_t>(random_());
   RecoveryReport report = directory_->recover();
   for (const auto& corrupt : report.corrupt)
     log::error("spool_corrupt_file", {{"file", corrupt}, {"moved_to", config_.dir + "/corrupt"}});
+  for (const auto& unreadable : report.unreadable)
+    log::error("spool_unreadable_file", {{"file", unreadable}, {"kept", "for the next start"}});
   for (auto& stored : report.messages) {
     Entry entry{std::move(stored.layout), std::move(stored.state)};
     add(std::move(entry));
@@ -174,7 +184,8 @@ std::optional<smtp::Reply> Spool::admission(std::uint64_t size) {
 }
 
 void Spool::accept(const smtp::PathArgument& sender, const std::vector<std::string>& recipients,
-                   std::unique_ptr<relay::MessageBody> body, Accepted done) {
+                   std::unique_ptr<relay::MessageBody> body, const std::string& origin,
+                   Accepted done) {
   Entry entry;
   Envelope& envelope = entry.layout.envelope;
   envelope.id = next_id();
@@ -187,13 +198,17 @@ void Spool::accept(const smtp::PathArgument& sender, const std::vector<std::stri
   entry.layout.body_offset = header.size();
   entry.layout.body_size = body_size;
   entry.state.recipients.resize(recipients.size());
+  // Due from its arrival: oldest first among new and retried messages alike (0 would put
+  // every new message before every retry and starve those under sustained load).
+  entry.state.next_attempt_ms = envelope.arrival_ms;
   const std::uint64_t bytes = entry.layout.file_size();
   ++storing_;
   storing_bytes_ += bytes;
   const std::string id = envelope.id;
   committer_->store(
       id, std::move(header), std::move(body),
-      [this, entry = std::move(entry), bytes, done = std::move(done)](Result<bool> stored) mutable {
+      [this, entry = std::move(entry), bytes, origin,
+       done = std::move(done)](Result<bool> stored) mutable {
         --storing_;
         storing_bytes_ -= bytes;
         const std::string id = entry.layout.envelope.id;
@@ -205,6 +220,7 @@ void Spool::accept(const smtp::PathArgument& sender, const std::vector<std::stri
         }
         const auto& envelope = entry.layout.envelope;
         log::info("queued", {{"queue_id", id},
+                             {"origin", origin},
                              {"from", shown_sender(envelope.sender)},
                              {"recipients", std::to_string(envelope.recipients.size())},
                              {"size", std::to_string(entry.layout.body_size)}});
@@ -215,8 +231,22 @@ void Spool::accept(const smtp::PathArgument& sender, const std::vector<std::stri
       });
 }
 
+bool Spool::has_pending(const DeliveryState& state) {
+  return std::any_of(state.recipients.begin(), state.recipients.end(),
+                     [](const auto& r) { return r.status == RecipientStatus::Pending; });
+}
+
+void Spool::abandon_delivery(const std::string& id) {
+  auto delivery = deliveries_.find(id);
+  if (delivery == deliveries_.end()) return;
+  delivery->second->abandon();
+  loop_.defer_delete(std::move(delivery->second));
+  deliveries_.erase(delivery);
+  if (auto it = messages_.find(id); it != messages_.end()) it->second.in_flight = false;
+}
+
 void Spool::pump() {
-  if (stopping_ || !selector_ || !committer_) return;
+  if (stopping_ || no_new_deliveries_ || !selector_ || !committer_) return;
   const std::int64_t now = unix_ms_now();
   while (deliveries_.size() < config_.max_deliveries && !due_.empty()) {
     auto first = due_.begin();
@@ -230,8 +260,7 @@ void Spool::pump() {
     const std::string id = std::get<2>(*first);
     due_.erase(first);
     Entry& entry = messages_.at(id);
-    if (std::none_of(entry.state.recipients.begin(), entry.state.recipients.end(),
-                     [](const auto& r) { return r.status == RecipientStatus::Pending; })) {
+    if (!has_pending(entry.state)) {
       finish_settled(id);
       continue;
     }
@@ -347,6 +376,7 @@ void Spool::settled(const std::string& id, Settlement settlement, bool count) {
   // The settled recipients are recorded first: a crash before the bounce is queued then
   // redoes neither the deliveries nor the refusals, only the bounce.
   committer_->write_state(id, encode_state(entry.state), false, [](Result<bool>) {});
+  entry.bouncing = true;
   send_bounce(id, settlement, [this, id]() { leave_queue(id, false); });
 }
 
@@ -383,7 +413,7 @@ void Spool::send_bounce(const std::string& id, const Settlement& settlement,
   auto body = std::make_unique<relay::MessageBody>();
   body->append(build_bounce(input));
   smtp::PathArgument null_sender;
-  accept(null_sender, {entry.layout.envelope.sender}, std::move(body),
+  accept(null_sender, {entry.layout.envelope.sender}, std::move(body), "bounce:" + id,
          [this, id, then = std::move(then)](Result<std::string> bounce_id) {
            if (!bounce_id) {
              // The original stays queued (no loss); the next attempt settles it again.
@@ -391,8 +421,9 @@ void Spool::send_bounce(const std::string& id, const Settlement& settlement,
                         {{"queue_id", id}, {"detail", bounce_id.error().message}});
              auto it = messages_.find(id);
              if (it != messages_.end()) {
+               it->second.bouncing = false;
                it->second.state.next_attempt_ms = unix_ms_now() + config_.retry_min.count();
-               schedule(id, it->second);
+               schedule(id, it->second);  // pump() finishes it again: finish_settled()
              }
              return;
            }
@@ -433,7 +464,7 @@ void Spool::on_endpoint_up() {
   const std::int64_t now = unix_ms_now();
   std::size_t flushed = 0;
   for (auto& [id, entry] : messages_) {
-    if (entry.failed || entry.in_flight || !entry.waiting_for_chain) continue;
+    if (entry.failed || busy(entry) || !entry.waiting_for_chain) continue;
     unschedule(id, entry);
     entry.state.next_attempt_ms = std::min(entry.state.next_attempt_ms, now);
     entry.waiting_for_chain = false;
@@ -452,7 +483,7 @@ void Spool::tick() {
     for (auto& [id, entry] : messages_) {
       if (entry.failed && now - entry.failed_at_ms >= config_.failed_lifetime.count())
         forgotten.push_back(id);
-      else if (!entry.failed && !entry.in_flight &&
+      else if (!entry.failed && !busy(entry) &&
                now - entry.layout.envelope.arrival_ms >= config_.max_lifetime.count())
         expired.push_back(id);
     }
@@ -463,6 +494,10 @@ void Spool::tick() {
     for (const auto& id : expired) {
       Entry& entry = messages_.at(id);
       unschedule(id, entry);
+      if (!has_pending(entry.state)) {  // settled already (its bounce failed to store)
+        finish_settled(id);
+        continue;
+      }
       Settlement settlement = bounce_pending(
           entry.state, "not delivered before max_lifetime: " + entry.state.last_error);
       settlement.expired = true;
@@ -509,7 +544,10 @@ void Spool::finish_shutdown() {
   // Abandoned attempts leave their messages queued exactly as they were.
   if (!deliveries_.empty())
     log::info("deliveries_abandoned", {{"count", std::to_string(deliveries_.size())}});
-  for (auto& [id, delivery] : deliveries_) loop_.defer_delete(std::move(delivery));
+  for (auto& [id, delivery] : deliveries_) {
+    delivery->abandon();
+    loop_.defer_delete(std::move(delivery));
+  }
   deliveries_.clear();
   if (committer_) committer_->stop();
   auto stopped = std::move(on_stopped_);
@@ -521,7 +559,7 @@ Result<std::string> Spool::retry(const std::string& id) {
   const std::int64_t now = unix_ms_now();
   std::size_t count = 0;
   for (auto& [key, entry] : messages_) {
-    if ((!id.empty() && id != "all" && key != id) || entry.failed || entry.in_flight) continue;
+    if ((!id.empty() && id != "all" && key != id) || entry.failed || busy(entry)) continue;
     unschedule(key, entry);
     entry.state.next_attempt_ms = now;
     entry.waiting_for_chain = false;
@@ -543,10 +581,7 @@ Result<std::string> Spool::retry(const std::string& id) {
 Result<std::string> Spool::remove(const std::string& id) {
   auto it = messages_.find(id);
   if (it == messages_.end()) return Error{"no message " + id + " in the queue"};
-  if (auto delivery = deliveries_.find(id); delivery != deliveries_.end()) {
-    loop_.defer_delete(std::move(delivery->second));
-    deliveries_.erase(delivery);
-  }
+  abandon_delivery(id);
   log::warn("deleted_by_operator", {{"queue_id", id}});
   leave_queue(id, false);
   return id + " deleted";
@@ -556,14 +591,14 @@ Result<std::string> Spool::bounce(const std::string& id) {
   auto it = messages_.find(id);
   if (it == messages_.end()) return Error{"no message " + id + " in the queue"};
   if (it->second.failed) return Error{id + " already failed (it is in failed/)"};
-  if (auto delivery = deliveries_.find(id); delivery != deliveries_.end()) {
-    loop_.defer_delete(std::move(delivery->second));
-    deliveries_.erase(delivery);
-    it->second.in_flight = false;
-  }
+  if (it->second.bouncing) return Error{id + " is being bounced already"};
+  abandon_delivery(id);
   unschedule(id, it->second);
   log::warn("bounced_by_operator", {{"queue_id", id}});
-  settled(id, bounce_pending(it->second.state, "bounced by the operator"));
+  if (!has_pending(it->second.state))
+    finish_settled(id);  // settled already: its bounce (if any) is retried now
+  else
+    settled(id, bounce_pending(it->second.state, "bounced by the operator"));
   return id + " bounced";
 }
 

@@ -234,6 +234,12 @@ RecoveryReport SpoolDirectory::read_all(bool repair) {
         continue;
       }
       auto message = read_message(dir, name);
+      if (!message && message.error().message.rfind("cannot ", 0) == 0) {
+        // An I/O error (EIO, EMFILE, EACCES) says nothing about the file's content: leave
+        // it where it is for the next start, do not call it corrupt.
+        report.unreadable.push_back(std::string(dir) + "/" + name + ": " + message.error().message);
+        continue;
+      }
       if (!message) {
         report.corrupt.push_back(std::string(dir) + "/" + name + ": " + message.error().message);
         if (repair) move_to_corrupt(dir, name);

@@ -44,7 +44,7 @@ void LocalTransaction::store(const std::string& suffix,
   }
   auto body = std::exchange(body_, std::make_unique<relay::MessageBody>());
   spool_.accept(
-      sender_, recipients_, std::move(body),
+      sender_, recipients_, std::move(body), session_id_,
       [this, alive = alive_, suffix, callback = std::move(callback)](Result<std::string> id) {
         if (!*alive) return;  // the session went away or reset meanwhile
         if (!id) {
@@ -54,12 +54,7 @@ void LocalTransaction::store(const std::string& suffix,
                                     "try again later"));
           return;
         }
-        metrics_.message(metrics::MessageResult::Queued);
-        log::info("message", {{"session", session_id_},
-                              {"queue_id", *id},
-                              {"result", "queued"},
-                              {"from", sender_.address.empty() ? "<>" : sender_.address},
-                              {"recipients", std::to_string(recipients_.size())}});
+        metrics_.message(metrics::MessageResult::Queued);  // logged by the spool (`queued`)
         recipients_.clear();
         callback(smtp::make_reply(250, "2.0.0", "Ok: queued as " + *id + suffix));
       });

@@ -89,6 +89,8 @@ stop_pid "$UPSTREAM_PID"
 reply=$(send "second") || fail "submission refused: $reply"
 ID2=$(sed -E 's/.*queued as ([0-9A-F]+).*/\1/' <<<"$reply")
 "$PORTRELAY" queue --config "$CONFIG" delete "$ID2" | grep -q "deleted" || fail "delete via daemon"
+# The daemon answers at once; the removal is synced in its next commit round.
+for ((i = 0; i < 50; i++)); do [[ -e "$SPOOL/queue/$ID2" ]] || break; sleep 0.05; done
 [[ ! -e "$SPOOL/queue/$ID2" ]] || fail "$ID2 still on disk after delete"
 
 # Without a daemon: offline delete; offline bounce is carried out at the next start.

@@ -323,6 +323,90 @@ TEST(Spool, ShutdownLetsDeliveriesFinishWithinTheGraceAndKeepsTheRest) {
   EXPECT_NE(good.transactions()[0].content.find("Subject: kept"), std::string::npos);
 }
 
+// A message whose bounce could not be stored (disk trouble) stays queued with every
+// recipient settled; `portrelay queue bounce` on it later sends the bounce (found by review:
+// it used to be removed as delivered, the DSN never sent).
+TEST(Spool, BounceThatCouldNotBeStoredIsSentLaterNotLost) {
+  TempDir dir;
+  FakeUpstream upstream;
+  upstream.set_override(SmtpStage::kMail, StageAction::reply_with("451 4.7.0 not now"));
+  RelayUnderTest relay(spool_settings(dir, upstream.port(), "mode = \"spool\"",
+                                      "retry_min = \"1h\"\nretry_max = \"1h\"\n"));
+  auto client = relay.client();
+  auto reply = client->send_message("sender@example.test", {"nobody@example.test"},
+                                    sample_message("lost bounce"));
+  ASSERT_EQ(reply.code, 250) << reply.raw;
+  const std::string id = queued_id(reply);
+  ASSERT_TRUE(
+      wait_for_metric(relay, "portrelay_delivery_attempts_total", {{"result", "deferred"}}, 1));
+  // Now the recipient is refused for good, and tmp/ is gone (the bounce cannot be written).
+  upstream.clear_override(SmtpStage::kMail);
+  upstream.set_rcpt_override("nobody@example.test", StageAction::reply_with("550 5.1.1 unknown"));
+  fs::remove_all(dir.path() + "/spool/tmp");
+  ASSERT_TRUE(relay.daemon().retry_all());
+  ASSERT_TRUE(
+      wait_for_metric(relay, "portrelay_delivery_attempts_total", {{"result", "refused"}}, 1));
+  std::this_thread::sleep_for(300ms);  // the bounce store fails: "bounce_not_queued"
+  EXPECT_TRUE(fs::exists(dir.path() + "/spool/queue/" + id));
+  // The disk is back; the operator asks for the bounce.
+  fs::create_directory(dir.path() + "/spool/tmp");
+  std::string answer;
+  ASSERT_TRUE(relay.daemon().run_on_loop([&](Daemon& daemon) {
+    auto result = daemon.spool()->bounce(id);
+    answer = result ? *result : result.error().message;
+  }));
+  std::printf("operator bounce answered: %s\n", answer.c_str());
+  std::this_thread::sleep_for(1500ms);
+  // Expected: a DSN to sender@example.test (MAIL FROM:<>). Observed: none, message gone.
+  std::size_t bounces = 0;
+  for (const auto& t : upstream.transactions()) bounces += t.mail_from.empty();
+  std::printf("queue file exists: %d, bounces delivered: %zu, relayed metric: %g\n",
+              (int)fs::exists(dir.path() + "/spool/queue/" + id), bounces,
+              relay.metric("portrelay_messages_total", {{"result", "relayed"}}));
+  EXPECT_EQ(bounces, 1u) << "the bounce was lost";
+  EXPECT_FALSE(fs::exists(dir.path() + "/spool/queue/" + id));
+  // The original counts once, as bounced (the DSN's own delivery is the one "relayed").
+  EXPECT_EQ(relay.metric("portrelay_messages_total", {{"result", "bounced"}}), 1);
+  EXPECT_EQ(relay.metric("portrelay_messages_total", {{"result", "relayed"}}), 1);
+}
+
+// SIGTERM while a delivery is in flight that ends in a 5xx within the grace: one bounce,
+// and the original leaves the queue (found by review: the removal used to be refused by
+// the stopping committer, and the next start bounced the message a second time).
+TEST(Spool, RefusalDuringShutdownGraceBouncesOnce) {
+  TempDir dir;
+  FakeUpstream upstream;
+  upstream.set_rcpt_override("nobody@example.test",
+                             StageAction::delayed(800ms, "550 5.1.1 unknown"));
+  {
+    RelayUnderTest relay(spool_settings(dir, upstream.port(), "mode = \"spool\""));
+    {
+      auto client = relay.client();
+      ASSERT_EQ(client
+                    ->send_message("sender@example.test", {"nobody@example.test"},
+                                   sample_message("bounced at shutdown"))
+                    .code,
+                250);
+      client->command("QUIT");
+    }
+    std::this_thread::sleep_for(200ms);  // the delivery waits for its RCPT answer
+    relay.stop(3s);
+  }
+  std::size_t left = 0;
+  for (const auto& entry : fs::directory_iterator(dir.path() + "/spool/queue"))
+    left += entry.path().extension() != ".state";
+  std::printf("messages left in queue/ after shutdown: %zu (the bounce alone expected)\n", left);
+  // Restart on the same spool: count the DSNs the sender gets.
+  RelayUnderTest again(spool_settings(dir, upstream.port(), "mode = \"spool\""));
+  upstream.wait_for_transactions(2, 5s);
+  std::this_thread::sleep_for(500ms);
+  std::size_t bounces = 0;
+  for (const auto& t : upstream.transactions()) bounces += t.mail_from.empty();
+  std::printf("bounces delivered after restart: %zu\n", bounces);
+  EXPECT_EQ(left, 1u);
+  EXPECT_EQ(bounces, 1u) << "duplicate DSN";
+}
+
 TEST(Spool, SecondDaemonOnTheSameSpoolIsRefused) {
   TempDir dir;
   RelayUnderTest relay(spool_settings(dir, demo::refused_port(), "mode = \"spool\""));

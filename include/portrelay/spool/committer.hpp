@@ -14,8 +14,8 @@
 //    tmp/) and the callback gets the error.
 //  * Callbacks run on the loop thread, in job order, never from inside the call that
 //    queued the job.
-//  * Jobs queued before stop() are finished; callbacks of jobs finished after stop() was
-//    called still run as long as the loop runs.
+//  * Jobs queued before stop() returns are finished, including those that completion
+//    callbacks queue while stop() drains; after that a job fails at once ("shutting down").
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -84,7 +84,8 @@ class Committer {
   std::mutex mutex_;
   std::condition_variable work_ready_;
   std::vector<Job> queued_;
-  bool stopping_ = false;
+  bool stopping_ = false;  // the thread finishes what is queued and ends
+  bool closed_ = false;    // stop() is done: new jobs fail at once
   std::vector<Job> finished_;
   std::vector<double> finished_syncs_;
   std::thread thread_;

@@ -35,6 +35,10 @@ class Delivery {
   Delivery& operator=(const Delivery&) = delete;
 
   void start();
+  // Gives up the attempt now: the sink is reset (its connection released) and `done` will
+  // not be called, even by a callback already on its way. For a caller about to
+  // defer_delete() this Delivery from outside its callbacks (operator command, shutdown).
+  void abandon();
 
  private:
   void next_recipient();

@@ -77,12 +77,17 @@ class Spool {
 
   // nullopt if a message of `size` octets fits; else the 452 to give the client.
   std::optional<smtp::Reply> admission(std::uint64_t size);
+  // `origin` names where the message came from in the `queued` log line: the client
+  // session ("s12") or the message a bounce reports on ("bounce:<id>").
   void accept(const smtp::PathArgument& sender, const std::vector<std::string>& recipients,
-              std::unique_ptr<relay::MessageBody> body, Accepted done);
+              std::unique_ptr<relay::MessageBody> body, const std::string& origin, Accepted done);
 
   // Stops starting deliveries, lets those in flight finish for up to `grace`, abandons
   // the rest (they stay queued), finishes the writes. Then `done`.
   void shutdown(config::Duration grace, std::function<void()> done);
+  // No delivery starts from now on (SIGTERM: the sessions' grace has begun); the ones in
+  // flight go on. shutdown() follows.
+  void stop_starting_deliveries() { no_new_deliveries_ = true; }
 
   // Operator commands (the control socket). Each returns what happened in words.
   Result<std::string> retry(const std::string& id);  // "" or "all": every message
@@ -99,7 +104,8 @@ class Spool {
     RecordLayout layout;
     DeliveryState state;
     bool in_flight = false;
-    bool failed = false;  // in failed/
+    bool bouncing = false;  // settled; its bounce is being stored: nothing else may touch it
+    bool failed = false;    // in failed/
     std::int64_t failed_at_ms = 0;
     bool waiting_for_chain = false;  // last attempt found no endpoint to take it
   };
@@ -114,6 +120,10 @@ class Spool {
   void unschedule(const std::string& id, const Entry& entry);
   void pump();
   void start_delivery(const std::string& id, Entry& entry);
+  // Ends a delivery in flight from outside its callbacks (operator command, shutdown).
+  void abandon_delivery(const std::string& id);
+  static bool busy(const Entry& entry) { return entry.in_flight || entry.bouncing; }
+  static bool has_pending(const DeliveryState& state);
   void attempt_done(const std::string& id, AttemptResult result);
   // Carries out a settlement: rewrite the state and reschedule, or leave the queue
   // (removed, bounced, or kept in failed/). `count`: in the message metrics (not again for
@@ -153,6 +163,7 @@ class Spool {
   std::uint32_t id_sequence_ = 0;
   std::mt19937 random_;
   bool stopping_ = false;
+  bool no_new_deliveries_ = false;
   net::Timer grace_timer_;
   std::function<void()> on_stopped_;
 };

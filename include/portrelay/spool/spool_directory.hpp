@@ -32,6 +32,7 @@ struct RecoveryReport {
   std::vector<StoredMessage> failed;    // failed/
   std::size_t removed_partial = 0;      // unacknowledged files found in tmp/
   std::vector<std::string> corrupt;     // "name: why", each moved to corrupt/
+  std::vector<std::string> unreadable;  // "name: why": an I/O error, left in place
 };
 
 class SpoolDirectory {
