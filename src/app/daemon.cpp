@@ -95,8 +95,8 @@ void Daemon::start() {
   if (spool_) {
     spool_->start();  // recovery first: what was queued before is delivered
     use_selector_for_spool();
-    control_ = std::make_unique<spool::ControlServer>(loop_, *spool_,
-                                                      spool_->directory().control_path());
+    control_ =
+        std::make_unique<spool::ControlServer>(loop_, *spool_, spool_->directory().control_path());
     control_->start();
   }
   server_->start();
@@ -149,6 +149,9 @@ void Daemon::apply(config::Config next_config) {
   server_->reconfigure(std::shared_ptr<const config::ServerConfig>(next, &next->server),
                        std::move(generation.environment));
   config_ = next;
+  // Before the lines below, so the reload is reported in the format it chose.
+  log::set_min_level(config_->log.level);
+  log::set_format(config_->log.format);
 
   for (const auto& warning : config_->warnings) log::warn("config_warning", {{"detail", warning}});
   log::info("reload", {{"config", config_->source},

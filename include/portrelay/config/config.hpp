@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "portrelay/base/log.hpp"
 #include "portrelay/base/tls_mode.hpp"
 #include "portrelay/net/cidr.hpp"
 
@@ -105,14 +106,14 @@ struct RelayConfig {
 
 // [spool]: the durable queue (docs/CONFIGURATION.md).
 struct SpoolConfig {
-  std::string dir = "/var/spool/portrelay";  // created 0700 if missing
-  std::size_t max_messages = 100000;         // more: 452 4.3.1 to new messages
-  std::uint64_t max_bytes = 10ull << 30;     // queued octets
-  std::uint64_t min_free_disk = 100ull << 20;  // free space the spool must leave
+  std::string dir = "/var/spool/portrelay";            // created 0700 if missing
+  std::size_t max_messages = 100000;                   // more: 452 4.3.1 to new messages
+  std::uint64_t max_bytes = 10ull << 30;               // queued octets
+  std::uint64_t min_free_disk = 100ull << 20;          // free space the spool must leave
   Duration max_lifetime = std::chrono::hours(24 * 5);  // then bounce (Postfix's default)
-  Duration retry_min = std::chrono::seconds(30);   // backoff after a transient refusal,
-  Duration retry_max = std::chrono::minutes(30);   // doubling, with jitter
-  std::size_t max_deliveries = 32;            // concurrent background deliveries
+  Duration retry_min = std::chrono::seconds(30);       // backoff after a transient refusal,
+  Duration retry_max = std::chrono::minutes(30);       // doubling, with jitter
+  std::size_t max_deliveries = 32;                     // concurrent background deliveries
   bool bounces = true;  // false: permanent failures go to failed/ instead of a bounce
   Duration failed_lifetime = std::chrono::hours(24 * 7);  // how long failed/ keeps them
 };
@@ -150,6 +151,13 @@ struct MetricsConfig {
   ListenAddress listen{"127.0.0.1", 9465};
 };
 
+// [log]: what the daemon writes on stderr (docs/CONFIGURATION.md). `portrelay run
+// --log-level` overrides `level`; a reload applies both.
+struct LogConfig {
+  log::Level level = log::Level::Info;  // lines below it are dropped
+  log::Format format = log::Format::Logfmt;
+};
+
 struct Config {
   std::string source;  // file path the config came from
   ServerConfig server;
@@ -157,6 +165,7 @@ struct Config {
   std::vector<Endpoint> chain;
   MetricsConfig metrics;
   SpoolConfig spool;
+  LogConfig log;
   std::vector<std::string> warnings;  // "file:line: ..." notes for `check` (never secrets)
 };
 
