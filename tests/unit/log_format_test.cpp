@@ -96,7 +96,7 @@ TEST(LogFormat, JournalPrefixIsTheSyslogPriority) {
   EXPECT_EQ(format_line(Format::Logfmt, true, Level::Error, kTime, "e", {}).substr(0, 4), "<3>t");
   const std::string json = format_line(Format::Json, true, Level::Warn, kTime, "e", {});
   EXPECT_EQ(json.substr(0, 4), "<4>{");
-  EXPECT_NO_THROW((void)nlohmann::json::parse(json.substr(3)));
+  EXPECT_TRUE(nlohmann::json::accept(json.substr(3))) << json;
 }
 
 TEST(LogFormat, LevelAndFormatNamesRoundTrip) {
