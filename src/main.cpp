@@ -60,6 +60,11 @@ int main(int argc, char** argv) {
                   "How long in-flight transactions may take to finish on SIGTERM/SIGINT")
       ->check(kDuration)
       ->capture_default_str();
+  std::string log_level;
+  run->add_option("--log-level", log_level,
+                  "Lowest level logged: debug, info, warn or error (overrides [log] level in the "
+                  "configuration, also across reloads)")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
 
   auto* check =
       app.add_subcommand("check", "Validate a configuration and print the effective chain");
@@ -120,6 +125,7 @@ int main(int argc, char** argv) {
   if (*run) {
     run_options.config_path = portrelay::cli::resolve_config_path(run_options.config_path);
     run_options.shutdown_grace = *portrelay::config::parse_duration(shutdown_grace);
+    if (!log_level.empty()) run_options.log_level = portrelay::log::parse_level(log_level);
     return portrelay::cli::run(run_options);
   }
   if (*check) return portrelay::cli::check(portrelay::cli::resolve_config_path(config_path));

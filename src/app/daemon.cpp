@@ -149,6 +149,9 @@ void Daemon::apply(config::Config next_config) {
   server_->reconfigure(std::shared_ptr<const config::ServerConfig>(next, &next->server),
                        std::move(generation.environment));
   config_ = next;
+  // Before the lines below, so the reload is reported in the format it chose.
+  log::set_min_level(config_->log.level);
+  log::set_format(config_->log.format);
 
   for (const auto& warning : config_->warnings) log::warn("config_warning", {{"detail", warning}});
   log::info("reload", {{"config", config_->source},

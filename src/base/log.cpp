@@ -1,3 +1,5 @@
+// The log sink: the process-wide settings and the write to stderr. Lines are spelled in
+// log_format.cpp.
 #include "portrelay/base/log.hpp"
 
 #include <atomic>
@@ -10,22 +12,10 @@ namespace portrelay::log {
 namespace {
 
 std::atomic<int> g_min_level{static_cast<int>(Level::Info)};
+std::atomic<int> g_format{static_cast<int>(Format::Logfmt)};
+std::atomic<bool> g_journal_prefix{false};
 std::atomic<bool> g_enabled{true};
 std::mutex g_mutex;
-
-const char* name(Level level) {
-  switch (level) {
-    case Level::Debug:
-      return "debug";
-    case Level::Info:
-      return "info";
-    case Level::Warn:
-      return "warn";
-    case Level::Error:
-      return "error";
-  }
-  return "info";
-}
 
 std::string timestamp() {
   auto now = std::chrono::system_clock::now();
@@ -44,43 +34,15 @@ std::string timestamp() {
 }  // namespace
 
 void set_min_level(Level level) { g_min_level = static_cast<int>(level); }
+void set_format(Format format) { g_format = static_cast<int>(format); }
+void set_journal_prefix(bool enabled) { g_journal_prefix = enabled; }
 void set_enabled(bool enabled) { g_enabled = enabled; }
-
-std::string quote(std::string_view value) {
-  bool needs_quotes = value.empty();
-  for (unsigned char c : value)
-    if (c <= ' ' || c == '"' || c == '=' || c == 0x7f) needs_quotes = true;
-  if (!needs_quotes) return std::string(value);
-  std::string out = "\"";
-  for (unsigned char c : value) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < ' ' || c == 0x7f) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof(escaped), "\\x%02x", c);
-      out += escaped;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
 
 void write(Level level, std::string_view event, std::initializer_list<Field> fields) {
   if (!g_enabled || static_cast<int>(level) < g_min_level) return;
-  std::string line = timestamp();
-  line += ' ';
-  line += name(level);
-  line += " event=";
-  line += event;
-  for (const auto& [key, value] : fields) {
-    line += ' ';
-    line += key;
-    line += '=';
-    line += quote(value);
-  }
-  line += '\n';
+  const std::string line = format_line(static_cast<Format>(g_format.load()), g_journal_prefix,
+                                       level, timestamp(), event, fields);
+  // One fwrite per line under the lock: lines from different threads never interleave.
   std::lock_guard lock(g_mutex);
   std::fwrite(line.data(), 1, line.size(), stderr);
 }

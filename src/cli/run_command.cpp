@@ -1,3 +1,4 @@
+#include <unistd.h>
 #include <uv.h>
 
 #include <csignal>
@@ -16,6 +17,11 @@ int run(const RunOptions& options) {
   auto loaded = load_config_or_report(options.config_path);
   if (!loaded) return 1;
   config::Config config = std::move(*loaded);
+  // The log settings come first so that every line, the warnings included, follows them.
+  if (options.log_level) config.log.level = *options.log_level;
+  log::set_min_level(config.log.level);
+  log::set_format(config.log.format);
+  log::set_journal_prefix(log::is_journal_stream(STDERR_FILENO));
   for (const auto& warning : config.warnings) log::warn("config_warning", {{"detail", warning}});
 
   uv_loop_t* raw = uv_default_loop();
@@ -54,7 +60,11 @@ int run(const RunOptions& options) {
     hangup.start(SIGHUP, [&](int) {
       log::info("signal", {{"signal", "SIGHUP"}});
       if (stopping) return;
-      daemon->reload([&]() { return config::load_config_file(options.config_path); });
+      daemon->reload([&]() {
+        config::Config next = config::load_config_file(options.config_path);
+        if (options.log_level) next.log.level = *options.log_level;
+        return next;
+      });
     });
     uv_run(raw, UV_RUN_DEFAULT);  // ends when the daemon has nothing left to do
     daemon.reset();

@@ -12,8 +12,8 @@
 namespace portrelay::config {
 namespace {
 
-const std::vector<std::string_view> kTopLevelTables = {"server", "relay", "upstream", "metrics",
-                                                       "spool"};
+const std::vector<std::string_view> kTopLevelTables = {"server",  "relay", "upstream",
+                                                       "metrics", "spool", "log"};
 
 // The table for `name`, or an empty one when the file does not have it (all defaults).
 const toml::table& section(const detail::ParseContext& context, const toml::table& root,
@@ -61,6 +61,7 @@ Config parse_config(std::string_view toml_text, const std::string& source_name) 
   config.metrics =
       detail::parse_metrics_section(context, section(context, root, "metrics"), config.server);
   config.spool = detail::parse_spool_section(context, section(context, root, "spool"));
+  config.log = detail::parse_log_section(context, section(context, root, "log"));
   // Last: a missing [[upstream]] has no position, so errors that have one are reported first.
   config.chain = detail::parse_upstream_chain(context, root.get("upstream"));
   config.warnings = context.take_warnings();

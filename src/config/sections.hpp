@@ -15,6 +15,7 @@ RelayConfig parse_relay_section(ParseContext& context, const toml::table& table,
 MetricsConfig parse_metrics_section(ParseContext& context, const toml::table& table,
                                     const ServerConfig& server);
 SpoolConfig parse_spool_section(ParseContext& context, const toml::table& table);
+LogConfig parse_log_section(ParseContext& context, const toml::table& table);
 // `node` is the value of the top-level "upstream" key, or null when there is none.
 std::vector<Endpoint> parse_upstream_chain(ParseContext& context, const toml::node* node);
 

@@ -166,16 +166,50 @@ void PassthroughRelay::report_message(const Action& reply) {
   if (role_ == Role::SpoolFallback && result == metrics::MessageResult::Deferred) return;
   metrics_.message(result);
   if (result == metrics::MessageResult::Relayed) metrics_.message_relayed(seconds, body_->size());
-  log::write(level, "message",
-             {{"session", session_id_},
-              {"message", message_id_},
-              {"result", metrics::to_string(result)},
-              {"from", transaction_->sender().address},
-              {"recipients", std::to_string(transaction_->recipients().size())},
-              {"size", std::to_string(body_->size())},
-              {"endpoint", endpoint},
-              {"reply", reply.reply.summary()},
-              {"ms", std::to_string(static_cast<long>(seconds * 1000))}});
+  // Who the message was for, on the same line (Postfix logs to=<...> per recipient): `to`
+  // lists the recipients the upstream accepted, whose fate is `result` and `reply`;
+  // `refused` each one it refused at RCPT with its answer. `from` is "" for a null sender.
+  std::string to;
+  std::string refused;
+  for (const RecipientOutcome& outcome : transaction_->recipient_outcomes()) {
+    if (outcome.verdict == Verdict::Accept) {
+      if (!to.empty()) to += ',';
+      to += outcome.address;
+    } else {
+      if (!refused.empty()) refused += "; ";
+      refused += outcome.address + ": " + outcome.reply.summary();
+    }
+  }
+  const std::string recipients = std::to_string(transaction_->recipients().size());
+  const std::string size = std::to_string(body_->size());
+  const std::string ms = std::to_string(static_cast<long>(seconds * 1000));
+  const std::string summary = reply.reply.summary();
+  if (refused.empty()) {
+    log::write(level, "message",
+               {{"session", session_id_},
+                {"message", message_id_},
+                {"result", metrics::to_string(result)},
+                {"from", transaction_->sender().address},
+                {"to", to},
+                {"recipients", recipients},
+                {"size", size},
+                {"endpoint", endpoint},
+                {"reply", summary},
+                {"ms", ms}});
+  } else {
+    log::write(level, "message",
+               {{"session", session_id_},
+                {"message", message_id_},
+                {"result", metrics::to_string(result)},
+                {"from", transaction_->sender().address},
+                {"to", to},
+                {"refused", refused},
+                {"recipients", recipients},
+                {"size", size},
+                {"endpoint", endpoint},
+                {"reply", summary},
+                {"ms", ms}});
+  }
 }
 
 }  // namespace portrelay::relay

@@ -1,6 +1,8 @@
 // TLS and AUTH towards the upstream: verified certificates, STARTTLS required means
 // required, response injection, credentials that never show up in the logs.
 #include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "portrelay/base/log.hpp"
 #include "portrelay/demo/test_pki.hpp"
@@ -304,6 +306,49 @@ TEST_F(RelayTls, AuthRejectedIsAuthFailedAndFailsOver) {
   EXPECT_EQ(rejecting.auth_attempts()[0].password, kPassword);  // it was really sent
   EXPECT_NE(logs.find("auth_failed"), std::string::npos) << logs;
   expect_no_secret(logs);
+}
+
+// The same with `[log] format = "json"`: every line is a JSON object, and neither the raw
+// lines nor the decoded values (JSON escaping could hide a leak from a plain search) hold
+// the secret.
+TEST_F(RelayTls, JsonLogsNeverCarryTheSecret) {
+  FakeUpstream::Config config = with_auth(good(true), {"PLAIN", "LOGIN"});
+  config.auth_password = "something-else";
+  FakeUpstream rejecting(config);
+  FakeUpstream fallback;
+  RelaySettings settings;
+  settings.upstreams = {
+      tls_upstream("rejecting", rejecting.port(), "implicit", ca(), credentials()),
+      plain_upstream("fallback", fallback.port())};
+  log::set_format(log::Format::Json);
+  log::set_min_level(log::Level::Debug);
+  CapturedLogs capture;
+  {
+    RelayUnderTest relay(settings);
+    auto client = relay.client();
+    SmtpReply reply = client->send_message("a@example.test", {"b@example.test"}, sample_message());
+    EXPECT_EQ(reply.code, 250) << reply.raw;
+    EXPECT_TRUE(fallback.wait_for_transactions(1, 2s));
+  }
+  std::string logs = capture.finish();
+  log::set_format(log::Format::Logfmt);
+  log::set_min_level(log::Level::Info);
+  ASSERT_EQ(rejecting.auth_attempts().size(), 1u);
+  EXPECT_EQ(rejecting.auth_attempts()[0].password, kPassword);  // it was really sent
+  std::string decoded;
+  std::istringstream lines(logs);
+  std::size_t count = 0;
+  for (std::string line; std::getline(lines, line); ++count) {
+    const auto object = nlohmann::json::parse(line);  // throws if a line is not JSON
+    for (const auto& [key, value] : object.items()) {
+      decoded += key + "=" + value.get<std::string>() + "\n";
+    }
+  }
+  EXPECT_GT(count, 3u) << logs;
+  EXPECT_NE(decoded.find("auth_failed"), std::string::npos) << decoded;
+  EXPECT_NE(decoded.find("event=message"), std::string::npos) << decoded;
+  expect_no_secret(logs);
+  expect_no_secret(decoded);
 }
 
 TEST_F(RelayTls, AllEndpointsRejectingAuthGive451WithoutTheSecret) {

@@ -12,6 +12,8 @@ namespace portrelay::cli {
 struct RunOptions {
   std::string config_path;
   config::Duration shutdown_grace = std::chrono::seconds(30);
+  // --log-level: wins over [log] level, at start and on every reload.
+  std::optional<log::Level> log_level;
 };
 
 struct DemoOptions {

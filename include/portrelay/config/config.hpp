@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "portrelay/base/log.hpp"
 #include "portrelay/base/tls_mode.hpp"
 #include "portrelay/net/cidr.hpp"
 
@@ -150,6 +151,13 @@ struct MetricsConfig {
   ListenAddress listen{"127.0.0.1", 9465};
 };
 
+// [log]: what the daemon writes on stderr (docs/CONFIGURATION.md). `portrelay run
+// --log-level` overrides `level`; a reload applies both.
+struct LogConfig {
+  log::Level level = log::Level::Info;  // lines below it are dropped
+  log::Format format = log::Format::Logfmt;
+};
+
 struct Config {
   std::string source;  // file path the config came from
   ServerConfig server;
@@ -157,6 +165,7 @@ struct Config {
   std::vector<Endpoint> chain;
   MetricsConfig metrics;
   SpoolConfig spool;
+  LogConfig log;
   std::vector<std::string> warnings;  // "file:line: ..." notes for `check` (never secrets)
 };
 
