@@ -112,7 +112,7 @@ TEST_F(ProbeTlsMismatch, PlaintextGreetingOnAnImplicitTlsEndpointSuggestsStartTl
   EXPECT_LT(outcome.took, 2s);
 }
 
-// A plain SMTP server on 465 answering at once is not a mismatch: no hint, and it works.
+// The right mode toward a plain SMTP server: no mismatch, and the probe succeeds.
 TEST_F(ProbeTlsMismatch, NoHintWhenTheModeIsRight) {
   FakeUpstream server;
   const Outcome outcome =
