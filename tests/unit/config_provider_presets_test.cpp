@@ -80,7 +80,7 @@ TEST(ConfigPortTls, ErrorsPointAtTheElement) {
             "portrelay.toml:3:36: upstream.ports.tls: \"ssl\" is not a TLS mode (use "
             "\"implicit\", \"starttls\", \"opportunistic\" or \"none\")");
   EXPECT_EQ(error_of(head + "ports = [587, { port = 70000, tls = \"implicit\" }]\n"),
-            "portrelay.toml:3:23: upstream.ports.port: 70000 is not a port (must be between 1 "
+            "portrelay.toml:3:24: upstream.ports.port: 70000 is not a port (must be between 1 "
             "and 65535)");
   EXPECT_EQ(error_of(head + "ports = [2465, { port = 2465, tls = \"implicit\" }]\n"),
             "portrelay.toml:3:16: upstream.ports: port 2465 is listed twice");
@@ -91,7 +91,7 @@ TEST(ConfigPortTls, ErrorsPointAtTheElement) {
             "portrelay.toml:3:15: upstream.ports: expected a port number or { port = 2465, tls "
             "= \"implicit\" }, got string");
   EXPECT_EQ(error_of(head + "ports = [{ port = \"x\" }]\n"),
-            "portrelay.toml:3:18: upstream.ports.port: expected an integer, got string");
+            "portrelay.toml:3:19: upstream.ports.port: expected an integer, got string");
 }
 
 TEST(ConfigPortTls, ClearTextRulesApplyPerPort) {
