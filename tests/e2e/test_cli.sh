@@ -67,8 +67,8 @@ want_chain="1 email-smtp.eu-west-1.amazonaws.com:2587 tls=starttls provider=ses/
 2 email-smtp.eu-west-1.amazonaws.com:2465 tls=implicit provider=ses/eu-west-1
 3 email-smtp.eu-west-1.amazonaws.com:587 tls=starttls provider=ses/eu-west-1
 4 email-smtp.eu-west-1.amazonaws.com:465 tls=implicit provider=ses/eu-west-1
-5 smtp.example.test:587 tls=starttls auth=(no auth)
-6 smtp.example.test:2465 tls=implicit auth=(no auth)"
+5 smtp.example.test:587 tls=starttls auth)
+6 smtp.example.test:2465 tls=implicit auth)"
 [[ "$chain" == "$want_chain" ]] || { show check-presets; fail "check: preset chain is
 $chain
 want
