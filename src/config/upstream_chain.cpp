@@ -69,6 +69,17 @@ Port port_with_default_tls(std::uint16_t number, const toml::node* node,
           nullptr};
 }
 
+// 2465 is where SES and Resend speak TLS from the first byte, but as a plain number it gets
+// STARTTLS by the 465-only rule: the relay would then wait for a greeting that never comes.
+void warn_if_default_hides_implicit_tls(const TableReader& reader, std::string_view key,
+                                        const Port& port) {
+  if (port.number != 2465 || port.tls_node != nullptr || port.tls != TlsMode::StartTls) return;
+  reader.warn(key, *port.node,
+              "port 2465 is used with \"starttls\" (the default for any port but 465); "
+              "providers that listen there speak implicit TLS: write { port = 2465, tls = "
+              "\"implicit\" } if yours does");
+}
+
 // `{ port = 2465, tls = "implicit" }`: one element of `ports` with its own TLS mode.
 Port read_port_entry(const TableReader& reader, const toml::node& element,
                      const TlsSetting& table_tls, const ProviderPreset* preset) {
@@ -94,7 +105,10 @@ std::vector<Port> read_ports(const TableReader& reader, const TlsSetting& table_
     reader.fail("ports", *ports, "set either port or ports, not both");
   }
   if (port != nullptr) {
-    return {port_with_default_tls(checked_port(reader, "port", *port), port, table_tls, preset)};
+    const Port only =
+        port_with_default_tls(checked_port(reader, "port", *port), port, table_tls, preset);
+    warn_if_default_hides_implicit_tls(reader, "port", only);
+    return {only};
   }
   if (ports == nullptr && preset != nullptr) {
     // The preset sets a mode per port, so a table-wide `tls` could only break some of them.
@@ -127,6 +141,7 @@ std::vector<Port> read_ports(const TableReader& reader, const TlsSetting& table_
     } else if (element.is_integer()) {
       next = port_with_default_tls(checked_port(reader, "ports", element), &element, table_tls,
                                    preset);
+      warn_if_default_hides_implicit_tls(reader, "ports", next);
     } else {
       reader.fail("ports", element,
                   "expected a port number or { port = 2465, tls = \"implicit\" }, got " +

@@ -117,6 +117,23 @@ TEST(ConfigPortTls, ClearTextRulesApplyPerPort) {
             1u);
 }
 
+TEST(ConfigPortTls, PlainPort2465WithTheStartTlsDefaultIsWarnedAbout) {
+  const Config config = parse("[[upstream]]\nhost = \"a.example\"\nports = [587, 2465]\n");
+  ASSERT_EQ(config.warnings.size(), 1u);
+  EXPECT_EQ(config.warnings[0],
+            "portrelay.toml:3: upstream.ports: port 2465 is used with \"starttls\" (the default "
+            "for any port but 465); providers that listen there speak implicit TLS: write { port "
+            "= 2465, tls = \"implicit\" } if yours does");
+  // Not when the mode is written, or known from a preset.
+  EXPECT_TRUE(parse("[[upstream]]\nhost = \"a.example\"\nports = [{ port = 2465, tls = "
+                    "\"starttls\" }]\n")
+                  .warnings.empty());
+  EXPECT_TRUE(parse("[[upstream]]\nhost = \"a.example\"\nport = 2465\ntls = \"starttls\"\n")
+                  .warnings.empty());
+  EXPECT_TRUE(parse("[[upstream]]\nprovider = \"resend\"\nports = [2465]\n").warnings.empty());
+  EXPECT_EQ(parse("[[upstream]]\nhost = \"a.example\"\nport = 2465\n").warnings.size(), 1u);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Provider presets: every preset expands to the documented hosts, ports and modes.
 
