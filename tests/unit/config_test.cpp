@@ -367,7 +367,8 @@ TEST(ConfigErrors, WrongTypes) {
   EXPECT_EQ(error_of("[[upstream]]\nhost = \"a\"\nport = \"587\"\n"),
             "portrelay.toml:3:8: upstream.port: expected an integer, got string");
   EXPECT_EQ(error_of("[[upstream]]\nhost = \"a\"\nports = [587, \"465\"]\n"),
-            "portrelay.toml:3:15: upstream.ports: expected an integer, got string");
+            "portrelay.toml:3:15: upstream.ports: expected a port number or { port = 2465, tls = "
+            "\"implicit\" }, got string");
   EXPECT_EQ(error_of("[[upstream]]\nhost = \"a\"\nports = 587\n"),
             "portrelay.toml:3:9: upstream.ports: expected an array of ports, got integer");
 }
