@@ -1,9 +1,11 @@
 // [[upstream]] tables -> the ordered failover chain, one Endpoint per (upstream, port).
 #include <cstdlib>
 #include <map>
+#include <set>
 #include <string>
 
 #include "portrelay/net/tcp_listener.hpp"
+#include "provider_presets.hpp"
 #include "sections.hpp"
 #include "value_checks.hpp"
 
@@ -12,9 +14,20 @@ namespace {
 
 constexpr int kImplicitTlsPort = 465;  // RFC 8314 submissions port
 
+// One port of an [[upstream]] and the TLS mode it is used with. `tls_node` is where that
+// mode was written (an inline table's `tls`, the table's `tls`), null when it came from a
+// default or a preset: errors and warnings about the mode point there.
 struct Port {
   std::uint16_t number;
   const toml::node* node;
+  TlsMode tls;
+  const toml::node* tls_node;
+};
+
+// A `tls` value as written, with where it was written.
+struct TlsSetting {
+  std::optional<TlsMode> mode;
+  const toml::node* node = nullptr;
 };
 
 std::uint16_t checked_port(const TableReader& reader, std::string_view key,
@@ -29,40 +42,12 @@ std::uint16_t checked_port(const TableReader& reader, std::string_view key,
   return static_cast<std::uint16_t>(value);
 }
 
-std::vector<Port> read_ports(const TableReader& reader) {
-  const toml::node* port = reader.find("port");
-  const toml::node* ports = reader.find("ports");
-  if (port != nullptr && ports != nullptr) {
-    reader.fail("ports", *ports, "set either port or ports, not both");
-  }
-  if (port != nullptr) return {{checked_port(reader, "port", *port), port}};
-  if (ports == nullptr) {
-    reader.fail_table("upstream.port: missing (set port = 587 or ports = [587, 465, 2525])");
-  }
-  if (!ports->is_array()) {
-    reader.fail("ports", *ports,
-                "expected an array of integers, got " + std::string(type_name(*ports)));
-  }
-  if (ports->as_array()->empty()) reader.fail("ports", *ports, "lists no port");
-  std::vector<Port> result;
-  for (const toml::node& element : *ports->as_array()) {
-    const std::uint16_t number = checked_port(reader, "ports", element);
-    for (const Port& earlier : result) {
-      if (earlier.number == number) {
-        reader.fail("ports", element, "port " + std::to_string(number) + " is listed twice");
-      }
-    }
-    result.push_back({number, &element});
-  }
-  return result;
-}
-
-std::optional<TlsMode> read_tls_mode(const TableReader& reader) {
+TlsSetting read_tls_mode(const TableReader& reader) {
   const auto text = reader.string("tls");
-  if (!text) return std::nullopt;
+  if (!text) return {};
   for (TlsMode mode :
        {TlsMode::Implicit, TlsMode::StartTls, TlsMode::Opportunistic, TlsMode::None}) {
-    if (*text == to_string(mode)) return mode;
+    if (*text == to_string(mode)) return {mode, reader.find("tls")};
   }
   reader.fail("tls", *reader.find("tls"),
               "\"" + *text +
@@ -70,10 +55,164 @@ std::optional<TlsMode> read_tls_mode(const TableReader& reader) {
                   "\"none\")");
 }
 
+// The mode of a port written without its own `tls`: the table's `tls` if set, else what the
+// provider preset documents for that port, else implicit TLS on 465 and STARTTLS elsewhere.
+Port port_with_default_tls(std::uint16_t number, const toml::node* node,
+                           const TlsSetting& table_tls, const ProviderPreset* preset) {
+  if (table_tls.mode) return {number, node, *table_tls.mode, table_tls.node};
+  if (preset != nullptr) {
+    if (auto documented = preset_tls_for_port(*preset, number)) {
+      return {number, node, *documented, nullptr};
+    }
+  }
+  return {number, node, number == kImplicitTlsPort ? TlsMode::Implicit : TlsMode::StartTls,
+          nullptr};
+}
+
+// 2465 is where SES and Resend speak TLS from the first byte, but as a plain number it gets
+// STARTTLS by the 465-only rule: the relay would then wait for a greeting that never comes.
+void warn_if_default_hides_implicit_tls(const TableReader& reader, std::string_view key,
+                                        const Port& port) {
+  if (port.number != 2465 || port.tls_node != nullptr || port.tls != TlsMode::StartTls) return;
+  reader.warn(key, *port.node,
+              "port 2465 is used with \"starttls\" (the default for any port but 465); "
+              "providers that listen there speak implicit TLS: write { port = 2465, tls = "
+              "\"implicit\" } if yours does");
+}
+
+// `{ port = 2465, tls = "implicit" }`: one element of `ports` with its own TLS mode.
+Port read_port_entry(const TableReader& reader, const toml::node& element,
+                     const TlsSetting& table_tls, const ProviderPreset* preset) {
+  const TableReader entry(reader.context(), *element.as_table(), "upstream.ports",
+                          "an upstream.ports entry", {"port", "tls"});
+  const toml::node* port = entry.find("port");
+  if (port == nullptr) {
+    entry.fail_table(
+        "upstream.ports: entry has no port (write { port = 2465, tls = "
+        "\"implicit\" })");
+  }
+  const std::uint16_t number = checked_port(entry, "port", *port);
+  const TlsSetting own_tls = read_tls_mode(entry);
+  if (own_tls.mode) return {number, &element, *own_tls.mode, own_tls.node};
+  return port_with_default_tls(number, &element, table_tls, preset);
+}
+
+std::vector<Port> read_ports(const TableReader& reader, const TlsSetting& table_tls,
+                             const ProviderPreset* preset) {
+  const toml::node* port = reader.find("port");
+  const toml::node* ports = reader.find("ports");
+  if (port != nullptr && ports != nullptr) {
+    reader.fail("ports", *ports, "set either port or ports, not both");
+  }
+  if (port != nullptr) {
+    const Port only =
+        port_with_default_tls(checked_port(reader, "port", *port), port, table_tls, preset);
+    warn_if_default_hides_implicit_tls(reader, "port", only);
+    return {only};
+  }
+  if (ports == nullptr && preset != nullptr) {
+    // The preset sets a mode per port, so a table-wide `tls` could only break some of them.
+    if (table_tls.node != nullptr) {
+      reader.fail("tls", *table_tls.node,
+                  "provider \"" + std::string(preset->name) +
+                      "\" sets the TLS mode of each of its ports; to change it, list the ports "
+                      "too (ports = [587, { port = 2465, tls = \"implicit\" }])");
+    }
+    const toml::node* provider = reader.find("provider");
+    std::vector<Port> result;
+    for (const PresetPort& documented : preset->ports) {
+      result.push_back({documented.port, provider, documented.tls, nullptr});
+    }
+    return result;
+  }
+  if (ports == nullptr) {
+    reader.fail_table("upstream.port: missing (set port = 587 or ports = [587, 465, 2525])");
+  }
+  if (!ports->is_array()) {
+    reader.fail("ports", *ports,
+                "expected an array of ports, got " + std::string(type_name(*ports)));
+  }
+  if (ports->as_array()->empty()) reader.fail("ports", *ports, "lists no port");
+  std::vector<Port> result;
+  for (const toml::node& element : *ports->as_array()) {
+    Port next{};
+    if (element.is_table()) {
+      next = read_port_entry(reader, element, table_tls, preset);
+    } else if (element.is_integer()) {
+      next = port_with_default_tls(checked_port(reader, "ports", element), &element, table_tls,
+                                   preset);
+      warn_if_default_hides_implicit_tls(reader, "ports", next);
+    } else {
+      reader.fail("ports", element,
+                  "expected a port number or { port = 2465, tls = \"implicit\" }, got " +
+                      std::string(type_name(element)));
+    }
+    for (const Port& earlier : result) {
+      if (earlier.number == next.number) {
+        reader.fail("ports", element, "port " + std::to_string(next.number) + " is listed twice");
+      }
+    }
+    result.push_back(next);
+  }
+  return result;
+}
+
+// `provider` and `region`: the preset to expand, or null when the table names none.
+struct ProviderChoice {
+  const ProviderPreset* preset = nullptr;
+  std::string host;   // the preset's host for the region
+  std::string label;  // "ses/us-east-1", for `check`
+};
+
+ProviderChoice read_provider(const TableReader& reader) {
+  const auto name = reader.string("provider");
+  const auto region = reader.string("region");
+  if (!name) {
+    if (region) {
+      reader.fail("region", *reader.find("region"),
+                  "is only used with provider (provider = \"ses\", region = \"us-east-1\")");
+    }
+    return {};
+  }
+  const toml::node& provider_node = *reader.find("provider");
+  const ProviderPreset* preset = find_provider_preset(*name);
+  if (preset == nullptr) {
+    reader.fail("provider", provider_node,
+                "\"" + *name + "\" is not a known provider (use one of " + provider_preset_names() +
+                    ", or set host and ports yourself)");
+  }
+  std::string known_regions;
+  for (const RegionHost& candidate : preset->region_hosts) {
+    known_regions +=
+        (known_regions.empty() ? "\"" : " or \"") + std::string(candidate.region) + "\"";
+  }
+  if (known_regions.empty()) known_regions = "an AWS region such as \"us-east-1\"";
+  if (!preset->needs_region()) {
+    if (region) {
+      reader.fail("region", *reader.find("region"),
+                  "provider \"" + *name + "\" has no regions; remove region");
+    }
+    return {preset, *preset_host(*preset, ""), *name};
+  }
+  if (!region) {
+    reader.fail("provider", provider_node,
+                "\"" + *name + "\" needs region (" + known_regions + ")");
+  }
+  const auto host = preset_host(*preset, *region);
+  if (!host) {
+    reader.fail("region", *reader.find("region"),
+                "\"" + *region + "\" is not a region of provider \"" + *name + "\" (use " +
+                    known_regions + ")");
+  }
+  return {preset, *host, *name + "/" + *region};
+}
+
 // Secrets are never echoed: messages name keys, file paths and variable names only.
-Credentials read_credentials(const TableReader& reader) {
+// `preset_username` is the user name a provider documents for everyone ("apikey"); it is
+// used when a password source is set and `username` is not.
+Credentials read_credentials(const TableReader& reader, std::string_view preset_username) {
   Credentials credentials;
-  const auto username = reader.string("username");
+  auto username = reader.string("username");
   const auto password_env = reader.string("password_env");
   const auto password_file = reader.string("password_file");
   const auto password = reader.string("password");
@@ -87,6 +226,9 @@ Credentials read_credentials(const TableReader& reader) {
     }
     source = node;
   }
+  if (source != nullptr && !username && !preset_username.empty()) {
+    username = std::string(preset_username);
+  }
   if (source != nullptr && !username) {
     const std::string_view key = password_env    ? "password_env"
                                  : password_file ? "password_file"
@@ -95,11 +237,12 @@ Credentials read_credentials(const TableReader& reader) {
   }
   if (!username) return credentials;
 
-  const toml::node& username_node = *reader.find("username");
-  if (username->empty()) reader.fail("username", username_node, "is empty");
-  if (source == nullptr) {
-    reader.fail("username", username_node,
-                "has no password (set password_env, password_file or password)");
+  if (const toml::node* username_node = reader.find("username")) {
+    if (username->empty()) reader.fail("username", *username_node, "is empty");
+    if (source == nullptr) {
+      reader.fail("username", *username_node,
+                  "has no password (set password_env, password_file or password)");
+    }
   }
   credentials.username = *username;
 
@@ -139,14 +282,14 @@ Credentials read_credentials(const TableReader& reader) {
 // falls back to clear when STARTTLS is not offered, which anyone on the path can arrange by
 // removing it from the EHLO reply. Fine on loopback (a local MTA or a tunnel's end);
 // elsewhere `check` says so. Pinned `addresses` decide where the relay really connects.
-void warn_if_tls_can_be_avoided(const TableReader& reader, const Endpoint& endpoint,
-                                std::optional<TlsMode> tls) {
+void warn_if_tls_can_be_avoided(const TableReader& reader, const Endpoint& endpoint, TlsMode tls,
+                                std::string_view key, const toml::node& tls_node) {
   if (tls != TlsMode::None && tls != TlsMode::Opportunistic) return;
   bool loopback = endpoint.addresses.empty() ? is_loopback_host(endpoint.host) : true;
   for (const std::string& address : endpoint.addresses)
     if (!is_loopback_host(address)) loopback = false;
   if (loopback) return;
-  reader.warn("tls", *reader.find("tls"),
+  reader.warn(key, tls_node,
               tls == TlsMode::None
                   ? "\"none\" toward " + endpoint.host +
                         ", which is not a loopback address: every message crosses the network "
@@ -161,22 +304,32 @@ std::vector<Endpoint> parse_upstream(ParseContext& context, const toml::table& t
   const TableReader reader(context, table, "upstream", "[[upstream]]",
                            {"host", "port", "ports", "tls", "name", "ca_file", "tls_server_name",
                             "tls_insecure_skip_verify", "username", "password_env", "password_file",
-                            "password", "addresses"});
+                            "password", "addresses", "provider", "region"});
 
-  const auto host = reader.string("host");
-  if (!host) reader.fail_table("upstream.host: missing (every [[upstream]] needs a host)");
-  if (!is_valid_host(*host)) {
-    reader.fail("host", *reader.find("host"),
-                "\"" + *host + "\" is not a valid host name or IP address");
+  // Explicit keys win over the preset: host, port/ports, tls, username.
+  const ProviderChoice provider = read_provider(reader);
+  const auto written_host = reader.string("host");
+  if (!written_host && provider.preset == nullptr) {
+    reader.fail_table(
+        "upstream.host: missing (every [[upstream]] needs a host or a provider such as "
+        "provider = \"sendgrid\")");
   }
-  const std::vector<Port> ports = read_ports(reader);
-  const std::optional<TlsMode> tls = read_tls_mode(reader);
+  const std::string host = written_host.value_or(provider.host);
+  if (written_host && !is_valid_host(host)) {
+    reader.fail("host", *reader.find("host"),
+                "\"" + host + "\" is not a valid host name or IP address");
+  }
+  const TlsSetting table_tls = read_tls_mode(reader);
+  const std::vector<Port> ports = read_ports(reader, table_tls, provider.preset);
 
   Endpoint common;
-  common.host = *host;
-  common.name = reader.string("name").value_or(*host);
+  common.host = host;
+  common.provider = provider.label;
+  common.name = reader.string("name").value_or(host);
   if (!is_valid_label(common.name)) {
-    const std::string_view key = reader.has("name") ? "name" : "host";
+    const std::string_view key = reader.has("name")   ? "name"
+                                 : reader.has("host") ? "host"
+                                                      : "provider";
     reader.fail(key, *reader.find(key),
                 "\"" + common.name +
                     "\" is not usable as a metrics label (up to 64 of A-Z a-z 0-9 _ . : -); "
@@ -213,21 +366,26 @@ std::vector<Endpoint> parse_upstream(ParseContext& context, const toml::table& t
                 "certificates of " + common.host +
                     " are not verified; anyone on the path can read the mail and credentials");
   }
-  common.credentials = read_credentials(reader);
-  if (tls == TlsMode::None && common.credentials.configured()) {
-    reader.fail("tls", *reader.find("tls"),
-                "\"none\" with username set: credentials would travel in clear text (use "
-                "\"starttls\" or \"implicit\")");
-  }
-  warn_if_tls_can_be_avoided(reader, common, tls);
+  common.credentials = read_credentials(
+      reader, provider.preset != nullptr ? provider.preset->username : std::string_view());
   common.source_line = static_cast<int>(table.source().begin.line);
 
   std::vector<Endpoint> endpoints;
+  std::set<const toml::node*> warned;  // one warning per written `tls`, not one per port
   for (const Port& port : ports) {
+    // "none" and "opportunistic" are only ever written, so tls_node is set for them.
+    const std::string_view key = port.tls_node == table_tls.node ? "tls" : "ports.tls";
+    if (port.tls == TlsMode::None && common.credentials.configured()) {
+      reader.fail(key, *port.tls_node,
+                  "\"none\" with username set: credentials would travel in clear text (use "
+                  "\"starttls\" or \"implicit\")");
+    }
+    if (port.tls_node != nullptr && warned.insert(port.tls_node).second) {
+      warn_if_tls_can_be_avoided(reader, common, port.tls, key, *port.tls_node);
+    }
     Endpoint endpoint = common;
     endpoint.port = port.number;
-    endpoint.tls =
-        tls.value_or(port.number == kImplicitTlsPort ? TlsMode::Implicit : TlsMode::StartTls);
+    endpoint.tls = port.tls;
     endpoints.push_back(std::move(endpoint));
   }
   return endpoints;

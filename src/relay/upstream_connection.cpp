@@ -148,6 +148,15 @@ void UpstreamConnection::start_tls() {
 }
 
 void UpstreamConnection::on_data(std::string_view plaintext) {
+  // A TLS record (handshake 0x16 or alert 0x15, version 3.x) where the 220 greeting was due:
+  // the port speaks TLS from the first byte. Said at once instead of "malformed reply".
+  if (phase_ == Phase::Handshaking && trace_.greeting.empty() && !connection_->tls() &&
+      parser_.buffered() == 0 && plaintext.size() >= 2 &&
+      (plaintext[0] == 0x15 || plaintext[0] == 0x16) && plaintext[1] == 0x03) {
+    return fail(FailureReason::Protocol,
+                "TLS bytes where the SMTP greeting was due: this port speaks implicit TLS; try "
+                "tls = \"implicit\"");
+  }
   ++batch_;
   in_batch_ = true;
   parser_.feed(plaintext);

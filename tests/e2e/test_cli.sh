@@ -56,6 +56,33 @@ expect_status check-secret 0
 if grep -qF "$secret" "$WORK/check-secret.out" "$WORK/check-secret.err"; then fail "check printed the password"; fi
 note "check with passwords in the environment: the password is not printed"
 
+# A provider preset and a per-port TLS entry: check prints the expansion, one endpoint a line.
+presets="$WORK/presets.toml"
+printf '%s\n' '[[upstream]]' 'provider = "ses"' 'region = "eu-west-1"' \
+  '[[upstream]]' 'host = "smtp.example.test"' 'ports = [587, { port = 2465, tls = "implicit" }]' >"$presets"
+run_cli check-presets check --config "$presets"
+expect_status check-presets 0
+chain=$(grep -E '^[0-9]+ ' "$WORK/check-presets.out" | awk '{ print $1, $2, $3, $NF }')
+want_chain="1 email-smtp.eu-west-1.amazonaws.com:2587 tls=starttls provider=ses/eu-west-1
+2 email-smtp.eu-west-1.amazonaws.com:2465 tls=implicit provider=ses/eu-west-1
+3 email-smtp.eu-west-1.amazonaws.com:587 tls=starttls provider=ses/eu-west-1
+4 email-smtp.eu-west-1.amazonaws.com:465 tls=implicit provider=ses/eu-west-1
+5 smtp.example.test:587 tls=starttls auth)
+6 smtp.example.test:2465 tls=implicit auth)"
+[[ "$chain" == "$want_chain" ]] || { show check-presets; fail "check: preset chain is
+$chain
+want
+$want_chain"; }
+note "check with provider = \"ses\" and { port = 2465, tls = \"implicit\" }: expansion printed"
+
+# A typo in a ports entry: exit 1, positioned at the key inside the inline table.
+printf '%s\n' '[[upstream]]' 'host = "smtp.example.test"' 'ports = [587, { port = 2465, tsl = "implicit" }]' >"$presets"
+run_cli check-port-entry check --config "$presets"
+expect_status check-port-entry 1
+grep -qF "$presets:3:30: unknown key \"tsl\" in an upstream.ports entry; did you mean \"tls\"?" "$WORK/check-port-entry.err" ||
+  { show check-port-entry; fail "check: the ports entry typo is not reported at 3:30"; }
+note "check with a typo in a ports entry: $(head -1 "$WORK/check-port-entry.err")"
+
 # A broken config: unknown key on line 3 -> exit 1, "<file>:3:<col>: " error on stderr.
 broken="$WORK/broken.toml"
 printf '%s\n' '[server]' 'listen = ["127.0.0.1:2525"]' 'lisen = ["127.0.0.1:2526"]' '' \

@@ -16,10 +16,10 @@ namespace {
 using namespace std::chrono_literals;
 using portrelay::config::Config;
 using portrelay::config::ConfigError;
-using portrelay::config::RelayMode;
 using portrelay::config::describe_chain;
 using portrelay::config::load_config_file;
 using portrelay::config::parse_config;
+using portrelay::config::RelayMode;
 using portrelay::config::TlsMode;
 
 constexpr const char* kSource = "portrelay.toml";
@@ -367,9 +367,10 @@ TEST(ConfigErrors, WrongTypes) {
   EXPECT_EQ(error_of("[[upstream]]\nhost = \"a\"\nport = \"587\"\n"),
             "portrelay.toml:3:8: upstream.port: expected an integer, got string");
   EXPECT_EQ(error_of("[[upstream]]\nhost = \"a\"\nports = [587, \"465\"]\n"),
-            "portrelay.toml:3:15: upstream.ports: expected an integer, got string");
+            "portrelay.toml:3:15: upstream.ports: expected a port number or { port = 2465, tls = "
+            "\"implicit\" }, got string");
   EXPECT_EQ(error_of("[[upstream]]\nhost = \"a\"\nports = 587\n"),
-            "portrelay.toml:3:9: upstream.ports: expected an array of integers, got integer");
+            "portrelay.toml:3:9: upstream.ports: expected an array of ports, got integer");
 }
 
 TEST(ConfigErrors, SectionsMustBeTables) {
@@ -639,7 +640,8 @@ TEST_F(ConfigWithFiles, DirectoryInsteadOfFileIsAnError) {
 
 TEST(ConfigErrors, UpstreamHostAndPorts) {
   EXPECT_EQ(error_of("[server]\n\n[[upstream]]\nport = 587\n"),
-            "portrelay.toml:3:1: upstream.host: missing (every [[upstream]] needs a host)");
+            "portrelay.toml:3:1: upstream.host: missing (every [[upstream]] needs a host or a "
+            "provider such as provider = \"sendgrid\")");
   EXPECT_EQ(error_of("[[upstream]]\nhost = \"a.example\"\n"),
             "portrelay.toml:1:1: upstream.port: missing (set port = 587 or ports = [587, 465, "
             "2525])");

@@ -126,8 +126,8 @@ struct Credentials {
   bool configured() const { return !username.empty(); }
 };
 
-// One endpoint of the failover chain: an `[[upstream]]` with `ports = [a, b]` expands to
-// one Endpoint per port, in list order.
+// One endpoint of the failover chain: an `[[upstream]]` with `ports = [a, b]` (or a
+// `provider` preset) expands to one Endpoint per port, in list order.
 struct Endpoint {
   std::size_t index = 0;  // position in the chain, 0 = most preferred
   std::string name;       // metrics label `upstream`; defaults to host
@@ -142,6 +142,9 @@ struct Endpoint {
   std::string tls_server_name;  // SNI / name to verify; default host
   bool tls_insecure_skip_verify = false;
   Credentials credentials;
+  // The provider preset this endpoint was expanded from ("ses/us-east-1", "sendgrid");
+  // empty when the [[upstream]] names no provider. Shown by `check` only.
+  std::string provider;
   int source_line = 0;        // line of the [[upstream]] table, for messages
   std::string label() const;  // "name:port"
 };
