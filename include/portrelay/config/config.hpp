@@ -91,6 +91,10 @@ struct RelayConfig {
   // consecutive failure up to `recovery_probe_max` (with jitter).
   Duration recovery_probe_min = std::chrono::seconds(1);
   Duration recovery_probe_max = std::chrono::seconds(10);
+  // Every endpoint is probed at start-up and then again within this interval (jittered,
+  // never later), so its health (portrelay_upstream_up, /readyz) is current even when no
+  // message used it. Zero turns start-up and periodic probes off (fail-back probes stay).
+  Duration probe_interval = std::chrono::seconds(60);
   // Ready upstream connections kept for reuse across client sessions.
   Duration pool_idle_timeout = std::chrono::seconds(30);
   std::size_t pool_max_per_endpoint = 16;  // 0 disables the pool
@@ -105,14 +109,14 @@ struct RelayConfig {
 
 // [spool]: the durable queue (docs/CONFIGURATION.md).
 struct SpoolConfig {
-  std::string dir = "/var/spool/portrelay";  // created 0700 if missing
-  std::size_t max_messages = 100000;         // more: 452 4.3.1 to new messages
-  std::uint64_t max_bytes = 10ull << 30;     // queued octets
-  std::uint64_t min_free_disk = 100ull << 20;  // free space the spool must leave
+  std::string dir = "/var/spool/portrelay";            // created 0700 if missing
+  std::size_t max_messages = 100000;                   // more: 452 4.3.1 to new messages
+  std::uint64_t max_bytes = 10ull << 30;               // queued octets
+  std::uint64_t min_free_disk = 100ull << 20;          // free space the spool must leave
   Duration max_lifetime = std::chrono::hours(24 * 5);  // then bounce (Postfix's default)
-  Duration retry_min = std::chrono::seconds(30);   // backoff after a transient refusal,
-  Duration retry_max = std::chrono::minutes(30);   // doubling, with jitter
-  std::size_t max_deliveries = 32;            // concurrent background deliveries
+  Duration retry_min = std::chrono::seconds(30);       // backoff after a transient refusal,
+  Duration retry_max = std::chrono::minutes(30);       // doubling, with jitter
+  std::size_t max_deliveries = 32;                     // concurrent background deliveries
   bool bounces = true;  // false: permanent failures go to failed/ instead of a bounce
   Duration failed_lifetime = std::chrono::hours(24 * 7);  // how long failed/ keeps them
 };
