@@ -388,7 +388,8 @@ void RacingSelector::probe_finished(UpstreamConnection* connection,
   if (it == probes_.end()) return;
   const std::size_t index = (*it)->index;
   const bool was_down = health_.entry(index).consecutive_failures > 0;
-  if ((*it)->kind == ProbeKind::FailBack)
+  const ProbeKind kind = (*it)->kind;
+  if (kind == ProbeKind::FailBack)
     health_.set_probing(index, false);
   else
     health_.set_refreshing(index, false);
@@ -400,7 +401,13 @@ void RacingSelector::probe_finished(UpstreamConnection* connection,
   }
   record_ready(*finished, /*probe=*/true);
   if (was_down) log::info("endpoint_recovered", {{"endpoint", finished->endpoint().label()}});
-  release(std::move(finished));  // fail-back, warm
+  // Warm fail-back: the next message finds a ready connection. A refresh of an endpoint
+  // that already has one idle adds nothing but a connection to expire, so it says QUIT.
+  if (kind == ProbeKind::Refresh && pool_.idle(index) > 0) {
+    finished->quit();
+    return loop_.defer_delete(std::move(finished));
+  }
+  release(std::move(finished));
 }
 
 void RacingSelector::retire() {

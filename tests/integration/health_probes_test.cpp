@@ -127,6 +127,8 @@ TEST(HealthProbes, EveryEndpointIsReprobedWithinOneInterval) {
       << relay.metrics_text();
   // Bounded: not more than one per 0.8 s (start-up + 2.5 s / 0.8 s, rounded up, + slack).
   EXPECT_LE(probes("second"), 6);
+  // Each refresh proved a fresh connect; the pool keeps one of them, not one per refresh.
+  EXPECT_EQ(relay.metric("portrelay_upstream_pool_idle_connections", {{"upstream", "second"}}), 1);
 }
 
 TEST(HealthProbes, AnEndpointThatComesBackIsUpWithinOneInterval) {
