@@ -100,8 +100,8 @@ void Daemon::start() {
   if (spool_) {
     spool_->start();  // recovery first: what was queued before is delivered
     use_selector_for_spool();
-    control_ =
-        std::make_unique<spool::ControlServer>(loop_, *spool_, spool_->directory().control_path());
+    control_ = std::make_unique<spool::ControlServer>(loop_, *spool_,
+                                                      spool_->directory().control_path());
     control_->start();
   }
   server_->start();

@@ -73,8 +73,8 @@ class Metrics {
   void session_refused(const std::string& reason);
   void session_shed();  // an idle pre-MAIL session was closed to make room
   // The spool (queue).
-  void queue_size(std::size_t queued, std::size_t deferred, std::size_t failed, std::uint64_t bytes,
-                  double oldest_seconds);
+  void queue_size(std::size_t queued, std::size_t deferred, std::size_t failed,
+                  std::uint64_t bytes, double oldest_seconds);
   // result: "delivered", "deferred" or "refused".
   void delivery_attempt(const char* result);
   void queue_delivered(double seconds_since_acknowledged);
