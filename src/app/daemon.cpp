@@ -6,6 +6,7 @@
 #include <chrono>
 #include <stdexcept>
 
+#include "health_http.hpp"
 #include "portrelay/app/config_changes.hpp"
 #include "portrelay/base/log.hpp"
 #include "portrelay/relay/passthrough_relay.hpp"
@@ -23,7 +24,9 @@ double unix_now() {
 }  // namespace
 
 Daemon::Daemon(net::Loop& loop, config::Config config)
-    : loop_(loop), config_(std::make_shared<const config::Config>(std::move(config))) {
+    : loop_(loop),
+      config_(std::make_shared<const config::Config>(std::move(config))),
+      heartbeat_timer_(loop.uv()) {
   metrics_ = std::make_unique<metrics::Metrics>(config_->chain, PORTRELAY_VERSION);
   if (config_->relay.uses_spool())
     spool_ =
@@ -36,7 +39,9 @@ Daemon::Daemon(net::Loop& loop, config::Config config)
   metrics_->config_reload(true, unix_now());
 }
 
-Daemon::~Daemon() = default;
+Daemon::~Daemon() {
+  if (health_port_ != 0) health_http::unregister_port(health_port_);
+}
 
 Daemon::Generation Daemon::build(std::shared_ptr<const config::Config> config) {
   Generation generation;
@@ -103,13 +108,35 @@ void Daemon::start() {
   if (config_->metrics.enabled) {
     std::string address = config_->metrics.listen.str();
     try {
-      exposer_ = std::make_unique<prometheus::Exposer>(address);
+      exposer_ = std::make_unique<prometheus::Exposer>(address, 2, health_http::callbacks());
     } catch (const std::exception& error) {
       throw std::runtime_error("cannot serve metrics on " + address + ": " + error.what());
     }
     exposer_->RegisterCollectable(metrics_->registry());
-    log::info("metrics_listening", {{"address", address}, {"path", "/metrics"}});
+    exposer_->RegisterCollectable(metrics_->process_collector());
+    health_port_ = metrics_port();
+    health_http::register_port(health_port_, health_status_);
+    log::info("metrics_listening",
+              {{"address", address}, {"path", "/metrics"}, {"health", "/healthz /readyz"}});
   }
+  heartbeat();
+}
+
+void Daemon::heartbeat() {
+  health_status_->beat(HealthStatus::Clock::now(), not_ready_reason());
+  heartbeat_timer_.start(std::chrono::seconds(1), [this]() { heartbeat(); });
+}
+
+std::optional<std::string> Daemon::not_ready_reason() const {
+  if (shutting_down_) return "shutting down";
+  if (server_->bound_ports().empty()) return "no listener is bound";
+  const auto& health = selector_->health();
+  if (health.any_usable(relay::HealthTable::Clock::now())) return std::nullopt;
+  for (std::size_t i = 0; i < health.size(); ++i)
+    if (health.entry(i).state == relay::HealthTable::State::Unknown && health.entry(i).refreshing)
+      return "waiting for the first probe of the upstream endpoints";
+  return "no upstream endpoint is usable: all " + std::to_string(health.size()) +
+         " are cooling down after failures";
 }
 
 std::uint16_t Daemon::metrics_port() const {
@@ -172,8 +199,11 @@ void Daemon::shutdown(config::Duration grace, std::function<void()> done) {
   // supervisor's stop timeout is sized for one grace, not two). No delivery starts now.
   const auto deadline = std::chrono::steady_clock::now() + grace;
   if (spool_) spool_->stop_starting_deliveries();
+  shutting_down_ = true;
+  health_status_->beat(HealthStatus::Clock::now(), not_ready_reason());
   server_->shutdown(grace, [this, deadline, done = std::move(done)]() {
     auto finish = [this, done]() {
+      heartbeat_timer_.stop();  // the loop must run dry
       selector_->shutdown();
       done();
     };

@@ -12,6 +12,10 @@ namespace {
 constexpr Duration kMinStagger{10};
 constexpr Duration kMaxStagger{2000};
 constexpr std::int64_t kMaxParallel = 16;
+// Health refresh: more often than every second is a probe storm on the provider; less often
+// than hourly leaves `portrelay_upstream_up` too stale to alert on.
+constexpr Duration kMinProbeInterval = std::chrono::seconds(1);
+constexpr Duration kMaxProbeInterval = std::chrono::hours(1);
 constexpr std::int64_t kMaxPoolPerEndpoint = 256;
 
 RelayMode read_mode(const TableReader& reader) {
@@ -31,7 +35,7 @@ RelayConfig parse_relay_section(ParseContext& context, const toml::table& table,
       {"mode", "resolve_timeout", "connect_timeout", "greeting_timeout", "handshake_timeout",
        "command_timeout", "pool_check_timeout", "data_timeout", "stagger", "max_parallel",
        "helo_name", "cooldown", "cooldown_max", "recovery_probe_min", "recovery_probe_max",
-       "pool_idle_timeout", "pool_max_per_endpoint", "spool_on_failure"});
+       "probe_interval", "pool_idle_timeout", "pool_max_per_endpoint", "spool_on_failure"});
   RelayConfig relay;
   relay.mode = read_mode(reader);
   relay.connect_timeout = reader.timeout("connect_timeout", relay.connect_timeout);
@@ -57,6 +61,16 @@ RelayConfig parse_relay_section(ParseContext& context, const toml::table& table,
   reader.timeout_range("cooldown", relay.cooldown, "cooldown_max", relay.cooldown_max);
   reader.timeout_range("recovery_probe_min", relay.recovery_probe_min, "recovery_probe_max",
                        relay.recovery_probe_max);
+  if (const auto interval = reader.duration("probe_interval")) {
+    if (*interval != Duration::zero() &&
+        (*interval < kMinProbeInterval || *interval > kMaxProbeInterval)) {
+      reader.fail("probe_interval", *reader.find("probe_interval"),
+                  "\"" + reader.string("probe_interval").value() +
+                      "\" is out of range (must be \"0s\" to turn probing off, or between "
+                      "\"1s\" and \"1h\")");
+    }
+    relay.probe_interval = *interval;
+  }
   relay.pool_idle_timeout = reader.timeout("pool_idle_timeout", relay.pool_idle_timeout);
   relay.pool_max_per_endpoint = static_cast<std::size_t>(reader.bounded_integer(
       "pool_max_per_endpoint", relay.pool_max_per_endpoint, 0, kMaxPoolPerEndpoint));

@@ -8,6 +8,9 @@
 #include <prometheus/text_serializer.h>
 
 #include <array>
+#include <chrono>
+
+#include "process_collector.hpp"
 
 namespace portrelay::metrics {
 
@@ -39,6 +42,10 @@ constexpr std::array kResults = {
     MessageResult::Relayed, MessageResult::Rejected, MessageResult::Deferred, MessageResult::Failed,
     MessageResult::Queued,  MessageResult::Bounced,  MessageResult::Expired};
 
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 prometheus::Labels endpoint_labels(const config::Endpoint& endpoint) {
   return {{"upstream", endpoint.name}, {"port", std::to_string(endpoint.port)}};
 }
@@ -46,8 +53,21 @@ prometheus::Labels endpoint_labels(const config::Endpoint& endpoint) {
 }  // namespace
 
 Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& version)
-    : registry_(std::make_shared<prometheus::Registry>()) {
+    : registry_(std::make_shared<prometheus::Registry>()),
+      process_(std::make_shared<ProcessCollector>()) {
   auto& registry = *registry_;
+  probes_ = &prometheus::BuildCounter()
+                 .Name("portrelay_upstream_probes_total")
+                 .Help(
+                     "Background probes of upstream endpoints (start-up, periodic health "
+                     "refresh, fail-back), by result. Not counted in the connect_* series.")
+                 .Register(registry);
+  last_success_ = &prometheus::BuildGauge()
+                       .Name("portrelay_upstream_last_success_timestamp_seconds")
+                       .Help(
+                           "Unix time of the last successful connect or probe of the endpoint; "
+                           "0 if none yet.")
+                       .Register(registry);
   attempts_ = &prometheus::BuildCounter()
                    .Name("portrelay_upstream_connect_attempts_total")
                    .Help("Connection attempts to upstream endpoints.")
@@ -250,6 +270,12 @@ void Metrics::add_endpoints(const std::vector<config::Endpoint>& chain) {
     entry.cancelled = &cancelled_->Add(labels);
     entry.pool_idle = &pool_idle_->Add(labels);
     entry.pool_reuses = &pool_reuses_->Add(labels);
+    auto with_result = labels;
+    with_result["result"] = "success";
+    entry.probe_successes = &probes_->Add(with_result);
+    with_result["result"] = "failure";
+    entry.probe_failures = &probes_->Add(with_result);
+    entry.last_success = &last_success_->Add(labels);
     endpoints_.emplace(key, entry);
   }
 }
@@ -264,7 +290,10 @@ Metrics::EndpointSeries& Metrics::series(const config::Endpoint& endpoint) {
 }
 
 std::string Metrics::serialize() const {
-  return prometheus::TextSerializer().Serialize(registry_->Collect());
+  auto families = registry_->Collect();
+  auto process = process_->Collect();
+  families.insert(families.end(), process.begin(), process.end());
+  return prometheus::TextSerializer().Serialize(families);
 }
 
 void Metrics::connect_attempt(const config::Endpoint& endpoint) {
@@ -287,6 +316,14 @@ void Metrics::connect_success(const config::Endpoint& endpoint, double seconds) 
   auto& entry = series(endpoint);
   entry.duration->Observe(seconds);
   entry.up->Set(1);
+  entry.last_success->Set(unix_now());
+}
+
+void Metrics::probe_result(const config::Endpoint& endpoint, bool success) {
+  auto& entry = series(endpoint);
+  (success ? entry.probe_successes : entry.probe_failures)->Increment();
+  entry.up->Set(success ? 1 : 0);
+  if (success) entry.last_success->Set(unix_now());
 }
 
 void Metrics::connect_cancelled(const config::Endpoint& endpoint) {

@@ -42,6 +42,7 @@ void HealthTable::inherit(const HealthTable& previous, const std::set<EndpointId
     if (!old) continue;
     entry = *old;
     entry.probing = false;
+    entry.refreshing = false;
   }
 }
 
@@ -66,6 +67,16 @@ bool HealthTable::all_unavailable(TimePoint now, const std::set<std::size_t>& ex
     any = true;
   }
   return any;
+}
+
+bool HealthTable::any_usable(TimePoint now) const {
+  for (std::size_t i = 0; i < chain_.size(); ++i) {
+    const Entry& candidate = entry(i);
+    if (cooling_down(i, now)) continue;
+    if (candidate.state == State::Unknown && candidate.refreshing) continue;
+    return true;
+  }
+  return false;
 }
 
 void HealthTable::record_success(std::size_t index) {
@@ -129,10 +140,34 @@ std::vector<std::size_t> HealthTable::due_for_probe(TimePoint now, bool recovery
   std::vector<std::size_t> due;
   for (std::size_t i = 0; i < best_up; ++i) {
     const Entry& candidate = entry(i);
-    if (candidate.consecutive_failures == 0 || candidate.probing) continue;
+    // A refresh probe already running gives the same answer.
+    if (candidate.consecutive_failures == 0 || candidate.probing || candidate.refreshing) continue;
     if (!cooling_down(i, now) || (recovery && now >= candidate.next_probe)) due.push_back(i);
   }
   return due;
+}
+
+std::vector<std::size_t> HealthTable::due_for_refresh(TimePoint now) const {
+  std::vector<std::size_t> due;
+  if (refresh_interval_ <= Duration::zero()) return due;
+  std::set<EndpointIdentity> seen;  // endpoints sharing an identity are probed once
+  for (std::size_t i = 0; i < chain_.size(); ++i) {
+    if (!seen.insert(chain_[i]).second) continue;
+    const Entry& candidate = entry(i);
+    if (candidate.probing || candidate.refreshing) continue;
+    if (now >= candidate.next_refresh) due.push_back(i);
+  }
+  return due;
+}
+
+void HealthTable::checked(std::size_t index, TimePoint now) {
+  if (refresh_interval_ <= Duration::zero()) return;
+  // jitter_() is in [0.8, 1.2]; halving its spread above 0.8 gives [0.8, 1.0]: never
+  // later than one interval, which is what the README promises.
+  const double factor = 0.8 + (jitter_() - 0.8) / 2;
+  mutable_entry(index).next_refresh =
+      now +
+      Duration(static_cast<Duration::rep>(static_cast<double>(refresh_interval_.count()) * factor));
 }
 
 }  // namespace portrelay::relay

@@ -29,6 +29,7 @@ RacingOptions RacingOptions::from(const config::RelayConfig& relay) {
   options.pool_max_per_endpoint = relay.pool_max_per_endpoint;
   options.recovery_probe_min = relay.recovery_probe_min;
   options.recovery_probe_max = relay.recovery_probe_max;
+  options.refresh_interval = relay.probe_interval;
   return options;
 }
 
@@ -212,6 +213,7 @@ class RacingSelector::Race : public SelectionAttempt {
 
 struct RacingSelector::Probe {
   std::size_t index;
+  ProbeKind kind;
   std::unique_ptr<UpstreamConnection> connection;
 };
 
@@ -229,7 +231,13 @@ RacingSelector::RacingSelector(net::Loop& loop, std::vector<EndpointRuntimePtr> 
       pool_(loop, endpoints_, options.pool_max_per_endpoint, options.pool_idle_timeout, metrics),
       probe_timer_(loop.uv()),
       endpoint_up_timer_(loop.uv()) {
-  probe_timer_.start(options_.probe_interval, [this]() { probe_due_endpoints(); });
+  health_.set_refresh_interval(
+      std::chrono::duration_cast<HealthTable::Duration>(options_.refresh_interval));
+  // With refresh on, the first look is on the next loop turn: the start-up probe (and,
+  // after a reload, inherit_health() has run by then, so only new endpoints are due).
+  const bool refresh = options_.refresh_interval > config::Duration::zero();
+  probe_timer_.start(refresh ? std::chrono::milliseconds(0) : options_.probe_tick,
+                     [this]() { probe_due_endpoints(); });
 }
 
 RacingSelector::~RacingSelector() = default;
@@ -276,15 +284,19 @@ std::unique_ptr<UpstreamConnection> RacingSelector::new_connection(std::size_t i
   return std::make_unique<UpstreamConnection>(loop_, endpoints_[index], timeouts_, helo_name_);
 }
 
-void RacingSelector::record_ready(const UpstreamConnection& connection) {
+void RacingSelector::record_ready(const UpstreamConnection& connection, bool probe) {
   std::size_t index = connection.endpoint().index;
   if (health_.entry(index).consecutive_failures > 0) endpoint_came_back(index);
   health_.record_success(index);
-  metrics_.connect_success(connection.endpoint(),
-                           std::chrono::duration<double>(connection.ready_after()).count());
+  health_.checked(index, Clock::now());
+  if (probe)
+    metrics_.probe_result(connection.endpoint(), true);
+  else
+    metrics_.connect_success(connection.endpoint(),
+                             std::chrono::duration<double>(connection.ready_after()).count());
 }
 
-void RacingSelector::record_failure(std::size_t index, const AttemptFailure& failure) {
+void RacingSelector::record_failure(std::size_t index, const AttemptFailure& failure, bool probe) {
   if (failure.reason == FailureReason::LocalResources) {
     // This process is out of descriptors or memory: blaming the endpoint would cool a
     // healthy upstream down and raise a false alert.
@@ -293,8 +305,11 @@ void RacingSelector::record_failure(std::size_t index, const AttemptFailure& fai
                {{"endpoint", endpoints_[index]->endpoint.label()}, {"detail", failure.detail}});
     return;
   }
-  cool_down(index, failure, [this](const config::Endpoint& endpoint, FailureReason reason) {
-    metrics_.connect_failure(endpoint, reason);
+  cool_down(index, failure, [this, probe](const config::Endpoint& endpoint, FailureReason reason) {
+    if (probe)
+      metrics_.probe_result(endpoint, false);
+    else
+      metrics_.connect_failure(endpoint, reason);
   });
 }
 
@@ -309,6 +324,7 @@ template <typename Count>
 void RacingSelector::cool_down(std::size_t index, const AttemptFailure& failure, Count count) {
   auto now = Clock::now();
   health_.record_failure(index, failure.reason, now);
+  health_.checked(index, now);
   const auto& endpoint = endpoints_[index]->endpoint;
   count(endpoint, failure.reason);
   auto cooldown = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -339,30 +355,59 @@ void RacingSelector::report_endpoints_up() {
 
 void RacingSelector::probe_due_endpoints() {
   if (retired_) return;
-  for (std::size_t index : health_.due_for_probe(Clock::now(), recovery_probing_)) {
+  const auto now = Clock::now();
+  // Fail-back first: such a probe also keeps messages off the endpoint until it answers.
+  for (std::size_t index : health_.due_for_probe(now, recovery_probing_))
+    start_probe(index, ProbeKind::FailBack);
+  for (std::size_t index : health_.due_for_refresh(now)) start_probe(index, ProbeKind::Refresh);
+  probe_timer_.start(options_.probe_tick, [this]() { probe_due_endpoints(); });
+}
+
+// A probe is a connect (TCP, TLS, greeting, EHLO, AUTH) like a message's, counted apart.
+void RacingSelector::start_probe(std::size_t index, ProbeKind kind) {
+  if (kind == ProbeKind::FailBack)
     health_.set_probing(index, true);
-    auto probe = std::make_unique<Probe>(Probe{index, new_connection(index)});
-    UpstreamConnection* connection = probe->connection.get();
-    probes_.push_back(std::move(probe));
-    log::info("probe_started", {{"endpoint", connection->endpoint().label()}});
-    connection->connect([this, connection, index](std::optional<AttemptFailure> failure) {
-      health_.set_probing(index, false);
-      auto it = std::find_if(probes_.begin(), probes_.end(), [connection](const auto& p) {
-        return p->connection.get() == connection;
-      });
-      if (it == probes_.end()) return;
-      auto finished = std::move(it->get()->connection);
-      probes_.erase(it);
-      if (failure) {
-        record_failure(index, *failure);
-        return loop_.defer_delete(std::move(finished));  // inside its own callback
-      }
-      record_ready(*finished);
-      log::info("endpoint_recovered", {{"endpoint", finished->endpoint().label()}});
-      release(std::move(finished));  // fail-back, warm
-    });
+  else
+    health_.set_refreshing(index, true);
+  auto probe = std::make_unique<Probe>(
+      Probe{index, kind,
+            std::make_unique<UpstreamConnection>(loop_, endpoints_[index], timeouts_, helo_name_)});
+  UpstreamConnection* connection = probe->connection.get();
+  probes_.push_back(std::move(probe));
+  log::info("probe_started", {{"endpoint", connection->endpoint().label()},
+                              {"kind", kind == ProbeKind::FailBack ? "fail_back" : "refresh"}});
+  connection->connect([this, connection](std::optional<AttemptFailure> failure) {
+    probe_finished(connection, failure);
+  });
+}
+
+void RacingSelector::probe_finished(UpstreamConnection* connection,
+                                    const std::optional<AttemptFailure>& failure) {
+  auto it = std::find_if(probes_.begin(), probes_.end(),
+                         [connection](const auto& p) { return p->connection.get() == connection; });
+  if (it == probes_.end()) return;
+  const std::size_t index = (*it)->index;
+  const bool was_down = health_.entry(index).consecutive_failures > 0;
+  const ProbeKind kind = (*it)->kind;
+  if (kind == ProbeKind::FailBack)
+    health_.set_probing(index, false);
+  else
+    health_.set_refreshing(index, false);
+  auto finished = std::move((*it)->connection);
+  probes_.erase(it);
+  if (failure) {
+    record_failure(index, *failure, /*probe=*/true);
+    return loop_.defer_delete(std::move(finished));  // inside its own callback
   }
-  probe_timer_.start(options_.probe_interval, [this]() { probe_due_endpoints(); });
+  record_ready(*finished, /*probe=*/true);
+  if (was_down) log::info("endpoint_recovered", {{"endpoint", finished->endpoint().label()}});
+  // Warm fail-back: the next message finds a ready connection. A refresh of an endpoint
+  // that already has one idle adds nothing but a connection to expire, so it says QUIT.
+  if (kind == ProbeKind::Refresh && pool_.idle(index) > 0) {
+    finished->quit();
+    return loop_.defer_delete(std::move(finished));
+  }
+  release(std::move(finished));
 }
 
 void RacingSelector::retire() {

@@ -77,6 +77,7 @@ sidecar = [c for c in deployment["initContainers"] if c["name"] == "portrelay"]
 assert sidecar and sidecar[0].get("restartPolicy") == "Always", "portrelay is not a native sidecar"
 assert "startupProbe" in sidecar[0], "the sidecar has no startupProbe: the app may start before the relay listens"
 assert all(c["name"] != "portrelay" for c in deployment["containers"]), "portrelay also among containers"
+assert sidecar[0]["livenessProbe"]["httpGet"]["path"] == "/healthz", "liveness must ask the event loop"
 assert "--shutdown-grace" in sidecar[0]["args"] and deployment["terminationGracePeriodSeconds"] > 30
 
 # Relay tier: StatefulSet with a spool PVC mounted, Services and PDB select its pods.
@@ -88,6 +89,9 @@ claims = {c["metadata"]["name"] for c in sts["spec"]["volumeClaimTemplates"]}
 mounts = {m["name"]: m["mountPath"] for m in sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
 assert "spool" in claims and mounts.get("spool") == "/var/spool/portrelay", (claims, mounts)
 assert sts["spec"]["replicas"] >= 2
+relay = sts["spec"]["template"]["spec"]["containers"][0]
+assert relay["livenessProbe"]["httpGet"]["path"] == "/healthz", relay["livenessProbe"]
+assert relay["readinessProbe"]["httpGet"]["path"] == "/readyz", relay["readinessProbe"]
 assert f"Service:{sts['spec']['serviceName']}" in tier and tier[f"Service:{sts['spec']['serviceName']}"]["spec"]["clusterIP"] == "None"
 for key, d in tier.items():
     if d["kind"] == "Service":

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# /metrics passes `promtool check metrics` after real traffic: one message relayed over a chain
-# whose first endpoint refuses connections, so attempt, failure and failover series have moved.
+# /metrics passes `promtool check metrics` after real traffic: a chain whose first endpoint
+# refuses connections; the start-up probes find that out (probe series, last success time), one
+# message is relayed over the second endpoint, and process_* is served. /healthz and /readyz
+# answer 200 on the same listener.
 # First, the alert rules' own unit tests (promtool test rules, tests/e2e/prometheus/).
 set -euo pipefail
 # shellcheck source=tests/e2e/lib.sh
@@ -80,9 +82,23 @@ series_at_least_one() {
   note "non-zero: $line"
 }
 series_at_least_one portrelay_messages_total 'result="relayed"'
-series_at_least_one portrelay_upstream_connect_failures_total 'upstream="refused"' 'reason="refused"'
-series_at_least_one portrelay_upstream_connect_attempts_total 'upstream="plain"'
-series_at_least_one portrelay_failovers_total
+# The start-up probes found the refused endpoint down before the message came, so the message
+# went straight to "plain" (over the probe's pooled connection): no failover to count.
+series_at_least_one portrelay_upstream_probes_total 'upstream="refused"' 'result="failure"'
+series_at_least_one portrelay_upstream_probes_total 'upstream="plain"' 'result="success"'
+series_at_least_one portrelay_upstream_up 'upstream="plain"'
+series_at_least_one portrelay_upstream_last_success_timestamp_seconds 'upstream="plain"'
+for name in process_resident_memory_bytes process_virtual_memory_bytes process_open_fds \
+  process_max_fds process_start_time_seconds; do
+  series_at_least_one "$name"
+done
+grep -q '^process_cpu_seconds_total ' "$WORK/metrics.txt" || fail "no process_cpu_seconds_total"
+
+for path in /healthz /readyz; do
+  body=$(curl -fsS --max-time 5 "http://127.0.0.1:$METRICS_PORT$path") ||
+    fail "GET $path did not answer 200: $(curl -sS --max-time 5 "http://127.0.0.1:$METRICS_PORT$path")"
+  note "GET $path: 200 $body"
+done
 
 status=0
 promtool check metrics <"$WORK/metrics.txt" >"$WORK/promtool.out" 2>&1 || status=$?

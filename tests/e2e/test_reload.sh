@@ -84,8 +84,10 @@ wait_for_file "$WORK/mail/second-1.json" 10
 reloaded_at=$(metric_value portrelay_config_last_reload_timestamp_seconds)
 awk -v a="$started_at" -v b="$reloaded_at" 'BEGIN { exit !(b >= a && b > 1.6e9) }' ||
   fail "reload timestamp did not move forward: $started_at -> $reloaded_at"
-[[ "$(metric_value "portrelay_upstream_connect_attempts_total{port=\"$SECOND_PORT\",upstream=\"second\"}")" == "1" ]] ||
-  { curl -s "$METRICS_URL" | grep connect_attempts >&2; fail "no attempts series for the endpoint the reload added"; }
+# The endpoint the reload added is probed at once ([relay] probe_interval), whether or not
+# message 2 then used the probe's pooled connection or a connect of its own.
+[[ "$(metric_value "portrelay_upstream_probes_total{port=\"$SECOND_PORT\",result=\"success\",upstream=\"second\"}")" == "1" ]] ||
+  { curl -s "$METRICS_URL" | grep -E 'connect_attempts|probes_total' >&2; fail "no probe series for the endpoint the reload added"; }
 note "message 2 reached second; metrics: reload success 1, timestamp $reloaded_at"
 
 # An invalid file: the error with its position, the metric at 0, still relaying via second.

@@ -39,6 +39,9 @@ std::string relay_toml(const std::vector<ChainEntry>& chain, const std::string& 
   // Short defaults so a broken relay fails the test instead of hanging it.
   for (const char* key : {"greeting_timeout", "command_timeout", "data_timeout"})
     if (relay_keys.find(std::string(key) + " =") == std::string::npos) toml << key << " = \"5s\"\n";
+  // These tests count the connections of message traffic and fail-back probes exactly;
+  // start-up and periodic probes would add theirs (health_probes_test.cpp covers them).
+  toml << "probe_interval = \"0s\"\n";
   toml << "[metrics]\n"
        << "enabled = false\n";
   for (const auto& entry : chain)

@@ -178,8 +178,9 @@ class ChainSelector {
 };
 
 std::string chain_toml(std::uint16_t first, std::uint16_t second) {
+  // probe_interval off: only the recovery probes under test may notice the recovery.
   return "[relay]\nconnect_timeout = \"2s\"\ngreeting_timeout = \"2s\"\nstagger = \"200ms\"\n"
-         "cooldown = \"30s\"\n[metrics]\nenabled = false\n" +
+         "cooldown = \"30s\"\nprobe_interval = \"0s\"\n[metrics]\nenabled = false\n" +
          plain_upstream("first", first) + plain_upstream("second", second);
 }
 

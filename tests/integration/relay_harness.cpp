@@ -26,6 +26,7 @@ std::string RelaySettings::toml() const {
   unless_overridden("greeting_timeout", greeting_timeout);
   unless_overridden("command_timeout", command_timeout);
   unless_overridden("data_timeout", data_timeout);
+  unless_overridden("probe_interval", probe_interval);
   text += relay_extra + "\n";
   for (const auto& upstream : upstreams) text += upstream + "\n";
   text += "[metrics]\n" + metrics + "\n";

@@ -30,6 +30,10 @@ struct RelaySettings {
   std::string greeting_timeout = "1s";
   std::string command_timeout = "2s";
   std::string data_timeout = "5s";
+  // Start-up and periodic health probes are off unless a test turns them on: the tests
+  // written before them count connections and attempts of message traffic exactly, and a
+  // start-up probe would add its own (tests/integration/health_probes_test.cpp covers them).
+  std::string probe_interval = "0s";
   std::string metrics = "enabled = false";
   std::vector<std::string> upstreams;  // complete [[upstream]] tables
   std::string spool;                   // lines of a [spool] table; empty: no table

@@ -419,5 +419,132 @@ TEST(HealthTableIdentity, TheSameUpstreamTwiceInOneChainSharesItsEntry) {
   EXPECT_TRUE(table.cooling_down(1, kT0));
 }
 
+// The refresh schedule: every endpoint is checked at start and then within one interval.
+TEST(HealthTableRefresh, OffByDefaultAndWithAZeroInterval) {
+  HealthTable table(3, 100ms, 1s, fixed(1.0));
+  EXPECT_TRUE(table.due_for_refresh(kT0).empty());
+  table.set_refresh_interval(0ms);
+  EXPECT_TRUE(table.due_for_refresh(kT0 + 1h).empty());
+}
+
+TEST(HealthTableRefresh, EveryEndpointIsDueAtStartUp) {
+  HealthTable table(3, 100ms, 1s, fixed(1.0));
+  table.set_refresh_interval(60s);
+  EXPECT_EQ(table.due_for_refresh(kT0), (Order{0, 1, 2}));
+}
+
+TEST(HealthTableRefresh, ACheckMakesTheNextOneDueOneIntervalLater) {
+  HealthTable table(2, 100ms, 1s, fixed(1.2));  // the largest jitter: exactly one interval
+  table.set_refresh_interval(60s);
+  table.checked(0, kT0);
+  table.checked(1, kT0 + 10s);
+  EXPECT_TRUE(table.due_for_refresh(kT0 + 59'999ms).empty());
+  EXPECT_EQ(table.due_for_refresh(kT0 + 60s), (Order{0}));
+  EXPECT_EQ(table.due_for_refresh(kT0 + 70s), (Order{0, 1}));
+}
+
+TEST(HealthTableRefresh, JitterOnlyEverShortensTheInterval) {
+  for (double factor : {0.8, 1.0, 1.2}) {
+    HealthTable table(1, 100ms, 1s, fixed(factor));
+    table.set_refresh_interval(100s);
+    table.checked(0, kT0);
+    const auto due = std::chrono::duration_cast<Ms>(table.entry(0).next_refresh - kT0);
+    EXPECT_GE(due, 80s) << factor;
+    EXPECT_LE(due, 100s) << factor;
+  }
+  HealthTable low(1, 100ms, 1s, fixed(0.8));
+  low.set_refresh_interval(100s);
+  low.checked(0, kT0);
+  EXPECT_EQ(low.entry(0).next_refresh, kT0 + 80s);
+}
+
+TEST(HealthTableRefresh, NotDueWhileAProbeIsRunning) {
+  HealthTable table(3, 100ms, 1s, fixed(1.0));
+  table.set_refresh_interval(60s);
+  table.set_refreshing(0, true);
+  table.record_failure(1, FailureReason::Refused, kT0);
+  table.set_probing(1, true);  // a fail-back probe
+  EXPECT_EQ(table.due_for_refresh(kT0), (Order{2}));
+  table.set_refreshing(0, false);
+  table.set_probing(1, false);
+  EXPECT_EQ(table.due_for_refresh(kT0), (Order{0, 1, 2}));
+}
+
+TEST(HealthTableRefresh, ARefreshingEndpointStaysAvailableToMessages) {
+  HealthTable table(2, 100ms, 1s, fixed(1.0));
+  table.set_refresh_interval(60s);
+  table.set_refreshing(0, true);
+  EXPECT_FALSE(table.unavailable(0, kT0));
+  EXPECT_EQ(table.preference_order(kT0), (Order{0, 1}));
+}
+
+TEST(HealthTableRefresh, CoolingDownDoesNotExemptAnEndpoint) {
+  HealthTable table(1, 10min, 10min, fixed(1.0));
+  table.set_refresh_interval(60s);
+  table.record_failure(0, FailureReason::Refused, kT0);
+  table.checked(0, kT0);
+  EXPECT_TRUE(table.cooling_down(0, kT0 + 60s));
+  EXPECT_EQ(table.due_for_refresh(kT0 + 60s), (Order{0}));
+}
+
+TEST(HealthTableRefresh, AFailBackProbeIsNotStartedWhileARefreshRuns) {
+  HealthTable table(2, 100ms, 1s, fixed(1.0));
+  table.set_refresh_interval(60s);
+  table.record_failure(0, FailureReason::Refused, kT0);
+  table.record_success(1);
+  EXPECT_EQ(table.due_for_probe(kT0 + 1s), (Order{0}));
+  table.set_refreshing(0, true);
+  EXPECT_TRUE(table.due_for_probe(kT0 + 1s).empty());
+}
+
+TEST(HealthTableRefresh, TheSameUpstreamTwiceIsProbedOnce) {
+  HealthTable table({id("a", 587), id("b", 587), id("a", 587)}, 100ms, 10s, fixed(1.0));
+  table.set_refresh_interval(60s);
+  EXPECT_EQ(table.due_for_refresh(kT0), (Order{0, 1}));
+}
+
+TEST(HealthTableRefresh, AnInheritedEntryKeepsItsScheduleButNotItsProbe) {
+  HealthTable old({id("a", 587)}, 100ms, 10s, fixed(1.2));
+  old.set_refresh_interval(60s);
+  old.checked(0, kT0);
+  old.set_refreshing(0, true);
+  HealthTable next({id("a", 587), id("b", 587)}, 100ms, 10s, fixed(1.2));
+  next.set_refresh_interval(60s);
+  next.inherit(old);
+  EXPECT_FALSE(next.entry(0).refreshing);
+  EXPECT_EQ(next.due_for_refresh(kT0 + 1s), (Order{1})) << "only the new endpoint at once";
+  EXPECT_EQ(next.due_for_refresh(kT0 + 60s), (Order{0, 1}));
+}
+
+TEST(HealthTableReadiness, UnknownEndpointsAreUsableUntilTheirFirstProbeRuns) {
+  HealthTable table(2, 100ms, 1s, fixed(1.0));
+  EXPECT_TRUE(table.any_usable(kT0)) << "refresh off: nothing to wait for";
+  table.set_refresh_interval(60s);
+  table.set_refreshing(0, true);
+  table.set_refreshing(1, true);
+  EXPECT_FALSE(table.any_usable(kT0)) << "start-up probes running";
+  table.set_refreshing(1, false);
+  table.record_success(1);
+  EXPECT_TRUE(table.any_usable(kT0));
+}
+
+TEST(HealthTableReadiness, NoneUsableWhileEveryEndpointCoolsDown) {
+  HealthTable table(2, 100ms, 1s, fixed(1.0));
+  table.record_failure(0, FailureReason::Refused, kT0);
+  EXPECT_TRUE(table.any_usable(kT0));
+  table.record_failure(1, FailureReason::Timeout, kT0);
+  EXPECT_FALSE(table.any_usable(kT0));
+  EXPECT_FALSE(table.any_usable(kT0 + 99ms));
+  EXPECT_TRUE(table.any_usable(kT0 + 100ms)) << "a cool-down that ended makes it usable again";
+}
+
+TEST(HealthTableReadiness, AnUpEndpointBeingRefreshedStaysUsable) {
+  HealthTable table(1, 100ms, 1s, fixed(1.0));
+  table.set_refresh_interval(60s);
+  table.record_success(0);
+  table.set_refreshing(0, true);
+  EXPECT_TRUE(table.any_usable(kT0));
+}
+
 }  // namespace
 }  // namespace portrelay::relay

@@ -10,11 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "portrelay/app/health_status.hpp"
 #include "portrelay/config/config.hpp"
 #include "portrelay/metrics/metrics.hpp"
 #include "portrelay/net/async.hpp"
 #include "portrelay/net/loop.hpp"
 #include "portrelay/net/loop_thread.hpp"
+#include "portrelay/net/timer.hpp"
 #include "portrelay/relay/racing_selector.hpp"
 #include "portrelay/server/authenticator.hpp"
 #include "portrelay/server/submission_server.hpp"
@@ -33,7 +35,8 @@ class Daemon {
   Daemon(net::Loop& loop, config::Config config);
   ~Daemon();
 
-  void start();  // binds listeners and the metrics endpoint
+  // Binds listeners and the metrics endpoint (/metrics, /healthz, /readyz).
+  void start();
   void shutdown(config::Duration grace, std::function<void()> done);
 
   // Reads a new configuration with `read` (which throws config::ConfigError or another
@@ -64,11 +67,19 @@ class Daemon {
   // Background deliveries go over the current selector.
   void use_selector_for_spool();
   void apply(config::Config next);
+  // Every second on the loop: tells /healthz the loop is alive and /readyz whether the
+  // daemon can take mail now (why not, if not).
+  void heartbeat();
+  std::optional<std::string> not_ready_reason() const;
 
   net::Loop& loop_;
   std::shared_ptr<const config::Config> config_;
   std::unique_ptr<metrics::Metrics> metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  std::shared_ptr<HealthStatus> health_status_ = std::make_shared<HealthStatus>();
+  net::Timer heartbeat_timer_;
+  int health_port_ = 0;  // the metrics port whose /healthz and /readyz read health_status_
+  bool shutting_down_ = false;
   // Shared with the sessions started under it; the current one only.
   std::shared_ptr<relay::RacingSelector> selector_;
   std::unique_ptr<spool::Spool> spool_;  // before the server: sessions' sinks use it

@@ -92,6 +92,10 @@ struct RelayConfig {
   // consecutive failure up to `recovery_probe_max` (with jitter).
   Duration recovery_probe_min = std::chrono::seconds(1);
   Duration recovery_probe_max = std::chrono::seconds(10);
+  // Every endpoint is probed at start-up and then again within this interval (jittered,
+  // never later), so its health (portrelay_upstream_up, /readyz) is current even when no
+  // message used it. Zero turns start-up and periodic probes off (fail-back probes stay).
+  Duration probe_interval = std::chrono::seconds(60);
   // Ready upstream connections kept for reuse across client sessions.
   Duration pool_idle_timeout = std::chrono::seconds(30);
   std::size_t pool_max_per_endpoint = 16;  // 0 disables the pool

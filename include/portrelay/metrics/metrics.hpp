@@ -13,6 +13,7 @@
 // Only pointers to prometheus-cpp types appear here: its headers reach metrics.cpp and
 // the exposer in daemon.cpp, not every file that counts something.
 namespace prometheus {
+class Collectable;
 class Counter;
 class Gauge;
 class Histogram;
@@ -43,12 +44,19 @@ class Metrics {
   void config_reload(bool success, double unix_seconds);
 
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
-  std::string serialize() const;  // Prometheus text exposition format
+  // process_* (CPU, memory, descriptors, start time), read at each collection; the exposer
+  // serves it next to registry().
+  std::shared_ptr<prometheus::Collectable> process_collector() const { return process_; }
+  std::string serialize() const;  // Prometheus text exposition format, both of the above
 
   void connect_attempt(const config::Endpoint& endpoint);
   void connect_failure(const config::Endpoint& endpoint, FailureReason reason);
   void connect_success(const config::Endpoint& endpoint, double seconds);
   void connect_cancelled(const config::Endpoint& endpoint);
+  // A background probe (fail-back or health refresh) ended: counted by result, not in the
+  // connect_* series (message traffic); sets upstream_up, and on success the last success
+  // time, like a message's connect.
+  void probe_result(const config::Endpoint& endpoint, bool success);
   // A ready endpoint failed inside a transaction (timeout, reset, 421, protocol): counted
   // by reason, and upstream_up drops to 0 like after a connect failure.
   void transaction_failure(const config::Endpoint& endpoint, FailureReason reason);
@@ -88,10 +96,16 @@ class Metrics {
     prometheus::Counter* cancelled;
     prometheus::Gauge* pool_idle;
     prometheus::Counter* pool_reuses;
+    prometheus::Counter* probe_successes;
+    prometheus::Counter* probe_failures;
+    prometheus::Gauge* last_success;  // Unix time
   };
   EndpointSeries& series(const config::Endpoint& endpoint);
 
   std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<prometheus::Collectable> process_;
+  prometheus::Family<prometheus::Counter>* probes_;
+  prometheus::Family<prometheus::Gauge>* last_success_;
   prometheus::Family<prometheus::Counter>* attempts_;
   prometheus::Family<prometheus::Counter>* failures_;
   prometheus::Family<prometheus::Counter>* transaction_failures_;

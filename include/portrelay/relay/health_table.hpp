@@ -18,6 +18,15 @@
 // 10 s, and a long one costs one probe per 10 s. due_for_probe(now, /*recovery=*/true)
 // honours it; ordinary traffic and ordinary probes keep to the cool-down.
 //
+// Health refresh: so that what the table (and `portrelay_upstream_up`) says is current even
+// for endpoints no message has used lately, every endpoint is re-checked on a schedule of
+// its own (set_refresh_interval; 0 turns it off). A fresh entry is due at once (the
+// start-up probe); each check, a probe or a message's connect, success or failure, makes
+// the next one due `interval` times a factor in [0.8, 1.0] later: jittered so that
+// endpoints and relays do not probe in step, and never later than one interval. A refresh
+// probe does not make the endpoint unavailable to messages (unlike a fail-back probe: a
+// healthy endpoint must not be skipped every interval).
+//
 // Entries are stored by endpoint identity (host, port, TLS mode); the index-based API
 // addresses the table's own chain. A table built for a new configuration snapshot takes
 // over the entries of the endpoints both chains share (inherit()), so a reload does not
@@ -57,9 +66,11 @@ class HealthTable {
     unsigned consecutive_failures = 0;
     TimePoint cooldown_until{};
     std::optional<FailureReason> last_failure;
-    bool probing = false;    // a background probe is running
-    TimePoint next_probe{};  // recovery mode: not probed before this (set by each failure)
-    TimePoint down_since{};  // the first failure of the current run of failures
+    bool probing = false;      // a background probe is running
+    TimePoint next_probe{};    // recovery mode: not probed before this (set by each failure)
+    TimePoint down_since{};    // the first failure of the current run of failures
+    bool refreshing = false;   // a refresh probe is running (does not make it unavailable)
+    TimePoint next_refresh{};  // refresh schedule: not probed for freshness before this
   };
 
   // `chain[i]` is the identity of endpoint i. Endpoints with the same identity share one
@@ -81,6 +92,10 @@ class HealthTable {
   // Every endpoint not in `exclude` is unavailable (false when none is left): a race over
   // them can only succeed if one has just recovered.
   bool all_unavailable(TimePoint now, const std::set<std::size_t>& exclude = {}) const;
+  // Some endpoint can take a message now (readiness): not cooling down, and not an
+  // endpoint whose first probe is still running (nothing is known about it yet; with
+  // refresh off, an unknown endpoint counts as usable, as it is for messages).
+  bool any_usable(TimePoint now) const;
   void record_success(std::size_t index);
   void record_failure(std::size_t index, FailureReason reason, TimePoint now);
   // Lost a race before connecting: cool down like a failure, but counted as no failure.
@@ -94,6 +109,20 @@ class HealthTable {
   // the cool-down is over; with `recovery`, also once `next_probe` has come.
   std::vector<std::size_t> due_for_probe(TimePoint now, bool recovery = false) const;
   void set_probing(std::size_t index, bool probing) { mutable_entry(index).probing = probing; }
+
+  // The refresh schedule (see the top of this file). Zero (the default) turns it off.
+  void set_refresh_interval(Duration interval) { refresh_interval_ = interval; }
+  Duration refresh_interval() const { return refresh_interval_; }
+  // Endpoints whose next refresh has come and that no probe is checking already, in chain
+  // order; none while refreshing is off. Cooling down does not exempt an endpoint: the
+  // refresh is what tells an operator it came back.
+  std::vector<std::size_t> due_for_refresh(TimePoint now) const;
+  void set_refreshing(std::size_t index, bool refreshing) {
+    mutable_entry(index).refreshing = refreshing;
+  }
+  // The endpoint's health was just learned (a probe or a connect ended, either way): its
+  // next refresh is one jittered interval from `now`.
+  void checked(std::size_t index, TimePoint now);
 
   const Entry& entry(std::size_t index) const { return entries_.at(chain_.at(index)); }
   // The entry of an identity, if this table has it (tests, logs).
@@ -110,6 +139,7 @@ class HealthTable {
   Duration cap_;
   Jitter jitter_;
   RecoverySchedule recovery_;
+  Duration refresh_interval_{0};
 };
 
 }  // namespace portrelay::relay

@@ -17,6 +17,12 @@
 //    probed in the background; a successful probe fails traffic back and its ready
 //    connection goes to the pool. In recovery mode (set_recovery_probing) they are probed
 //    before the cool-down ends, on HealthTable's recovery schedule.
+//  * Health refresh (options.refresh_interval, [relay] probe_interval): every endpoint is
+//    probed once at start and then whenever HealthTable says its health is stale, so what
+//    the table and portrelay_upstream_up say is never older than one interval. These probes
+//    leave the endpoint available to messages; a ready one's connection goes to the pool.
+//  * Probes of either kind are counted in portrelay_upstream_probes_total, never in the
+//    connect_* series, which count message traffic.
 //  * An endpoint that had failed and is ready again is reported (set_on_endpoint_up).
 //  * Ready connections are reused across messages (UpstreamPool); a pooled connection is
 //    checked with RSET before use, and a dead one is replaced without blaming the endpoint.
@@ -40,7 +46,10 @@ struct RacingOptions {
   config::Duration cooldown_max = std::chrono::minutes(10);
   config::Duration pool_idle_timeout = std::chrono::seconds(30);
   std::size_t pool_max_per_endpoint = 16;
-  config::Duration probe_interval = std::chrono::seconds(1);
+  // How often the selector looks for due probes (fail-back, recovery, refresh).
+  config::Duration probe_tick = std::chrono::seconds(1);
+  // Health refresh ([relay] probe_interval); zero: no start-up or periodic probes.
+  config::Duration refresh_interval{0};
   // Recovery mode: first probe this long after a failure, doubling per failure up to max.
   config::Duration recovery_probe_min = std::chrono::seconds(1);
   config::Duration recovery_probe_max = std::chrono::seconds(10);
@@ -79,12 +88,15 @@ class RacingSelector : public UpstreamSelector {
  private:
   class Race;
   struct Probe;
+  enum class ProbeKind { FailBack, Refresh };
   std::unique_ptr<UpstreamConnection> new_connection(std::size_t index);
-  void record_ready(const UpstreamConnection& connection);
-  void record_failure(std::size_t index, const AttemptFailure& failure);
+  void record_ready(const UpstreamConnection& connection, bool probe = false);
+  void record_failure(std::size_t index, const AttemptFailure& failure, bool probe = false);
   template <typename Count>
   void cool_down(std::size_t index, const AttemptFailure& failure, Count count);
   void probe_due_endpoints();
+  void start_probe(std::size_t index, ProbeKind kind);
+  void probe_finished(UpstreamConnection* connection, const std::optional<AttemptFailure>& failure);
   void endpoint_came_back(std::size_t index);
   void report_endpoints_up();
 
