@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "portrelay/base/tls_mode.hpp"
+#include "portrelay/base/upstream_auth.hpp"
 #include "portrelay/net/cidr.hpp"
 
 namespace portrelay::config {
@@ -119,10 +120,17 @@ struct SpoolConfig {
 
 struct Credentials {
   std::string username;
+  UpstreamAuth auth = UpstreamAuth::Password;  // `auth`
   std::string password_env;   // name of an environment variable
   std::string password_file;  // first line is the password
   std::string password;       // inline (warned about by `check`)
+  // XOAUTH2 / OAUTHBEARER: where the access token comes from (exactly one is set), and
+  // how long a token read from it is used before it is read again.
+  std::string oauth_token_file;     // first line is the token
+  std::string oauth_token_command;  // run without a shell, argv split on spaces; stdout line 1
+  Duration oauth_token_lifetime = std::chrono::minutes(5);
   bool configured() const { return !username.empty(); }
+  bool oauth() const { return auth != UpstreamAuth::Password; }
 };
 
 // One endpoint of the failover chain: an `[[upstream]]` with `ports = [a, b]` expands to
