@@ -59,7 +59,7 @@ TEST_F(ConfigOAuth, TokenFileWithDefaultLifetime) {
             "upstream chain (1 endpoint, in order of preference):\n"
             "1  smtp.office365.com:587  tls=starttls  name=smtp.office365.com  "
             "auth=relay@contoso.com (XOAUTH2, token file " + token_file_ +
-                ", re-read after 5m or when refused)\n");
+                ", re-read after 300s or when refused)\n");
   EXPECT_EQ(describe_chain(config).find("not-printed-token"), std::string::npos);
 }
 
@@ -74,7 +74,7 @@ TEST_F(ConfigOAuth, TokenCommandWithLifetime) {
   EXPECT_EQ(credentials.oauth_token_command, "/bin/echo --account u");
   EXPECT_EQ(credentials.oauth_token_lifetime, 90s);
   EXPECT_NE(describe_chain(config).find("(OAUTHBEARER, token from command /bin/echo --account u, "
-                                        "re-read after 1m30s or when refused)"),
+                                        "re-read after 90s or when refused)"),
             std::string::npos)
       << describe_chain(config);
 }
