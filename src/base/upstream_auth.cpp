@@ -15,7 +15,8 @@ const char* to_string(UpstreamAuth auth) {
 }
 
 std::optional<UpstreamAuth> parse_upstream_auth(std::string_view text) {
-  for (UpstreamAuth auth : {UpstreamAuth::Password, UpstreamAuth::XOAuth2, UpstreamAuth::OAuthBearer})
+  for (UpstreamAuth auth :
+       {UpstreamAuth::Password, UpstreamAuth::XOAuth2, UpstreamAuth::OAuthBearer})
     if (text == to_string(auth)) return auth;
   return std::nullopt;
 }

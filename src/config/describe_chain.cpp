@@ -13,12 +13,12 @@ std::string describe_auth(const Credentials& credentials) {
   std::string text = credentials.username + " ";
   if (credentials.oauth()) {
     // Where the token comes from, never the token.
-    text += std::string("(") + sasl_name(credentials.auth) + ", token " +
-            (credentials.oauth_token_file.empty()
-                 ? "from command " + credentials.oauth_token_command
-                 : "file " + credentials.oauth_token_file) +
-            ", re-read after " + format_duration(credentials.oauth_token_lifetime) +
-            " or when refused)";
+    text +=
+        std::string("(") + sasl_name(credentials.auth) + ", token " +
+        (credentials.oauth_token_file.empty() ? "from command " + credentials.oauth_token_command
+                                              : "file " + credentials.oauth_token_file) +
+        ", re-read after " + format_duration(credentials.oauth_token_lifetime) +
+        " or when refused)";
   } else if (!credentials.password_env.empty()) {
     text += "(password from env " + credentials.password_env + ")";
   } else if (!credentials.password_file.empty()) {

@@ -243,11 +243,11 @@ void warn_if_tls_can_be_avoided(const TableReader& reader, const Endpoint& endpo
 }
 
 std::vector<Endpoint> parse_upstream(ParseContext& context, const toml::table& table) {
-  const TableReader reader(context, table, "upstream", "[[upstream]]",
-                           {"host", "port", "ports", "tls", "name", "ca_file", "tls_server_name",
-                            "tls_insecure_skip_verify", "username", "password_env", "password_file",
-                            "password", "addresses", "auth", "oauth_token_file",
-                            "oauth_token_command", "oauth_token_lifetime"});
+  const TableReader reader(
+      context, table, "upstream", "[[upstream]]",
+      {"host", "port", "ports", "tls", "name", "ca_file", "tls_server_name",
+       "tls_insecure_skip_verify", "username", "password_env", "password_file", "password",
+       "addresses", "auth", "oauth_token_file", "oauth_token_command", "oauth_token_lifetime"});
 
   const auto host = reader.string("host");
   if (!host) reader.fail_table("upstream.host: missing (every [[upstream]] needs a host)");

@@ -62,8 +62,7 @@ Token run_token_command(const std::string& command, std::chrono::milliseconds ti
   ::close(pipe_fds[1]);
   if (spawn_error != 0) {
     ::close(pipe_fds[0]);
-    return problem("cannot run oauth_token_command " + program + ": " +
-                   std::strerror(spawn_error));
+    return problem("cannot run oauth_token_command " + program + ": " + std::strerror(spawn_error));
   }
 
   // Read until EOF or the deadline; the output is bounded, the wait too.
@@ -118,8 +117,7 @@ Token OAuthTokenSource::read_source() const {
   if (!command_.empty()) return run_token_command(command_, command_timeout_);
   std::ifstream file(file_);
   std::string line;
-  if (!file || !std::getline(file, line))
-    return problem("cannot read oauth_token_file " + file_);
+  if (!file || !std::getline(file, line)) return problem("cannot read oauth_token_file " + file_);
   if (!line.empty() && line.back() == '\r') line.pop_back();
   if (line.empty()) return problem("oauth_token_file " + file_ + " has an empty first line");
   return Token{std::move(line), ""};

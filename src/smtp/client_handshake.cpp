@@ -184,8 +184,8 @@ HandshakeAction ClientHandshake::start_oauth() {
     std::string offered;
     for (const std::string& name : capabilities_.auth_mechanisms) offered += " " + name;
     return fail(FailureReason::AuthFailed,
-                "server does not offer AUTH " + mechanism + " (it offers:" +
-                    (offered.empty() ? std::string(" nothing") : offered) + ")");
+                "server does not offer AUTH " + mechanism +
+                    " (it offers:" + (offered.empty() ? std::string(" nothing") : offered) + ")");
   }
   std::string response;
   if (options_.auth == UpstreamAuth::XOAuth2) {
@@ -193,7 +193,8 @@ HandshakeAction ClientHandshake::start_oauth() {
   } else {
     response = "n,a=" + gs2_saslname(options_.username) + ",\x01";
     if (!options_.oauth_host.empty()) response += "host=" + options_.oauth_host + "\x01";
-    if (options_.oauth_port != 0) response += "port=" + std::to_string(options_.oauth_port) + "\x01";
+    if (options_.oauth_port != 0)
+      response += "port=" + std::to_string(options_.oauth_port) + "\x01";
     response += "auth=Bearer " + options_.oauth_token + "\x01\x01";
   }
   oauth_error_.clear();

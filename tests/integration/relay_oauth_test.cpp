@@ -77,7 +77,8 @@ tls::GeneratedPki* RelayOAuth::pki_ = nullptr;
 void expect_no_token(const std::string& logs) {
   for (const char* token : {kFirstToken, kRotatedToken}) {
     EXPECT_EQ(logs.find(token), std::string::npos) << token;
-    std::string xoauth2 = "user=" + std::string(kUser) + "\x01" + "auth=Bearer " + token + "\x01\x01";
+    std::string xoauth2 =
+        "user=" + std::string(kUser) + "\x01" + "auth=Bearer " + token + "\x01\x01";
     EXPECT_EQ(logs.find(base64_encode(xoauth2)), std::string::npos);
   }
   EXPECT_EQ(logs.find("Bearer"), std::string::npos) << logs;
@@ -100,9 +101,9 @@ TEST_F(RelayOAuth, XOAuth2TokenFileIsReReadWhenTheUpstreamRefusesTheRotatedOutTo
   FakeUpstream upstream(upstream_config("XOAUTH2", kFirstToken));
   const std::string token_file = write_token(kFirstToken);
   // A long lifetime: only the refusal can make the relay read the file again.
-  RelaySettings relay_settings = settings(
-      upstream.port(),
-      "auth = \"xoauth2\"\noauth_token_file = \"" + token_file + "\"\noauth_token_lifetime = \"1h\"\n");
+  RelaySettings relay_settings =
+      settings(upstream.port(), "auth = \"xoauth2\"\noauth_token_file = \"" + token_file +
+                                    "\"\noauth_token_lifetime = \"1h\"\n");
   CapturedLogs capture;
   {
     RelayUnderTest relay(relay_settings);
@@ -157,8 +158,9 @@ TEST_F(RelayOAuth, OAuthBearerTokenCommandIsRunWithItsArgumentsAndReRunOnRefusal
   const std::string runs = dir_.file("runs");
   // A token helper: prints the token for the account it is asked about, counts its runs.
   const std::string script = dir_.write_file(
-      "get-token", "#!/bin/sh\n[ \"$1\" = --account ] && [ \"$2\" = relay ] || exit 2\necho run >> " +
-                       runs + "\nhead -n 1 " + token_file + "\n");
+      "get-token",
+      "#!/bin/sh\n[ \"$1\" = --account ] && [ \"$2\" = relay ] || exit 2\necho run >> " + runs +
+          "\nhead -n 1 " + token_file + "\n");
   ::chmod(script.c_str(), 0700);
   RelaySettings relay_settings =
       settings(upstream.port(), "auth = \"oauthbearer\"\noauth_token_command = \"" + script +
@@ -197,13 +199,12 @@ TEST_F(RelayOAuth, OAuthBearerTokenCommandIsRunWithItsArgumentsAndReRunOnRefusal
 TEST_F(RelayOAuth, TokenLifetimeBoundsHowLongACachedTokenIsUsed) {
   FakeUpstream upstream(upstream_config("XOAUTH2", kFirstToken));
   const std::string runs = dir_.file("runs");
-  const std::string script =
-      dir_.write_file("get-token", "#!/bin/sh\necho run >> " + runs + "\necho " +
-                                       std::string(kFirstToken) + "\n");
+  const std::string script = dir_.write_file(
+      "get-token", "#!/bin/sh\necho run >> " + runs + "\necho " + std::string(kFirstToken) + "\n");
   ::chmod(script.c_str(), 0700);
-  RelaySettings relay_settings = settings(
-      upstream.port(), "auth = \"xoauth2\"\noauth_token_command = \"" + script +
-                           "\"\noauth_token_lifetime = \"300ms\"\n");
+  RelaySettings relay_settings =
+      settings(upstream.port(), "auth = \"xoauth2\"\noauth_token_command = \"" + script +
+                                    "\"\noauth_token_lifetime = \"300ms\"\n");
   RelayUnderTest relay(relay_settings);
   EXPECT_EQ(send_one(relay, "one").code, 250);
   std::this_thread::sleep_for(400ms);
@@ -218,8 +219,8 @@ TEST_F(RelayOAuth, FailingTokenCommandIsAuthFailedWithItsExitStatus) {
   FakeUpstream upstream(upstream_config("XOAUTH2", kFirstToken));
   const std::string script = dir_.write_file("get-token", "#!/bin/sh\nexit 3\n");
   ::chmod(script.c_str(), 0700);
-  RelayUnderTest relay(settings(upstream.port(),
-                                "auth = \"xoauth2\"\noauth_token_command = \"" + script + "\"\n"));
+  RelayUnderTest relay(
+      settings(upstream.port(), "auth = \"xoauth2\"\noauth_token_command = \"" + script + "\"\n"));
   auto client = relay.client();
   SmtpReply reply = client->command("MAIL FROM:<a@example.test>");
   EXPECT_EQ(reply.code, 451) << reply.raw;
@@ -232,8 +233,8 @@ TEST_F(RelayOAuth, MechanismNotOfferedIsAuthFailedAndNothingIsSent) {
   config.auth_password = "unused";
   FakeUpstream upstream(config);
   const std::string token_file = write_token(kFirstToken);
-  RelayUnderTest relay(settings(
-      upstream.port(), "auth = \"xoauth2\"\noauth_token_file = \"" + token_file + "\"\n"));
+  RelayUnderTest relay(
+      settings(upstream.port(), "auth = \"xoauth2\"\noauth_token_file = \"" + token_file + "\"\n"));
   auto client = relay.client();
   SmtpReply reply = client->command("MAIL FROM:<a@example.test>");
   EXPECT_EQ(reply.code, 451) << reply.raw;

@@ -17,8 +17,10 @@ using Kind = HandshakeAction::Kind;
 
 constexpr char kToken[] = "ya29.tok-EN";
 // base64("user=alice@example.com\x01auth=Bearer ya29.tok-EN\x01\x01")
-constexpr char kXOAuth2Response[] = "dXNlcj1hbGljZUBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5LnRvay1FTgEB";
-// base64("n,a=alice@example.com,\x01host=smtp.up.test\x01port=587\x01auth=Bearer ya29.tok-EN\x01\x01")
+constexpr char kXOAuth2Response[] =
+    "dXNlcj1hbGljZUBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5LnRvay1FTgEB";
+// base64("n,a=alice@example.com,\x01host=smtp.up.test\x01port=587\x01auth=Bearer
+// ya29.tok-EN\x01\x01")
 constexpr char kOAuthBearerResponse[] =
     "bixhPWFsaWNlQGV4YW1wbGUuY29tLAFob3N0PXNtdHAudXAudGVzdAFwb3J0PTU4NwFhdXRoPUJlYXJlciB5YTI5LnRv"
     "ay1FTgEB";

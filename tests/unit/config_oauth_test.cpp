@@ -47,7 +47,8 @@ class ConfigOAuth : public ::testing::Test {
 TEST_F(ConfigOAuth, TokenFileWithDefaultLifetime) {
   const Config config = parse_config(std::string(kHead) +
                                          "username = \"relay@contoso.com\"\nauth = \"xoauth2\"\n"
-                                         "oauth_token_file = '" + token_file_ + "'\n",
+                                         "oauth_token_file = '" +
+                                         token_file_ + "'\n",
                                      "portrelay.toml");
   const auto& credentials = config.chain.at(0).credentials;
   EXPECT_EQ(credentials.auth, UpstreamAuth::XOAuth2);
@@ -58,8 +59,8 @@ TEST_F(ConfigOAuth, TokenFileWithDefaultLifetime) {
   EXPECT_EQ(describe_chain(config),
             "upstream chain (1 endpoint, in order of preference):\n"
             "1  smtp.office365.com:587  tls=starttls  name=smtp.office365.com  "
-            "auth=relay@contoso.com (XOAUTH2, token file " + token_file_ +
-                ", re-read after 300s or when refused)\n");
+            "auth=relay@contoso.com (XOAUTH2, token file " +
+                token_file_ + ", re-read after 300s or when refused)\n");
   EXPECT_EQ(describe_chain(config).find("not-printed-token"), std::string::npos);
 }
 
@@ -84,8 +85,8 @@ TEST_F(ConfigOAuth, ValidationErrorsPointAtTheKey) {
   EXPECT_EQ(error_of(std::string(kHead) + user + "auth = \"cram-md5\"\n"),
             "portrelay.toml:5:8: upstream.auth: \"cram-md5\" is not an upstream auth mechanism "
             "(use \"xoauth2\", \"oauthbearer\" or \"password\", the default: PLAIN or LOGIN)");
-  EXPECT_EQ(error_of(std::string(kHead) + "auth = \"xoauth2\"\noauth_token_file = '" +
-                     token_file_ + "'\n"),
+  EXPECT_EQ(error_of(std::string(kHead) + "auth = \"xoauth2\"\noauth_token_file = '" + token_file_ +
+                     "'\n"),
             "portrelay.toml:4:8: upstream.auth: \"xoauth2\" needs upstream.username (the mailbox "
             "the token was issued for)");
   EXPECT_EQ(error_of(std::string(kHead) + user + "auth = \"xoauth2\"\n"),
@@ -95,7 +96,8 @@ TEST_F(ConfigOAuth, ValidationErrorsPointAtTheKey) {
                      token_file_ + "'\noauth_token_command = \"/bin/echo\"\n"),
             "portrelay.toml:7:23: upstream.oauth_token_command: set either oauth_token_file or "
             "oauth_token_command, not both");
-  EXPECT_EQ(error_of(std::string(kHead) + user + "auth = \"xoauth2\"\npassword_env = \"X\"\n"
+  EXPECT_EQ(error_of(std::string(kHead) + user +
+                     "auth = \"xoauth2\"\npassword_env = \"X\"\n"
                      "oauth_token_command = \"/bin/echo\"\n"),
             "portrelay.toml:6:16: upstream.password_env: is for PLAIN/LOGIN; auth = \"xoauth2\" "
             "takes oauth_token_file or oauth_token_command");
@@ -107,10 +109,11 @@ TEST_F(ConfigOAuth, ValidationErrorsPointAtTheKey) {
                      "auth = \"xoauth2\"\noauth_token_command = \"/nonexistent/get-token -v\"\n"),
             "portrelay.toml:6:23: upstream.oauth_token_command: \"/nonexistent/get-token\" is "
             "not an executable file: No such file or directory");
-  EXPECT_EQ(error_of(std::string(kHead) + user + "auth = \"xoauth2\"\noauth_token_command = \"  \"\n"),
-            "portrelay.toml:6:23: upstream.oauth_token_command: is empty");
-  EXPECT_EQ(error_of(std::string(kHead) + user + "auth = \"xoauth2\"\noauth_token_file = '" +
-                     dir_ + "/missing'\n"),
+  EXPECT_EQ(
+      error_of(std::string(kHead) + user + "auth = \"xoauth2\"\noauth_token_command = \"  \"\n"),
+      "portrelay.toml:6:23: upstream.oauth_token_command: is empty");
+  EXPECT_EQ(error_of(std::string(kHead) + user + "auth = \"xoauth2\"\noauth_token_file = '" + dir_ +
+                     "/missing'\n"),
             "portrelay.toml:6:20: upstream.oauth_token_file: cannot read \"" + dir_ +
                 "/missing\": No such file or directory");
   EXPECT_EQ(error_of(std::string(kHead) + user + "auth = \"xoauth2\"\noauth_token_file = '" +
@@ -126,8 +129,10 @@ TEST_F(ConfigOAuth, PasswordIsTheDefaultAndStillNeedsAPassword) {
 
 TEST_F(ConfigOAuth, SharedTokenFileIsWarnedAbout) {
   ::chmod(token_file_.c_str(), 0644);
-  const Config config = parse_config(std::string(kHead) + "username = \"u\"\nauth = \"xoauth2\"\n"
-                                         "oauth_token_file = '" + token_file_ + "'\n",
+  const Config config = parse_config(std::string(kHead) +
+                                         "username = \"u\"\nauth = \"xoauth2\"\n"
+                                         "oauth_token_file = '" +
+                                         token_file_ + "'\n",
                                      "portrelay.toml");
   ASSERT_EQ(config.warnings.size(), 1u);
   EXPECT_NE(config.warnings[0].find("is readable by group or others"), std::string::npos);
