@@ -106,26 +106,26 @@ struct RelayConfig {
 
 // [spool]: the durable queue (docs/CONFIGURATION.md).
 struct SpoolConfig {
-  std::string dir = "/var/spool/portrelay";            // created 0700 if missing
-  std::size_t max_messages = 100000;                   // more: 452 4.3.1 to new messages
-  std::uint64_t max_bytes = 10ull << 30;               // queued octets
-  std::uint64_t min_free_disk = 100ull << 20;          // free space the spool must leave
+  std::string dir = "/var/spool/portrelay";  // created 0700 if missing
+  std::size_t max_messages = 100000;         // more: 452 4.3.1 to new messages
+  std::uint64_t max_bytes = 10ull << 30;     // queued octets
+  std::uint64_t min_free_disk = 100ull << 20;  // free space the spool must leave
   Duration max_lifetime = std::chrono::hours(24 * 5);  // then bounce (Postfix's default)
-  Duration retry_min = std::chrono::seconds(30);       // backoff after a transient refusal,
-  Duration retry_max = std::chrono::minutes(30);       // doubling, with jitter
-  std::size_t max_deliveries = 32;                     // concurrent background deliveries
+  Duration retry_min = std::chrono::seconds(30);   // backoff after a transient refusal,
+  Duration retry_max = std::chrono::minutes(30);   // doubling, with jitter
+  std::size_t max_deliveries = 32;            // concurrent background deliveries
   bool bounces = true;  // false: permanent failures go to failed/ instead of a bounce
   Duration failed_lifetime = std::chrono::hours(24 * 7);  // how long failed/ keeps them
 };
 
 struct Credentials {
   std::string username;
-  UpstreamAuth auth = UpstreamAuth::Password;  // `auth`
-  std::string password_env;                    // name of an environment variable
-  std::string password_file;                   // first line is the password
-  std::string password;                        // inline (warned about by `check`)
-  // XOAUTH2 / OAUTHBEARER: where the access token comes from (exactly one is set), and
-  // how long a token read from it is used before it is read again.
+  std::string password_env;   // name of an environment variable
+  std::string password_file;  // first line is the password
+  std::string password;       // inline (warned about by `check`)
+  // `auth`: PLAIN/LOGIN with the password above, or XOAUTH2 / OAUTHBEARER with an access
+  // token from exactly one of the two sources below, used for at most the lifetime.
+  UpstreamAuth auth = UpstreamAuth::Password;
   std::string oauth_token_file;     // first line is the token
   std::string oauth_token_command;  // run without a shell, argv split on spaces; stdout line 1
   Duration oauth_token_lifetime = std::chrono::minutes(5);
