@@ -94,9 +94,8 @@ void UpstreamConnection::on_resolved(int status, std::vector<sockaddr_storage> a
   timer_.stop();
   const auto& endpoint = runtime_->endpoint;
   if (status != 0)
-    return fail(
-        is_local_resource_error(status) ? FailureReason::LocalResources : FailureReason::Dns,
-        "cannot resolve " + endpoint.host + ": " + uv_strerror(status));
+    return fail(is_local_resource_error(status) ? FailureReason::LocalResources : FailureReason::Dns,
+                "cannot resolve " + endpoint.host + ": " + uv_strerror(status));
   trace_.resolved_ms = elapsed_ms();
   for (const auto& address : addresses)
     trace_.addresses.push_back(net::format_address(reinterpret_cast<const sockaddr*>(&address)));
