@@ -188,8 +188,13 @@ HandshakeAction ClientHandshake::start_oauth() {
                     " (it offers:" + (offered.empty() ? std::string(" nothing") : offered) + ")");
   }
   std::string response;
+  // ^A separates the fields. "\x01" "auth" stays two literals: "\x01auth" would be
+  // read as the hex escape \x01a.
   if (options_.auth == UpstreamAuth::XOAuth2) {
-    response = "user=" + options_.username + "\x01auth=Bearer " + options_.oauth_token + "\x01\x01";
+    response = "user=" + options_.username +
+               "\x01"
+               "auth=Bearer " +
+               options_.oauth_token + "\x01\x01";
   } else {
     response = "n,a=" + gs2_saslname(options_.username) + ",\x01";
     if (!options_.oauth_host.empty()) response += "host=" + options_.oauth_host + "\x01";

@@ -518,9 +518,15 @@ bool FakeUpstream::Session::handle_oauth(const std::string& mechanism, const std
   const std::string host = config_.oauth_host.empty() ? config_.host : config_.oauth_host;
   auto expected = [&](const std::string& bearer) {
     if (mechanism == "XOAUTH2")
-      return "user=" + config_.auth_username + "\x01auth=Bearer " + bearer + "\x01\x01";
+      return "user=" + config_.auth_username +
+             "\x01"
+             "auth=Bearer " +
+             bearer + "\x01\x01";
     return "n,a=" + config_.auth_username + ",\x01host=" + host +
-           "\x01port=" + std::to_string(server_.port()) + "\x01auth=Bearer " + bearer + "\x01\x01";
+           "\x01port=" + std::to_string(server_.port()) +
+           "\x01"
+           "auth=Bearer " +
+           bearer + "\x01\x01";
   };
   AuthAttempt attempt;
   attempt.mechanism = mechanism;
