@@ -25,7 +25,7 @@ TEST(RunTokenCommand, FirstLineOfStdoutWithArgumentsAndNoShell) {
   EXPECT_EQ(token.value, "$HOME");
 }
 
-TEST(RunTokenCommand, ExitStatusSignalEmptyOutputAndMissingProgramAreProblems) {
+TEST(RunTokenCommand, ExitStatusEmptyOutputAndMissingProgramAreProblems) {
   auto token = run_token_command("false", 5s);
   EXPECT_EQ(token.problem, "oauth_token_command false exited with status 1");
   EXPECT_EQ(token.value, "");
