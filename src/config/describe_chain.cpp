@@ -11,7 +11,15 @@ namespace {
 std::string describe_auth(const Credentials& credentials) {
   if (!credentials.configured()) return "(no auth)";
   std::string text = credentials.username + " ";
-  if (!credentials.password_env.empty()) {
+  if (credentials.oauth()) {
+    // Where the token comes from, never the token.
+    text +=
+        std::string("(") + sasl_name(credentials.auth) + ", token " +
+        (credentials.oauth_token_file.empty() ? "from command " + credentials.oauth_token_command
+                                              : "file " + credentials.oauth_token_file) +
+        ", re-read after " + format_duration(credentials.oauth_token_lifetime) +
+        " or when refused)";
+  } else if (!credentials.password_env.empty()) {
     text += "(password from env " + credentials.password_env + ")";
   } else if (!credentials.password_file.empty()) {
     text += "(password file " + credentials.password_file + ")";

@@ -1,5 +1,9 @@
 // [[upstream]] tables -> the ordered failover chain, one Endpoint per (upstream, port).
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <set>
 #include <string>
@@ -207,10 +211,91 @@ ProviderChoice read_provider(const TableReader& reader) {
   return {preset, *host, *name + "/" + *region};
 }
 
+// The program of an oauth_token_command: a path is checked now, a bare name is looked up
+// in PATH when the command runs.
+void check_token_command(const TableReader& reader, const std::string& command) {
+  const toml::node& at = *reader.find("oauth_token_command");
+  const std::size_t start = command.find_first_not_of(' ');
+  if (start == std::string::npos) reader.fail("oauth_token_command", at, "is empty");
+  const std::string program = command.substr(start, command.find(' ', start) - start);
+  if (program.find('/') == std::string::npos) return;
+  if (::access(program.c_str(), X_OK) != 0) {
+    reader.fail("oauth_token_command", at,
+                "\"" + program + "\" is not an executable file: " + std::strerror(errno));
+  }
+}
+
+// auth = "xoauth2" | "oauthbearer": a username and exactly one token source.
+Credentials read_oauth_credentials(const TableReader& reader, UpstreamAuth auth) {
+  const toml::node& auth_node = *reader.find("auth");
+  for (std::string_view key : {"password_env", "password_file", "password"}) {
+    if (const toml::node* node = reader.find(key)) {
+      reader.fail(key, *node,
+                  "is for PLAIN/LOGIN; auth = \"" + std::string(to_string(auth)) +
+                      "\" takes oauth_token_file or oauth_token_command");
+    }
+  }
+  const auto username = reader.string("username");
+  if (!username || username->empty()) {
+    reader.fail("auth", auth_node,
+                "\"" + std::string(to_string(auth)) +
+                    "\" needs upstream.username (the mailbox the token was issued for)");
+  }
+  const auto token_file = reader.string("oauth_token_file");
+  const auto token_command = reader.string("oauth_token_command");
+  if (token_file && token_command) {
+    reader.fail("oauth_token_command", *reader.find("oauth_token_command"),
+                "set either oauth_token_file or oauth_token_command, not both");
+  }
+  if (!token_file && !token_command) {
+    reader.fail("auth", auth_node,
+                "\"" + std::string(to_string(auth)) +
+                    "\" needs a token source (set oauth_token_file or oauth_token_command)");
+  }
+  Credentials credentials;
+  credentials.username = *username;
+  credentials.auth = auth;
+  if (token_file) {
+    const toml::node& at = *reader.find("oauth_token_file");
+    if (auto reason = unreadable_reason(*token_file)) {
+      reader.fail("oauth_token_file", at, "cannot read \"" + *token_file + "\": " + *reason);
+    }
+    if (readable_by_group_or_others(*token_file)) {
+      reader.warn(
+          "oauth_token_file", at,
+          "\"" + *token_file + "\" is readable by group or others; restrict it (chmod 600)");
+    }
+    credentials.oauth_token_file = *token_file;
+  } else {
+    check_token_command(reader, *token_command);
+    credentials.oauth_token_command = *token_command;
+  }
+  if (reader.has("oauth_token_lifetime")) {
+    credentials.oauth_token_lifetime =
+        reader.timeout("oauth_token_lifetime", credentials.oauth_token_lifetime);
+  }
+  return credentials;
+}
+
 // Secrets are never echoed: messages name keys, file paths and variable names only.
 // `preset_username` is the user name a provider documents for everyone ("apikey"); it is
 // used when a password source is set and `username` is not.
 Credentials read_credentials(const TableReader& reader, std::string_view preset_username) {
+  if (const auto auth_text = reader.string("auth")) {
+    const auto auth = parse_upstream_auth(*auth_text);
+    if (!auth) {
+      reader.fail("auth", *reader.find("auth"),
+                  "\"" + *auth_text +
+                      "\" is not an upstream auth mechanism (use \"xoauth2\", \"oauthbearer\" "
+                      "or \"password\", the default: PLAIN or LOGIN)");
+    }
+    if (*auth != UpstreamAuth::Password) return read_oauth_credentials(reader, *auth);
+  }
+  for (std::string_view key : {"oauth_token_file", "oauth_token_command", "oauth_token_lifetime"}) {
+    if (const toml::node* node = reader.find(key)) {
+      reader.fail(key, *node, "is set but upstream.auth is not \"xoauth2\" or \"oauthbearer\"");
+    }
+  }
   Credentials credentials;
   auto username = reader.string("username");
   const auto password_env = reader.string("password_env");
@@ -301,10 +386,12 @@ void warn_if_tls_can_be_avoided(const TableReader& reader, const Endpoint& endpo
 }
 
 std::vector<Endpoint> parse_upstream(ParseContext& context, const toml::table& table) {
-  const TableReader reader(context, table, "upstream", "[[upstream]]",
-                           {"host", "port", "ports", "tls", "name", "ca_file", "tls_server_name",
-                            "tls_insecure_skip_verify", "username", "password_env", "password_file",
-                            "password", "addresses", "provider", "region"});
+  const TableReader reader(
+      context, table, "upstream", "[[upstream]]",
+      {"host", "port", "ports", "tls", "name", "ca_file", "tls_server_name",
+       "tls_insecure_skip_verify", "username", "password_env", "password_file", "password",
+       "addresses", "provider", "region", "auth", "oauth_token_file", "oauth_token_command",
+       "oauth_token_lifetime"});
 
   // Explicit keys win over the preset: host, port/ports, tls, username.
   const ProviderChoice provider = read_provider(reader);

@@ -9,7 +9,10 @@ namespace {
 void resolve_password(EndpointRuntime& runtime) {
   const auto& credentials = runtime.endpoint.credentials;
   if (!credentials.configured()) return;
-  if (!credentials.password.empty()) {
+  if (credentials.oauth()) {
+    // Read lazily, at the first connection: a command may be slow or not ready at start.
+    runtime.oauth_token = std::make_shared<OAuthTokenSource>(credentials);
+  } else if (!credentials.password.empty()) {
     runtime.password = credentials.password;
   } else if (!credentials.password_env.empty()) {
     const char* value = std::getenv(credentials.password_env.c_str());
@@ -54,7 +57,11 @@ bool same_connection_settings(const EndpointRuntime& a, const EndpointRuntime& b
   return x.addresses == y.addresses && x.ca_file == y.ca_file &&
          x.tls_server_name == y.tls_server_name &&
          x.tls_insecure_skip_verify == y.tls_insecure_skip_verify &&
-         x.credentials.username == y.credentials.username && a.password == b.password;
+         x.credentials.username == y.credentials.username && a.password == b.password &&
+         x.credentials.auth == y.credentials.auth &&
+         x.credentials.oauth_token_file == y.credentials.oauth_token_file &&
+         x.credentials.oauth_token_command == y.credentials.oauth_token_command &&
+         x.credentials.oauth_token_lifetime == y.credentials.oauth_token_lifetime;
 }
 
 UpstreamTimeouts timeouts_from(const config::RelayConfig& relay) {

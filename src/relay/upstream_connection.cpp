@@ -24,6 +24,7 @@ UpstreamConnection::UpstreamConnection(net::Loop& loop,
     : loop_(loop),
       runtime_(std::move(endpoint)),
       timeouts_(timeouts),
+      helo_name_(helo_name),
       handshake_(smtp::ClientHandshake::Options{std::move(helo_name), runtime_->endpoint.tls,
                                                 runtime_->endpoint.credentials.username,
                                                 runtime_->password}),
@@ -59,6 +60,19 @@ void UpstreamConnection::connect(ReadyCallback callback) {
   phase_ = Phase::Resolving;
   if (endpoint.credentials.configured() && !runtime_->password_problem.empty())
     return fail(FailureReason::AuthFailed, "no password: " + runtime_->password_problem);
+  if (runtime_->oauth_token) {
+    OAuthTokenSource::Token token = runtime_->oauth_token->current();
+    if (!token.problem.empty())
+      return fail(FailureReason::AuthFailed, "no OAuth token: " + token.problem);
+    smtp::ClientHandshake::Options options{helo_name_, endpoint.tls, endpoint.credentials.username,
+                                           ""};
+    options.auth = endpoint.credentials.auth;
+    options.oauth_token = token.value;
+    options.oauth_host = endpoint.host;
+    options.oauth_port = endpoint.port;
+    oauth_token_sent_ = std::move(token.value);
+    handshake_ = smtp::ClientHandshake(std::move(options));
+  }
   if (!endpoint.addresses.empty()) {
     std::vector<sockaddr_storage> pinned;
     for (const auto& text : endpoint.addresses) {
@@ -232,8 +246,23 @@ void UpstreamConnection::perform(const smtp::HandshakeAction& action) {
       return;
     }
     case Kind::Fail:
+      if (action.token_refused && retry_with_fresh_token()) return;
       return fail(action.reason, action.detail);
   }
+}
+
+// Once per connection attempt: the token may have expired (or been rotated) since it was
+// cached, so read the source again and, if that gives a different token, AUTH again on the
+// same session (RFC 4954 allows another AUTH after a failed one).
+bool UpstreamConnection::retry_with_fresh_token() {
+  if (!runtime_->oauth_token || oauth_token_retried_) return false;
+  oauth_token_retried_ = true;
+  runtime_->oauth_token->invalidate();
+  OAuthTokenSource::Token fresh = runtime_->oauth_token->current();
+  if (!fresh.problem.empty() || fresh.value == oauth_token_sent_) return false;
+  oauth_token_sent_ = fresh.value;
+  perform(handshake_.retry_with_token(std::move(fresh.value)));
+  return true;
 }
 
 void UpstreamConnection::on_closed(int status) {

@@ -8,6 +8,37 @@ using portrelay::FailureReason;
 using portrelay::TlsMode;
 using Kind = HandshakeAction::Kind;
 
+namespace {
+
+// RFC 5801 saslname: "," and "=" inside the authzid of a GS2 header are escaped.
+std::string gs2_saslname(const std::string& name) {
+  std::string escaped;
+  for (char c : name) {
+    if (c == ',')
+      escaped += "=2C";
+    else if (c == '=')
+      escaped += "=3D";
+    else
+      escaped.push_back(c);
+  }
+  return escaped;
+}
+
+// The server's error challenge (JSON such as {"status":"401",...}) as it may appear in a
+// failure detail: printable ASCII only, bounded. It never holds our token.
+std::string printable_challenge(const std::string& encoded) {
+  auto decoded = base64_decode(encoded);
+  std::string text = decoded ? *decoded : encoded;
+  std::string printable;
+  for (char c : text) {
+    if (printable.size() >= 200) break;
+    printable.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+  }
+  return printable;
+}
+
+}  // namespace
+
 ClientHandshake::ClientHandshake(Options options) : options_(std::move(options)) {}
 
 HandshakeAction ClientHandshake::send(Step next, std::string line, bool sensitive) {
@@ -87,7 +118,26 @@ HandshakeAction ClientHandshake::on_reply(const Reply& reply) {
         return fail(FailureReason::AuthFailed, "authentication refused: " + reply.summary());
       return send(Step::AuthLoginPassword, base64_encode(options_.password), true);
 
+    case Step::AuthOAuth:
+      if (reply.code == 235) {
+        authenticated_ = true;
+        step_ = Step::Done;
+        return HandshakeAction{Kind::Ready};
+      }
+      if (reply.code == 334) {
+        // The token was refused; the server waits for the client to end the exchange
+        // before it sends the final 535: an empty line for XOAUTH2, a lone ^A
+        // (base64 "AQ==") for OAUTHBEARER (RFC 7628 3.2.3).
+        oauth_error_ = printable_challenge(reply.lines.empty() ? "" : reply.lines.front());
+        return send(Step::AuthOAuthError, options_.auth == UpstreamAuth::OAuthBearer ? "AQ==" : "");
+      }
+      return refuse_token(reply);
+
+    case Step::AuthOAuthError:
+      return refuse_token(reply);
+
     case Step::TlsHandshake:
+    case Step::TokenRefused:
     case Step::Done:
       break;
   }
@@ -114,6 +164,7 @@ HandshakeAction ClientHandshake::start_auth() {
   }
   if (!tls_active_)
     return fail(FailureReason::AuthFailed, "refusing to send credentials without TLS");
+  if (options_.auth != UpstreamAuth::Password) return start_oauth();
   if (capabilities_.supports_auth("PLAIN")) {
     std::string token;
     token.push_back('\0');
@@ -125,6 +176,52 @@ HandshakeAction ClientHandshake::start_auth() {
   if (capabilities_.supports_auth("LOGIN")) return send(Step::AuthLoginStart, "AUTH LOGIN");
   return fail(FailureReason::AuthFailed,
               "server offers no supported AUTH mechanism (PLAIN, LOGIN)");
+}
+
+HandshakeAction ClientHandshake::start_oauth() {
+  const std::string mechanism = sasl_name(options_.auth);
+  if (!capabilities_.supports_auth(mechanism)) {
+    std::string offered;
+    for (const std::string& name : capabilities_.auth_mechanisms) offered += " " + name;
+    return fail(FailureReason::AuthFailed,
+                "server does not offer AUTH " + mechanism +
+                    " (it offers:" + (offered.empty() ? std::string(" nothing") : offered) + ")");
+  }
+  std::string response;
+  // ^A separates the fields. "\x01" "auth" stays two literals: "\x01auth" would be
+  // read as the hex escape \x01a.
+  if (options_.auth == UpstreamAuth::XOAuth2) {
+    response = "user=" + options_.username +
+               "\x01"
+               "auth=Bearer " +
+               options_.oauth_token + "\x01\x01";
+  } else {
+    response = "n,a=" + gs2_saslname(options_.username) + ",\x01";
+    if (!options_.oauth_host.empty()) response += "host=" + options_.oauth_host + "\x01";
+    if (options_.oauth_port != 0)
+      response += "port=" + std::to_string(options_.oauth_port) + "\x01";
+    response += "auth=Bearer " + options_.oauth_token + "\x01\x01";
+  }
+  oauth_error_.clear();
+  // RFC 4954 initial response: one round trip instead of two.
+  return send(Step::AuthOAuth, "AUTH " + mechanism + " " + base64_encode(response), true);
+}
+
+HandshakeAction ClientHandshake::refuse_token(const Reply& reply) {
+  std::string detail = std::string(sasl_name(options_.auth)) + " token refused: " + reply.summary();
+  if (!oauth_error_.empty()) detail += " (server said " + oauth_error_ + ")";
+  HandshakeAction action = fail(FailureReason::AuthFailed, std::move(detail));
+  // 4xx is a temporary server problem, not a verdict on the token.
+  action.token_refused = reply.code == 535 || reply.permanent();
+  if (action.token_refused) step_ = Step::TokenRefused;
+  return action;
+}
+
+HandshakeAction ClientHandshake::retry_with_token(std::string token) {
+  if (step_ != Step::TokenRefused)
+    return fail(FailureReason::Protocol, "token retry without a refused token");
+  options_.oauth_token = std::move(token);
+  return start_oauth();
 }
 
 HandshakeAction ClientHandshake::on_tls_established() {

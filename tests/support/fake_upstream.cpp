@@ -151,6 +151,8 @@ class FakeUpstream::Session {
   bool handle_data();
   bool handle_starttls();
   bool handle_auth(std::string_view argument);
+  bool handle_oauth(const std::string& mechanism, const std::string& decoded, bool closed,
+                    bool failed);
   std::string ehlo_reply() const;
   void reset_transaction() {
     transaction_ = Transaction{};
@@ -426,7 +428,9 @@ bool FakeUpstream::Session::handle_auth(std::string_view argument) {
   if (space != std::string_view::npos) initial = std::string(argument.substr(space + 1));
   auto offered =
       std::find(config_.auth_mechanisms.begin(), config_.auth_mechanisms.end(), mechanism);
-  if (offered == config_.auth_mechanisms.end() || (mechanism != "PLAIN" && mechanism != "LOGIN")) {
+  const bool oauth = mechanism == "XOAUTH2" || mechanism == "OAUTHBEARER";
+  if (offered == config_.auth_mechanisms.end() ||
+      (mechanism != "PLAIN" && mechanism != "LOGIN" && !oauth)) {
     return send("504 5.5.4 Unrecognized authentication type\r\n");
   }
 
@@ -469,6 +473,10 @@ bool FakeUpstream::Session::handle_auth(std::string_view argument) {
   attempt.mechanism = mechanism;
   attempt.tls = channel_->is_tls();
   attempt.connection = index_;
+  if (oauth) {
+    std::string decoded = response(initial, "");
+    return handle_oauth(mechanism, decoded, closed, failed);
+  }
   if (mechanism == "PLAIN") {
     std::string decoded = response(initial, "");
     if (closed) return false;
@@ -500,7 +508,70 @@ bool FakeUpstream::Session::handle_auth(std::string_view argument) {
   return true;
 }
 
+// The SASL string is compared whole against what a correct client sends for the
+// configured user and current token, so a stray byte (a missing ^A, a wrong port) fails.
+bool FakeUpstream::Session::handle_oauth(const std::string& mechanism, const std::string& decoded,
+                                         bool closed, bool failed) {
+  if (closed) return false;
+  if (failed) return true;
+  const std::string token = server_.auth_token();
+  const std::string host = config_.oauth_host.empty() ? config_.host : config_.oauth_host;
+  auto expected = [&](const std::string& bearer) {
+    if (mechanism == "XOAUTH2")
+      return "user=" + config_.auth_username +
+             "\x01"
+             "auth=Bearer " +
+             bearer + "\x01\x01";
+    return "n,a=" + config_.auth_username + ",\x01host=" + host +
+           "\x01port=" + std::to_string(server_.port()) +
+           "\x01"
+           "auth=Bearer " +
+           bearer + "\x01\x01";
+  };
+  AuthAttempt attempt;
+  attempt.mechanism = mechanism;
+  attempt.tls = channel_->is_tls();
+  attempt.connection = index_;
+  attempt.username = config_.auth_username;
+  // Which token was sent: whatever follows "auth=Bearer " up to the next ^A.
+  const std::size_t bearer = decoded.find("auth=Bearer ");
+  if (bearer != std::string::npos) {
+    const std::size_t start = bearer + 12;
+    attempt.password = decoded.substr(start, decoded.find('\x01', start) - start);
+  }
+  attempt.success = !token.empty() && decoded == expected(token);
+  const bool success = attempt.success;
+  server_.record_auth(std::move(attempt));
+  if (success) {
+    Answer code = answer(SmtpStage::kAuth, "235 2.7.0 Accepted\r\n");
+    if (!code) return false;
+    if (*code == 235) auth_user_ = config_.auth_username;
+    return true;
+  }
+  // base64 of {"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}
+  if (!send("334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJodHRwczovL21haWwuZ29v"
+            "Z2xlLmNvbS8ifQ==\r\n"))
+    return false;
+  std::optional<std::string> line = next_line();
+  if (!line) return false;
+  server_.record_command(index_, *line);
+  const std::string acknowledgement = mechanism == "XOAUTH2" ? "" : "AQ==";
+  if (*line != acknowledgement) return send("501 5.5.2 Expected the error acknowledgement\r\n");
+  return send("535 5.7.8 Username and Password not accepted\r\n");
+}
+
+void FakeUpstream::set_auth_token(std::string token) {
+  std::lock_guard lock(mutex_);
+  auth_token_ = std::move(token);
+}
+
+std::string FakeUpstream::auth_token() const {
+  std::lock_guard lock(mutex_);
+  return auth_token_;
+}
+
 FakeUpstream::FakeUpstream(Config config) : config_(std::move(config)) {
+  auth_token_ = config_.auth_token;
   std::map<std::string, StageAction> by_lowercase_address;
   for (auto& [address, action] : config_.rcpt_overrides) {
     by_lowercase_address[to_lower(address)] = std::move(action);

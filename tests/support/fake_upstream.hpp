@@ -80,10 +80,16 @@ struct FakeUpstreamConfig {
   // a correct client discards it.
   bool starttls_injection = false;
 
-  // AUTH (RFC 4954), PLAIN and/or LOGIN. Empty = AUTH not offered.
+  // AUTH (RFC 4954): PLAIN, LOGIN, XOAUTH2, OAUTHBEARER (RFC 7628). Empty = AUTH not offered.
   std::vector<std::string> auth_mechanisms;
   std::string auth_username;
   std::string auth_password;
+  // XOAUTH2/OAUTHBEARER: the one bearer token accepted (set_auth_token() rotates it). The
+  // client's SASL string must match byte for byte; OAUTHBEARER's host= is `oauth_host`
+  // (default: `host`) and port= the listening port. A wrong token gets the providers'
+  // error dance: 334 <base64 JSON>, the client's acknowledgement, then 535.
+  std::string auth_token;
+  std::string oauth_host;
   bool auth_requires_tls = true;  // advertise and accept AUTH only once TLS is up (538 otherwise)
   bool require_auth = false;      // MAIL before a successful AUTH gets 530 5.7.0
 };
@@ -104,9 +110,9 @@ class FakeUpstream {
   };
 
   struct AuthAttempt {
-    std::string mechanism;  // "PLAIN" or "LOGIN"
+    std::string mechanism;  // "PLAIN", "LOGIN", "XOAUTH2" or "OAUTHBEARER"
     std::string username;
-    std::string password;
+    std::string password;  // for XOAUTH2/OAUTHBEARER: the bearer token sent
     bool success = false;
     bool tls = false;
     std::size_t connection = 0;
@@ -124,6 +130,9 @@ class FakeUpstream {
   void set_override(SmtpStage stage, StageAction action);
   void clear_override(SmtpStage stage);
   void set_rcpt_override(const std::string& address, StageAction action);
+  // The bearer token XOAUTH2/OAUTHBEARER accept from now on (the old one is refused).
+  void set_auth_token(std::string token);
+  std::string auth_token() const;
 
   std::vector<Transaction> transactions() const;
   std::size_t connection_count() const;
@@ -174,6 +183,7 @@ class FakeUpstream {
   std::vector<Transaction> transactions_;
   std::vector<std::vector<std::string>> commands_;
   std::vector<AuthAttempt> auth_attempts_;
+  std::string auth_token_;
   std::vector<std::string> tls_failures_;
   std::size_t open_connections_ = 0;
   std::vector<std::shared_ptr<Session>> sessions_;

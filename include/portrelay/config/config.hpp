@@ -11,6 +11,7 @@
 
 #include "portrelay/base/log.hpp"
 #include "portrelay/base/tls_mode.hpp"
+#include "portrelay/base/upstream_auth.hpp"
 #include "portrelay/net/cidr.hpp"
 
 namespace portrelay::config {
@@ -127,7 +128,14 @@ struct Credentials {
   std::string password_env;   // name of an environment variable
   std::string password_file;  // first line is the password
   std::string password;       // inline (warned about by `check`)
+  // `auth`: PLAIN/LOGIN with the password above, or XOAUTH2 / OAUTHBEARER with an access
+  // token from exactly one of the two sources below, used for at most the lifetime.
+  UpstreamAuth auth = UpstreamAuth::Password;
+  std::string oauth_token_file;     // first line is the token
+  std::string oauth_token_command;  // run without a shell, argv split on spaces; stdout line 1
+  Duration oauth_token_lifetime = std::chrono::minutes(5);
   bool configured() const { return !username.empty(); }
+  bool oauth() const { return auth != UpstreamAuth::Password; }
 };
 
 // One endpoint of the failover chain: an `[[upstream]]` with `ports = [a, b]` (or a

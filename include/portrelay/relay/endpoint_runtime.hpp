@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "portrelay/config/config.hpp"
+#include "portrelay/relay/oauth_token_source.hpp"
 #include "portrelay/tls/context.hpp"
 
 namespace portrelay::relay {
@@ -15,6 +16,8 @@ struct EndpointRuntime {
   std::shared_ptr<tls::Context> tls_context;  // null for tls = "none"
   std::string password;                       // resolved from env/file/inline; never logged
   std::string password_problem;               // why no password could be resolved, if so
+  // XOAUTH2 / OAUTHBEARER only: the token cache, shared (and updated) by all connections.
+  std::shared_ptr<OAuthTokenSource> oauth_token;
 };
 
 // What each wait of an upstream connection may last (RelayConfig's *_timeout keys).

@@ -101,6 +101,8 @@ class UpstreamConnection {
   void on_reply(const smtp::Reply& reply);
   void perform(const smtp::HandshakeAction& action);
   void start_tls();
+  // After the upstream refused the OAuth token: true if AUTH was retried with a new one.
+  bool retry_with_fresh_token();
   void fail(FailureReason reason, std::string detail);
   void deliver(UpstreamResponse response);
   // `what` + `detail` + " within <timeout>" is the failure's text if the timer fires.
@@ -112,7 +114,10 @@ class UpstreamConnection {
   net::Loop& loop_;
   std::shared_ptr<const EndpointRuntime> runtime_;
   UpstreamTimeouts timeouts_;
+  std::string helo_name_;
   smtp::ClientHandshake handshake_;
+  std::string oauth_token_sent_;  // the token of the last AUTH; never logged
+  bool oauth_token_retried_ = false;
   Phase phase_ = Phase::New;
   std::unique_ptr<net::Resolution> resolution_;
   std::unique_ptr<net::AddressRacer> racer_;
