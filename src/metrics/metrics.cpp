@@ -60,7 +60,8 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
                  .Name("portrelay_upstream_probes_total")
                  .Help(
                      "Background probes of upstream endpoints (start-up, periodic health "
-                     "refresh, fail-back), by result. Not counted in the connect_* series.")
+                     "refresh, fail-back), by result, and failures by reason (as in "
+                     "connect_failures_total). Not counted in the connect_* series.")
                  .Register(registry);
   last_success_ = &prometheus::BuildGauge()
                        .Name("portrelay_upstream_last_success_timestamp_seconds")
@@ -274,7 +275,10 @@ void Metrics::add_endpoints(const std::vector<config::Endpoint>& chain) {
     with_result["result"] = "success";
     entry.probe_successes = &probes_->Add(with_result);
     with_result["result"] = "failure";
-    entry.probe_failures = &probes_->Add(with_result);
+    for (auto reason : kAllFailureReasons) {
+      with_result["reason"] = portrelay::to_string(reason);
+      entry.probe_failures[reason] = &probes_->Add(with_result);
+    }
     entry.last_success = &last_success_->Add(labels);
     endpoints_.emplace(key, entry);
   }
@@ -319,11 +323,16 @@ void Metrics::connect_success(const config::Endpoint& endpoint, double seconds) 
   entry.last_success->Set(unix_now());
 }
 
-void Metrics::probe_result(const config::Endpoint& endpoint, bool success) {
+void Metrics::probe_result(const config::Endpoint& endpoint, std::optional<FailureReason> failure) {
   auto& entry = series(endpoint);
-  (success ? entry.probe_successes : entry.probe_failures)->Increment();
-  entry.up->Set(success ? 1 : 0);
-  if (success) entry.last_success->Set(unix_now());
+  if (failure) {
+    entry.probe_failures.at(*failure)->Increment();
+    entry.up->Set(0);
+    return;
+  }
+  entry.probe_successes->Increment();
+  entry.up->Set(1);
+  entry.last_success->Set(unix_now());
 }
 
 void Metrics::connect_cancelled(const config::Endpoint& endpoint) {

@@ -290,7 +290,7 @@ void RacingSelector::record_ready(const UpstreamConnection& connection, bool pro
   health_.record_success(index);
   health_.checked(index, Clock::now());
   if (probe)
-    metrics_.probe_result(connection.endpoint(), true);
+    metrics_.probe_result(connection.endpoint(), std::nullopt);
   else
     metrics_.connect_success(connection.endpoint(),
                              std::chrono::duration<double>(connection.ready_after()).count());
@@ -307,7 +307,7 @@ void RacingSelector::record_failure(std::size_t index, const AttemptFailure& fai
   }
   cool_down(index, failure, [this, probe](const config::Endpoint& endpoint, FailureReason reason) {
     if (probe)
-      metrics_.probe_result(endpoint, false);
+      metrics_.probe_result(endpoint, reason);
     else
       metrics_.connect_failure(endpoint, reason);
   });

@@ -3,6 +3,7 @@
 // interface (README "Metrics"). Label values come only from the configuration.
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -53,10 +54,10 @@ class Metrics {
   void connect_failure(const config::Endpoint& endpoint, FailureReason reason);
   void connect_success(const config::Endpoint& endpoint, double seconds);
   void connect_cancelled(const config::Endpoint& endpoint);
-  // A background probe (fail-back or health refresh) ended: counted by result, not in the
-  // connect_* series (message traffic); sets upstream_up, and on success the last success
-  // time, like a message's connect.
-  void probe_result(const config::Endpoint& endpoint, bool success);
+  // A background probe (fail-back or health refresh) ended: counted by result (and a
+  // failure by reason), not in the connect_* series (message traffic); sets upstream_up,
+  // and on success the last success time, like a message's connect.
+  void probe_result(const config::Endpoint& endpoint, std::optional<FailureReason> failure);
   // A ready endpoint failed inside a transaction (timeout, reset, 421, protocol): counted
   // by reason, and upstream_up drops to 0 like after a connect failure.
   void transaction_failure(const config::Endpoint& endpoint, FailureReason reason);
@@ -73,8 +74,8 @@ class Metrics {
   void session_refused(const std::string& reason);
   void session_shed();  // an idle pre-MAIL session was closed to make room
   // The spool (queue).
-  void queue_size(std::size_t queued, std::size_t deferred, std::size_t failed,
-                  std::uint64_t bytes, double oldest_seconds);
+  void queue_size(std::size_t queued, std::size_t deferred, std::size_t failed, std::uint64_t bytes,
+                  double oldest_seconds);
   // result: "delivered", "deferred" or "refused".
   void delivery_attempt(const char* result);
   void queue_delivered(double seconds_since_acknowledged);
@@ -97,7 +98,7 @@ class Metrics {
     prometheus::Gauge* pool_idle;
     prometheus::Counter* pool_reuses;
     prometheus::Counter* probe_successes;
-    prometheus::Counter* probe_failures;
+    std::map<FailureReason, prometheus::Counter*> probe_failures;
     prometheus::Gauge* last_success;  // Unix time
   };
   EndpointSeries& series(const config::Endpoint& endpoint);
