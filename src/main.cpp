@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <string_view>
 
+#include "portrelay/base/log.hpp"
 #include "portrelay/cli/commands.hpp"
 #include "portrelay/cli/config_path.hpp"
 #include "portrelay/cli/usage.hpp"
@@ -65,6 +66,10 @@ int main(int argc, char** argv) {
                   "Lowest level logged: debug, info, warn or error (overrides [log] level in the "
                   "configuration, also across reloads)")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  bool debug_transcript = false;
+  run->add_flag("--debug-transcript", debug_transcript,
+                "Log every SMTP line exchanged with upstreams (event=smtp_transcript); AUTH "
+                "data and message bodies are left out");
 
   auto* check =
       app.add_subcommand("check", "Validate a configuration and print the effective chain");
@@ -125,6 +130,7 @@ int main(int argc, char** argv) {
   if (*run) {
     run_options.config_path = portrelay::cli::resolve_config_path(run_options.config_path);
     run_options.shutdown_grace = *portrelay::config::parse_duration(shutdown_grace);
+    portrelay::log::set_transcript(debug_transcript);
     if (!log_level.empty()) run_options.log_level = portrelay::log::parse_level(log_level);
     return portrelay::cli::run(run_options);
   }

@@ -15,6 +15,7 @@ std::atomic<int> g_min_level{static_cast<int>(Level::Info)};
 std::atomic<int> g_format{static_cast<int>(Format::Logfmt)};
 std::atomic<bool> g_journal_prefix{false};
 std::atomic<bool> g_enabled{true};
+std::atomic<bool> g_transcript{false};
 std::mutex g_mutex;
 
 std::string timestamp() {
@@ -37,6 +38,8 @@ void set_min_level(Level level) { g_min_level = static_cast<int>(level); }
 void set_format(Format format) { g_format = static_cast<int>(format); }
 void set_journal_prefix(bool enabled) { g_journal_prefix = enabled; }
 void set_enabled(bool enabled) { g_enabled = enabled; }
+void set_transcript(bool on) { g_transcript = on; }
+bool transcript() { return g_transcript; }
 
 void write(Level level, std::string_view event, std::initializer_list<Field> fields) {
   if (!g_enabled || static_cast<int>(level) < g_min_level) return;

@@ -9,6 +9,15 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // A command as it may appear in logs and error details.
+// An AUTH line for the transcript: the command and mechanism, never the credentials or
+// token (continuation lines of AUTH LOGIN are all secret).
+std::string redacted_auth(std::string_view data) {
+  if (data.rfind("AUTH ", 0) != 0) return "<AUTH data, not logged>";
+  auto mechanism_end = data.find(' ', 5);
+  return std::string(data.substr(0, mechanism_end)) +
+         (mechanism_end == std::string_view::npos ? "" : " <not logged>");
+}
+
 std::string printable_command(const smtp::HandshakeAction& action) {
   if (action.sensitive) return "AUTH";
   std::string text = action.data;
@@ -17,6 +26,12 @@ std::string printable_command(const smtp::HandshakeAction& action) {
 }
 
 }  // namespace
+
+void UpstreamConnection::transcribe(const char* direction, std::string_view line) const {
+  if (!log::transcript()) return;
+  log::info("smtp_transcript",
+            {{"endpoint", runtime_->endpoint.label()}, {"dir", direction}, {"line", line}});
+}
 
 UpstreamConnection::UpstreamConnection(net::Loop& loop,
                                        std::shared_ptr<const EndpointRuntime> endpoint,
@@ -94,8 +109,9 @@ void UpstreamConnection::on_resolved(int status, std::vector<sockaddr_storage> a
   timer_.stop();
   const auto& endpoint = runtime_->endpoint;
   if (status != 0)
-    return fail(is_local_resource_error(status) ? FailureReason::LocalResources : FailureReason::Dns,
-                "cannot resolve " + endpoint.host + ": " + uv_strerror(status));
+    return fail(
+        is_local_resource_error(status) ? FailureReason::LocalResources : FailureReason::Dns,
+        "cannot resolve " + endpoint.host + ": " + uv_strerror(status));
   trace_.resolved_ms = elapsed_ms();
   for (const auto& address : addresses)
     trace_.addresses.push_back(net::format_address(reinterpret_cast<const sockaddr*>(&address)));
@@ -188,6 +204,11 @@ void UpstreamConnection::on_data(std::string_view plaintext) {
 }
 
 void UpstreamConnection::on_reply(const smtp::Reply& reply) {
+  if (log::transcript()) {
+    for (std::size_t i = 0; i < reply.lines.size(); ++i)
+      transcribe("in", std::to_string(reply.code) + (i + 1 < reply.lines.size() ? "-" : " ") +
+                           reply.lines[i]);
+  }
   switch (phase_) {
     case Phase::Handshaking:
       timer_.stop();
@@ -227,6 +248,11 @@ void UpstreamConnection::perform(const smtp::HandshakeAction& action) {
   using Kind = smtp::HandshakeAction::Kind;
   switch (action.kind) {
     case Kind::Send:
+      if (log::transcript()) {
+        std::string_view line(action.data);
+        while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+        transcribe("out", action.sensitive ? redacted_auth(line) : std::string(line));
+      }
       connection_->send(action.data);
       arm_timer(timeouts_.handshake, FailureReason::Protocol, "no reply to ",
                 printable_command(action));
@@ -308,6 +334,7 @@ void UpstreamConnection::command(const std::string& line, ResponseCallback callb
     phase_ = Phase::Closed;
     return deliver(AttemptFailure{FailureReason::TransactionReset, "connection is not usable"});
   }
+  transcribe("out", line);
   connection_->send(line + "\r\n");
   await_reply(timeouts_.command, "no reply to ", std::string_view(line).substr(0, line.find(' ')));
 }
@@ -332,6 +359,8 @@ void UpstreamConnection::send_body(const MessageBody& body, ResponseCallback cal
     return deliver(AttemptFailure{FailureReason::TransactionReset, "connection is not usable"});
   }
   phase_ = Phase::Body;
+  transcribe("out", "<message body, " + std::to_string(body.size()) + " octets, not logged>");
+  transcribe("out", ".");
   streamer_ = std::make_unique<BodyStreamer>(*connection_, body);
   streamer_->start(
       [this]() {
@@ -364,6 +393,7 @@ void UpstreamConnection::quit() {
     connection_->close();
     return;
   }
+  transcribe("out", "QUIT");
   connection_->send("QUIT\r\n");
   connection_->finish();
 }

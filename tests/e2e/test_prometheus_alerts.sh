@@ -3,7 +3,8 @@
 # scrapes a live `portrelay run` and evaluates the shipped rules
 # (deploy/prometheus/portrelay-rules.yml) while the relay's only working upstream goes away and
 # comes back. Asserted through Prometheus's HTTP API (/api/v1/alerts, /api/v1/query):
-#   idle relay: no alert at all;
+#   idle relay: no alert but the info-level PortrelayEndpointDown for the chain's first
+#     endpoint, which does refuse (probes find it down while the second one works);
 #   outage: PortrelayMessagesDeferred fires with the first deferral, PortrelayDeferralBurst and
 #     PortrelayDeferralsPersisting while deferrals go on; PortrelayNoUpstreamReachable fires
 #     when the relay probes its endpoints (see HAVE_PROBES) and stays silent otherwise;
@@ -158,10 +159,12 @@ printf 'Subject: alerts\r\n\r\nhello\r\n' >"$WORK/m.eml"
 for _ in $(seq 1 40); do [[ $(query 'up{job="portrelay"}') == 1 ]] && break; sleep 0.25; done
 [[ $(query 'up{job="portrelay"}') == 1 ]] || fail "prometheus does not scrape the relay: $(curl -fsS "$PROM/api/v1/targets")"
 sleep 8
-idle_firing=$(alerts_in firing)
-idle_pending=$(alerts_in pending)
-[[ -z "$idle_firing$idle_pending" ]] || fail "idle relay: alerts firing [$idle_firing] pending [$idle_pending]"
-note "$(since) idle relay: no alert firing or pending"
+# The first endpoint of the chain is a refused port: with probes, PortrelayEndpointDown (info)
+# is right to go pending (and fire) for it. Anything else on an idle relay is a false alarm.
+idle_firing=$(alerts_in firing | tr ' ' '\n' | grep -v '^PortrelayEndpointDown$' | tr '\n' ' ' || true)
+idle_pending=$(alerts_in pending | tr ' ' '\n' | grep -v '^PortrelayEndpointDown$' | tr '\n' ' ' || true)
+[[ -z "${idle_firing// /}${idle_pending// /}" ]] || fail "idle relay: alerts firing [$idle_firing] pending [$idle_pending]"
+note "$(since) idle relay: no alert firing or pending (but the refused endpoint's info-level EndpointDown)"
 
 # 2. One message goes through (past the refused endpoint).
 reply=$(submit)

@@ -351,6 +351,33 @@ TEST_F(RelayTls, JsonLogsNeverCarryTheSecret) {
   expect_no_secret(decoded);
 }
 
+// --debug-transcript: every upstream line in and out, AUTH data and the body left out.
+TEST_F(RelayTls, DebugTranscriptShowsTheDialogueWithoutSecretsOrBody) {
+  FakeUpstream upstream(with_auth(good(true), {"PLAIN", "LOGIN"}));
+  RelaySettings settings;
+  settings.upstreams = {tls_upstream("a", upstream.port(), "implicit", ca(), credentials())};
+  const std::string secret_line = "Body-Line-Only-The-Upstream-Sees-7q";
+  log::set_transcript(true);
+  CapturedLogs capture;
+  {
+    RelayUnderTest relay(settings);
+    auto client = relay.client();
+    SmtpReply reply = client->send_message("a@example.test", {"b@example.test"},
+                                           "Subject: transcript\r\n\r\n" + secret_line + "\r\n");
+    EXPECT_EQ(reply.code, 250) << reply.raw;
+  }
+  std::string logs = capture.finish();
+  log::set_transcript(false);
+  EXPECT_TRUE(saw(upstream, "AUTH PLAIN"));  // the secret really went over the wire
+  for (const char* expected :
+       {"dir=out line=\"EHLO ", "dir=in line=\"250-", "dir=out line=\"AUTH PLAIN <not logged>\"",
+        "dir=in line=\"235 ", "dir=out line=\"MAIL FROM:<a@example.test>", "dir=in line=\"354 ",
+        "octets, not logged>\"", "dir=out line=.", "dir=in line=\"250 2.0.0 Ok: queued as"})
+    EXPECT_NE(logs.find(expected), std::string::npos) << expected << "\n" << logs;
+  EXPECT_EQ(logs.find(secret_line), std::string::npos);
+  expect_no_secret(logs);
+}
+
 TEST_F(RelayTls, AllEndpointsRejectingAuthGive451WithoutTheSecret) {
   FakeUpstream::Config config = with_auth(good(true), {"PLAIN"});
   config.overrides[SmtpStage::kAuth] = StageAction::reply_with("535 5.7.8 Bad credentials");

@@ -35,6 +35,10 @@ void set_format(Format format);
 void set_journal_prefix(bool enabled);
 // Messages are dropped (tests silence the daemon's chatter) when the sink is off.
 void set_enabled(bool enabled);
+// `portrelay run --debug-transcript`: every upstream SMTP line in and out is logged
+// (event=smtp_transcript), with AUTH data and message bodies left out.
+void set_transcript(bool on);
+bool transcript();
 
 // Whether `fd` is the stream journald connected this process to: $JOURNAL_STREAM holds
 // "device:inode" of that stream, and it is `fd` only if fstat(fd) has the same pair (a

@@ -94,6 +94,8 @@ class UpstreamConnection {
   const ConnectTrace& trace() const { return trace_; }
 
  private:
+  // One SMTP line for `--debug-transcript` ("out" or "in"); nothing when it is off.
+  void transcribe(const char* direction, std::string_view line) const;
   void on_resolved(int status, std::vector<sockaddr_storage> addresses);
   void on_tcp_connected(std::unique_ptr<net::TcpStream> stream);
   void on_data(std::string_view plaintext);
