@@ -386,12 +386,11 @@ void warn_if_tls_can_be_avoided(const TableReader& reader, const Endpoint& endpo
 }
 
 std::vector<Endpoint> parse_upstream(ParseContext& context, const toml::table& table) {
-  const TableReader reader(
-      context, table, "upstream", "[[upstream]]",
-      {"host", "port", "ports", "tls", "name", "ca_file", "tls_server_name",
-       "tls_insecure_skip_verify", "username", "password_env", "password_file", "password",
-       "addresses", "provider", "region", "auth", "oauth_token_file", "oauth_token_command",
-       "oauth_token_lifetime"});
+  const TableReader reader(context, table, "upstream", "[[upstream]]",
+                           {"host", "port", "ports", "tls", "name", "ca_file", "tls_server_name",
+                            "tls_insecure_skip_verify", "username", "password_env", "password_file",
+                            "password", "addresses", "provider", "region", "auth",
+                            "oauth_token_file", "oauth_token_command", "oauth_token_lifetime"});
 
   // Explicit keys win over the preset: host, port/ports, tls, username.
   const ProviderChoice provider = read_provider(reader);

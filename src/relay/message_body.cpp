@@ -56,8 +56,7 @@ bool MessageBody::spill() {
   return true;
 }
 
-bool MessageBody::attach_file(const std::string& path, std::uint64_t offset,
-                              std::uint64_t size) {
+bool MessageBody::attach_file(const std::string& path, std::uint64_t offset, std::uint64_t size) {
   clear();
   fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) {

@@ -82,7 +82,7 @@ class Daemon {
   bool shutting_down_ = false;
   // Shared with the sessions started under it; the current one only.
   std::shared_ptr<relay::RacingSelector> selector_;
-  std::unique_ptr<spool::Spool> spool_;  // before the server: sessions' sinks use it
+  std::unique_ptr<spool::Spool> spool_;            // before the server: sessions' sinks use it
   std::unique_ptr<spool::ControlServer> control_;  // `portrelay queue` while running
   std::unique_ptr<server::SubmissionServer> server_;
 };

@@ -111,14 +111,14 @@ struct RelayConfig {
 
 // [spool]: the durable queue (docs/CONFIGURATION.md).
 struct SpoolConfig {
-  std::string dir = "/var/spool/portrelay";  // created 0700 if missing
-  std::size_t max_messages = 100000;         // more: 452 4.3.1 to new messages
-  std::uint64_t max_bytes = 10ull << 30;     // queued octets
-  std::uint64_t min_free_disk = 100ull << 20;  // free space the spool must leave
+  std::string dir = "/var/spool/portrelay";            // created 0700 if missing
+  std::size_t max_messages = 100000;                   // more: 452 4.3.1 to new messages
+  std::uint64_t max_bytes = 10ull << 30;               // queued octets
+  std::uint64_t min_free_disk = 100ull << 20;          // free space the spool must leave
   Duration max_lifetime = std::chrono::hours(24 * 5);  // then bounce (Postfix's default)
-  Duration retry_min = std::chrono::seconds(30);   // backoff after a transient refusal,
-  Duration retry_max = std::chrono::minutes(30);   // doubling, with jitter
-  std::size_t max_deliveries = 32;            // concurrent background deliveries
+  Duration retry_min = std::chrono::seconds(30);       // backoff after a transient refusal,
+  Duration retry_max = std::chrono::minutes(30);       // doubling, with jitter
+  std::size_t max_deliveries = 32;                     // concurrent background deliveries
   bool bounces = true;  // false: permanent failures go to failed/ instead of a bounce
   Duration failed_lifetime = std::chrono::hours(24 * 7);  // how long failed/ keeps them
 };
