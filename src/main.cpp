@@ -109,6 +109,14 @@ int main(int argc, char** argv) {
       queue->add_subcommand("bounce", "Give up on a message: bounce it to its sender");
   queue_bounce->add_option("id", queue_options.id, "Queue id")->required();
 
+  bool health_ready = false;
+  auto* health = app.add_subcommand(
+      "healthcheck",
+      "Ask the running daemon's /healthz (or /readyz with --ready) on the metrics listener; "
+      "exit 0 if it answers 200 (for container HEALTHCHECKs)");
+  health->add_option("-c,--config", config_path, config_help());
+  health->add_flag("--ready", health_ready, "Ask /readyz instead of /healthz");
+
   auto* version = app.add_subcommand("version", "Print the version");
 
   auto* hash = app.add_subcommand(
@@ -140,6 +148,9 @@ int main(int argc, char** argv) {
     return portrelay::cli::probe(probe_options);
   }
   if (*demo) return portrelay::cli::demo(demo_options);
+  if (*health)
+    return portrelay::cli::healthcheck(portrelay::cli::resolve_config_path(config_path),
+                                       health_ready);
   if (*queue) {
     queue_options.config_path = portrelay::cli::resolve_config_path(queue_options.config_path);
     for (auto* sub : queue->get_subcommands()) queue_options.action = sub->get_name();

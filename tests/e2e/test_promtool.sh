@@ -99,6 +99,11 @@ for path in /healthz /readyz; do
     fail "GET $path did not answer 200: $(curl -sS --max-time 5 "http://127.0.0.1:$METRICS_PORT$path")"
   note "GET $path: 200 $body"
 done
+# The same through the CLI a container HEALTHCHECK runs (the image has no curl).
+out=$("$PORTRELAY" healthcheck --config "$WORK/portrelay.toml") || fail "portrelay healthcheck: $out"
+out_ready=$("$PORTRELAY" healthcheck --ready --config "$WORK/portrelay.toml") ||
+  fail "portrelay healthcheck --ready: $out_ready"
+note "$out; $out_ready"
 
 status=0
 promtool check metrics <"$WORK/metrics.txt" >"$WORK/promtool.out" 2>&1 || status=$?
@@ -108,4 +113,11 @@ if [[ -s "$WORK/promtool.out" ]]; then
 fi
 [[ $status -eq 0 ]] || fail "promtool check metrics exited $status"
 note "promtool check metrics: exit 0"
+
+# With the daemon gone the health check fails (exit 1, says why).
+stop_pid "$PORTRELAY_PID"
+if out=$("$PORTRELAY" healthcheck --config "$WORK/portrelay.toml" 2>&1); then
+  fail "healthcheck passed with no daemon: $out"
+fi
+note "no daemon: $out"
 note "PASS"

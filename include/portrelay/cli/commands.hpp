@@ -42,6 +42,8 @@ int probe(const ProbeOptions& options);
 int check(const std::string& config_path);
 int demo(const DemoOptions& options);
 int version();
+// GET /healthz (or /readyz) from the running daemon's metrics listener: 0 on 200.
+int healthcheck(const std::string& config_path, bool ready);
 int hash_password(const std::string& username);
 // sendmail(8) with its own option syntax (`arguments` without the program name); exit status
 // per sysexits.h.
