@@ -58,6 +58,11 @@ Spool::Spool(net::Loop& loop, config::SpoolConfig config, std::string hostname,
       grace_timer_(loop.uv()) {}
 
 Spool::~Spool() {
+  // Without shutdown() (a start-up that failed half way): completions that run while the
+  // committer drains must not start anything.
+  stopping_ = true;
+  no_new_deliveries_ = true;
+  for (auto& [id, delivery] : deliveries_) delivery->abandon();
   deliveries_.clear();
   if (committer_) committer_->stop();
 }
