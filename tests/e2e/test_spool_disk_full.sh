@@ -52,7 +52,8 @@ start_in_namespace() {
   done
   fail "portrelay did not listen"
 }
-in_ns() { nsenter --target "$PORTRELAY_PID" --mount "$@"; }
+# --root: the daemon's own root, so paths resolve the same when the suite runs in a chroot.
+in_ns() { nsenter --target "$PORTRELAY_PID" --mount --root "$@"; }
 
 send() {  # send SUBJECT BODY_KIB -> prints the reply; status 0 only on 250
   "$PY" - "$SMTP_PORT" "$1" "$2" <<'PY'
