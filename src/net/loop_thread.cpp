@@ -21,23 +21,26 @@ void LoopThread::start(std::function<Hooks(Loop& loop)> setup) {
     Hooks hooks;
     {
       Loop loop(&raw);
+      bool failed = false;
       try {
         hooks = setup(loop);
       } catch (...) {
         ready.set_exception(std::current_exception());
-        // What setup built before it threw is already destroyed; let it close.
-        uv_run(&raw, UV_RUN_NOWAIT);
-        return void(drain_and_close(&raw));
+        failed = true;  // what setup built is destroyed already; ~Loop closes its own handle
       }
-      stop_signal_ = std::make_unique<Async>(&raw, [this, &hooks]() {
-        stop_signal_->close();  // from now on only the application's own work keeps the loop
-        if (hooks.stop) hooks.stop();
-      });
-      ready.set_value();
-      uv_run(&raw, UV_RUN_DEFAULT);
-      if (hooks.teardown) hooks.teardown();
-      stop_signal_.reset();
-    }  // ~Loop frees what was deferred
+      if (!failed) {
+        stop_signal_ = std::make_unique<Async>(&raw, [this, &hooks]() {
+          stop_signal_->close();  // from now on only the application's own work keeps the loop
+          if (hooks.stop) hooks.stop();
+        });
+        ready.set_value();
+        uv_run(&raw, UV_RUN_DEFAULT);
+        if (hooks.teardown) hooks.teardown();
+        stop_signal_.reset();
+      }
+    }  // ~Loop frees what was deferred and closes its idle handle
+    // Runs the close callbacks of everything above (also after a failed setup: returning
+    // from inside the Loop's scope left its handle open and leaked the loop's memory).
     close_status_ = drain_and_close(&raw);
   });
   try {
