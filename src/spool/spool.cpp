@@ -369,24 +369,23 @@ void Spool::settled(const std::string& id, Settlement settlement, bool count) {
                                         : metrics::MessageResult::Bounced);
     if (!settlement.delivered.empty()) metrics_.queue_delivered(waited);
   }
-  const bool no_bounce_possible = !config_.bounces || entry.layout.envelope.sender.empty() ||
-                                  is_bounce(entry.layout.envelope.sender,
-                                            read_headers(directory_->queue_path(id), entry.layout));
-  if (no_bounce_possible) {
-    // Kept for inspection in failed/ (with its state, which says why).
-    committer_->write_state(id, encode_state(entry.state), false, [](Result<bool>) {});
+  // The settled recipients are recorded first: a crash before the bounce is queued then
+  // redoes neither the deliveries nor the refusals, only the bounce (and failed/ keeps the
+  // state, which says why).
+  committer_->write_state(id, encode_state(entry.state), false, [](Result<bool>) {});
+  const bool may_bounce = config_.bounces && !entry.layout.envelope.sender.empty();
+  // Read once: the bounce check and the report both need the original's header section.
+  std::string headers = may_bounce ? read_headers(directory_->queue_path(id), entry.layout) : "";
+  if (!may_bounce || is_bounce(entry.layout.envelope.sender, headers)) {
     leave_queue(id, true);
     return;
   }
-  // The settled recipients are recorded first: a crash before the bounce is queued then
-  // redoes neither the deliveries nor the refusals, only the bounce.
-  committer_->write_state(id, encode_state(entry.state), false, [](Result<bool>) {});
   entry.bouncing = true;
-  send_bounce(id, settlement, [this, id]() { leave_queue(id, false); });
+  send_bounce(id, settlement, std::move(headers), [this, id]() { leave_queue(id, false); });
 }
 
 void Spool::send_bounce(const std::string& id, const Settlement& settlement,
-                        std::function<void()> then) {
+                        std::string original_headers, std::function<void()> then) {
   const Entry& entry = messages_.at(id);
   BounceInput input;
   input.reporting_mta = hostname_;
@@ -414,7 +413,7 @@ void Spool::send_bounce(const std::string& id, const Settlement& settlement,
     }
     input.recipients.push_back(std::move(recipient));
   }
-  input.original_headers = read_headers(directory_->queue_path(id), entry.layout);
+  input.original_headers = std::move(original_headers);
   auto body = std::make_unique<relay::MessageBody>();
   body->append(build_bounce(input));
   smtp::PathArgument null_sender;

@@ -132,7 +132,8 @@ class Spool {
   // A message with no pending recipient left: settle it as it stands.
   void finish_settled(const std::string& id);
   void leave_queue(const std::string& id, bool keep_in_failed);
-  void send_bounce(const std::string& id, const Settlement& settlement, std::function<void()> then);
+  void send_bounce(const std::string& id, const Settlement& settlement,
+                   std::string original_headers, std::function<void()> then);
   void tick();
   void finish_shutdown();
   void publish_metrics();
