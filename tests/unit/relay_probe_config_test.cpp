@@ -1,4 +1,5 @@
-// [relay] probe_interval: default, "0s" (off), the range, errors at the key (file:line:col).
+// [relay] probe_interval (default, "0s" = off, the range) and recovery_probe_min / _max
+// (defaults, durations): errors point at the key that is wrong (file:line:col).
 #include <gtest/gtest.h>
 
 #include <string>
@@ -56,6 +57,51 @@ TEST(RelayProbeIntervalConfig, NotADurationIsRefused) {
   EXPECT_EQ(error_of("probe_interval = 60\n"),
             "portrelay.toml:2:18: relay.probe_interval: expected a duration string, got "
             "integer (use units like \"250ms\", \"10s\", \"5m\")");
+}
+
+TEST(RelayRecoveryConfig, DefaultsAreOneSecondAndTenSeconds) {
+  Config config = parse("");
+  EXPECT_EQ(config.relay.recovery_probe_min, 1s);
+  EXPECT_EQ(config.relay.recovery_probe_max, 10s);
+}
+
+TEST(RelayRecoveryConfig, ValuesReachTheSelectorOptions) {
+  Config config = parse("recovery_probe_min = \"500ms\"\nrecovery_probe_max = \"1m\"\n");
+  EXPECT_EQ(config.relay.recovery_probe_min, 500ms);
+  EXPECT_EQ(config.relay.recovery_probe_max, 60s);
+  auto options = relay::RacingOptions::from(config.relay);
+  EXPECT_EQ(options.recovery_probe_min, 500ms);
+  EXPECT_EQ(options.recovery_probe_max, 60s);
+}
+
+TEST(RelayRecoveryConfig, EqualMinAndMaxIsAFixedInterval) {
+  Config config = parse("recovery_probe_min = \"3s\"\nrecovery_probe_max = \"3s\"\n");
+  EXPECT_EQ(config.relay.recovery_probe_min, 3s);
+  EXPECT_EQ(config.relay.recovery_probe_max, 3s);
+}
+
+TEST(RelayRecoveryConfig, ZeroIsRefusedAtTheKey) {
+  EXPECT_EQ(error_of("recovery_probe_min = \"0s\"\n"),
+            "portrelay.toml:2:22: relay.recovery_probe_min: must be greater than 0");
+  EXPECT_EQ(error_of("recovery_probe_max = \"0s\"\n"),
+            "portrelay.toml:2:22: relay.recovery_probe_max: must be greater than 0");
+}
+
+TEST(RelayRecoveryConfig, MaxShorterThanMinPointsAtMax) {
+  EXPECT_EQ(error_of("recovery_probe_min = \"5s\"\nrecovery_probe_max = \"2s\"\n"),
+            "portrelay.toml:3:22: relay.recovery_probe_max: must not be shorter than "
+            "relay.recovery_probe_min");
+}
+
+TEST(RelayRecoveryConfig, MinAboveTheDefaultMaxPointsAtMin) {
+  EXPECT_EQ(error_of("recovery_probe_min = \"20s\"\n"),
+            "portrelay.toml:2:22: relay.recovery_probe_min: is longer than "
+            "relay.recovery_probe_max (10s by default); set recovery_probe_max too");
+}
+
+TEST(RelayRecoveryConfig, NotADurationIsRefused) {
+  std::string error = error_of("recovery_probe_min = 5\n");
+  EXPECT_EQ(error.rfind("portrelay.toml:2:22: relay.recovery_probe_min:", 0), 0u) << error;
 }
 
 }  // namespace
