@@ -21,6 +21,11 @@ double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// A dropped message may hold what the SMTP listener would take.
+spool::MaildropLimits maildrop_limits(const config::ServerConfig& server) {
+  return {server.max_message_size, server.max_recipients};
+}
+
 }  // namespace
 
 Daemon::Daemon(net::Loop& loop, config::Config config)
@@ -28,9 +33,11 @@ Daemon::Daemon(net::Loop& loop, config::Config config)
       config_(std::make_shared<const config::Config>(std::move(config))),
       heartbeat_timer_(loop.uv()) {
   metrics_ = std::make_unique<metrics::Metrics>(config_->chain, PORTRELAY_VERSION);
-  if (config_->relay.uses_spool())
+  if (config_->relay.uses_spool()) {
     spool_ =
         std::make_unique<spool::Spool>(loop_, config_->spool, config_->server.hostname, *metrics_);
+    spool_->set_maildrop_limits(maildrop_limits(config_->server));
+  }
   Generation first = build(config_);
   selector_ = first.selector;
   server_ = std::make_unique<server::SubmissionServer>(
@@ -171,7 +178,10 @@ void Daemon::apply(config::Config next_config) {
   // with), and what those sessions hand back later is closed, not pooled.
   selector_->retire();
   selector_ = generation.selector;
-  if (spool_) spool_->reconfigure(next->spool);
+  if (spool_) {
+    spool_->reconfigure(next->spool);
+    spool_->set_maildrop_limits(maildrop_limits(next->server));
+  }
   use_selector_for_spool();
   server_->reconfigure(std::shared_ptr<const config::ServerConfig>(next, &next->server),
                        std::move(generation.environment));

@@ -10,6 +10,8 @@
 #include "portrelay/cli/commands.hpp"
 #include "portrelay/cli/config_path.hpp"
 #include "portrelay/cli/sendmail_options.hpp"
+#include "portrelay/smtp/command.hpp"
+#include "portrelay/spool/maildrop.hpp"
 #include "portrelay/submit/address_list.hpp"
 #include "portrelay/submit/message.hpp"
 #include "portrelay/submit/smtp_submission.hpp"
@@ -21,8 +23,10 @@ namespace {
 constexpr const char* kSendmailUsage =
     "Usage: portrelay sendmail [options] [recipient...]   (also as a link named sendmail)\n"
     "Reads a message on stdin and submits it to the local portrelay daemon (its first\n"
-    "[server] listen address without AUTH), like sendmail(8). The message is relayed before\n"
-    "this returns: exit 0 means an upstream accepted it.\n"
+    "[server] listen address without AUTH), like sendmail(8). Exit 0 means the daemon took\n"
+    "it (an upstream accepted it, or it is queued), or, when no daemon answers and the\n"
+    "configuration keeps a spool, that it is stored in the spool's maildrop for the daemon\n"
+    "to send when it starts.\n"
     "  -t             recipients also from To:, Cc:, Bcc: (Bcc: is removed)\n"
     "  -f ADDR, -r ADDR  envelope sender (default: your login @ server.hostname)\n"
     "  -F NAME        full name for the From: field added when there is none\n"
@@ -33,7 +37,8 @@ constexpr const char* kSendmailUsage =
     "  -bp            list the queue (as mailq); -bm deliver (the default)\n"
     "Other sendmail options (-oem, -odi, -odb, -B8BITMIME, -N, -R, -V, -X, ...) are accepted.\n"
     "Exit status (sysexits.h): 0 sent, 64 usage, 65 message refused (5xx), 67 recipient\n"
-    "refused (5xx), 75 relay unreachable or busy (4xx: try again), 78 config unusable.\n";
+    "refused (5xx), 75 relay busy (4xx), or unreachable with no maildrop: try again,\n"
+    "78 config unusable.\n";
 
 struct Identity {
   std::string login;
@@ -59,6 +64,31 @@ int submission_failed(const std::string& what, const submit::SubmissionTarget& t
   if (!target.fallback_note.empty()) text += " (" + target.fallback_note + ")";
   report(text);
   return status;
+}
+
+// No daemon took the message (stopped, restarting, not configured yet): store it in the
+// maildrop, where the daemon picks it up when it starts, as Postfix's postdrop does. Cron and
+// the tools that call sendmail do not retry, so an exit 75 here would lose their mail. If the
+// connection broke after the whole message was sent, the daemon may have it already: a
+// duplicate is preferred to a loss.
+int drop_or_fail(const submit::SubmissionRequest& request, const submit::SubmissionTarget& target,
+                 const std::string& why, bool verbose) {
+  if (target.maildrop.empty())
+    return submission_failed("not sent, try again later: " + why +
+                                 " (is 'portrelay run' running? this configuration keeps no "
+                                 "spool, so there is no maildrop)",
+                             target, EX_TEMPFAIL);
+  spool::DroppedMessage dropped{request.sender, request.recipients, request.eight_bit,
+                                request.content};
+  auto stored = spool::drop_message(target.maildrop, dropped);
+  if (!stored)
+    return submission_failed(
+        "not sent, try again later: " + why + "; and not stored: " + stored.error().message, target,
+        EX_TEMPFAIL);
+  if (verbose)
+    report(why + "; stored in the maildrop as " + target.maildrop + "/" + *stored +
+           " for the daemon to send when it starts");
+  return EX_OK;
 }
 
 }  // namespace
@@ -157,6 +187,23 @@ int sendmail(const std::vector<std::string>& arguments) {
   if (!message.has_field("Message-ID"))
     message.add_field("Message-ID", submit::make_message_id(target.domain));
 
+  // The same syntax the daemon's SMTP server demands: an address it would refuse (control
+  // characters, angle brackets that end the path early, over 256 octets) is a usage error
+  // here, not a message lost in transit.
+  // The path must be exactly the address: "a@x> SIZE=1" would parse, with a parameter.
+  auto exactly = [](const Result<smtp::PathArgument>& path, const std::string& address) {
+    return path && path->parameters.empty() && path->address == address;
+  };
+  if (!exactly(smtp::parse_mail_from("FROM:<" + sender + ">"), sender)) {
+    report("invalid sender address '" + sender + "' (usage: 'portrelay sendmail --help')");
+    return EX_USAGE;
+  }
+  for (const auto& recipient : unique)
+    if (!exactly(smtp::parse_rcpt_to("TO:<" + recipient + ">"), recipient)) {
+      report("invalid recipient address '" + recipient + "'");
+      return EX_USAGE;
+    }
+
   submit::SubmissionRequest request;
   request.host = target.host;
   request.port = target.port;
@@ -179,9 +226,8 @@ int sendmail(const std::vector<std::string>& arguments) {
     case Outcome::kNoRecipients:
       return submission_failed("not sent: " + result.detail, target, EX_NOUSER);
     case Outcome::kUnreachable:
-      return submission_failed("not sent, try again later: cannot submit to " + relay + ": " +
-                                   result.detail + " (is 'portrelay run' running?)",
-                               target, EX_TEMPFAIL);
+      return drop_or_fail(request, target, "cannot submit to " + relay + ": " + result.detail,
+                          options.verbose);
     case Outcome::kTransient:
       return submission_failed("not sent, try again later: " + result.detail, target, EX_TEMPFAIL);
     case Outcome::kRejected:

@@ -68,6 +68,13 @@ void apply_with_value(SendmailOptions& options, char letter, const std::string& 
   }
 }
 
+// CR, LF and NUL have no place in an address or a name; in the envelope they would end the
+// MAIL command early and start commands of the caller's choosing (the PHP mail() fifth
+// parameter pattern). Refused, not cleaned: a cleaned address is not the one the caller gave.
+bool has_line_break_or_nul(std::string_view value) {
+  return value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
+}
+
 }  // namespace
 
 SendmailParse parse_sendmail_arguments(const std::vector<std::string>& arguments) {
@@ -112,6 +119,8 @@ SendmailParse parse_sendmail_arguments(const std::vector<std::string>& arguments
             return {std::nullopt, std::string("option -") + letter + " needs a value"};
           value = arguments[++i];
         }
+        if ((letter == 'f' || letter == 'r' || letter == 'F') && has_line_break_or_nul(value))
+          return {std::nullopt, std::string("-") + letter + ": the value holds CR, LF or NUL"};
         apply_with_value(options, letter, value, config_from_c);
         break;
       }
@@ -131,6 +140,8 @@ SendmailParse parse_sendmail_arguments(const std::vector<std::string>& arguments
     }
   }
   for (; i < arguments.size(); ++i) {
+    if (has_line_break_or_nul(arguments[i]))
+      return {std::nullopt, "recipient argument " + std::to_string(i + 1) + " holds CR, LF or NUL"};
     // One argument may hold several ("a@b, c@d") or a display name ("Ann <a@b>").
     for (auto& address : submit::parse_address_list(arguments[i]))
       options.recipients.push_back(std::move(address));

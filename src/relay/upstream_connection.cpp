@@ -2,6 +2,7 @@
 
 #include "portrelay/base/log.hpp"
 #include "portrelay/net/tcp_listener.hpp"
+#include "portrelay/smtp/command.hpp"
 
 namespace portrelay::relay {
 namespace {
@@ -333,6 +334,11 @@ void UpstreamConnection::command(const std::string& line, ResponseCallback callb
   if (!usable()) {
     phase_ = Phase::Closed;
     return deliver(AttemptFailure{FailureReason::TransactionReset, "connection is not usable"});
+  }
+  if (!smtp::is_single_command_line(line)) {
+    // Never on the wire: a CR or LF would end this command early and start another.
+    return deliver(AttemptFailure{FailureReason::TransactionProtocol,
+                                  "refused to send a command holding CR, LF or NUL"});
   }
   transcribe("out", line);
   connection_->send(line + "\r\n");

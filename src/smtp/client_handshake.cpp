@@ -1,6 +1,7 @@
 #include "portrelay/smtp/client_handshake.hpp"
 
 #include "portrelay/smtp/base64.hpp"
+#include "portrelay/smtp/command.hpp"
 
 namespace portrelay::smtp {
 
@@ -42,6 +43,8 @@ std::string printable_challenge(const std::string& encoded) {
 ClientHandshake::ClientHandshake(Options options) : options_(std::move(options)) {}
 
 HandshakeAction ClientHandshake::send(Step next, std::string line, bool sensitive) {
+  if (!is_single_command_line(line))
+    return fail(FailureReason::Protocol, "refused to send a command holding CR, LF or NUL");
   step_ = next;
   HandshakeAction action;
   action.kind = Kind::Send;

@@ -272,4 +272,8 @@ Result<PathArgument> parse_rcpt_to(std::string_view argument) {
   return parse_path_argument(argument, "TO:", PathKind::ForwardPath);
 }
 
+bool is_single_command_line(std::string_view line) {
+  return line.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
 }  // namespace portrelay::smtp

@@ -3,22 +3,26 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <stdexcept>
 
 #include "portrelay/base/log.hpp"
+#include "portrelay/net/timer.hpp"
+#include "portrelay/spool/control_protocol.hpp"
 
 namespace portrelay::spool {
 namespace {
 
-constexpr std::size_t kMaxRequest = 512;
+constexpr std::size_t kMaxRequest = kMaxControlLine;
 constexpr std::size_t kMaxClients = 16;  // operators, not traffic: more are turned away
+// A request is one short line and its answer one more: a client that has not sent its line
+// and taken its answer by then is dropped, so idle connections cannot hold every slot.
+constexpr std::chrono::milliseconds kClientDeadline{5000};
 
 }  // namespace
 
 std::string control_request(Spool& spool, const std::string& line) {
-  const auto space = line.find(' ');
-  const std::string verb = line.substr(0, space);
-  const std::string argument = space == std::string::npos ? "" : line.substr(space + 1);
+  const auto [verb, argument] = parse_control_request(line);
   Result<std::string> result = Error{"unknown request (retry, delete, bounce)"};
   if (verb == "retry")
     result = spool.retry(argument);
@@ -35,7 +39,8 @@ struct ControlServer::Client {
   ControlServer* server;
   net::UvHandle<uv_pipe_t, Client> pipe;
   std::string request;
-  explicit Client(ControlServer* owner) : server(owner), pipe(this) {}
+  net::Timer deadline;
+  Client(ControlServer* owner, uv_loop_t* loop) : server(owner), pipe(this), deadline(loop) {}
 };
 
 ControlServer::ControlServer(net::Loop& loop, Spool& spool, std::string path)
@@ -65,13 +70,17 @@ void ControlServer::stop() {
 }
 
 void ControlServer::accept() {
-  auto client = std::make_unique<Client>(this);
+  auto client = std::make_unique<Client>(this, loop_.uv());
   uv_pipe_init(loop_.uv(), client->pipe.get(), 0);
   client->pipe.set_initialized();
   if (uv_accept(listener_.as_stream(), client->pipe.as_stream()) != 0) return;
   if (clients_.size() >= kMaxClients) return;  // closed as `client` goes
   Client* raw = client.get();
   clients_[raw] = std::move(client);
+  raw->deadline.start(kClientDeadline, [this, raw]() {
+    log::warn("queue_control_timeout", {{"detail", "no request line within 5 s; closed"}});
+    finish(raw);
+  });
   uv_read_start(
       raw->pipe.as_stream(),
       [](uv_handle_t*, std::size_t suggested, uv_buf_t* buffer) {

@@ -118,6 +118,12 @@ void Spool::start() {
                             {"removed_partial", std::to_string(report.removed_partial)},
                             {"corrupt", std::to_string(report.corrupt.size())}});
   publish_metrics();
+  try {
+    maildrop_ = std::make_unique<Maildrop>(config_.dir);
+  } catch (const std::exception& error) {
+    log::error("maildrop_unusable", {{"detail", error.what()}});
+  }
+  pick_up_dropped();
   tick_timer_.start(kTick, [this]() { tick(); });
   // A message with nothing pending (settled before a crash, bounced by the operator while
   // no daemon ran, or whose bounce could not be queued) is finished by pump(), not tried.
@@ -479,8 +485,52 @@ void Spool::on_endpoint_up() {
   pump();
 }
 
+void Spool::pick_up_dropped() {
+  // A few per tick: a flood of drops cannot starve the loop, and each waits for room.
+  constexpr std::size_t kPerTick = 64;
+  if (!maildrop_ || stopping_ || !committer_) return;
+  for (const std::string& name : maildrop_->waiting(kPerTick + picking_up_.size())) {
+    if (picking_up_.count(name) != 0) continue;
+    const std::uint64_t envelope_room = 64 * 1024 + maildrop_limits_.max_recipients * 300;
+    auto file = maildrop_->read(name, maildrop_limits_.max_content + envelope_room);
+    if (!file) {
+      log::error("maildrop_rejected", {{"file", name}, {"detail", file.error().message}});
+      maildrop_->set_aside(name);
+      continue;
+    }
+    const std::string uid = std::to_string(file->uid);
+    auto dropped = parse_dropped(file->data, maildrop_limits_);
+    if (!dropped) {
+      log::error("maildrop_rejected",
+                 {{"file", name}, {"uid", uid}, {"detail", dropped.error().message}});
+      maildrop_->set_aside(name);
+      continue;
+    }
+    if (admission(dropped->content.size())) return;  // counted and logged; next tick
+    auto body = std::make_unique<relay::MessageBody>();
+    if (!body->append(dropped->content)) {
+      log::error("maildrop_rejected", {{"file", name}, {"uid", uid}, {"detail", body->error()}});
+      return;  // local trouble (temporary file): the file stays for the next tick
+    }
+    smtp::PathArgument sender;
+    sender.address = dropped->sender;
+    if (dropped->eight_bit) sender.parameters.push_back({"BODY", "8BITMIME"});
+    picking_up_.insert(name);
+    accept(sender, dropped->recipients, std::move(body), "maildrop:uid=" + uid,
+           [this, name, uid](Result<std::string> id) {
+             picking_up_.erase(name);
+             if (!id) return;  // spool_write_failed is logged; the file stays for later
+             // Durable in queue/ now. A crash before this removal queues it again at the
+             // next start: a duplicate, never a loss.
+             if (maildrop_) maildrop_->remove(name);
+             log::info("maildrop_picked_up", {{"file", name}, {"uid", uid}, {"queue_id", *id}});
+           });
+  }
+}
+
 void Spool::tick() {
   ++ticks_;
+  pick_up_dropped();
   const std::int64_t now = unix_ms_now();
   if (ticks_ % kExpiryScanTicks == 0) {
     std::vector<std::string> expired, forgotten;

@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "portrelay/smtp/capabilities.hpp"
+#include "portrelay/smtp/command.hpp"
 #include "portrelay/smtp/data_reader.hpp"
 
 namespace portrelay::submit {
@@ -22,6 +23,12 @@ using Outcome = SubmissionResult::Outcome;
 
 // Any failure of the connection itself: the relay is unreachable for this message.
 struct ConnectionFailure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// A command line that would carry a second command (the caller's bug, or its caller's
+// input): nothing more is sent.
+struct UnsafeCommand : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
@@ -97,6 +104,8 @@ class Connection {
   }
 
   smtp::Reply command(const std::string& line, std::chrono::milliseconds timeout) {
+    if (!smtp::is_single_command_line(line))
+      throw UnsafeCommand("refusing to send a command holding CR, LF or NUL");
     if (trace_) trace_("C: " + line);
     send(line + "\r\n", timeout);
     return read_reply(timeout);
@@ -191,6 +200,11 @@ SubmissionResult submit_message(const SubmissionRequest& request,
     } catch (const ConnectionFailure&) {
       // The message is accepted; how the server ends the session changes nothing.
     }
+    return result;
+  } catch (const UnsafeCommand& unsafe) {
+    SubmissionResult result;
+    result.outcome = Outcome::kRejected;
+    result.detail = unsafe.what();
     return result;
   } catch (const ConnectionFailure& failure) {
     SubmissionResult result;

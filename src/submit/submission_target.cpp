@@ -51,7 +51,8 @@ SubmissionTarget find_submission_target(const std::string& path) {
     if (error == EACCES) {
       target.fallback_note = "cannot read " + path + " (" + std::strerror(error) +
                              "), so the default listener " + target.host + ":" +
-                             std::to_string(target.port) + " was used";
+                             std::to_string(target.port) + " and the maildrop " + target.maildrop +
+                             " were used";
       return target;
     }
     throw SubmissionTargetError(path + ": cannot read: " + std::strerror(error));
@@ -66,6 +67,12 @@ SubmissionTarget find_submission_target(const std::string& path) {
                                 std::to_string(error.source().begin.column) + ": " +
                                 std::string(error.description()));
   }
+  // The maildrop exists only where the daemon keeps a spool to pick it up into.
+  const std::string mode = root["relay"]["mode"].value_or(std::string("passthrough"));
+  if (mode == "spool" || root["relay"]["spool_on_failure"].value_or(false))
+    target.maildrop = root["spool"]["dir"].value_or(config::SpoolConfig{}.dir) + "/maildrop";
+  else
+    target.maildrop.clear();
   const toml::table* server = root["server"].as_table();
   if (server == nullptr) return target;  // every default
   if (auto hostname = (*server)["hostname"].value<std::string>()) target.domain = *hostname;

@@ -71,6 +71,18 @@ IFS=: read -r _ _ uid gid _ home shell < <(in_root getent passwd portrelay) || f
 [[ -L $ROOT/etc/systemd/system/multi-user.target.wants/portrelay.service ]] || fail "portrelay.service is not enabled"
 note "user portrelay (uid $uid), config 0640 root:portrelay, unit enabled, waiting for /etc/portrelay/unconfigured to go"
 
+# 4b. cron mail while the package is not configured yet (the unit is held back): stored in the
+# maildrop the package made, exit 0 (cron's own command line, as root).
+[[ $(in_root stat -c '%a %U' /var/spool/portrelay/maildrop) == "3733 portrelay" ]] ||
+  fail "maildrop is $(in_root stat -c '%a %U' /var/spool/portrelay/maildrop), want 3733 portrelay"
+status=0
+printf 'From: root (Cron Daemon)\nTo: root\nSubject: Cron <root@vm> before configure\n\nnightly output\n' |
+  in_root /usr/sbin/sendmail -FCronDaemon -i -B8BITMIME -oem root >"$WORK/cron.out" 2>&1 || status=$?
+[[ $status -eq 0 ]] || { cat "$WORK/cron.out" >&2; fail "cron's sendmail before configuration exited $status"; }
+[[ $(find "$ROOT/var/spool/portrelay/maildrop" -maxdepth 1 -type f ! -name '.*' | wc -l) -eq 1 ]] ||
+  fail "cron's mail is not in the maildrop"
+note "before configuration: cron's sendmail exit 0, the message in /var/spool/portrelay/maildrop"
+
 # 5. The issue: the config readable only through the group. Another user: Permission denied.
 status=0
 in_root setpriv --reuid 61234 --regid 61234 --clear-groups portrelay check --config /etc/portrelay/portrelay.toml \
@@ -101,6 +113,7 @@ printf 'Subject: t\n\nx\n' | setpriv --reuid 65534 --regid 65534 --clear-groups 
 echo "sendmail exit: \$?"; grep -o 'queued as [0-9A-F]* for retry' /tmp/sendmail.out
 mailq | grep -c 'ops@example.test' | sed 's/^/mailq lines: /'
 stat -c 'spool: %a %U' /var/spool/portrelay /var/spool/portrelay/queue
+grep -c 'event=maildrop_picked_up' /tmp/run.log | sed 's/^/picked up: /'
 kill -TERM \$daemon; wait \$daemon; echo "daemon exit after SIGTERM: \$?"
 grep -c 'event=started' /tmp/run.log | sed 's/^/started lines: /'
 grep -c 'event=stopped' /tmp/run.log | sed 's/^/stopped lines: /'
@@ -112,9 +125,50 @@ unshare --net sh -c 'ip link set lo up && exec "$@"' sh \
 grep -q '^greeting: 220 ' "$WORK/as-unit.out" || { cat "$WORK/as-unit.out" >&2; fail "no 220 greeting from ExecStart"; }
 grep -q '^sendmail exit: 0$' "$WORK/as-unit.out" && grep -q 'for retry' "$WORK/as-unit.out" || { cat "$WORK/as-unit.out" >&2; fail "sendmail through the installed link: the message was not queued for retry (exit 0)"; }
 grep -q '^mailq lines: 1$' "$WORK/as-unit.out" || { cat "$WORK/as-unit.out" >&2; fail "mailq does not list the queued message"; }
-[[ $(grep -c '^spool: 700 portrelay$' "$WORK/as-unit.out") -eq 2 ]] || { cat "$WORK/as-unit.out" >&2; fail "spool not 0700 portrelay"; }
+grep -q '^spool: 711 portrelay$' "$WORK/as-unit.out" && grep -q '^spool: 700 portrelay$' "$WORK/as-unit.out" || { cat "$WORK/as-unit.out" >&2; fail "spool not 0711 (queue/ 0700) portrelay"; }
+grep -q '^picked up: 1$' "$WORK/as-unit.out" || { cat "$WORK/as-unit.out" >&2; fail "the daemon did not pick up the dropped cron mail"; }
 grep -q '^daemon exit after SIGTERM: 0$' "$WORK/as-unit.out" && grep -q '^stopped lines: 1$' "$WORK/as-unit.out" || { cat "$WORK/as-unit.out" >&2; fail "daemon did not exit 0 on SIGTERM"; }
-note "as $user: ExecStartPre (check) OK, ExecStart listening ($(grep '^greeting:' "$WORK/as-unit.out")), sendmail -> queued for retry (exit 0) in /var/spool/portrelay (0700 portrelay), mailq lists it, SIGTERM -> exit 0"
+note "as $user: ExecStartPre (check) OK, ExecStart listening ($(grep '^greeting:' "$WORK/as-unit.out")), sendmail -> queued for retry (exit 0) in /var/spool/portrelay (0711, queue/ 0700, portrelay), the dropped cron mail picked up, mailq lists it, SIGTERM -> exit 0"
+
+# 5b. The operator configures the provider (here a test upstream in the namespace) and starts
+# the unit: the cron mail of step 4b, queued since, is delivered.
+UP_PORT=2587
+cat >"$ROOT/etc/portrelay/portrelay.toml" <<TOML
+[server]
+listen = ["127.0.0.1:2525"]
+
+[relay]
+spool_on_failure = true
+
+[[upstream]]
+host = "127.0.0.1"
+port = $UP_PORT
+tls = "none"
+
+[metrics]
+enabled = false
+TOML
+rm "$ROOT/etc/portrelay/unconfigured"
+mkdir -p "$WORK/mail"
+cat >"$WORK/configured.sh" <<SCRIPT
+set -u
+ip link set lo up
+"$PY" "$E2E_DIR/smtp_upstream.py" --label up --port $UP_PORT --outdir "$WORK/mail" --port-file "$WORK/up.port" 2>"$WORK/up.log" &
+upstream=\$!
+for i in \$(seq 100); do [ -s "$WORK/up.port" ] && break; sleep 0.1; done
+chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+  setpriv --reuid $user --regid $user --init-groups --no-new-privs $start 2>"$WORK/configured.log" &
+daemon=\$!
+for i in \$(seq 150); do [ -s "$WORK/mail/up-2.json" ] && break; sleep 0.1; done
+kill -TERM \$daemon; wait \$daemon
+kill \$upstream
+SCRIPT
+timeout 60 unshare --net bash "$WORK/configured.sh" >"$WORK/configured.out" 2>&1 || true
+grep -l 'before configure' "$WORK"/mail/up-*.eml >/dev/null 2>&1 ||
+  { cat "$WORK/configured.out" "$WORK/configured.log" "$WORK/up.log" >&2; fail "cron mail sent before configuration was not delivered after it"; }
+cron_meta=$(grep -l 'before configure' "$WORK"/mail/up-*.eml | sed 's/\.eml$/.json/')
+grep -q '"rcpt_tos": \["root@' "$cron_meta" || fail "cron mail went to $(cat "$cron_meta")"
+note "configured and started: the cron mail dropped before configuration is delivered ($(cat "$cron_meta"))"
 
 # 6. Purge: nothing of the package stays (the system user stays, as Debian packages do).
 in_root dpkg --purge portrelay >"$WORK/purge.log" 2>&1 || { cat "$WORK/purge.log" >&2; fail "dpkg --purge failed"; }

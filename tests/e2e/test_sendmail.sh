@@ -143,6 +143,17 @@ run_sendmail broken-config -C "$WORK/broken.toml" x@example.test
 expect_exit broken-config 78
 grep -qE "broken.toml:1:[0-9]+: " "$WORK/broken-config.err" || fail "broken config error has no position"
 
+# PHP's mail() fifth parameter: an -f with CR/LF would smuggle a second transaction (another
+# recipient, another body) behind MAIL FROM. Refused with 64; nothing reaches the upstream.
+run_sendmail smuggled-sender -f $'a@x>\r\nRCPT TO:<evil@x>\r\nDATA\r\nSubject: smuggled\r\n\r\nhi\r\n.\r\nMAIL FROM:<b@x' ok@example.test
+expect_exit smuggled-sender 64
+grep -q "CR, LF or NUL" "$WORK/smuggled-sender.err" || fail "smuggled sender refused without saying why"
+run_sendmail smuggled-recipient ok@example.test $'evil@x>\nDATA'
+expect_exit smuggled-recipient 64
+run_sendmail parameter-in-sender -f 'a@x> SIZE=1 AUTH=<b@y' ok@example.test
+expect_exit parameter-in-sender 64
+[[ ! -e "$WORK/mail/up-$((delivered + 1)).json" ]] || fail "a smuggled or invalid envelope reached the upstream"
+
 # The config order: --config beats -C beats PORTRELAY_CONFIG. A closed port: exit 75.
 closed=$(free_port)
 sed "s/127.0.0.1:$SMTP_PORT/127.0.0.1:$closed/" "$WORK/portrelay.toml" >"$WORK/down.toml"

@@ -350,5 +350,13 @@ TEST(ClientHandshakeTest, TlsEstablishedWithoutStarttlsIsProtocolFailure) {
   EXPECT_FALSE(handshake.tls_active());
 }
 
+// A name with CR/LF would put a second command on the wire behind EHLO: never sent.
+TEST(ClientHandshake, RefusesToSendACommandHoldingALineBreak) {
+  auto o = options(TlsMode::None);
+  o.helo_name = "relay.test\r\nMAIL FROM:<evil@x>";
+  ClientHandshake handshake(o);
+  expect_fail(handshake.on_reply(wire(kGreeting)), FailureReason::Protocol);
+}
+
 }  // namespace
 }  // namespace portrelay::smtp

@@ -199,3 +199,13 @@ TEST(CommandParser, StripsSourceRoutes) {
 
 }  // namespace
 }  // namespace portrelay::smtp
+
+TEST(CommandLineGuard, RefusesCrLfAndNulAnywhere) {
+  using portrelay::smtp::is_single_command_line;
+  EXPECT_TRUE(is_single_command_line("MAIL FROM:<a@b> SIZE=10"));
+  EXPECT_TRUE(is_single_command_line(""));
+  EXPECT_FALSE(is_single_command_line("MAIL FROM:<a@x>\r\nRCPT TO:<evil@x>"));
+  EXPECT_FALSE(is_single_command_line("RCPT TO:<a@x>\n"));
+  EXPECT_FALSE(is_single_command_line("EHLO host\r"));
+  EXPECT_FALSE(is_single_command_line(std::string_view("MAIL FROM:<a\0@x>", 16)));
+}

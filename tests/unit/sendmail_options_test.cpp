@@ -87,3 +87,22 @@ TEST(SendmailOptions, MissingValueIsAUsageError) {
 }
 
 }  // namespace
+
+// sendmail -f is the fifth parameter of PHP's mail(): an address holding CR/LF would end MAIL
+// FROM and start commands of the caller's choosing. Refused whole, never cleaned.
+TEST(SendmailOptions, LineBreaksAndNulInEnvelopeArgumentsAreUsageErrors) {
+  const std::string smuggled = "a@x>\r\nRCPT TO:<evil@x>\r\nDATA\r\n.\r\nMAIL FROM:<b@x";
+  for (const auto& arguments : std::vector<std::vector<std::string>>{
+           {"-f", smuggled, "ok@example.test"},
+           {"-f" + smuggled, "ok@example.test"},
+           {"-r", "a@x\nb", "ok@example.test"},
+           {"-F", "Name\r\nBcc: evil@x", "ok@example.test"},
+           {"-i", "ok@example.test", "evil@x\r\nDATA"},
+           {"--", std::string("nul\0@x", 6)},
+       }) {
+    auto parsed = portrelay::cli::parse_sendmail_arguments(arguments);
+    EXPECT_FALSE(parsed.options.has_value()) << arguments[1];
+    EXPECT_NE(parsed.error.find("CR, LF or NUL"), std::string::npos) << parsed.error;
+  }
+  EXPECT_TRUE(portrelay::cli::parse_sendmail_arguments({"-f", "a@x", "b@y"}).options);
+}

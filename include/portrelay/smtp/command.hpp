@@ -56,4 +56,10 @@ struct PathArgument {
 Result<PathArgument> parse_mail_from(std::string_view argument);
 Result<PathArgument> parse_rcpt_to(std::string_view argument);
 
+// Whether `line` may go out as one SMTP command line: no CR, LF or NUL. Every client-side
+// command builder (upstream transactions, the handshake, `portrelay sendmail`) checks this
+// before sending, so that no caller can smuggle a second command, or a whole transaction,
+// through an address or a name.
+bool is_single_command_line(std::string_view line);
+
 }  // namespace portrelay::smtp

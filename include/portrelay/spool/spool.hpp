@@ -38,6 +38,7 @@
 #include "portrelay/spool/committer.hpp"
 #include "portrelay/spool/delivery.hpp"
 #include "portrelay/spool/delivery_plan.hpp"
+#include "portrelay/spool/maildrop.hpp"
 #include "portrelay/spool/spool_directory.hpp"
 
 namespace portrelay::spool {
@@ -75,6 +76,8 @@ class Spool {
   // New limits and retry schedule (a reload); `dir` must not change (restart_required).
   void reconfigure(const config::SpoolConfig& config);
 
+  // What a dropped file (maildrop.hpp) may hold: the SMTP listener's own limits.
+  void set_maildrop_limits(const MaildropLimits& limits) { maildrop_limits_ = limits; }
   // nullopt if a message of `size` octets fits; else the 452 to give the client.
   std::optional<smtp::Reply> admission(std::uint64_t size);
   // `origin` names where the message came from in the `queued` log line: the client
@@ -135,6 +138,8 @@ class Spool {
   void send_bounce(const std::string& id, const Settlement& settlement,
                    std::string original_headers, std::function<void()> then);
   void tick();
+  // Queues what `sendmail` left in the maildrop while no daemon ran; at start and each tick.
+  void pick_up_dropped();
   void finish_shutdown();
   void publish_metrics();
   void on_endpoint_up();
@@ -158,7 +163,10 @@ class Spool {
   std::uint64_t queued_bytes_ = 0;  // queue/ (not failed/)
   std::size_t queued_count_ = 0, deferred_count_ = 0, failed_count_ = 0;
   using ArrivalKey = std::pair<std::int64_t, std::string>;
-  std::set<ArrivalKey> by_arrival_;  // queue/ only: the oldest is first
+  std::set<ArrivalKey> by_arrival_;     // queue/ only: the oldest is first
+  std::unique_ptr<Maildrop> maildrop_;  // null if it could not be set up (logged)
+  MaildropLimits maildrop_limits_;
+  std::set<std::string> picking_up_;  // dropped files being stored, not yet removed
   net::Timer tick_timer_;
   std::uint64_t ticks_ = 0;
   std::uint32_t id_sequence_ = 0;

@@ -11,6 +11,9 @@ struct SubmissionTarget {
   std::uint16_t port = 2525;
   std::string domain;  // server.hostname, else this machine's name: qualifies bare addresses
   std::uint64_t max_message_size = 25ull << 20;
+  // Where a message goes when the daemon cannot be reached (spool/maildrop.hpp): the
+  // spool's, or "" when the configuration keeps no spool to pick it up into.
+  std::string maildrop = "/var/spool/portrelay/maildrop";
   // Set when the file could not be read for lack of permission and the defaults above stand
   // in for it (said in every error message, since the daemon may listen elsewhere).
   std::string fallback_note;
