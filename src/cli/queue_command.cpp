@@ -7,6 +7,7 @@
 // under the lock, and the next start picks them up.
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -17,6 +18,7 @@
 
 #include "portrelay/cli/commands.hpp"
 #include "portrelay/config/config.hpp"
+#include "portrelay/spool/control_protocol.hpp"
 #include "portrelay/spool/spool_directory.hpp"
 
 namespace portrelay::cli {
@@ -134,8 +136,10 @@ std::optional<std::string> ask_daemon(const std::string& socket_path, const std:
 // The same changes on the files, with no daemon running (the caller holds the lock).
 std::string change_offline(spool::SpoolDirectory& directory, const std::string& verb,
                            const std::string& id) {
+  // Each message's own id: with "retry all", `id` is "all", not a message.
   auto rewrite_state = [&](const spool::StoredMessage& message, spool::DeliveryState state) {
-    const std::string tmp = directory.tmp_path(id + ".state.cli");
+    const std::string& own_id = message.layout.envelope.id;
+    const std::string tmp = directory.tmp_path(own_id + ".state.cli");
     const std::string text = spool::encode_state(state);
     FILE* file = std::fopen(tmp.c_str(), "w");
     if (!file) return false;
@@ -144,7 +148,8 @@ std::string change_offline(spool::SpoolDirectory& directory, const std::string& 
     ok = (std::fflush(file) == 0) && ok && ::fdatasync(fileno(file)) == 0;
     std::fclose(file);
     const std::string target =
-        (message.failed_area ? directory.failed_path(id) : directory.queue_path(id)) + ".state";
+        (message.failed_area ? directory.failed_path(own_id) : directory.queue_path(own_id)) +
+        ".state";
     ok = ok && std::rename(tmp.c_str(), target.c_str()) == 0;
     ::fsync(message.failed_area ? directory.failed_fd() : directory.queue_fd());
     return ok;
@@ -155,7 +160,6 @@ std::string change_offline(spool::SpoolDirectory& directory, const std::string& 
       if (id != "all" && message.layout.envelope.id != id) continue;
       auto state = message.state;
       state.next_attempt_ms = 0;
-      const std::string saved = id;
       if (rewrite_state(message, state)) ++count;
     }
     if (count == 0 && id != "all") return "error no message " + id + " in the queue";
@@ -245,7 +249,7 @@ int queue(const QueueOptions& options) {
       options.action == "retry" && (options.all || options.id.empty()) ? "all" : options.id;
   if (id.empty()) {
     std::cerr << "error: a queue id is required\n";
-    return 64;
+    return EX_USAGE;
   }
   std::string answer;
   if (directory->locked_by_other()) {
@@ -253,18 +257,31 @@ int queue(const QueueOptions& options) {
     if (!reply) {
       std::cerr << "error: portrelay is running but does not answer on "
                 << directory->control_path() << "\n";
-      return 75;
+      return EX_TEMPFAIL;
     }
     answer = *reply;
   } else if (directory->try_lock()) {
     answer = change_offline(*directory, options.action, id);
   } else {
     std::cerr << "error: the spool is busy, try again\n";
-    return 75;
+    return EX_TEMPFAIL;
   }
-  const bool ok = answer.rfind("ok ", 0) == 0;
-  (ok ? std::cout : std::cerr) << (ok ? answer.substr(3) : "error: " + answer.substr(6)) << "\n";
-  return ok ? 0 : 1;
+  const spool::ControlAnswer parsed = spool::parse_control_answer(answer);
+  switch (parsed.kind) {
+    case spool::ControlAnswer::Kind::Ok:
+      std::cout << parsed.text << "\n";
+      return EX_OK;
+    case spool::ControlAnswer::Kind::Error:
+      std::cerr << "error: " << parsed.text << "\n";
+      return 1;
+    case spool::ControlAnswer::Kind::Malformed:
+      break;
+  }
+  std::cerr << "error: portrelay "
+            << (parsed.text.empty() ? "gave no answer" : "answered '" + parsed.text + "'") << " on "
+            << directory->control_path() << "; the " << options.action
+            << " may or may not have been carried out: check with 'portrelay queue list'\n";
+  return EX_TEMPFAIL;
 }
 
 }  // namespace portrelay::cli
