@@ -19,6 +19,7 @@
 #include "portrelay/cli/commands.hpp"
 #include "portrelay/config/config.hpp"
 #include "portrelay/spool/control_protocol.hpp"
+#include "portrelay/spool/maildrop.hpp"
 #include "portrelay/spool/spool_directory.hpp"
 
 namespace portrelay::cli {
@@ -69,7 +70,68 @@ nlohmann::json to_json(const spool::StoredMessage& message) {
           {"next_attempt", message.failed_area ? "never" : when(message.state.next_attempt_ms)}};
 }
 
-void print_table(const spool::RecoveryReport& report) {
+// A message `sendmail` left in the maildrop while no daemon ran; queued when one starts.
+struct Dropped {
+  std::string name;  // starts with the drop's time in ms
+  unsigned uid = 0;  // who dropped it
+  std::uint64_t size = 0;
+  std::optional<spool::DroppedMessage> message;  // nullopt: the daemon will refuse it
+  std::string problem;
+};
+
+std::vector<Dropped> read_maildrop(const config::Config& config) {
+  std::vector<Dropped> dropped;
+  std::unique_ptr<spool::Maildrop> maildrop;
+  try {
+    maildrop = std::make_unique<spool::Maildrop>(config.spool.dir, /*owner=*/false);
+  } catch (const std::exception&) {
+    return dropped;  // none yet (the daemon makes it at its first start)
+  }
+  const spool::MaildropLimits limits{config.server.max_message_size, config.server.max_recipients};
+  for (const auto& name : maildrop->waiting(10000)) {
+    Dropped entry{name};
+    auto file = maildrop->read(name, limits.max_content + (1 << 20));
+    if (!file) {
+      entry.problem = file.error().message;
+    } else {
+      entry.uid = file->uid;
+      entry.size = file->data.size();
+      auto parsed = spool::parse_dropped(file->data, limits);
+      if (parsed)
+        entry.message = std::move(*parsed);
+      else
+        entry.problem = parsed.error().message;
+    }
+    dropped.push_back(std::move(entry));
+  }
+  return dropped;
+}
+
+std::int64_t dropped_at_ms(const std::string& name) {
+  std::int64_t ms = 0;
+  for (char c : name) {
+    if (c < '0' || c > '9') break;
+    ms = ms * 10 + (c - '0');
+  }
+  return ms;
+}
+
+nlohmann::json to_json(const Dropped& dropped) {
+  nlohmann::json recipients = nlohmann::json::array();
+  if (dropped.message)
+    for (const auto& address : dropped.message->recipients)
+      recipients.push_back({{"address", address}, {"state", "dropped"}, {"reply", ""}});
+  return {{"id", dropped.name},
+          {"area", "maildrop"},
+          {"arrival", when(dropped_at_ms(dropped.name))},
+          {"size", dropped.message ? dropped.message->content.size() : dropped.size},
+          {"sender", dropped.message ? dropped.message->sender : ""},
+          {"recipients", recipients},
+          {"uid", dropped.uid},
+          {"problem", dropped.problem}};
+}
+
+void print_table(const spool::RecoveryReport& report, const std::vector<Dropped>& dropped) {
   std::size_t count = 0;
   std::uint64_t bytes = 0;
   std::printf("%-18s %6s %9s %8s  %s\n", "Queue ID", "Age", "Size", "Attempts",
@@ -91,6 +153,22 @@ void print_table(const spool::RecoveryReport& report) {
       if (!message.failed_area)
         std::printf("%37snext attempt: %s\n", "", when(message.state.next_attempt_ms).c_str());
     }
+  }
+  for (const auto& entry : dropped) {
+    ++count;
+    const std::uint64_t size = entry.message ? entry.message->content.size() : entry.size;
+    bytes += size;
+    std::printf(
+        "%-18.18s %6s %9llu %8s  %s  (in the maildrop, from uid %u: queued when the "
+        "daemon runs)\n",
+        entry.name.c_str(), age(dropped_at_ms(entry.name)).c_str(),
+        static_cast<unsigned long long>(size), "-",
+        entry.message ? sender_text(entry.message->sender).c_str() : "?", entry.uid);
+    if (!entry.problem.empty())
+      std::printf("%37s(will be refused: %s)\n", "", entry.problem.c_str());
+    if (entry.message)
+      for (const auto& recipient : entry.message->recipients)
+        std::printf("%37s%s  [dropped]\n", "", recipient.c_str());
   }
   if (count == 0)
     std::printf("Mail queue is empty\n");
@@ -216,13 +294,15 @@ int queue(const QueueOptions& options) {
   }
   if (options.action == "list") {
     auto report = directory->scan();
+    const auto dropped = read_maildrop(config);
     if (options.json) {
       nlohmann::json all = nlohmann::json::array();
       for (const auto* list : {&report.messages, &report.failed})
         for (const auto& message : *list) all.push_back(to_json(message));
+      for (const auto& entry : dropped) all.push_back(to_json(entry));
       std::cout << all.dump(2) << "\n";
     } else {
-      print_table(report);
+      print_table(report, dropped);
     }
     return 0;
   }

@@ -95,11 +95,11 @@ Result<std::string> drop_message(const std::string& maildrop_dir, const DroppedM
   return name;
 }
 
-Maildrop::Maildrop(const std::string& spool_root)
-    : root_(spool_root), path_(spool_root + "/maildrop") {
+Maildrop::Maildrop(const std::string& spool_root, bool owner)
+    : root_(spool_root), path_(spool_root + "/maildrop"), owner_(owner) {
   root_fd_ = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (root_fd_ < 0) throw std::runtime_error(why("cannot open spool directory " + root_));
-  if (::mkdirat(root_fd_, "maildrop", 0700) != 0 && errno != EEXIST) {
+  if (owner && ::mkdirat(root_fd_, "maildrop", 0700) != 0 && errno != EEXIST) {
     const std::string error = why("cannot create " + path_);
     ::close(root_fd_);
     throw std::runtime_error(error);
@@ -110,6 +110,7 @@ Maildrop::Maildrop(const std::string& spool_root)
     ::close(root_fd_);
     throw std::runtime_error(error);
   }
+  if (!owner) return;
   // Only the owner may set the modes, and only the owner's directories get them: a spool
   // owned by another user (root running it by hand) is left as its owner made it.
   struct stat info {};
@@ -148,7 +149,7 @@ std::vector<std::string> Maildrop::waiting(std::size_t max) {
     if (name == "." || name == "..") continue;
     if (name.front() == '.') {
       struct stat info {};
-      if (::fstatat(dir_fd_, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) == 0 &&
+      if (owner_ && ::fstatat(dir_fd_, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) == 0 &&
           now - static_cast<std::int64_t>(info.st_mtime) * 1000 > kStalePartialMs)
         ::unlinkat(dir_fd_, name.c_str(), 0);
       continue;

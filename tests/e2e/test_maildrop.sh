@@ -88,6 +88,17 @@ if as_b cat "$SPOOL/lock" >/dev/null 2>&1; then fail "$USER_B can open the spool
 grep -q 'secret body of A' "$MAILDROP/$A_FILE" || fail "$USER_A's file was altered"
 note "$USER_B can neither list, read, remove, rename nor append to $USER_A's dropped file"
 
+# mailq (as root) shows what waits in the maildrop, with who dropped it.
+ln -s portrelay "$WORK/bin/mailq"
+"$WORK/bin/mailq" >"$WORK/mailq.out" || fail "mailq failed: $(cat "$WORK/mailq.out")"
+[[ $(grep -c 'in the maildrop' "$WORK/mailq.out") -eq 2 ]] || fail "mailq does not list the 2 dropped messages: $(cat "$WORK/mailq.out")"
+grep -q "from uid $(id -u "$USER_A")" "$WORK/mailq.out" || fail "mailq does not say who dropped it: $(cat "$WORK/mailq.out")"
+grep -q 'ops@example.test  \[dropped\]' "$WORK/mailq.out" || fail "mailq lacks the dropped recipient"
+"$PORTRELAY" queue --config "$CONFIG" list --json >"$WORK/list.json"
+"$PY" -c 'import json,sys; e=json.load(open(sys.argv[1])); assert sorted(x["area"] for x in e)==["maildrop","maildrop"], e' "$WORK/list.json" ||
+  fail "queue list --json lacks the maildrop: $(cat "$WORK/list.json")"
+note "mailq lists both dropped messages and their uids"
+
 # 3. Hostile files, planted by user A where only the daemon reads: a symlink to a root-only
 # file, a FIFO, a bare-LF file that would smuggle a second transaction, a hard link.
 echo "root only" >"$WORK/root-only"

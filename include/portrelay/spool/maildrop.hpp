@@ -43,16 +43,17 @@ class Maildrop {
     std::string data;
   };
 
-  // Creates <spool_root>/maildrop where missing and sets the modes above when this process
-  // owns the directories. Throws std::runtime_error naming the path.
-  explicit Maildrop(const std::string& spool_root);
+  // The daemon (`owner`): creates <spool_root>/maildrop where missing and sets the modes
+  // above when this process owns the directories. `portrelay queue list` (not `owner`):
+  // opens what exists and changes nothing. Throws std::runtime_error naming the path.
+  explicit Maildrop(const std::string& spool_root, bool owner = true);
   ~Maildrop();
   Maildrop(const Maildrop&) = delete;
   Maildrop& operator=(const Maildrop&) = delete;
 
   const std::string& path() const { return path_; }
-  // Complete files waiting, oldest name first, at most `max`. Removes a crashed sendmail's
-  // partial files older than a day.
+  // Complete files waiting, oldest name first, at most `max`. The owner also removes a
+  // crashed sendmail's partial files older than a day.
   std::vector<std::string> waiting(std::size_t max);
   // Reads one waiting file; an error for anything but a regular file with one link of at
   // most `max_octets`.
@@ -68,6 +69,7 @@ class Maildrop {
   std::string path_;
   int root_fd_ = -1;
   int dir_fd_ = -1;
+  bool owner_ = true;
 };
 
 }  // namespace portrelay::spool
