@@ -46,7 +46,7 @@ TEST(ConfigTrustedNetworks, AListReplacesTheDefault) {
 
 TEST(ConfigTrustedNetworks, BadEntriesAreErrorsWithTheirPosition) {
   EXPECT_EQ(error_of("trusted_networks = [\"127.0.0.1\", \"10.0.0.0/33\"]\n"),
-            "portrelay.toml:2:35: server.trusted_networks: \"10.0.0.0/33\" is not a network in "
+            "portrelay.toml:2:34: server.trusted_networks: \"10.0.0.0/33\" is not a network in "
             "CIDR notation (like \"10.0.0.0/8\" or \"fd00::/8\")");
   EXPECT_EQ(error_of("trusted_networks = \"127.0.0.0/8\"\n"),
             "portrelay.toml:2:20: server.trusted_networks: expected an array of strings, got "
