@@ -32,9 +32,9 @@ namespace {
 
 // Raises this process's soft RLIMIT_NOFILE (both ends of every connection live here: the
 // clients and the relay on its DaemonThread) and restores it on destruction.
-class DescriptorLimit {
+class OpenFilesLimit {
  public:
-  explicit DescriptorLimit(rlim_t wanted) {
+  explicit OpenFilesLimit(rlim_t wanted) {
     getrlimit(RLIMIT_NOFILE, &saved_);
     if (saved_.rlim_cur >= wanted) {
       ok_ = true;
@@ -45,7 +45,7 @@ class DescriptorLimit {
     raised.rlim_cur = wanted;
     ok_ = setrlimit(RLIMIT_NOFILE, &raised) == 0;
   }
-  ~DescriptorLimit() { setrlimit(RLIMIT_NOFILE, &saved_); }
+  ~OpenFilesLimit() { setrlimit(RLIMIT_NOFILE, &saved_); }
   bool ok() const { return ok_; }
 
  private:
@@ -161,7 +161,7 @@ class SharedAddress : public ::testing::Test {
 
 TEST_F(SharedAddress, ThreeHundredConcurrentLocalSubmissionsAreAllRelayed) {
   constexpr int kClients = 300;
-  DescriptorLimit descriptors(4 * kClients + 256);  // client, session, upstream both ends
+  OpenFilesLimit descriptors(4 * kClients + 256);  // client, session, upstream both ends
   ASSERT_TRUE(descriptors.ok()) << "RLIMIT_NOFILE's hard limit is below " << 4 * kClients + 256;
   const std::uint16_t port = relay().port();
   std::vector<int> greetings(kClients, 0);
@@ -207,7 +207,7 @@ TEST_F(SharedAddress, ThreeHundredConcurrentLocalSubmissionsAreAllRelayed) {
 
 TEST_F(SharedAddress, LegitimateClientIsServedWhileAThousandIdleLocalConnectionsAreOpen) {
   constexpr int kIdle = 1000;
-  DescriptorLimit descriptors(2 * kIdle + 256);
+  OpenFilesLimit descriptors(2 * kIdle + 256);
   ASSERT_TRUE(descriptors.ok()) << "RLIMIT_NOFILE's hard limit is below " << 2 * kIdle + 256;
   relay();
   std::vector<UniqueFd> idle;
@@ -230,7 +230,7 @@ TEST_F(SharedAddress, LegitimateClientIsServedWhileAThousandIdleLocalConnections
 TEST_F(SharedAddress, LegitimateClientIsServedWhileAHundredLocalClientsPipelineWithoutReading) {
   constexpr int kPipeliners = 100;
   constexpr std::size_t kOffered = 1000u << 10;  // whole lines; would earn ~13 MiB of replies
-  DescriptorLimit descriptors(2 * kPipeliners + 256);
+  OpenFilesLimit descriptors(2 * kPipeliners + 256);
   ASSERT_TRUE(descriptors.ok());
   relay();
   [[maybe_unused]] const std::size_t rss_before = resident_bytes();
@@ -299,7 +299,7 @@ TEST_F(SharedAddress, LegitimateClientIsServedWhileAHundredLocalClientsPipelineW
 
 TEST_F(SharedAddress, LegitimateClientIsServedWhileAHundredSixtyLocalAuthGuessersRun) {
   constexpr int kGuessers = 160;
-  DescriptorLimit descriptors(2 * kGuessers + 256);
+  OpenFilesLimit descriptors(2 * kGuessers + 256);
   ASSERT_TRUE(descriptors.ok());
   TempDir dir("portrelay-shared-address");
   auto pki = tls::generate_test_pki(dir.path());
