@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "portrelay/app/daemon.hpp"
+#include "portrelay/app/descriptor_limit.hpp"
 #include "portrelay/base/log.hpp"
 #include "portrelay/cli/commands.hpp"
 #include "portrelay/net/loop.hpp"
@@ -23,6 +24,21 @@ int run(const RunOptions& options) {
   log::set_format(config.log.format);
   log::set_journal_prefix(log::is_journal_stream(STDERR_FILENO));
   for (const auto& warning : config.warnings) log::warn("config_warning", {{"detail", warning}});
+  // Enough open files for max_sessions before anything is opened (descriptor_limit.hpp).
+  const std::uint64_t files_needed = descriptors_needed(config);
+  const DescriptorLimit files = raise_descriptor_limit(files_needed);
+  if (files.soft != files.before) {
+    log::info("open_files_limit",
+              {{"from", std::to_string(files.before)}, {"to", std::to_string(files.soft)}});
+  }
+  if (files.soft < files_needed) {
+    log::warn("open_files_limit_low",
+              {{"limit", std::to_string(files.soft)},
+               {"needed", std::to_string(files_needed)},
+               {"detail",
+                "clients beyond it are dropped at accept: raise the hard limit "
+                "(LimitNOFILE=, ulimit -Hn, docker --ulimit nofile=)"}});
+  }
 
   uv_loop_t* raw = uv_default_loop();
   int close_status = 0;

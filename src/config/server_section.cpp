@@ -78,14 +78,15 @@ std::string address_of(const net::Cidr& network) {
   return text.substr(0, text.find('/'));
 }
 
-std::vector<net::Cidr> read_allow_list(const TableReader& reader) {
-  const auto items = reader.string_array("allow");
+// A list of networks (`allow`, `trusted_networks`); loopback when the key is absent.
+std::vector<net::Cidr> read_networks(const TableReader& reader, std::string_view key) {
+  const auto items = reader.string_array(key);
   if (!items) return {*net::Cidr::parse("127.0.0.0/8"), *net::Cidr::parse("::1/128")};
   std::vector<net::Cidr> networks;
   for (const StringItem& item : *items) {
     const auto network = net::Cidr::parse(item.value);
     if (!network) {
-      reader.fail("allow", *item.node,
+      reader.fail(key, *item.node,
                   "\"" + item.value +
                       "\" is not a network in CIDR notation (like \"10.0.0.0/8\" or "
                       "\"fd00::/8\")");
@@ -93,7 +94,7 @@ std::vector<net::Cidr> read_allow_list(const TableReader& reader) {
     // Cidr clears host bits; say so, since "10.1.2.3/8" may have been meant as a /32.
     const auto host_route = net::Cidr::parse(item.value.substr(0, item.value.find('/')));
     if (address_of(*host_route) != address_of(*network)) {
-      reader.warn("allow", *item.node,
+      reader.warn(key, *item.node,
                   "\"" + item.value + "\" has host bits set; it means " + network->str());
     }
     networks.push_back(*network);
@@ -198,7 +199,7 @@ ServerConfig parse_server_section(ParseContext& context, const toml::table& tabl
       {"listen", "listen_implicit_tls", "hostname", "max_message_size", "max_recipients",
        "max_sessions", "allow", "command_timeout", "data_timeout", "tls_cert", "tls_key",
        "users_file", "require_auth", "auth_failure_delay", "max_auth_failures",
-       "max_sessions_per_address", "max_sessions_before_mail"});
+       "max_sessions_per_address", "max_sessions_before_mail", "trusted_networks"});
   ServerConfig server;
 
   auto listeners = read_listeners(reader, "listen", {ListenAddress{"127.0.0.1", 2525}});
@@ -233,7 +234,12 @@ ServerConfig parse_server_section(ParseContext& context, const toml::table& tabl
       "max_sessions_per_address", server.max_sessions_per_address, 1, kNoLimit));
   server.max_sessions_before_mail = static_cast<std::size_t>(reader.bounded_integer(
       "max_sessions_before_mail", server.max_sessions_before_mail, 1, kNoLimit));
-  server.allow = read_allow_list(reader);
+  server.trusted_networks = read_networks(reader, "trusted_networks");
+  if (const std::string exempt = whole_families(server.trusted_networks); !exempt.empty()) {
+    reader.warn("trusted_networks", *reader.find("trusted_networks"),
+                "exempts " + exempt + " from max_sessions_per_address");
+  }
+  server.allow = read_networks(reader, "allow");
   server.allow_explicit = reader.has("allow");
   server.command_timeout = reader.timeout("command_timeout", server.command_timeout);
   server.data_timeout = reader.timeout("data_timeout", server.data_timeout);

@@ -98,11 +98,12 @@ void SubmissionServer::refuse(std::unique_ptr<net::TcpStream> stream, const char
   loop_.defer_delete(std::move(stream));
 }
 
-bool SubmissionServer::shed_one_idle_session() {
+bool SubmissionServer::shed_one_idle_session(const std::string* only_from) {
   const auto now = std::chrono::steady_clock::now();
   SubmissionSession* stalest = nullptr;
   for (auto& [raw, session] : sessions_) {
     if (session->closing() || session->engaged()) continue;
+    if (only_from && session->client_ip() != *only_from) continue;
     if (now - session->last_progress() < kIdleBeforeShedding) continue;
     if (!stalest || session->last_progress() < stalest->last_progress()) stalest = raw;
   }
@@ -120,25 +121,36 @@ void SubmissionServer::accept(std::unique_ptr<net::TcpStream> stream,
   const config::ServerConfig& config = *config_;
   const bool require_auth = config.requires_auth(listener);
   sockaddr_storage peer{};
-  bool allowed = require_auth && !config.allow_explicit;
-  if (!allowed && stream->peer_sockaddr(peer)) {
-    for (const auto& network : config.allow)
-      if (network.contains(reinterpret_cast<sockaddr*>(&peer))) allowed = true;
-  }
+  const bool peer_known = stream->peer_sockaddr(peer);
+  const auto peer_in = [&](const std::vector<net::Cidr>& networks) {
+    if (!peer_known) return false;
+    for (const auto& network : networks)
+      if (network.contains(reinterpret_cast<const sockaddr*>(&peer))) return true;
+    return false;
+  };
+  const bool allowed = (require_auth && !config.allow_explicit) || peer_in(config.allow);
+  // Loopback (every local application shares 127.0.0.1) and the trusted networks have no
+  // per-address budget; they compete for max_sessions like everyone else.
+  const bool trusted = peer_in(config.trusted_networks);
   const std::string client_ip = client_ip_of(*stream);
-  const auto from_address = sessions_by_address_.find(client_ip);
-  if (from_address != sessions_by_address_.end() &&
-      from_address->second >= config.max_sessions_per_address) {
-    return refuse(std::move(stream), "per_address",
-                  "Too many connections from your address, try again later");
-  }
   // Sessions on their way out (final reply queued) no longer hold a slot.
   std::size_t live = 0;
   std::size_t before_mail = 0;
+  std::size_t from_address = 0;
   for (const auto& [raw, session] : sessions_) {
     if (session->closing()) continue;
     ++live;
     if (!session->engaged()) ++before_mail;
+    if (session->client_ip() == client_ip) ++from_address;
+  }
+  if (!trusted && from_address >= config.max_sessions_per_address) {
+    // An address at its limit makes room from its own idle sessions, never from others'.
+    if (!shed_one_idle_session(&client_ip)) {
+      return refuse(std::move(stream), "per_address",
+                    "Too many connections from your address, try again later");
+    }
+    --live;  // the shed session was live and before MAIL
+    --before_mail;
   }
   if (live >= config.max_sessions || before_mail >= config.max_sessions_before_mail) {
     if (!shed_one_idle_session())
@@ -152,16 +164,12 @@ void SubmissionServer::accept(std::unique_ptr<net::TcpStream> stream,
       [this](SubmissionSession* finished) { session_finished(finished); });
   SubmissionSession* raw = session.get();
   sessions_.emplace(raw, std::move(session));
-  ++sessions_by_address_[raw->client_ip()];
   raw->start(allowed, implicit_tls);
 }
 
 void SubmissionServer::session_finished(SubmissionSession* session) {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return;
-  auto count = sessions_by_address_.find(session->client_ip());
-  if (count != sessions_by_address_.end() && --count->second == 0)
-    sessions_by_address_.erase(count);
   // The session is still on the call stack. Tasks run in order: the session (and the
   // upstream connection it hands back to the pool) is gone before check_drained looks.
   loop_.defer_delete(std::move(it->second));

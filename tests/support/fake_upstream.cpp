@@ -583,7 +583,9 @@ FakeUpstream::FakeUpstream(Config config) : config_(std::move(config)) {
     }
     tls_context_ = make_server_tls_context(config_.cert_file, config_.key_file);
   }
-  listener_ = listen_on(config_.host, config_.port, 64, &port_);
+  // Room for a relay that opens hundreds of connections at once (300 concurrent
+  // submissions): a full accept queue drops SYNs, and the retry comes after a second.
+  listener_ = listen_on(config_.host, config_.port, 512, &port_);
   accept_thread_ = std::thread([this] { accept_loop(); });
 }
 

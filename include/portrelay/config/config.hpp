@@ -40,8 +40,12 @@ struct ServerConfig {
   std::uint64_t max_message_size = 25ull << 20;    // octets
   std::size_t max_recipients = 100;
   std::size_t max_sessions = 1000;  // concurrent client sessions
-  // Concurrent sessions from one client IP address.
+  // Concurrent sessions from one client IP address, except from `trusted_networks`.
   std::size_t max_sessions_per_address = 100;
+  // Clients exempt from max_sessions_per_address: on loopback every local application
+  // shares one address, so a per-address cap there is one budget for all of them (as
+  // Postfix exempts $mynetworks). Default 127.0.0.0/8 and ::1/128; [] exempts nobody.
+  std::vector<net::Cidr> trusted_networks;
   // Concurrent sessions that have neither authenticated nor sent MAIL yet. When this or
   // max_sessions is reached, the one that has made no progress for longest is closed to
   // make room (if it has been idle for a second), rather than refusing the new client.

@@ -49,10 +49,11 @@ class SubmissionServer {
   void apply(std::shared_ptr<const config::ServerConfig> config, SessionEnvironment environment);
   // 421 4.7.0 to a new client that gets no session; `reason` is the metric label.
   void refuse(std::unique_ptr<net::TcpStream> stream, const char* reason, const std::string& text);
-  // Makes room when max_sessions or max_sessions_before_mail is reached by closing the
-  // session that has been without progress for longest, if it has neither authenticated
-  // nor sent MAIL and has been idle for a while. False if there is none to close.
-  bool shed_one_idle_session();
+  // Makes room when a limit is reached by closing the session that has been without
+  // progress for longest, if it has neither authenticated nor sent MAIL and has been idle
+  // for a while: any session for max_sessions and max_sessions_before_mail, one from
+  // `only_from` for max_sessions_per_address. False if there is none to close.
+  bool shed_one_idle_session(const std::string* only_from = nullptr);
   void session_finished(SubmissionSession* session);
   void check_drained();
 
@@ -64,7 +65,6 @@ class SubmissionServer {
   smtp::ServerPolicy policy_;
   std::vector<std::unique_ptr<net::TcpListener>> listeners_;
   std::map<SubmissionSession*, std::unique_ptr<SubmissionSession>> sessions_;
-  std::map<std::string, std::size_t> sessions_by_address_;  // client IP -> open sessions
   net::Timer grace_timer_;
   std::function<void()> on_drained_;
   std::uint64_t next_id_ = 1;
