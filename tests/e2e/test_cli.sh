@@ -147,14 +147,14 @@ note "check on a missing file: exit 1, stderr: $(head -1 "$WORK/check-missing.er
 # --help everywhere.
 run_cli help --help
 expect_status help 0
-for sub in run check probe demo version hash-password; do
+for sub in run check probe demo version hash-password reload healthcheck queue; do
   run_cli "help-$sub" "$sub" --help
   expect_status "help-$sub" 0
   grep -qi 'usage' "$WORK/help-$sub.out" || { show "help-$sub"; fail "$sub --help printed no usage"; }
   grep -q -- "$sub" "$WORK/help-$sub.out" || { show "help-$sub"; fail "$sub --help does not name the command"; }
   grep -qF "$sub" "$WORK/help.out" || { show help; fail "top-level --help does not list $sub"; }
 done
-note "--help: exit 0 with usage for portrelay, run, check, probe, demo, version, hash-password"
+note "--help: exit 0 with usage for portrelay, run, check, probe, demo, version, hash-password, reload, healthcheck, queue"
 
 # Usage errors: exit 64 (EX_USAGE, sysexits.h) and one line that names the problem and --help.
 expect_usage_error() {
@@ -232,6 +232,61 @@ note "SIGHUP: reloaded, still listening"
 stop_pid "$run_pid" TERM
 grep -q 'event=stopped' "$WORK/run-env.log" || { cat "$WORK/run-env.log" >&2; fail "run with PORTRELAY_CONFIG did not stop cleanly"; }
 note "probe and run read PORTRELAY_CONFIG; run accepts --shutdown-grace 1s500ms"
+
+# env_file: the secret only in the file (not in probe's environment), as /etc/portrelay/env
+# under systemd; `sudo portrelay probe` used to see AUTH FAILED. An aiosmtpd upstream with
+# implicit TLS requires AUTH with exactly that password.
+require_cmd openssl
+make_pki "$WORK/pki"
+env_secret="e2e-env-file-$RANDOM$RANDOM"
+start_upstream authed --tls implicit --cert "$WORK/pki/server.pem" --key "$WORK/pki/server.key" \
+  --auth "relay-user:$env_secret"
+printf '# secrets for portrelay\nE2E_ENV_FILE_PASSWORD="%s"\n' "$env_secret" >"$WORK/env"
+chmod 0640 "$WORK/env"
+cat >"$WORK/env-file.toml" <<TOML
+env_file = "$WORK/env"
+
+[server]
+listen = ["127.0.0.1:$smtp_port"]
+
+[[upstream]]
+name = "authed"
+host = "127.0.0.1"
+port = $UPSTREAM_PORT
+tls = "implicit"
+ca_file = "$WORK/pki/ca.pem"
+tls_server_name = "localhost"
+username = "relay-user"
+password_env = "E2E_ENV_FILE_PASSWORD"
+
+[metrics]
+enabled = false
+TOML
+unset E2E_ENV_FILE_PASSWORD
+run_cli probe-env-file probe --config "$WORK/env-file.toml"
+expect_status probe-env-file 0
+grep -q 'OK (AUTH OK)' "$WORK/probe-env-file.out" || { show probe-env-file; fail "probe with the secret in env_file did not authenticate"; }
+if grep -qF "$env_secret" "$WORK/probe-env-file.out" "$WORK/probe-env-file.err"; then fail "probe printed the env_file secret"; fi
+# The file wins over the environment (it is what a reload reads again).
+E2E_ENV_FILE_PASSWORD=stale run_cli probe-env-file-wins probe --config "$WORK/env-file.toml"
+expect_status probe-env-file-wins 0
+# Without the file's line: the environment alone, which is wrong here -> AUTH FAILED.
+printf 'OTHER=1\n' >"$WORK/env"
+E2E_ENV_FILE_PASSWORD=wrong run_cli probe-env-file-gone probe --config "$WORK/env-file.toml"
+expect_status probe-env-file-gone 2
+grep -q 'AUTH FAILED' "$WORK/probe-env-file-gone.out" || { show probe-env-file-gone; fail "probe without the env_file line did not fail AUTH"; }
+note "env_file: probe authenticates with a secret only in the file; the file wins over the environment"
+
+# --config after a queue subcommand, as after run (it used to be refused).
+{ cat "$WORK/local.toml"; printf '[spool]\ndir = "%s"\n' "$WORK/spool-cli"; } >"$WORK/queue.toml"
+run_cli queue-list-config queue list --config "$WORK/queue.toml"
+expect_status queue-list-config 0
+run_cli queue-config-list queue --config "$WORK/queue.toml" list
+expect_status queue-config-list 0
+cmp -s "$WORK/queue-list-config.out" "$WORK/queue-config-list.out" || { show queue-list-config; fail "queue list --config differs from queue --config list"; }
+run_cli queue-show-config queue show NOSUCHID --config "$WORK/queue.toml"
+grep -q 'arguments were not expected' "$WORK/queue-show-config.err" && { show queue-show-config; fail "queue show ID --config refused"; }
+note "queue list --config F and queue --config F list agree: $(head -1 "$WORK/queue-list-config.out")"
 
 # demo (binds 127.0.8.1:587/25 and uses 465/2525 there: needs root or free ports; it says so).
 run_cli demo demo
