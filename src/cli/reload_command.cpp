@@ -150,8 +150,7 @@ int reload(const ReloadOptions& options) {
     std::cout << answer.line.substr(3) << "\n";
     return 0;
   }
-  const std::string why =
-      answer.line.rfind("error ", 0) == 0 ? answer.line.substr(6) : answer.line;
+  const std::string why = answer.line.rfind("error ", 0) == 0 ? answer.line.substr(6) : answer.line;
   std::cerr << "error: portrelay kept its running configuration: " << why << "\n";
   return kExitRefused;
 }

@@ -68,7 +68,8 @@ void warn_inline_secret(const std::string& path, Config& config) {
   std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(info.st_mode & 07777));
   config.warnings.push_back(path + ": holds an inline password and is readable by " +
                             ((info.st_mode & S_IROTH) ? "every user" : "its group") + " (mode " +
-                            mode + "); move the password to env_file or password_file, or "
+                            mode +
+                            "); move the password to env_file or password_file, or "
                             "chmod 600 this file");
 }
 

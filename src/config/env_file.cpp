@@ -38,7 +38,8 @@ class LineParser {
     std::string_view rest = line_.substr(at_);
     while (!rest.empty() && is_blank(rest.back())) rest.remove_suffix(1);
     if (!rest.empty() && rest.back() == '\\')
-      fail_at(at_ + rest.size() - 1, "a backslash at the end of a line (continuation) is not accepted");
+      fail_at(at_ + rest.size() - 1,
+              "a backslash at the end of a line (continuation) is not accepted");
     return std::string(rest);
   }
 
@@ -51,7 +52,8 @@ class LineParser {
       const char c = line_[at_++];
       if (c == quote) break;
       if (quote == '"' && c == '\\') {
-        if (at_end()) fail_at(at_ - 1, "a backslash at the end of a line (continuation) is not accepted");
+        if (at_end())
+          fail_at(at_ - 1, "a backslash at the end of a line (continuation) is not accepted");
         const char escaped = line_[at_++];
         if (escaped == 'n')
           text += '\n';

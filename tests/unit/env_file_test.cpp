@@ -54,15 +54,16 @@ TEST(EnvFile, SingleQuotesAreLiteral) {
 }
 
 TEST(EnvFile, ErrorsHaveLineAndColumn) {
-  EXPECT_EQ(error_of("A=1\nnot a pair\n"),
-            "/etc/portrelay/env:2:5: expected '=' after not");
+  EXPECT_EQ(error_of("A=1\nnot a pair\n"), "/etc/portrelay/env:2:5: expected '=' after not");
   EXPECT_EQ(error_of("A=1\n\n=value\n"),
             "/etc/portrelay/env:3:1: expected KEY=VALUE with a variable name as KEY");
   EXPECT_EQ(error_of("export KEY=1\n"),
             "/etc/portrelay/env:1:8: \"export\" is not accepted (systemd's EnvironmentFile "
             "syntax): write KEY=VALUE");
-  EXPECT_EQ(error_of("KEY=\"open\n"), "/etc/portrelay/env:1:5: quote \" is not closed on this line");
-  EXPECT_EQ(error_of("KEY='a'b\n"), "/etc/portrelay/env:1:8: unexpected text after the closing quote");
+  EXPECT_EQ(error_of("KEY=\"open\n"),
+            "/etc/portrelay/env:1:5: quote \" is not closed on this line");
+  EXPECT_EQ(error_of("KEY='a'b\n"),
+            "/etc/portrelay/env:1:8: unexpected text after the closing quote");
   EXPECT_EQ(error_of("KEY=\"a\\tb\"\n"),
             "/etc/portrelay/env:1:7: unknown escape \\t (accepted: \\\" \\\\ \\$ \\` \\n)");
   EXPECT_EQ(error_of("KEY=abc\\\n"),
@@ -115,8 +116,8 @@ TEST(EnvFileConfig, WorldReadableIsWarnedAbout) {
   const std::string env = dir.write_file("env", "PORTRELAY_TEST_ENV_FILE_SECRET=s\n");
   ::chmod(env.c_str(), 0644);
   const Config config = parse_config(config_text(env), "portrelay.toml");
-  EXPECT_TRUE(has_warning(config, "portrelay.toml:1: env_file \"" + env +
-                                      "\" is readable by every user"));
+  EXPECT_TRUE(
+      has_warning(config, "portrelay.toml:1: env_file \"" + env + "\" is readable by every user"));
 }
 
 TEST(EnvFileConfig, AMissingFileIsAWarningAndABadLineAnError) {
@@ -134,8 +135,9 @@ TEST(EnvFileConfig, AMissingFileIsAWarningAndABadLineAnError) {
               env + ":2:31: expected '=' after PORTRELAY_TEST_ENV_FILE_SECRET");
   }
   try {
-    parse_config("env_file = \"relative/env\"\n" + config_text(env).substr(config_text(env).find('[')),
-                 "portrelay.toml");
+    parse_config(
+        "env_file = \"relative/env\"\n" + config_text(env).substr(config_text(env).find('[')),
+        "portrelay.toml");
     FAIL() << "a relative env_file was accepted";
   } catch (const ConfigError& error) {
     EXPECT_EQ(std::string(error.what()),
