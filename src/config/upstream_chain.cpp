@@ -343,7 +343,8 @@ Credentials read_credentials(const TableReader& reader, std::string_view preset_
     } else if (std::getenv(password_env->c_str()) == nullptr) {
       // Only a warning: `check` may run in a shell that lacks the service's environment.
       reader.warn("password_env", at,
-                  "environment variable " + *password_env + " is not set (nor in env_file)");
+                  "environment variable " + *password_env + " is not set" +
+                      (reader.context().env_file_read() ? " (nor in env_file)" : ""));
     }
     credentials.password_env = *password_env;
   } else if (password_file) {

@@ -138,6 +138,25 @@ run_cli check-private check --config "$warn_conf"
 if grep -q 'readable by group' "$WORK/check-private.err"; then show check-private; fail "check: warned about private files"; fi
 note "check: warns (exit 0) for a 0640 tls_key, a 0644 users_file, tls=none and tls=opportunistic toward non-loopback hosts"
 
+# An inline password in a configuration file its group (or everyone) may read.
+inline_conf="$WORK/warn/inline.toml"
+printf '%s\n' '[[upstream]]' 'host = "smtp.example.test"' 'port = 587' 'username = "u"' \
+  'password = "inline-e2e-secret"' >"$inline_conf"
+chmod 0640 "$inline_conf"
+run_cli check-inline-group check --config "$inline_conf"
+expect_status check-inline-group 0
+grep -qF "warning: $inline_conf: holds an inline password and is readable by its group (mode 0640)" "$WORK/check-inline-group.err" ||
+  { show check-inline-group; fail "check: no warning for an inline password in a group-readable file"; }
+chmod 0644 "$inline_conf"
+run_cli check-inline-world check --config "$inline_conf"
+grep -qF "is readable by every user (mode 0644)" "$WORK/check-inline-world.err" ||
+  { show check-inline-world; fail "check: no warning for an inline password in a world-readable file"; }
+chmod 0600 "$inline_conf"
+run_cli check-inline-private check --config "$inline_conf"
+if grep -q 'holds an inline password' "$WORK/check-inline-private.err"; then show check-inline-private; fail "check: warned about a 0600 file"; fi
+if grep -qF 'inline-e2e-secret' "$WORK"/check-inline-*.out "$WORK"/check-inline-*.err; then fail "check printed the inline password"; fi
+note "check: warns about an inline password in a 0640 or 0644 config, not in a 0600 one"
+
 # A missing config file is a clear error, not a crash.
 run_cli check-missing check --config "$WORK/does-not-exist.toml"
 expect_status check-missing 1

@@ -101,19 +101,45 @@ note "refused by the daemon: exit 1, $(head -1 "$WORK/reload.out"); still relayi
 stop_pid "$PORTRELAY_PID"
 grep -q 'event=stopped' "$WORK/portrelay.log" || { cat "$WORK/portrelay.log" >&2; fail "portrelay did not stop cleanly"; }
 
-# No spool, so no control socket: without --pid a clear error; with it, SIGHUP.
+# No spool, so no control socket: without --pid a clear error; with it, SIGHUP, and the
+# verdict from the reload metrics on the metrics listener (or only the log without one).
 NOSPOOL="$WORK/nospool.toml"
-printf '[server]\nlisten = ["127.0.0.1:%s"]\n[metrics]\nenabled = false\n[[upstream]]\nhost = "127.0.0.1"\nport = %s\ntls = "none"\n' \
-  "$SMTP_PORT" "$SECOND_PORT" >"$NOSPOOL"
+METRICS_PORT=$(free_port)
+write_nospool() {  # write_nospool LISTEN_PORT METRICS_TABLE_LINE
+  printf '[server]\nlisten = ["127.0.0.1:%s"]\n[metrics]\n%s\n[[upstream]]\nhost = "127.0.0.1"\nport = %s\ntls = "none"\n' \
+    "$1" "$2" "$SECOND_PORT" >"$NOSPOOL"
+}
+write_nospool "$SMTP_PORT" "listen = \"127.0.0.1:$METRICS_PORT\""
 STATUS=0
 "$PORTRELAY" reload --config "$NOSPOOL" >"$WORK/reload.out" 2>&1 || STATUS=$?
 [[ $STATUS -eq 2 ]] && grep -q -- "--pid" "$WORK/reload.out" ||
   { cat "$WORK/reload.out" >&2; fail "no spool, no --pid: exit $STATUS, or no hint at --pid"; }
 : >"$WORK/portrelay.log"
 start_portrelay "$NOSPOOL" "$SMTP_PORT"
+wait_for_port 127.0.0.1 "$METRICS_PORT"
 STATUS=0
 "$PORTRELAY" reload --config "$NOSPOOL" --pid "$PORTRELAY_PID" >"$WORK/reload.out" 2>&1 || STATUS=$?
-[[ $STATUS -eq 0 ]] || { cat "$WORK/reload.out" >&2; fail "no spool, --pid: exit $STATUS"; }
-for _ in $(seq 1 100); do grep -q 'event=reload ' "$WORK/portrelay.log" && break; sleep 0.05; done
+[[ $STATUS -eq 0 ]] && grep -q "^reloaded (pid $PORTRELAY_PID" "$WORK/reload.out" ||
+  { cat "$WORK/reload.out" "$WORK/portrelay.log" >&2; fail "no spool, --pid: exit $STATUS"; }
 grep -q 'event=reload ' "$WORK/portrelay.log" || { cat "$WORK/portrelay.log" >&2; fail "--pid: the daemon did not reload"; }
-note "no spool: without --pid exit 2 with a hint; with --pid SIGHUP, reloaded"
+write_nospool "$OTHER_PORT" "listen = \"127.0.0.1:$METRICS_PORT\""
+STATUS=0
+"$PORTRELAY" reload --config "$NOSPOOL" --pid "$PORTRELAY_PID" >"$WORK/reload.out" 2>&1 || STATUS=$?
+[[ $STATUS -eq 1 ]] && grep -q "kept its running configuration" "$WORK/reload.out" ||
+  { cat "$WORK/reload.out" "$WORK/portrelay.log" >&2; fail "no spool, --pid, listener changed: exit $STATUS, not 1"; }
+grep -q 'event=reload_failed' "$WORK/portrelay.log" || fail "--pid: no reload_failed in the log"
+kill -0 "$PORTRELAY_PID" 2>/dev/null || fail "a refused SIGHUP reload ended portrelay"
+note "no spool: without --pid exit 2 with a hint; --pid: SIGHUP, verdict from the metrics (0 applied, 1 refused)"
+stop_pid "$PORTRELAY_PID"
+
+# Neither a spool nor a metrics listener: the signal is sent, the verdict is only in the log.
+write_nospool "$SMTP_PORT" "enabled = false"
+: >"$WORK/portrelay.log"
+start_portrelay "$NOSPOOL" "$SMTP_PORT"
+STATUS=0
+"$PORTRELAY" reload --config "$NOSPOOL" --pid "$PORTRELAY_PID" >"$WORK/reload.out" 2>&1 || STATUS=$?
+[[ $STATUS -eq 0 ]] && grep -q "only in the log" "$WORK/reload.out" ||
+  { cat "$WORK/reload.out" >&2; fail "no spool, no metrics, --pid: exit $STATUS"; }
+for _ in $(seq 1 100); do grep -q 'event=reload ' "$WORK/portrelay.log" && break; sleep 0.05; done
+grep -q 'event=reload ' "$WORK/portrelay.log" || { cat "$WORK/portrelay.log" >&2; fail "no metrics, --pid: the daemon did not reload"; }
+note "no spool, no metrics: SIGHUP sent, exit 0, verdict only in the log"
