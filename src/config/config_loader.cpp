@@ -17,6 +17,9 @@ namespace {
 const std::vector<std::string_view> kTopLevelTables = {"env_file", "server", "relay", "upstream",
                                                        "metrics",  "spool",  "log"};
 
+// A secrets file is a few lines; a path to something else must not be read into memory.
+constexpr std::size_t kMaxEnvFile = 1024 * 1024;
+
 // Top level, not in a table: the file serves every section that names a variable (today
 // [[upstream]] password_env), not one of them. Read at each load, so `probe`, `check`,
 // the daemon and its reloads see the same secrets without systemd's EnvironmentFile=.
@@ -41,12 +44,14 @@ void read_env_file(detail::ParseContext& context, const toml::table& root, Confi
   if (::fstat(fd, &info) == 0 && S_ISREG(info.st_mode)) {
     char buffer[4096];
     ssize_t count;
-    while ((count = ::read(fd, buffer, sizeof buffer)) > 0)
+    while (text.size() <= kMaxEnvFile && (count = ::read(fd, buffer, sizeof buffer)) > 0)
       text.append(buffer, static_cast<std::size_t>(count));
   }
   ::close(fd);
   if (!S_ISREG(info.st_mode))
     throw context.error(node->source(), "env_file: \"" + *path + "\" is not a regular file");
+  if (text.size() > kMaxEnvFile)
+    throw context.error(node->source(), "env_file: \"" + *path + "\" is over 1 MiB");
   // Group-readable is the documented setup (0640 root:portrelay: the service reads it
   // through its group); readable by everyone is not.
   if ((info.st_mode & S_IROTH) != 0)

@@ -99,7 +99,7 @@ cat >"$ROOT/tmp/as-unit.sh" <<SCRIPT
 set -u
 as_unit() { setpriv --reuid $user --regid $user --init-groups --no-new-privs "\$@"; }
 as_unit $pre >/tmp/pre.log 2>&1 || { echo "ExecStartPre failed: \$(cat /tmp/pre.log)"; exit 1; }
-grep -q SENDGRID_API_KEY /tmp/pre.log && { echo "check does not see SENDGRID_API_KEY in env_file: \$(cat /tmp/pre.log)"; exit 1; }
+grep -q "SENDGRID_API_KEY is not set" /tmp/pre.log && { echo "check does not see SENDGRID_API_KEY in env_file: \$(cat /tmp/pre.log)"; exit 1; }
 # Not through the function: \$! must be the daemon itself, not a subshell around it.
 setpriv --reuid $user --regid $user --init-groups --no-new-privs $start 2>/tmp/run.log &
 daemon=\$!

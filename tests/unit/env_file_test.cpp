@@ -100,6 +100,9 @@ TEST(EnvFileConfig, PasswordEnvReadsTheFileBeforeTheEnvironment) {
   EXPECT_FALSE(has_warning(config, "readable"));
   // describe_chain (what `check` prints) never shows the value.
   EXPECT_EQ(describe_chain(config).find("from-file"), std::string::npos);
+  EXPECT_NE(describe_chain(config).find("(password from env_file PORTRELAY_TEST_ENV_FILE_SECRET)"),
+            std::string::npos)
+      << describe_chain(config);
 }
 
 TEST(EnvFileConfig, AVariableMissingFromTheFileFallsBackToTheEnvironment) {

@@ -206,7 +206,9 @@ TEST(ProbeReportTable, LongEndpointNamesKeepTheColumnsAligned) {
       ASSERT_LT(starts[column], line.size()) << line;
       EXPECT_EQ(line.compare(starts[column], cells[column].size(), cells[column]), 0)
           << "column " << column << " of row " << row << ": " << line;
-      if (column > 0) EXPECT_EQ(line[starts[column] - 1], ' ') << line;
+      if (column > 0) {
+        EXPECT_EQ(line[starts[column] - 1], ' ') << line;
+      }
     }
     // The millisecond columns start where their headers do, too.
     EXPECT_NE(line[starts[4]], ' ') << line;
