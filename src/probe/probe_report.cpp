@@ -160,6 +160,7 @@ std::string format_table(const std::vector<EndpointProbe>& probes,
                     config::to_string(probe.endpoint.tls), verdict(probe, connect_timeout),
                     millis(probe.trace.tcp_ms), millis(probe.trace.ready_ms), detail});
   }
+  constexpr std::size_t kGap = 2;  // spaces between columns
   std::array<std::size_t, 7> widths{};
   for (const auto& row : rows)
     for (std::size_t column = 0; column < row.size(); ++column)
@@ -169,7 +170,7 @@ std::string format_table(const std::vector<EndpointProbe>& probes,
     std::string line;
     for (std::size_t column = 0; column + 1 < row.size(); ++column) {
       line += row[column];
-      line.append(widths[column] - row[column].size() + 1, ' ');
+      line.append(widths[column] - row[column].size() + kGap, ' ');
     }
     line += row.back();
     while (!line.empty() && line.back() == ' ') line.pop_back();

@@ -161,18 +161,23 @@ TEST(ProbeReportInUse, FirstUsableInChainOrder) {
 TEST(ProbeReportTable, ExactLayout) {
   auto lines = lines_of(format_table(sample_chain(), 10s));
   ASSERT_EQ(lines.size(), 6u);
-  EXPECT_EQ(lines[0],
-            "#   ENDPOINT                           TLS       VERDICT                        TCP  "
-            "     READY     DETAIL");
-  EXPECT_EQ(lines[1],
-            "1   provider:587 (smtp.example.com)    starttls  BLOCKED (no answer in 10s)     -    "
-            "     -         no TCP answer within 10s");
-  EXPECT_EQ(lines[2],
-            "2   provider:465 (smtp.example.com)    implicit  OK (AUTH OK)                   1 ms "
-            "     13 ms     TLSv1.3; 220 smtp.example.com ESMTP");
-  EXPECT_EQ(lines[3],
-            "3   backup:25 (10.0.0.7)               none      OK                             0 ms "
-            "     3 ms      plaintext; 220 backup ready");
+  // Each column as wide as its widest cell, two spaces between columns.
+  EXPECT_EQ(
+      lines[0],
+      "#  ENDPOINT                         TLS       VERDICT                     TCP   READY  "
+      "DETAIL");
+  EXPECT_EQ(
+      lines[1],
+      "1  provider:587 (smtp.example.com)  starttls  BLOCKED (no answer in 10s)  -     -      "
+      "no TCP answer within 10s");
+  EXPECT_EQ(
+      lines[2],
+      "2  provider:465 (smtp.example.com)  implicit  OK (AUTH OK)                1 ms  13 ms  "
+      "TLSv1.3; 220 smtp.example.com ESMTP");
+  EXPECT_EQ(
+      lines[3],
+      "3  backup:25 (10.0.0.7)             none      OK                          0 ms  3 ms   "
+      "plaintext; 220 backup ready");
   EXPECT_EQ(lines[4], "");
   EXPECT_EQ(lines[5], "The relay would use now: provider:465 (endpoint 2 of 3)");
 }
