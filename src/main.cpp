@@ -71,6 +71,17 @@ int main(int argc, char** argv) {
                 "Log every SMTP line exchanged with upstreams (event=smtp_transcript); AUTH "
                 "data and message bodies are left out");
 
+  portrelay::cli::ReloadOptions reload_options;
+  auto* reload = app.add_subcommand(
+      "reload",
+      "Check the configuration, make the running daemon apply it (systemctl reload) and print "
+      "its verdict; exit 0 if applied, 1 if refused (the daemon keeps its old configuration), "
+      "2 if no daemon answered");
+  reload->add_option("-c,--config", reload_options.config_path, config_help());
+  reload->add_option("--pid", reload_options.pid,
+                     "The daemon to send SIGHUP to when the configuration keeps no spool (no "
+                     "control socket to ask); the unit passes $MAINPID");
+
   auto* check =
       app.add_subcommand("check", "Validate a configuration and print the effective chain");
   check->add_option("-c,--config", config_path, config_help());
@@ -94,6 +105,9 @@ int main(int argc, char** argv) {
       "queue", "Inspect and manage the spool (with or without a running daemon)");
   queue->add_option("-c,--config", queue_options.config_path, config_help());
   queue->require_subcommand(1);
+  // Subcommands made from here on pass options they do not know up to `queue`, so
+  // `queue list --config F` works as `queue --config F list` (and as `run --config F`).
+  queue->fallthrough();
   auto* queue_list =
       queue->add_subcommand("list", "List queued and failed messages (default table)");
   queue_list->add_flag("--json", queue_options.json, "Machine-readable output");
@@ -141,6 +155,10 @@ int main(int argc, char** argv) {
     portrelay::log::set_transcript(debug_transcript);
     if (!log_level.empty()) run_options.log_level = portrelay::log::parse_level(log_level);
     return portrelay::cli::run(run_options);
+  }
+  if (*reload) {
+    reload_options.config_path = portrelay::cli::resolve_config_path(reload_options.config_path);
+    return portrelay::cli::reload(reload_options);
   }
   if (*check) return portrelay::cli::check(portrelay::cli::resolve_config_path(config_path));
   if (*probe) {

@@ -109,6 +109,13 @@ void Daemon::start() {
     use_selector_for_spool();
     control_ =
         std::make_unique<spool::ControlServer>(loop_, *spool_, spool_->directory().control_path());
+    // `portrelay reload` asks here and gets the verdict back (SIGHUP cannot return one).
+    control_->set_reload([this]() -> std::string {
+      if (!config_reader_) return "error reload is not available";
+      std::string failure;
+      if (!reload(config_reader_, &failure)) return "error " + failure;
+      return "ok reloaded " + config_->source;
+    });
     control_->start();
   }
   server_->start();
@@ -152,7 +159,7 @@ std::uint16_t Daemon::metrics_port() const {
   return ports.empty() ? 0 : static_cast<std::uint16_t>(ports.front());
 }
 
-bool Daemon::reload(const std::function<config::Config()>& read) {
+bool Daemon::reload(const std::function<config::Config()>& read, std::string* failure) {
   try {
     apply(read());
     metrics_->config_reload(true, unix_now());
@@ -161,6 +168,7 @@ bool Daemon::reload(const std::function<config::Config()>& read) {
     // config::ConfigError says file:line:col; TLS and users-file errors name their file.
     log::error("reload_failed", {{"detail", error.what()}, {"kept", "running configuration"}});
     metrics_->config_reload(false, unix_now());
+    if (failure) *failure = error.what();
     return false;
   }
 }

@@ -44,9 +44,16 @@ int run(const RunOptions& options) {
   int close_status = 0;
   {
     net::Loop loop(raw);
+    // The file again, for SIGHUP and `portrelay reload`; --log-level still wins.
+    auto read_config = [&options]() {
+      config::Config next = config::load_config_file(options.config_path);
+      if (options.log_level) next.log.level = *options.log_level;
+      return next;
+    };
     std::unique_ptr<Daemon> daemon;
     try {
       daemon = std::make_unique<Daemon>(loop, config);
+      daemon->set_config_reader(read_config);
       daemon->start();
     } catch (const std::exception& error) {
       log::error("startup_failed", {{"detail", error.what()}});
@@ -76,11 +83,7 @@ int run(const RunOptions& options) {
     hangup.start(SIGHUP, [&](int) {
       log::info("signal", {{"signal", "SIGHUP"}});
       if (stopping) return;
-      daemon->reload([&]() {
-        config::Config next = config::load_config_file(options.config_path);
-        if (options.log_level) next.log.level = *options.log_level;
-        return next;
-      });
+      daemon->reload(read_config);
     });
     uv_run(raw, UV_RUN_DEFAULT);  // ends when the daemon has nothing left to do
     daemon.reset();

@@ -1,9 +1,11 @@
 // TOML text -> validated Config. Section parsers live next to this file; this one handles the
 // document as a whole: syntax errors, the set of top-level tables, reading the file.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -12,8 +14,69 @@
 namespace portrelay::config {
 namespace {
 
-const std::vector<std::string_view> kTopLevelTables = {"server",  "relay", "upstream",
-                                                       "metrics", "spool", "log"};
+const std::vector<std::string_view> kTopLevelTables = {"env_file", "server", "relay", "upstream",
+                                                       "metrics",  "spool",  "log"};
+
+// A secrets file is a few lines; a path to something else must not be read into memory.
+constexpr std::size_t kMaxEnvFile = 1024 * 1024;
+
+// Top level, not in a table: the file serves every section that names a variable (today
+// [[upstream]] password_env), not one of them. Read at each load, so `probe`, `check`,
+// the daemon and its reloads see the same secrets without systemd's EnvironmentFile=.
+void read_env_file(detail::ParseContext& context, const toml::table& root, Config& config) {
+  const toml::node* node = root.get("env_file");
+  if (node == nullptr) return;
+  const auto path = node->value<std::string>();
+  if (!node->is_string() || path->empty() || path->front() != '/')
+    throw context.error(node->source(), "env_file: expected an absolute path (a string)");
+  config.env_file = *path;
+  const int fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0 && errno == ENOENT) {
+    // As systemd's EnvironmentFile=-: a fresh install has not written its secrets yet.
+    context.warn(node->source(), "env_file \"" + *path + "\" does not exist");
+    return;
+  }
+  if (fd < 0)
+    throw context.error(node->source(),
+                        "env_file: cannot read \"" + *path + "\": " + std::strerror(errno));
+  struct stat info {};
+  std::string text;
+  if (::fstat(fd, &info) == 0 && S_ISREG(info.st_mode)) {
+    char buffer[4096];
+    ssize_t count;
+    while (text.size() <= kMaxEnvFile && (count = ::read(fd, buffer, sizeof buffer)) > 0)
+      text.append(buffer, static_cast<std::size_t>(count));
+  }
+  ::close(fd);
+  if (!S_ISREG(info.st_mode))
+    throw context.error(node->source(), "env_file: \"" + *path + "\" is not a regular file");
+  if (text.size() > kMaxEnvFile)
+    throw context.error(node->source(), "env_file: \"" + *path + "\" is over 1 MiB");
+  // Group-readable is the documented setup (0640 root:portrelay: the service reads it
+  // through its group); readable by everyone is not.
+  if ((info.st_mode & S_IROTH) != 0)
+    context.warn(node->source(), "env_file \"" + *path +
+                                     "\" is readable by every user; restrict it (chmod 640, "
+                                     "group portrelay)");
+  context.set_env_file(parse_env_file(text, *path));
+}
+
+// An inline secret in a file other users may read: `check` says so, with the file's mode.
+void warn_inline_secret(const std::string& path, Config& config) {
+  bool inline_password = false;
+  for (const auto& endpoint : config.chain)
+    inline_password = inline_password || !endpoint.credentials.password.empty();
+  struct stat info {};
+  if (!inline_password || ::stat(path.c_str(), &info) != 0) return;
+  if ((info.st_mode & (S_IRGRP | S_IROTH)) == 0) return;
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(info.st_mode & 07777));
+  config.warnings.push_back(path + ": holds an inline password and is readable by " +
+                            ((info.st_mode & S_IROTH) ? "every user" : "its group") + " (mode " +
+                            mode +
+                            "); move the password to env_file or password_file, or "
+                            "chmod 600 this file");
+}
 
 // The table for `name`, or an empty one when the file does not have it (all defaults).
 const toml::table& section(const detail::ParseContext& context, const toml::table& root,
@@ -55,6 +118,7 @@ Config parse_config(std::string_view toml_text, const std::string& source_name) 
   reject_unknown_tables(context, root);
   Config config;
   config.source = source_name;
+  read_env_file(context, root, config);  // before [[upstream]], whose password_env reads it
   config.server = detail::parse_server_section(context, section(context, root, "server"));
   config.relay =
       detail::parse_relay_section(context, section(context, root, "relay"), config.server);
@@ -85,7 +149,9 @@ Config load_config_file(const std::string& path) {
     text.append(buffer, static_cast<std::size_t>(count));
   }
   ::close(fd);
-  return parse_config(text, path);
+  Config config = parse_config(text, path);
+  warn_inline_secret(path, config);
+  return config;
 }
 
 }  // namespace portrelay::config

@@ -19,6 +19,8 @@ std::string describe_auth(const Credentials& credentials) {
                                               : "file " + credentials.oauth_token_file) +
         ", re-read after " + format_duration(credentials.oauth_token_lifetime) +
         " or when refused)";
+  } else if (!credentials.password_from_env_file.empty()) {
+    text += "(password from env_file " + credentials.password_env + ")";
   } else if (!credentials.password_env.empty()) {
     text += "(password from env " + credentials.password_env + ")";
   } else if (!credentials.password_file.empty()) {

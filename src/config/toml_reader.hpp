@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "portrelay/config/config.hpp"
+#include "portrelay/config/env_file.hpp"
 
 namespace portrelay::config::detail {
 
@@ -25,9 +26,21 @@ class ParseContext {
   // Warnings carry only the line: they are read by people, not by editors jumping to a column.
   void warn(const toml::source_region& where, const std::string& message);
   std::vector<std::string> take_warnings() { return std::move(warnings_); }
+  // The env_file's values, which *_env keys look up before the process environment.
+  void set_env_file(EnvFileValues values) {
+    env_file_ = std::move(values);
+    env_file_read_ = true;
+  }
+  bool env_file_read() const { return env_file_read_; }
+  const std::string* env_file_value(const std::string& name) const {
+    auto it = env_file_.find(name);
+    return it == env_file_.end() ? nullptr : &it->second;
+  }
 
  private:
   std::string source_;
+  EnvFileValues env_file_;
+  bool env_file_read_ = false;
   std::vector<std::string> warnings_;
 };
 

@@ -337,9 +337,14 @@ Credentials read_credentials(const TableReader& reader, std::string_view preset_
       reader.fail("password_env", at,
                   "\"" + *password_env + "\" is not an environment variable name");
     }
-    // Only a warning: `check` may run in a shell that lacks the service's environment.
-    if (std::getenv(password_env->c_str()) == nullptr) {
-      reader.warn("password_env", at, "environment variable " + *password_env + " is not set");
+    if (const std::string* value = reader.context().env_file_value(*password_env)) {
+      if (value->empty()) reader.fail("password_env", at, *password_env + " is empty in env_file");
+      credentials.password_from_env_file = *value;
+    } else if (std::getenv(password_env->c_str()) == nullptr) {
+      // Only a warning: `check` may run in a shell that lacks the service's environment.
+      reader.warn("password_env", at,
+                  "environment variable " + *password_env + " is not set" +
+                      (reader.context().env_file_read() ? " (nor in env_file)" : ""));
     }
     credentials.password_env = *password_env;
   } else if (password_file) {

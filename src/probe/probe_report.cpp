@@ -1,3 +1,5 @@
+#include <algorithm>
+#include <array>
 #include <cstdio>
 #include <sstream>
 
@@ -117,8 +119,18 @@ std::string verdict(const EndpointProbe& probe, config::Duration connect_timeout
       return "PROTOCOL ERROR";
     case FailureReason::Closed:
       return "CLOSED";
+    case FailureReason::TransactionTimeout:
+      return "NO REPLY (timeout)";
+    case FailureReason::TransactionReset:
+      return "RESET";
+    case FailureReason::TransactionProtocol:
+      return "PROTOCOL ERROR (transaction)";
+    case FailureReason::LocalResources:
+      return "LOCAL ERROR (out of resources)";
+    case FailureReason::CoolingDown:
+      return "COOLING DOWN";
   }
-  return "ERROR";
+  return "ERROR";  // not a FailureReason: the switch above names every one (-Wswitch)
 }
 
 std::optional<std::size_t> endpoint_in_use(const std::vector<EndpointProbe>& probes) {
@@ -129,14 +141,13 @@ std::optional<std::size_t> endpoint_in_use(const std::vector<EndpointProbe>& pro
 
 std::string format_table(const std::vector<EndpointProbe>& probes,
                          config::Duration connect_timeout) {
-  std::ostringstream out;
-  char line[512];
-  std::snprintf(line, sizeof(line), "%-3s %-34s %-9s %-30s %-9s %-9s %s\n", "#", "ENDPOINT", "TLS",
-                "VERDICT", "TCP", "READY", "DETAIL");
-  out << line;
+  // Each column is as wide as its widest cell (endpoint names go up to 64 characters, host
+  // names to 253), so long names push the columns right instead of out of line. DETAIL is
+  // last and not padded.
+  using Row = std::array<std::string, 7>;
+  std::vector<Row> rows{{"#", "ENDPOINT", "TLS", "VERDICT", "TCP", "READY", "DETAIL"}};
   for (std::size_t i = 0; i < probes.size(); ++i) {
     const auto& probe = probes[i];
-    std::string target = probe.endpoint.label() + " (" + probe.endpoint.host + ")";
     std::string detail;
     if (probe.ok) {
       detail = probe.trace.tls_version.empty() ? "plaintext" : probe.trace.tls_version;
@@ -144,11 +155,26 @@ std::string format_table(const std::vector<EndpointProbe>& probes,
     } else {
       detail = probe.detail;
     }
-    std::snprintf(line, sizeof(line), "%-3zu %-34s %-9s %-30s %-9s %-9s %s\n", i + 1,
-                  target.c_str(), config::to_string(probe.endpoint.tls),
-                  verdict(probe, connect_timeout).c_str(), millis(probe.trace.tcp_ms).c_str(),
-                  millis(probe.trace.ready_ms).c_str(), detail.c_str());
-    out << line;
+    rows.push_back({std::to_string(i + 1),
+                    probe.endpoint.label() + " (" + probe.endpoint.host + ")",
+                    config::to_string(probe.endpoint.tls), verdict(probe, connect_timeout),
+                    millis(probe.trace.tcp_ms), millis(probe.trace.ready_ms), detail});
+  }
+  constexpr std::size_t kGap = 2;  // spaces between columns
+  std::array<std::size_t, 7> widths{};
+  for (const auto& row : rows)
+    for (std::size_t column = 0; column < row.size(); ++column)
+      widths[column] = std::max(widths[column], row[column].size());
+  std::ostringstream out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t column = 0; column + 1 < row.size(); ++column) {
+      line += row[column];
+      line.append(widths[column] - row[column].size() + kGap, ' ');
+    }
+    line += row.back();
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out << line << "\n";
   }
   auto chosen = endpoint_in_use(probes);
   if (chosen)

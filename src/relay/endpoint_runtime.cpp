@@ -14,6 +14,8 @@ void resolve_password(EndpointRuntime& runtime) {
     runtime.oauth_token = std::make_shared<OAuthTokenSource>(credentials);
   } else if (!credentials.password.empty()) {
     runtime.password = credentials.password;
+  } else if (!credentials.password_from_env_file.empty()) {
+    runtime.password = credentials.password_from_env_file;
   } else if (!credentials.password_env.empty()) {
     const char* value = std::getenv(credentials.password_env.c_str());
     if (value && *value)

@@ -108,7 +108,12 @@ void ControlServer::accept() {
           std::string answer;
         };
         auto* write = new Write;
-        write->answer = control_request(client->server->spool_, line) + "\n";
+        ControlServer* server = client->server;
+        if (line == "reload")
+          write->answer = (server->reload_ ? server->reload_() : "error reload is not available");
+        else
+          write->answer = control_request(server->spool_, line);
+        write->answer += "\n";
         log::info("queue_control", {{"request", line}, {"answer", write->answer}});
         uv_buf_t out =
             uv_buf_init(write->answer.data(), static_cast<unsigned>(write->answer.size()));

@@ -138,6 +138,25 @@ run_cli check-private check --config "$warn_conf"
 if grep -q 'readable by group' "$WORK/check-private.err"; then show check-private; fail "check: warned about private files"; fi
 note "check: warns (exit 0) for a 0640 tls_key, a 0644 users_file, tls=none and tls=opportunistic toward non-loopback hosts"
 
+# An inline password in a configuration file its group (or everyone) may read.
+inline_conf="$WORK/warn/inline.toml"
+printf '%s\n' '[[upstream]]' 'host = "smtp.example.test"' 'port = 587' 'username = "u"' \
+  'password = "inline-e2e-secret"' >"$inline_conf"
+chmod 0640 "$inline_conf"
+run_cli check-inline-group check --config "$inline_conf"
+expect_status check-inline-group 0
+grep -qF "warning: $inline_conf: holds an inline password and is readable by its group (mode 0640)" "$WORK/check-inline-group.err" ||
+  { show check-inline-group; fail "check: no warning for an inline password in a group-readable file"; }
+chmod 0644 "$inline_conf"
+run_cli check-inline-world check --config "$inline_conf"
+grep -qF "is readable by every user (mode 0644)" "$WORK/check-inline-world.err" ||
+  { show check-inline-world; fail "check: no warning for an inline password in a world-readable file"; }
+chmod 0600 "$inline_conf"
+run_cli check-inline-private check --config "$inline_conf"
+if grep -q 'holds an inline password' "$WORK/check-inline-private.err"; then show check-inline-private; fail "check: warned about a 0600 file"; fi
+if grep -qF 'inline-e2e-secret' "$WORK"/check-inline-*.out "$WORK"/check-inline-*.err; then fail "check printed the inline password"; fi
+note "check: warns about an inline password in a 0640 or 0644 config, not in a 0600 one"
+
 # A missing config file is a clear error, not a crash.
 run_cli check-missing check --config "$WORK/does-not-exist.toml"
 expect_status check-missing 1
@@ -147,14 +166,14 @@ note "check on a missing file: exit 1, stderr: $(head -1 "$WORK/check-missing.er
 # --help everywhere.
 run_cli help --help
 expect_status help 0
-for sub in run check probe demo version hash-password; do
+for sub in run check probe demo version hash-password reload healthcheck queue; do
   run_cli "help-$sub" "$sub" --help
   expect_status "help-$sub" 0
   grep -qi 'usage' "$WORK/help-$sub.out" || { show "help-$sub"; fail "$sub --help printed no usage"; }
   grep -q -- "$sub" "$WORK/help-$sub.out" || { show "help-$sub"; fail "$sub --help does not name the command"; }
   grep -qF "$sub" "$WORK/help.out" || { show help; fail "top-level --help does not list $sub"; }
 done
-note "--help: exit 0 with usage for portrelay, run, check, probe, demo, version, hash-password"
+note "--help: exit 0 with usage for portrelay, run, check, probe, demo, version, hash-password, reload, healthcheck, queue"
 
 # Usage errors: exit 64 (EX_USAGE, sysexits.h) and one line that names the problem and --help.
 expect_usage_error() {
@@ -232,6 +251,62 @@ note "SIGHUP: reloaded, still listening"
 stop_pid "$run_pid" TERM
 grep -q 'event=stopped' "$WORK/run-env.log" || { cat "$WORK/run-env.log" >&2; fail "run with PORTRELAY_CONFIG did not stop cleanly"; }
 note "probe and run read PORTRELAY_CONFIG; run accepts --shutdown-grace 1s500ms"
+
+# env_file: the secret only in the file (not in probe's environment), as /etc/portrelay/env
+# under systemd; `sudo portrelay probe` used to see AUTH FAILED. An aiosmtpd upstream with
+# implicit TLS requires AUTH with exactly that password.
+require_cmd openssl
+make_pki "$WORK/pki"
+env_secret="e2e-env-file-$RANDOM$RANDOM"
+start_upstream authed --tls implicit --cert "$WORK/pki/server.pem" --key "$WORK/pki/server.key" \
+  --auth "relay-user:$env_secret"
+printf '# secrets for portrelay\nE2E_ENV_FILE_PASSWORD="%s"\n' "$env_secret" >"$WORK/env"
+chmod 0640 "$WORK/env"
+cat >"$WORK/env-file.toml" <<TOML
+env_file = "$WORK/env"
+
+[server]
+listen = ["127.0.0.1:$smtp_port"]
+
+[[upstream]]
+name = "authed"
+host = "127.0.0.1"
+port = $UPSTREAM_PORT
+tls = "implicit"
+ca_file = "$WORK/pki/ca.pem"
+tls_server_name = "localhost"
+username = "relay-user"
+password_env = "E2E_ENV_FILE_PASSWORD"
+
+[metrics]
+enabled = false
+TOML
+unset E2E_ENV_FILE_PASSWORD
+run_cli probe-env-file probe --config "$WORK/env-file.toml"
+expect_status probe-env-file 0
+grep -q 'OK (AUTH OK)' "$WORK/probe-env-file.out" || { show probe-env-file; fail "probe with the secret in env_file did not authenticate"; }
+if grep -qF "$env_secret" "$WORK/probe-env-file.out" "$WORK/probe-env-file.err"; then fail "probe printed the env_file secret"; fi
+# The file wins over the environment (it is what a reload reads again).
+E2E_ENV_FILE_PASSWORD=stale run_cli probe-env-file-wins probe --config "$WORK/env-file.toml"
+expect_status probe-env-file-wins 0
+# Without the file's line (and not in the environment): no password, said so.
+printf 'OTHER=1\n' >"$WORK/env"
+run_cli probe-env-file-gone probe --config "$WORK/env-file.toml"
+expect_status probe-env-file-gone 2
+grep -q 'E2E_ENV_FILE_PASSWORD is not set' "$WORK/probe-env-file-gone.out" "$WORK/probe-env-file-gone.err" ||
+  { show probe-env-file-gone; fail "probe without the env_file line does not say the variable is not set"; }
+note "env_file: probe authenticates with a secret only in the file; the file wins over the environment"
+
+# --config after a queue subcommand, as after run (it used to be refused).
+{ cat "$WORK/local.toml"; printf '[spool]\ndir = "%s"\n' "$WORK/spool-cli"; } >"$WORK/queue.toml"
+run_cli queue-list-config queue list --config "$WORK/queue.toml"
+expect_status queue-list-config 0
+run_cli queue-config-list queue --config "$WORK/queue.toml" list
+expect_status queue-config-list 0
+cmp -s "$WORK/queue-list-config.out" "$WORK/queue-config-list.out" || { show queue-list-config; fail "queue list --config differs from queue --config list"; }
+run_cli queue-show-config queue show NOSUCHID --config "$WORK/queue.toml"
+grep -q 'arguments were not expected' "$WORK/queue-show-config.err" && { show queue-show-config; fail "queue show ID --config refused"; }
+note "queue list --config F and queue --config F list agree: $(head -1 "$WORK/queue-list-config.out")"
 
 # demo (binds 127.0.8.1:587/25 and uses 465/2525 there: needs root or free ports; it says so).
 run_cli demo demo

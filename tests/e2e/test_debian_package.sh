@@ -90,16 +90,28 @@ in_root setpriv --reuid 61234 --regid 61234 --clear-groups portrelay check --con
 [[ $status -eq 1 ]] && grep -q 'Permission denied' "$WORK/other.out" || { cat "$WORK/other.out" >&2; fail "uid 61234 could read the config (exit $status)"; }
 note "as uid 61234: $(head -1 "$WORK/other.out")"
 
+# The secrets file the README has the admin create; env_file in the shipped config reads it.
+printf 'SENDGRID_API_KEY="from env_file"\n' >"$ROOT/etc/portrelay/env"
+in_root chown root:portrelay /etc/portrelay/env
+in_root chmod 0640 /etc/portrelay/env
+
 # The unit's own lines, as its User=/Group=, in a network namespace of their own.
 unit="$ROOT/lib/systemd/system/portrelay.service"
 user=$(sed -n 's/^User=//p' "$unit")
 pre=$(sed -n 's/^ExecStartPre=//p' "$unit")
 start=$(sed -n 's/^ExecStart=//p' "$unit")
+reload=$(sed -n 's/^ExecReload=//p' "$unit")
+[[ $reload == /usr/sbin/portrelay\ reload* ]] || fail "ExecReload is not portrelay reload: $reload"
+[[ $(grep -c '^ExecReload=.*/bin/kill' "$unit") -eq 0 ]] || fail "ExecReload still needs kill(1) (procps)"
+# systemd puts the main PID in for $MAINPID; the script below has it in $daemon.
+reload_command=${reload//\$MAINPID/\$daemon}
+
 [[ $user == portrelay && -n $pre && -n $start ]] || fail "unit lacks User=portrelay, ExecStartPre= or ExecStart="
 cat >"$ROOT/tmp/as-unit.sh" <<SCRIPT
 set -u
 as_unit() { setpriv --reuid $user --regid $user --init-groups --no-new-privs "\$@"; }
 as_unit $pre >/tmp/pre.log 2>&1 || { echo "ExecStartPre failed: \$(cat /tmp/pre.log)"; exit 1; }
+grep -q "SENDGRID_API_KEY is not set" /tmp/pre.log && { echo "check does not see SENDGRID_API_KEY in env_file: \$(cat /tmp/pre.log)"; exit 1; }
 # Not through the function: \$! must be the daemon itself, not a subshell around it.
 setpriv --reuid $user --regid $user --init-groups --no-new-privs $start 2>/tmp/run.log &
 daemon=\$!
@@ -114,6 +126,8 @@ echo "sendmail exit: \$?"; grep -o 'queued as [0-9A-F]* for retry' /tmp/sendmail
 mailq | grep -c 'ops@example.test' | sed 's/^/mailq lines: /'
 stat -c 'spool: %a %U' /var/spool/portrelay /var/spool/portrelay/queue
 grep -c 'event=maildrop_picked_up' /tmp/run.log | sed 's/^/picked up: /'
+# ExecReload as the unit runs it (minbase has no procps: this is what failed with /bin/kill).
+as_unit $reload_command >/tmp/reload.out 2>&1; echo "reload exit: \$?"; cat /tmp/reload.out
 kill -TERM \$daemon; wait \$daemon; echo "daemon exit after SIGTERM: \$?"
 grep -c 'event=started' /tmp/run.log | sed 's/^/started lines: /'
 grep -c 'event=stopped' /tmp/run.log | sed 's/^/stopped lines: /'
@@ -127,6 +141,7 @@ grep -q '^sendmail exit: 0$' "$WORK/as-unit.out" && grep -q 'for retry' "$WORK/a
 grep -q '^mailq lines: 1$' "$WORK/as-unit.out" || { cat "$WORK/as-unit.out" >&2; fail "mailq does not list the queued message"; }
 grep -q '^spool: 711 portrelay$' "$WORK/as-unit.out" && grep -q '^spool: 700 portrelay$' "$WORK/as-unit.out" || { cat "$WORK/as-unit.out" >&2; fail "spool not 0711 (queue/ 0700) portrelay"; }
 grep -q '^picked up: 1$' "$WORK/as-unit.out" || { cat "$WORK/as-unit.out" >&2; fail "the daemon did not pick up the dropped cron mail"; }
+grep -q '^reload exit: 0$' "$WORK/as-unit.out" && grep -q '^reloaded /etc/portrelay/portrelay.toml' "$WORK/as-unit.out" || { cat "$WORK/as-unit.out" >&2; fail "ExecReload (portrelay reload) did not apply the file"; }
 grep -q '^daemon exit after SIGTERM: 0$' "$WORK/as-unit.out" && grep -q '^stopped lines: 1$' "$WORK/as-unit.out" || { cat "$WORK/as-unit.out" >&2; fail "daemon did not exit 0 on SIGTERM"; }
 note "as $user: ExecStartPre (check) OK, ExecStart listening ($(grep '^greeting:' "$WORK/as-unit.out")), sendmail -> queued for retry (exit 0) in /var/spool/portrelay (0711, queue/ 0700, portrelay), the dropped cron mail picked up, mailq lists it, SIGTERM -> exit 0"
 
@@ -177,5 +192,5 @@ for path in /usr/sbin/portrelay /usr/sbin/sendmail /usr/bin/mailq /etc/portrelay
   [[ ! -e $ROOT$path && ! -L $ROOT$path ]] || fail "$path left after dpkg --purge"
 done
 if in_root dpkg-statoverride --list | grep -q portrelay; then fail "statoverride left after purge"; fi
-note "dpkg --purge: binary, links, /etc/portrelay, the spool, unit and its enablement gone"
+note "dpkg --purge: binary, links, /etc/portrelay (with the env secrets file), the spool, unit and its enablement gone"
 note "PASS"

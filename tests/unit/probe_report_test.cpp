@@ -114,6 +114,25 @@ TEST(ProbeReportVerdict, EveryReasonIsCoveredAndDistinct) {
   }
 }
 
+// Every value of the enum, not only the connect reasons: the transaction ones, local
+// resources and cooling down used to fall out of the switch and print as "ERROR".
+TEST(ProbeReportVerdict, EveryEnumValueHasItsOwnVerdict) {
+  EXPECT_EQ(verdict(failed(FailureReason::TransactionTimeout), 1s), "NO REPLY (timeout)");
+  EXPECT_EQ(verdict(failed(FailureReason::TransactionReset), 1s), "RESET");
+  EXPECT_EQ(verdict(failed(FailureReason::TransactionProtocol), 1s),
+            "PROTOCOL ERROR (transaction)");
+  EXPECT_EQ(verdict(failed(FailureReason::LocalResources), 1s), "LOCAL ERROR (out of resources)");
+  EXPECT_EQ(verdict(failed(FailureReason::CoolingDown), 1s), "COOLING DOWN");
+  std::vector<std::string> seen;
+  for (int value = 0; value <= static_cast<int>(FailureReason::CoolingDown); ++value) {
+    const auto reason = static_cast<FailureReason>(value);
+    std::string text = verdict(failed(reason), 1s);
+    EXPECT_NE(text, "ERROR") << portrelay::to_string(reason);
+    for (const auto& other : seen) EXPECT_NE(text, other) << portrelay::to_string(reason);
+    seen.push_back(text);
+  }
+}
+
 TEST(ProbeReportVerdict, BlockedNamesTheConnectTimeoutInItsUnit) {
   EXPECT_EQ(verdict(failed(FailureReason::Timeout), 300ms), "BLOCKED (no answer in 300ms)");
   EXPECT_EQ(verdict(failed(FailureReason::Timeout), 1500ms), "BLOCKED (no answer in 1500ms)");
@@ -142,20 +161,67 @@ TEST(ProbeReportInUse, FirstUsableInChainOrder) {
 TEST(ProbeReportTable, ExactLayout) {
   auto lines = lines_of(format_table(sample_chain(), 10s));
   ASSERT_EQ(lines.size(), 6u);
-  EXPECT_EQ(lines[0],
-            "#   ENDPOINT                           TLS       VERDICT                        TCP  "
-            "     READY     DETAIL");
-  EXPECT_EQ(lines[1],
-            "1   provider:587 (smtp.example.com)    starttls  BLOCKED (no answer in 10s)     -    "
-            "     -         no TCP answer within 10s");
-  EXPECT_EQ(lines[2],
-            "2   provider:465 (smtp.example.com)    implicit  OK (AUTH OK)                   1 ms "
-            "     13 ms     TLSv1.3; 220 smtp.example.com ESMTP");
-  EXPECT_EQ(lines[3],
-            "3   backup:25 (10.0.0.7)               none      OK                             0 ms "
-            "     3 ms      plaintext; 220 backup ready");
+  // Each column as wide as its widest cell, two spaces between columns.
+  EXPECT_EQ(
+      lines[0],
+      "#  ENDPOINT                         TLS       VERDICT                     TCP   READY  "
+      "DETAIL");
+  EXPECT_EQ(
+      lines[1],
+      "1  provider:587 (smtp.example.com)  starttls  BLOCKED (no answer in 10s)  -     -      "
+      "no TCP answer within 10s");
+  EXPECT_EQ(
+      lines[2],
+      "2  provider:465 (smtp.example.com)  implicit  OK (AUTH OK)                1 ms  13 ms  "
+      "TLSv1.3; 220 smtp.example.com ESMTP");
+  EXPECT_EQ(
+      lines[3],
+      "3  backup:25 (10.0.0.7)             none      OK                          0 ms  3 ms   "
+      "plaintext; 220 backup ready");
   EXPECT_EQ(lines[4], "");
   EXPECT_EQ(lines[5], "The relay would use now: provider:465 (endpoint 2 of 3)");
+}
+
+// Where each header starts; every cell of that column must start there too.
+std::vector<std::size_t> column_starts(const std::string& header) {
+  std::vector<std::size_t> starts;
+  for (const char* name : {"#", "ENDPOINT", "TLS", "VERDICT", "TCP", "READY", "DETAIL"})
+    starts.push_back(header.find(name));
+  return starts;
+}
+
+TEST(ProbeReportTable, LongEndpointNamesKeepTheColumnsAligned) {
+  auto probes = sample_chain();
+  // 64 characters, the longest name the config accepts, and a long host name.
+  probes[0].endpoint.name = std::string(64, 'n');
+  probes[0].endpoint.host = "relay-with-a-long-name.eu-central-1.mail.example-provider.com";
+  probes[2].reason = FailureReason::TransactionTimeout;  // a verdict longer than "OK"
+  probes[2].ok = false;
+  probes[2].detail = "no reply";
+  auto lines = lines_of(format_table(probes, 10s));
+  ASSERT_EQ(lines.size(), 6u);
+  const auto starts = column_starts(lines[0]);
+  for (std::size_t row = 1; row <= 3; ++row) {
+    const std::string& line = lines[row];
+    const std::vector<std::string> cells = {
+        std::to_string(row),
+        probes[row - 1].endpoint.label() + " (" + probes[row - 1].endpoint.host + ")",
+        config::to_string(probes[row - 1].endpoint.tls), verdict(probes[row - 1], 10s)};
+    for (std::size_t column = 0; column < cells.size(); ++column) {
+      ASSERT_LT(starts[column], line.size()) << line;
+      EXPECT_EQ(line.compare(starts[column], cells[column].size(), cells[column]), 0)
+          << "column " << column << " of row " << row << ": " << line;
+      if (column > 0) {
+        EXPECT_EQ(line[starts[column] - 1], ' ') << line;
+      }
+    }
+    // The millisecond columns start where their headers do, too.
+    EXPECT_NE(line[starts[4]], ' ') << line;
+    EXPECT_EQ(line[starts[4] - 1], ' ') << line;
+    EXPECT_NE(line[starts[5]], ' ') << line;
+  }
+  EXPECT_EQ(lines[1].substr(starts[6]), "no TCP answer within 10s");
+  EXPECT_EQ(lines[3].substr(starts[6]), "no reply");
 }
 
 TEST(ProbeReportTable, NothingUsable) {

@@ -47,7 +47,11 @@ class Daemon {
   // TLS key or users file, a changed listening address, which needs a restart) leaves the
   // running configuration untouched. Logs `reload` or `reload_failed`, sets the reload
   // metrics, returns whether the new configuration was applied. Loop thread.
-  bool reload(const std::function<config::Config()>& read);
+  // `failure`, when given, receives why the running configuration was kept.
+  bool reload(const std::function<config::Config()>& read, std::string* failure = nullptr);
+  // How the daemon reads its file again (`portrelay run` sets it; SIGHUP and the control
+  // socket's "reload" request, `portrelay reload`, both use it). Call before start().
+  void set_config_reader(std::function<config::Config()> read) { config_reader_ = std::move(read); }
 
   const config::Config& config() const { return *config_; }
   metrics::Metrics& metrics() { return *metrics_; }
@@ -84,6 +88,7 @@ class Daemon {
   std::shared_ptr<relay::RacingSelector> selector_;
   std::unique_ptr<spool::Spool> spool_;            // before the server: sessions' sinks use it
   std::unique_ptr<spool::ControlServer> control_;  // `portrelay queue` while running
+  std::function<config::Config()> config_reader_;
   std::unique_ptr<server::SubmissionServer> server_;
 };
 

@@ -36,7 +36,15 @@ struct QueueOptions {
   bool json = false;  // list --json
 };
 
+struct ReloadOptions {
+  std::string config_path;
+  int pid = 0;  // --pid: SIGHUP target when the configuration has no control socket
+};
+
 int run(const RunOptions& options);
+// Checks the file, asks the running daemon to apply it, prints its verdict: 0 applied, 1
+// refused (here or by the daemon, which keeps its configuration), 2 no daemon answered.
+int reload(const ReloadOptions& options);
 int queue(const QueueOptions& options);
 int probe(const ProbeOptions& options);
 int check(const std::string& config_path);

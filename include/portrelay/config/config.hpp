@@ -132,6 +132,9 @@ struct Credentials {
   std::string password_env;   // name of an environment variable
   std::string password_file;  // first line is the password
   std::string password;       // inline (warned about by `check`)
+  // password_env's value from the env_file, when the file has it (it wins over the
+  // process environment, which is only looked at when this is empty).
+  std::string password_from_env_file;
   // `auth`: PLAIN/LOGIN with the password above, or XOAUTH2 / OAUTHBEARER with an access
   // token from exactly one of the two sources below, used for at most the lifetime.
   UpstreamAuth auth = UpstreamAuth::Password;
@@ -179,6 +182,8 @@ struct LogConfig {
 
 struct Config {
   std::string source;  // file path the config came from
+  // Top-level `env_file`: the secrets file every *_env key reads first (env_file.hpp).
+  std::string env_file;
   ServerConfig server;
   RelayConfig relay;
   std::vector<Endpoint> chain;

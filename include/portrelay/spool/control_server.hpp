@@ -6,9 +6,12 @@
 //   retry <id>|all   ->  "ok 3 message(s) due now"
 //   delete <id>      ->  "ok <id> deleted"
 //   bounce <id>      ->  "ok <id> bounced" / "error no message <id> in the queue"
+//   reload           ->  "ok <what was applied>" / "error <why the old configuration is kept>"
+//                        (`portrelay reload`; answered by the handler set_reload installs)
 // Listing needs no daemon: `queue list` reads the files (spool_directory.hpp).
 #include <uv.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -31,6 +34,9 @@ class ControlServer {
   // std::runtime_error.
   void start();
   void stop();
+  // Answers the "reload" request: runs on the loop and returns the answer line. Unset: the
+  // request is answered "error reload is not available".
+  void set_reload(std::function<std::string()> reload) { reload_ = std::move(reload); }
 
  private:
   struct Client;
@@ -42,6 +48,7 @@ class ControlServer {
   std::string path_;
   net::UvHandle<uv_pipe_t, ControlServer> listener_;
   std::map<Client*, std::unique_ptr<Client>> clients_;
+  std::function<std::string()> reload_;
 };
 
 }  // namespace portrelay::spool
