@@ -1,12 +1,9 @@
 #include "portrelay/app/daemon.hpp"
 
-#include <prometheus/exposer.h>
-#include <prometheus/registry.h>
-
 #include <chrono>
 #include <stdexcept>
 
-#include "health_http.hpp"
+#include "metrics_http_server.hpp"
 #include "portrelay/app/config_changes.hpp"
 #include "portrelay/base/log.hpp"
 #include "portrelay/relay/passthrough_relay.hpp"
@@ -46,9 +43,7 @@ Daemon::Daemon(net::Loop& loop, config::Config config)
   metrics_->config_reload(true, unix_now());
 }
 
-Daemon::~Daemon() {
-  if (health_port_ != 0) health_http::unregister_port(health_port_);
-}
+Daemon::~Daemon() = default;
 
 Daemon::Generation Daemon::build(std::shared_ptr<const config::Config> config) {
   Generation generation;
@@ -120,18 +115,14 @@ void Daemon::start() {
   }
   server_->start();
   if (config_->metrics.enabled) {
-    std::string address = config_->metrics.listen.str();
-    try {
-      exposer_ = std::make_unique<prometheus::Exposer>(address, 2, health_http::callbacks());
-    } catch (const std::exception& error) {
-      throw std::runtime_error("cannot serve metrics on " + address + ": " + error.what());
-    }
-    exposer_->RegisterCollectable(metrics_->registry());
-    exposer_->RegisterCollectable(metrics_->process_collector());
-    health_port_ = metrics_port();
-    health_http::register_port(health_port_, health_status_);
+    // Throws "cannot serve metrics on ADDRESS: why".
+    http_server_ =
+        std::make_unique<MetricsHttpServer>(config_->metrics.listen, *metrics_, health_status_);
     log::info("metrics_listening",
-              {{"address", address}, {"path", "/metrics"}, {"health", "/healthz /readyz"}});
+              {{"address", config_->metrics.listen.str()},
+               {"path", "/metrics"},
+               {"health", "/healthz /readyz"},
+               {"max_connections", std::to_string(http_server_->connection_limit())}});
   }
   heartbeat();
 }
@@ -153,11 +144,7 @@ std::optional<std::string> Daemon::not_ready_reason() const {
          " are cooling down after failures";
 }
 
-std::uint16_t Daemon::metrics_port() const {
-  if (!exposer_) return 0;
-  auto ports = exposer_->GetListeningPorts();
-  return ports.empty() ? 0 : static_cast<std::uint16_t>(ports.front());
-}
+std::uint16_t Daemon::metrics_port() const { return http_server_ ? http_server_->port() : 0; }
 
 bool Daemon::reload(const std::function<config::Config()>& read, std::string* failure) {
   try {

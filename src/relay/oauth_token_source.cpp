@@ -1,109 +1,13 @@
 #include "portrelay/relay/oauth_token_source.hpp"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <fstream>
-#include <sstream>
-#include <vector>
-
-extern char** environ;
 
 namespace portrelay::relay {
-namespace {
 
 using Token = OAuthTokenSource::Token;
 
-// Enough for any real access token (Microsoft's are about 2 KB); more is not a token.
-constexpr std::size_t kMaxOutput = 64 * 1024;
-
-std::string first_line(const std::string& text) {
-  std::string line = text.substr(0, text.find('\n'));
-  if (!line.empty() && line.back() == '\r') line.pop_back();
-  return line;
-}
-
-std::vector<std::string> split_on_spaces(const std::string& command) {
-  std::vector<std::string> words;
-  std::istringstream stream(command);
-  for (std::string word; stream >> word;) words.push_back(word);
-  return words;
-}
-
-Token problem(std::string text) { return Token{"", std::move(text)}; }
-
-}  // namespace
-
-Token run_token_command(const std::string& command, std::chrono::milliseconds timeout) {
-  const std::vector<std::string> words = split_on_spaces(command);
-  if (words.empty()) return problem("oauth_token_command is empty");
-  const std::string& program = words.front();
-
-  int pipe_fds[2];
-  if (::pipe2(pipe_fds, O_CLOEXEC) != 0)
-    return problem(std::string("cannot create a pipe: ") + std::strerror(errno));
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
-  std::vector<char*> argv;
-  for (const std::string& word : words) argv.push_back(const_cast<char*>(word.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  const int spawn_error =
-      ::posix_spawnp(&pid, program.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(pipe_fds[1]);
-  if (spawn_error != 0) {
-    ::close(pipe_fds[0]);
-    return problem("cannot run oauth_token_command " + program + ": " + std::strerror(spawn_error));
-  }
-
-  // Read until EOF or the deadline; the output is bounded, the wait too.
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::string output;
-  bool timed_out = false;
-  while (true) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      timed_out = true;
-      break;
-    }
-    pollfd descriptor{pipe_fds[0], POLLIN, 0};
-    const int ready = ::poll(&descriptor, 1, static_cast<int>(left.count()));
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready == 0) continue;  // the deadline check above ends it
-    char buffer[4096];
-    const ssize_t got = ::read(pipe_fds[0], buffer, sizeof buffer);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;
-    if (output.size() < kMaxOutput) output.append(buffer, static_cast<std::size_t>(got));
-  }
-  ::close(pipe_fds[0]);
-  if (timed_out) ::kill(pid, SIGKILL);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (timed_out) {
-    return problem("oauth_token_command " + program + " did not finish within " +
-                   config::format_duration(timeout) + " (killed)");
-  }
-  if (WIFSIGNALED(status))
-    return problem("oauth_token_command " + program + " killed by signal " +
-                   std::to_string(WTERMSIG(status)));
-  if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-    return problem("oauth_token_command " + program + " exited with status " +
-                   std::to_string(WEXITSTATUS(status)));
-  std::string token = first_line(output);
-  if (token.empty()) return problem("oauth_token_command " + program + " printed no token");
-  return Token{std::move(token), ""};
+OAuthTokenSource::Request::~Request() {
+  if (source_) source_->withdraw(id_);
 }
 
 OAuthTokenSource::OAuthTokenSource(const config::Credentials& credentials,
@@ -113,33 +17,86 @@ OAuthTokenSource::OAuthTokenSource(const config::Credentials& credentials,
       lifetime_(credentials.oauth_token_lifetime),
       command_timeout_(command_timeout) {}
 
-Token OAuthTokenSource::read_source() const {
-  if (!command_.empty()) return run_token_command(command_, command_timeout_);
+OAuthTokenSource::~OAuthTokenSource() {
+  for (auto* waiters : {&waiters_, &delivering_})
+    for (auto& [id, waiter] : *waiters)
+      if (waiter.request) waiter.request->source_ = nullptr;
+  // run_ (if any) is destroyed with this object: its process group is killed.
+}
+
+Token OAuthTokenSource::read_file() const {
   std::ifstream file(file_);
   std::string line;
-  if (!file || !std::getline(file, line)) return problem("cannot read oauth_token_file " + file_);
+  if (!file || !std::getline(file, line)) return Token{"", "cannot read oauth_token_file " + file_};
   if (!line.empty() && line.back() == '\r') line.pop_back();
-  if (line.empty()) return problem("oauth_token_file " + file_ + " has an empty first line");
+  if (line.empty()) return Token{"", "oauth_token_file " + file_ + " has an empty first line"};
   return Token{std::move(line), ""};
 }
 
-Token OAuthTokenSource::current() {
-  std::lock_guard lock(mutex_);
-  const auto now = Clock::now();
-  if (cached_ && now - read_at_ < lifetime_) return Token{*cached_, ""};
-  Token token = read_source();
+void OAuthTokenSource::remember(const Token& token, Clock::time_point read_at) {
   if (token.problem.empty()) {
     cached_ = token.value;
-    read_at_ = now;
+    read_at_ = read_at;
   } else {
     cached_.reset();  // never keep using an expired token because its source broke
   }
-  return token;
 }
 
-void OAuthTokenSource::invalidate() {
-  std::lock_guard lock(mutex_);
-  cached_.reset();
+std::unique_ptr<OAuthTokenSource::Request> OAuthTokenSource::fetch(net::Loop& loop, Callback done) {
+  const auto now = Clock::now();
+  if (cached_ && now - read_at_ < lifetime_) {
+    done(Token{*cached_, ""});
+    return nullptr;
+  }
+  if (command_.empty()) {
+    Token token = read_file();
+    remember(token, now);
+    done(std::move(token));
+    return nullptr;
+  }
+  if (!run_) {
+    auto run = std::make_unique<TokenCommand>(loop, command_, command_timeout_);
+    if (auto failed = run->start([this](Token token) { on_run_finished(std::move(token)); })) {
+      remember(*failed, now);
+      done(std::move(*failed));
+      return nullptr;
+    }
+    run_ = std::move(run);
+    run_loop_ = &loop;
+    run_started_ = now;
+  }
+  const std::uint64_t id = next_id_++;
+  auto request = std::unique_ptr<Request>(new Request(this, id));
+  waiters_.emplace(id, Waiter{std::move(done), request.get()});
+  return request;
 }
+
+void OAuthTokenSource::on_run_finished(Token token) {
+  // Called from inside the run: it is freed on a later loop turn.
+  run_loop_->defer_delete(std::move(run_));
+  remember(token, run_started_);
+  // Each waiter is taken out before its callback runs; a callback may withdraw others
+  // (their Request destroyed) or fetch again (a new run, new waiters_).
+  delivering_ = std::move(waiters_);
+  waiters_.clear();
+  while (!delivering_.empty()) {
+    auto first = delivering_.begin();
+    Waiter waiter = std::move(first->second);
+    delivering_.erase(first);
+    if (waiter.request) waiter.request->source_ = nullptr;
+    waiter.done(token);
+  }
+}
+
+void OAuthTokenSource::withdraw(std::uint64_t id) {
+  delivering_.erase(id);
+  if (waiters_.erase(id) == 0 || !waiters_.empty() || !run_) return;
+  // Nobody waits for this run any more: kill it now, free it on a later turn (this may be
+  // called from a callback that the run's own callbacks reached).
+  run_->stop();
+  run_loop_->defer_delete(std::move(run_));
+}
+
+void OAuthTokenSource::invalidate() { cached_.reset(); }
 
 }  // namespace portrelay::relay

@@ -76,19 +76,31 @@ void UpstreamConnection::connect(ReadyCallback callback) {
   phase_ = Phase::Resolving;
   if (endpoint.credentials.configured() && !runtime_->password_problem.empty())
     return fail(FailureReason::AuthFailed, "no password: " + runtime_->password_problem);
-  if (runtime_->oauth_token) {
-    OAuthTokenSource::Token token = runtime_->oauth_token->current();
-    if (!token.problem.empty())
-      return fail(FailureReason::AuthFailed, "no OAuth token: " + token.problem);
-    smtp::ClientHandshake::Options options{helo_name_, endpoint.tls, endpoint.credentials.username,
-                                           ""};
-    options.auth = endpoint.credentials.auth;
-    options.oauth_token = token.value;
-    options.oauth_host = endpoint.host;
-    options.oauth_port = endpoint.port;
-    oauth_token_sent_ = std::move(token.value);
-    handshake_ = smtp::ClientHandshake(std::move(options));
-  }
+  if (!runtime_->oauth_token) return resolve();
+  // The token may come from a command that takes seconds: the loop goes on meanwhile, and
+  // this connection continues when the token is there (at once when it is cached).
+  token_request_ = runtime_->oauth_token->fetch(
+      loop_, [this](OAuthTokenSource::Token token) { on_token(std::move(token)); });
+}
+
+void UpstreamConnection::on_token(OAuthTokenSource::Token token) {
+  token_request_.reset();
+  if (!token.problem.empty())
+    return fail(FailureReason::AuthFailed, "no OAuth token: " + token.problem);
+  const auto& endpoint = runtime_->endpoint;
+  smtp::ClientHandshake::Options options{helo_name_, endpoint.tls, endpoint.credentials.username,
+                                         ""};
+  options.auth = endpoint.credentials.auth;
+  options.oauth_token = token.value;
+  options.oauth_host = endpoint.host;
+  options.oauth_port = endpoint.port;
+  oauth_token_sent_ = std::move(token.value);
+  handshake_ = smtp::ClientHandshake(std::move(options));
+  resolve();
+}
+
+void UpstreamConnection::resolve() {
+  const auto& endpoint = runtime_->endpoint;
   if (!endpoint.addresses.empty()) {
     std::vector<sockaddr_storage> pinned;
     for (const auto& text : endpoint.addresses) {
@@ -273,7 +285,7 @@ void UpstreamConnection::perform(const smtp::HandshakeAction& action) {
       return;
     }
     case Kind::Fail:
-      if (action.token_refused && retry_with_fresh_token()) return;
+      if (action.token_refused && retry_with_fresh_token(action)) return;
       return fail(action.reason, action.detail);
   }
 }
@@ -281,14 +293,20 @@ void UpstreamConnection::perform(const smtp::HandshakeAction& action) {
 // Once per connection attempt: the token may have expired (or been rotated) since it was
 // cached, so read the source again and, if that gives a different token, AUTH again on the
 // same session (RFC 4954 allows another AUTH after a failed one).
-bool UpstreamConnection::retry_with_fresh_token() {
+bool UpstreamConnection::retry_with_fresh_token(const smtp::HandshakeAction& refused) {
   if (!runtime_->oauth_token || oauth_token_retried_) return false;
   oauth_token_retried_ = true;
   runtime_->oauth_token->invalidate();
-  OAuthTokenSource::Token fresh = runtime_->oauth_token->current();
-  if (!fresh.problem.empty() || fresh.value == oauth_token_sent_) return false;
-  oauth_token_sent_ = fresh.value;
-  perform(handshake_.retry_with_token(std::move(fresh.value)));
+  // Like the first token, a fresh one may come from a command: the session waits (in
+  // Handshaking, bounded by the command's timeout) without holding up the loop.
+  token_request_ = runtime_->oauth_token->fetch(
+      loop_,
+      [this, reason = refused.reason, detail = refused.detail](OAuthTokenSource::Token fresh) {
+        token_request_.reset();
+        if (!fresh.problem.empty() || fresh.value == oauth_token_sent_) return fail(reason, detail);
+        oauth_token_sent_ = fresh.value;
+        perform(handshake_.retry_with_token(std::move(fresh.value)));
+      });
   return true;
 }
 
@@ -304,6 +322,7 @@ void UpstreamConnection::fail(FailureReason reason, std::string detail) {
   if (phase_ == Phase::Closed) return;
   phase_ = Phase::Closed;
   timer_.stop();
+  token_request_.reset();
   resolution_.reset();
   if (racer_) loop_.defer_delete(std::move(racer_));
   if (streamer_) streamer_->stop();
@@ -386,6 +405,7 @@ void UpstreamConnection::quit() {
   ready_callback_ = nullptr;
   response_callback_ = nullptr;
   timer_.stop();
+  token_request_.reset();
   if (phase_ == Phase::Closed || !connection_) {
     phase_ = Phase::Closed;
     return;

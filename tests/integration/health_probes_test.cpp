@@ -2,11 +2,6 @@
 // last success time, probes counted apart from message traffic), /healthz and /readyz on
 // the metrics listener, and the process_* metrics. The real Daemon on loopback; HTTP is a
 // plain socket GET, as a kubelet or Prometheus does it.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <ctime>
 #include <functional>
@@ -22,37 +17,6 @@ namespace {
 using namespace std::chrono_literals;
 using demo::refused_port;
 using demo::RefusedPort;
-
-struct HttpReply {
-  int status = 0;  // 0: no answer
-  std::string body;
-};
-
-HttpReply http_get(std::uint16_t port, const std::string& path) {
-  HttpReply reply;
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval timeout{3, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  std::string response;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
-    const std::string request =
-        "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-    (void)!::write(fd, request.data(), request.size());
-    char buffer[4096];
-    ssize_t n;
-    while ((n = ::read(fd, buffer, sizeof(buffer))) > 0) response.append(buffer, n);
-  }
-  ::close(fd);
-  if (response.rfind("HTTP/1.", 0) == 0 && response.size() > 12)
-    reply.status = std::stoi(response.substr(9, 3));
-  auto body = response.find("\r\n\r\n");
-  if (body != std::string::npos) reply.body = response.substr(body + 4);
-  return reply;
-}
 
 // Polls `done` every 50 ms until it holds or `limit` passes.
 bool eventually(std::chrono::milliseconds limit, const std::function<bool()>& done) {

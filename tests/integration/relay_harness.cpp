@@ -1,5 +1,9 @@
 #include "relay_harness.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <csignal>
@@ -166,6 +170,32 @@ void begin_data(SmtpTestClient& client) {
   EXPECT_EQ(client.command("MAIL FROM:<a@example.test>").code, 250);
   EXPECT_EQ(client.command("RCPT TO:<b@example.test>").code, 250);
   EXPECT_EQ(client.command("DATA").code, 354);
+}
+
+HttpReply http_get(std::uint16_t port, const std::string& path) {
+  HttpReply reply;
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval timeout{3, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  std::string response;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
+    const std::string request =
+        "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    (void)!::write(fd, request.data(), request.size());
+    char buffer[4096];
+    ssize_t n;
+    while ((n = ::read(fd, buffer, sizeof(buffer))) > 0) response.append(buffer, n);
+  }
+  ::close(fd);
+  if (response.rfind("HTTP/1.", 0) == 0 && response.size() > 12)
+    reply.status = std::stoi(response.substr(9, 3));
+  auto body = response.find("\r\n\r\n");
+  if (body != std::string::npos) reply.body = response.substr(body + 4);
+  return reply;
 }
 
 }  // namespace portrelay::test

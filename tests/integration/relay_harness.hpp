@@ -80,6 +80,14 @@ class RelayUnderTest {
   std::unique_ptr<DaemonThread> daemon_;
 };
 
+// GET `path` from 127.0.0.1:`port` over a plain socket, as a kubelet or Prometheus does it
+// (Connection: close; 3 s receive timeout).
+struct HttpReply {
+  int status = 0;  // 0: no answer
+  std::string body;
+};
+HttpReply http_get(std::uint16_t port, const std::string& path);
+
 // The message a test sends, in CRLF form.
 std::string sample_message(const std::string& subject = "integration test");
 

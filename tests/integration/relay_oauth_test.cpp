@@ -3,8 +3,11 @@
 // the wire, a mechanism the server does not offer, and tokens that never reach the logs.
 #include <sys/stat.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <future>
+#include <thread>
 
 #include "portrelay/base/log.hpp"
 #include "portrelay/demo/test_pki.hpp"
@@ -226,6 +229,78 @@ TEST_F(RelayOAuth, FailingTokenCommandIsAuthFailedWithItsExitStatus) {
   EXPECT_EQ(reply.code, 451) << reply.raw;
   EXPECT_NE(reply.text.find("auth_failed"), std::string::npos) << reply.raw;
   EXPECT_EQ(upstream.connection_count(), 0u);  // no connection without a token
+}
+
+// Issue 16: the command used to run on the loop thread, so a hanging one stopped every
+// session, probe and heartbeat for up to 10 s per attempt (/healthz answered 503 after 5).
+// Now it delays only what needs its token.
+TEST_F(RelayOAuth, AHangingTokenCommandDelaysNoOtherSessionAndHealthzStaysUp) {
+  FakeUpstream oauth_upstream(upstream_config("XOAUTH2", kFirstToken));
+  FakeUpstream plain;
+  const std::string started = dir_.file("started");
+  const std::string script = dir_.write_file(
+      "get-token", "#!/bin/sh\ntouch " + started + "\nsleep 30\necho " + kFirstToken + "\n");
+  ::chmod(script.c_str(), 0700);
+  RelaySettings relay_settings;
+  relay_settings.metrics = "listen = \"127.0.0.1:0\"";
+  // The start-up probe of every endpoint runs at once: the OAuth endpoint's runs the command.
+  relay_settings.probe_interval = "60s";
+  relay_settings.upstreams = {
+      plain_upstream("plain", plain.port()),
+      tls_upstream("oauth", oauth_upstream.port(), "implicit", pki_->ca_cert,
+                   "username = \"" + std::string(kUser) +
+                       "\"\nauth = \"xoauth2\"\noauth_token_command = \"" + script + "\"\n")};
+  RelayUnderTest relay(relay_settings);
+  const auto until = std::chrono::steady_clock::now() + 3s;
+  while (!std::ifstream(started) && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(20ms);
+  ASSERT_TRUE(std::ifstream(started)) << "the token command did not start";
+  const auto hanging_since = std::chrono::steady_clock::now();
+
+  // A session without OAuth: relayed over "plain" at once.
+  auto sent_at = std::chrono::steady_clock::now();
+  EXPECT_EQ(send_one(relay, "while the token command hangs").code, 250);
+  EXPECT_LT(std::chrono::steady_clock::now() - sent_at, 1s);
+  EXPECT_EQ(plain.transactions().size(), 1u);
+
+  // /healthz stays 200 past its 5 s loop deadline, each answer within a second.
+  const std::uint16_t port = relay.daemon().metrics_port();
+  while (std::chrono::steady_clock::now() - hanging_since < 6s) {
+    const auto asked = std::chrono::steady_clock::now();
+    HttpReply live = http_get(port, "/healthz");
+    ASSERT_EQ(live.status, 200) << live.body;
+    EXPECT_LT(std::chrono::steady_clock::now() - asked, 1s);
+    std::this_thread::sleep_for(250ms);
+  }
+  EXPECT_EQ(oauth_upstream.connection_count(), 0u) << "no token yet, no connection";
+  // Stopping does not wait for the command: the probe is cancelled and the run killed.
+  const auto stopping = std::chrono::steady_clock::now();
+  relay.stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - stopping, 3s);
+}
+
+// Sessions that need the token while its command runs wait for that one run.
+TEST_F(RelayOAuth, SessionsThatNeedTheTokenTogetherShareOneRunOfTheCommand) {
+  FakeUpstream upstream(upstream_config("XOAUTH2", kFirstToken));
+  const std::string runs = dir_.file("runs");
+  const std::string script =
+      dir_.write_file("get-token", "#!/bin/sh\necho run >> " + runs + "\nsleep 1\necho " +
+                                       std::string(kFirstToken) + "\n");
+  ::chmod(script.c_str(), 0700);
+  RelayUnderTest relay(settings(upstream.port(), "auth = \"xoauth2\"\noauth_token_command = \"" +
+                                                     script +
+                                                     "\"\noauth_token_lifetime = \"1h\"\n"));
+  std::vector<std::future<int>> sent;
+  for (int i = 0; i < 3; ++i)
+    sent.push_back(std::async(std::launch::async, [&relay, i] {
+      return send_one(relay, "together " + std::to_string(i)).code;
+    }));
+  for (auto& code : sent) EXPECT_EQ(code.get(), 250);
+  std::ifstream counted(runs);
+  std::size_t lines = 0;
+  for (std::string line; std::getline(counted, line);) ++lines;
+  EXPECT_EQ(lines, 1u);
+  EXPECT_EQ(upstream.transactions().size(), 3u);
 }
 
 TEST_F(RelayOAuth, MechanismNotOfferedIsAuthFailedAndNothingIsSent) {

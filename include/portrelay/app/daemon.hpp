@@ -1,6 +1,6 @@
 #pragma once
 // Everything one running relay consists of, built from one config snapshot on one loop:
-// endpoint runtimes, metrics (+ HTTP exposer), upstream selector, TLS and AUTH for local
+// endpoint runtimes, metrics (+ the HTTP listener), upstream selector, TLS and AUTH for local
 // submissions, and the submission server. reload() builds the same from a new snapshot
 // for new sessions while the sessions in flight finish on the old one.
 #include <functional>
@@ -23,11 +23,9 @@
 #include "portrelay/spool/control_server.hpp"
 #include "portrelay/spool/spool.hpp"
 
-namespace prometheus {
-class Exposer;
-}
-
 namespace portrelay {
+
+class MetricsHttpServer;
 
 class Daemon {
  public:
@@ -79,10 +77,10 @@ class Daemon {
   net::Loop& loop_;
   std::shared_ptr<const config::Config> config_;
   std::unique_ptr<metrics::Metrics> metrics_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
   std::shared_ptr<HealthStatus> health_status_ = std::make_shared<HealthStatus>();
+  // /metrics, /healthz, /readyz; after metrics_ and health_status_: stopped before them.
+  std::unique_ptr<MetricsHttpServer> http_server_;
   net::Timer heartbeat_timer_;
-  int health_port_ = 0;  // the metrics port whose /healthz and /readyz read health_status_
   bool shutting_down_ = false;
   // Shared with the sessions started under it; the current one only.
   std::shared_ptr<relay::RacingSelector> selector_;

@@ -103,8 +103,12 @@ class UpstreamConnection {
   void on_reply(const smtp::Reply& reply);
   void perform(const smtp::HandshakeAction& action);
   void start_tls();
-  // After the upstream refused the OAuth token: true if AUTH was retried with a new one.
-  bool retry_with_fresh_token();
+  // The OAuth token arrived (or why there is none): on to resolving.
+  void on_token(OAuthTokenSource::Token token);
+  void resolve();
+  // After the upstream refused the OAuth token: true if a fresh token is being fetched
+  // (AUTH is retried with it, or `refused` is the failure if it is the same or none).
+  bool retry_with_fresh_token(const smtp::HandshakeAction& refused);
   void fail(FailureReason reason, std::string detail);
   void deliver(UpstreamResponse response);
   // `what` + `detail` + " within <timeout>" is the failure's text if the timer fires.
@@ -120,6 +124,8 @@ class UpstreamConnection {
   smtp::ClientHandshake handshake_;
   std::string oauth_token_sent_;  // the token of the last AUTH; never logged
   bool oauth_token_retried_ = false;
+  // Waiting for the endpoint's token command; destroying it withdraws the wait.
+  std::unique_ptr<OAuthTokenSource::Request> token_request_;
   Phase phase_ = Phase::New;
   std::unique_ptr<net::Resolution> resolution_;
   std::unique_ptr<net::AddressRacer> racer_;
