@@ -301,11 +301,19 @@ int queue(const QueueOptions& options) {
       return 75;
     }
     answer = *reply;
-  } else if (directory->try_lock()) {
-    answer = change_offline(*directory, options.action, id);
   } else {
-    std::cerr << "error: the spool is busy, try again\n";
-    return 75;
+    bool locked = false;
+    try {
+      locked = directory->try_lock();
+    } catch (const std::exception& error) {  // a lock file that is not one: refused
+      std::cerr << "error: " << error.what() << "\n";
+      return 1;
+    }
+    if (!locked) {
+      std::cerr << "error: the spool is busy, try again\n";
+      return 75;
+    }
+    answer = change_offline(*directory, options.action, id);
   }
   const bool ok = answer.rfind("ok ", 0) == 0;
   (ok ? std::cout : std::cerr) << (ok ? answer.substr(3) : "error: " + answer.substr(6)) << "\n";
