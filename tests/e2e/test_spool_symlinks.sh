@@ -100,9 +100,9 @@ cp "$SPOOL/queue/$ID1" "$CANARY_DIR/$ID1"
 printf 'not a state\n' >"$CANARY_DIR/$ID1.state"
 chown -R root:root "$CANARY_DIR"
 chmod 0600 "$CANARY_DIR"/*
-canary_state() {
-  stat -c '%n %u %g %a %s %Y' "$CANARY" "$CANARY_DIR" "$CANARY_DIR"/*
-  sha256sum "$CANARY" "$CANARY_DIR"/*
+canary_state() {  # every name, owner, mode, size, mtime and ctime (ns), and every content
+  find "$CANARY" "$CANARY_DIR" -printf '%p %u %g %m %s %T@ %C@\n' | sort
+  find "$CANARY" "$CANARY_DIR" -type f -exec sha256sum {} + | sort
 }
 BEFORE=$(canary_state)
 check_canary() {  # check_canary WHAT
