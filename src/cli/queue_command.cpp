@@ -105,8 +105,9 @@ void print_table(const spool::RecoveryReport& report) {
                 count);
 }
 
-// One request to the running daemon; nullopt if none listens.
-std::optional<std::string> ask_daemon(const std::string& socket_path, const std::string& request) {
+// One request to the running daemon; nullopt if none listens (`why` says what failed).
+std::optional<std::string> ask_daemon(const std::string& socket_path, const std::string& request,
+                                      std::string& why) {
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return std::nullopt;
   sockaddr_un address{};
@@ -121,6 +122,8 @@ std::optional<std::string> ask_daemon(const std::string& socket_path, const std:
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    // EACCES: a daemon running as another user than the spool's owner (root) made it.
+    why = std::strerror(errno);
     ::close(fd);
     return std::nullopt;
   }
@@ -211,9 +214,12 @@ int queue(const QueueOptions& options) {
     return 1;
   }
   const std::string& dir = config.spool.dir;
-  auto cannot_read = [&dir]() {
+  bool as_owner = false;  // root that became the spool's owner
+  auto cannot_read = [&dir, &as_owner]() {
     std::cerr << "error: cannot read the spool " << dir << ": " << std::strerror(EACCES)
-              << "; run as root or as the spool owner\n";
+              << (as_owner ? " (as its owner: files in it belong to another user; give them "
+                             "to the owner)\n"
+                           : "; run as root or as the spool owner\n");
     return EX_NOPERM;
   };
   // Only directories are opened here (never followed below the configured path), so that
@@ -246,6 +252,7 @@ int queue(const QueueOptions& options) {
                 << "; root acts on it only as that user, and " << became.error().message << "\n";
       return EX_NOPERM;
     }
+    as_owner = true;
   }
   if (options.action == "list") {
     auto report = directory->scan();
@@ -294,10 +301,11 @@ int queue(const QueueOptions& options) {
   }
   std::string answer;
   if (directory->locked_by_other()) {
-    auto reply = ask_daemon(directory->control_path(), options.action + " " + id);
+    std::string why = "no answer";
+    auto reply = ask_daemon(directory->control_path(), options.action + " " + id, why);
     if (!reply) {
       std::cerr << "error: portrelay is running but does not answer on "
-                << directory->control_path() << "\n";
+                << directory->control_path() << ": " << why << "\n";
       return 75;
     }
     answer = *reply;

@@ -54,10 +54,12 @@ int open_root(const std::string& path, bool create) {
   return fd;
 }
 
-int open_subdirectory(int root_fd, const std::string& root, const char* name, bool create) {
+// `made` says whether this call created it (then it may be given to the spool's owner).
+int open_subdirectory(int root_fd, const std::string& root, const char* name, bool create,
+                      bool& made) {
   const std::string path = root + "/" + name;
-  if (create && ::mkdirat(root_fd, name, 0700) != 0 && errno != EEXIST)
-    fail("cannot create spool directory " + path);
+  made = create && ::mkdirat(root_fd, name, 0700) == 0;
+  if (create && !made && errno != EEXIST) fail("cannot create spool directory " + path);
   int fd = open_spool_subdirectory(root_fd, name);
   if (fd >= 0) return fd;
   if (errno == ELOOP || errno == ENOTDIR)
@@ -197,19 +199,30 @@ Result<std::string> read_spool_file(int dir_fd, const std::string& name, std::si
 SpoolDirectory::SpoolDirectory(std::string root, bool create) : root_(std::move(root)) {
   try {
     root_fd_ = open_root(root_, create);
-    tmp_fd_ = open_subdirectory(root_fd_, root_, "tmp", create);
-    queue_fd_ = open_subdirectory(root_fd_, root_, "queue", create);
-    failed_fd_ = open_subdirectory(root_fd_, root_, "failed", create);
-    corrupt_fd_ = open_subdirectory(root_fd_, root_, "corrupt", create);
+    struct stat info {};
+    if (::fstat(root_fd_, &info) != 0) fail("cannot stat spool directory " + root_);
+    owner_uid_ = info.st_uid;
+    owner_gid_ = info.st_gid;
+    // A root daemon making a subdirectory of a user's spool gives it to that user.
+    auto subdirectory = [&](const char* name) {
+      bool made = false;
+      const int fd = open_subdirectory(root_fd_, root_, name, create, made);
+      if (made && !give_to_owner(fd)) {
+        const int error = errno;
+        ::close(fd);
+        errno = error;
+        fail("cannot give spool directory " + root_ + "/" + name + " to the spool's owner");
+      }
+      return fd;
+    };
+    tmp_fd_ = subdirectory("tmp");
+    queue_fd_ = subdirectory("queue");
+    failed_fd_ = subdirectory("failed");
+    corrupt_fd_ = subdirectory("corrupt");
   } catch (...) {
     for (int fd : {root_fd_, tmp_fd_, queue_fd_, failed_fd_, corrupt_fd_})
       if (fd >= 0) ::close(fd);
     throw;
-  }
-  struct stat info {};
-  if (::fstat(root_fd_, &info) == 0) {
-    owner_uid_ = info.st_uid;
-    owner_gid_ = info.st_gid;
   }
 }
 

@@ -110,6 +110,7 @@ class SpoolDirectory {
 
 // Blocking helpers (EINTR handled). Errors as "what: strerror".
 Result<bool> write_all(int fd, std::string_view data);
+// By path, following links: not for names inside the spool (read_spool_file is).
 Result<std::string> read_file(const std::string& path, std::size_t max = 1 << 20);
 // The one way a file in the spool is opened: `name` (one path component) in the directory
 // `dir_fd`, O_NOFOLLOW, O_CLOEXEC, and O_NONBLOCK until fstat has shown a regular file
