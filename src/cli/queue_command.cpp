@@ -5,18 +5,22 @@
 // Changes go through the running daemon's control socket, so its in-memory queue stays
 // the truth; with no daemon (the spool lock is free) they are made on the files directly,
 // under the lock, and the next start picks them up.
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sysexits.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <system_error>
 
 #include "portrelay/cli/commands.hpp"
+#include "portrelay/cli/spool_owner.hpp"
 #include "portrelay/config/config.hpp"
 #include "portrelay/spool/control_protocol.hpp"
 #include "portrelay/spool/maildrop.hpp"
@@ -170,15 +174,19 @@ void print_table(const spool::RecoveryReport& report, const std::vector<Dropped>
       for (const auto& recipient : entry.message->recipients)
         std::printf("%37s%s  [dropped]\n", "", recipient.c_str());
   }
-  if (count == 0)
+  const std::size_t skipped = report.unreadable.size() + report.corrupt.size();
+  if (count == 0 && skipped == 0)
     std::printf("Mail queue is empty\n");
+  else if (count == 0)
+    std::printf("-- no readable message; %zu file(s) skipped (see the warnings)\n", skipped);
   else
     std::printf("-- %llu KiB in %zu message(s)\n", static_cast<unsigned long long>(bytes / 1024),
                 count);
 }
 
-// One request to the running daemon; nullopt if none listens.
-std::optional<std::string> ask_daemon(const std::string& socket_path, const std::string& request) {
+// One request to the running daemon; nullopt if none listens (`why` says what failed).
+std::optional<std::string> ask_daemon(const std::string& socket_path, const std::string& request,
+                                      std::string& why) {
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return std::nullopt;
   sockaddr_un address{};
@@ -193,6 +201,8 @@ std::optional<std::string> ask_daemon(const std::string& socket_path, const std:
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    // EACCES: a daemon running as another user than the spool's owner (root) made it.
+    why = std::strerror(errno);
     ::close(fd);
     return std::nullopt;
   }
@@ -212,24 +222,29 @@ std::optional<std::string> ask_daemon(const std::string& socket_path, const std:
 }
 
 // The same changes on the files, with no daemon running (the caller holds the lock).
+// Every name through the spool's directory descriptors (spool_directory.hpp).
 std::string change_offline(spool::SpoolDirectory& directory, const std::string& verb,
                            const std::string& id) {
   // Each message's own id: with "retry all", `id` is "all", not a message.
+  auto area_fd = [&](const spool::StoredMessage& message) {
+    return message.failed_area ? directory.failed_fd() : directory.queue_fd();
+  };
   auto rewrite_state = [&](const spool::StoredMessage& message, spool::DeliveryState state) {
-    const std::string& own_id = message.layout.envelope.id;
-    const std::string tmp = directory.tmp_path(own_id + ".state.cli");
+    const std::string& message_id = message.layout.envelope.id;
+    const std::string tmp = message_id + ".state.cli";
     const std::string text = spool::encode_state(state);
-    FILE* file = std::fopen(tmp.c_str(), "w");
+    // A file left by an interrupted run (or anything else under that name) goes, never
+    // followed; the new one is made here (O_EXCL).
+    ::unlinkat(directory.tmp_fd(), tmp.c_str(), 0);
+    auto file = spool::open_spool_file(directory.tmp_fd(), tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (!file) return false;
-    directory.give_to_owner(fileno(file));
-    bool ok = std::fwrite(text.data(), 1, text.size(), file) == text.size();
-    ok = (std::fflush(file) == 0) && ok && ::fdatasync(fileno(file)) == 0;
-    std::fclose(file);
-    const std::string target =
-        (message.failed_area ? directory.failed_path(own_id) : directory.queue_path(own_id)) +
-        ".state";
-    ok = ok && std::rename(tmp.c_str(), target.c_str()) == 0;
-    ::fsync(message.failed_area ? directory.failed_fd() : directory.queue_fd());
+    bool ok = directory.give_to_owner(*file) && spool::write_all(*file, text).ok() &&
+              ::fdatasync(*file) == 0;
+    ok = ::close(*file) == 0 && ok;
+    const std::string target = message_id + ".state";
+    ok = ok && ::renameat(directory.tmp_fd(), tmp.c_str(), area_fd(message), target.c_str()) == 0;
+    if (!ok) ::unlinkat(directory.tmp_fd(), tmp.c_str(), 0);
+    ::fsync(area_fd(message));
     return ok;
   };
   if (verb == "retry") {
@@ -248,9 +263,10 @@ std::string change_offline(spool::SpoolDirectory& directory, const std::string& 
   if (verb == "delete") {
     const std::string path =
         message->failed_area ? directory.failed_path(id) : directory.queue_path(id);
-    if (::unlink(path.c_str()) != 0) return "error cannot delete " + path;
-    ::unlink((path + ".state").c_str());
-    ::fsync(message->failed_area ? directory.failed_fd() : directory.queue_fd());
+    if (::unlinkat(area_fd(*message), id.c_str(), 0) != 0)
+      return "error cannot delete " + path + ": " + std::strerror(errno);
+    ::unlinkat(area_fd(*message), (id + ".state").c_str(), 0);
+    ::fsync(area_fd(*message));
     return "ok " + id + " deleted";
   }
   if (verb == "bounce") {
@@ -277,20 +293,46 @@ int queue(const QueueOptions& options) {
     std::cerr << error.what() << "\n";
     return 1;
   }
+  const std::string& dir = config.spool.dir;
+  bool as_owner = false;  // root that became the spool's owner
+  auto cannot_read = [&dir, &as_owner]() {
+    std::cerr << "error: cannot read the spool " << dir << ": " << std::strerror(EACCES)
+              << (as_owner ? " (as its owner: files in it belong to another user; give them "
+                             "to the owner)\n"
+                           : "; run as root or as the spool owner\n");
+    return EX_NOPERM;
+  };
+  // Only directories are opened here (never followed below the configured path), so that
+  // root learns whose spool it is before it touches a file in it.
   std::unique_ptr<spool::SpoolDirectory> directory;
   try {
-    directory = std::make_unique<spool::SpoolDirectory>(config.spool.dir, /*create=*/false);
-  } catch (const std::exception& error) {
+    directory = std::make_unique<spool::SpoolDirectory>(dir, /*create=*/false);
+  } catch (const std::system_error& error) {
     // The daemon creates the spool when it first starts; until then there is nothing in it.
-    if (options.action == "list") {
+    if (options.action == "list" && error.code() == std::errc::no_such_file_or_directory) {
       if (options.json)
         std::cout << "[]\n";
       else
-        std::cout << "Mail queue is empty (no spool yet at " << config.spool.dir << ")\n";
+        std::cout << "Mail queue is empty (no spool yet at " << dir << ")\n";
       return 0;
     }
+    if (error.code() == std::errc::permission_denied) return cannot_read();
     std::cerr << "error: " << error.what() << "\n";
     return 1;
+  } catch (const std::exception& error) {
+    std::cerr << "error: " << error.what() << "\n";
+    return 1;
+  }
+  // Root on a spool another user owns acts as that user or not at all: the owner controls
+  // every name in the spool, and root following one could be led to any file.
+  if (::geteuid() == 0 && directory->owner_uid() != 0) {
+    auto became = become_spool_owner(directory->owner_uid(), directory->owner_gid());
+    if (!became) {
+      std::cerr << "error: the spool " << dir << " belongs to uid " << directory->owner_uid()
+                << "; root acts on it only as that user, and " << became.error().message << "\n";
+      return EX_NOPERM;
+    }
+    as_owner = true;
   }
   if (options.action == "list") {
     auto report = directory->scan();
@@ -304,7 +346,15 @@ int queue(const QueueOptions& options) {
     } else {
       print_table(report, dropped);
     }
-    return 0;
+    // Files the listing could not read are named, never passed over in silence; one it
+    // was not allowed to read means the listing may be missing mail.
+    bool denied = false;
+    for (const auto* skipped : {&report.unreadable, &report.corrupt})
+      for (const auto& line : *skipped) {
+        std::cerr << "warning: skipped " << dir << "/" << line << "\n";
+        denied = denied || line.find(std::strerror(EACCES)) != std::string::npos;
+      }
+    return denied ? cannot_read() : 0;
   }
   if (options.action == "show") {
     auto message = directory->load(options.id);
@@ -314,9 +364,9 @@ int queue(const QueueOptions& options) {
     }
     std::cout << to_json(*message).dump(2) << "\n";
     // The header section of the message, never the body.
-    auto text = spool::read_file(message->failed_area ? directory->failed_path(options.id)
-                                                      : directory->queue_path(options.id),
-                                 message->layout.body_offset + 64 * 1024);
+    auto text = spool::read_spool_file(
+        message->failed_area ? directory->failed_fd() : directory->queue_fd(), options.id,
+        message->layout.body_offset + 64 * 1024);
     if (text) {
       std::string body =
           text->substr(std::min<std::size_t>(text->size(), message->layout.body_offset));
@@ -333,18 +383,27 @@ int queue(const QueueOptions& options) {
   }
   std::string answer;
   if (directory->locked_by_other()) {
-    auto reply = ask_daemon(directory->control_path(), options.action + " " + id);
+    std::string why = "no answer";
+    auto reply = ask_daemon(directory->control_path(), options.action + " " + id, why);
     if (!reply) {
       std::cerr << "error: portrelay is running but does not answer on "
-                << directory->control_path() << "\n";
+                << directory->control_path() << ": " << why << "\n";
       return EX_TEMPFAIL;
     }
     answer = *reply;
-  } else if (directory->try_lock()) {
-    answer = change_offline(*directory, options.action, id);
   } else {
-    std::cerr << "error: the spool is busy, try again\n";
-    return EX_TEMPFAIL;
+    bool locked = false;
+    try {
+      locked = directory->try_lock();
+    } catch (const std::exception& error) {  // a lock file that is not one: refused
+      std::cerr << "error: " << error.what() << "\n";
+      return 1;
+    }
+    if (!locked) {
+      std::cerr << "error: the spool is busy, try again\n";
+      return EX_TEMPFAIL;
+    }
+    answer = change_offline(*directory, options.action, id);
   }
   const spool::ControlAnswer parsed = spool::parse_control_answer(answer);
   switch (parsed.kind) {

@@ -1,10 +1,13 @@
 // `portrelay sendmail` / `mailq`: the sendmail(8) interface that cron, PHP's mail(), mail(1),
 // logwatch, unattended-upgrades, smartd and mdadm call, submitting to the local daemon.
 #include <pwd.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <iostream>
 
 #include "portrelay/cli/commands.hpp"
@@ -94,14 +97,27 @@ int drop_or_fail(const submit::SubmissionRequest& request, const submit::Submiss
 }  // namespace
 
 int mailq() {
-  // The spool's listing when the configuration keeps one; passthrough alone keeps none.
+  // The spool's listing when the configuration keeps one; passthrough alone keeps none,
+  // and neither does a machine with no configuration at all.
   QueueOptions options;
   options.config_path = resolve_config_path("");
   options.action = "list";
   try {
     if (config::load_config_file(options.config_path).relay.uses_spool()) return queue(options);
-  } catch (const std::exception&) {
-    // An unreadable configuration: say what mailq can say without it.
+  } catch (const std::exception& error) {
+    struct stat info {};
+    const bool absent = ::stat(options.config_path.c_str(), &info) != 0 && errno == ENOENT;
+    if (!absent) {
+      // A configuration this user may not read may name a spool with mail in it: "empty"
+      // would be a guess.
+      if (::access(options.config_path.c_str(), R_OK) != 0 && errno == EACCES) {
+        std::cerr << "mailq: cannot read the configuration " << options.config_path << ": "
+                  << std::strerror(EACCES) << "; run as root or as the spool owner\n";
+        return EX_NOPERM;
+      }
+      std::cerr << "mailq: " << error.what() << "\n";
+      return EX_CONFIG;
+    }
   }
   std::cout << "Mail queue is empty (portrelay relays each message while its sender waits; "
                "this configuration keeps no queue)\n";

@@ -58,12 +58,18 @@ bool MessageBody::spill() {
 
 bool MessageBody::attach_file(const std::string& path, std::uint64_t offset, std::uint64_t size) {
   clear();
-  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd_ < 0) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
     failed_ = true;
     error_ = "cannot open " + path + ": " + std::strerror(errno);
     return false;
   }
+  return attach_fd(fd, offset, size);
+}
+
+bool MessageBody::attach_fd(int fd, std::uint64_t offset, std::uint64_t size) {
+  clear();
+  fd_ = fd;
   file_offset_ = offset;
   attached_ = true;
   size_ = size;

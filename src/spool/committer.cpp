@@ -138,18 +138,24 @@ void Committer::run() {
   }
 }
 
-// tmp/ is used by path, not through a directory descriptor: if it was removed and made
-// again while the daemon ran (an operator's clean-up, a disk repaired), writes go on.
-void Committer::write_file(Job& job) {
+// `tmp_dir`: tmp/ opened again for this round, through the spool's root descriptor and
+// never through a symbolic link: if it was removed and made again while the daemon ran (an
+// operator's clean-up, a disk repaired), writes go on.
+void Committer::write_file(Job& job, int tmp_dir) {
   job.tmp = job.kind == Kind::Store ? job.id : job.id + ".state." + std::to_string(++tmp_sequence_);
-  int fd =
-      ::open(directory_.tmp_path(job.tmp).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    job.result = os_error("cannot create " + directory_.tmp_path(job.tmp));
+  auto created = open_spool_file(tmp_dir, job.tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (!created) {
+    job.result =
+        Error{"cannot create " + directory_.tmp_path(job.tmp) + ": " + created.error().message};
     job.tmp.clear();
     return;
   }
-  Result<bool> written = write_all(fd, job.text);
+  const int fd = *created;
+  Result<bool> written = true;
+  // A root daemon on a spool another user owns: the file is that user's, as if it had
+  // written it (fchown on the descriptor of a file made here, O_EXCL).
+  if (!directory_.give_to_owner(fd)) written = os_error("fchown to the spool's owner");
+  if (written) written = write_all(fd, job.text);
   if (written && job.kind == Kind::Store) {
     std::string chunk;
     for (std::uint64_t offset = 0; written && offset < job.body->size(); offset += chunk.size()) {
@@ -165,28 +171,40 @@ void Committer::write_file(Job& job) {
   if (!written) {
     job.result =
         Error{"cannot write " + directory_.tmp_path(job.tmp) + ": " + written.error().message};
-    ::unlink(directory_.tmp_path(job.tmp).c_str());
+    ::unlinkat(tmp_dir, job.tmp.c_str(), 0);
     job.tmp.clear();
   }
 }
 
 void Committer::round(std::vector<Job>& jobs, std::vector<double>& sync_seconds) {
   // 1. Content into tmp/, then one sync for all of it.
+  const int tmp_dir = open_spool_subdirectory(directory_.root_fd(), "tmp");
+  const int tmp_errno = errno;
+  Error no_tmp;
+  if (tmp_dir < 0)
+    no_tmp.message = "cannot open " + directory_.root() + "/tmp: " +
+                     (tmp_errno == ELOOP || tmp_errno == ENOTDIR ? "not a directory (refused)"
+                                                                 : std::strerror(tmp_errno));
   bool wrote = false;
   for (auto& job : jobs) {
     if (job.kind != Kind::Store && job.kind != Kind::State) continue;
-    write_file(job);
+    if (tmp_dir < 0) {
+      job.result = no_tmp;
+      job.body.reset();
+      continue;
+    }
+    write_file(job, tmp_dir);
     wrote = wrote || job.result.ok();
     job.body.reset();  // the session's memory goes back as soon as it is on disk
   }
   if (wrote) {
     int status = 0;
-    sync_seconds.push_back(timed([&]() { status = ::syncfs(directory_.tmp_fd()); }));
+    sync_seconds.push_back(timed([&]() { status = ::syncfs(tmp_dir); }));
     if (status != 0) {
       Error error = os_error("cannot sync the spool");
       for (auto& job : jobs)
         if (!job.tmp.empty()) {
-          ::unlink(directory_.tmp_path(job.tmp).c_str());
+          ::unlinkat(tmp_dir, job.tmp.c_str(), 0);
           job.tmp.clear();
           job.result = error;
         }
@@ -203,17 +221,16 @@ void Committer::round(std::vector<Job>& jobs, std::vector<double>& sync_seconds)
     switch (job.kind) {
       case Kind::Store:
         // Never over an existing file: a queue id is never reused, even after a clock step.
-        if (::renameat2(AT_FDCWD, directory_.tmp_path(job.tmp).c_str(), queue, job.id.c_str(),
-                        RENAME_NOREPLACE) != 0) {
+        if (::renameat2(tmp_dir, job.tmp.c_str(), queue, job.id.c_str(), RENAME_NOREPLACE) != 0) {
           job.result = os_error("cannot move " + job.id + " into the queue");
-          ::unlink(directory_.tmp_path(job.tmp).c_str());
+          ::unlinkat(tmp_dir, job.tmp.c_str(), 0);
         }
         queue_dirty = true;
         break;
       case Kind::State:
-        if (::renameat(AT_FDCWD, directory_.tmp_path(job.tmp).c_str(), dir, state.c_str()) != 0) {
+        if (::renameat(tmp_dir, job.tmp.c_str(), dir, state.c_str()) != 0) {
           job.result = os_error("cannot replace the state of " + job.id);
-          ::unlink(directory_.tmp_path(job.tmp).c_str());
+          ::unlinkat(tmp_dir, job.tmp.c_str(), 0);
         }
         (job.failed_area ? failed_dirty : queue_dirty) = true;
         break;
@@ -256,6 +273,7 @@ void Committer::round(std::vector<Job>& jobs, std::vector<double>& sync_seconds)
       job.result = error;
     }
   }
+  if (tmp_dir >= 0) ::close(tmp_dir);
 }
 
 void Committer::deliver_completions() {

@@ -1,5 +1,9 @@
 #include "portrelay/spool/delivery.hpp"
 
+#include <fcntl.h>
+
+#include "portrelay/spool/spool_directory.hpp"
+
 namespace portrelay::spool {
 namespace {
 
@@ -24,11 +28,13 @@ smtp::PathArgument path_argument(const Envelope& envelope) {
 
 }  // namespace
 
-Delivery::Delivery(net::Loop& loop, std::unique_ptr<relay::MessageSink> sink, std::string path,
-                   const RecordLayout& layout, const DeliveryState& state, Done done)
+Delivery::Delivery(net::Loop& loop, std::unique_ptr<relay::MessageSink> sink, int directory_fd,
+                   std::string name, const RecordLayout& layout, const DeliveryState& state,
+                   Done done)
     : loop_(loop),
       sink_(std::move(sink)),
-      path_(std::move(path)),
+      directory_fd_(directory_fd),
+      name_(std::move(name)),
       layout_(layout),
       done_(std::move(done)) {
   result_.recipients.resize(layout.envelope.recipients.size());
@@ -84,8 +90,9 @@ void Delivery::send_body() {
     return;
   }
   relay::MessageBody& body = sink_->body();
-  if (!body.attach_file(path_, layout_.body_offset, layout_.body_size)) {
-    result_.error = body.error();
+  auto file = open_spool_file(directory_fd_, name_, O_RDONLY);
+  if (!file || !body.attach_fd(*file, layout_.body_offset, layout_.body_size)) {
+    result_.error = file ? body.error() : "queue/" + name_ + ": " + file.error().message;
     sink_->reset();
     answer_rest(RecipientVerdict::Transient, result_.error);
     finish();

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
+#include <system_error>
 
 #include "portrelay/base/log.hpp"
 
@@ -22,18 +23,60 @@ constexpr std::string_view kStateSuffix = ".state";
 
 std::string why(const std::string& what) { return what + ": " + std::strerror(errno); }
 
-int open_dir(const std::string& path, bool create) {
+const char* kind_of(mode_t mode) {
+  if (S_ISLNK(mode)) return "a symbolic link";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+Error refused(mode_t mode) {
+  Error error{std::string("cannot open: ") + kind_of(mode) + ", not a regular file (refused)"};
+  errno = S_ISLNK(mode) ? ELOOP : EINVAL;
+  return error;
+}
+
+// The configured root, as given (the administrator's path); every name below it through
+// descriptors.
+// Errors as std::system_error (a std::runtime_error reading "what: strerror") so that
+// `portrelay queue` can tell "no spool yet" and "not yours to read" from the rest.
+[[noreturn]] void fail(const std::string& what) {
+  throw std::system_error(errno, std::generic_category(), what);
+}
+
+int open_root(const std::string& path, bool create) {
   if (create && ::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
-    throw std::runtime_error(why("cannot create spool directory " + path));
-  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw std::runtime_error(why("cannot open spool directory " + path));
+    fail("cannot create spool directory " + path);
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) fail("cannot open spool directory " + path);
   return fd;
 }
 
-std::vector<std::string> list(const std::string& path) {
+// `made` says whether this call created it (then it may be given to the spool's owner).
+int open_subdirectory(int root_fd, const std::string& root, const char* name, bool create,
+                      bool& made) {
+  const std::string path = root + "/" + name;
+  made = create && ::mkdirat(root_fd, name, 0700) == 0;
+  if (create && !made && errno != EEXIST) fail("cannot create spool directory " + path);
+  int fd = open_spool_subdirectory(root_fd, name);
+  if (fd >= 0) return fd;
+  if (errno == ELOOP || errno == ENOTDIR)
+    fail("refused spool directory " + path + " (a symbolic link or not a directory)");
+  fail("cannot open spool directory " + path);
+}
+
+// The names in a directory, read through a fresh descriptor of it (never by path).
+std::vector<std::string> list(int dir_fd) {
   std::vector<std::string> names;
-  DIR* dir = ::opendir(path.c_str());
-  if (dir == nullptr) return names;
+  int fd = ::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return names;
+  DIR* dir = ::fdopendir(fd);
+  if (dir == nullptr) {
+    ::close(fd);
+    return names;
+  }
   while (dirent* entry = ::readdir(dir)) {
     std::string name = entry->d_name;
     if (name != "." && name != "..") names.push_back(std::move(name));
@@ -87,39 +130,134 @@ Result<std::string> read_file(const std::string& path, std::size_t max) {
   return text;
 }
 
+Result<int> open_spool_file(int dir_fd, const std::string& name, int flags, mode_t mode) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
+    errno = EINVAL;
+    return Error{"cannot open: not a file name"};
+  }
+  // Without O_CREAT the name exists: look at it without following or opening it first, so
+  // a FIFO or device is never opened at all. O_NONBLOCK and the fstat below close the race
+  // with a name replaced in between; O_CREAT|O_EXCL never opens an existing name.
+  if ((flags & O_CREAT) == 0) {
+    struct stat info {};
+    if (::fstatat(dir_fd, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
+      const int error = errno;
+      Error result{why("cannot open")};
+      errno = error;
+      return result;
+    }
+    if (!S_ISREG(info.st_mode)) return refused(info.st_mode);
+  }
+  const int fd = ::openat(dir_fd, name.c_str(), flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
+  if (fd < 0) {
+    const int error = errno;
+    Error result{why("cannot open")};
+    errno = error;
+    return result;
+  }
+  struct stat info {};
+  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+    ::close(fd);
+    return refused(info.st_mode);
+  }
+  const int status = ::fcntl(fd, F_GETFL);
+  if (status < 0 || ::fcntl(fd, F_SETFL, status & ~O_NONBLOCK) != 0) {
+    const int error = errno;
+    ::close(fd);
+    Error result{why("cannot open")};
+    errno = error;
+    return result;
+  }
+  return fd;
+}
+
+int open_spool_subdirectory(int dir_fd, const std::string& name) {
+  return ::openat(dir_fd, name.c_str(),
+                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+}
+
+Result<std::string> read_spool_file(int dir_fd, const std::string& name, std::size_t max) {
+  auto fd = open_spool_file(dir_fd, name, O_RDONLY);
+  if (!fd) return fd.error();
+  std::string text;
+  char buffer[16384];
+  while (text.size() < max) {
+    ssize_t got = ::read(*fd, buffer, std::min(sizeof buffer, max - text.size()));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      Error error{why("cannot read")};
+      ::close(*fd);
+      return error;
+    }
+    if (got == 0) break;
+    text.append(buffer, static_cast<std::size_t>(got));
+  }
+  ::close(*fd);
+  return text;
+}
+
 SpoolDirectory::SpoolDirectory(std::string root, bool create) : root_(std::move(root)) {
   try {
-    root_fd_ = open_dir(root_, create);
-    tmp_fd_ = open_dir(root_ + "/tmp", create);
-    queue_fd_ = open_dir(root_ + "/queue", create);
-    failed_fd_ = open_dir(root_ + "/failed", create);
-    ::close(open_dir(root_ + "/corrupt", create));
+    root_fd_ = open_root(root_, create);
+    struct stat info {};
+    if (::fstat(root_fd_, &info) != 0) fail("cannot stat spool directory " + root_);
+    owner_uid_ = info.st_uid;
+    owner_gid_ = info.st_gid;
+    // A root daemon making a subdirectory of a user's spool gives it to that user.
+    auto subdirectory = [&](const char* name) {
+      bool made = false;
+      const int fd = open_subdirectory(root_fd_, root_, name, create, made);
+      if (made && !give_to_owner(fd)) {
+        const int error = errno;
+        ::close(fd);
+        errno = error;
+        fail("cannot give spool directory " + root_ + "/" + name + " to the spool's owner");
+      }
+      return fd;
+    };
+    tmp_fd_ = subdirectory("tmp");
+    queue_fd_ = subdirectory("queue");
+    failed_fd_ = subdirectory("failed");
+    corrupt_fd_ = subdirectory("corrupt");
   } catch (...) {
-    for (int fd : {root_fd_, tmp_fd_, queue_fd_, failed_fd_})
+    for (int fd : {root_fd_, tmp_fd_, queue_fd_, failed_fd_, corrupt_fd_})
       if (fd >= 0) ::close(fd);
     throw;
   }
-  struct stat info {};
-  if (::fstat(root_fd_, &info) == 0) {
-    owner_uid_ = info.st_uid;
-    owner_gid_ = info.st_gid;
-  }
 }
 
-void SpoolDirectory::give_to_owner(int fd) const {
-  if (::geteuid() == 0 && owner_uid_ != 0) (void)::fchown(fd, owner_uid_, owner_gid_);
+bool SpoolDirectory::give_to_owner(int fd) const {
+  const uid_t self = ::geteuid();
+  if (self != 0 || owner_uid_ == self) return true;
+  return ::fchown(fd, owner_uid_, owner_gid_) == 0;
 }
 
 SpoolDirectory::~SpoolDirectory() {
-  for (int fd : {root_fd_, tmp_fd_, queue_fd_, failed_fd_, lock_fd_})
+  for (int fd : {root_fd_, tmp_fd_, queue_fd_, failed_fd_, corrupt_fd_, lock_fd_})
     if (fd >= 0) ::close(fd);
 }
 
 bool SpoolDirectory::try_lock() {
   if (lock_fd_ >= 0) return true;
-  int fd = ::open((root_ + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) throw std::runtime_error(why("cannot open " + root_ + "/lock"));
-  give_to_owner(fd);
+  const std::string path = root_ + "/lock";
+  // Made here (and only then given to the owner), or the one a daemon made before: never
+  // a name that leads elsewhere.
+  int fd = -1;
+  if (auto created = open_spool_file(root_fd_, "lock", O_RDWR | O_CREAT | O_EXCL, 0600)) {
+    fd = *created;
+    if (!give_to_owner(fd)) {
+      const std::string error = why("cannot give " + path + " to the spool's owner");
+      ::close(fd);
+      ::unlinkat(root_fd_, "lock", 0);
+      throw std::runtime_error(error);
+    }
+  } else if (errno == EEXIST) {
+    auto existing = open_spool_file(root_fd_, "lock", O_RDWR);
+    if (!existing) throw std::runtime_error(path + ": " + existing.error().message);
+    fd = *existing;
+  } else {
+    throw std::runtime_error(path + ": " + created.error().message);
+  }
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     ::close(fd);
     return false;
@@ -130,10 +268,10 @@ bool SpoolDirectory::try_lock() {
 
 bool SpoolDirectory::locked_by_other() const {
   if (lock_fd_ >= 0) return false;
-  int fd = ::open((root_ + "/lock").c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return false;  // no lock file: no daemon ever ran here
-  bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0;
-  ::close(fd);  // releases ours if we got it
+  auto fd = open_spool_file(root_fd_, "lock", O_RDONLY);
+  if (!fd) return false;  // no lock file: no daemon ever ran here
+  bool held = ::flock(*fd, LOCK_EX | LOCK_NB) != 0;
+  ::close(*fd);  // releases ours if we got it
   return held;
 }
 
@@ -145,9 +283,9 @@ std::optional<std::uint64_t> SpoolDirectory::free_bytes() const {
 
 Result<StoredMessage> SpoolDirectory::read_message(const std::string& dir,
                                                    const std::string& id) const {
-  const std::string path = root_ + "/" + dir + "/" + id;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Error{why("cannot open")};
+  auto opened = open_spool_file(area_fd(dir), id, O_RDONLY);
+  if (!opened) return opened.error();
+  const int fd = *opened;
   struct stat info {};
   ::fstat(fd, &info);
   // The header is small; read its first block and grow only for a long envelope.
@@ -189,11 +327,13 @@ Result<StoredMessage> SpoolDirectory::read_message(const std::string& dir,
   message.failed_area = dir == "failed";
   const std::size_t recipients = message.layout.envelope.recipients.size();
   message.state.recipients.resize(recipients);
-  if (auto text = read_file(root_ + "/" + dir + "/" + id + std::string(kStateSuffix))) {
+  if (auto text = read_spool_file(area_fd(dir), id + std::string(kStateSuffix))) {
     if (auto state = parse_state(*text, recipients))
       message.state = std::move(*state);
     else
       log::warn("spool_state_ignored", {{"queue_id", id}, {"detail", state.error().message}});
+  } else if (errno != ENOENT) {
+    log::warn("spool_state_ignored", {{"queue_id", id}, {"detail", text.error().message}});
   }
   return message;
 }
@@ -209,28 +349,30 @@ Result<StoredMessage> SpoolDirectory::load(const std::string& id) const {
 }
 
 void SpoolDirectory::move_to_corrupt(const std::string& dir, const std::string& name) {
-  const std::string from = root_ + "/" + dir + "/" + name;
-  const std::string to = root_ + "/corrupt/" + dir + "-" + name;
-  if (::rename(from.c_str(), to.c_str()) != 0)
-    log::error("spool_corrupt_move_failed", {{"file", from}, {"detail", std::strerror(errno)}});
-  ::rename((from + std::string(kStateSuffix)).c_str(), (to + std::string(kStateSuffix)).c_str());
+  const int from_fd = area_fd(dir);
+  const std::string to = dir + "-" + name;
+  if (::renameat(from_fd, name.c_str(), corrupt_fd_, to.c_str()) != 0)
+    log::error("spool_corrupt_move_failed",
+               {{"file", root_ + "/" + dir + "/" + name}, {"detail", std::strerror(errno)}});
+  const std::string state = name + std::string(kStateSuffix);
+  ::renameat(from_fd, state.c_str(), corrupt_fd_, (to + std::string(kStateSuffix)).c_str());
 }
 
 RecoveryReport SpoolDirectory::read_all(bool repair) {
   RecoveryReport report;
-  for (const auto& name : list(root_ + "/tmp")) {
+  for (const auto& name : list(tmp_fd_)) {
     if (repair) ::unlinkat(tmp_fd_, name.c_str(), 0);
     ++report.removed_partial;
   }
   for (const char* dir : {"queue", "failed"}) {
-    const auto names = list(root_ + "/" + dir);
+    const auto names = list(area_fd(dir));
     for (const auto& name : names) {
       if (ends_with(name, kStateSuffix)) {
         // A state file without its message: the message was removed and the crash came
         // before the state file went too.
         const std::string id = name.substr(0, name.size() - kStateSuffix.size());
         if (repair && !std::binary_search(names.begin(), names.end(), id))
-          ::unlinkat(std::string(dir) == "queue" ? queue_fd_ : failed_fd_, name.c_str(), 0);
+          ::unlinkat(area_fd(dir), name.c_str(), 0);
         continue;
       }
       auto message = read_message(dir, name);

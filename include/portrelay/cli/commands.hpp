@@ -56,7 +56,9 @@ int hash_password(const std::string& username);
 // sendmail(8) with its own option syntax (`arguments` without the program name); exit status
 // per sysexits.h.
 int sendmail(const std::vector<std::string>& arguments);
-// mailq(1): there is no queue to list.
+// mailq(1): `portrelay queue list` when the configuration keeps a spool; "empty" only
+// when it keeps none or there is no configuration; EX_NOPERM (77) when this user may not
+// read the configuration or the spool.
 int mailq();
 
 }  // namespace portrelay::cli

@@ -32,6 +32,9 @@ class MessageBody {
   // the spool), read in place rather than copied; append() then fails. False (and
   // failed()) if the file cannot be opened.
   bool attach_file(const std::string& path, std::uint64_t offset, std::uint64_t size);
+  // The same with a file the caller opened (the spool opens its files itself, never by
+  // path); the body owns `fd` from then on.
+  bool attach_fd(int fd, std::uint64_t offset, std::uint64_t size);
 
   // Copies up to `max` bytes starting at `offset` into `out` (replacing its content).
   bool read(std::uint64_t offset, std::size_t max, std::string& out) const;

@@ -73,7 +73,7 @@ class Committer {
   void enqueue(Job job);
   void run();
   void round(std::vector<Job>& jobs, std::vector<double>& sync_seconds);
-  void write_file(Job& job);
+  void write_file(Job& job, int tmp_dir);
   void deliver_completions();
 
   net::Loop& loop_;

@@ -26,10 +26,11 @@ class Delivery {
  public:
   using Done = std::function<void(AttemptResult result)>;
 
-  // `path`: the message file; `layout` where its body is; `state` which recipients are
-  // still pending.
-  Delivery(net::Loop& loop, std::unique_ptr<relay::MessageSink> sink, std::string path,
-           const RecordLayout& layout, const DeliveryState& state, Done done);
+  // `name` in the directory `directory_fd` (queue/): the message file, opened with
+  // open_spool_file() when the body is sent; `layout` where its body is; `state` which
+  // recipients are still pending.
+  Delivery(net::Loop& loop, std::unique_ptr<relay::MessageSink> sink, int directory_fd,
+           std::string name, const RecordLayout& layout, const DeliveryState& state, Done done);
   ~Delivery();
   Delivery(const Delivery&) = delete;
   Delivery& operator=(const Delivery&) = delete;
@@ -49,7 +50,8 @@ class Delivery {
 
   net::Loop& loop_;
   std::unique_ptr<relay::MessageSink> sink_;
-  std::string path_;
+  int directory_fd_;
+  std::string name_;
   const RecordLayout layout_;
   std::vector<std::size_t> pending_;   // recipient indexes to try
   std::size_t next_ = 0;               // into pending_

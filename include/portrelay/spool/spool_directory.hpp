@@ -9,6 +9,17 @@
 //   <dir>/queue/      <id> (message, immutable) and <id>.state (delivery state)
 //   <dir>/failed/     messages that failed permanently and were not bounced
 //   <dir>/corrupt/    files start-up could not read, moved aside and kept
+//
+// File safety: whoever owns the spool (the service user) controls every name in it, and
+// root runs `portrelay queue` / `mailq` on it. So every file and subdirectory is opened
+// relative to a directory descriptor (openat, renameat, unlinkat), never through a
+// symbolic link (O_NOFOLLOW), never blocking (O_NONBLOCK until fstat says it is a regular
+// file: a FIFO or device planted in the spool is refused, not waited on), and only files
+// this process created (O_EXCL) are ever given to the owner, by fchown. Only the
+// configured root path itself is resolved as given: it is the administrator's choice, and
+// its parent belongs to root.
+#include <sys/types.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -54,15 +65,22 @@ class SpoolDirectory {
   int queue_fd() const { return queue_fd_; }
   int failed_fd() const { return failed_fd_; }
   int tmp_fd() const { return tmp_fd_; }
+  int root_fd() const { return root_fd_; }
+  int corrupt_fd() const { return corrupt_fd_; }
+  // The owner of the spool's root directory (as opened): `portrelay queue` run as root
+  // becomes this user before it touches a file.
+  unsigned owner_uid() const { return owner_uid_; }
+  unsigned owner_gid() const { return owner_gid_; }
 
   // Takes the exclusive lock that says "a daemon owns this spool". False if another
   // process holds it. Held until destruction.
   bool try_lock();
   // Whether some process (a running daemon) holds the lock now.
   bool locked_by_other() const;
-  // Gives a file this process created in the spool to the spool's owner (root running
-  // `portrelay queue` offline must not leave files the daemon's user cannot read).
-  void give_to_owner(int fd) const;
+  // Gives a file this process created in the spool (O_EXCL, never one it found) to the
+  // spool's owner, when running as root on a spool another user owns (a root daemon must
+  // not leave files the service user cannot read). False, errno set, if fchown failed.
+  bool give_to_owner(int fd) const;
 
   // Empties tmp/, reads queue/ and failed/, moves unreadable files to corrupt/. Only
   // with the lock held.
@@ -78,19 +96,33 @@ class SpoolDirectory {
   RecoveryReport read_all(bool repair);
   Result<StoredMessage> read_message(const std::string& dir, const std::string& id) const;
   void move_to_corrupt(const std::string& dir, const std::string& name);
+  int area_fd(const std::string& dir) const { return dir == "failed" ? failed_fd_ : queue_fd_; }
 
   std::string root_;
   int root_fd_ = -1;
   int tmp_fd_ = -1;
   int queue_fd_ = -1;
   int failed_fd_ = -1;
+  int corrupt_fd_ = -1;
   int lock_fd_ = -1;
   unsigned owner_uid_ = 0, owner_gid_ = 0;
 };
 
 // Blocking helpers (EINTR handled). Errors as "what: strerror".
 Result<bool> write_all(int fd, std::string_view data);
+// By path, following links: not for names inside the spool (read_spool_file is).
 Result<std::string> read_file(const std::string& path, std::size_t max = 1 << 20);
+// The one way a file in the spool is opened: `name` (one path component) in the directory
+// `dir_fd`, O_NOFOLLOW, O_CLOEXEC, and O_NONBLOCK until fstat has shown a regular file
+// (cleared then). A name that is not a regular file (symbolic link, FIFO, device,
+// directory) is checked with fstatat(AT_SYMLINK_NOFOLLOW) first and never opened. `flags`
+// is O_RDONLY, or O_WRONLY|O_CREAT|O_EXCL for a new file. The error reads "cannot open:
+// why" (recovery sorts errors starting "cannot " as unreadable, left in place).
+Result<int> open_spool_file(int dir_fd, const std::string& name, int flags, mode_t mode = 0600);
+// A subdirectory of `dir_fd` (O_DIRECTORY|O_NOFOLLOW|O_NONBLOCK); -1 with errno set.
+int open_spool_subdirectory(int dir_fd, const std::string& name);
+// read_file() through open_spool_file().
+Result<std::string> read_spool_file(int dir_fd, const std::string& name, std::size_t max = 1 << 20);
 std::int64_t unix_ms_now();
 
 }  // namespace portrelay::spool
