@@ -145,8 +145,9 @@ grep -q '^reload exit: 0$' "$WORK/as-unit.out" && grep -q '^reloaded /etc/portre
 grep -q '^daemon exit after SIGTERM: 0$' "$WORK/as-unit.out" && grep -q '^stopped lines: 1$' "$WORK/as-unit.out" || { cat "$WORK/as-unit.out" >&2; fail "daemon did not exit 0 on SIGTERM"; }
 note "as $user: ExecStartPre (check) OK, ExecStart listening ($(grep '^greeting:' "$WORK/as-unit.out")), sendmail -> queued for retry (exit 0) in /var/spool/portrelay (0711, queue/ 0700, portrelay), the dropped cron mail picked up, mailq lists it, SIGTERM -> exit 0"
 
-# 5b. The operator configures the provider (here a test upstream in the namespace) and starts
-# the unit: the cron mail of step 4b, queued since, is delivered.
+# 5b. The operator configures the provider (here a test upstream in the namespace), starts the
+# unit and runs `portrelay queue retry --all` (as root: it becomes the spool's owner): the
+# cron mail of step 4b, queued since, is delivered.
 UP_PORT=2587
 cat >"$ROOT/etc/portrelay/portrelay.toml" <<TOML
 [server]
@@ -174,6 +175,10 @@ for i in \$(seq 100); do [ -s "$WORK/up.port" ] && break; sleep 0.1; done
 chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
   setpriv --reuid $user --regid $user --init-groups --no-new-privs $start 2>"$WORK/configured.log" &
 daemon=\$!
+for i in \$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/2525) 2>/dev/null && break; sleep 0.1; done
+# The cron mail was tried against the example provider at step 5 and waits for its retry
+# (30 s and more); the operator who just configured the provider sends it now.
+chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 portrelay queue retry --all
 for i in \$(seq 150); do [ -s "$WORK/mail/up-2.json" ] && break; sleep 0.1; done
 kill -TERM \$daemon; wait \$daemon
 kill \$upstream
