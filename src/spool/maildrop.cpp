@@ -164,14 +164,14 @@ std::vector<std::string> Maildrop::waiting(std::size_t max) {
 }
 
 Result<Maildrop::File> Maildrop::read(const std::string& name, std::uint64_t max_octets) const {
-  // O_NONBLOCK: a FIFO planted here must not hang the daemon; O_NOFOLLOW: nor may a link
-  // make it read a file of someone else's choosing.
-  Fd fd(::openat(dir_fd_, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
-  if (fd.get() < 0) return Error{why("cannot open " + path_ + "/" + name)};
+  // The spool's one way to open a name: a link planted here is not followed, and a FIFO
+  // or device is never opened (it would hang the daemon).
+  auto opened = open_spool_file(dir_fd_, name, O_RDONLY);
+  if (!opened) return opened.error();
+  Fd fd(*opened);
   struct stat info {};
   if (::fstat(fd.get(), &info) != 0) return Error{why("cannot stat " + path_ + "/" + name)};
   File file{name, info.st_uid, {}};
-  if (!S_ISREG(info.st_mode)) return Error{"not a regular file"};
   if (info.st_nlink != 1) return Error{"a file with more than one link"};
   if (static_cast<std::uint64_t>(info.st_size) > max_octets)
     return Error{"file of " + std::to_string(info.st_size) + " octets is over the limit"};
