@@ -20,6 +20,7 @@
 #include <system_error>
 
 #include "portrelay/cli/commands.hpp"
+#include "portrelay/cli/control_client.hpp"
 #include "portrelay/cli/spool_owner.hpp"
 #include "portrelay/config/config.hpp"
 #include "portrelay/spool/control_protocol.hpp"
@@ -184,43 +185,6 @@ void print_table(const spool::RecoveryReport& report, const std::vector<Dropped>
                 count);
 }
 
-// One request to the running daemon; nullopt if none listens (`why` says what failed).
-std::optional<std::string> ask_daemon(const std::string& socket_path, const std::string& request,
-                                      std::string& why) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return std::nullopt;
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (socket_path.size() >= sizeof address.sun_path) {
-    ::close(fd);
-    return std::nullopt;
-  }
-  std::snprintf(address.sun_path, sizeof address.sun_path, "%s", socket_path.c_str());
-  // A daemon that does not answer within 10 s is reported, not waited for.
-  timeval limit{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-    // EACCES: a daemon running as another user than the spool's owner (root) made it.
-    why = std::strerror(errno);
-    ::close(fd);
-    return std::nullopt;
-  }
-  std::string line = request + "\n";
-  if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
-    ::close(fd);
-    return std::nullopt;
-  }
-  std::string answer;
-  char buffer[512];
-  ssize_t got;
-  while ((got = ::read(fd, buffer, sizeof buffer)) > 0)
-    answer.append(buffer, static_cast<std::size_t>(got));
-  ::close(fd);
-  while (!answer.empty() && (answer.back() == '\n' || answer.back() == '\r')) answer.pop_back();
-  return answer;
-}
-
 // The same changes on the files, with no daemon running (the caller holds the lock).
 // Every name through the spool's directory descriptors (spool_directory.hpp).
 std::string change_offline(spool::SpoolDirectory& directory, const std::string& verb,
@@ -383,14 +347,15 @@ int queue(const QueueOptions& options) {
   }
   std::string answer;
   if (directory->locked_by_other()) {
-    std::string why = "no answer";
-    auto reply = ask_daemon(directory->control_path(), options.action + " " + id, why);
-    if (!reply) {
+    // A daemon that does not answer within 10 s is reported, not waited for.
+    const auto reply =
+        ask_control(directory->control_path(), options.action + " " + id, std::chrono::seconds(10));
+    if (!reply.connected) {
       std::cerr << "error: portrelay is running but does not answer on "
-                << directory->control_path() << ": " << why << "\n";
+                << directory->control_path() << ": " << reply.problem << "\n";
       return EX_TEMPFAIL;
     }
-    answer = *reply;
+    answer = reply.answer;
   } else {
     bool locked = false;
     try {

@@ -32,6 +32,7 @@
 #include <thread>
 
 #include "portrelay/cli/commands.hpp"
+#include "portrelay/cli/control_client.hpp"
 #include "portrelay/config/config.hpp"
 #include "portrelay/spool/spool_directory.hpp"
 
@@ -43,67 +44,6 @@ constexpr int kExitNoDaemon = 2;
 // A reload builds TLS contexts and reads the users file; it takes milliseconds, but a slow
 // disk or an oauth token command must not make `systemctl reload` hang for ever.
 constexpr auto kVerdictTimeout = std::chrono::seconds(30);
-
-struct Answer {
-  bool connected = false;  // false: nothing listens on the socket (no daemon)
-  std::string line;        // empty when the daemon did not answer in time
-  std::string problem;     // why not, for the message
-};
-
-Answer ask(const std::string& socket_path, const std::string& request) {
-  Answer answer;
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (socket_path.size() >= sizeof address.sun_path) {
-    answer.problem = "the socket path is too long";
-    return answer;
-  }
-  std::memcpy(address.sun_path, socket_path.c_str(), socket_path.size() + 1);
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    answer.problem = std::strerror(errno);
-    return answer;
-  }
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-    answer.problem = std::strerror(errno);
-    ::close(fd);
-    return answer;
-  }
-  answer.connected = true;
-  const std::string line = request + "\n";
-  if (::send(fd, line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size())) {
-    answer.problem = std::strerror(errno);
-    ::close(fd);
-    return answer;
-  }
-  const auto deadline = std::chrono::steady_clock::now() + kVerdictTimeout;
-  std::string text;
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      answer.problem = "no answer within 30 s";
-      break;
-    }
-    pollfd ready{fd, POLLIN, 0};
-    const int polled = ::poll(&ready, 1, static_cast<int>(left.count()));
-    if (polled < 0 && errno == EINTR) continue;
-    if (polled <= 0) continue;  // the deadline check above ends the wait
-    char buffer[1024];
-    const ssize_t got = ::read(fd, buffer, sizeof buffer);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;  // the daemon closes after its one answer line
-    text.append(buffer, static_cast<std::size_t>(got));
-    if (text.size() > 64 * 1024) break;
-  }
-  ::close(fd);
-  const auto newline = text.find('\n');
-  if (newline != std::string::npos) text.resize(newline);
-  if (!text.empty() && text.back() == '\r') text.pop_back();
-  answer.line = text;
-  if (answer.line.empty() && answer.problem.empty()) answer.problem = "no answer";
-  return answer;
-}
 
 // GET /metrics from the daemon's own listener (a wildcard one is asked on loopback);
 // nullopt when nothing answers with 200 within 5 s.
@@ -225,22 +165,23 @@ int reload(const ReloadOptions& options) {
     return kExitNoDaemon;
   }
   const std::string socket = directory->control_path();
-  const Answer answer = ask(socket, "reload");
-  if (!answer.connected) {
+  const ControlExchange reply = ask_control(socket, "reload", kVerdictTimeout);
+  if (!reply.connected) {
     std::cerr << "error: no running portrelay to reload: nothing answers on " << socket << " ("
-              << answer.problem << ")\n";
+              << reply.problem << ")\n";
     return kExitNoDaemon;
   }
-  if (answer.line.empty()) {
-    std::cerr << "error: portrelay did not answer the reload on " << socket << ": "
-              << answer.problem << "\n";
+  const std::string line = reply.answer.substr(0, reply.answer.find('\n'));
+  if (line.empty()) {
+    std::cerr << "error: portrelay did not answer the reload on " << socket << ": " << reply.problem
+              << "\n";
     return kExitNoDaemon;
   }
-  if (answer.line.rfind("ok ", 0) == 0) {
-    std::cout << answer.line.substr(3) << "\n";
+  if (line.rfind("ok ", 0) == 0) {
+    std::cout << line.substr(3) << "\n";
     return 0;
   }
-  const std::string why = answer.line.rfind("error ", 0) == 0 ? answer.line.substr(6) : answer.line;
+  const std::string why = line.rfind("error ", 0) == 0 ? line.substr(6) : line;
   std::cerr << "error: portrelay kept its running configuration: " << why << "\n";
   return kExitRefused;
 }
