@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "portrelay/base/log.hpp"
+#include "portrelay/relay/message_ledger.hpp"
 #include "portrelay/spool/bounce_message.hpp"
 
 namespace portrelay::spool {
@@ -129,10 +130,9 @@ void Spool::start() {
   // no daemon ran, or whose bounce could not be queued) is finished by pump(), not tried.
 }
 
-void Spool::set_upstream(std::shared_ptr<relay::UpstreamSelector> selector, SinkFactory factory) {
+void Spool::set_upstream(std::shared_ptr<relay::UpstreamSelector> selector) {
   if (selector_) selector_->set_on_endpoint_up(nullptr);
   selector_ = std::move(selector);
-  make_sink_ = std::move(factory);
   selector_->set_on_endpoint_up([this](std::size_t) { on_endpoint_up(); });
   loop_.post([this]() { pump(); });
 }
@@ -282,7 +282,7 @@ void Spool::pump() {
 void Spool::start_delivery(const std::string& id, Entry& entry) {
   entry.in_flight = true;
   auto delivery = std::make_unique<Delivery>(
-      loop_, make_sink_(id), directory_->queue_fd(), id, entry.layout, entry.state,
+      loop_, selector_, metrics_, directory_->queue_fd(), id, entry.layout, entry.state,
       [this, id](AttemptResult result) { attempt_done(id, std::move(result)); });
   Delivery* started = delivery.get();
   deliveries_[id] = std::move(delivery);
@@ -300,7 +300,7 @@ void Spool::attempt_done(const std::string& id, AttemptResult result) {
   if (it == messages_.end()) return;  // deleted by the operator meanwhile
   Entry& entry = it->second;
   entry.in_flight = false;
-  entry.waiting_for_chain = result.no_transaction;
+  entry.waiting_for_chain = result.no_endpoint;
   Settlement settlement = settle(entry.state, result, unix_ms_now(),
                                  entry.layout.envelope.arrival_ms, policy(), jitter());
   metrics_.delivery_attempt(!settlement.bounced.empty() ? "refused"
@@ -362,19 +362,17 @@ void Spool::settled(const std::string& id, Settlement settlement, bool count) {
   }
   const double waited =
       static_cast<double>(unix_ms_now() - entry.layout.envelope.arrival_ms) / 1000.0;
+  // The message leaves the queue: its one count (MessageLedger).
+  relay::MessageLedger ledger(metrics_);
   if (settlement.bounced.empty()) {
-    if (count) {
-      metrics_.message(metrics::MessageResult::Relayed);
-      metrics_.queue_delivered(waited);
-    }
+    if (count) ledger.left_queue(metrics::MessageResult::Relayed, true, waited);
     leave_queue(id, false);
     return;
   }
-  if (count) {
-    metrics_.message(settlement.expired ? metrics::MessageResult::Expired
-                                        : metrics::MessageResult::Bounced);
-    if (!settlement.delivered.empty()) metrics_.queue_delivered(waited);
-  }
+  if (count)
+    ledger.left_queue(
+        settlement.expired ? metrics::MessageResult::Expired : metrics::MessageResult::Bounced,
+        !settlement.delivered.empty(), waited);
   // The settled recipients are recorded first: a crash before the bounce is queued then
   // redoes neither the deliveries nor the refusals, only the bounce (and failed/ keeps the
   // state, which says why).
@@ -408,6 +406,7 @@ void Spool::send_bounce(const std::string& id, const Settlement& settlement,
     recipient.action = "failed";
     const std::string& reply = entry.state.recipients[i].reply;
     recipient.diagnostic = reply;
+    if (i < settlement.remote_mta.size()) recipient.remote_mta = settlement.remote_mta[i];
     smtp::Reply parsed;
     recipient.status = settlement.expired ? "4.4.7" : "5.0.0";
     // "550 5.1.1 text": take the enhanced code when the reply carries one.

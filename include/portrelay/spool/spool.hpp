@@ -57,8 +57,6 @@ struct QueueEntryView {
 
 class Spool {
  public:
-  using SinkFactory =
-      std::function<std::unique_ptr<relay::MessageSink>(const std::string& queue_id)>;
   using Accepted = std::function<void(Result<std::string> queue_id)>;
 
   Spool(net::Loop& loop, config::SpoolConfig config, std::string hostname,
@@ -70,9 +68,9 @@ class Spool {
   // Creates and locks the directory, removes what was never acknowledged, loads the
   // queue. Throws std::runtime_error (another daemon holds the spool, no permission).
   void start();
-  // Where deliveries go: the current configuration's selector and how to make a relay
-  // over it. At start and after every reload.
-  void set_upstream(std::shared_ptr<relay::UpstreamSelector> selector, SinkFactory factory);
+  // Where deliveries go: the current configuration's selector (each Delivery keeps the one
+  // it started with). At start and after every reload.
+  void set_upstream(std::shared_ptr<relay::UpstreamSelector> selector);
   // New limits and retry schedule (a reload); `dir` must not change (restart_required).
   void reconfigure(const config::SpoolConfig& config);
 
@@ -153,7 +151,6 @@ class Spool {
   std::unique_ptr<SpoolDirectory> directory_;
   std::unique_ptr<Committer> committer_;
   std::shared_ptr<relay::UpstreamSelector> selector_;
-  SinkFactory make_sink_;
 
   std::map<std::string, Entry> messages_;
   std::set<DueKey> due_;
