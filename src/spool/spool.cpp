@@ -388,6 +388,14 @@ void Spool::settled(const std::string& id, Settlement settlement, bool count) {
   send_bounce(id, settlement, std::move(headers), [this, id]() { leave_queue(id, false); });
 }
 
+std::string Spool::host_of(const std::string& label) const {
+  // The DSN's Remote-MTA names a host (RFC 3464 2.3.5); the report names the endpoint.
+  if (label.empty() || !selector_) return label;
+  for (const auto& runtime : selector_->endpoints())
+    if (runtime->endpoint.label() == label) return runtime->endpoint.host;
+  return label;  // a reload removed it meanwhile: the label still says who answered
+}
+
 void Spool::send_bounce(const std::string& id, const Settlement& settlement,
                         std::string original_headers, std::function<void()> then) {
   const Entry& entry = messages_.at(id);
@@ -406,7 +414,7 @@ void Spool::send_bounce(const std::string& id, const Settlement& settlement,
     recipient.action = "failed";
     const std::string& reply = entry.state.recipients[i].reply;
     recipient.diagnostic = reply;
-    if (i < settlement.remote_mta.size()) recipient.remote_mta = settlement.remote_mta[i];
+    if (i < settlement.remote_mta.size()) recipient.remote_mta = host_of(settlement.remote_mta[i]);
     smtp::Reply parsed;
     recipient.status = settlement.expired ? "4.4.7" : "5.0.0";
     // "550 5.1.1 text": take the enhanced code when the reply carries one.

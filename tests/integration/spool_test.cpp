@@ -130,6 +130,8 @@ TEST(Spool, OneRecipientRefusedForGoodBouncesWithDsnOthersDelivered) {
   EXPECT_NE(bounce.content.find("Status: 5.1.1"), std::string::npos);
   EXPECT_NE(bounce.content.find("Action: failed"), std::string::npos);
   EXPECT_EQ(bounce.content.find("Final-Recipient: rfc822; b@example.test"), std::string::npos);
+  // Who refused it, from the delivery's report.
+  EXPECT_NE(bounce.content.find("Remote-MTA: dns; 127.0.0.1"), std::string::npos) << bounce.content;
   EXPECT_NE(bounce.content.find("Subject: three"), std::string::npos);  // original headers
   EXPECT_TRUE(wait_for_metric(relay, "portrelay_messages_total", {{"result", "bounced"}}, 1));
 }

@@ -133,6 +133,8 @@ class Spool {
   // A message with no pending recipient left: settle it as it stands.
   void finish_settled(const std::string& id);
   void leave_queue(const std::string& id, bool keep_in_failed);
+  // The host of the endpoint labelled `label` ("name:port"), for a DSN.
+  std::string host_of(const std::string& label) const;
   void send_bounce(const std::string& id, const Settlement& settlement,
                    std::string original_headers, std::function<void()> then);
   void tick();
