@@ -157,8 +157,8 @@ void Deliverer::run(std::vector<Action> actions) {
         answer_ = nullptr;
         if (!answer) return;
         if (action.outcome) {
-          const DeliveryReport report = ended_report(action);
-          answer(action.reply, &report);
+          const DeliveryReport report = ended_report(std::move(action));
+          answer(report.reply, &report);
         } else {
           answer(action.reply, nullptr);
         }
@@ -177,16 +177,17 @@ void Deliverer::report_failure(const Action& failed) {
   if (failed.health) selector_->record_transaction_failure(failed.endpoint, failed.failure);
 }
 
-DeliveryReport Deliverer::ended_report(const Action& reply) const {
+DeliveryReport Deliverer::ended_report(Action&& reply) const {
   DeliveryReport report;
   report.outcome = outcome_of(*reply.outcome);
-  report.reply = reply.reply;
-  report.endpoint = reply.label;
+  report.reply = std::move(reply.reply);
+  report.endpoint = std::move(reply.label);
   if (body_) {
     report.size = body_->size();
     report.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - data_ended_).count();
   }
+  report.recipients.reserve(transaction_->recipient_outcomes().size());
   for (const RecipientOutcome& outcome : transaction_->recipient_outcomes()) {
     RecipientReport recipient;
     recipient.address = outcome.address;

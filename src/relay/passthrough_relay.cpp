@@ -10,10 +10,14 @@ PassthroughRelay::PassthroughRelay(net::Loop& loop, std::shared_ptr<UpstreamSele
       session_id_(std::move(session_id)),
       deliverer_(loop, std::move(selector), metrics, session_id_) {}
 
+// One answer handler for every step, holding only `this`: the client's callback waits in
+// a member, so no step wraps (and allocates) another std::function.
 Deliverer::Answer PassthroughRelay::answer(ReplyCallback callback) {
-  return [this, callback = std::move(callback)](const smtp::Reply& reply,
-                                                const DeliveryReport* ended) {
+  pending_ = std::move(callback);
+  return [this](const smtp::Reply& reply, const DeliveryReport* ended) {
     if (ended) ledger_.client_message(session_id_, message_id_, sender_, *ended);
+    auto callback = std::move(pending_);
+    pending_ = nullptr;
     callback(reply);
   };
 }
@@ -35,6 +39,7 @@ void PassthroughRelay::commit(ReplyCallback callback) {
 
 void PassthroughRelay::reset() {
   deliverer_.reset();
+  pending_ = nullptr;
   body_.clear();
 }
 

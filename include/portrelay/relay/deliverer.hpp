@@ -67,7 +67,7 @@ class Deliverer {
   void select();
   void on_response(const UpstreamResponse& response);
   void report_failure(const Action& failed);
-  DeliveryReport ended_report(const Action& reply) const;
+  DeliveryReport ended_report(Action&& reply) const;
   void release_upstream();
   std::optional<ReadyEndpoint> held_connection() const;
   std::string held_label() const;

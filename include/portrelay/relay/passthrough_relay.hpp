@@ -30,6 +30,7 @@ class PassthroughRelay : public MessageSink {
   void reset() override;
 
  private:
+  // Keeps `callback` as the pending request's and returns the deliverer's handler for it.
   Deliverer::Answer answer(ReplyCallback callback);
 
   MessageLedger ledger_;
@@ -37,6 +38,7 @@ class PassthroughRelay : public MessageSink {
   std::size_t message_count_ = 0;
   std::string message_id_;
   std::string sender_;
+  ReplyCallback pending_;  // the client's request the deliverer is answering
   MessageBody body_;
   Deliverer deliverer_;  // last: destroyed first, while what its callbacks use is alive
 };
