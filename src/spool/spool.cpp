@@ -77,9 +77,14 @@ double Spool::jitter() { return std::uniform_real_distribution<double>(0.8, 1.2)
 std::string Spool::next_id() {
   // Time first, so a directory listing is oldest first; then a per-process sequence from
   // a random start. Uniqueness is enforced on disk (the rename never replaces a file).
-  char id[32];
-  std::snprintf(id, sizeof id, "%011llX%05X", static_cast<unsigned long long>(unix_ms_now()),
-                static_cast<unsigned>(id_sequence_++ & 0xFFFFF));
+  // 11 hex digits of milliseconds (enough until the year 2527), 5 of the sequence.
+  std::string id(16, '0');
+  auto put_hex = [&id](std::size_t end, std::uint64_t value, std::size_t width) {
+    for (std::size_t i = 0; i < width; ++i, value >>= 4)
+      id[end - 1 - i] = "0123456789ABCDEF"[value & 15];
+  };
+  put_hex(11, static_cast<std::uint64_t>(unix_ms_now()), 11);
+  put_hex(16, id_sequence_++ & 0xFFFFF, 5);
   return id;
 }
 

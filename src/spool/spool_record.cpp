@@ -13,8 +13,8 @@ constexpr std::string_view kStateMagic = "portrelay-state 1\n";
 constexpr std::size_t kMaxHeader = 1 << 20;
 
 std::string hex64(std::uint64_t value) {
-  char text[17];
-  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(value));
+  std::string text(16, '0');
+  for (int i = 15; i >= 0; --i, value >>= 4) text[i] = "0123456789abcdef"[value & 15];
   return text;
 }
 

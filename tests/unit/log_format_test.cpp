@@ -6,10 +6,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <regex>
 #include <string>
+#include <thread>
 
 #include "portrelay/base/log.hpp"
 
@@ -199,6 +203,35 @@ TEST_F(LogSink, WritesTheConfiguredFormatAndDropsLinesBelowTheLevel) {
   EXPECT_EQ(second.rfind("ts=", 0), 0u) << out;
   EXPECT_NE(second.find(" level=debug event=also_kept k=\"v w\"\n"), std::string::npos) << out;
   EXPECT_EQ(out.find("dropped"), std::string::npos) << out;
+}
+
+// The timestamp is formatted by hand (not snprintf): RFC 3339 UTC with milliseconds, and the
+// same instant gmtime_r and strftime give, across a second boundary too.
+TEST_F(LogSink, TimestampIsRfc3339UtcWithMillisecondsOfNow) {
+  set_enabled(true);
+  set_format(Format::Logfmt);
+  set_journal_prefix(false);
+  set_min_level(Level::Info);
+  for (int i = 0; i < 3; ++i) {
+    const std::time_t before = std::time(nullptr);
+    ::testing::internal::CaptureStderr();
+    info("tick", {});
+    const std::string out = ::testing::internal::GetCapturedStderr();
+    const std::time_t after = std::time(nullptr);
+    std::smatch match;
+    ASSERT_TRUE(std::regex_search(
+        out, match, std::regex(R"(^ts=(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\.\d{3}Z level=info)")))
+        << out;
+    char expected_before[32], expected_after[32];
+    std::tm utc{};
+    std::strftime(expected_before, sizeof expected_before, "%Y-%m-%dT%H:%M:%S",
+                  gmtime_r(&before, &utc));
+    std::strftime(expected_after, sizeof expected_after, "%Y-%m-%dT%H:%M:%S",
+                  gmtime_r(&after, &utc));
+    EXPECT_TRUE(match[1] == expected_before || match[1] == expected_after)
+        << out << " vs " << expected_before;
+    if (i < 2) std::this_thread::sleep_for(std::chrono::milliseconds(600));  // a new second
+  }
 }
 
 }  // namespace
