@@ -10,7 +10,7 @@ namespace portrelay {
 
 class [[nodiscard]] Status {
  public:
-  Status() = default;  // ok
+  Status() = default;                                            // ok
   Status(Error error) : error_(std::move(error)), ok_(false) {}  // NOLINT: implicit, as Result
   static Status ok_status() { return Status(); }
 
