@@ -63,7 +63,9 @@ SpoolChange SpoolChange::move_to_failed(std::string id) {
 }
 
 SpoolWriter::SpoolWriter(SpoolDirectory& directory)
-    : directory_(directory), env_(directory.env()) {}
+    : directory_(directory),
+      env_(directory.env()),
+      tmp_prefix_("." + std::to_string(::getpid()) + ".") {}
 
 Status SpoolWriter::write_content(SpoolChange& change, int fd) {
   // A root daemon on a spool another user owns: the file is that user's, as if it had
@@ -87,8 +89,7 @@ std::string SpoolWriter::write_file(SpoolChange& change, int tmp_dir) {
   // A message's id is never reused; a state's name is unique to this process and round.
   std::string tmp = change.kind == SpoolChange::Kind::Store
                         ? change.id
-                        : change.id + ".state." + std::to_string(::getpid()) + "." +
-                              std::to_string(++tmp_sequence_);
+                        : change.id + ".state" + tmp_prefix_ + std::to_string(++tmp_sequence_);
   auto created = open_spool_file(env_, tmp_dir, tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
   if (!created && created.error().code == ErrorCode::AlreadyExists) {
     // Left by a run that was interrupted (only a lock holder writes in tmp/): it never

@@ -65,6 +65,7 @@ class SpoolWriter {
 
   SpoolDirectory& directory_;
   Env& env_;
+  const std::string tmp_prefix_;  // ".<pid>.": a state's tmp/ name is <id>.state.<pid>.<n>
   std::uint64_t tmp_sequence_ = 0;
 };
 
