@@ -212,6 +212,8 @@ std::string change_offline(spool::SpoolDirectory& directory, const std::string& 
       else
         std::cerr << "warning: " << change.result.error().message << "\n";
     }
+    if (count == 0 && id != "all")
+      return "error cannot write the state of " + id + ": " + changes[0].result.error().message;
     return "ok " + std::to_string(count) + " message(s) due at the next start";
   }
   auto message = directory.load(id);
