@@ -24,8 +24,10 @@
 #include "portrelay/cli/spool_owner.hpp"
 #include "portrelay/config/config.hpp"
 #include "portrelay/spool/control_protocol.hpp"
+#include "portrelay/spool/delivery_plan.hpp"
 #include "portrelay/spool/maildrop.hpp"
 #include "portrelay/spool/spool_directory.hpp"
+#include "portrelay/spool/spool_writer.hpp"
 
 namespace portrelay::cli {
 namespace {
@@ -185,63 +187,51 @@ void print_table(const spool::RecoveryReport& report, const std::vector<Dropped>
                 count);
 }
 
-// The same changes on the files, with no daemon running (the caller holds the lock).
-// Every name through the spool's directory descriptors (spool_directory.hpp).
+// The same changes on the files, with no daemon running (the caller holds the lock),
+// through the spool's one writer (SpoolWriter, as the daemon's Committer), and the same
+// decisions the daemon makes (bounce_pending). The next start carries them out.
 std::string change_offline(spool::SpoolDirectory& directory, const std::string& verb,
                            const std::string& id) {
-  // Each message's own id: with "retry all", `id` is "all", not a message.
-  auto area_fd = [&](const spool::StoredMessage& message) {
-    return message.failed_area ? directory.failed_fd() : directory.queue_fd();
-  };
-  auto rewrite_state = [&](const spool::StoredMessage& message, spool::DeliveryState state) {
-    const std::string& message_id = message.layout.envelope.id;
-    const std::string tmp = message_id + ".state.cli";
-    const std::string text = spool::encode_state(state);
-    // A file left by an interrupted run (or anything else under that name) goes, never
-    // followed; the new one is made here (O_EXCL).
-    ::unlinkat(directory.tmp_fd(), tmp.c_str(), 0);
-    auto file = spool::open_spool_file(directory.tmp_fd(), tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (!file) return false;
-    bool ok = directory.give_to_owner(*file) && spool::write_all(*file, text).ok() &&
-              ::fdatasync(*file) == 0;
-    ok = ::close(*file) == 0 && ok;
-    const std::string target = message_id + ".state";
-    ok = ok && ::renameat(directory.tmp_fd(), tmp.c_str(), area_fd(message), target.c_str()) == 0;
-    if (!ok) ::unlinkat(directory.tmp_fd(), tmp.c_str(), 0);
-    ::fsync(area_fd(message));
-    return ok;
-  };
+  spool::SpoolWriter writer(directory);
   if (verb == "retry") {
-    std::size_t count = 0;
+    // Each message's own id: with "retry all", `id` is "all", not a message.
+    std::vector<spool::SpoolChange> changes;
     for (const auto& message : directory.scan().messages) {
       if (id != "all" && message.layout.envelope.id != id) continue;
       auto state = message.state;
       state.next_attempt_ms = 0;
-      if (rewrite_state(message, state)) ++count;
+      changes.push_back(
+          spool::SpoolChange::state(message.layout.envelope.id, spool::encode_state(state), false));
     }
-    if (count == 0 && id != "all") return "error no message " + id + " in the queue";
+    if (changes.empty() && id != "all") return "error no message " + id + " in the queue";
+    (void)writer.apply(changes);
+    std::size_t count = 0;
+    for (const auto& change : changes) {
+      if (change.result)
+        ++count;
+      else
+        std::cerr << "warning: " << change.result.error().message << "\n";
+    }
+    if (count == 0 && id != "all")
+      return "error cannot write the state of " + id + ": " + changes[0].result.error().message;
     return "ok " + std::to_string(count) + " message(s) due at the next start";
   }
   auto message = directory.load(id);
   if (!message) return "error no message " + id + " in the queue";
+  std::vector<spool::SpoolChange> changes;
   if (verb == "delete") {
-    const std::string path =
-        message->failed_area ? directory.failed_path(id) : directory.queue_path(id);
-    if (::unlinkat(area_fd(*message), id.c_str(), 0) != 0)
-      return "error cannot delete " + path + ": " + std::strerror(errno);
-    ::unlinkat(area_fd(*message), (id + ".state").c_str(), 0);
-    ::fsync(area_fd(*message));
+    changes.push_back(spool::SpoolChange::remove(id, message->failed_area));
+    (void)writer.apply(changes);
+    if (!changes[0].result) return "error " + changes[0].result.error().message;
     return "ok " + id + " deleted";
   }
   if (verb == "bounce") {
     if (message->failed_area) return "error " + id + " already failed (it is in failed/)";
-    auto state = message->state;
-    for (auto& recipient : state.recipients)
-      if (recipient.status == spool::RecipientStatus::Pending) {
-        recipient.status = spool::RecipientStatus::Bounced;
-        recipient.reply = "bounced by the operator";
-      }
-    if (!rewrite_state(*message, state)) return "error cannot write the state of " + id;
+    const auto settlement = spool::bounce_pending(message->state, "bounced by the operator");
+    changes.push_back(spool::SpoolChange::state(id, spool::encode_state(settlement.state), false));
+    (void)writer.apply(changes);
+    if (!changes[0].result)
+      return "error cannot write the state of " + id + ": " + changes[0].result.error().message;
     return "ok " + id + " will be bounced when portrelay starts";
   }
   return "error unknown request";
@@ -312,13 +302,10 @@ int queue(const QueueOptions& options) {
     }
     // Files the listing could not read are named, never passed over in silence; one it
     // was not allowed to read means the listing may be missing mail.
-    bool denied = false;
     for (const auto* skipped : {&report.unreadable, &report.corrupt})
-      for (const auto& line : *skipped) {
+      for (const auto& line : *skipped)
         std::cerr << "warning: skipped " << dir << "/" << line << "\n";
-        denied = denied || line.find(std::strerror(EACCES)) != std::string::npos;
-      }
-    return denied ? cannot_read() : 0;
+    return report.permission_denied > 0 ? cannot_read() : 0;
   }
   if (options.action == "show") {
     auto message = directory->load(options.id);

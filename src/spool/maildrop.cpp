@@ -60,7 +60,8 @@ std::string random_hex(std::size_t octets) {
 
 }  // namespace
 
-Result<std::string> drop_message(const std::string& maildrop_dir, const DroppedMessage& message) {
+Result<std::string> drop_message(const std::string& maildrop_dir, const DroppedMessage& message,
+                                 Env& env) {
   // O_PATH: the directory is write-only for the users who drop (no r), yet a base for openat.
   Fd dir(::open(maildrop_dir.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (dir.get() < 0) return Error{why("cannot open the maildrop " + maildrop_dir)};
@@ -71,35 +72,44 @@ Result<std::string> drop_message(const std::string& maildrop_dir, const DroppedM
     return Error{error.what()};
   }
   const std::string partial = "." + name;
-  Fd file(::openat(dir.get(), partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                   0600));
-  if (file.get() < 0) return Error{why("cannot create a file in the maildrop " + maildrop_dir)};
-  auto fail = [&](const std::string& what) -> Result<std::string> {
-    Error error{why(what)};
-    ::unlinkat(dir.get(), partial.c_str(), 0);
+  auto created = env.open_at(dir.get(), partial, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+  if (!created)
+    return Error{
+        "cannot create a file in the maildrop " + maildrop_dir + ": " + created.error().message,
+        created.error().code};
+  Fd file(*created);
+  auto fail = [&](const std::string& what, const Error& why) -> Result<std::string> {
+    Error error{what + ": " + why.message, why.code};
+    (void)env.remove_at(dir.get(), partial);
     return error;
   };
   // The daemon reads it through the group the directory gives it; nobody else may.
-  if (::fchmod(file.get(), kFileMode) != 0) return fail("chmod in the maildrop");
-  if (auto written = write_all(file.get(), encode_dropped(message)); !written)
-    return fail("cannot write to the maildrop");
-  if (::fsync(file.get()) != 0) return fail("cannot sync the maildrop file");
-  if (::renameat(dir.get(), partial.c_str(), dir.get(), name.c_str()) != 0)
-    return fail("cannot rename in the maildrop");
+  if (::fchmod(file.get(), kFileMode) != 0)
+    return fail("chmod in the maildrop", os_error("fchmod", errno));
+  if (auto written = write_all(env, file.get(), encode_dropped(message)); !written)
+    return fail("cannot write to the maildrop", written.error());
+  if (auto synced = env.sync(file.get()); !synced)
+    return fail("cannot sync the maildrop file", synced.error());
+  if (auto renamed = env.rename_at(dir.get(), partial, dir.get(), name, true); !renamed)
+    return fail("cannot rename in the maildrop", renamed.error());
   // The new name must survive a crash too. A user who may not read the directory cannot
   // open it to fsync it (root and the spool's group can); syncfs() on the file then
   // flushes the file system, which includes the directory entry.
-  Fd readable(::open(maildrop_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  const int synced = readable.get() >= 0 ? ::fsync(readable.get()) : ::syncfs(file.get());
-  if (synced != 0) return Error{why("cannot sync the maildrop " + maildrop_dir)};
+  auto readable = env.open_at(AT_FDCWD, maildrop_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+  const Status synced = readable ? env.sync(*readable) : env.sync_file_system(file.get());
+  if (readable) (void)env.close(*readable);
+  if (!synced)
+    return Error{"cannot sync the maildrop " + maildrop_dir + ": " + synced.error().message,
+                 synced.error().code};
   return name;
 }
 
-Maildrop::Maildrop(const std::string& spool_root, bool owner)
-    : root_(spool_root), path_(spool_root + "/maildrop"), owner_(owner) {
+Maildrop::Maildrop(const std::string& spool_root, bool owner, Env& env)
+    : env_(env), root_(spool_root), path_(spool_root + "/maildrop"), owner_(owner) {
   root_fd_ = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (root_fd_ < 0) throw std::runtime_error(why("cannot open spool directory " + root_));
-  if (owner && ::mkdirat(root_fd_, "maildrop", 0700) != 0 && errno != EEXIST) {
+  if (auto made = owner ? env_.make_directory_at(root_fd_, "maildrop", 0700) : Status();
+      !made && made.code() != ErrorCode::AlreadyExists) {
     const std::string error = why("cannot create " + path_);
     ::close(root_fd_);
     throw std::runtime_error(error);
@@ -151,7 +161,7 @@ std::vector<std::string> Maildrop::waiting(std::size_t max) {
       struct stat info {};
       if (owner_ && ::fstatat(dir_fd_, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) == 0 &&
           now - static_cast<std::int64_t>(info.st_mtime) * 1000 > kStalePartialMs)
-        ::unlinkat(dir_fd_, name.c_str(), 0);
+        (void)env_.remove_at(dir_fd_, name);
       continue;
     }
     names.push_back(name);
@@ -166,37 +176,39 @@ std::vector<std::string> Maildrop::waiting(std::size_t max) {
 Result<Maildrop::File> Maildrop::read(const std::string& name, std::uint64_t max_octets) const {
   // The spool's one way to open a name: a link planted here is not followed, and a FIFO
   // or device is never opened (it would hang the daemon).
-  auto opened = open_spool_file(dir_fd_, name, O_RDONLY);
+  auto opened = open_spool_file(env_, dir_fd_, name, O_RDONLY);
   if (!opened) return opened.error();
   Fd fd(*opened);
   struct stat info {};
   if (::fstat(fd.get(), &info) != 0) return Error{why("cannot stat " + path_ + "/" + name)};
   File file{name, info.st_uid, {}};
-  if (info.st_nlink != 1) return Error{"a file with more than one link"};
+  if (info.st_nlink != 1) return Error{"a file with more than one link", ErrorCode::Refused};
   if (static_cast<std::uint64_t>(info.st_size) > max_octets)
-    return Error{"file of " + std::to_string(info.st_size) + " octets is over the limit"};
+    return Error{"file of " + std::to_string(info.st_size) + " octets is over the limit",
+                 ErrorCode::Refused};
   char buffer[65536];
   while (true) {
-    const ssize_t got = ::read(fd.get(), buffer, sizeof buffer);
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) return Error{why("cannot read " + path_ + "/" + name)};
-    if (got == 0) break;
-    file.data.append(buffer, static_cast<std::size_t>(got));
-    if (file.data.size() > max_octets) return Error{"the file grew over the limit while read"};
+    auto got = env_.read(fd.get(), buffer, sizeof buffer);
+    if (!got)
+      return Error{"cannot read " + path_ + "/" + name + ": " + got.error().message,
+                   got.error().code};
+    if (*got == 0) break;
+    file.data.append(buffer, *got);
+    if (file.data.size() > max_octets)
+      return Error{"the file grew over the limit while read", ErrorCode::Refused};
   }
   return file;
 }
 
-void Maildrop::remove(const std::string& name) const { ::unlinkat(dir_fd_, name.c_str(), 0); }
+void Maildrop::remove(const std::string& name) const { (void)env_.remove_at(dir_fd_, name); }
 
 void Maildrop::set_aside(const std::string& name) const {
-  ::mkdirat(root_fd_, "corrupt", 0700);
-  const int corrupt =
-      ::openat(root_fd_, "corrupt", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  (void)env_.make_directory_at(root_fd_, "corrupt", 0700);
+  auto corrupt = env_.open_at(root_fd_, "corrupt", O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
   const std::string kept = "maildrop-" + name;
-  if (corrupt < 0 || ::renameat(dir_fd_, name.c_str(), corrupt, kept.c_str()) != 0)
-    ::unlinkat(dir_fd_, name.c_str(), 0);
-  if (corrupt >= 0) ::close(corrupt);
+  if (!corrupt || !env_.rename_at(dir_fd_, name, *corrupt, kept, true))
+    (void)env_.remove_at(dir_fd_, name);
+  if (corrupt) (void)env_.close(*corrupt);
 }
 
 }  // namespace portrelay::spool

@@ -224,7 +224,7 @@ void Spool::accept(const smtp::PathArgument& sender, const std::vector<std::stri
   committer_->store(
       id, std::move(header), std::move(body),
       [this, entry = std::move(entry), bytes, origin,
-       done = std::move(done)](Result<bool> stored) mutable {
+       done = std::move(done)](Status stored) mutable {
         --storing_;
         storing_bytes_ -= bytes;
         const std::string id = entry.layout.envelope.id;
@@ -355,7 +355,7 @@ void Spool::settled(const std::string& id, Settlement settlement, bool count) {
   account(id, entry, +1);
   if (!settlement.finished) {
     // Durable, so a restart neither repeats delivered recipients nor forgets the backoff.
-    committer_->write_state(id, encode_state(entry.state), false, [id](Result<bool> written) {
+    committer_->write_state(id, encode_state(entry.state), false, [id](Status written) {
       if (!written)
         log::error("spool_state_write_failed",
                    {{"queue_id", id}, {"detail", written.error().message}});
@@ -381,7 +381,7 @@ void Spool::settled(const std::string& id, Settlement settlement, bool count) {
   // The settled recipients are recorded first: a crash before the bounce is queued then
   // redoes neither the deliveries nor the refusals, only the bounce (and failed/ keeps the
   // state, which says why).
-  committer_->write_state(id, encode_state(entry.state), false, [](Result<bool>) {});
+  committer_->write_state(id, encode_state(entry.state), false, [](Status) {});
   const bool may_bounce = config_.bounces && !entry.layout.envelope.sender.empty();
   // Read once: the bounce check and the report both need the original's header section.
   std::string headers = may_bounce ? read_headers(directory_->queue_fd(), id, entry.layout) : "";
@@ -464,7 +464,7 @@ void Spool::leave_queue(const std::string& id, bool keep_in_failed) {
     entry.failed = true;
     entry.failed_at_ms = unix_ms_now();
     account(id, entry, +1);
-    committer_->move_to_failed(id, [id](Result<bool> moved) {
+    committer_->move_to_failed(id, [id](Status moved) {
       if (!moved)
         log::error("spool_move_failed", {{"queue_id", id}, {"detail", moved.error().message}});
     });
@@ -472,7 +472,7 @@ void Spool::leave_queue(const std::string& id, bool keep_in_failed) {
   } else {
     const bool failed_area = entry.failed;
     messages_.erase(it);
-    committer_->remove(id, failed_area, [id](Result<bool> removed) {
+    committer_->remove(id, failed_area, [id](Status removed) {
       if (!removed)
         log::error("spool_remove_failed", {{"queue_id", id}, {"detail", removed.error().message}});
     });

@@ -33,7 +33,8 @@ const char* kind_of(mode_t mode) {
 }
 
 Error refused(mode_t mode) {
-  Error error{std::string("cannot open: ") + kind_of(mode) + ", not a regular file (refused)"};
+  Error error{std::string("cannot open: ") + kind_of(mode) + ", not a regular file (refused)",
+              ErrorCode::Refused};
   errno = S_ISLNK(mode) ? ELOOP : EINVAL;
   return error;
 }
@@ -46,23 +47,30 @@ Error refused(mode_t mode) {
   throw std::system_error(errno, std::generic_category(), what);
 }
 
-int open_root(const std::string& path, bool create) {
-  if (create && ::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
-    fail("cannot create spool directory " + path);
-  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) fail("cannot open spool directory " + path);
-  return fd;
+int open_root(Env& env, const std::string& path, bool create) {
+  if (create) {
+    auto made = env.make_directory_at(AT_FDCWD, path, 0700);
+    if (!made && made.code() != ErrorCode::AlreadyExists)
+      fail("cannot create spool directory " + path);
+  }
+  auto fd = env.open_at(AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_NONBLOCK, 0);
+  if (!fd) fail("cannot open spool directory " + path);
+  return *fd;
 }
 
 // `made` says whether this call created it (then it may be given to the spool's owner).
-int open_subdirectory(int root_fd, const std::string& root, const char* name, bool create,
+int open_subdirectory(Env& env, int root_fd, const std::string& root, const char* name, bool create,
                       bool& made) {
   const std::string path = root + "/" + name;
-  made = create && ::mkdirat(root_fd, name, 0700) == 0;
-  if (create && !made && errno != EEXIST) fail("cannot create spool directory " + path);
-  int fd = open_spool_subdirectory(root_fd, name);
-  if (fd >= 0) return fd;
-  if (errno == ELOOP || errno == ENOTDIR)
+  if (create) {
+    auto created = env.make_directory_at(root_fd, name, 0700);
+    made = created.ok();
+    if (!made && created.code() != ErrorCode::AlreadyExists)
+      fail("cannot create spool directory " + path);
+  }
+  auto fd = open_spool_subdirectory(env, root_fd, name);
+  if (fd) return *fd;
+  if (fd.error().code == ErrorCode::Refused)
     fail("refused spool directory " + path + " (a symbolic link or not a directory)");
   fail("cannot open spool directory " + path);
 }
@@ -98,17 +106,7 @@ std::int64_t unix_ms_now() {
       .count();
 }
 
-Result<bool> write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t written = ::write(fd, data.data(), data.size());
-    if (written < 0) {
-      if (errno == EINTR) continue;
-      return Error{why("write")};
-    }
-    data.remove_prefix(static_cast<std::size_t>(written));
-  }
-  return true;
-}
+Status write_all(int fd, std::string_view data) { return write_all(Env::posix(), fd, data); }
 
 Result<std::string> read_file(const std::string& path, std::size_t max) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -131,9 +129,13 @@ Result<std::string> read_file(const std::string& path, std::size_t max) {
 }
 
 Result<int> open_spool_file(int dir_fd, const std::string& name, int flags, mode_t mode) {
+  return open_spool_file(Env::posix(), dir_fd, name, flags, mode);
+}
+
+Result<int> open_spool_file(Env& env, int dir_fd, const std::string& name, int flags, mode_t mode) {
   if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
     errno = EINVAL;
-    return Error{"cannot open: not a file name"};
+    return Error{"cannot open: not a file name", ErrorCode::InvalidArgument};
   }
   // Without O_CREAT the name exists: look at it without following or opening it first, so
   // a FIFO or device is never opened at all. O_NONBLOCK and the fstat below close the race
@@ -142,19 +144,20 @@ Result<int> open_spool_file(int dir_fd, const std::string& name, int flags, mode
     struct stat info {};
     if (::fstatat(dir_fd, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
       const int error = errno;
-      Error result{why("cannot open")};
+      Error result = os_error("cannot open", error);
       errno = error;
       return result;
     }
     if (!S_ISREG(info.st_mode)) return refused(info.st_mode);
   }
-  const int fd = ::openat(dir_fd, name.c_str(), flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
-  if (fd < 0) {
+  auto opened = env.open_at(dir_fd, name, flags | O_NOFOLLOW | O_NONBLOCK, mode);
+  if (!opened) {
     const int error = errno;
-    Error result{why("cannot open")};
+    Error result{"cannot open: " + opened.error().message, opened.error().code};
     errno = error;
     return result;
   }
+  const int fd = *opened;
   struct stat info {};
   if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
     ::close(fd);
@@ -164,7 +167,7 @@ Result<int> open_spool_file(int dir_fd, const std::string& name, int flags, mode
   if (status < 0 || ::fcntl(fd, F_SETFL, status & ~O_NONBLOCK) != 0) {
     const int error = errno;
     ::close(fd);
-    Error result{why("cannot open")};
+    Error result = os_error("cannot open", error);
     errno = error;
     return result;
   }
@@ -172,33 +175,42 @@ Result<int> open_spool_file(int dir_fd, const std::string& name, int flags, mode
 }
 
 int open_spool_subdirectory(int dir_fd, const std::string& name) {
-  return ::openat(dir_fd, name.c_str(),
-                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  auto fd = open_spool_subdirectory(Env::posix(), dir_fd, name);
+  return fd ? *fd : -1;
+}
+
+Result<int> open_spool_subdirectory(Env& env, int dir_fd, const std::string& name) {
+  return env.open_at(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK, 0);
 }
 
 Result<std::string> read_spool_file(int dir_fd, const std::string& name, std::size_t max) {
-  auto fd = open_spool_file(dir_fd, name, O_RDONLY);
+  return read_spool_file(Env::posix(), dir_fd, name, max);
+}
+
+Result<std::string> read_spool_file(Env& env, int dir_fd, const std::string& name,
+                                    std::size_t max) {
+  auto fd = open_spool_file(env, dir_fd, name, O_RDONLY);
   if (!fd) return fd.error();
   std::string text;
   char buffer[16384];
   while (text.size() < max) {
-    ssize_t got = ::read(*fd, buffer, std::min(sizeof buffer, max - text.size()));
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) {
-      Error error{why("cannot read")};
-      ::close(*fd);
+    auto got = env.read(*fd, buffer, std::min(sizeof buffer, max - text.size()));
+    if (!got) {
+      Error error{"cannot read: " + got.error().message, got.error().code};
+      (void)env.close(*fd);
       return error;
     }
-    if (got == 0) break;
-    text.append(buffer, static_cast<std::size_t>(got));
+    if (*got == 0) break;
+    text.append(buffer, *got);
   }
-  ::close(*fd);
+  (void)env.close(*fd);
   return text;
 }
 
-SpoolDirectory::SpoolDirectory(std::string root, bool create) : root_(std::move(root)) {
+SpoolDirectory::SpoolDirectory(std::string root, bool create, Env& env)
+    : root_(std::move(root)), env_(env) {
   try {
-    root_fd_ = open_root(root_, create);
+    root_fd_ = open_root(env_, root_, create);
     struct stat info {};
     if (::fstat(root_fd_, &info) != 0) fail("cannot stat spool directory " + root_);
     owner_uid_ = info.st_uid;
@@ -206,7 +218,7 @@ SpoolDirectory::SpoolDirectory(std::string root, bool create) : root_(std::move(
     // A root daemon making a subdirectory of a user's spool gives it to that user.
     auto subdirectory = [&](const char* name) {
       bool made = false;
-      const int fd = open_subdirectory(root_fd_, root_, name, create, made);
+      const int fd = open_subdirectory(env_, root_fd_, root_, name, create, made);
       if (made && !give_to_owner(fd)) {
         const int error = errno;
         ::close(fd);
@@ -243,16 +255,16 @@ bool SpoolDirectory::try_lock() {
   // Made here (and only then given to the owner), or the one a daemon made before: never
   // a name that leads elsewhere.
   int fd = -1;
-  if (auto created = open_spool_file(root_fd_, "lock", O_RDWR | O_CREAT | O_EXCL, 0600)) {
+  if (auto created = open_spool_file(env_, root_fd_, "lock", O_RDWR | O_CREAT | O_EXCL, 0600)) {
     fd = *created;
     if (!give_to_owner(fd)) {
       const std::string error = why("cannot give " + path + " to the spool's owner");
       ::close(fd);
-      ::unlinkat(root_fd_, "lock", 0);
+      (void)env_.remove_at(root_fd_, "lock");
       throw std::runtime_error(error);
     }
-  } else if (errno == EEXIST) {
-    auto existing = open_spool_file(root_fd_, "lock", O_RDWR);
+  } else if (created.error().code == ErrorCode::AlreadyExists) {
+    auto existing = open_spool_file(env_, root_fd_, "lock", O_RDWR);
     if (!existing) throw std::runtime_error(path + ": " + existing.error().message);
     fd = *existing;
   } else {
@@ -268,7 +280,7 @@ bool SpoolDirectory::try_lock() {
 
 bool SpoolDirectory::locked_by_other() const {
   if (lock_fd_ >= 0) return false;
-  auto fd = open_spool_file(root_fd_, "lock", O_RDONLY);
+  auto fd = open_spool_file(env_, root_fd_, "lock", O_RDONLY);
   if (!fd) return false;  // no lock file: no daemon ever ran here
   bool held = ::flock(*fd, LOCK_EX | LOCK_NB) != 0;
   ::close(*fd);  // releases ours if we got it
@@ -276,49 +288,54 @@ bool SpoolDirectory::locked_by_other() const {
 }
 
 std::optional<std::uint64_t> SpoolDirectory::free_bytes() const {
-  struct statvfs info {};
-  if (::fstatvfs(queue_fd_, &info) != 0) return std::nullopt;
-  return static_cast<std::uint64_t>(info.f_bavail) * info.f_frsize;
+  auto free = env_.free_bytes(queue_fd_);
+  if (!free) return std::nullopt;
+  return *free;
 }
 
 Result<StoredMessage> SpoolDirectory::read_message(const std::string& dir,
                                                    const std::string& id) const {
-  auto opened = open_spool_file(area_fd(dir), id, O_RDONLY);
+  auto opened = open_spool_file(env_, area_fd(dir), id, O_RDONLY);
   if (!opened) return opened.error();
   const int fd = *opened;
   struct stat info {};
-  ::fstat(fd, &info);
+  if (::fstat(fd, &info) != 0) {
+    Error error = os_error("cannot stat", errno);
+    (void)env_.close(fd);
+    return error;
+  }
   // The header is small; read its first block and grow only for a long envelope.
   std::string head;
   std::size_t want = 4096;
   Result<RecordLayout> layout = Error{""};
   for (;;) {
     head.resize(want);
-    ssize_t got = ::pread(fd, head.data(), want, 0);
-    if (got < 0) {
-      ::close(fd);
-      return Error{why("cannot read")};
+    auto got = env_.read_at(fd, head.data(), want, 0);
+    if (!got) {
+      (void)env_.close(fd);
+      return Error{"cannot read: " + got.error().message, got.error().code};
     }
-    head.resize(static_cast<std::size_t>(got));
+    head.resize(*got);
     layout = parse_header(head);
-    bool may_grow = !layout && static_cast<std::size_t>(got) == want && want < (1u << 20);
+    bool may_grow = !layout && *got == want && want < (1u << 20);
     if (!may_grow) break;
     want *= 4;
   }
   if (!layout) {
-    ::close(fd);
-    return layout.error();
+    (void)env_.close(fd);
+    return layout.error();  // Corruption
   }
   std::string tail(kEndMarker.size(), '\0');
   auto size = static_cast<std::uint64_t>(info.st_size);
-  ssize_t got = size >= tail.size()
-                    ? ::pread(fd, tail.data(), tail.size(), static_cast<off_t>(size - tail.size()))
-                    : 0;
-  ::close(fd);
-  if (got < 0) return Error{why("cannot read")};
-  tail.resize(static_cast<std::size_t>(std::max<ssize_t>(got, 0)));
+  Result<std::size_t> got = size >= tail.size()
+                                ? env_.read_at(fd, tail.data(), tail.size(), size - tail.size())
+                                : Result<std::size_t>(std::size_t{0});
+  (void)env_.close(fd);
+  if (!got) return Error{"cannot read: " + got.error().message, got.error().code};
+  tail.resize(*got);
   if (auto complete = check_complete(*layout, size, tail); !complete) return complete.error();
-  if (layout->envelope.id != id) return Error{"file name does not match its queue id"};
+  if (layout->envelope.id != id)
+    return Error{"file name does not match its queue id", ErrorCode::Corruption};
 
   StoredMessage message;
   message.layout = std::move(*layout);
@@ -327,12 +344,12 @@ Result<StoredMessage> SpoolDirectory::read_message(const std::string& dir,
   message.failed_area = dir == "failed";
   const std::size_t recipients = message.layout.envelope.recipients.size();
   message.state.recipients.resize(recipients);
-  if (auto text = read_spool_file(area_fd(dir), id + std::string(kStateSuffix))) {
+  if (auto text = read_spool_file(env_, area_fd(dir), id + std::string(kStateSuffix))) {
     if (auto state = parse_state(*text, recipients))
       message.state = std::move(*state);
     else
       log::warn("spool_state_ignored", {{"queue_id", id}, {"detail", state.error().message}});
-  } else if (errno != ENOENT) {
+  } else if (text.error().code != ErrorCode::NotFound) {
     log::warn("spool_state_ignored", {{"queue_id", id}, {"detail", text.error().message}});
   }
   return message;
@@ -340,7 +357,7 @@ Result<StoredMessage> SpoolDirectory::read_message(const std::string& dir,
 
 Result<StoredMessage> SpoolDirectory::load(const std::string& id) const {
   if (id.empty() || id.find('/') != std::string::npos || id[0] == '.')
-    return Error{"not a queue id"};
+    return Error{"not a queue id", ErrorCode::InvalidArgument};
   auto message = read_message("queue", id);
   if (message) return message;
   auto failed = read_message("failed", id);
@@ -351,17 +368,17 @@ Result<StoredMessage> SpoolDirectory::load(const std::string& id) const {
 void SpoolDirectory::move_to_corrupt(const std::string& dir, const std::string& name) {
   const int from_fd = area_fd(dir);
   const std::string to = dir + "-" + name;
-  if (::renameat(from_fd, name.c_str(), corrupt_fd_, to.c_str()) != 0)
+  if (auto moved = env_.rename_at(from_fd, name, corrupt_fd_, to, true); !moved)
     log::error("spool_corrupt_move_failed",
-               {{"file", root_ + "/" + dir + "/" + name}, {"detail", std::strerror(errno)}});
+               {{"file", root_ + "/" + dir + "/" + name}, {"detail", moved.error().message}});
   const std::string state = name + std::string(kStateSuffix);
-  ::renameat(from_fd, state.c_str(), corrupt_fd_, (to + std::string(kStateSuffix)).c_str());
+  (void)env_.rename_at(from_fd, state, corrupt_fd_, to + std::string(kStateSuffix), true);
 }
 
 RecoveryReport SpoolDirectory::read_all(bool repair) {
   RecoveryReport report;
   for (const auto& name : list(tmp_fd_)) {
-    if (repair) ::unlinkat(tmp_fd_, name.c_str(), 0);
+    if (repair) (void)env_.remove_at(tmp_fd_, name);
     ++report.removed_partial;
   }
   for (const char* dir : {"queue", "failed"}) {
@@ -372,14 +389,16 @@ RecoveryReport SpoolDirectory::read_all(bool repair) {
         // before the state file went too.
         const std::string id = name.substr(0, name.size() - kStateSuffix.size());
         if (repair && !std::binary_search(names.begin(), names.end(), id))
-          ::unlinkat(area_fd(dir), name.c_str(), 0);
+          (void)env_.remove_at(area_fd(dir), name);
         continue;
       }
       auto message = read_message(dir, name);
-      if (!message && message.error().message.rfind("cannot ", 0) == 0) {
-        // An I/O error (EIO, EMFILE, EACCES) says nothing about the file's content: leave
-        // it where it is for the next start, do not call it corrupt.
+      if (!message && message.error().code != ErrorCode::Corruption) {
+        // An I/O error (EIO, EMFILE, EACCES) or a name that is not a regular file says
+        // nothing about a message's content: leave it where it is for the next start, do
+        // not call it corrupt.
         report.unreadable.push_back(std::string(dir) + "/" + name + ": " + message.error().message);
+        report.permission_denied += message.error().code == ErrorCode::PermissionDenied;
         continue;
       }
       if (!message) {

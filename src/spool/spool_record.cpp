@@ -61,22 +61,24 @@ struct CheckedBlock {
 
 Result<CheckedBlock> read_checked(std::string_view data, std::string_view magic, const char* what) {
   if (data.substr(0, magic.size()) != magic) {
-    if (magic.substr(0, data.size()) == data) return Error{std::string("truncated ") + what};
-    return Error{std::string("not a portrelay ") + what};
+    if (magic.substr(0, data.size()) == data)
+      return Error{std::string("truncated ") + what, ErrorCode::Corruption};
+    return Error{std::string("not a portrelay ") + what, ErrorCode::Corruption};
   }
   CheckedBlock block;
   std::size_t position = magic.size();
   while (true) {
-    if (position > kMaxHeader) return Error{std::string(what) + " too long"};
+    if (position > kMaxHeader) return Error{std::string(what) + " too long", ErrorCode::Corruption};
     auto newline = data.find('\n', position);
-    if (newline == std::string_view::npos) return Error{std::string("truncated ") + what};
+    if (newline == std::string_view::npos)
+      return Error{std::string("truncated ") + what, ErrorCode::Corruption};
     std::string_view line = data.substr(position, newline - position);
     if (line.substr(0, 6) == "check ") {
       std::uint64_t expected = 0;
       if (!parse_check(line.substr(6), expected))
-        return Error{std::string("bad check line in ") + what};
+        return Error{std::string("bad check line in ") + what, ErrorCode::Corruption};
       if (fnv1a64(data.substr(0, position)) != expected)
-        return Error{std::string("bad checksum in ") + what};
+        return Error{std::string("bad checksum in ") + what, ErrorCode::Corruption};
       block.end = newline + 1;
       return block;
     }
@@ -125,7 +127,7 @@ Result<RecordLayout> parse_header(std::string_view data) {
   bool have_id = false, have_arrival = false, have_sender = false, have_body = false;
   for (auto line : block->lines) {
     std::string_view key, value;
-    if (!split_line(line, key, value)) return Error{"malformed header line"};
+    if (!split_line(line, key, value)) return Error{"malformed header line", ErrorCode::Corruption};
     if (key == "id") {
       layout.envelope.id = std::string(value);
       have_id = !value.empty();
@@ -141,29 +143,30 @@ Result<RecordLayout> parse_header(std::string_view data) {
     } else if (key == "body") {
       have_body = parse_int(value, layout.body_size);
     } else {
-      return Error{"unknown header field " + std::string(key)};
+      return Error{"unknown header field " + std::string(key), ErrorCode::Corruption};
     }
   }
   if (!have_id || !have_arrival || !have_sender || !have_body || layout.envelope.recipients.empty())
-    return Error{"incomplete header"};
-  if (block->end >= data.size()) return Error{"truncated spool file"};
-  if (data[block->end] != '\n') return Error{"missing blank line after header"};
+    return Error{"incomplete header", ErrorCode::Corruption};
+  if (block->end >= data.size()) return Error{"truncated spool file", ErrorCode::Corruption};
+  if (data[block->end] != '\n')
+    return Error{"missing blank line after header", ErrorCode::Corruption};
   layout.body_offset = block->end + 1;
   // file_size() must not wrap around: a wrapped size would let a short file pass
   // check_complete().
   if (layout.body_size >
       std::numeric_limits<std::uint64_t>::max() - layout.body_offset - kEndMarker.size())
-    return Error{"body size out of range"};
+    return Error{"body size out of range", ErrorCode::Corruption};
   return layout;
 }
 
-Result<bool> check_complete(const RecordLayout& layout, std::uint64_t file_size,
-                            std::string_view tail) {
-  if (file_size < layout.file_size()) return Error{"truncated spool file"};
-  if (file_size > layout.file_size()) return Error{"spool file longer than its header says"};
+Status check_complete(const RecordLayout& layout, std::uint64_t file_size, std::string_view tail) {
+  if (file_size < layout.file_size()) return Error{"truncated spool file", ErrorCode::Corruption};
+  if (file_size > layout.file_size())
+    return Error{"spool file longer than its header says", ErrorCode::Corruption};
   if (tail.size() < kEndMarker.size() || tail.substr(tail.size() - kEndMarker.size()) != kEndMarker)
-    return Error{"missing end marker"};
-  return true;
+    return Error{"missing end marker", ErrorCode::Corruption};
+  return Status::ok_status();
 }
 
 const char* to_string(RecipientStatus status) {
@@ -196,20 +199,22 @@ std::string encode_state(const DeliveryState& state) {
 Result<DeliveryState> parse_state(std::string_view data, std::size_t recipients) {
   auto block = read_checked(data, kStateMagic, "state file");
   if (!block) return block.error();
-  if (block->end != data.size()) return Error{"trailing data in state file"};
+  if (block->end != data.size()) return Error{"trailing data in state file", ErrorCode::Corruption};
   DeliveryState state;
   for (auto line : block->lines) {
     std::string_view key, value;
-    if (!split_line(line, key, value)) return Error{"malformed state line"};
+    if (!split_line(line, key, value)) return Error{"malformed state line", ErrorCode::Corruption};
     if (key == "attempts") {
-      if (!parse_int(value, state.attempts)) return Error{"bad attempts"};
+      if (!parse_int(value, state.attempts)) return Error{"bad attempts", ErrorCode::Corruption};
     } else if (key == "next") {
-      if (!parse_int(value, state.next_attempt_ms)) return Error{"bad next attempt"};
+      if (!parse_int(value, state.next_attempt_ms))
+        return Error{"bad next attempt", ErrorCode::Corruption};
     } else if (key == "error") {
       state.last_error = std::string(value);
     } else if (key == "rcpt") {
       std::string_view status, reply;
-      if (!split_line(value, status, reply)) return Error{"malformed recipient state"};
+      if (!split_line(value, status, reply))
+        return Error{"malformed recipient state", ErrorCode::Corruption};
       RecipientState recipient;
       if (status == "pending")
         recipient.status = RecipientStatus::Pending;
@@ -218,14 +223,15 @@ Result<DeliveryState> parse_state(std::string_view data, std::size_t recipients)
       else if (status == "bounced")
         recipient.status = RecipientStatus::Bounced;
       else
-        return Error{"unknown recipient status"};
+        return Error{"unknown recipient status", ErrorCode::Corruption};
       recipient.reply = std::string(reply);
       state.recipients.push_back(std::move(recipient));
     } else {
-      return Error{"unknown state field " + std::string(key)};
+      return Error{"unknown state field " + std::string(key), ErrorCode::Corruption};
     }
   }
-  if (state.recipients.size() != recipients) return Error{"recipient count mismatch"};
+  if (state.recipients.size() != recipients)
+    return Error{"recipient count mismatch", ErrorCode::Corruption};
   return state;
 }
 

@@ -247,4 +247,17 @@ chmod 0600 "$CONFIG"
 check_mailq_refused "config unreadable" "cannot read the configuration $CONFIG: Permission denied"
 chmod 0644 "$CONFIG"
 note "mailq as nobody: exit 77 with '$(head -1 "$WORK/mailq.err")'"
+
+# 6. A file in queue/ that the owner may not read (root's, 0600): root's `queue list` (run as
+# the owner) names it, still lists the rest, and exits 77: the listing may be missing mail.
+# Found by the error's code (EACCES), not by the words of its message.
+printf 'not yours\n' >"$SPOOL/queue/00000000000000BB"
+chmod 0600 "$SPOOL/queue/00000000000000BB"
+q queue list
+[[ $rc -eq 77 ]] || fail "queue list with an unreadable file exited $rc: $(cat "$WORK/q.out" "$WORK/q.err")"
+grep -q "00000000000000BB" "$WORK/q.err" || fail "no warning naming the unreadable file: $(cat "$WORK/q.err")"
+grep -q "as its owner" "$WORK/q.err" || fail "unclear error: $(cat "$WORK/q.err")"
+grep -q "$ID5" "$WORK/q.out" || fail "the listing lost $ID5 beside the unreadable file: $(cat "$WORK/q.out")"
+rm -f "$SPOOL/queue/00000000000000BB"
+note "a file the owner may not read: queue list names it and exits 77"
 note "PASS"

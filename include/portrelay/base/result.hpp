@@ -15,8 +15,31 @@
 
 namespace portrelay {
 
+// What kind of failure an Error is, for code that must act on it: an I/O error says nothing
+// about a file's content (leave it, try again), corruption does (set it aside). Decisions
+// are made on the code, never on the message's words. Unspecified is the default, so every
+// Error{"text"} written before codes existed still means what it meant.
+enum class ErrorCode {
+  Unspecified,
+  IoError,           // EIO and any other failure of the system call itself
+  Corruption,        // the bytes were read but are not what they must be
+  NotFound,          // ENOENT
+  AlreadyExists,     // EEXIST
+  NoSpace,           // ENOSPC, EDQUOT
+  PermissionDenied,  // EACCES, EPERM
+  TooManyFiles,      // EMFILE, ENFILE
+  Refused,           // a name that is not what it must be (symbolic link, FIFO, directory)
+  InvalidArgument,
+  ShuttingDown,
+};
+
+const char* to_string(ErrorCode code);
+// The code for an errno value (IoError for those without one of their own).
+ErrorCode error_code_from_errno(int error);
+
 struct Error {
   std::string message;
+  ErrorCode code = ErrorCode::Unspecified;
 };
 
 template <typename T, typename E = Error>

@@ -1,10 +1,10 @@
 #pragma once
-// spool::Committer: the one thread that writes the spool, with group commit.
+// spool::Committer: the daemon's one thread that writes the spool, with group commit.
 //
 // Sessions finishing DATA at the same moment share the cost of durability: the thread
-// takes every job queued since its last round, writes the new files into tmp/, makes
-// them durable with one syncfs(), renames them into queue/ (never over an existing
-// file), makes the names durable with one fsync() of queue/, and only then reports each
+// takes every job queued since its last round and applies them as one SpoolWriter round
+// (spool_writer.hpp: new files into tmp/, one syncfs(), renames into queue/ never over an
+// existing file, one fsync() of each changed directory), and only then reports each
 // job done on the event loop. A round therefore costs two syncs however many messages it
 // carries, and a message waits at most for the round in progress plus its own.
 //
@@ -15,7 +15,8 @@
 //  * Callbacks run on the loop thread, in job order, never from inside the call that
 //    queued the job.
 //  * Jobs queued before stop() returns are finished, including those that completion
-//    callbacks queue while stop() drains; after that a job fails at once ("shutting down").
+//    callbacks queue while stop() drains; after that a job fails at once ("shutting down",
+//    ErrorCode::ShuttingDown).
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -25,17 +26,18 @@
 #include <thread>
 #include <vector>
 
-#include "portrelay/base/result.hpp"
+#include "portrelay/base/status.hpp"
 #include "portrelay/net/async.hpp"
 #include "portrelay/net/loop.hpp"
 #include "portrelay/relay/message_body.hpp"
 #include "portrelay/spool/spool_directory.hpp"
+#include "portrelay/spool/spool_writer.hpp"
 
 namespace portrelay::spool {
 
 class Committer {
  public:
-  using Done = std::function<void(Result<bool>)>;
+  using Done = std::function<void(Status)>;
   // Called on the loop thread with the duration of every sync call (for the histogram).
   using SyncObserver = std::function<void(double seconds)>;
 
@@ -44,14 +46,13 @@ class Committer {
   Committer(const Committer&) = delete;
   Committer& operator=(const Committer&) = delete;
 
-  // A new message: `header` then `body` then the end marker, as queue/<id>.
+  // Any change (SpoolChange's constructors say what each does); `done` gets its Status.
+  void apply(SpoolChange change, Done done);
+  // The same, by name.
   void store(std::string id, std::string header, std::unique_ptr<relay::MessageBody> body,
              Done done);
-  // Replaces <dir>/<id>.state, dir being queue/ or failed/ (`failed_area`).
   void write_state(std::string id, std::string text, bool failed_area, Done done);
-  // Removes the message and its state from queue/ (or failed/).
   void remove(std::string id, bool failed_area, Done done);
-  // Moves a message (and its state) from queue/ to failed/.
   void move_to_failed(std::string id, Done done);
 
   // Finishes queued jobs and ends the thread. Loop thread.
@@ -59,25 +60,16 @@ class Committer {
   std::uint64_t syncs() const { return syncs_; }  // loop thread
 
  private:
-  enum class Kind { Store, State, Remove, MoveToFailed };
   struct Job {
-    Kind kind = Kind::Store;
-    std::string id;
-    std::string text;  // header (Store) or state (State)
-    std::unique_ptr<relay::MessageBody> body;
-    bool failed_area = false;
+    SpoolChange change;  // its `result` once applied
     Done done;
-    Result<bool> result = true;
-    std::string tmp;  // written file in tmp/, if any
   };
-  void enqueue(Job job);
   void run();
   void round(std::vector<Job>& jobs, std::vector<double>& sync_seconds);
-  void write_file(Job& job, int tmp_dir);
   void deliver_completions();
 
   net::Loop& loop_;
-  SpoolDirectory& directory_;
+  SpoolWriter writer_;  // committer thread only (and stop(), once the thread has ended)
   SyncObserver on_sync_;
   std::unique_ptr<net::Async> wake_loop_;
 
@@ -90,7 +82,6 @@ class Committer {
   std::vector<double> finished_syncs_;
   std::thread thread_;
   std::uint64_t syncs_ = 0;
-  std::uint64_t tmp_sequence_ = 0;  // committer thread only
 };
 
 }  // namespace portrelay::spool

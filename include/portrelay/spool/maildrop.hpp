@@ -26,13 +26,16 @@
 #include <vector>
 
 #include "portrelay/base/result.hpp"
+#include "portrelay/spool/env.hpp"
 #include "portrelay/spool/maildrop_format.hpp"
 
 namespace portrelay::spool {
 
 // sendmail's side: stores `message` durably in `maildrop_dir` (synced, then renamed, then
-// the rename synced) and returns the file's name. Never follows a symlink.
-Result<std::string> drop_message(const std::string& maildrop_dir, const DroppedMessage& message);
+// the rename synced) and returns the file's name. Never follows a symlink. On any error
+// the partial file is removed. File-system calls through `env`.
+Result<std::string> drop_message(const std::string& maildrop_dir, const DroppedMessage& message,
+                                 Env& env = Env::posix());
 
 // The daemon's side, on the spool's directory (whose owner the daemon runs as, or root).
 class Maildrop {
@@ -46,7 +49,8 @@ class Maildrop {
   // The daemon (`owner`): creates <spool_root>/maildrop where missing and sets the modes
   // above when this process owns the directories. `portrelay queue list` (not `owner`):
   // opens what exists and changes nothing. Throws std::runtime_error naming the path.
-  explicit Maildrop(const std::string& spool_root, bool owner = true);
+  // File-system calls through `env`, which must outlive this object.
+  explicit Maildrop(const std::string& spool_root, bool owner = true, Env& env = Env::posix());
   ~Maildrop();
   Maildrop(const Maildrop&) = delete;
   Maildrop& operator=(const Maildrop&) = delete;
@@ -65,6 +69,7 @@ class Maildrop {
   void set_aside(const std::string& name) const;
 
  private:
+  Env& env_;
   std::string root_;
   std::string path_;
   int root_fd_ = -1;

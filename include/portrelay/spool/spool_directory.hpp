@@ -26,6 +26,8 @@
 #include <vector>
 
 #include "portrelay/base/result.hpp"
+#include "portrelay/base/status.hpp"
+#include "portrelay/spool/env.hpp"
 #include "portrelay/spool/spool_record.hpp"
 
 namespace portrelay::spool {
@@ -44,6 +46,8 @@ struct RecoveryReport {
   std::size_t removed_partial = 0;      // unacknowledged files found in tmp/
   std::vector<std::string> corrupt;     // "name: why", each moved to corrupt/
   std::vector<std::string> unreadable;  // "name: why": an I/O error, left in place
+  // How many of `unreadable` this process was not allowed to read (EACCES, EPERM).
+  std::size_t permission_denied = 0;
 };
 
 class SpoolDirectory {
@@ -51,12 +55,15 @@ class SpoolDirectory {
   // With `create`, makes the tree (mode 0700) where missing (the daemon). Without, only
   // opens what exists (`portrelay queue`, often run as root: it must not leave root-owned
   // directories the daemon's user cannot enter). Throws std::runtime_error naming the path.
-  explicit SpoolDirectory(std::string root, bool create = true);
+  // Every file-system call goes through `env` (tests inject faults there); it must outlive
+  // this object.
+  explicit SpoolDirectory(std::string root, bool create = true, Env& env = Env::posix());
   ~SpoolDirectory();
   SpoolDirectory(const SpoolDirectory&) = delete;
   SpoolDirectory& operator=(const SpoolDirectory&) = delete;
 
   const std::string& root() const { return root_; }
+  Env& env() const { return env_; }
   std::string tmp_path(const std::string& name) const { return root_ + "/tmp/" + name; }
   std::string queue_path(const std::string& id) const { return root_ + "/queue/" + id; }
   std::string state_path(const std::string& id) const { return queue_path(id) + ".state"; }
@@ -94,11 +101,14 @@ class SpoolDirectory {
 
  private:
   RecoveryReport read_all(bool repair);
+  // Errors coded Corruption (the file is not a message: set it aside) or anything else (it
+  // could not be read: leave it).
   Result<StoredMessage> read_message(const std::string& dir, const std::string& id) const;
   void move_to_corrupt(const std::string& dir, const std::string& name);
   int area_fd(const std::string& dir) const { return dir == "failed" ? failed_fd_ : queue_fd_; }
 
   std::string root_;
+  Env& env_;
   int root_fd_ = -1;
   int tmp_fd_ = -1;
   int queue_fd_ = -1;
@@ -108,8 +118,9 @@ class SpoolDirectory {
   unsigned owner_uid_ = 0, owner_gid_ = 0;
 };
 
-// Blocking helpers (EINTR handled). Errors as "what: strerror".
-Result<bool> write_all(int fd, std::string_view data);
+// Blocking helpers (EINTR handled). Errors as "what: strerror", coded from errno. The
+// overloads without an Env use Env::posix().
+Status write_all(int fd, std::string_view data);
 // By path, following links: not for names inside the spool (read_spool_file is).
 Result<std::string> read_file(const std::string& path, std::size_t max = 1 << 20);
 // The one way a file in the spool is opened: `name` (one path component) in the directory
@@ -117,11 +128,17 @@ Result<std::string> read_file(const std::string& path, std::size_t max = 1 << 20
 // (cleared then). A name that is not a regular file (symbolic link, FIFO, device,
 // directory) is checked with fstatat(AT_SYMLINK_NOFOLLOW) first and never opened. `flags`
 // is O_RDONLY, or O_WRONLY|O_CREAT|O_EXCL for a new file. The error reads "cannot open:
-// why" (recovery sorts errors starting "cannot " as unreadable, left in place).
+// why", coded from errno (NotFound, AlreadyExists, ...) or Refused for a name that is not a
+// regular file; errno is set too.
+Result<int> open_spool_file(Env& env, int dir_fd, const std::string& name, int flags,
+                            mode_t mode = 0600);
 Result<int> open_spool_file(int dir_fd, const std::string& name, int flags, mode_t mode = 0600);
 // A subdirectory of `dir_fd` (O_DIRECTORY|O_NOFOLLOW|O_NONBLOCK); -1 with errno set.
 int open_spool_subdirectory(int dir_fd, const std::string& name);
+Result<int> open_spool_subdirectory(Env& env, int dir_fd, const std::string& name);
 // read_file() through open_spool_file().
+Result<std::string> read_spool_file(Env& env, int dir_fd, const std::string& name,
+                                    std::size_t max = 1 << 20);
 Result<std::string> read_spool_file(int dir_fd, const std::string& name, std::size_t max = 1 << 20);
 std::int64_t unix_ms_now();
 

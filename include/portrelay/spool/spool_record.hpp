@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "portrelay/base/result.hpp"
+#include "portrelay/base/status.hpp"
 
 namespace portrelay::spool {
 
@@ -59,12 +60,12 @@ std::string encode_header(const Envelope& envelope, std::uint64_t body_size);
 
 // Parses the header at the start of `data` (which may hold more than the header).
 // Errors name the problem: "not a spool file", "bad checksum", "truncated header", ...
+// Every error of the parsers here is ErrorCode::Corruption.
 Result<RecordLayout> parse_header(std::string_view data);
 
 // Checks a whole message file of `file_size` octets whose last octets are `tail`
 // (at least kEndMarker.size() of them) against its parsed header.
-Result<bool> check_complete(const RecordLayout& layout, std::uint64_t file_size,
-                            std::string_view tail);
+Status check_complete(const RecordLayout& layout, std::uint64_t file_size, std::string_view tail);
 
 enum class RecipientStatus { Pending, Delivered, Bounced };
 const char* to_string(RecipientStatus status);

@@ -1,0 +1,72 @@
+#pragma once
+// spool::SpoolWriter: the one place that changes the spool's files. The daemon's Committer
+// thread applies its rounds through it; `portrelay queue` with no daemon running applies its
+// changes through it too (under the spool lock), so both make the same files the same way.
+//
+// apply() carries out a batch of changes as one round:
+//   1. new content (a message, a state) into tmp/, each as a file created there (O_EXCL)
+//      and given to the spool's owner;
+//   2. one syncfs() for all of it;
+//   3. the names: into queue/ (a message never over an existing name), state files
+//      replaced, messages removed or moved to failed/;
+//   4. one fsync() of each directory whose names changed.
+// Each change gets its own Status. A change is ok only once its content and its name are
+// both synced. A failed change leaves nothing behind: no file of it in tmp/, and a new
+// message that was renamed into queue/ but whose directory could not be synced is taken
+// back out (it was never acknowledged). A failed state replacement leaves the previous
+// state file as it was.
+//
+// Blocking; one thread at a time (the tmp names' sequence is not locked).
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "portrelay/base/status.hpp"
+#include "portrelay/relay/message_body.hpp"
+#include "portrelay/spool/spool_directory.hpp"
+
+namespace portrelay::spool {
+
+struct SpoolChange {
+  enum class Kind { Store, State, Remove, MoveToFailed };
+
+  // A new message: `header`, then `body`, then the end marker, as queue/<id>.
+  static SpoolChange store(std::string id, std::string header,
+                           std::unique_ptr<relay::MessageBody> body);
+  // Replaces <dir>/<id>.state, dir being queue/ or failed/ (`failed_area`).
+  static SpoolChange state(std::string id, std::string text, bool failed_area);
+  // Removes the message and its state from queue/ (or failed/).
+  static SpoolChange remove(std::string id, bool failed_area);
+  // Moves a message (and its state) from queue/ to failed/.
+  static SpoolChange move_to_failed(std::string id);
+
+  Kind kind = Kind::Store;
+  std::string id;
+  std::string text;                          // header (Store) or state (State)
+  std::unique_ptr<relay::MessageBody> body;  // Store; released once written
+  bool failed_area = false;
+  Status result;  // set by SpoolWriter::apply
+};
+
+class SpoolWriter {
+ public:
+  // Through `directory`'s Env.
+  explicit SpoolWriter(SpoolDirectory& directory);
+
+  // Applies `changes` as one round (above) and sets each one's `result`. Returns how long
+  // each sync call took, in seconds (for the histogram).
+  std::vector<double> apply(std::vector<SpoolChange>& changes);
+
+ private:
+  // Writes one change's content into tmp/; its name there, or "" (result set) on failure.
+  std::string write_file(SpoolChange& change, int tmp_dir);
+  Status write_content(SpoolChange& change, int fd);
+
+  SpoolDirectory& directory_;
+  Env& env_;
+  const std::string tmp_prefix_;  // ".<pid>.": a state's tmp/ name is <id>.state.<pid>.<n>
+  std::uint64_t tmp_sequence_ = 0;
+};
+
+}  // namespace portrelay::spool
