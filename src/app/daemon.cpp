@@ -8,7 +8,6 @@
 #include "portrelay/base/log.hpp"
 #include "portrelay/relay/passthrough_relay.hpp"
 #include "portrelay/server/users_file.hpp"
-#include "portrelay/spool/spool_sinks.hpp"
 #include "portrelay/tls/context.hpp"
 
 namespace portrelay {
@@ -18,11 +17,6 @@ double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// A dropped message may hold what the SMTP listener would take.
-spool::MaildropLimits maildrop_limits(const config::ServerConfig& server) {
-  return {server.max_message_size, server.max_recipients};
-}
-
 }  // namespace
 
 Daemon::Daemon(net::Loop& loop, config::Config config)
@@ -30,11 +24,8 @@ Daemon::Daemon(net::Loop& loop, config::Config config)
       config_(std::make_shared<const config::Config>(std::move(config))),
       heartbeat_timer_(loop.uv()) {
   metrics_ = std::make_unique<metrics::Metrics>(config_->chain, PORTRELAY_VERSION);
-  if (config_->relay.uses_spool()) {
-    spool_ =
-        std::make_unique<spool::Spool>(loop_, config_->spool, config_->server.hostname, *metrics_);
-    spool_->set_maildrop_limits(maildrop_limits(config_->server));
-  }
+  if (config_->relay.uses_spool())
+    spool_ = std::make_unique<spool::Service>(loop_, *config_, *metrics_);
   Generation first = build(config_);
   selector_ = first.selector;
   server_ = std::make_unique<server::SubmissionServer>(
@@ -65,19 +56,10 @@ Daemon::Generation Daemon::build(std::shared_ptr<const config::Config> config) {
       loop_, std::move(runtimes), relay::timeouts_from(config->relay), config->relay.helo_name,
       relay::RacingOptions::from(config->relay), *metrics_);
   // Each session's relay holds the selector: the selector of a replaced configuration
-  // lives until the last session started under it ends.
-  if (config->relay.mode == config::RelayMode::Spool) {
-    environment.make_sink =
-        [&spool = *spool_, &metrics = *metrics_](
-            const std::string& session_id) -> std::unique_ptr<relay::MessageSink> {
-      return std::make_unique<spool::QueueingSink>(spool, metrics, session_id);
-    };
-  } else if (config->relay.spool_on_failure) {
-    environment.make_sink =
-        [&loop = loop_, &spool = *spool_, &metrics = *metrics_, selector = generation.selector](
-            const std::string& session_id) -> std::unique_ptr<relay::MessageSink> {
-      return std::make_unique<spool::FallbackSink>(loop, selector, spool, metrics, session_id);
-    };
+  // lives until the last session started under it ends. (A spool is there for every
+  // snapshot or for none: restart_required refuses to switch it.)
+  if (spool_) {
+    environment.make_sink = spool_->session_sinks(config->relay, generation.selector);
   } else {
     environment.make_sink =
         [&loop = loop_, &metrics = *metrics_, selector = generation.selector](
@@ -89,30 +71,9 @@ Daemon::Generation Daemon::build(std::shared_ptr<const config::Config> config) {
   return generation;
 }
 
-void Daemon::use_selector_for_spool() {
-  if (!spool_) return;
-  spool_->set_upstream(selector_, [&loop = loop_, &metrics = *metrics_,
-                                   selector = selector_](const std::string& queue_id) {
-    return std::make_unique<relay::PassthroughRelay>(loop, selector, metrics, queue_id,
-                                                     relay::PassthroughRelay::Role::SpoolDelivery);
-  });
-}
-
 void Daemon::start() {
-  if (spool_) {
-    spool_->start();  // recovery first: what was queued before is delivered
-    use_selector_for_spool();
-    control_ =
-        std::make_unique<spool::ControlServer>(loop_, *spool_, spool_->directory().control_path());
-    // `portrelay reload` asks here and gets the verdict back (SIGHUP cannot return one).
-    control_->set_reload([this]() -> std::string {
-      if (!config_reader_) return "error reload is not available";
-      std::string failure;
-      if (!reload(config_reader_, &failure)) return "error " + failure;
-      return "ok reloaded " + config_->source;
-    });
-    control_->start();
-  }
+  // Recovery first (what was queued before is delivered), then the control socket.
+  if (spool_) spool_->start(selector_, [this]() { return reload_on_request(); });
   server_->start();
   if (config_->metrics.enabled) {
     // Throws "cannot serve metrics on ADDRESS: why".
@@ -160,6 +121,13 @@ bool Daemon::reload(const std::function<config::Config()>& read, std::string* fa
   }
 }
 
+std::string Daemon::reload_on_request() {
+  if (!config_reader_) return "error reload is not available";
+  std::string failure;
+  if (!reload(config_reader_, &failure)) return "error " + failure;
+  return "ok reloaded " + config_->source;
+}
+
 void Daemon::apply(config::Config next_config) {
   if (auto why = restart_required(*config_, next_config)) throw std::runtime_error(*why);
   auto next = std::make_shared<const config::Config>(std::move(next_config));
@@ -173,11 +141,7 @@ void Daemon::apply(config::Config next_config) {
   // with), and what those sessions hand back later is closed, not pooled.
   selector_->retire();
   selector_ = generation.selector;
-  if (spool_) {
-    spool_->reconfigure(next->spool);
-    spool_->set_maildrop_limits(maildrop_limits(next->server));
-  }
-  use_selector_for_spool();
+  if (spool_) spool_->reconfigure(*next, selector_);
   server_->reconfigure(std::shared_ptr<const config::ServerConfig>(next, &next->server),
                        std::move(generation.environment));
   config_ = next;
@@ -213,11 +177,8 @@ void Daemon::shutdown(config::Duration grace, std::function<void()> done) {
       done();
     };
     // What is still in flight at the deadline is abandoned and stays queued for next start.
-    if (control_) control_->stop();
-    const auto left =
-        std::chrono::duration_cast<config::Duration>(deadline - std::chrono::steady_clock::now());
     if (spool_)
-      spool_->shutdown(std::max(left, config::Duration(0)), finish);
+      spool_->shutdown(deadline, finish);
     else
       finish();
   });

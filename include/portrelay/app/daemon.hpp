@@ -1,8 +1,16 @@
 #pragma once
-// Everything one running relay consists of, built from one config snapshot on one loop:
-// endpoint runtimes, metrics (+ the HTTP listener), upstream selector, TLS and AUTH for local
-// submissions, and the submission server. reload() builds the same from a new snapshot
-// for new sessions while the sessions in flight finish on the old one.
+// app::Daemon, the composition root: everything one running relay consists of, built from
+// one config snapshot on one loop, in this order:
+//   metrics
+//   spool::Service     when the config uses a spool: the queue, its control socket and
+//                      the sinks that put mail in it (spool_service.hpp)
+//   Generation         what a snapshot turns into: endpoint runtimes, the upstream
+//                      selector, the sessions' TLS context, authenticator and sink factory
+//   SubmissionServer   the listeners' sessions
+// start() then binds the listeners and the metrics endpoint (/metrics, /healthz, /readyz).
+// reload() builds a new Generation from a new snapshot for new sessions while the sessions
+// in flight finish on the old one. shutdown() ends the sessions, then the spool's
+// deliveries (one grace for both), then the selector.
 #include <functional>
 #include <memory>
 #include <string>
@@ -16,8 +24,7 @@
 #include "portrelay/relay/racing_selector.hpp"
 #include "portrelay/server/authenticator.hpp"
 #include "portrelay/server/submission_server.hpp"
-#include "portrelay/spool/control_server.hpp"
-#include "portrelay/spool/spool.hpp"
+#include "portrelay/spool/spool_service.hpp"
 
 namespace portrelay {
 
@@ -51,7 +58,8 @@ class Daemon {
   metrics::Metrics& metrics() { return *metrics_; }
   std::vector<std::uint16_t> listener_ports() const { return server_->bound_ports(); }
   std::uint16_t metrics_port() const;
-  spool::Spool* spool() { return spool_.get(); }  // null unless the config uses a spool
+  // Null unless the config uses a spool.
+  spool::Spool* spool() { return spool_ ? &spool_->spool() : nullptr; }
 
  private:
   // What one configuration snapshot turns into, built before anything is swapped so a
@@ -62,8 +70,10 @@ class Daemon {
     server::SessionEnvironment environment;
   };
   Generation build(std::shared_ptr<const config::Config> config);
-  // Background deliveries go over the current selector.
-  void use_selector_for_spool();
+  // The control socket's "reload" request (`portrelay reload`): reload() with the reader
+  // set_config_reader installed, and its verdict as the answer line (SIGHUP cannot return
+  // one).
+  std::string reload_on_request();
   void apply(config::Config next);
   // Every second on the loop: tells /healthz the loop is alive and /readyz whether the
   // daemon can take mail now (why not, if not).
@@ -80,8 +90,9 @@ class Daemon {
   bool shutting_down_ = false;
   // Shared with the sessions started under it; the current one only.
   std::shared_ptr<relay::RacingSelector> selector_;
-  std::unique_ptr<spool::Spool> spool_;            // before the server: sessions' sinks use it
-  std::unique_ptr<spool::ControlServer> control_;  // `portrelay queue` while running
+  // The queue, its control socket and its sinks, when the config uses a spool; before the
+  // server: the sessions' sinks use it.
+  std::unique_ptr<spool::Service> spool_;
   std::function<config::Config()> config_reader_;
   std::unique_ptr<server::SubmissionServer> server_;
 };
