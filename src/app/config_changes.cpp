@@ -1,7 +1,8 @@
 #include "portrelay/app/config_changes.hpp"
 
 #include <algorithm>
-#include <tuple>
+
+#include "portrelay/relay/endpoint_identity.hpp"
 
 namespace portrelay {
 namespace {
@@ -16,19 +17,10 @@ std::string metrics_endpoint(const config::MetricsConfig& metrics) {
   return metrics.enabled ? metrics.listen.str() : "disabled";
 }
 
-auto identity(const config::Endpoint& endpoint) {
-  return std::make_tuple(endpoint.host, endpoint.port, endpoint.tls);
-}
-
-// Everything about an endpoint except its position.
+// Everything about an endpoint except its position: the relay's definition of the same
+// upstream reached the same way, and the name (a renamed endpoint's series get a new label).
 bool same_settings(const config::Endpoint& a, const config::Endpoint& b) {
-  return a.name == b.name && a.addresses == b.addresses && a.ca_file == b.ca_file &&
-         a.tls_server_name == b.tls_server_name &&
-         a.tls_insecure_skip_verify == b.tls_insecure_skip_verify &&
-         a.credentials.username == b.credentials.username &&
-         a.credentials.password_env == b.credentials.password_env &&
-         a.credentials.password_file == b.credentials.password_file &&
-         a.credentials.password == b.credentials.password;
+  return a.name == b.name && relay::same_connection_settings(a, b);
 }
 
 }  // namespace
@@ -63,24 +55,24 @@ ChainChanges compare_chains(const std::vector<config::Endpoint>& running,
                             const std::vector<config::Endpoint>& next) {
   ChainChanges changes;
   changes.endpoints = next.size();
-  std::vector<std::tuple<std::string, std::uint16_t, TlsMode>> kept_old_order, kept_new_order;
+  std::vector<relay::EndpointIdentity> kept_old_order, kept_new_order;
   for (const auto& endpoint : next) {
     auto match = std::find_if(running.begin(), running.end(), [&](const config::Endpoint& old) {
-      return identity(old) == identity(endpoint);
+      return relay::identity_of(old) == relay::identity_of(endpoint);
     });
     if (match == running.end()) {
       ++changes.added;
       continue;
     }
-    kept_new_order.push_back(identity(endpoint));
+    kept_new_order.push_back(relay::identity_of(endpoint));
     (same_settings(*match, endpoint) ? changes.unchanged : changes.changed)++;
   }
   for (const auto& endpoint : running) {
     bool kept = std::any_of(next.begin(), next.end(), [&](const config::Endpoint& candidate) {
-      return identity(candidate) == identity(endpoint);
+      return relay::identity_of(candidate) == relay::identity_of(endpoint);
     });
     if (kept)
-      kept_old_order.push_back(identity(endpoint));
+      kept_old_order.push_back(relay::identity_of(endpoint));
     else
       ++changes.removed;
   }

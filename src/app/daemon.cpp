@@ -8,7 +8,6 @@
 #include "portrelay/base/log.hpp"
 #include "portrelay/relay/passthrough_relay.hpp"
 #include "portrelay/server/users_file.hpp"
-#include "portrelay/spool/spool_sinks.hpp"
 #include "portrelay/tls/context.hpp"
 
 namespace portrelay {
@@ -18,11 +17,6 @@ double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// A dropped message may hold what the SMTP listener would take.
-spool::MaildropLimits maildrop_limits(const config::ServerConfig& server) {
-  return {server.max_message_size, server.max_recipients};
-}
-
 }  // namespace
 
 Daemon::Daemon(net::Loop& loop, config::Config config)
@@ -30,11 +24,8 @@ Daemon::Daemon(net::Loop& loop, config::Config config)
       config_(std::make_shared<const config::Config>(std::move(config))),
       heartbeat_timer_(loop.uv()) {
   metrics_ = std::make_unique<metrics::Metrics>(config_->chain, PORTRELAY_VERSION);
-  if (config_->relay.uses_spool()) {
-    spool_ =
-        std::make_unique<spool::Spool>(loop_, config_->spool, config_->server.hostname, *metrics_);
-    spool_->set_maildrop_limits(maildrop_limits(config_->server));
-  }
+  if (config_->relay.uses_spool())
+    spool_ = std::make_unique<spool::Service>(loop_, *config_, *metrics_);
   Generation first = build(config_);
   selector_ = first.selector;
   server_ = std::make_unique<server::SubmissionServer>(
@@ -65,19 +56,10 @@ Daemon::Generation Daemon::build(std::shared_ptr<const config::Config> config) {
       loop_, std::move(runtimes), relay::timeouts_from(config->relay), config->relay.helo_name,
       relay::RacingOptions::from(config->relay), *metrics_);
   // Each session's relay holds the selector: the selector of a replaced configuration
-  // lives until the last session started under it ends.
-  if (config->relay.mode == config::RelayMode::Spool) {
-    environment.make_sink =
-        [&spool = *spool_, &metrics = *metrics_](
-            const std::string& session_id) -> std::unique_ptr<relay::MessageSink> {
-      return std::make_unique<spool::QueueingSink>(spool, metrics, session_id);
-    };
-  } else if (config->relay.spool_on_failure) {
-    environment.make_sink =
-        [&loop = loop_, &spool = *spool_, &metrics = *metrics_, selector = generation.selector](
-            const std::string& session_id) -> std::unique_ptr<relay::MessageSink> {
-      return std::make_unique<spool::FallbackSink>(loop, selector, spool, metrics, session_id);
-    };
+  // lives until the last session started under it ends. (A spool is there for every
+  // snapshot or for none: restart_required refuses to switch it.)
+  if (spool_) {
+    environment.make_sink = spool_->session_sinks(config->relay, generation.selector);
   } else {
     environment.make_sink =
         [&loop = loop_, &metrics = *metrics_, selector = generation.selector](
@@ -89,26 +71,9 @@ Daemon::Generation Daemon::build(std::shared_ptr<const config::Config> config) {
   return generation;
 }
 
-void Daemon::use_selector_for_spool() {
-  if (!spool_) return;
-  spool_->set_upstream(selector_);
-}
-
 void Daemon::start() {
-  if (spool_) {
-    spool_->start();  // recovery first: what was queued before is delivered
-    use_selector_for_spool();
-    control_ =
-        std::make_unique<spool::ControlServer>(loop_, *spool_, spool_->directory().control_path());
-    // `portrelay reload` asks here and gets the verdict back (SIGHUP cannot return one).
-    control_->set_reload([this]() -> std::string {
-      if (!config_reader_) return "error reload is not available";
-      std::string failure;
-      if (!reload(config_reader_, &failure)) return "error " + failure;
-      return "ok reloaded " + config_->source;
-    });
-    control_->start();
-  }
+  // Recovery first (what was queued before is delivered), then the control socket.
+  if (spool_) spool_->start(selector_, [this]() { return reload_on_request(); });
   server_->start();
   if (config_->metrics.enabled) {
     // Throws "cannot serve metrics on ADDRESS: why".
@@ -156,6 +121,13 @@ bool Daemon::reload(const std::function<config::Config()>& read, std::string* fa
   }
 }
 
+std::string Daemon::reload_on_request() {
+  if (!config_reader_) return "error reload is not available";
+  std::string failure;
+  if (!reload(config_reader_, &failure)) return "error " + failure;
+  return "ok reloaded " + config_->source;
+}
+
 void Daemon::apply(config::Config next_config) {
   if (auto why = restart_required(*config_, next_config)) throw std::runtime_error(*why);
   auto next = std::make_shared<const config::Config>(std::move(next_config));
@@ -169,11 +141,7 @@ void Daemon::apply(config::Config next_config) {
   // with), and what those sessions hand back later is closed, not pooled.
   selector_->retire();
   selector_ = generation.selector;
-  if (spool_) {
-    spool_->reconfigure(next->spool);
-    spool_->set_maildrop_limits(maildrop_limits(next->server));
-  }
-  use_selector_for_spool();
+  if (spool_) spool_->reconfigure(*next, selector_);
   server_->reconfigure(std::shared_ptr<const config::ServerConfig>(next, &next->server),
                        std::move(generation.environment));
   config_ = next;
@@ -209,98 +177,11 @@ void Daemon::shutdown(config::Duration grace, std::function<void()> done) {
       done();
     };
     // What is still in flight at the deadline is abandoned and stays queued for next start.
-    if (control_) control_->stop();
-    const auto left =
-        std::chrono::duration_cast<config::Duration>(deadline - std::chrono::steady_clock::now());
     if (spool_)
-      spool_->shutdown(std::max(left, config::Duration(0)), finish);
+      spool_->shutdown(deadline, finish);
     else
       finish();
   });
-}
-
-DaemonThread::DaemonThread(config::Config config) : config_(std::move(config)) {}
-
-DaemonThread::~DaemonThread() { stop(); }
-
-void DaemonThread::start() {
-  thread_.start([this](net::Loop& loop) {
-    daemon_ = std::make_unique<Daemon>(loop, config_);
-    try {
-      daemon_->start();
-    } catch (...) {
-      daemon_.reset();
-      throw;
-    }
-    ports_ = daemon_->listener_ports();
-    metrics_port_ = daemon_->metrics_port();
-    reload_signal_ = std::make_unique<net::Async>(loop.uv(), [this]() {
-      std::lock_guard lock(reload_mutex_);
-      for (auto& [task, finished] : loop_tasks_) {
-        task(*daemon_);
-        finished.set_value();
-      }
-      loop_tasks_.clear();
-      if (!reload_request_) return;
-      auto read = std::move(reload_request_);
-      reload_request_ = nullptr;
-      reload_result_.set_value(daemon_->reload(read));
-    });
-    return net::LoopThread::Hooks{
-        [this]() {
-          reload_signal_->close();
-          daemon_->shutdown(grace_, []() {});
-        },
-        [this]() {
-          reload_signal_.reset();
-          daemon_.reset();
-        },
-    };
-  });
-}
-
-bool DaemonThread::reload(std::function<config::Config()> read) {
-  std::future<bool> result;
-  {
-    std::lock_guard lock(reload_mutex_);
-    if (!thread_.running() || reload_request_) return false;
-    reload_result_ = std::promise<bool>();
-    result = reload_result_.get_future();
-    reload_request_ = std::move(read);
-  }
-  reload_signal_->send();
-  return result.get();
-}
-
-bool DaemonThread::run_on_loop(std::function<void(Daemon&)> task) {
-  std::future<void> finished;
-  {
-    std::lock_guard lock(reload_mutex_);
-    if (!thread_.running() || !reload_signal_) return false;
-    std::promise<void> promise;
-    finished = promise.get_future();
-    loop_tasks_.emplace_back(std::move(task), std::move(promise));
-  }
-  reload_signal_->send();
-  finished.get();
-  return true;
-}
-
-bool DaemonThread::reload_text(const std::string& toml, const std::string& source) {
-  return reload([toml, source]() { return config::parse_config(toml, source); });
-}
-
-bool DaemonThread::reload_file(const std::string& path) {
-  return reload([path]() { return config::load_config_file(path); });
-}
-
-void DaemonThread::stop(config::Duration grace) {
-  grace_ = grace;
-  thread_.stop();
-}
-
-std::string DaemonThread::metrics_text() {
-  return daemon_ ? daemon_->metrics().serialize() : std::string();
 }
 
 }  // namespace portrelay

@@ -10,7 +10,7 @@
 #include <sstream>
 #include <thread>
 
-#include "portrelay/app/daemon.hpp"
+#include "portrelay/app/daemon_thread.hpp"
 #include "portrelay/base/log.hpp"
 #include "portrelay/cli/commands.hpp"
 #include "portrelay/demo/blocked_ports.hpp"

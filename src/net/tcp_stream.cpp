@@ -6,18 +6,14 @@
 #include <cstring>
 #include <memory>
 
+#include "stream_buffers.hpp"
+
 namespace portrelay::net {
 namespace {
 
 using Handle = UvHandle<uv_tcp_t, TcpStream>;
-
-// A write request owns the bytes it sends until libuv reports completion.
-struct WriteRequest {
-  uv_write_t request;
-  std::string data;
-};
-
-constexpr std::size_t kReadBufferSize = 64 * 1024;
+using detail::ReadBuffer;
+using detail::WriteRequest;
 
 }  // namespace
 
@@ -45,26 +41,21 @@ int TcpStream::accept_from(uv_stream_t* server) { return uv_accept(server, handl
 
 void TcpStream::start_reading(ReadCallback callback) {
   on_read_ = std::move(callback);
-  uv_read_start(
-      handle_.as_stream(),
-      [](uv_handle_t*, size_t, uv_buf_t* buf) {
-        buf->base = static_cast<char*>(std::malloc(kReadBufferSize));
-        buf->len = buf->base ? kReadBufferSize : 0;
-      },
-      [](uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
-        std::unique_ptr<char, decltype(&std::free)> buffer(buf->base, &std::free);
-        TcpStream* self = Handle::owner_of(stream);
-        if (!self || nread == 0) return;
-        if (!self->on_read_) return;
-        // Copy the callback: the handler may replace it or destroy the stream.
-        auto callback = self->on_read_;
-        if (nread < 0) {
-          uv_read_stop(stream);
-          callback({}, static_cast<int>(nread));
-        } else {
-          callback(std::string_view(buf->base, static_cast<std::size_t>(nread)), 0);
-        }
-      });
+  uv_read_start(handle_.as_stream(), detail::allocate_read_buffer,
+                [](uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+                  ReadBuffer buffer(buf->base, &std::free);
+                  TcpStream* self = Handle::owner_of(stream);
+                  if (!self || nread == 0) return;
+                  if (!self->on_read_) return;
+                  // Copy the callback: the handler may replace it or destroy the stream.
+                  auto callback = self->on_read_;
+                  if (nread < 0) {
+                    uv_read_stop(stream);
+                    callback({}, static_cast<int>(nread));
+                  } else {
+                    callback(std::string_view(buf->base, static_cast<std::size_t>(nread)), 0);
+                  }
+                });
 }
 
 void TcpStream::stop_reading() {

@@ -54,16 +54,7 @@ std::vector<EndpointRuntimePtr> build_endpoint_runtimes(const config::Config& co
 }
 
 bool same_connection_settings(const EndpointRuntime& a, const EndpointRuntime& b) {
-  const auto& x = a.endpoint;
-  const auto& y = b.endpoint;
-  return x.addresses == y.addresses && x.ca_file == y.ca_file &&
-         x.tls_server_name == y.tls_server_name &&
-         x.tls_insecure_skip_verify == y.tls_insecure_skip_verify &&
-         x.credentials.username == y.credentials.username && a.password == b.password &&
-         x.credentials.auth == y.credentials.auth &&
-         x.credentials.oauth_token_file == y.credentials.oauth_token_file &&
-         x.credentials.oauth_token_command == y.credentials.oauth_token_command &&
-         x.credentials.oauth_token_lifetime == y.credentials.oauth_token_lifetime;
+  return same_connection_settings(a.endpoint, b.endpoint) && a.password == b.password;
 }
 
 UpstreamTimeouts timeouts_from(const config::RelayConfig& relay) {

@@ -1,8 +1,8 @@
 #include "portrelay/spool/control_server.hpp"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 
@@ -36,30 +36,25 @@ std::string control_request(Spool& spool, const std::string& line) {
 }
 
 struct ControlServer::Client {
-  ControlServer* server;
-  net::UvHandle<uv_pipe_t, Client> pipe;
+  std::unique_ptr<net::PipeStream> pipe;
   std::string request;
   net::Timer deadline;
-  Client(ControlServer* owner, uv_loop_t* loop) : server(owner), pipe(this), deadline(loop) {}
+  Client(std::unique_ptr<net::PipeStream> accepted, uv_loop_t* loop)
+      : pipe(std::move(accepted)), deadline(loop) {}
 };
 
 ControlServer::ControlServer(net::Loop& loop, Spool& spool, std::string path)
-    : loop_(loop), spool_(spool), path_(std::move(path)), listener_(this) {}
+    : loop_(loop),
+      spool_(spool),
+      path_(std::move(path)),
+      listener_(loop.uv(),
+                [this](std::unique_ptr<net::PipeStream> pipe) { accept(std::move(pipe)); }) {}
 
 ControlServer::~ControlServer() { stop(); }
 
 void ControlServer::start() {
   ::unlink(path_.c_str());  // a socket left by a killed daemon
-  uv_pipe_init(loop_.uv(), listener_.get(), 0);
-  listener_.set_initialized();
-  const mode_t old_mask = ::umask(0077);
-  int status = uv_pipe_bind(listener_.get(), path_.c_str());
-  ::umask(old_mask);
-  if (status == 0)
-    status = uv_listen(listener_.as_stream(), 16, [](uv_stream_t* stream, int listen_status) {
-      auto* self = net::UvHandle<uv_pipe_t, ControlServer>::owner_of(stream);
-      if (self && listen_status == 0) self->accept();
-    });
+  const int status = listener_.listen_owner_only(path_, 16);
   if (status != 0)
     throw std::runtime_error("cannot listen on " + path_ + ": " + uv_strerror(status));
 }
@@ -69,60 +64,34 @@ void ControlServer::stop() {
   clients_.clear();
 }
 
-void ControlServer::accept() {
-  auto client = std::make_unique<Client>(this, loop_.uv());
-  uv_pipe_init(loop_.uv(), client->pipe.get(), 0);
-  client->pipe.set_initialized();
-  if (uv_accept(listener_.as_stream(), client->pipe.as_stream()) != 0) return;
-  if (clients_.size() >= kMaxClients) return;  // closed as `client` goes
+void ControlServer::accept(std::unique_ptr<net::PipeStream> pipe) {
+  if (clients_.size() >= kMaxClients) return;  // closed as `pipe` goes
+  auto client = std::make_unique<Client>(std::move(pipe), loop_.uv());
   Client* raw = client.get();
   clients_[raw] = std::move(client);
   raw->deadline.start(kClientDeadline, [this, raw]() {
     log::warn("queue_control_timeout", {{"detail", "no request line within 5 s; closed"}});
     finish(raw);
   });
-  uv_read_start(
-      raw->pipe.as_stream(),
-      [](uv_handle_t*, std::size_t suggested, uv_buf_t* buffer) {
-        buffer->base = new char[suggested];
-        buffer->len = suggested;
-      },
-      [](uv_stream_t* stream, ssize_t count, const uv_buf_t* buffer) {
-        std::unique_ptr<char[]> data(buffer->base);
-        auto* client = net::UvHandle<uv_pipe_t, Client>::owner_of(stream);
-        if (!client) return;
-        if (count < 0) {
-          client->server->finish(client);
-          return;
-        }
-        client->request.append(buffer->base, static_cast<std::size_t>(count));
-        auto newline = client->request.find('\n');
-        if (newline == std::string::npos && client->request.size() < kMaxRequest) return;
-        uv_read_stop(stream);
-        std::string line = client->request.substr(0, std::min(newline, kMaxRequest));
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        // The request outlives the client if the daemon stops mid-write: libuv calls
-        // back (cancelled) after the handle's owner is gone.
-        struct Write {
-          uv_write_t request{};
-          std::string answer;
-        };
-        auto* write = new Write;
-        ControlServer* server = client->server;
-        if (line == "reload")
-          write->answer = (server->reload_ ? server->reload_() : "error reload is not available");
-        else
-          write->answer = control_request(server->spool_, line);
-        write->answer += "\n";
-        log::info("queue_control", {{"request", line}, {"answer", write->answer}});
-        uv_buf_t out =
-            uv_buf_init(write->answer.data(), static_cast<unsigned>(write->answer.size()));
-        uv_write(&write->request, stream, &out, 1, [](uv_write_t* request, int) {
-          std::unique_ptr<Write> done(reinterpret_cast<Write*>(request));
-          auto* owner = net::UvHandle<uv_pipe_t, Client>::owner_of(request->handle);
-          if (owner) owner->server->finish(owner);
-        });
-      });
+  raw->pipe->start_reading(
+      [this, raw](std::string_view data, int status) { on_read(raw, data, status); });
+}
+
+void ControlServer::on_read(Client* client, std::string_view data, int status) {
+  if (status < 0) return finish(client);
+  client->request.append(data);
+  const auto newline = client->request.find('\n');
+  if (newline == std::string::npos && client->request.size() < kMaxRequest) return;
+  client->pipe->stop_reading();
+  std::string line = client->request.substr(0, std::min(newline, kMaxRequest));
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  std::string answer = line == "reload" ? (reload_ ? reload_() : "error reload is not available")
+                                        : control_request(spool_, line);
+  answer += "\n";
+  log::info("queue_control", {{"request", line}, {"answer", answer}});
+  // Closed once the answer is written (or could not be): the client reads to the end.
+  client->pipe->on_drained([this, client]() { finish(client); });
+  if (!client->pipe->write(std::move(answer))) finish(client);
 }
 
 void ControlServer::finish(Client* client) {

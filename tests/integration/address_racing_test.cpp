@@ -5,7 +5,7 @@
 
 #include <chrono>
 
-#include "portrelay/app/daemon.hpp"
+#include "portrelay/app/daemon_thread.hpp"
 #include "portrelay/base/log.hpp"
 #include "portrelay/config/config.hpp"
 #include "portrelay/demo/blocked_ports.hpp"

@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "portrelay/app/daemon.hpp"
+#include "portrelay/app/daemon_thread.hpp"
 #include "portrelay/config/config.hpp"
 #include "support/blocked_ports.hpp"
 #include "support/fake_upstream.hpp"

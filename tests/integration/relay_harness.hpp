@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "portrelay/app/daemon.hpp"
+#include "portrelay/app/daemon_thread.hpp"
 #include "support/fake_upstream.hpp"
 #include "support/smtp_test_client.hpp"
 

@@ -2,7 +2,7 @@
 // demands AUTH (as a submission port for other hosts would), in the same relay.
 #include <gtest/gtest.h>
 
-#include "portrelay/app/daemon.hpp"
+#include "portrelay/app/daemon_thread.hpp"
 #include "portrelay/base/log.hpp"
 #include "portrelay/config/config.hpp"
 #include "portrelay/demo/test_pki.hpp"

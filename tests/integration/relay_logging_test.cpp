@@ -8,7 +8,7 @@
 #include <regex>
 #include <sstream>
 
-#include "portrelay/app/daemon.hpp"
+#include "portrelay/app/daemon_thread.hpp"
 #include "portrelay/base/log.hpp"
 #include "portrelay/config/config.hpp"
 #include "support/fake_upstream.hpp"

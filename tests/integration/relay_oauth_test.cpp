@@ -13,6 +13,7 @@
 #include "portrelay/demo/test_pki.hpp"
 #include "relay_harness.hpp"
 #include "support/base64.hpp"
+#include "support/blocked_ports.hpp"
 #include "support/temp_dir.hpp"
 
 namespace portrelay::test {
@@ -301,6 +302,48 @@ TEST_F(RelayOAuth, SessionsThatNeedTheTokenTogetherShareOneRunOfTheCommand) {
   for (std::string line; std::getline(counted, line);) ++lines;
   EXPECT_EQ(lines, 1u);
   EXPECT_EQ(upstream.transactions().size(), 3u);
+}
+
+// A reload that changes only the token command is a change of how the endpoint logs in:
+// the endpoint, cooling down after a failure, starts afresh (the new command may be the
+// fix), and the reload line counts it as changed, not unchanged.
+TEST_F(RelayOAuth, ReloadChangingOnlyTheTokenCommandStartsTheEndpointAfresh) {
+  RefusedPort refused;
+  FakeUpstream good;
+  auto chain = [&](const std::string& command) {
+    RelaySettings relay_settings;
+    relay_settings.relay_extra = "cooldown = \"30s\"\n";
+    relay_settings.upstreams = {
+        tls_upstream("oauth", refused.port(), "implicit", pki_->ca_cert,
+                     "username = \"" + std::string(kUser) +
+                         "\"\nauth = \"xoauth2\"\noauth_token_command = \"" + command + "\"\n"),
+        plain_upstream("good", good.port())};
+    return relay_settings;
+  };
+  RelayUnderTest relay(chain("/bin/echo first-token"));
+  const auto refused_attempts = [&]() {
+    return relay.metric("portrelay_upstream_connect_attempts_total",
+                        {{"upstream", "oauth"}, {"port", std::to_string(refused.port())}});
+  };
+  SmtpReply reply = send_one(relay, "before the reload");
+  ASSERT_EQ(reply.code, 250) << reply.raw;
+  EXPECT_EQ(refused_attempts(), 1);  // refused: cooling down for 30 s
+  reply = send_one(relay, "still before");
+  ASSERT_EQ(reply.code, 250) << reply.raw;
+  EXPECT_EQ(refused_attempts(), 1);
+
+  CapturedLogs capture;
+  const bool applied = relay.reload(chain("/bin/echo second-token"));
+  const std::string logs = capture.finish();
+  ASSERT_TRUE(applied) << logs;
+  EXPECT_NE(logs.find("event=reload "), std::string::npos) << logs;
+  EXPECT_NE(logs.find(" changed=1 "), std::string::npos) << logs;
+  EXPECT_NE(logs.find(" unchanged=1 "), std::string::npos) << logs;  // `good`
+
+  reply = send_one(relay, "after the reload");
+  ASSERT_EQ(reply.code, 250) << reply.raw;
+  EXPECT_NE(reply.text.find("relayed via good:"), std::string::npos) << reply.raw;
+  EXPECT_EQ(refused_attempts(), 2) << "the endpoint kept the cool-down of its old settings";
 }
 
 TEST_F(RelayOAuth, MechanismNotOfferedIsAuthFailedAndNothingIsSent) {

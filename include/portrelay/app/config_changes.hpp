@@ -15,12 +15,12 @@ namespace portrelay {
 std::optional<std::string> restart_required(const config::Config& running,
                                             const config::Config& next);
 
-// How the chain changed, by endpoint identity (host, port, TLS mode).
+// How the chain changed, by endpoint identity (host, port, TLS mode; relay::identity_of).
 struct ChainChanges {
   std::size_t endpoints = 0;  // in the new chain
   std::size_t added = 0;      // identities not in the running chain
   std::size_t removed = 0;    // identities no longer in the chain
-  std::size_t changed = 0;    // same identity, other settings (name, credentials, TLS, ...)
+  std::size_t changed = 0;    // same identity, other name or relay::same_connection_settings
   std::size_t unchanged = 0;
   bool reordered = false;  // the identities both chains have are in another order
 };

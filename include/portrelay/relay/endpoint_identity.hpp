@@ -1,7 +1,11 @@
 #pragma once
-// What makes two chain endpoints "the same upstream" across configuration snapshots: the
-// host, port and TLS mode a connection goes to. Its position in one chain is not part of
-// it, so health memory survives a reload that reorders, adds or removes endpoints.
+// When two chain endpoints, from two configuration snapshots, are "the same upstream" and
+// whether they are reached "the same way". The one definition of both: the health table,
+// the reload's inheritance of health and the reload's log line use these.
+//
+// Identity: the host, port and TLS mode a connection goes to. Its position in one chain is
+// not part of it, so health memory survives a reload that reorders, adds or removes
+// endpoints.
 #include <compare>
 #include <cstdint>
 #include <string>
@@ -21,5 +25,13 @@ struct EndpointIdentity {
 };
 
 EndpointIdentity identity_of(const config::Endpoint& endpoint);
+
+// Same way of connecting and logging in, as configured: pinned addresses, TLS verification
+// (CA file, server name, skip-verify) and every credential setting, the OAuth token's
+// sources and lifetime included. Identity, name and position are not compared. An endpoint
+// whose settings differ starts a reload with fresh health: the change may be the fix for
+// what made it fail. (EndpointRuntime's overload adds the password as resolved, which a
+// file's new content can change under the same settings.)
+bool same_connection_settings(const config::Endpoint& a, const config::Endpoint& b);
 
 }  // namespace portrelay::relay

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "portrelay/config/config.hpp"
+#include "portrelay/relay/endpoint_identity.hpp"
 #include "portrelay/relay/oauth_token_source.hpp"
 #include "portrelay/tls/context.hpp"
 
@@ -40,8 +41,8 @@ using EndpointRuntimePtr = std::shared_ptr<const EndpointRuntime>;
 // Builds the runtime view of the chain. Throws tls::TlsError for unusable TLS settings.
 std::vector<EndpointRuntimePtr> build_endpoint_runtimes(const config::Config& config);
 UpstreamTimeouts timeouts_from(const config::RelayConfig& relay);
-// Same way of connecting and logging in (pinned addresses, TLS verification, resolved
-// credentials); host, port and TLS mode are the identity and compared elsewhere.
+// The configured settings are the same (endpoint_identity.hpp) and so is the password as
+// resolved now (a password file's or variable's new value under the same setting).
 bool same_connection_settings(const EndpointRuntime& a, const EndpointRuntime& b);
 
 }  // namespace portrelay::relay

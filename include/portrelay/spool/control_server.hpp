@@ -1,7 +1,7 @@
 #pragma once
 // spool::ControlServer: the daemon's end of `portrelay queue retry|delete|bounce`.
 //
-// A Unix stream socket at <spool>/control (mode 0600: whoever may touch the spool files
+// A Unix stream socket at <spool>/control (owner only: whoever may touch the spool files
 // may use it). One request line per connection, one answer line back, then close:
 //   retry <id>|all   ->  "ok 3 message(s) due now"
 //   delete <id>      ->  "ok <id> deleted"
@@ -9,15 +9,14 @@
 //   reload           ->  "ok <what was applied>" / "error <why the old configuration is kept>"
 //                        (`portrelay reload`; answered by the handler set_reload installs)
 // Listing needs no daemon: `queue list` reads the files (spool_directory.hpp).
-#include <uv.h>
-
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "portrelay/net/loop.hpp"
-#include "portrelay/net/uv_handle.hpp"
+#include "portrelay/net/pipe_listener.hpp"
 #include "portrelay/spool/spool.hpp"
 
 namespace portrelay::spool {
@@ -40,13 +39,14 @@ class ControlServer {
 
  private:
   struct Client;
-  void accept();
+  void accept(std::unique_ptr<net::PipeStream> pipe);
+  void on_read(Client* client, std::string_view data, int status);
   void finish(Client* client);
 
   net::Loop& loop_;
   Spool& spool_;
   std::string path_;
-  net::UvHandle<uv_pipe_t, ControlServer> listener_;
+  net::PipeListener listener_;
   std::map<Client*, std::unique_ptr<Client>> clients_;
   std::function<std::string()> reload_;
 };
