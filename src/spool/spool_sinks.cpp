@@ -37,7 +37,7 @@ void LocalTransaction::store(const std::string& suffix,
     callback(smtp::make_reply(451, "4.3.0", "Local error storing the message, try again later"));
     return;
   }
-  if (auto refusal = spool_.admission(body_->size())) {
+  if (auto refusal = spool_.admit(body_->size())) {
     metrics_.message(metrics::MessageResult::Deferred);
     callback(*refusal);
     return;
@@ -67,7 +67,7 @@ void QueueingSink::sender(const smtp::PathArgument& sender, ReplyCallback callba
   std::uint64_t announced = 0;
   if (const auto* size = sender.find("SIZE"))
     announced = std::strtoull(size->value.c_str(), nullptr, 10);
-  if (auto refusal = spool_.admission(announced)) {
+  if (auto refusal = spool_.admit(announced)) {
     callback(*refusal);
     return;
   }
@@ -100,13 +100,18 @@ void FallbackSink::sender(const smtp::PathArgument& sender, ReplyCallback callba
   queued_ = false;
   local_.begin(sender);
   relay_.sender(sender, [this, callback = std::move(callback)](const smtp::Reply& reply) {
-    if (reply.transient() && !spool_.admission(0)) {
-      log::info("queueing_instead", {{"stage", "MAIL"}, {"reply", reply.summary()}});
-      queue_instead();
-      callback(smtp::make_reply(250, "2.1.0", "Ok (no upstream now: the message will be queued)"));
-      return;
+    if (reply.transient()) {
+      const AdmissionVerdict room = spool_.admission(0);
+      if (room == AdmissionVerdict::Admitted) {
+        log::info("queueing_instead", {{"stage", "MAIL"}, {"reply", reply.summary()}});
+        queue_instead();
+        callback(
+            smtp::make_reply(250, "2.1.0", "Ok (no upstream now: the message will be queued)"));
+        return;
+      }
+      spool_.refuse(room, 0);  // the spool cannot take it either: its refusal is counted
+      metrics_.message(metrics::MessageResult::Deferred);
     }
-    if (reply.transient()) metrics_.message(metrics::MessageResult::Deferred);
     callback(reply);
   });
 }
