@@ -25,33 +25,38 @@ const char* to_string(QueueEntry::Stage stage) {
   return "?";
 }
 
-void QueueIndex::account(const QueueEntry& entry, int sign) {
-  const bool in = sign > 0;
-  if (entry.waiting()) {
-    const DueKey key{entry.state.next_attempt_ms, entry.layout.envelope.arrival_ms, entry.id()};
-    in ? (void)due_.insert(key) : (void)due_.erase(key);
-  }
-  std::size_t& count = entry.stage == Stage::Failed ? counts_.failed
-                       : entry.state.attempts == 0  ? counts_.queued
-                                                    : counts_.deferred;
-  count += static_cast<std::size_t>(sign);  // -1 wraps back exactly
+void QueueIndex::order(const QueueEntry& entry, bool in) {
+  if (!entry.waiting()) return;
+  const DueKey key{entry.state.next_attempt_ms, entry.layout.envelope.arrival_ms, entry.id()};
+  in ? (void)due_.insert(key) : (void)due_.erase(key);
+}
+
+void QueueIndex::count(const QueueEntry& entry, int sign) {
+  std::size_t& counter = entry.stage == Stage::Failed ? counts_.failed
+                         : entry.state.attempts == 0  ? counts_.queued
+                                                      : counts_.deferred;
+  counter += static_cast<std::size_t>(sign);  // -1 wraps back exactly
   if (entry.stage == Stage::Failed) return;
   counts_.queued_bytes += static_cast<std::uint64_t>(sign) * entry.layout.file_size();
   const ArrivalKey key{entry.layout.envelope.arrival_ms, entry.id()};
-  in ? (void)by_arrival_.insert(key) : (void)by_arrival_.erase(key);
+  sign > 0 ? (void)by_arrival_.insert(key) : (void)by_arrival_.erase(key);
 }
 
 bool QueueIndex::add(QueueEntry entry) {
   const std::string id = entry.id();
   auto [it, inserted] = entries_.emplace(id, std::move(entry));
-  if (inserted) account(it->second, +1);
+  if (inserted) {
+    order(it->second, true);
+    count(it->second, +1);
+  }
   return inserted;
 }
 
 bool QueueIndex::remove(const std::string& id) {
   auto it = entries_.find(id);
   if (it == entries_.end()) return false;
-  account(it->second, -1);
+  order(it->second, false);
+  count(it->second, -1);
   entries_.erase(it);
   return true;
 }
@@ -64,27 +69,38 @@ const QueueEntry* QueueIndex::find(const std::string& id) const {
 void QueueIndex::set_stage(const std::string& id, Stage stage, std::int64_t failed_at_ms) {
   auto it = entries_.find(id);
   if (it == entries_.end()) return;
-  account(it->second, -1);
-  it->second.stage = stage;
-  it->second.failed_at_ms = stage == Stage::Failed ? failed_at_ms : 0;
-  account(it->second, +1);
+  QueueEntry& entry = it->second;
+  // Only entering or leaving failed/ changes the counts and arrival order.
+  const bool recount = (entry.stage == Stage::Failed) != (stage == Stage::Failed);
+  order(entry, false);
+  if (recount) count(entry, -1);
+  entry.stage = stage;
+  entry.failed_at_ms = stage == Stage::Failed ? failed_at_ms : 0;
+  order(entry, true);
+  if (recount) count(entry, +1);
 }
 
 void QueueIndex::set_state(const std::string& id, DeliveryState state) {
   auto it = entries_.find(id);
   if (it == entries_.end()) return;
-  account(it->second, -1);
-  it->second.state = std::move(state);
-  account(it->second, +1);
+  QueueEntry& entry = it->second;
+  // Only a first attempt moves it between the counts (queued -> deferred).
+  const bool recount = (entry.state.attempts == 0) != (state.attempts == 0);
+  order(entry, false);
+  if (recount) count(entry, -1);
+  entry.state = std::move(state);
+  order(entry, true);
+  if (recount) count(entry, +1);
 }
 
 void QueueIndex::set_due(const std::string& id, std::int64_t next_attempt_ms) {
   auto it = entries_.find(id);
   if (it == entries_.end()) return;
-  account(it->second, -1);
-  it->second.state.next_attempt_ms = next_attempt_ms;
-  if (it->second.stage == Stage::WaitingForChain) it->second.stage = Stage::Waiting;
-  account(it->second, +1);
+  QueueEntry& entry = it->second;
+  order(entry, false);
+  entry.state.next_attempt_ms = next_attempt_ms;
+  if (entry.stage == Stage::WaitingForChain) entry.stage = Stage::Waiting;
+  order(entry, true);
 }
 
 std::optional<QueueIndex::Due> QueueIndex::first_due() const {

@@ -101,9 +101,10 @@ class QueueIndex {
   using DueKey = std::tuple<std::int64_t, std::int64_t, std::string>;  // next, arrival, id
   using ArrivalKey = std::pair<std::int64_t, std::string>;
 
-  // Takes the entry out of (sign -1) or into (+1) the orders and counts that its stage
-  // and state put it in; called around every change of either.
-  void account(const QueueEntry& entry, int sign);
+  // Take the entry out of (false, -1) or put it into (true, +1) due order, and the counts
+  // and arrival order, as its stage and state say; around every change of either.
+  void order(const QueueEntry& entry, bool in);
+  void count(const QueueEntry& entry, int sign);
 
   Entries entries_;
   std::set<DueKey> due_;
