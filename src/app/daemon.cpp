@@ -91,11 +91,7 @@ Daemon::Generation Daemon::build(std::shared_ptr<const config::Config> config) {
 
 void Daemon::use_selector_for_spool() {
   if (!spool_) return;
-  spool_->set_upstream(selector_, [&loop = loop_, &metrics = *metrics_,
-                                   selector = selector_](const std::string& queue_id) {
-    return std::make_unique<relay::PassthroughRelay>(loop, selector, metrics, queue_id,
-                                                     relay::PassthroughRelay::Role::SpoolDelivery);
-  });
+  spool_->set_upstream(selector_);
 }
 
 void Daemon::start() {

@@ -26,8 +26,6 @@ const char* to_string(MessageResult result) {
       return "deferred";
     case MessageResult::Failed:
       return "failed";
-    case MessageResult::Queued:
-      return "queued";
     case MessageResult::Bounced:
       return "bounced";
     case MessageResult::Expired:
@@ -38,9 +36,9 @@ const char* to_string(MessageResult result) {
 
 namespace {
 
-constexpr std::array kResults = {
-    MessageResult::Relayed, MessageResult::Rejected, MessageResult::Deferred, MessageResult::Failed,
-    MessageResult::Queued,  MessageResult::Bounced,  MessageResult::Expired};
+constexpr std::array kResults = {MessageResult::Relayed,  MessageResult::Rejected,
+                                 MessageResult::Deferred, MessageResult::Failed,
+                                 MessageResult::Bounced,  MessageResult::Expired};
 
 double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -113,10 +111,11 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
   messages_ = &prometheus::BuildCounter()
                    .Name("portrelay_messages_total")
                    .Help(
-                       "Messages by outcome: relayed (upstream accepted), rejected (refused "
-                       "locally), deferred (4xx to the client), failed (upstream 5xx), queued "
-                       "(durably spooled, 250 to the client), bounced and expired (left the "
-                       "queue undelivered for some recipient).")
+                       "Messages by final outcome, each counted once: relayed (an upstream "
+                       "accepted it, directly or from the queue), rejected (refused locally), "
+                       "deferred (4xx to the client), failed (upstream 5xx to the client), "
+                       "bounced and expired (left the queue undelivered for some recipient). "
+                       "A queued message counts when it leaves the queue.")
                    .Register(registry);
   relay_duration_ = &prometheus::BuildHistogram()
                          .Name("portrelay_relay_duration_seconds")
@@ -207,6 +206,14 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
                             .Register(registry);
   for (const char* result : {"delivered", "deferred", "refused"})
     delivery_attempts_->Add({{"result", result}});
+  queue_accepted_ = &prometheus::BuildCounter()
+                         .Name("portrelay_queue_accepted_total")
+                         .Help(
+                             "Messages the spool stored durably before the client's 250 "
+                             "(\"queued as\"); their outcome counts later, in "
+                             "portrelay_messages_total.")
+                         .Register(registry)
+                         .Add({});
   queue_delivery_duration_ =
       &prometheus::BuildHistogram()
            .Name("portrelay_queue_delivery_seconds")
@@ -383,6 +390,8 @@ void Metrics::queue_size(std::size_t queued, std::size_t deferred, std::size_t f
 void Metrics::delivery_attempt(const char* result) {
   delivery_attempts_->Add({{"result", result}}).Increment();
 }
+
+void Metrics::queue_accepted() { queue_accepted_->Increment(); }
 
 void Metrics::queue_delivered(double seconds) { queue_delivery_duration_->Observe(seconds); }
 

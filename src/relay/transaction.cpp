@@ -362,7 +362,7 @@ std::vector<Action> Transaction::response(const UpstreamResponse& response) {
       answer(actions, client_reply(reply, verdict == Verdict::Accept ? "2.1.0" : "5.1.0"));
       break;
     case Stage::Rcpt:
-      outcomes_.push_back({pending_recipient_, verdict, reply});
+      outcomes_.push_back({pending_recipient_, verdict, reply, connection_->label});
       if (verdict == Verdict::Accept) {
         recipients_.push_back(pending_recipient_);
         ++recipients_on_connection_;

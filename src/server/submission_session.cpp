@@ -1,6 +1,7 @@
 #include "portrelay/server/submission_session.hpp"
 
 #include "portrelay/base/log.hpp"
+#include "portrelay/relay/message_ledger.hpp"
 #include "portrelay/server/auth_failure_tracker.hpp"
 #include "portrelay/server/authenticator.hpp"
 
@@ -179,7 +180,7 @@ void SubmissionSession::data_chunk(std::string_view content) { sink_->body().app
 void SubmissionSession::data_end() { sink_->commit(completer()); }
 
 void SubmissionSession::data_rejected(smtp::DataReader::Violation violation) {
-  environment_->metrics->message(metrics::MessageResult::Rejected);
+  relay::MessageLedger(*environment_->metrics).rejected();  // its only owner: the session
   log::warn("message_rejected", {{"session", id_}, {"reason", smtp::to_string(violation)}});
   sink_->reset();
 }

@@ -2,16 +2,14 @@
 
 #include <fcntl.h>
 
+#include <utility>
+
+#include "portrelay/base/log.hpp"
+#include "portrelay/relay/message_ledger.hpp"
 #include "portrelay/spool/spool_directory.hpp"
 
 namespace portrelay::spool {
 namespace {
-
-RecipientVerdict verdict_of(const smtp::Reply& reply) {
-  if (reply.success()) return RecipientVerdict::Accepted;
-  if (reply.permanent()) return RecipientVerdict::Permanent;
-  return RecipientVerdict::Transient;
-}
 
 smtp::PathArgument path_argument(const Envelope& envelope) {
   smtp::PathArgument sender;
@@ -28,93 +26,64 @@ smtp::PathArgument path_argument(const Envelope& envelope) {
 
 }  // namespace
 
-Delivery::Delivery(net::Loop& loop, std::unique_ptr<relay::MessageSink> sink, int directory_fd,
-                   std::string name, const RecordLayout& layout, const DeliveryState& state,
-                   Done done)
+Delivery::Delivery(net::Loop& loop, std::shared_ptr<relay::UpstreamSelector> selector,
+                   metrics::Metrics& metrics, int directory_fd, std::string id,
+                   const RecordLayout& layout, const DeliveryState& state, Done done)
     : loop_(loop),
-      sink_(std::move(sink)),
       directory_fd_(directory_fd),
-      name_(std::move(name)),
+      id_(std::move(id)),
       layout_(layout),
-      done_(std::move(done)) {
-  result_.recipients.resize(layout.envelope.recipients.size());
+      done_(std::move(done)),
+      deliverer_(loop, std::move(selector), metrics, id_) {
   for (std::size_t i = 0; i < state.recipients.size(); ++i)
     if (state.recipients[i].status == RecipientStatus::Pending) pending_.push_back(i);
 }
 
-Delivery::~Delivery() {
-  if (sink_) sink_->reset();
-}
-
 void Delivery::abandon() {
   done_ = nullptr;
-  if (sink_) sink_->reset();
+  open_failed_.reset();
+  deliverer_.reset();
 }
 
 void Delivery::start() {
-  sink_->sender(path_argument(layout_.envelope), [this](const smtp::Reply& reply) {
-    if (!reply.success()) {
-      result_.error = reply.summary();
-      result_.no_transaction = true;
-      answer_rest(verdict_of(reply), reply.summary());
-      finish();
-      return;
-    }
-    next_recipient();
-  });
-}
-
-void Delivery::next_recipient() {
-  if (next_ == pending_.size()) {
-    send_body();
+  auto file = open_spool_file(directory_fd_, id_, O_RDONLY);
+  if (!file || !body_.attach_fd(*file, layout_.body_offset, layout_.body_size)) {
+    // Every pending recipient waits: the file may be readable again (EMFILE, EIO). The
+    // chain was not asked, so this is no sign that it is down.
+    AttemptResult result;
+    result.recipients.resize(layout_.envelope.recipients.size());
+    result.error = file ? body_.error() : "queue/" + id_ + ": " + file.error().message;
+    for (std::size_t index : pending_)
+      result.recipients[index] = RecipientResult{RecipientVerdict::Transient, result.error, ""};
+    open_failed_ = std::make_unique<net::Timer>(loop_.uv());
+    open_failed_->start(std::chrono::milliseconds(0), [this, result = std::move(result)]() {
+      auto done = std::move(done_);
+      done_ = nullptr;
+      if (done) done(result);
+    });
     return;
   }
-  const std::size_t index = pending_[next_++];
-  smtp::PathArgument recipient;
-  recipient.address = layout_.envelope.recipients[index];
-  sink_->recipient(recipient, [this, index](const smtp::Reply& reply) {
-    auto verdict = verdict_of(reply);
-    if (verdict == RecipientVerdict::Accepted)
-      accepted_.push_back(index);
-    else
-      result_.recipients[index] = RecipientResult{verdict, reply.summary()};
-    next_recipient();
-  });
+  std::vector<std::string> recipients;
+  recipients.reserve(pending_.size());
+  for (std::size_t index : pending_) recipients.push_back(layout_.envelope.recipients[index]);
+  deliverer_.deliver(path_argument(layout_.envelope), recipients, body_, id_,
+                     [this](relay::DeliveryReport report) { finish(report); });
 }
 
-void Delivery::send_body() {
-  if (accepted_.empty()) {
-    result_.error = "every recipient was refused";
-    sink_->reset();
-    finish();
-    return;
-  }
-  relay::MessageBody& body = sink_->body();
-  auto file = open_spool_file(directory_fd_, name_, O_RDONLY);
-  if (!file || !body.attach_fd(*file, layout_.body_offset, layout_.body_size)) {
-    result_.error = file ? body.error() : "queue/" + name_ + ": " + file.error().message;
-    sink_->reset();
-    answer_rest(RecipientVerdict::Transient, result_.error);
-    finish();
-    return;
-  }
-  sink_->commit([this](const smtp::Reply& reply) {
-    if (!reply.success()) result_.error = reply.summary();
-    for (std::size_t index : accepted_)
-      result_.recipients[index] = RecipientResult{verdict_of(reply), reply.summary()};
-    finish();
-  });
-}
-
-void Delivery::answer_rest(RecipientVerdict verdict, const std::string& reply) {
-  for (std::size_t index : pending_)
-    if (!result_.recipients[index]) result_.recipients[index] = RecipientResult{verdict, reply};
-}
-
-void Delivery::finish() {
+void Delivery::finish(const relay::DeliveryReport& report) {
+  std::size_t accepted = 0;
+  for (const auto& recipient : report.recipients) accepted += recipient.rcpt_accepted;
+  const bool delivered = report.outcome == relay::DeliveryOutcome::Delivered;
+  log::write(delivered ? log::Level::Info : log::Level::Warn, "delivery_attempt",
+             {{"queue_id", id_},
+              {"result", metrics::to_string(relay::message_result(report))},
+              {"recipients", std::to_string(accepted)},
+              {"endpoint", report.endpoint.empty() ? "none" : report.endpoint},
+              {"reply", report.reply.summary()},
+              {"ms", std::to_string(static_cast<long>(report.seconds * 1000))}});
   auto done = std::move(done_);
   done_ = nullptr;
-  if (done) done(std::move(result_));
+  if (done) done(attempt_result(report, pending_, layout_.envelope.recipients.size()));
 }
 
 }  // namespace portrelay::spool

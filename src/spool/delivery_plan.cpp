@@ -12,18 +12,41 @@ Millis retry_delay(unsigned attempts, const RetryPolicy& policy, double jitter) 
   return Millis(static_cast<Millis::rep>(base * std::clamp(jitter, 0.8, 1.2)));
 }
 
+AttemptResult attempt_result(const relay::DeliveryReport& report,
+                             const std::vector<std::size_t>& pending, std::size_t recipient_count) {
+  AttemptResult result;
+  result.recipients.resize(recipient_count);
+  for (std::size_t k = 0; k < pending.size() && k < report.recipients.size(); ++k) {
+    const relay::RecipientReport& recipient = report.recipients[k];
+    const RecipientVerdict verdict =
+        recipient.outcome == relay::DeliveryOutcome::Delivered ? RecipientVerdict::Accepted
+        : recipient.outcome == relay::DeliveryOutcome::Refused ? RecipientVerdict::Permanent
+                                                               : RecipientVerdict::Transient;
+    if (pending[k] < recipient_count)
+      result.recipients[pending[k]] =
+          RecipientResult{verdict, recipient.reply.summary(), recipient.endpoint};
+  }
+  if (report.outcome != relay::DeliveryOutcome::Delivered) result.error = report.reply.summary();
+  result.no_endpoint = relay::retryable(report.outcome) && report.endpoint.empty();
+  return result;
+}
+
 Settlement settle(const DeliveryState& before, const AttemptResult& attempt, std::int64_t now_ms,
                   std::int64_t arrival_ms, const RetryPolicy& policy, double jitter) {
   Settlement result;
   result.state = before;
   DeliveryState& state = result.state;
   ++state.attempts;
+  result.remote_mta.resize(state.recipients.size());
   bool pending = false;
   for (std::size_t i = 0; i < state.recipients.size(); ++i) {
     RecipientState& recipient = state.recipients[i];
     if (recipient.status != RecipientStatus::Pending) continue;
     const auto& outcome = i < attempt.recipients.size() ? attempt.recipients[i] : std::nullopt;
-    if (outcome) recipient.reply = outcome->reply;
+    if (outcome) {
+      recipient.reply = outcome->reply;
+      result.remote_mta[i] = outcome->remote_mta;
+    }
     if (outcome && outcome->verdict == RecipientVerdict::Accepted) {
       recipient.status = RecipientStatus::Delivered;
       result.delivered.push_back(i);

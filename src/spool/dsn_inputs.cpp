@@ -18,6 +18,9 @@ BounceInput dsn_inputs(const DsnContext& context, const Envelope& envelope,
     recipient.address = envelope.recipients[i];
     recipient.action = "failed";
     recipient.diagnostic = settlement.state.recipients[i].reply;
+    if (i < settlement.remote_mta.size() && !settlement.remote_mta[i].empty())
+      recipient.remote_mta = context.remote_host ? context.remote_host(settlement.remote_mta[i])
+                                                 : settlement.remote_mta[i];
     // Empty: build_bounce() derives it from the diagnostic ("550 5.1.1 ..." gives 5.1.1).
     if (settlement.expired) recipient.status = "4.4.7";
     input.recipients.push_back(std::move(recipient));

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "portrelay/base/log.hpp"
+#include "portrelay/relay/message_ledger.hpp"
 #include "portrelay/spool/bounce_message.hpp"
 #include "portrelay/spool/dsn_inputs.hpp"
 
@@ -144,10 +145,9 @@ void Spool::start() {
   // no daemon ran, or whose bounce could not be queued) is finished by pump(), not tried.
 }
 
-void Spool::set_upstream(std::shared_ptr<relay::UpstreamSelector> selector, SinkFactory factory) {
+void Spool::set_upstream(std::shared_ptr<relay::UpstreamSelector> selector) {
   if (selector_) selector_->set_on_endpoint_up(nullptr);
   selector_ = std::move(selector);
-  make_sink_ = std::move(factory);
   selector_->set_on_endpoint_up([this](std::size_t) { on_endpoint_up(); });
   loop_.post([this]() { pump(); });
 }
@@ -375,7 +375,7 @@ void Spool::on_endpoint_up() {
 void Spool::start_delivery(const std::string& id) {
   const QueueEntry& entry = *index_.find(id);
   auto delivery = std::make_unique<Delivery>(
-      loop_, make_sink_(id), directory_->queue_fd(), id, entry.layout, entry.state,
+      loop_, selector_, metrics_, directory_->queue_fd(), id, entry.layout, entry.state,
       [this, id](AttemptResult result) { attempt_done(id, std::move(result)); });
   Delivery* started = delivery.get();
   deliveries_[id] = std::move(delivery);
@@ -400,7 +400,7 @@ void Spool::attempt_done(const std::string& id, AttemptResult result) {
   if (stopping_ && deliveries_.empty()) loop_.post([this]() { finish_shutdown(); });
   const QueueEntry* entry = index_.find(id);
   if (!entry) return;  // deleted by the operator meanwhile
-  Settlement settlement = scheduler_.attempt_done(id, result, result.no_transaction);
+  Settlement settlement = scheduler_.attempt_done(id, result, result.no_endpoint);
   metrics_.delivery_attempt(!settlement.bounced.empty() ? "refused"
                             : settlement.finished       ? "delivered"
                                                         : "deferred");
@@ -459,19 +459,17 @@ void Spool::settled(const std::string& id, Settlement settlement, bool count) {
   }
   const double waited =
       static_cast<double>(clock_.now_ms() - entry.layout.envelope.arrival_ms) / 1000.0;
+  // The message leaves the queue: its one count (MessageLedger).
+  relay::MessageLedger ledger(metrics_);
   if (settlement.bounced.empty()) {
-    if (count) {
-      metrics_.message(metrics::MessageResult::Relayed);
-      metrics_.queue_delivered(waited);
-    }
+    if (count) ledger.left_queue(metrics::MessageResult::Relayed, true, waited);
     leave_queue(id, false);
     return;
   }
-  if (count) {
-    metrics_.message(settlement.expired ? metrics::MessageResult::Expired
-                                        : metrics::MessageResult::Bounced);
-    if (!settlement.delivered.empty()) metrics_.queue_delivered(waited);
-  }
+  if (count)
+    ledger.left_queue(
+        settlement.expired ? metrics::MessageResult::Expired : metrics::MessageResult::Bounced,
+        !settlement.delivered.empty(), waited);
   // The settled recipients are recorded first: a crash before the bounce is queued then
   // redoes neither the deliveries nor the refusals, only the bounce (and failed/ keeps the
   // state, which says why).
@@ -487,11 +485,20 @@ void Spool::settled(const std::string& id, Settlement settlement, bool count) {
   send_bounce(id, settlement, std::move(headers), [this, id]() { leave_queue(id, false); });
 }
 
+std::string Spool::host_of(const std::string& label) const {
+  // The DSN's Remote-MTA names a host (RFC 3464 2.3.5); the report names the endpoint.
+  if (label.empty() || !selector_) return label;
+  for (const auto& runtime : selector_->endpoints())
+    if (runtime->endpoint.label() == label) return runtime->endpoint.host;
+  return label;  // a reload removed it meanwhile: the label still says who answered
+}
+
 void Spool::send_bounce(const std::string& id, const Settlement& settlement,
                         std::string original_headers, std::function<void()> then) {
   const QueueEntry& entry = *index_.find(id);
   const BounceInput input =
-      dsn_inputs(DsnContext{hostname_, clock_.now_ms(), config_.max_lifetime},
+      dsn_inputs(DsnContext{hostname_, clock_.now_ms(), config_.max_lifetime,
+                            [this](const std::string& label) { return host_of(label); }},
                  entry.layout.envelope, settlement, std::move(original_headers));
   auto body = std::make_unique<relay::MessageBody>();
   body->append(build_bounce(input));

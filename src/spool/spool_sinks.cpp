@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "portrelay/base/log.hpp"
+#include "portrelay/relay/message_ledger.hpp"
 
 namespace portrelay::spool {
 
@@ -33,12 +34,12 @@ void LocalTransaction::store(const std::string& suffix,
                              relay::MessageSink::ReplyCallback callback) {
   if (body_->failed()) {
     log::error("body_store_failed", {{"session", session_id_}, {"detail", body_->error()}});
-    metrics_.message(metrics::MessageResult::Deferred);
+    relay::MessageLedger(metrics_).deferred_locally();
     callback(smtp::make_reply(451, "4.3.0", "Local error storing the message, try again later"));
     return;
   }
   if (auto refusal = spool_.admit(body_->size())) {
-    metrics_.message(metrics::MessageResult::Deferred);
+    relay::MessageLedger(metrics_).deferred_locally();
     callback(*refusal);
     return;
   }
@@ -48,13 +49,14 @@ void LocalTransaction::store(const std::string& suffix,
       [this, alive = alive_, suffix, callback = std::move(callback)](Result<std::string> id) {
         if (!*alive) return;  // the session went away or reset meanwhile
         if (!id) {
-          metrics_.message(metrics::MessageResult::Deferred);
+          relay::MessageLedger(metrics_).deferred_locally();
           callback(smtp::make_reply(451, "4.3.0",
                                     "Local error: the message could not be queued, "
                                     "try again later"));
           return;
         }
-        metrics_.message(metrics::MessageResult::Queued);  // logged by the spool (`queued`)
+        // An event, not an outcome: the message counts when it leaves the queue.
+        metrics_.queue_accepted();  // logged by the spool (`queued`)
         recipients_.clear();
         callback(smtp::make_reply(250, "2.0.0", "Ok: queued as " + *id + suffix));
       });
@@ -85,35 +87,40 @@ void QueueingSink::commit(ReplyCallback callback) { local_.store("", std::move(c
 FallbackSink::FallbackSink(net::Loop& loop, std::shared_ptr<relay::UpstreamSelector> selector,
                            Spool& spool, metrics::Metrics& metrics, std::string session_id)
     : spool_(spool),
-      metrics_(metrics),
-      relay_(loop, std::move(selector), metrics, session_id,
-             relay::PassthroughRelay::Role::SpoolFallback),
-      local_(spool, metrics, session_id) {}
+      ledger_(metrics),
+      session_id_(session_id),
+      local_(spool, metrics, session_id),
+      deliverer_(loop, std::move(selector), metrics, session_id) {}
 
 void FallbackSink::queue_instead() {
   queued_ = true;
   // Abandons the upstream transaction; the pool clears it with RSET before reuse.
-  relay_.reset();
+  deliverer_.reset();
 }
 
 void FallbackSink::sender(const smtp::PathArgument& sender, ReplyCallback callback) {
   queued_ = false;
   local_.begin(sender);
-  relay_.sender(sender, [this, callback = std::move(callback)](const smtp::Reply& reply) {
-    if (reply.transient()) {
-      const AdmissionVerdict room = spool_.admission(0);
-      if (room == AdmissionVerdict::Admitted) {
-        log::info("queueing_instead", {{"stage", "MAIL"}, {"reply", reply.summary()}});
-        queue_instead();
-        callback(
-            smtp::make_reply(250, "2.1.0", "Ok (no upstream now: the message will be queued)"));
-        return;
-      }
-      spool_.refuse(room, 0);  // the spool cannot take it either: its refusal is counted
-      metrics_.message(metrics::MessageResult::Deferred);
-    }
-    callback(reply);
-  });
+  message_id_ = session_id_ + "." + std::to_string(++message_count_);
+  sender_ = sender.address;
+  deliverer_.open(
+      sender, message_id_,
+      [this, callback = std::move(callback)](const smtp::Reply& reply,
+                                             const relay::DeliveryReport* ended) {
+        if (reply.transient()) {
+          const AdmissionVerdict room = spool_.admission(0);
+          if (room == AdmissionVerdict::Admitted) {
+            log::info("queueing_instead", {{"stage", "MAIL"}, {"reply", reply.summary()}});
+            queue_instead();
+            callback(
+                smtp::make_reply(250, "2.1.0", "Ok (no upstream now: the message will be queued)"));
+            return;
+          }
+          spool_.refuse(room, 0);  // the spool cannot take it either: its refusal is counted
+        }
+        if (ended) ledger_.client_message(session_id_, message_id_, sender_, *ended);
+        callback(reply);
+      });
 }
 
 void FallbackSink::recipient(const smtp::PathArgument& recipient, ReplyCallback callback) {
@@ -122,19 +129,20 @@ void FallbackSink::recipient(const smtp::PathArgument& recipient, ReplyCallback 
     callback(smtp::make_reply(250, "2.1.5", "Ok"));
     return;
   }
-  relay_.recipient(recipient, [this, address = recipient.address,
-                               callback = std::move(callback)](const smtp::Reply& reply) {
-    if (reply.success()) {
-      local_.add(address);
-    } else if (reply.transient()) {
-      log::info("queueing_instead", {{"stage", "RCPT"}, {"reply", reply.summary()}});
-      local_.add(address);
-      queue_instead();
-      callback(smtp::make_reply(250, "2.1.5", "Ok (will be queued)"));
-      return;
-    }
-    callback(reply);
-  });
+  deliverer_.add_recipient(
+      recipient.address, [this, address = recipient.address, callback = std::move(callback)](
+                             const smtp::Reply& reply, const relay::DeliveryReport*) {
+        if (reply.success()) {
+          local_.add(address);
+        } else if (reply.transient()) {
+          log::info("queueing_instead", {{"stage", "RCPT"}, {"reply", reply.summary()}});
+          local_.add(address);
+          queue_instead();
+          callback(smtp::make_reply(250, "2.1.5", "Ok (will be queued)"));
+          return;
+        }
+        callback(reply);
+      });
 }
 
 void FallbackSink::commit(ReplyCallback callback) {
@@ -142,14 +150,17 @@ void FallbackSink::commit(ReplyCallback callback) {
     local_.store(" for retry", std::move(callback));
     return;
   }
-  relay_.commit([this, callback = std::move(callback)](const smtp::Reply& reply) {
+  // The body stays the local transaction's: the deliverer reads it, and if no endpoint
+  // takes the message now it is stored from there.
+  deliverer_.send(local_.body(), [this, callback = std::move(callback)](
+                                     const smtp::Reply& reply, const relay::DeliveryReport* ended) {
     if (!reply.transient()) {
+      if (ended) ledger_.client_message(session_id_, message_id_, sender_, *ended);
       callback(reply);
       return;
     }
     log::info("queueing_instead", {{"stage", "end of data"}, {"reply", reply.summary()}});
-    local_.set_body(relay_.take_body());
-    queued_ = true;
+    queue_instead();
     local_.store(" for retry", callback);
   });
 }
@@ -157,7 +168,7 @@ void FallbackSink::commit(ReplyCallback callback) {
 void FallbackSink::reset() {
   queued_ = false;
   local_.reset();
-  relay_.reset();
+  deliverer_.reset();
 }
 
 }  // namespace portrelay::spool

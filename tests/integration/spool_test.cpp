@@ -78,8 +78,11 @@ TEST(Spool, SpoolModeAcknowledgesOnceStoredAndDeliversByteExact) {
   for (int i = 0; i < 100 && files_in(dir.path() + "/spool/queue") > 0; ++i)
     std::this_thread::sleep_for(20ms);
   EXPECT_EQ(files_in(dir.path() + "/spool/queue"), 0u);
-  EXPECT_EQ(relay.metric("portrelay_messages_total", {{"result", "queued"}}), 1);
+  // Queued is an event; the message's one count comes when it leaves the queue.
+  EXPECT_EQ(relay.metric("portrelay_queue_accepted_total"), 1);
   EXPECT_TRUE(wait_for_metric(relay, "portrelay_messages_total", {{"result", "relayed"}}, 1));
+  for (const char* result : {"deferred", "failed", "rejected", "bounced", "expired"})
+    EXPECT_EQ(relay.metric("portrelay_messages_total", {{"result", result}}), 0) << result;
   EXPECT_EQ(relay.metric("portrelay_delivery_attempts_total", {{"result", "delivered"}}), 1);
   EXPECT_GT(relay.metric("portrelay_spool_sync_seconds_count"), 0);
 }
@@ -127,6 +130,8 @@ TEST(Spool, OneRecipientRefusedForGoodBouncesWithDsnOthersDelivered) {
   EXPECT_NE(bounce.content.find("Status: 5.1.1"), std::string::npos);
   EXPECT_NE(bounce.content.find("Action: failed"), std::string::npos);
   EXPECT_EQ(bounce.content.find("Final-Recipient: rfc822; b@example.test"), std::string::npos);
+  // Who refused it, from the delivery's report.
+  EXPECT_NE(bounce.content.find("Remote-MTA: dns; 127.0.0.1"), std::string::npos) << bounce.content;
   EXPECT_NE(bounce.content.find("Subject: three"), std::string::npos);  // original headers
   EXPECT_TRUE(wait_for_metric(relay, "portrelay_messages_total", {{"result", "bounced"}}, 1));
 }
@@ -215,7 +220,10 @@ TEST(Spool, FallbackQueuesWhatNoEndpointTakesNowAndPassesPermanentRefusals) {
   EXPECT_NE(reply.text.find("for retry"), std::string::npos) << reply.text;
   upstream.clear_override(SmtpStage::kDataEnd);
   ASSERT_TRUE(upstream.wait_for_transactions(1, 10s));
-  EXPECT_TRUE(wait_for_metric(relay, "portrelay_messages_total", {{"result", "queued"}}, 1));
+  EXPECT_EQ(relay.metric("portrelay_queue_accepted_total"), 1);
+  // The queued message counts once, as relayed when it left the queue (not also as
+  // deferred when the upstream's 451 sent it to the queue). The RCPT 550 ended no message.
+  EXPECT_TRUE(wait_for_metric(relay, "portrelay_messages_total", {{"result", "relayed"}}, 1));
   EXPECT_EQ(relay.metric("portrelay_messages_total", {{"result", "deferred"}}), 0);
 }
 

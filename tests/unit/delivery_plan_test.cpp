@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 namespace portrelay::spool {
 namespace {
 
@@ -100,6 +102,72 @@ TEST(Settlement, OperatorBounceSettlesOnlyPendingRecipients) {
   EXPECT_EQ(result.bounced, (std::vector<std::size_t>{1, 2}));
   EXPECT_EQ(result.state.recipients[0].status, RecipientStatus::Delivered);
   EXPECT_EQ(result.state.recipients[2].reply, "bounced by the operator");
+}
+
+}  // namespace
+}  // namespace portrelay::spool
+
+namespace portrelay::spool {
+namespace {
+
+relay::RecipientReport recipient_report(const char* address, relay::DeliveryOutcome outcome,
+                                        const char* reply, const char* endpoint) {
+  relay::RecipientReport report;
+  report.address = address;
+  report.outcome = outcome;
+  report.reply = smtp::make_reply(std::atoi(reply), std::string(reply + 4, 5), reply + 10);
+  report.endpoint = endpoint;
+  return report;
+}
+
+// The report answers for the pending recipients only, in order; the others stay unset.
+TEST(AttemptResult, MapsEachReportToItsPendingRecipientByPosition) {
+  relay::DeliveryReport report;
+  report.outcome = relay::DeliveryOutcome::Delivered;
+  report.endpoint = "sink:2525";
+  report.recipients = {
+      recipient_report("a@x", relay::DeliveryOutcome::Delivered, "250 2.0.0 Ok", "sink:2525"),
+      recipient_report("a@x", relay::DeliveryOutcome::Refused, "550 5.1.1 unknown", "sink:2525"),
+      recipient_report("c@x", relay::DeliveryOutcome::Throttled, "451 4.7.0 slow", "sink:2525")};
+  AttemptResult result = attempt_result(report, {0, 2, 3}, 4);
+  ASSERT_EQ(result.recipients.size(), 4u);
+  EXPECT_EQ(result.recipients[0]->verdict, RecipientVerdict::Accepted);
+  EXPECT_FALSE(result.recipients[1].has_value());  // settled before: not asked
+  EXPECT_EQ(result.recipients[2]->verdict, RecipientVerdict::Permanent);
+  EXPECT_EQ(result.recipients[2]->reply, "550 5.1.1 unknown");
+  EXPECT_EQ(result.recipients[2]->remote_mta, "sink:2525");
+  EXPECT_EQ(result.recipients[3]->verdict, RecipientVerdict::Transient);  // throttled waits
+  EXPECT_EQ(result.error, "");
+  EXPECT_FALSE(result.no_endpoint);
+}
+
+TEST(AttemptResult, NoEndpointOnlyWhenNothingCouldTakeTheMessage) {
+  relay::DeliveryReport unreachable;
+  unreachable.outcome = relay::DeliveryOutcome::Deferred;
+  unreachable.reply = smtp::make_reply(451, "4.4.1", "No upstream endpoint could take it");
+  unreachable.recipients = {
+      recipient_report("a@x", relay::DeliveryOutcome::Deferred, "451 4.4.1 none", "")};
+  AttemptResult waiting = attempt_result(unreachable, {0}, 1);
+  EXPECT_TRUE(waiting.no_endpoint);
+  EXPECT_EQ(waiting.error, "451 4.4.1 No upstream endpoint could take it");
+
+  relay::DeliveryReport refused = unreachable;  // an endpoint answered: its word, no flush
+  refused.outcome = relay::DeliveryOutcome::Refused;
+  refused.endpoint = "sink:2525";
+  EXPECT_FALSE(attempt_result(refused, {0}, 1).no_endpoint);
+  relay::DeliveryReport busy = unreachable;  // a 4xx from a live endpoint: plain backoff
+  busy.endpoint = "sink:2525";
+  EXPECT_FALSE(attempt_result(busy, {0}, 1).no_endpoint);
+}
+
+TEST(Settlement, KeepsTheEndpointThatSettledEachRecipientForTheDsn) {
+  AttemptResult attempt;
+  attempt.recipients = {RecipientResult{RecipientVerdict::Accepted, "250 2.0.0 Ok", "a:587"},
+                        RecipientResult{RecipientVerdict::Permanent, "550 5.1.1 no", "b:465"}};
+  Settlement settlement = settle(fresh(2), attempt, kArrival, kArrival, kPolicy, 1.0);
+  ASSERT_EQ(settlement.remote_mta.size(), 2u);
+  EXPECT_EQ(settlement.remote_mta[0], "a:587");
+  EXPECT_EQ(settlement.remote_mta[1], "b:465");
 }
 
 }  // namespace

@@ -62,6 +62,22 @@ TEST(DsnInputs, ExpiredRecipientsAre447AndTheReasonNamesTheLifetime) {
   EXPECT_EQ(input.recipients[0].diagnostic, "451 4.7.1 later");
 }
 
+TEST(DsnInputs, RemoteMtaIsTheHostOfTheEndpointThatAnswered) {
+  Settlement s = settlement({0, 1}, false, {"550 5.1.1 unknown", "554 no", "250 ok"});
+  s.remote_mta = {"smtp.example.test:587", "", "other.example.test:25"};
+  DsnContext with_hosts = context();
+  with_hosts.remote_host = [](const std::string& label) {
+    return label.substr(0, label.find(':'));
+  };
+  auto input = dsn_inputs(with_hosts, envelope(), s, "");
+  ASSERT_EQ(input.recipients.size(), 2u);
+  EXPECT_EQ(input.recipients[0].remote_mta, "smtp.example.test");
+  EXPECT_EQ(input.recipients[1].remote_mta, "");  // nobody answered for it
+  // Without a mapper, the label itself.
+  EXPECT_EQ(dsn_inputs(context(), envelope(), s, "").recipients[0].remote_mta,
+            "smtp.example.test:587");
+}
+
 // The statuses a sender reads: the enhanced code of the reply when it has a valid one of
 // its class, else the reply's class, else 5.0.0; 4.4.7 for an expiry.
 TEST(DsnInputs, StatusesInTheBuiltBounce) {

@@ -25,10 +25,11 @@ class Family;
 
 namespace portrelay::metrics {
 
-// Relayed: an upstream accepted it (passthrough, or a queued message delivered). Queued:
-// the client's 250 came from the spool. Bounced / Expired: a queued message left the
-// queue with at least one recipient refused for good / not delivered in time.
-enum class MessageResult { Relayed, Rejected, Deferred, Failed, Queued, Bounced, Expired };
+// A message's final outcome, counted once by its outermost owner (relay::MessageLedger).
+// Relayed: an upstream accepted it (passthrough, or a queued message delivered). Bounced /
+// Expired: a queued message left the queue with at least one recipient refused for good /
+// not delivered in time. Being queued is not an outcome: see queue_accepted().
+enum class MessageResult { Relayed, Rejected, Deferred, Failed, Bounced, Expired };
 const char* to_string(MessageResult result);
 
 class Metrics {
@@ -78,6 +79,7 @@ class Metrics {
                   double oldest_seconds);
   // result: "delivered", "deferred" or "refused".
   void delivery_attempt(const char* result);
+  void queue_accepted();  // the spool stored a message durably (the client's 250)
   void queue_delivered(double seconds_since_acknowledged);
   void spool_sync(double seconds);
   // reason: "max_messages", "max_bytes", "min_free_disk" or "write_error".
@@ -130,6 +132,7 @@ class Metrics {
   prometheus::Gauge* queue_bytes_;
   prometheus::Gauge* queue_oldest_;
   prometheus::Family<prometheus::Counter>* delivery_attempts_;
+  prometheus::Counter* queue_accepted_;
   prometheus::Histogram* queue_delivery_duration_;
   prometheus::Histogram* spool_sync_duration_;
   prometheus::Family<prometheus::Counter>* spool_refusals_;

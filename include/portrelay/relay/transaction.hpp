@@ -6,7 +6,7 @@
 // upstream's answer or a broken connection) and returns the actions to carry out (select
 // a connection, send a command, stream the body, release or discard the connection,
 // record an endpoint failure, answer the client). No libuv, no sockets, no timers: the
-// glue (PassthroughRelay) executes the actions, and the unit tests drive it reply by reply.
+// glue (Deliverer) executes the actions, and the unit tests drive it reply by reply.
 //
 // Contract:
 //  * The client hears 2xx after end of data only when an upstream answered 2xx to the
@@ -120,6 +120,7 @@ struct RecipientOutcome {
   std::string address;
   Verdict verdict = Verdict::Accept;  // Accept, PermanentRefusal or TransientRefusal
   smtp::Reply reply;                  // the upstream's answer
+  std::string endpoint;               // label of the endpoint that gave it
 };
 
 class Transaction {

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "portrelay/relay/delivery_report.hpp"
 #include "portrelay/spool/spool_record.hpp"
 
 namespace portrelay::spool {
@@ -36,22 +37,32 @@ enum class RecipientVerdict { Accepted, Permanent, Transient };
 
 struct RecipientResult {
   RecipientVerdict verdict = RecipientVerdict::Transient;
-  std::string reply;  // the upstream's answer, or why there was none
+  std::string reply;       // the upstream's answer, or why there was none
+  std::string remote_mta;  // the endpoint that answered ("name:port"); empty if none did
 };
 
 // One attempt: a result for each recipient that was pending (nullopt for the others).
 struct AttemptResult {
   std::vector<std::optional<RecipientResult>> recipients;
   std::string error;  // summary when not everything was delivered
-  // MAIL was not accepted: no endpoint could be reached or took the transaction, so the
-  // message waits for the chain to come back (the spool flushes when it does).
-  bool no_transaction = false;
+  // No endpoint could take the message now (all unreachable, cooling down, or failing it
+  // over), so it waits for the chain to come back: the spool flushes it when one does.
+  bool no_endpoint = false;
 };
+
+// What a Deliverer's report means for the queue: report.recipients[k] answers for the
+// recipient `pending[k]` of an envelope of `recipient_count`. Delivered is Accepted, Refused
+// Permanent, anything else (Deferred, Throttled) Transient.
+AttemptResult attempt_result(const relay::DeliveryReport& report,
+                             const std::vector<std::size_t>& pending, std::size_t recipient_count);
 
 struct Settlement {
   DeliveryState state;
   std::vector<std::size_t> delivered;  // recipients settled by this attempt
   std::vector<std::size_t> bounced;    // including expired ones
+  // Per recipient (by index): the endpoint whose answer settled it on this attempt, for
+  // the DSN's Remote-MTA; empty when none answered.
+  std::vector<std::string> remote_mta;
   bool expired = false;
   bool finished = false;  // nothing pending: the message leaves the queue
 };

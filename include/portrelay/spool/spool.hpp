@@ -60,8 +60,6 @@ struct QueueEntryView {
 
 class Spool {
  public:
-  using SinkFactory =
-      std::function<std::unique_ptr<relay::MessageSink>(const std::string& queue_id)>;
   using Accepted = std::function<void(Result<std::string> queue_id)>;
 
   // `clock`: where time and jitter come from (tests pass a fake one).
@@ -74,9 +72,9 @@ class Spool {
   // Creates and locks the directory, removes what was never acknowledged, loads the
   // queue. Throws std::runtime_error (another daemon holds the spool, no permission).
   void start();
-  // Where deliveries go: the current configuration's selector and how to make a relay
-  // over it. At start and after every reload.
-  void set_upstream(std::shared_ptr<relay::UpstreamSelector> selector, SinkFactory factory);
+  // Where deliveries go: the current configuration's selector (each Delivery keeps the one
+  // it started with). At start and after every reload.
+  void set_upstream(std::shared_ptr<relay::UpstreamSelector> selector);
   // New limits and retry schedule (a reload); `dir` must not change (restart_required).
   void reconfigure(const config::SpoolConfig& config);
 
@@ -134,6 +132,8 @@ class Spool {
   // A message with no pending recipient left: settle it as it stands.
   void finish_settled(const std::string& id);
   void leave_queue(const std::string& id, bool keep_in_failed);
+  // The host of the endpoint labelled `label` ("name:port"), for a DSN.
+  std::string host_of(const std::string& label) const;
   void send_bounce(const std::string& id, const Settlement& settlement,
                    std::string original_headers, std::function<void()> then);
   // Queues what `sendmail` left in the maildrop while no daemon ran; at start and each tick.
@@ -148,7 +148,6 @@ class Spool {
   std::unique_ptr<SpoolDirectory> directory_;
   std::unique_ptr<Committer> committer_;
   std::shared_ptr<relay::UpstreamSelector> selector_;
-  SinkFactory make_sink_;
 
   Clock clock_;
   QueueIndex index_;

@@ -21,8 +21,9 @@
 
 #include "portrelay/metrics/metrics.hpp"
 #include "portrelay/net/loop.hpp"
+#include "portrelay/relay/deliverer.hpp"
+#include "portrelay/relay/message_ledger.hpp"
 #include "portrelay/relay/message_sink.hpp"
-#include "portrelay/relay/passthrough_relay.hpp"
 #include "portrelay/spool/spool.hpp"
 
 namespace portrelay::spool {
@@ -35,7 +36,6 @@ class LocalTransaction {
   void begin(const smtp::PathArgument& sender);
   void add(const std::string& recipient) { recipients_.push_back(recipient); }
   relay::MessageBody& body() { return *body_; }
-  void set_body(std::unique_ptr<relay::MessageBody> body) { body_ = std::move(body); }
   // Stores the message; `callback` gets 250 (queued as <id> + suffix), 452 or 451.
   void store(const std::string& suffix, relay::MessageSink::ReplyCallback callback);
   void reset();  // forget the transaction; a pending store's callback is not called
@@ -70,7 +70,8 @@ class FallbackSink : public relay::MessageSink {
                metrics::Metrics& metrics, std::string session_id);
   void sender(const smtp::PathArgument& sender, ReplyCallback callback) override;
   void recipient(const smtp::PathArgument& recipient, ReplyCallback callback) override;
-  relay::MessageBody& body() override { return queued_ ? local_.body() : relay_.body(); }
+  // One body for both ways out: the deliverer reads it, the spool stores it.
+  relay::MessageBody& body() override { return local_.body(); }
   void commit(ReplyCallback callback) override;
   void reset() override;
 
@@ -79,10 +80,14 @@ class FallbackSink : public relay::MessageSink {
   void queue_instead();
 
   Spool& spool_;
-  metrics::Metrics& metrics_;
-  relay::PassthroughRelay relay_;
+  relay::MessageLedger ledger_;
+  std::string session_id_;
+  std::size_t message_count_ = 0;
+  std::string message_id_;
+  std::string sender_;
   LocalTransaction local_;
   bool queued_ = false;
+  relay::Deliverer deliverer_;  // last: destroyed first, while the body is alive
 };
 
 }  // namespace portrelay::spool

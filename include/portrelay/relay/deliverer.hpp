@@ -1,0 +1,103 @@
+#pragma once
+// relay::Deliverer: carries one message at a time to the upstream chain. Every decision is
+// relay::Transaction's; this class is the glue that carries out its actions with a
+// selector (racing, health memory, pool, failover), an upstream connection and the
+// message body, and reports the result as a DeliveryReport, never as reply text to parse.
+//
+// Two ways in, one engine:
+//  * client-paced (open, add_recipient, send): a local client's session, through the
+//    PassthroughRelay or FallbackSink adapters. The upstream answers each MAIL and RCPT
+//    before the client hears it, so refusals reach the client where they happen.
+//  * whole message (deliver): the spool's background delivery of a queued message.
+//
+// Contract: each callback is called exactly once (possibly before the call that passed it
+// returns), unless reset() runs or the Deliverer is destroyed first; then never. The
+// body passed to send() or deliver() must stay unchanged until its callback ran or
+// reset(). Nothing here counts or logs a message's outcome: the outermost owner does,
+// once (MessageLedger).
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "portrelay/metrics/metrics.hpp"
+#include "portrelay/net/loop.hpp"
+#include "portrelay/relay/delivery_report.hpp"
+#include "portrelay/relay/message_body.hpp"
+#include "portrelay/relay/transaction.hpp"
+#include "portrelay/relay/upstream_selector.hpp"
+
+namespace portrelay::relay {
+
+class Deliverer {
+ public:
+  // The client's answer; `ended` is set when this answer ended the message (an upstream's
+  // verdict on the final dot, or no endpoint left), with what became of it.
+  using Answer = std::function<void(const smtp::Reply& reply, const DeliveryReport* ended)>;
+  using Done = std::function<void(DeliveryReport report)>;
+
+  // The deliverer keeps its selector alive: a session that started before a configuration
+  // reload finishes on the selector (chain, pool, health) it started with. `log_id` names
+  // the session (or the queued message) in log lines.
+  Deliverer(net::Loop& loop, std::shared_ptr<UpstreamSelector> selector, metrics::Metrics& metrics,
+            std::string log_id);
+  ~Deliverer();
+  Deliverer(const Deliverer&) = delete;
+  Deliverer& operator=(const Deliverer&) = delete;
+
+  // Client-paced: MAIL (opens a transaction; `message_id` names it in logs), one RCPT,
+  // and the end of data.
+  void open(const smtp::PathArgument& sender, std::string message_id, Answer answer);
+  void add_recipient(const std::string& address, Answer answer);
+  void send(const MessageBody& body, Answer answer);
+  // Abandons the transaction (the pool clears it with RSET before reuse).
+  void reset();
+
+  // Whole message: MAIL, every recipient, then the body if any recipient was accepted.
+  // The report has one RecipientReport per `recipients`, in order.
+  void deliver(const smtp::PathArgument& sender, const std::vector<std::string>& recipients,
+               const MessageBody& body, std::string message_id, Done done);
+
+  const UpstreamSelector& selector() const { return *selector_; }
+
+ private:
+  void run(std::vector<Action> actions);
+  void select();
+  void on_response(const UpstreamResponse& response);
+  void report_failure(const Action& failed);
+  DeliveryReport ended_report(const Action& reply) const;
+  void release_upstream();
+  std::optional<ReadyEndpoint> held_connection() const;
+  std::string held_label() const;
+  const config::Endpoint& endpoint(std::size_t index) const;
+  // deliver()'s steps.
+  void deliver_next_recipient();
+  void deliver_finish(DeliveryReport report);
+
+  net::Loop& loop_;
+  std::shared_ptr<UpstreamSelector> selector_;  // declared before what it must outlive
+  metrics::Metrics& metrics_;
+  std::string log_id_;
+  std::string message_id_;
+
+  std::optional<Transaction> transaction_;
+  std::unique_ptr<UpstreamConnection> upstream_;
+  std::unique_ptr<SelectionAttempt> attempt_;
+  const MessageBody* body_ = nullptr;
+  Answer answer_;  // the pending request's
+  std::chrono::steady_clock::time_point data_ended_;
+
+  // deliver() in progress.
+  struct Whole {
+    std::vector<std::string> recipients;
+    std::size_t next = 0;
+    std::vector<RecipientReport> reports;
+    std::size_t accepted = 0;
+    Done done;
+  };
+  std::optional<Whole> whole_;
+};
+
+}  // namespace portrelay::relay

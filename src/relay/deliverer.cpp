@@ -1,0 +1,312 @@
+#include "portrelay/relay/deliverer.hpp"
+
+#include <utility>
+
+#include "portrelay/base/log.hpp"
+
+namespace portrelay::relay {
+namespace {
+
+DeliveryOutcome outcome_of(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::Relayed:
+      return DeliveryOutcome::Delivered;
+    case Outcome::Failed:
+      return DeliveryOutcome::Refused;
+    case Outcome::Deferred:
+      return DeliveryOutcome::Deferred;
+  }
+  return DeliveryOutcome::Deferred;
+}
+
+// A refusal that is not an upstream's final word waits.
+DeliveryOutcome refusal_outcome(const smtp::Reply& reply) {
+  return reply.permanent() ? DeliveryOutcome::Refused : DeliveryOutcome::Deferred;
+}
+
+}  // namespace
+
+const char* to_string(DeliveryOutcome outcome) {
+  switch (outcome) {
+    case DeliveryOutcome::Delivered:
+      return "delivered";
+    case DeliveryOutcome::Refused:
+      return "refused";
+    case DeliveryOutcome::Deferred:
+      return "deferred";
+    case DeliveryOutcome::Throttled:
+      return "throttled";
+  }
+  return "unknown";
+}
+
+Deliverer::Deliverer(net::Loop& loop, std::shared_ptr<UpstreamSelector> selector,
+                     metrics::Metrics& metrics, std::string log_id)
+    : loop_(loop), selector_(std::move(selector)), metrics_(metrics), log_id_(std::move(log_id)) {}
+
+Deliverer::~Deliverer() { release_upstream(); }
+
+const config::Endpoint& Deliverer::endpoint(std::size_t index) const {
+  return selector_->endpoints().at(index)->endpoint;
+}
+
+void Deliverer::release_upstream() {
+  // The pool checks every connection with RSET before reuse, so a transaction abandoned
+  // upstream is cleared there; a connection with a command in flight is closed instead.
+  if (upstream_) selector_->release(std::move(upstream_));
+}
+
+std::optional<ReadyEndpoint> Deliverer::held_connection() const {
+  if (!upstream_) return std::nullopt;
+  const auto& capabilities = upstream_->capabilities();
+  return ReadyEndpoint{upstream_->endpoint().index, upstream_->endpoint().label(),
+                       capabilities.eight_bit_mime, capabilities.size, upstream_->reused()};
+}
+
+std::string Deliverer::held_label() const {
+  return transaction_ && transaction_->connection() ? transaction_->connection()->label : "";
+}
+
+void Deliverer::open(const smtp::PathArgument& sender, std::string message_id, Answer answer) {
+  // A connection held since the last message may have been closed while idle.
+  if (upstream_ && !upstream_->usable()) loop_.defer_delete(std::move(upstream_));
+  message_id_ = std::move(message_id);
+  body_ = nullptr;
+  transaction_.emplace(sender, held_connection());
+  answer_ = std::move(answer);
+  run(transaction_->mail());
+}
+
+void Deliverer::add_recipient(const std::string& address, Answer answer) {
+  answer_ = std::move(answer);
+  run(transaction_->rcpt(address));
+}
+
+void Deliverer::send(const MessageBody& body, Answer answer) {
+  answer_ = std::move(answer);
+  body_ = &body;
+  data_ended_ = std::chrono::steady_clock::now();
+  if (body.failed())
+    log::error("body_store_failed", {{"session", log_id_}, {"detail", body.error()}});
+  run(transaction_->end_of_data(!body.failed()));
+}
+
+void Deliverer::reset() {
+  attempt_.reset();
+  answer_ = nullptr;
+  whole_.reset();
+  transaction_.reset();
+  body_ = nullptr;
+  release_upstream();
+}
+
+void Deliverer::select() {
+  attempt_ = selector_->select(transaction_->tried(), [this](Selection selection) {
+    loop_.defer_delete(std::move(attempt_));  // we are inside its callback
+    SelectionReport report;
+    for (const auto& failure : selection.failures)
+      report.failures.push_back(
+          {failure.endpoint_index, endpoint(failure.endpoint_index).label(), failure.failure});
+    if (selection.connection) {
+      upstream_ = std::move(selection.connection);
+      report.ready = held_connection();
+      log::info("upstream_ready",
+                {{"session", log_id_},
+                 {"endpoint", upstream_->endpoint().label()},
+                 {"tls", upstream_->tls_version().empty() ? "none" : upstream_->tls_version()}});
+    }
+    run(transaction_->selected(report));
+  });
+}
+
+void Deliverer::on_response(const UpstreamResponse& response) {
+  run(transaction_->response(response));
+}
+
+void Deliverer::run(std::vector<Action> actions) {
+  for (auto& action : actions) {
+    switch (action.kind) {
+      case Action::Kind::Select:
+        select();
+        break;
+      case Action::Kind::Send:
+        upstream_->command(action.line,
+                           [this](const UpstreamResponse& response) { on_response(response); });
+        break;
+      case Action::Kind::StreamBody:
+        upstream_->send_body(*body_,
+                             [this](const UpstreamResponse& response) { on_response(response); });
+        break;
+      case Action::Kind::Release:
+        release_upstream();
+        break;
+      case Action::Kind::Discard:
+        // Usually we are inside the connection's own callback.
+        loop_.defer_delete(std::move(upstream_));
+        break;
+      case Action::Kind::EndpointFailed:
+        report_failure(action);
+        break;
+      case Action::Kind::Failover:
+        metrics_.failover(endpoint(action.from), endpoint(action.endpoint));
+        break;
+      case Action::Kind::Reply: {
+        // Last action of the batch (Transaction's contract): the answer's receiver may
+        // act on it at once, even reset() us.
+        auto answer = std::move(answer_);
+        answer_ = nullptr;
+        if (!answer) return;
+        if (action.outcome) {
+          const DeliveryReport report = ended_report(action);
+          answer(action.reply, &report);
+        } else {
+          answer(action.reply, nullptr);
+        }
+        return;
+      }
+    }
+  }
+}
+
+void Deliverer::report_failure(const Action& failed) {
+  log::warn("upstream_transaction_failed", {{"session", log_id_},
+                                            {"message", message_id_},
+                                            {"endpoint", failed.label},
+                                            {"stage", failed.stage},
+                                            {"detail", failed.failure.detail}});
+  if (failed.health) selector_->record_transaction_failure(failed.endpoint, failed.failure);
+}
+
+DeliveryReport Deliverer::ended_report(const Action& reply) const {
+  DeliveryReport report;
+  report.outcome = outcome_of(*reply.outcome);
+  report.reply = reply.reply;
+  report.endpoint = reply.label;
+  if (body_) {
+    report.size = body_->size();
+    report.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - data_ended_).count();
+  }
+  for (const RecipientOutcome& outcome : transaction_->recipient_outcomes()) {
+    RecipientReport recipient;
+    recipient.address = outcome.address;
+    if (outcome.verdict == Verdict::Accept) {
+      // The final dot (or its absence) decides for every recipient the upstream took.
+      recipient.rcpt_accepted = true;
+      recipient.outcome = report.outcome;
+      recipient.reply = report.reply;
+      recipient.endpoint = report.endpoint;
+    } else {
+      recipient.outcome = outcome.verdict == Verdict::PermanentRefusal ? DeliveryOutcome::Refused
+                                                                       : DeliveryOutcome::Deferred;
+      recipient.reply = client_reply(outcome.reply, "5.1.1");
+      recipient.endpoint = outcome.endpoint;
+    }
+    report.recipients.push_back(std::move(recipient));
+  }
+  return report;
+}
+
+// ---- deliver(): the whole message, for the spool.
+
+void Deliverer::deliver(const smtp::PathArgument& sender,
+                        const std::vector<std::string>& recipients, const MessageBody& body,
+                        std::string message_id, Done done) {
+  reset();
+  whole_.emplace();
+  whole_->recipients = recipients;
+  whole_->reports.resize(recipients.size());
+  for (std::size_t i = 0; i < recipients.size(); ++i) whole_->reports[i].address = recipients[i];
+  whole_->done = std::move(done);
+  open(sender, std::move(message_id),
+       [this, &body](const smtp::Reply& reply, const DeliveryReport* ended) {
+         if (ended) {  // no endpoint could take the transaction
+           DeliveryReport report = *ended;
+           report.recipients = std::move(whole_->reports);
+           for (RecipientReport& recipient : report.recipients) {
+             recipient.outcome = report.outcome;
+             recipient.reply = report.reply;
+             recipient.endpoint = report.endpoint;
+           }
+           deliver_finish(std::move(report));
+           return;
+         }
+         if (!reply.success()) {  // an endpoint refused the sender: every recipient shares it
+           DeliveryReport report;
+           report.outcome = refusal_outcome(reply);
+           report.reply = reply;
+           report.endpoint = held_label();
+           report.recipients = std::move(whole_->reports);
+           for (RecipientReport& recipient : report.recipients) {
+             recipient.outcome = report.outcome;
+             recipient.reply = reply;
+             recipient.endpoint = report.endpoint;
+           }
+           deliver_finish(std::move(report));
+           return;
+         }
+         body_ = &body;  // kept for deliver_next_recipient's send()
+         deliver_next_recipient();
+       });
+}
+
+void Deliverer::deliver_next_recipient() {
+  Whole& whole = *whole_;
+  if (whole.next == whole.recipients.size()) {
+    if (whole.accepted == 0) {
+      // Nothing to send the body for. The message's outcome: final only if every
+      // recipient's refusal was.
+      DeliveryReport report;
+      report.outcome = DeliveryOutcome::Refused;
+      for (const RecipientReport& recipient : whole.reports)
+        if (recipient.outcome != DeliveryOutcome::Refused) report.outcome = recipient.outcome;
+      if (!whole.reports.empty()) {
+        report.reply = whole.reports.back().reply;
+        report.endpoint = whole.reports.back().endpoint;
+      }
+      report.recipients = std::move(whole.reports);
+      deliver_finish(std::move(report));
+      return;
+    }
+    send(*body_, [this](const smtp::Reply& reply, const DeliveryReport* ended) {
+      DeliveryReport report;
+      if (ended) {
+        report = *ended;
+      } else {  // end of data always ends the transaction; never seen
+        report.outcome = DeliveryOutcome::Deferred;
+        report.reply = reply;
+      }
+      report.recipients = std::move(whole_->reports);
+      for (RecipientReport& recipient : report.recipients) {
+        if (!recipient.rcpt_accepted) continue;
+        recipient.outcome = report.outcome;
+        recipient.reply = report.reply;
+        recipient.endpoint = report.endpoint;
+      }
+      deliver_finish(std::move(report));
+    });
+    return;
+  }
+  const std::size_t index = whole.next++;
+  add_recipient(whole.recipients[index],
+                [this, index](const smtp::Reply& reply, const DeliveryReport* ended) {
+                  RecipientReport& recipient = whole_->reports[index];
+                  recipient.reply = reply;
+                  recipient.endpoint = ended ? ended->endpoint : held_label();
+                  if (reply.success()) {
+                    recipient.rcpt_accepted = true;
+                    ++whole_->accepted;
+                  } else {
+                    recipient.outcome = refusal_outcome(reply);
+                  }
+                  deliver_next_recipient();
+                });
+}
+
+void Deliverer::deliver_finish(DeliveryReport report) {
+  auto done = std::move(whole_->done);
+  reset();  // releases the connection; the transaction is over either way
+  if (done) done(std::move(report));
+}
+
+}  // namespace portrelay::relay
