@@ -1,3 +1,14 @@
+// spool::Spool is glue: each concern's decisions live in a pure model, and this file carries
+// them out with the loop, the committer and the deliveries. By concern, in this order:
+//   lifecycle      start, set_upstream, reconfigure, shutdown
+//   intake         admission (admission.hpp), accept, the maildrop
+//   scheduling     pump, tick, expiry, recovery flushes (delivery_scheduler.hpp over
+//                  queue_index.hpp)
+//   delivery       one spool::Delivery per message in flight, and its result
+//   settlement     state rewrites, leaving the queue, bounces (delivery_plan.hpp,
+//                  dsn_inputs.hpp)
+//   operator       retry, remove, bounce, list
+//   metrics        the queue gauges
 #include "portrelay/spool/spool.hpp"
 
 #include <fcntl.h>
@@ -11,6 +22,7 @@
 #include "portrelay/base/log.hpp"
 #include "portrelay/relay/message_ledger.hpp"
 #include "portrelay/spool/bounce_message.hpp"
+#include "portrelay/spool/dsn_inputs.hpp"
 
 namespace portrelay::spool {
 namespace {
@@ -48,14 +60,17 @@ std::string read_headers(int queue_fd, const std::string& id, const RecordLayout
 
 }  // namespace
 
+// ---- lifecycle ------------------------------------------------------------------------
+
 Spool::Spool(net::Loop& loop, config::SpoolConfig config, std::string hostname,
-             metrics::Metrics& metrics)
+             metrics::Metrics& metrics, Clock clock)
     : loop_(loop),
       config_(std::move(config)),
       hostname_(std::move(hostname)),
       metrics_(metrics),
+      clock_(std::move(clock)),
+      scheduler_(index_, clock_, scheduler_limits()),
       tick_timer_(loop.uv()),
-      random_(std::random_device{}()),
       grace_timer_(loop.uv()) {}
 
 Spool::~Spool() {
@@ -68,22 +83,28 @@ Spool::~Spool() {
   if (committer_) committer_->stop();
 }
 
-RetryPolicy Spool::policy() const {
-  return RetryPolicy{config_.retry_min, config_.retry_max, config_.max_lifetime};
+AdmissionLimits Spool::admission_limits() const {
+  return AdmissionLimits{config_.max_messages, config_.max_bytes, config_.min_free_disk};
 }
 
-double Spool::jitter() { return std::uniform_real_distribution<double>(0.8, 1.2)(random_); }
+DeliveryScheduler::Limits Spool::scheduler_limits() const {
+  return DeliveryScheduler::Limits{
+      config_.max_deliveries,
+      RetryPolicy{config_.retry_min, config_.retry_max, config_.max_lifetime},
+      config_.failed_lifetime};
+}
 
 std::string Spool::next_id() {
   // Time first, so a directory listing is oldest first; then a per-process sequence from
   // a random start. Uniqueness is enforced on disk (the rename never replaces a file).
-  // 11 hex digits of milliseconds (enough until the year 2527), 5 of the sequence.
+  // 11 hex digits of milliseconds (enough until the year 2527), 5 of the sequence; by hand,
+  // not snprintf (a tenth of the cost).
   std::string id(16, '0');
   auto put_hex = [&id](std::size_t end, std::uint64_t value, std::size_t width) {
     for (std::size_t i = 0; i < width; ++i, value >>= 4)
       id[end - 1 - i] = "0123456789ABCDEF"[value & 15];
   };
-  put_hex(11, static_cast<std::uint64_t>(unix_ms_now()), 11);
+  put_hex(11, static_cast<std::uint64_t>(clock_.now_ms()), 11);
   put_hex(16, id_sequence_++ & 0xFFFFF, 5);
   return id;
 }
@@ -100,26 +121,21 @@ void Spool::start() {
   if (!locked)
     throw std::runtime_error("spool " + config_.dir + " is in use by another portrelay process (" +
                              config_.dir + "/lock is held)");
-  id_sequence_ = static_cast<std::uint32_t>(random_());
+  id_sequence_ = clock_.random();
   RecoveryReport report = directory_->recover();
   for (const auto& corrupt : report.corrupt)
     log::error("spool_corrupt_file", {{"file", corrupt}, {"moved_to", config_.dir + "/corrupt"}});
   for (const auto& unreadable : report.unreadable)
     log::error("spool_unreadable_file", {{"file", unreadable}, {"kept", "for the next start"}});
-  for (auto& stored : report.messages) {
-    Entry entry{std::move(stored.layout), std::move(stored.state)};
-    add(std::move(entry));
-  }
-  for (auto& stored : report.failed) {
-    Entry entry{std::move(stored.layout), std::move(stored.state)};
-    entry.failed = true;
-    entry.failed_at_ms = stored.modified_ms;
-    add(std::move(entry));
-  }
+  for (auto& stored : report.messages)
+    index_.add(QueueEntry{std::move(stored.layout), std::move(stored.state)});
+  for (auto& stored : report.failed)
+    index_.add(QueueEntry{std::move(stored.layout), std::move(stored.state), Stage::Failed,
+                          stored.modified_ms});
   committer_ = std::make_unique<Committer>(
       loop_, *directory_, [this](double seconds) { metrics_.spool_sync(seconds); });
   log::info("spool_ready", {{"dir", config_.dir},
-                            {"queued", std::to_string(messages_.size() - report.failed.size())},
+                            {"queued", std::to_string(index_.size() - report.failed.size())},
                             {"failed", std::to_string(report.failed.size())},
                             {"removed_partial", std::to_string(report.removed_partial)},
                             {"corrupt", std::to_string(report.corrupt.size())}});
@@ -146,451 +162,7 @@ void Spool::reconfigure(const config::SpoolConfig& config) {
   const std::string dir = config_.dir;
   config_ = config;
   config_.dir = dir;
-}
-
-void Spool::account(const std::string& id, const Entry& entry, int sign) {
-  std::size_t& count = entry.failed                ? failed_count_
-                       : entry.state.attempts == 0 ? queued_count_
-                                                   : deferred_count_;
-  count += static_cast<std::size_t>(sign);  // -1 wraps back exactly
-  if (entry.failed) return;
-  queued_bytes_ += static_cast<std::uint64_t>(sign) * entry.layout.file_size();
-  const ArrivalKey key{entry.layout.envelope.arrival_ms, id};
-  if (sign > 0)
-    by_arrival_.insert(key);
-  else
-    by_arrival_.erase(key);
-}
-
-void Spool::add(Entry entry) {
-  const std::string id = entry.layout.envelope.id;
-  auto [it, inserted] = messages_.emplace(id, std::move(entry));
-  if (!inserted) return;
-  account(id, it->second, +1);
-  if (!it->second.failed) schedule(id, it->second);
-}
-
-void Spool::schedule(const std::string& id, Entry& entry) {
-  due_.emplace(entry.state.next_attempt_ms, entry.layout.envelope.arrival_ms, id);
-}
-
-void Spool::unschedule(const std::string& id, const Entry& entry) {
-  due_.erase(DueKey{entry.state.next_attempt_ms, entry.layout.envelope.arrival_ms, id});
-}
-
-std::optional<smtp::Reply> Spool::admission(std::uint64_t size) {
-  const char* reason = nullptr;
-  std::string text;
-  if (stopping_) {
-    return smtp::make_reply(451, "4.3.2", "Shutting down, try again later");
-  } else if (messages_.size() + storing_ >= config_.max_messages) {
-    reason = "max_messages";
-    text = "Queue full (" + std::to_string(config_.max_messages) + " messages), try again later";
-  } else if (queued_bytes_ + storing_bytes_ + size > config_.max_bytes) {
-    reason = "max_bytes";
-    text = "Queue full (size limit), try again later";
-  } else if (auto free = directory_->free_bytes(); free && *free < config_.min_free_disk + size) {
-    reason = "min_free_disk";
-    text = "Not enough free disk space for the queue, try again later";
-  }
-  if (!reason) return std::nullopt;
-  metrics_.spool_refusal(reason);
-  log::warn("spool_refused", {{"reason", reason}, {"size", std::to_string(size)}});
-  return smtp::make_reply(452, "4.3.1", text);
-}
-
-void Spool::accept(const smtp::PathArgument& sender, const std::vector<std::string>& recipients,
-                   std::unique_ptr<relay::MessageBody> body, const std::string& origin,
-                   Accepted done) {
-  Entry entry;
-  Envelope& envelope = entry.layout.envelope;
-  envelope.id = next_id();
-  envelope.arrival_ms = unix_ms_now();
-  envelope.sender = sender.address;
-  envelope.parameters = carried_parameters(sender);
-  envelope.recipients = recipients;
-  const std::uint64_t body_size = body->size();
-  std::string header = encode_header(envelope, body_size);
-  entry.layout.body_offset = header.size();
-  entry.layout.body_size = body_size;
-  entry.state.recipients.resize(recipients.size());
-  // Due from its arrival: oldest first among new and retried messages alike (0 would put
-  // every new message before every retry and starve those under sustained load).
-  entry.state.next_attempt_ms = envelope.arrival_ms;
-  const std::uint64_t bytes = entry.layout.file_size();
-  ++storing_;
-  storing_bytes_ += bytes;
-  const std::string id = envelope.id;
-  committer_->store(
-      id, std::move(header), std::move(body),
-      [this, entry = std::move(entry), bytes, origin,
-       done = std::move(done)](Status stored) mutable {
-        --storing_;
-        storing_bytes_ -= bytes;
-        const std::string id = entry.layout.envelope.id;
-        if (!stored) {
-          metrics_.spool_refusal("write_error");
-          log::error("spool_write_failed", {{"queue_id", id}, {"detail", stored.error().message}});
-          done(stored.error());
-          return;
-        }
-        const auto& envelope = entry.layout.envelope;
-        log::info("queued", {{"queue_id", id},
-                             {"origin", origin},
-                             {"from", shown_sender(envelope.sender)},
-                             {"recipients", std::to_string(envelope.recipients.size())},
-                             {"size", std::to_string(entry.layout.body_size)}});
-        add(std::move(entry));
-        publish_metrics();
-        done(id);
-        pump();
-      });
-}
-
-bool Spool::has_pending(const DeliveryState& state) {
-  return std::any_of(state.recipients.begin(), state.recipients.end(),
-                     [](const auto& r) { return r.status == RecipientStatus::Pending; });
-}
-
-void Spool::abandon_delivery(const std::string& id) {
-  auto delivery = deliveries_.find(id);
-  if (delivery == deliveries_.end()) return;
-  delivery->second->abandon();
-  loop_.defer_delete(std::move(delivery->second));
-  deliveries_.erase(delivery);
-  if (auto it = messages_.find(id); it != messages_.end()) it->second.in_flight = false;
-}
-
-void Spool::pump() {
-  if (stopping_ || no_new_deliveries_ || !selector_ || !committer_) return;
-  const std::int64_t now = unix_ms_now();
-  while (deliveries_.size() < config_.max_deliveries && !due_.empty()) {
-    auto first = due_.begin();
-    if (std::get<0>(*first) > now) break;
-    // Cool-downs are respected: while every endpoint is known to be down, nothing is
-    // tried; recovery probes find the first one back and on_endpoint_up() resumes.
-    if (selector_->all_cooling_down()) {
-      selector_->set_recovery_probing(true);
-      break;
-    }
-    const std::string id = std::get<2>(*first);
-    due_.erase(first);
-    Entry& entry = messages_.at(id);
-    if (!has_pending(entry.state)) {
-      finish_settled(id);
-      continue;
-    }
-    start_delivery(id, entry);
-  }
-}
-
-void Spool::start_delivery(const std::string& id, Entry& entry) {
-  entry.in_flight = true;
-  auto delivery = std::make_unique<Delivery>(
-      loop_, selector_, metrics_, directory_->queue_fd(), id, entry.layout, entry.state,
-      [this, id](AttemptResult result) { attempt_done(id, std::move(result)); });
-  Delivery* started = delivery.get();
-  deliveries_[id] = std::move(delivery);
-  started->start();
-}
-
-void Spool::attempt_done(const std::string& id, AttemptResult result) {
-  auto finished = deliveries_.find(id);
-  if (finished != deliveries_.end()) {
-    loop_.defer_delete(std::move(finished->second));  // we are inside its callback
-    deliveries_.erase(finished);
-  }
-  if (stopping_ && deliveries_.empty()) loop_.post([this]() { finish_shutdown(); });
-  auto it = messages_.find(id);
-  if (it == messages_.end()) return;  // deleted by the operator meanwhile
-  Entry& entry = it->second;
-  entry.in_flight = false;
-  entry.waiting_for_chain = result.no_endpoint;
-  Settlement settlement = settle(entry.state, result, unix_ms_now(),
-                                 entry.layout.envelope.arrival_ms, policy(), jitter());
-  metrics_.delivery_attempt(!settlement.bounced.empty() ? "refused"
-                            : settlement.finished       ? "delivered"
-                                                        : "deferred");
-  const auto& recipients = entry.layout.envelope.recipients;
-  for (std::size_t i : settlement.delivered)
-    log::info(
-        "delivered",
-        {{"queue_id", id}, {"to", recipients[i]}, {"reply", settlement.state.recipients[i].reply}});
-  for (std::size_t i : settlement.bounced)
-    log::warn(
-        settlement.expired ? "expired" : "refused",
-        {{"queue_id", id}, {"to", recipients[i]}, {"reply", settlement.state.recipients[i].reply}});
-  if (!settlement.finished) {
-    std::size_t pending = 0;
-    for (const auto& recipient : settlement.state.recipients)
-      pending += recipient.status == RecipientStatus::Pending;
-    log::info(
-        "deferred",
-        {{"queue_id", id},
-         {"attempts", std::to_string(settlement.state.attempts)},
-         {"pending", std::to_string(pending)},
-         {"next_in_s", std::to_string((settlement.state.next_attempt_ms - unix_ms_now()) / 1000)},
-         {"error", settlement.state.last_error}});
-  }
-  settled(id, std::move(settlement));
-  pump();  // a delivery slot is free: the next due message starts now, not at the next tick
-}
-
-void Spool::finish_settled(const std::string& id) {
-  const Entry& entry = messages_.at(id);
-  Settlement settlement;
-  settlement.state = entry.state;
-  settlement.finished = true;
-  for (std::size_t i = 0; i < entry.state.recipients.size(); ++i)
-    (entry.state.recipients[i].status == RecipientStatus::Bounced ? settlement.bounced
-                                                                  : settlement.delivered)
-        .push_back(i);
-  settled(id, std::move(settlement), false);
-}
-
-void Spool::settled(const std::string& id, Settlement settlement, bool count) {
-  Entry& entry = messages_.at(id);
-  account(id, entry, -1);
-  entry.state = settlement.state;
-  account(id, entry, +1);
-  if (!settlement.finished) {
-    // Durable, so a restart neither repeats delivered recipients nor forgets the backoff.
-    committer_->write_state(id, encode_state(entry.state), false, [id](Status written) {
-      if (!written)
-        log::error("spool_state_write_failed",
-                   {{"queue_id", id}, {"detail", written.error().message}});
-    });
-    schedule(id, entry);
-    publish_metrics();
-    pump();
-    return;
-  }
-  const double waited =
-      static_cast<double>(unix_ms_now() - entry.layout.envelope.arrival_ms) / 1000.0;
-  // The message leaves the queue: its one count (MessageLedger).
-  relay::MessageLedger ledger(metrics_);
-  if (settlement.bounced.empty()) {
-    if (count) ledger.left_queue(metrics::MessageResult::Relayed, true, waited);
-    leave_queue(id, false);
-    return;
-  }
-  if (count)
-    ledger.left_queue(
-        settlement.expired ? metrics::MessageResult::Expired : metrics::MessageResult::Bounced,
-        !settlement.delivered.empty(), waited);
-  // The settled recipients are recorded first: a crash before the bounce is queued then
-  // redoes neither the deliveries nor the refusals, only the bounce (and failed/ keeps the
-  // state, which says why).
-  committer_->write_state(id, encode_state(entry.state), false, [](Status) {});
-  const bool may_bounce = config_.bounces && !entry.layout.envelope.sender.empty();
-  // Read once: the bounce check and the report both need the original's header section.
-  std::string headers = may_bounce ? read_headers(directory_->queue_fd(), id, entry.layout) : "";
-  if (!may_bounce || is_bounce(entry.layout.envelope.sender, headers)) {
-    leave_queue(id, true);
-    return;
-  }
-  entry.bouncing = true;
-  send_bounce(id, settlement, std::move(headers), [this, id]() { leave_queue(id, false); });
-}
-
-std::string Spool::host_of(const std::string& label) const {
-  // The DSN's Remote-MTA names a host (RFC 3464 2.3.5); the report names the endpoint.
-  if (label.empty() || !selector_) return label;
-  for (const auto& runtime : selector_->endpoints())
-    if (runtime->endpoint.label() == label) return runtime->endpoint.host;
-  return label;  // a reload removed it meanwhile: the label still says who answered
-}
-
-void Spool::send_bounce(const std::string& id, const Settlement& settlement,
-                        std::string original_headers, std::function<void()> then) {
-  const Entry& entry = messages_.at(id);
-  BounceInput input;
-  input.reporting_mta = hostname_;
-  input.queue_id = id;
-  input.original_sender = entry.layout.envelope.sender;
-  input.arrival_ms = entry.layout.envelope.arrival_ms;
-  input.now_ms = unix_ms_now();
-  input.reason = settlement.expired ? "could not be delivered within " +
-                                          config::format_duration(config_.max_lifetime)
-                                    : "was refused by the upstream server";
-  for (std::size_t i : settlement.bounced) {
-    BounceRecipient recipient;
-    recipient.address = entry.layout.envelope.recipients[i];
-    recipient.action = "failed";
-    const std::string& reply = entry.state.recipients[i].reply;
-    recipient.diagnostic = reply;
-    if (i < settlement.remote_mta.size()) recipient.remote_mta = host_of(settlement.remote_mta[i]);
-    smtp::Reply parsed;
-    recipient.status = settlement.expired ? "4.4.7" : "5.0.0";
-    // "550 5.1.1 text": take the enhanced code when the reply carries one.
-    if (auto space = reply.find(' '); space != std::string::npos) {
-      auto code_end = reply.find(' ', space + 1);
-      std::string enhanced = reply.substr(space + 1, code_end - space - 1);
-      if (enhanced.size() >= 5 && (enhanced[0] == '4' || enhanced[0] == '5') && enhanced[1] == '.')
-        recipient.status = settlement.expired ? "4.4.7" : enhanced;
-    }
-    input.recipients.push_back(std::move(recipient));
-  }
-  input.original_headers = std::move(original_headers);
-  auto body = std::make_unique<relay::MessageBody>();
-  body->append(build_bounce(input));
-  smtp::PathArgument null_sender;
-  accept(null_sender, {entry.layout.envelope.sender}, std::move(body), "bounce:" + id,
-         [this, id, then = std::move(then)](Result<std::string> bounce_id) {
-           if (!bounce_id) {
-             // The original stays queued (no loss); the next attempt settles it again.
-             log::error("bounce_not_queued",
-                        {{"queue_id", id}, {"detail", bounce_id.error().message}});
-             auto it = messages_.find(id);
-             if (it != messages_.end()) {
-               it->second.bouncing = false;
-               it->second.state.next_attempt_ms = unix_ms_now() + config_.retry_min.count();
-               schedule(id, it->second);  // pump() finishes it again: finish_settled()
-             }
-             return;
-           }
-           log::info("bounce_queued", {{"queue_id", id}, {"bounce_id", *bounce_id}});
-           then();
-         });
-}
-
-void Spool::leave_queue(const std::string& id, bool keep_in_failed) {
-  auto it = messages_.find(id);
-  if (it == messages_.end()) return;
-  Entry& entry = it->second;
-  unschedule(id, entry);
-  account(id, entry, -1);
-  if (keep_in_failed) {
-    entry.failed = true;
-    entry.failed_at_ms = unix_ms_now();
-    account(id, entry, +1);
-    committer_->move_to_failed(id, [id](Status moved) {
-      if (!moved)
-        log::error("spool_move_failed", {{"queue_id", id}, {"detail", moved.error().message}});
-    });
-    log::warn("kept_in_failed", {{"queue_id", id}});
-  } else {
-    const bool failed_area = entry.failed;
-    messages_.erase(it);
-    committer_->remove(id, failed_area, [id](Status removed) {
-      if (!removed)
-        log::error("spool_remove_failed", {{"queue_id", id}, {"detail", removed.error().message}});
-    });
-    log::info("removed", {{"queue_id", id}});
-  }
-  publish_metrics();
-}
-
-void Spool::on_endpoint_up() {
-  // Everything that waited for the chain is due now, oldest first.
-  const std::int64_t now = unix_ms_now();
-  std::size_t flushed = 0;
-  for (auto& [id, entry] : messages_) {
-    if (entry.failed || busy(entry) || !entry.waiting_for_chain) continue;
-    unschedule(id, entry);
-    entry.state.next_attempt_ms = std::min(entry.state.next_attempt_ms, now);
-    entry.waiting_for_chain = false;
-    schedule(id, entry);
-    ++flushed;
-  }
-  if (flushed > 0) log::info("queue_flush", {{"messages", std::to_string(flushed)}});
-  pump();
-}
-
-void Spool::pick_up_dropped() {
-  // A few per tick: a flood of drops cannot starve the loop, and each waits for room.
-  constexpr std::size_t kPerTick = 64;
-  if (!maildrop_ || stopping_ || !committer_) return;
-  for (const std::string& name : maildrop_->waiting(kPerTick + picking_up_.size())) {
-    if (picking_up_.count(name) != 0) continue;
-    const std::uint64_t envelope_room = 64 * 1024 + maildrop_limits_.max_recipients * 300;
-    auto file = maildrop_->read(name, maildrop_limits_.max_content + envelope_room);
-    if (!file) {
-      log::error("maildrop_rejected", {{"file", name}, {"detail", file.error().message}});
-      maildrop_->set_aside(name);
-      continue;
-    }
-    const std::string uid = std::to_string(file->uid);
-    auto dropped = parse_dropped(file->data, maildrop_limits_);
-    if (!dropped) {
-      log::error("maildrop_rejected",
-                 {{"file", name}, {"uid", uid}, {"detail", dropped.error().message}});
-      maildrop_->set_aside(name);
-      continue;
-    }
-    if (admission(dropped->content.size())) return;  // counted and logged; next tick
-    auto body = std::make_unique<relay::MessageBody>();
-    if (!body->append(dropped->content)) {
-      log::error("maildrop_rejected", {{"file", name}, {"uid", uid}, {"detail", body->error()}});
-      return;  // local trouble (temporary file): the file stays for the next tick
-    }
-    smtp::PathArgument sender;
-    sender.address = dropped->sender;
-    if (dropped->eight_bit) sender.parameters.push_back({"BODY", "8BITMIME"});
-    picking_up_.insert(name);
-    accept(sender, dropped->recipients, std::move(body), "maildrop:uid=" + uid,
-           [this, name, uid](Result<std::string> id) {
-             picking_up_.erase(name);
-             if (!id) return;  // spool_write_failed is logged; the file stays for later
-             // Durable in queue/ now. A crash before this removal queues it again at the
-             // next start: a duplicate, never a loss.
-             if (maildrop_) maildrop_->remove(name);
-             log::info("maildrop_picked_up", {{"file", name}, {"uid", uid}, {"queue_id", *id}});
-           });
-  }
-}
-
-void Spool::tick() {
-  ++ticks_;
-  pick_up_dropped();
-  const std::int64_t now = unix_ms_now();
-  if (ticks_ % kExpiryScanTicks == 0) {
-    std::vector<std::string> expired, forgotten;
-    for (auto& [id, entry] : messages_) {
-      if (entry.failed && now - entry.failed_at_ms >= config_.failed_lifetime.count())
-        forgotten.push_back(id);
-      else if (!entry.failed && !busy(entry) &&
-               now - entry.layout.envelope.arrival_ms >= config_.max_lifetime.count())
-        expired.push_back(id);
-    }
-    for (const auto& id : forgotten) {
-      log::info("failed_expired", {{"queue_id", id}});
-      leave_queue(id, false);
-    }
-    for (const auto& id : expired) {
-      Entry& entry = messages_.at(id);
-      unschedule(id, entry);
-      if (!has_pending(entry.state)) {  // settled already (its bounce failed to store)
-        finish_settled(id);
-        continue;
-      }
-      Settlement settlement = bounce_pending(
-          entry.state, "not delivered before max_lifetime: " + entry.state.last_error);
-      settlement.expired = true;
-      for (std::size_t i : settlement.bounced)
-        log::warn("expired", {{"queue_id", id}, {"to", entry.layout.envelope.recipients[i]}});
-      settled(id, std::move(settlement));
-    }
-  }
-  // Probe the chain early while the queue is held up by it: the first message due waited
-  // for the chain last time, or nothing can be tried now because every endpoint cools down.
-  if (selector_) {
-    const bool held_up =
-        !due_.empty() && (messages_.at(std::get<2>(*due_.begin())).waiting_for_chain ||
-                          selector_->all_cooling_down());
-    selector_->set_recovery_probing(held_up);
-  }
-  publish_metrics();
-  pump();
-  if (!stopping_) tick_timer_.start(kTick, [this]() { tick(); });
-}
-
-void Spool::publish_metrics() {
-  double age = 0;
-  if (!by_arrival_.empty())
-    age = static_cast<double>(unix_ms_now() - by_arrival_.begin()->first) / 1000.0;
-  metrics_.queue_size(queued_count_, deferred_count_, failed_count_, queued_bytes_,
-                      std::max(age, 0.0));
+  scheduler_.set_limits(scheduler_limits());
 }
 
 void Spool::shutdown(config::Duration grace, std::function<void()> done) {
@@ -621,22 +193,368 @@ void Spool::finish_shutdown() {
   stopped();
 }
 
-Result<std::string> Spool::retry(const std::string& id) {
-  const std::int64_t now = unix_ms_now();
-  std::size_t count = 0;
-  for (auto& [key, entry] : messages_) {
-    if ((!id.empty() && id != "all" && key != id) || entry.failed || busy(entry)) continue;
-    unschedule(key, entry);
-    entry.state.next_attempt_ms = now;
-    entry.waiting_for_chain = false;
-    schedule(key, entry);
-    ++count;
+// ---- intake ---------------------------------------------------------------------------
+
+AdmissionVerdict Spool::admission(std::uint64_t size) const {
+  SpoolLoad load;
+  load.messages = index_.size() + storing_;
+  load.bytes = index_.counts().queued_bytes + storing_bytes_;
+  load.free_disk = directory_->free_bytes();
+  load.stopping = stopping_;
+  return judge_admission(load, admission_limits(), size);
+}
+
+smtp::Reply Spool::refuse(AdmissionVerdict verdict, std::uint64_t size) {
+  if (const char* reason = refusal_reason(verdict)) {
+    metrics_.spool_refusal(reason);
+    log::warn("spool_refused", {{"reason", reason}, {"size", std::to_string(size)}});
   }
+  return refusal_reply(verdict, admission_limits());
+}
+
+std::optional<smtp::Reply> Spool::admit(std::uint64_t size) {
+  const AdmissionVerdict verdict = admission(size);
+  if (verdict == AdmissionVerdict::Admitted) return std::nullopt;
+  return refuse(verdict, size);
+}
+
+void Spool::accept(const smtp::PathArgument& sender, const std::vector<std::string>& recipients,
+                   std::unique_ptr<relay::MessageBody> body, const std::string& origin,
+                   Accepted done) {
+  QueueEntry entry;
+  Envelope& envelope = entry.layout.envelope;
+  envelope.id = next_id();
+  envelope.arrival_ms = clock_.now_ms();
+  envelope.sender = sender.address;
+  envelope.parameters = carried_parameters(sender);
+  envelope.recipients = recipients;
+  const std::uint64_t body_size = body->size();
+  std::string header = encode_header(envelope, body_size);
+  entry.layout.body_offset = header.size();
+  entry.layout.body_size = body_size;
+  entry.state.recipients.resize(recipients.size());
+  // Due from its arrival: oldest first among new and retried messages alike (0 would put
+  // every new message before every retry and starve those under sustained load).
+  entry.state.next_attempt_ms = envelope.arrival_ms;
+  const std::uint64_t bytes = entry.layout.file_size();
+  ++storing_;
+  storing_bytes_ += bytes;
+  const std::string id = envelope.id;
+  committer_->store(
+      id, std::move(header), std::move(body),
+      [this, entry = std::move(entry), bytes, origin,
+       done = std::move(done)](Status stored) mutable {
+        --storing_;
+        storing_bytes_ -= bytes;
+        const std::string id = entry.id();
+        if (!stored) {
+          metrics_.spool_refusal("write_error");
+          log::error("spool_write_failed", {{"queue_id", id}, {"detail", stored.error().message}});
+          done(stored.error());
+          return;
+        }
+        const auto& envelope = entry.layout.envelope;
+        log::info("queued", {{"queue_id", id},
+                             {"origin", origin},
+                             {"from", shown_sender(envelope.sender)},
+                             {"recipients", std::to_string(envelope.recipients.size())},
+                             {"size", std::to_string(entry.layout.body_size)}});
+        index_.add(std::move(entry));
+        publish_metrics();
+        done(id);
+        pump();
+      });
+}
+
+void Spool::pick_up_dropped() {
+  // A few per tick: a flood of drops cannot starve the loop, and each waits for room.
+  constexpr std::size_t kPerTick = 64;
+  if (!maildrop_ || stopping_ || !committer_) return;
+  for (const std::string& name : maildrop_->waiting(kPerTick + picking_up_.size())) {
+    if (picking_up_.count(name) != 0) continue;
+    const std::uint64_t envelope_room = 64 * 1024 + maildrop_limits_.max_recipients * 300;
+    auto file = maildrop_->read(name, maildrop_limits_.max_content + envelope_room);
+    if (!file) {
+      log::error("maildrop_rejected", {{"file", name}, {"detail", file.error().message}});
+      maildrop_->set_aside(name);
+      continue;
+    }
+    const std::string uid = std::to_string(file->uid);
+    auto dropped = parse_dropped(file->data, maildrop_limits_);
+    if (!dropped) {
+      log::error("maildrop_rejected",
+                 {{"file", name}, {"uid", uid}, {"detail", dropped.error().message}});
+      maildrop_->set_aside(name);
+      continue;
+    }
+    if (admit(dropped->content.size())) return;  // counted and logged; next tick
+    auto body = std::make_unique<relay::MessageBody>();
+    if (!body->append(dropped->content)) {
+      log::error("maildrop_rejected", {{"file", name}, {"uid", uid}, {"detail", body->error()}});
+      return;  // local trouble (temporary file): the file stays for the next tick
+    }
+    smtp::PathArgument sender;
+    sender.address = dropped->sender;
+    if (dropped->eight_bit) sender.parameters.push_back({"BODY", "8BITMIME"});
+    picking_up_.insert(name);
+    accept(sender, dropped->recipients, std::move(body), "maildrop:uid=" + uid,
+           [this, name, uid](Result<std::string> id) {
+             picking_up_.erase(name);
+             if (!id) return;  // spool_write_failed is logged; the file stays for later
+             // Durable in queue/ now. A crash before this removal queues it again at the
+             // next start: a duplicate, never a loss.
+             if (maildrop_) maildrop_->remove(name);
+             log::info("maildrop_picked_up", {{"file", name}, {"uid", uid}, {"queue_id", *id}});
+           });
+  }
+}
+
+// ---- scheduling -----------------------------------------------------------------------
+
+void Spool::pump() {
+  if (stopping_ || no_new_deliveries_ || !selector_ || !committer_) return;
+  const auto all_cooling_down = [this]() { return selector_->all_cooling_down(); };
+  for (;;) {
+    const DeliveryScheduler::Next next = scheduler_.next(deliveries_.size(), all_cooling_down);
+    switch (next.kind) {
+      case DeliveryScheduler::Next::Kind::Nothing:
+        return;
+      case DeliveryScheduler::Next::Kind::HoldForChain:
+        // Cool-downs are respected: while every endpoint is known to be down, nothing is
+        // tried; recovery probes find the first one back and on_endpoint_up() resumes.
+        selector_->set_recovery_probing(true);
+        return;
+      case DeliveryScheduler::Next::Kind::Finish:
+        finish_settled(next.id);
+        break;
+      case DeliveryScheduler::Next::Kind::Deliver:
+        start_delivery(next.id);
+        break;
+    }
+  }
+}
+
+void Spool::tick() {
+  ++ticks_;
+  pick_up_dropped();
+  if (ticks_ % kExpiryScanTicks == 0) expire(scheduler_.expiry_scan());
+  // Probe the chain early while the queue is held up by it: the first message due waited
+  // for the chain last time, or nothing can be tried now because every endpoint cools down.
+  if (selector_)
+    selector_->set_recovery_probing(
+        scheduler_.held_up([this]() { return selector_->all_cooling_down(); }));
+  publish_metrics();
+  pump();
+  if (!stopping_) tick_timer_.start(kTick, [this]() { tick(); });
+}
+
+void Spool::expire(const DeliveryScheduler::Expiry& expiry) {
+  for (const auto& id : expiry.forgotten) {
+    log::info("failed_expired", {{"queue_id", id}});
+    leave_queue(id, false);
+  }
+  for (const auto& id : expiry.expired) {
+    const QueueEntry* entry = index_.find(id);
+    if (!entry) continue;
+    if (!entry->has_pending()) {  // settled already (its bounce failed to store)
+      finish_settled(id);
+      continue;
+    }
+    Settlement settlement = bounce_pending(
+        entry->state, "not delivered before max_lifetime: " + entry->state.last_error);
+    settlement.expired = true;
+    for (std::size_t i : settlement.bounced)
+      log::warn("expired", {{"queue_id", id}, {"to", entry->layout.envelope.recipients[i]}});
+    settled(id, std::move(settlement));
+  }
+}
+
+void Spool::on_endpoint_up() {
+  // Everything that waited for the chain is due now, oldest first.
+  const std::size_t flushed = scheduler_.endpoint_up();
+  if (flushed > 0) log::info("queue_flush", {{"messages", std::to_string(flushed)}});
+  pump();
+}
+
+// ---- delivery -------------------------------------------------------------------------
+
+void Spool::start_delivery(const std::string& id) {
+  const QueueEntry& entry = *index_.find(id);
+  auto delivery = std::make_unique<Delivery>(
+      loop_, selector_, metrics_, directory_->queue_fd(), id, entry.layout, entry.state,
+      [this, id](AttemptResult result) { attempt_done(id, std::move(result)); });
+  Delivery* started = delivery.get();
+  deliveries_[id] = std::move(delivery);
+  started->start();
+}
+
+void Spool::abandon_delivery(const std::string& id) {
+  auto delivery = deliveries_.find(id);
+  if (delivery == deliveries_.end()) return;
+  delivery->second->abandon();
+  loop_.defer_delete(std::move(delivery->second));
+  deliveries_.erase(delivery);
+  scheduler_.abandoned(id);
+}
+
+void Spool::attempt_done(const std::string& id, AttemptResult result) {
+  auto finished = deliveries_.find(id);
+  if (finished != deliveries_.end()) {
+    loop_.defer_delete(std::move(finished->second));  // we are inside its callback
+    deliveries_.erase(finished);
+  }
+  if (stopping_ && deliveries_.empty()) loop_.post([this]() { finish_shutdown(); });
+  const QueueEntry* entry = index_.find(id);
+  if (!entry) return;  // deleted by the operator meanwhile
+  Settlement settlement = scheduler_.attempt_done(id, result, result.no_endpoint);
+  metrics_.delivery_attempt(!settlement.bounced.empty() ? "refused"
+                            : settlement.finished       ? "delivered"
+                                                        : "deferred");
+  const auto& recipients = entry->layout.envelope.recipients;
+  for (std::size_t i : settlement.delivered)
+    log::info(
+        "delivered",
+        {{"queue_id", id}, {"to", recipients[i]}, {"reply", settlement.state.recipients[i].reply}});
+  for (std::size_t i : settlement.bounced)
+    log::warn(
+        settlement.expired ? "expired" : "refused",
+        {{"queue_id", id}, {"to", recipients[i]}, {"reply", settlement.state.recipients[i].reply}});
+  if (!settlement.finished) {
+    std::size_t pending = 0;
+    for (const auto& recipient : settlement.state.recipients)
+      pending += recipient.status == RecipientStatus::Pending;
+    log::info(
+        "deferred",
+        {{"queue_id", id},
+         {"attempts", std::to_string(settlement.state.attempts)},
+         {"pending", std::to_string(pending)},
+         {"next_in_s", std::to_string((settlement.state.next_attempt_ms - clock_.now_ms()) / 1000)},
+         {"error", settlement.state.last_error}});
+  }
+  settled(id, std::move(settlement));
+  pump();  // a delivery slot is free: the next due message starts now, not at the next tick
+}
+
+// ---- settlement -----------------------------------------------------------------------
+
+void Spool::finish_settled(const std::string& id) {
+  const QueueEntry& entry = *index_.find(id);
+  Settlement settlement;
+  settlement.state = entry.state;
+  settlement.finished = true;
+  for (std::size_t i = 0; i < entry.state.recipients.size(); ++i)
+    (entry.state.recipients[i].status == RecipientStatus::Bounced ? settlement.bounced
+                                                                  : settlement.delivered)
+        .push_back(i);
+  settled(id, std::move(settlement), false);
+}
+
+void Spool::settled(const std::string& id, Settlement settlement, bool count) {
+  index_.set_state(id, settlement.state);
+  const QueueEntry& entry = *index_.find(id);
+  if (!settlement.finished) {
+    // Durable, so a restart neither repeats delivered recipients nor forgets the backoff.
+    committer_->write_state(id, encode_state(entry.state), false, [id](Status written) {
+      if (!written)
+        log::error("spool_state_write_failed",
+                   {{"queue_id", id}, {"detail", written.error().message}});
+    });
+    publish_metrics();
+    pump();
+    return;
+  }
+  const double waited =
+      static_cast<double>(clock_.now_ms() - entry.layout.envelope.arrival_ms) / 1000.0;
+  // The message leaves the queue: its one count (MessageLedger).
+  relay::MessageLedger ledger(metrics_);
+  if (settlement.bounced.empty()) {
+    if (count) ledger.left_queue(metrics::MessageResult::Relayed, true, waited);
+    leave_queue(id, false);
+    return;
+  }
+  if (count)
+    ledger.left_queue(
+        settlement.expired ? metrics::MessageResult::Expired : metrics::MessageResult::Bounced,
+        !settlement.delivered.empty(), waited);
+  // The settled recipients are recorded first: a crash before the bounce is queued then
+  // redoes neither the deliveries nor the refusals, only the bounce (and failed/ keeps the
+  // state, which says why).
+  committer_->write_state(id, encode_state(entry.state), false, [](Status) {});
+  const bool may_bounce = config_.bounces && !entry.layout.envelope.sender.empty();
+  // Read once: the bounce check and the report both need the original's header section.
+  std::string headers = may_bounce ? read_headers(directory_->queue_fd(), id, entry.layout) : "";
+  if (!may_bounce || is_bounce(entry.layout.envelope.sender, headers)) {
+    leave_queue(id, true);
+    return;
+  }
+  index_.set_stage(id, Stage::Bouncing);
+  send_bounce(id, settlement, std::move(headers), [this, id]() { leave_queue(id, false); });
+}
+
+std::string Spool::host_of(const std::string& label) const {
+  // The DSN's Remote-MTA names a host (RFC 3464 2.3.5); the report names the endpoint.
+  if (label.empty() || !selector_) return label;
+  for (const auto& runtime : selector_->endpoints())
+    if (runtime->endpoint.label() == label) return runtime->endpoint.host;
+  return label;  // a reload removed it meanwhile: the label still says who answered
+}
+
+void Spool::send_bounce(const std::string& id, const Settlement& settlement,
+                        std::string original_headers, std::function<void()> then) {
+  const QueueEntry& entry = *index_.find(id);
+  const BounceInput input =
+      dsn_inputs(DsnContext{hostname_, clock_.now_ms(), config_.max_lifetime,
+                            [this](const std::string& label) { return host_of(label); }},
+                 entry.layout.envelope, settlement, std::move(original_headers));
+  auto body = std::make_unique<relay::MessageBody>();
+  body->append(build_bounce(input));
+  smtp::PathArgument null_sender;
+  accept(null_sender, {entry.layout.envelope.sender}, std::move(body), "bounce:" + id,
+         [this, id, then = std::move(then)](Result<std::string> bounce_id) {
+           if (!bounce_id) {
+             // The original stays queued (no loss); the next attempt settles it again.
+             log::error("bounce_not_queued",
+                        {{"queue_id", id}, {"detail", bounce_id.error().message}});
+             // finished again by pump(): finish_settled()
+             if (index_.find(id)) scheduler_.bounce_not_stored(id);
+             return;
+           }
+           log::info("bounce_queued", {{"queue_id", id}, {"bounce_id", *bounce_id}});
+           then();
+         });
+}
+
+void Spool::leave_queue(const std::string& id, bool keep_in_failed) {
+  const QueueEntry* entry = index_.find(id);
+  if (!entry) return;
+  if (keep_in_failed) {
+    index_.set_stage(id, Stage::Failed, clock_.now_ms());
+    committer_->move_to_failed(id, [id](Status moved) {
+      if (!moved)
+        log::error("spool_move_failed", {{"queue_id", id}, {"detail", moved.error().message}});
+    });
+    log::warn("kept_in_failed", {{"queue_id", id}});
+  } else {
+    const bool failed_area = entry->stage == Stage::Failed;
+    index_.remove(id);
+    committer_->remove(id, failed_area, [id](Status removed) {
+      if (!removed)
+        log::error("spool_remove_failed", {{"queue_id", id}, {"detail", removed.error().message}});
+    });
+    log::info("removed", {{"queue_id", id}});
+  }
+  publish_metrics();
+}
+
+// ---- operator -------------------------------------------------------------------------
+
+Result<std::string> Spool::retry(const std::string& id) {
+  const std::size_t count = scheduler_.retry_now(id);
   if (count == 0 && !id.empty() && id != "all") {
-    auto it = messages_.find(id);
-    if (it == messages_.end()) return Error{"no message " + id + " in the queue"};
-    return Error{it->second.failed ? id + " is in failed/ (delete it, or resubmit it)"
-                                   : id + " is being delivered now"};
+    const QueueEntry* entry = index_.find(id);
+    if (!entry) return Error{"no message " + id + " in the queue"};
+    return Error{entry->stage == Stage::Failed ? id + " is in failed/ (delete it, or resubmit it)"
+                                               : id + " is being delivered now"};
   }
   log::info("queue_retry",
             {{"queue_id", id.empty() ? "all" : id}, {"messages", std::to_string(count)}});
@@ -645,8 +563,7 @@ Result<std::string> Spool::retry(const std::string& id) {
 }
 
 Result<std::string> Spool::remove(const std::string& id) {
-  auto it = messages_.find(id);
-  if (it == messages_.end()) return Error{"no message " + id + " in the queue"};
+  if (!index_.find(id)) return Error{"no message " + id + " in the queue"};
   abandon_delivery(id);
   log::warn("deleted_by_operator", {{"queue_id", id}});
   leave_queue(id, false);
@@ -654,24 +571,23 @@ Result<std::string> Spool::remove(const std::string& id) {
 }
 
 Result<std::string> Spool::bounce(const std::string& id) {
-  auto it = messages_.find(id);
-  if (it == messages_.end()) return Error{"no message " + id + " in the queue"};
-  if (it->second.failed) return Error{id + " already failed (it is in failed/)"};
-  if (it->second.bouncing) return Error{id + " is being bounced already"};
+  const QueueEntry* entry = index_.find(id);
+  if (!entry) return Error{"no message " + id + " in the queue"};
+  if (entry->stage == Stage::Failed) return Error{id + " already failed (it is in failed/)"};
+  if (entry->stage == Stage::Bouncing) return Error{id + " is being bounced already"};
   abandon_delivery(id);
-  unschedule(id, it->second);
   log::warn("bounced_by_operator", {{"queue_id", id}});
-  if (!has_pending(it->second.state))
+  if (!entry->has_pending())
     finish_settled(id);  // settled already: its bounce (if any) is retried now
   else
-    settled(id, bounce_pending(it->second.state, "bounced by the operator"));
+    settled(id, bounce_pending(entry->state, "bounced by the operator"));
   return id + " bounced";
 }
 
 std::vector<QueueEntryView> Spool::list() const {
   std::vector<QueueEntryView> views;
-  views.reserve(messages_.size());
-  for (const auto& [id, entry] : messages_) {
+  views.reserve(index_.size());
+  for (const auto& [id, entry] : index_.entries()) {
     QueueEntryView view;
     view.id = id;
     view.arrival_ms = entry.layout.envelope.arrival_ms;
@@ -679,11 +595,22 @@ std::vector<QueueEntryView> Spool::list() const {
     view.sender = entry.layout.envelope.sender;
     view.recipients = entry.layout.envelope.recipients;
     view.state = entry.state;
-    view.failed = entry.failed;
-    view.in_flight = entry.in_flight;
+    view.failed = entry.stage == Stage::Failed;
+    view.in_flight = entry.stage == Stage::InFlight;
     views.push_back(std::move(view));
   }
   return views;
+}
+
+// ---- metrics --------------------------------------------------------------------------
+
+void Spool::publish_metrics() {
+  double age = 0;
+  if (auto oldest = index_.oldest_arrival_ms())
+    age = static_cast<double>(clock_.now_ms() - *oldest) / 1000.0;
+  const QueueIndex::Counts& counts = index_.counts();
+  metrics_.queue_size(counts.queued, counts.deferred, counts.failed, counts.queued_bytes,
+                      std::max(age, 0.0));
 }
 
 }  // namespace portrelay::spool

@@ -38,7 +38,7 @@ void LocalTransaction::store(const std::string& suffix,
     callback(smtp::make_reply(451, "4.3.0", "Local error storing the message, try again later"));
     return;
   }
-  if (auto refusal = spool_.admission(body_->size())) {
+  if (auto refusal = spool_.admit(body_->size())) {
     relay::MessageLedger(metrics_).deferred_locally();
     callback(*refusal);
     return;
@@ -69,7 +69,7 @@ void QueueingSink::sender(const smtp::PathArgument& sender, ReplyCallback callba
   std::uint64_t announced = 0;
   if (const auto* size = sender.find("SIZE"))
     announced = std::strtoull(size->value.c_str(), nullptr, 10);
-  if (auto refusal = spool_.admission(announced)) {
+  if (auto refusal = spool_.admit(announced)) {
     callback(*refusal);
     return;
   }
@@ -107,12 +107,16 @@ void FallbackSink::sender(const smtp::PathArgument& sender, ReplyCallback callba
       sender, message_id_,
       [this, callback = std::move(callback)](const smtp::Reply& reply,
                                              const relay::DeliveryReport* ended) {
-        if (reply.transient() && !spool_.admission(0)) {
-          log::info("queueing_instead", {{"stage", "MAIL"}, {"reply", reply.summary()}});
-          queue_instead();
-          callback(
-              smtp::make_reply(250, "2.1.0", "Ok (no upstream now: the message will be queued)"));
-          return;
+        if (reply.transient()) {
+          const AdmissionVerdict room = spool_.admission(0);
+          if (room == AdmissionVerdict::Admitted) {
+            log::info("queueing_instead", {{"stage", "MAIL"}, {"reply", reply.summary()}});
+            queue_instead();
+            callback(
+                smtp::make_reply(250, "2.1.0", "Ok (no upstream now: the message will be queued)"));
+            return;
+          }
+          spool_.refuse(room, 0);  // the spool cannot take it either: its refusal is counted
         }
         if (ended) ledger_.client_message(session_id_, message_id_, sender_, *ended);
         callback(reply);

@@ -2,7 +2,8 @@
 // spool::Spool: the durable queue of one daemon, on its event loop.
 //
 //  * accept() stores a message (group commit, committer.hpp) and answers only when it is
-//    durable; admission() says beforehand whether there is room (452 otherwise).
+//    durable; admission() says beforehand whether there is room (a pure question) and
+//    refuse() counts and logs a refusal (452 otherwise).
 //  * Queued messages are delivered in the background, oldest due first, at most
 //    max_deliveries at a time, each attempt a spool::Delivery over the current upstream
 //    selector. Results are settled per recipient (delivery_plan.hpp); a message leaves
@@ -19,10 +20,8 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <random>
 #include <set>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "portrelay/base/result.hpp"
@@ -35,10 +34,14 @@
 #include "portrelay/relay/upstream_selector.hpp"
 #include "portrelay/smtp/command.hpp"
 #include "portrelay/smtp/reply.hpp"
+#include "portrelay/spool/admission.hpp"
+#include "portrelay/spool/clock.hpp"
 #include "portrelay/spool/committer.hpp"
 #include "portrelay/spool/delivery.hpp"
 #include "portrelay/spool/delivery_plan.hpp"
+#include "portrelay/spool/delivery_scheduler.hpp"
 #include "portrelay/spool/maildrop.hpp"
+#include "portrelay/spool/queue_index.hpp"
 #include "portrelay/spool/spool_directory.hpp"
 
 namespace portrelay::spool {
@@ -59,8 +62,9 @@ class Spool {
  public:
   using Accepted = std::function<void(Result<std::string> queue_id)>;
 
+  // `clock`: where time and jitter come from (tests pass a fake one).
   Spool(net::Loop& loop, config::SpoolConfig config, std::string hostname,
-        metrics::Metrics& metrics);
+        metrics::Metrics& metrics, Clock clock = system_clock());
   ~Spool();
   Spool(const Spool&) = delete;
   Spool& operator=(const Spool&) = delete;
@@ -76,8 +80,13 @@ class Spool {
 
   // What a dropped file (maildrop.hpp) may hold: the SMTP listener's own limits.
   void set_maildrop_limits(const MaildropLimits& limits) { maildrop_limits_ = limits; }
-  // nullopt if a message of `size` octets fits; else the 452 to give the client.
-  std::optional<smtp::Reply> admission(std::uint64_t size);
+  // Whether a message of `size` octets fits now. Only asks: nothing is counted or logged.
+  AdmissionVerdict admission(std::uint64_t size) const;
+  // A refusal of a message of `size` octets: counted (portrelay_spool_refusals_total) and
+  // logged when it is for lack of room; returns the reply to give the client.
+  smtp::Reply refuse(AdmissionVerdict verdict, std::uint64_t size);
+  // admission(), then refuse() if it is not Admitted: nullopt if the message fits.
+  std::optional<smtp::Reply> admit(std::uint64_t size);
   // `origin` names where the message came from in the `queued` log line: the client
   // session ("s12") or the message a bounce reports on ("bounce:<id>").
   void accept(const smtp::PathArgument& sender, const std::vector<std::string>& recipients,
@@ -96,39 +105,29 @@ class Spool {
   Result<std::string> bounce(const std::string& id);
   std::vector<QueueEntryView> list() const;
 
-  std::size_t size() const { return messages_.size(); }
+  std::size_t size() const { return index_.size(); }
   const SpoolDirectory& directory() const { return *directory_; }
   std::uint64_t syncs() const { return committer_ ? committer_->syncs() : 0; }
 
  private:
-  struct Entry {
-    RecordLayout layout;
-    DeliveryState state;
-    bool in_flight = false;
-    bool bouncing = false;  // settled; its bounce is being stored: nothing else may touch it
-    bool failed = false;    // in failed/
-    std::int64_t failed_at_ms = 0;
-    bool waiting_for_chain = false;  // last attempt found no endpoint to take it
-  };
-  using DueKey = std::tuple<std::int64_t, std::int64_t, std::string>;  // next, arrival, id
+  using Stage = QueueEntry::Stage;
 
   std::string next_id();
-  // Counts `entry` in (+1) or out (-1) of the gauges' totals, by its current category;
-  // called around every change of category (attempts, failed).
-  void account(const std::string& id, const Entry& entry, int sign);
-  void add(Entry entry);
-  void schedule(const std::string& id, Entry& entry);
-  void unschedule(const std::string& id, const Entry& entry);
+  AdmissionLimits admission_limits() const;
+  DeliveryScheduler::Limits scheduler_limits() const;
+  // Scheduling (delivery_scheduler.hpp decides; these carry it out).
   void pump();
-  void start_delivery(const std::string& id, Entry& entry);
+  void tick();
+  void expire(const DeliveryScheduler::Expiry& expiry);
+  void on_endpoint_up();
+  // Delivery: one attempt per message in flight, and what its result means.
+  void start_delivery(const std::string& id);
   // Ends a delivery in flight from outside its callbacks (operator command, shutdown).
   void abandon_delivery(const std::string& id);
-  static bool busy(const Entry& entry) { return entry.in_flight || entry.bouncing; }
-  static bool has_pending(const DeliveryState& state);
   void attempt_done(const std::string& id, AttemptResult result);
-  // Carries out a settlement: rewrite the state and reschedule, or leave the queue
-  // (removed, bounced, or kept in failed/). `count`: in the message metrics (not again for
-  // a message finished a second time).
+  // Settlement, carried out: rewrite the state and wait again, or leave the queue (removed,
+  // bounced, or kept in failed/). `count`: in the message metrics (not again for a message finished
+  // a second time).
   void settled(const std::string& id, Settlement settlement, bool count = true);
   // A message with no pending recipient left: settle it as it stands.
   void finish_settled(const std::string& id);
@@ -137,14 +136,10 @@ class Spool {
   std::string host_of(const std::string& label) const;
   void send_bounce(const std::string& id, const Settlement& settlement,
                    std::string original_headers, std::function<void()> then);
-  void tick();
   // Queues what `sendmail` left in the maildrop while no daemon ran; at start and each tick.
   void pick_up_dropped();
   void finish_shutdown();
   void publish_metrics();
-  void on_endpoint_up();
-  double jitter();
-  RetryPolicy policy() const;
 
   net::Loop& loop_;
   config::SpoolConfig config_;
@@ -154,22 +149,18 @@ class Spool {
   std::unique_ptr<Committer> committer_;
   std::shared_ptr<relay::UpstreamSelector> selector_;
 
-  std::map<std::string, Entry> messages_;
-  std::set<DueKey> due_;
+  Clock clock_;
+  QueueIndex index_;
+  DeliveryScheduler scheduler_;
   std::map<std::string, std::unique_ptr<Delivery>> deliveries_;
   std::size_t storing_ = 0;  // accepted, not yet durable
   std::uint64_t storing_bytes_ = 0;
-  std::uint64_t queued_bytes_ = 0;  // queue/ (not failed/)
-  std::size_t queued_count_ = 0, deferred_count_ = 0, failed_count_ = 0;
-  using ArrivalKey = std::pair<std::int64_t, std::string>;
-  std::set<ArrivalKey> by_arrival_;     // queue/ only: the oldest is first
   std::unique_ptr<Maildrop> maildrop_;  // null if it could not be set up (logged)
   MaildropLimits maildrop_limits_;
   std::set<std::string> picking_up_;  // dropped files being stored, not yet removed
   net::Timer tick_timer_;
   std::uint64_t ticks_ = 0;
   std::uint32_t id_sequence_ = 0;
-  std::mt19937 random_;
   bool stopping_ = false;
   bool no_new_deliveries_ = false;
   net::Timer grace_timer_;
