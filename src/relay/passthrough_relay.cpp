@@ -44,7 +44,8 @@ void PassthroughRelay::sender(const smtp::PathArgument& sender, ReplyCallback ca
   message_id_ = role_ == Role::SpoolDelivery ? session_id_
                                              : session_id_ + "." + std::to_string(++message_count_);
   body_->clear();
-  commit_started_ = std::chrono::steady_clock::now();  // until commit(): the whole attempt
+  // From MAIL for a message that fails before its data; commit() restarts it at the dot.
+  commit_started_ = std::chrono::steady_clock::now();
   transaction_.emplace(sender, held_connection());
   reply_ = std::move(callback);
   run(transaction_->mail());

@@ -1,6 +1,7 @@
 #pragma once
 // The on-disk form of a queued message and of its delivery state. Pure: bytes in, values
-// out; the files themselves are written by spool::Committer and read by spool::Spool.
+// out; the files themselves are written by spool::Committer and read by
+// spool::SpoolDirectory (scan, load), for the daemon and for `portrelay queue` alike.
 //
 // A message file (queue/<id>) is written once and never changed:
 //
