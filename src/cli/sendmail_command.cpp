@@ -141,8 +141,8 @@ int sendmail(const std::vector<std::string>& arguments) {
     case SendmailOptions::Mode::kNoop:
       if (options.verbose)
         report(options.mode_flag +
-               ": nothing to do; the daemon runs its own queue ('portrelay queue retry "
-               "--all' makes every message due now), and portrelay keeps no aliases");
+               ": nothing to do; the daemon runs its queue when it keeps one ('portrelay "
+               "queue retry --all' makes every message due now); there are no aliases");
       return EX_OK;
     case SendmailOptions::Mode::kUnsupported:
       report(options.mode_flag +
