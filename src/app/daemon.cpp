@@ -38,7 +38,6 @@ Daemon::~Daemon() = default;
 
 Daemon::Generation Daemon::build(std::shared_ptr<const config::Config> config) {
   Generation generation;
-  generation.config = config;
   // Everything that reads files (TLS keys and CA files, password files, the users file)
   // or may throw happens here, before the caller swaps anything.
   auto runtimes = relay::build_endpoint_runtimes(*config);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <iostream>
@@ -31,6 +32,11 @@
 
 namespace portrelay::cli {
 namespace {
+
+// Exit statuses are sysexits.h's, except for a request that was refused (a bad
+// configuration, an unknown id, a change the daemon or the files refused): 1, as README and
+// portrelay(8) document it; sysexits.h has no name for that.
+constexpr int kExitRefused = EXIT_FAILURE;
 
 std::string age(std::int64_t since_ms) {
   std::int64_t seconds = std::max<std::int64_t>(0, (spool::unix_ms_now() - since_ms) / 1000);
@@ -245,7 +251,7 @@ int queue(const QueueOptions& options) {
     config = config::load_config_file(options.config_path);
   } catch (const config::ConfigError& error) {
     std::cerr << error.what() << "\n";
-    return 1;
+    return kExitRefused;
   }
   const std::string& dir = config.spool.dir;
   bool as_owner = false;  // root that became the spool's owner
@@ -268,14 +274,14 @@ int queue(const QueueOptions& options) {
         std::cout << "[]\n";
       else
         std::cout << "Mail queue is empty (no spool yet at " << dir << ")\n";
-      return 0;
+      return EX_OK;
     }
     if (error.code() == std::errc::permission_denied) return cannot_read();
     std::cerr << "error: " << error.what() << "\n";
-    return 1;
+    return kExitRefused;
   } catch (const std::exception& error) {
     std::cerr << "error: " << error.what() << "\n";
-    return 1;
+    return kExitRefused;
   }
   // Root on a spool another user owns acts as that user or not at all: the owner controls
   // every name in the spool, and root following one could be led to any file.
@@ -305,13 +311,13 @@ int queue(const QueueOptions& options) {
     for (const auto* skipped : {&report.unreadable, &report.corrupt})
       for (const auto& line : *skipped)
         std::cerr << "warning: skipped " << dir << "/" << line << "\n";
-    return report.permission_denied > 0 ? cannot_read() : 0;
+    return report.permission_denied > 0 ? cannot_read() : EX_OK;
   }
   if (options.action == "show") {
     auto message = directory->load(options.id);
     if (!message) {
       std::cerr << "error: " << options.id << ": " << message.error().message << "\n";
-      return 1;
+      return kExitRefused;
     }
     std::cout << to_json(*message).dump(2) << "\n";
     // The header section of the message, never the body.
@@ -324,7 +330,7 @@ int queue(const QueueOptions& options) {
       auto end = body.find("\r\n\r\n");
       std::cout << "\n" << body.substr(0, end == std::string::npos ? body.size() : end + 2);
     }
-    return 0;
+    return EX_OK;
   }
   const std::string id =
       options.action == "retry" && (options.all || options.id.empty()) ? "all" : options.id;
@@ -349,7 +355,7 @@ int queue(const QueueOptions& options) {
       locked = directory->try_lock();
     } catch (const std::exception& error) {  // a lock file that is not one: refused
       std::cerr << "error: " << error.what() << "\n";
-      return 1;
+      return kExitRefused;
     }
     if (!locked) {
       std::cerr << "error: the spool is busy, try again\n";
@@ -364,7 +370,7 @@ int queue(const QueueOptions& options) {
       return EX_OK;
     case spool::ControlAnswer::Kind::Error:
       std::cerr << "error: " << parsed.text << "\n";
-      return 1;
+      return kExitRefused;
     case spool::ControlAnswer::Kind::Malformed:
       break;
   }

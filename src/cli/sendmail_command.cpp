@@ -140,7 +140,9 @@ int sendmail(const std::vector<std::string>& arguments) {
       return mailq();
     case SendmailOptions::Mode::kNoop:
       if (options.verbose)
-        report(options.mode_flag + ": nothing to do; portrelay keeps no queue and no aliases");
+        report(options.mode_flag +
+               ": nothing to do; the daemon runs its queue when it keeps one ('portrelay "
+               "queue retry --all' makes every message due now); there are no aliases");
       return EX_OK;
     case SendmailOptions::Mode::kUnsupported:
       report(options.mode_flag +

@@ -108,7 +108,7 @@ SendmailParse parse_sendmail_arguments(const std::vector<std::string>& arguments
         if (letter == 'b')
           apply_mode(options, attached);
         else
-          options.mode = SendmailOptions::Mode::kNoop;  // -q, -q30m: no queue to run
+          options.mode = SendmailOptions::Mode::kNoop;  // -q, -q30m: the daemon runs its queue
         if (letter == 'q') options.mode_flag = "-q" + attached;
         break;
       }

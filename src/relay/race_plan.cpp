@@ -103,7 +103,6 @@ RacePlan::Actions RacePlan::failed(std::size_t endpoint, bool pooled, TimePoint 
     return actions;
   }
   running_.erase(it);
-  actions.push_back({Action::Kind::RecordFailure, endpoint});
   launch_next(actions, now);  // a failure does not wait for the stagger
   finish_if_lost(actions);
   return actions;
@@ -115,8 +114,6 @@ std::string to_string(const RacePlan::Action& action) {
   switch (action.kind) {
     case Kind::Launch:
       return "launch " + index;
-    case Kind::RecordFailure:
-      return "failed " + index;
     case Kind::Cancel:
       return "cancel " + index + (action.suspect ? " suspect" : "");
     case Kind::WakeAt:

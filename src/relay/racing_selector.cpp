@@ -92,8 +92,6 @@ class RacingSelector::Race : public SelectionAttempt {
         case Kind::Launch:
           launch(action.endpoint);
           break;
-        case Kind::RecordFailure:
-          break;  // recorded with its reason in on_result
         case Kind::Cancel:
           cancel(action.endpoint, action.suspect);
           break;

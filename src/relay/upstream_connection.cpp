@@ -9,7 +9,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A command as it may appear in logs and error details.
 // An AUTH line for the transcript: the command and mechanism, never the credentials or
 // token (continuation lines of AUTH LOGIN are all secret).
 std::string redacted_auth(std::string_view data) {
@@ -19,6 +18,7 @@ std::string redacted_auth(std::string_view data) {
          (mechanism_end == std::string_view::npos ? "" : " <not logged>");
 }
 
+// A command as it may appear in logs and error details.
 std::string printable_command(const smtp::HandshakeAction& action) {
   if (action.sensitive) return "AUTH";
   std::string text = action.data;

@@ -63,8 +63,7 @@ void UpstreamPool::give(std::unique_ptr<UpstreamConnection> connection) {
   // Only connections made with this pool's own chain snapshot are kept: an index means
   // nothing in another chain.
   const bool ours = index < endpoints_.size() && endpoints_[index] == connection->runtime();
-  if (!ours || !connection->usable() || connection->busy() ||
-      !idle_.add(index, connection, Clock::now())) {
+  if (!ours || !connection->usable() || !idle_.add(index, connection, Clock::now())) {
     Connections refused;
     refused.push_back(std::move(connection));
     return close_all(std::move(refused));

@@ -47,10 +47,7 @@ SubmissionSession::SubmissionSession(std::shared_ptr<const SessionEnvironment> e
   environment_->metrics->session_opened();
 }
 
-SubmissionSession::~SubmissionSession() {
-  *alive_ = false;
-  environment_->metrics->session_closed();
-}
+SubmissionSession::~SubmissionSession() { environment_->metrics->session_closed(); }
 
 void SubmissionSession::start(bool allowed, bool implicit_tls) {
   log::info("session_open",
@@ -74,10 +71,11 @@ void SubmissionSession::start(bool allowed, bool implicit_tls) {
   after_event();
 }
 
+// A session that ends inside feed() or resume() (QUIT, a timeout reply, a refusal) is only
+// marked finished: its owner frees it through Loop::defer_delete, on a later turn, so the
+// code after those calls still runs on a live object and after_event() sees finished_.
 void SubmissionSession::on_input(std::string_view bytes) {
-  std::weak_ptr<bool> alive = alive_;
   session_.feed(bytes);
-  if (alive.expired()) return;
   after_event();
 }
 
@@ -88,9 +86,8 @@ void SubmissionSession::after_event() {
   // its buffer until libuv's completion callback on the next loop turn, so looping here
   // would pile up everything the kernel accepts (megabytes on loopback) in our memory.
   if (session_.output_blocked() && connection_->write_queue_size() < kMaxQueuedOutput) {
-    std::weak_ptr<bool> alive = alive_;
     session_.resume();
-    if (alive.expired() || closing_ || finished_) return;
+    if (closing_ || finished_) return;
   }
   using Phase = smtp::ServerSession::Phase;
   const Phase phase = session_.phase();
@@ -130,12 +127,11 @@ void SubmissionSession::after_event() {
   }
 }
 
+// The sink never calls back once it is destroyed (MessageSink's contract), and it dies with
+// this session: no liveness check is needed here.
 std::function<void(const smtp::Reply&)> SubmissionSession::completer() {
-  std::weak_ptr<bool> alive = alive_;
-  return [this, alive](const smtp::Reply& reply) {
-    if (alive.expired()) return;
+  return [this](const smtp::Reply& reply) {
     session_.complete(reply);
-    if (alive.expired()) return;
     after_event();
   };
 }
@@ -188,10 +184,9 @@ void SubmissionSession::data_rejected(smtp::DataReader::Violation violation) {
 void SubmissionSession::reset() { sink_->reset(); }
 
 void SubmissionSession::start_tls() {
-  std::weak_ptr<bool> alive = alive_;
   tls_handshaking_ = true;
-  connection_->start_tls(tls::Engine::server(environment_->tls_context), [this, alive](bool ok) {
-    if (alive.expired()) return;
+  // connection_ dies with this session and never calls back after that.
+  connection_->start_tls(tls::Engine::server(environment_->tls_context), [this](bool ok) {
     tls_handshaking_ = false;
     if (!ok) {
       log::warn("tls_failed", {{"session", id_}, {"detail", connection_->tls()->error()}});
@@ -206,6 +201,8 @@ void SubmissionSession::authenticate(const std::string& username, const std::str
   auto done = completer();
   const smtp::Reply refused = smtp::make_reply(535, "5.7.8", "Authentication credentials invalid");
   if (!environment_->authenticator) return done(refused);
+  // The one completion that can outlive this session: the password check runs on another
+  // thread (PasswordCheckPool) and answers on a later turn, perhaps after the client left.
   std::weak_ptr<bool> alive = alive_;
   environment_->authenticator->verify(
       username, password, [this, alive, done, refused, username](AuthResult result) {

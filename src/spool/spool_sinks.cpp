@@ -15,16 +15,13 @@ LocalTransaction::LocalTransaction(Spool& spool, metrics::Metrics& metrics, std:
       body_(std::make_unique<relay::MessageBody>()),
       alive_(std::make_shared<bool>(true)) {}
 
-LocalTransaction::~LocalTransaction() { *alive_ = false; }
-
 void LocalTransaction::begin(const smtp::PathArgument& sender) {
   reset();
   sender_ = sender;
 }
 
 void LocalTransaction::reset() {
-  *alive_ = false;
-  alive_ = std::make_shared<bool>(true);
+  alive_ = std::make_shared<bool>(true);  // a store under way is forgotten
   recipients_.clear();
   if (!body_) body_ = std::make_unique<relay::MessageBody>();
   body_->clear();
@@ -46,8 +43,9 @@ void LocalTransaction::store(const std::string& suffix,
   auto body = std::exchange(body_, std::make_unique<relay::MessageBody>());
   spool_.accept(
       sender_, recipients_, std::move(body), session_id_,
-      [this, alive = alive_, suffix, callback = std::move(callback)](Result<std::string> id) {
-        if (!*alive) return;  // the session went away or reset meanwhile
+      [this, alive = std::weak_ptr<bool>(alive_), suffix,
+       callback = std::move(callback)](Result<std::string> id) {
+        if (alive.expired()) return;  // the session went away or reset meanwhile
         if (!id) {
           relay::MessageLedger(metrics_).deferred_locally();
           callback(smtp::make_reply(451, "4.3.0",

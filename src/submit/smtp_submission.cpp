@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <initializer_list>
 #include <stdexcept>
 
 #include "portrelay/smtp/capabilities.hpp"
@@ -142,6 +143,18 @@ SubmissionResult refused(const smtp::Reply& reply, const std::string& step) {
   return result;
 }
 
+// RSET and QUIT once the outcome is decided are courtesy: a server that hangs up on them,
+// or a connection that breaks then, changes nothing about the message, so it must not
+// turn a refused recipient (EX_NOUSER) or a 4xx (EX_TEMPFAIL) into "unreachable" (which
+// would send the message to the maildrop).
+void say_goodbye(Connection& connection, std::initializer_list<const char*> commands,
+                 std::chrono::milliseconds timeout) {
+  try {
+    for (const char* command : commands) connection.command(command, timeout);
+  } catch (const ConnectionFailure&) {
+  }
+}
+
 }  // namespace
 
 SubmissionResult submit_message(const SubmissionRequest& request,
@@ -172,15 +185,14 @@ SubmissionResult submit_message(const SubmissionRequest& request,
         // 4xx (or nonsense): send to nobody now, so that sending again later reaches every
         // recipient once rather than some of them twice.
         auto failure = refused(reply, "RCPT TO:<" + recipient + ">");
-        connection.command("RSET", timeout);
-        connection.command("QUIT", timeout);
+        say_goodbye(connection, {"RSET", "QUIT"}, timeout);
         return failure;
       }
     }
     if (accepted == 0) {
       result.outcome = Outcome::kNoRecipients;
       result.detail = "every recipient was refused";
-      connection.command("QUIT", timeout);
+      say_goodbye(connection, {"QUIT"}, timeout);
       return result;
     }
     auto data = connection.command("DATA", timeout);
@@ -195,11 +207,7 @@ SubmissionResult submit_message(const SubmissionRequest& request,
     if (!final_reply.success()) return refused(final_reply, "end of data");
     result.outcome = Outcome::kDelivered;
     result.detail = final_reply.summary();
-    try {
-      connection.command("QUIT", timeout);
-    } catch (const ConnectionFailure&) {
-      // The message is accepted; how the server ends the session changes nothing.
-    }
+    say_goodbye(connection, {"QUIT"}, timeout);  // the message is accepted
     return result;
   } catch (const UnsafeCommand& unsafe) {
     SubmissionResult result;

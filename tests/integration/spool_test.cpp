@@ -167,8 +167,9 @@ TEST(Spool, FullSpoolRefusesWith452BeforeAcknowledging) {
 TEST(Spool, WriteErrorGets451AndLeavesNothingBehind) {
   TempDir dir;
   RelayUnderTest relay(spool_settings(dir, demo::refused_port(), "mode = \"spool\""));
-  // The committer writes into tmp/ through a directory descriptor: with the directory
-  // gone, creating the file fails as on a broken disk.
+  // The committer opens tmp/ afresh for each round, through the spool's root descriptor
+  // (committer.cpp, write_file): with the directory gone, the round cannot open it and the
+  // message fails as on a broken disk.
   fs::remove_all(dir.path() + "/spool/tmp");
   auto client = relay.client();
   auto reply = client->send_message("a@example.test", {"b@example.test"}, sample_message());

@@ -65,7 +65,6 @@ class Daemon {
   // What one configuration snapshot turns into, built before anything is swapped so a
   // failure leaves the running one alone.
   struct Generation {
-    std::shared_ptr<const config::Config> config;
     std::shared_ptr<relay::RacingSelector> selector;
     server::SessionEnvironment environment;
   };

@@ -10,7 +10,7 @@ struct SendmailOptions {
   enum class Mode {
     kDeliver,     // -bm (the default): a message on stdin
     kListQueue,   // -bp, or invoked as mailq
-    kNoop,        // -bi (newaliases), -q (queue run): nothing to do without a queue
+    kNoop,        // -bi (newaliases), -q (queue run): no aliases; the daemon runs its queue
     kUnsupported  // -bd, -bD, -bs, -bt, -bv, -bh, -bH: say so, exit EX_USAGE
   };
   Mode mode = Mode::kDeliver;

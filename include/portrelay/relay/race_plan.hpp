@@ -9,8 +9,8 @@
 //    not ready a whole stagger after it started is *suspect* (a silently dropped SYN or a
 //    tarpit never fails before the winner appears): the caller cools it down.
 //  * An attempt on a pooled connection that fails says nothing about the endpoint: the
-//    same endpoint is tried again (the next pooled connection, or a connect), and nothing
-//    is recorded.
+//    same endpoint is tried again (the next pooled connection, or a connect). A failed
+//    connect is the caller's to record (it knows the reason); the plan only moves on.
 //  * When every candidate has failed and nothing runs, the race is over without a winner.
 //  * With `abandon_after` (the caller knows every candidate is cooling down), the race is
 //    given up that long after it started: what still runs is cancelled (not suspect, not a
@@ -33,13 +33,12 @@ class RacePlan {
 
   struct Action {
     enum class Kind {
-      Launch,         // start an attempt on `endpoint`: a pooled connection if any, else a connect
-      RecordFailure,  // `endpoint` failed: cool it down, count it
-      Cancel,         // close the attempt on `endpoint`; `suspect`: cool it down, not counted
-      WakeAt,         // call stagger_elapsed() at `at` (replaces an earlier wake-up)
-      Won,            // `endpoint` is the winner; the race is over
-      Lost,           // no candidate could be made ready; the race is over
-      Abandoned,      // abandon_after passed without a winner (Cancels came first); over
+      Launch,     // start an attempt on `endpoint`: a pooled connection if any, else a connect
+      Cancel,     // close the attempt on `endpoint`; `suspect`: cool it down, not counted
+      WakeAt,     // call stagger_elapsed() at `at` (replaces an earlier wake-up)
+      Won,        // `endpoint` is the winner; the race is over
+      Lost,       // no candidate could be made ready; the race is over
+      Abandoned,  // abandon_after passed without a winner (Cancels came first); over
     };
     Kind kind;
     std::size_t endpoint = 0;

@@ -79,9 +79,8 @@ class UpstreamConnection {
   void quit();
 
   Phase phase() const { return phase_; }
+  // Ready for MAIL: nothing in flight, so it can be reused or politely closed.
   bool usable() const { return phase_ == Phase::Ready; }
-  // A command or body is in flight: the connection cannot be reused or politely closed.
-  bool busy() const { return phase_ == Phase::Command || phase_ == Phase::Body; }
   bool tcp_connected() const { return connection_ != nullptr; }
   // Came out of the pool (it carried an earlier message) rather than a fresh connect.
   bool reused() const { return reused_; }

@@ -2,14 +2,11 @@
 // Chooses the upstream endpoint for a message and hands over a ready connection.
 // The relay only sees this interface, so the strategy can change without touching it.
 // The implementation is RacingSelector (racing_selector.hpp).
-#include <uv.h>
-
 #include <functional>
 #include <memory>
 #include <set>
 #include <vector>
 
-#include "portrelay/metrics/metrics.hpp"
 #include "portrelay/relay/endpoint_runtime.hpp"
 #include "portrelay/relay/upstream_connection.hpp"
 

@@ -106,6 +106,9 @@ class SubmissionSession : private smtp::ServerSessionHandler {
   smtp::ServerSession::Phase timed_phase_ = smtp::ServerSession::Phase::Closed;
   std::uint64_t timed_commands_ = 0;
   std::chrono::steady_clock::time_point last_progress_ = std::chrono::steady_clock::now();
+  // Expires with the session: the password check's answer (authenticate()) comes from
+  // another thread and may arrive after the session is gone. Nothing else needs it: the
+  // session is freed by Loop::defer_delete, never inside its own callbacks.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

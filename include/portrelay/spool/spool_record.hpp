@@ -1,6 +1,8 @@
 #pragma once
 // The on-disk form of a queued message and of its delivery state. Pure: bytes in, values
-// out; the files themselves are written by spool::Committer and read by spool::Spool.
+// out; the files themselves are written by spool::SpoolWriter (the daemon's Committer
+// thread, or `portrelay queue` without a daemon) and read by spool::SpoolDirectory (scan,
+// load), for the daemon and for `portrelay queue` alike.
 //
 // A message file (queue/<id>) is written once and never changed:
 //

@@ -32,7 +32,6 @@ namespace portrelay::spool {
 class LocalTransaction {
  public:
   explicit LocalTransaction(Spool& spool, metrics::Metrics& metrics, std::string session_id);
-  ~LocalTransaction();
   void begin(const smtp::PathArgument& sender);
   void add(const std::string& recipient) { recipients_.push_back(recipient); }
   relay::MessageBody& body() { return *body_; }
@@ -47,7 +46,9 @@ class LocalTransaction {
   smtp::PathArgument sender_;
   std::vector<std::string> recipients_;
   std::unique_ptr<relay::MessageBody> body_;
-  std::shared_ptr<bool> alive_;  // false once reset: a late store answer is dropped
+  // Replaced by reset() and gone with the transaction: the store's answer comes from the
+  // Committer's thread after the fsync, and the client may have reset or left by then.
+  std::shared_ptr<bool> alive_;
 };
 
 class QueueingSink : public relay::MessageSink {
