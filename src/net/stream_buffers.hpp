@@ -1,12 +1,15 @@
 #pragma once
-// The buffers of a libuv stream (TcpStream, PipeStream), in one place: what a read lands
-// in and what a write sends, each freed exactly when libuv is done with it, even after
-// the stream's owner is gone (UvHandle).
+// What every libuv stream wrapper (TcpStream, PipeStream) does the same way, in one place:
+// the buffers (what a read lands in and what a write sends, each freed exactly when libuv
+// is done with it, even after the stream's owner is gone: UvHandle) and the read and write
+// halves over them (StreamIo).
 #include <uv.h>
 
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 
 namespace portrelay::net::detail {
 
@@ -25,5 +28,53 @@ inline void allocate_read_buffer(uv_handle_t*, std::size_t, uv_buf_t* buffer) {
   buffer->len = buffer->base ? kReadBufferSize : 0;
 }
 using ReadBuffer = std::unique_ptr<char, decltype(&std::free)>;
+
+// Reading and writing for a stream wrapper `Stream` that befriends StreamIo<Stream> and has
+// `handle_` (a UvHandle<..., Stream>), `on_read_`, `drained_` and `pending_writes_`.
+template <typename Stream>
+struct StreamIo {
+  using Handle = decltype(Stream::handle_);
+
+  static void start_reading(Stream& self, typename Stream::ReadCallback callback) {
+    self.on_read_ = std::move(callback);
+    uv_read_start(self.handle_.as_stream(), allocate_read_buffer,
+                  [](uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+                    ReadBuffer buffer(buf->base, &std::free);
+                    Stream* owner = Handle::owner_of(stream);
+                    if (!owner || nread == 0 || !owner->on_read_) return;
+                    // Copy the callback: the handler may replace it or end the stream.
+                    auto callback = owner->on_read_;
+                    if (nread < 0) {
+                      uv_read_stop(stream);
+                      callback({}, static_cast<int>(nread));
+                    } else {
+                      callback(std::string_view(buf->base, static_cast<std::size_t>(nread)), 0);
+                    }
+                  });
+  }
+
+  static bool write(Stream& self, std::string data) {
+    if (self.handle_.closed() || data.empty()) return !self.handle_.closed();
+    auto* request = new WriteRequest{};
+    request->data = std::move(data);
+    uv_buf_t buf = uv_buf_init(request->data.data(), static_cast<unsigned>(request->data.size()));
+    int rc =
+        uv_write(&request->request, self.handle_.as_stream(), &buf, 1, [](uv_write_t* req, int) {
+          std::unique_ptr<WriteRequest> owned(reinterpret_cast<WriteRequest*>(req));
+          Stream* owner = Handle::owner_of(req->handle);
+          if (!owner) return;
+          if (--owner->pending_writes_ == 0 && owner->drained_) {
+            auto callback = owner->drained_;
+            callback();
+          }
+        });
+    if (rc != 0) {
+      delete request;
+      return false;
+    }
+    ++self.pending_writes_;
+    return true;
+  }
+};
 
 }  // namespace portrelay::net::detail

@@ -12,8 +12,6 @@ namespace portrelay::net {
 namespace {
 
 using Handle = UvHandle<uv_tcp_t, TcpStream>;
-using detail::ReadBuffer;
-using detail::WriteRequest;
 
 }  // namespace
 
@@ -40,22 +38,7 @@ int TcpStream::connect(const sockaddr* address, ConnectCallback callback) {
 int TcpStream::accept_from(uv_stream_t* server) { return uv_accept(server, handle_.as_stream()); }
 
 void TcpStream::start_reading(ReadCallback callback) {
-  on_read_ = std::move(callback);
-  uv_read_start(handle_.as_stream(), detail::allocate_read_buffer,
-                [](uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
-                  ReadBuffer buffer(buf->base, &std::free);
-                  TcpStream* self = Handle::owner_of(stream);
-                  if (!self || nread == 0) return;
-                  if (!self->on_read_) return;
-                  // Copy the callback: the handler may replace it or destroy the stream.
-                  auto callback = self->on_read_;
-                  if (nread < 0) {
-                    uv_read_stop(stream);
-                    callback({}, static_cast<int>(nread));
-                  } else {
-                    callback(std::string_view(buf->base, static_cast<std::size_t>(nread)), 0);
-                  }
-                });
+  detail::StreamIo<TcpStream>::start_reading(*this, std::move(callback));
 }
 
 void TcpStream::stop_reading() {
@@ -63,25 +46,7 @@ void TcpStream::stop_reading() {
 }
 
 bool TcpStream::write(std::string data) {
-  if (handle_.closed() || data.empty()) return !handle_.closed();
-  auto* request = new WriteRequest{};
-  request->data = std::move(data);
-  uv_buf_t buf = uv_buf_init(request->data.data(), static_cast<unsigned>(request->data.size()));
-  int rc = uv_write(&request->request, handle_.as_stream(), &buf, 1, [](uv_write_t* req, int) {
-    std::unique_ptr<WriteRequest> owned(reinterpret_cast<WriteRequest*>(req));
-    TcpStream* self = Handle::owner_of(req->handle);
-    if (!self) return;
-    if (--self->pending_writes_ == 0 && self->drained_) {
-      auto callback = self->drained_;
-      callback();
-    }
-  });
-  if (rc != 0) {
-    delete request;
-    return false;
-  }
-  ++pending_writes_;
-  return true;
+  return detail::StreamIo<TcpStream>::write(*this, std::move(data));
 }
 
 std::size_t TcpStream::write_queue_size() const {

@@ -14,6 +14,10 @@
 #include "portrelay/net/uv_handle.hpp"
 
 namespace portrelay::net {
+namespace detail {
+template <typename Stream>
+struct StreamIo;
+}  // namespace detail
 
 class PipeStream {
  public:
@@ -37,6 +41,8 @@ class PipeStream {
   bool is_open() const { return !handle_.closed(); }
 
  private:
+  template <typename Stream>
+  friend struct detail::StreamIo;  // the read and write halves (stream_buffers.hpp)
   UvHandle<uv_pipe_t, PipeStream> handle_;
   ReadCallback on_read_;
   std::function<void()> drained_;

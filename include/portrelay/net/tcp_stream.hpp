@@ -10,6 +10,10 @@
 #include "portrelay/net/uv_handle.hpp"
 
 namespace portrelay::net {
+namespace detail {
+template <typename Stream>
+struct StreamIo;
+}  // namespace detail
 
 class TcpStream {
  public:
@@ -44,6 +48,8 @@ class TcpStream {
   bool peer_sockaddr(sockaddr_storage& out) const;
 
  private:
+  template <typename Stream>
+  friend struct detail::StreamIo;  // the read and write halves (stream_buffers.hpp)
   UvHandle<uv_tcp_t, TcpStream> handle_;
   ReadCallback on_read_;
   ConnectCallback on_connect_;
