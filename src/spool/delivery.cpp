@@ -27,9 +27,10 @@ smtp::PathArgument path_argument(const Envelope& envelope) {
 }  // namespace
 
 Delivery::Delivery(net::Loop& loop, std::shared_ptr<relay::UpstreamSelector> selector,
-                   metrics::Metrics& metrics, int directory_fd, std::string id,
+                   metrics::Metrics& metrics, Env& env, int directory_fd, std::string id,
                    const RecordLayout& layout, const DeliveryState& state, Done done)
     : loop_(loop),
+      env_(env),
       directory_fd_(directory_fd),
       id_(std::move(id)),
       layout_(layout),
@@ -46,7 +47,7 @@ void Delivery::abandon() {
 }
 
 void Delivery::start() {
-  auto file = open_spool_file(directory_fd_, id_, O_RDONLY);
+  auto file = open_spool_file(env_, directory_fd_, id_, O_RDONLY);
   if (!file || !body_.attach_fd(*file, layout_.body_offset, layout_.body_size)) {
     // Every pending recipient waits: the file may be readable again (EMFILE, EIO). The
     // chain was not asked, so this is no sign that it is down.

@@ -46,15 +46,16 @@ std::vector<std::string> carried_parameters(const smtp::PathArgument& sender) {
 std::string shown_sender(const std::string& sender) { return sender.empty() ? "<>" : sender; }
 
 // The original's header section, for the bounce (never the whole body).
-std::string read_headers(int queue_fd, const std::string& id, const RecordLayout& layout) {
+std::string read_headers(Env& env, int queue_fd, const std::string& id,
+                         const RecordLayout& layout) {
   std::string text;
-  auto fd = open_spool_file(queue_fd, id, O_RDONLY);
+  auto fd = open_spool_file(env, queue_fd, id, O_RDONLY);
   if (!fd) return text;
   text.resize(
       static_cast<std::size_t>(std::min<std::uint64_t>(layout.body_size, kHeaderReadLimit)));
-  ssize_t got = ::pread(*fd, text.data(), text.size(), static_cast<off_t>(layout.body_offset));
-  ::close(*fd);
-  text.resize(got > 0 ? static_cast<std::size_t>(got) : 0);
+  auto got = env.read_at(*fd, text.data(), text.size(), layout.body_offset);
+  (void)env.close(*fd);
+  text.resize(got ? *got : 0);
   return header_section(text);
 }
 
@@ -381,8 +382,8 @@ void Spool::on_endpoint_up() {
 void Spool::start_delivery(const std::string& id) {
   const QueueEntry& entry = *index_.find(id);
   auto delivery = std::make_unique<Delivery>(
-      loop_, selector_, metrics_, directory_->queue_fd(), id, entry.layout, entry.state,
-      [this, id](AttemptResult result) { attempt_done(id, std::move(result)); });
+      loop_, selector_, metrics_, directory_->env(), directory_->queue_fd(), id, entry.layout,
+      entry.state, [this, id](AttemptResult result) { attempt_done(id, std::move(result)); });
   Delivery* started = delivery.get();
   deliveries_[id] = std::move(delivery);
   started->start();
@@ -482,7 +483,8 @@ void Spool::settled(const std::string& id, Settlement settlement, bool count) {
   committer_->write_state(id, encode_state(entry.state), false, [](Status) {});
   const bool may_bounce = config_.bounces && !entry.layout.envelope.sender.empty();
   // Read once: the bounce check and the report both need the original's header section.
-  std::string headers = may_bounce ? read_headers(directory_->queue_fd(), id, entry.layout) : "";
+  std::string headers =
+      may_bounce ? read_headers(directory_->env(), directory_->queue_fd(), id, entry.layout) : "";
   if (!may_bounce || is_bounce(entry.layout.envelope.sender, headers)) {
     leave_queue(id, true);
     return;

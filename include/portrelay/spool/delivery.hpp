@@ -23,6 +23,7 @@
 #include "portrelay/relay/message_body.hpp"
 #include "portrelay/relay/upstream_selector.hpp"
 #include "portrelay/spool/delivery_plan.hpp"
+#include "portrelay/spool/env.hpp"
 #include "portrelay/spool/spool_record.hpp"
 
 namespace portrelay::spool {
@@ -32,10 +33,11 @@ class Delivery {
   using Done = std::function<void(AttemptResult result)>;
 
   // `id` in the directory `directory_fd` (queue/): the message file, opened with
-  // open_spool_file(); `layout` where its body is; `state` which recipients are pending.
+  // open_spool_file() through `env`; `layout` where its body is; `state` which recipients
+  // are pending.
   Delivery(net::Loop& loop, std::shared_ptr<relay::UpstreamSelector> selector,
-           metrics::Metrics& metrics, int directory_fd, std::string id, const RecordLayout& layout,
-           const DeliveryState& state, Done done);
+           metrics::Metrics& metrics, Env& env, int directory_fd, std::string id,
+           const RecordLayout& layout, const DeliveryState& state, Done done);
   Delivery(const Delivery&) = delete;
   Delivery& operator=(const Delivery&) = delete;
 
@@ -49,6 +51,7 @@ class Delivery {
   void finish(const relay::DeliveryReport& report);
 
   net::Loop& loop_;
+  Env& env_;
   int directory_fd_;
   std::string id_;
   const RecordLayout layout_;
