@@ -215,21 +215,13 @@ void Deliverer::deliver(const smtp::PathArgument& sender,
                         std::string message_id, Done done) {
   reset();
   whole_.emplace();
-  whole_->recipients = recipients;
   whole_->reports.resize(recipients.size());
   for (std::size_t i = 0; i < recipients.size(); ++i) whole_->reports[i].address = recipients[i];
   whole_->done = std::move(done);
   open(sender, std::move(message_id),
        [this, &body](const smtp::Reply& reply, const DeliveryReport* ended) {
          if (ended) {  // no endpoint could take the transaction
-           DeliveryReport report = *ended;
-           report.recipients = std::move(whole_->reports);
-           for (RecipientReport& recipient : report.recipients) {
-             recipient.outcome = report.outcome;
-             recipient.reply = report.reply;
-             recipient.endpoint = report.endpoint;
-           }
-           deliver_finish(std::move(report));
+           deliver_finish(*ended, Decides::Everyone);
            return;
          }
          if (!reply.success()) {  // an endpoint refused the sender: every recipient shares it
@@ -237,13 +229,7 @@ void Deliverer::deliver(const smtp::PathArgument& sender,
            report.outcome = refusal_outcome(reply);
            report.reply = reply;
            report.endpoint = held_label();
-           report.recipients = std::move(whole_->reports);
-           for (RecipientReport& recipient : report.recipients) {
-             recipient.outcome = report.outcome;
-             recipient.reply = reply;
-             recipient.endpoint = report.endpoint;
-           }
-           deliver_finish(std::move(report));
+           deliver_finish(std::move(report), Decides::Everyone);
            return;
          }
          body_ = &body;  // kept for deliver_next_recipient's send()
@@ -253,7 +239,7 @@ void Deliverer::deliver(const smtp::PathArgument& sender,
 
 void Deliverer::deliver_next_recipient() {
   Whole& whole = *whole_;
-  if (whole.next == whole.recipients.size()) {
+  if (whole.next == whole.reports.size()) {
     if (whole.accepted == 0) {
       // Nothing to send the body for. The message's outcome: final only if every
       // recipient's refusal was.
@@ -265,8 +251,7 @@ void Deliverer::deliver_next_recipient() {
         report.reply = whole.reports.back().reply;
         report.endpoint = whole.reports.back().endpoint;
       }
-      report.recipients = std::move(whole.reports);
-      deliver_finish(std::move(report));
+      deliver_finish(std::move(report), Decides::Nobody);
       return;
     }
     send(*body_, [this](const smtp::Reply& reply, const DeliveryReport* ended) {
@@ -277,19 +262,12 @@ void Deliverer::deliver_next_recipient() {
         report.outcome = DeliveryOutcome::Deferred;
         report.reply = reply;
       }
-      report.recipients = std::move(whole_->reports);
-      for (RecipientReport& recipient : report.recipients) {
-        if (!recipient.rcpt_accepted) continue;
-        recipient.outcome = report.outcome;
-        recipient.reply = report.reply;
-        recipient.endpoint = report.endpoint;
-      }
-      deliver_finish(std::move(report));
+      deliver_finish(std::move(report), Decides::Accepted);
     });
     return;
   }
   const std::size_t index = whole.next++;
-  add_recipient(whole.recipients[index],
+  add_recipient(whole.reports[index].address,
                 [this, index](const smtp::Reply& reply, const DeliveryReport* ended) {
                   RecipientReport& recipient = whole_->reports[index];
                   recipient.reply = reply;
@@ -304,7 +282,16 @@ void Deliverer::deliver_next_recipient() {
                 });
 }
 
-void Deliverer::deliver_finish(DeliveryReport report) {
+void Deliverer::deliver_finish(DeliveryReport report, Decides decides) {
+  // The recipients answered so far, each given the message's outcome where it decides.
+  report.recipients = std::move(whole_->reports);
+  for (RecipientReport& recipient : report.recipients) {
+    if (decides == Decides::Nobody || (decides == Decides::Accepted && !recipient.rcpt_accepted))
+      continue;
+    recipient.outcome = report.outcome;
+    recipient.reply = report.reply;
+    recipient.endpoint = report.endpoint;
+  }
   auto done = std::move(whole_->done);
   reset();  // releases the connection; the transaction is over either way
   if (done) done(std::move(report));

@@ -19,6 +19,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "portrelay/base/ascii.hpp"
 #include "portrelay/base/log.hpp"
 #include "portrelay/relay/message_ledger.hpp"
 #include "portrelay/spool/bounce_message.hpp"
@@ -98,15 +99,11 @@ DeliveryScheduler::Limits Spool::scheduler_limits() const {
 std::string Spool::next_id() {
   // Time first, so a directory listing is oldest first; then a per-process sequence from
   // a random start. Uniqueness is enforced on disk (the rename never replaces a file).
-  // 11 hex digits of milliseconds (enough until the year 2527), 5 of the sequence; by hand,
-  // not snprintf (a tenth of the cost).
-  std::string id(16, '0');
-  auto put_hex = [&id](std::size_t end, std::uint64_t value, std::size_t width) {
-    for (std::size_t i = 0; i < width; ++i, value >>= 4)
-      id[end - 1 - i] = "0123456789ABCDEF"[value & 15];
-  };
-  put_hex(11, static_cast<std::uint64_t>(clock_.now_ms()), 11);
-  put_hex(16, id_sequence_++ & 0xFFFFF, 5);
+  // 11 hex digits of milliseconds (enough until the year 2527), 5 of the sequence.
+  std::string id;
+  id.reserve(16);
+  ascii::append_hex(id, static_cast<std::uint64_t>(clock_.now_ms()), 11, true);
+  ascii::append_hex(id, id_sequence_++ & 0xFFFFF, 5, true);
   return id;
 }
 

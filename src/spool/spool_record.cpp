@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <limits>
 
+#include "portrelay/base/ascii.hpp"
+
 namespace portrelay::spool {
 namespace {
 
@@ -13,8 +15,8 @@ constexpr std::string_view kStateMagic = "portrelay-state 1\n";
 constexpr std::size_t kMaxHeader = 1 << 20;
 
 std::string hex64(std::uint64_t value) {
-  std::string text(16, '0');
-  for (int i = 15; i >= 0; --i, value >>= 4) text[i] = "0123456789abcdef"[value & 15];
+  std::string text;
+  ascii::append_hex(text, value, 16);
   return text;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // ASCII case handling for protocol keywords (SMTP verbs, ESMTP keywords, AUTH mechanisms).
 // Deliberately not std::toupper: protocol text must not change meaning with the locale.
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -19,6 +20,15 @@ constexpr bool iequals(std::string_view a, std::string_view b) {
   for (std::size_t i = 0; i < a.size(); ++i)
     if (upper(a[i]) != upper(b[i])) return false;
   return true;
+}
+
+// `value`'s low `width` hex digits, zero-padded, appended to `out` (no snprintf: spool ids
+// and record fields are written on every message).
+inline void append_hex(std::string& out, std::uint64_t value, std::size_t width,
+                       bool upper_case = false) {
+  const char* digits = upper_case ? "0123456789ABCDEF" : "0123456789abcdef";
+  out.resize(out.size() + width);
+  for (std::size_t i = 0; i < width; ++i, value >>= 4) out[out.size() - 1 - i] = digits[value & 15];
 }
 
 }  // namespace portrelay::ascii

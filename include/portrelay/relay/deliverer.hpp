@@ -74,7 +74,13 @@ class Deliverer {
   const config::Endpoint& endpoint(std::size_t index) const;
   // deliver()'s steps.
   void deliver_next_recipient();
-  void deliver_finish(DeliveryReport report);
+  // Whose outcome the message's report decides when deliver() ends.
+  enum class Decides {
+    Everyone,  // nothing got past MAIL: the message's answer is every recipient's
+    Accepted,  // the final dot answered for the recipients whose RCPT was accepted
+    Nobody,    // no RCPT was accepted: each keeps its own answer
+  };
+  void deliver_finish(DeliveryReport report, Decides decides);
 
   net::Loop& loop_;
   std::shared_ptr<UpstreamSelector> selector_;  // declared before what it must outlive
@@ -91,9 +97,8 @@ class Deliverer {
 
   // deliver() in progress.
   struct Whole {
-    std::vector<std::string> recipients;
-    std::size_t next = 0;
-    std::vector<RecipientReport> reports;
+    std::vector<RecipientReport> reports;  // one per recipient named, address filled in
+    std::size_t next = 0;                  // into reports: the next RCPT to send
     std::size_t accepted = 0;
     Done done;
   };
