@@ -15,7 +15,7 @@ namespace portrelay::config {
 namespace {
 
 const std::vector<std::string_view> kTopLevelTables = {"env_file", "server", "relay", "upstream",
-                                                       "metrics",  "spool",  "log"};
+                                                       "metrics",  "spool",  "log",   "rewrite"};
 
 // A secrets file is a few lines; a path to something else must not be read into memory.
 constexpr std::size_t kMaxEnvFile = 1024 * 1024;
@@ -126,8 +126,11 @@ Config parse_config(std::string_view toml_text, const std::string& source_name) 
       detail::parse_metrics_section(context, section(context, root, "metrics"), config.server);
   config.spool = detail::parse_spool_section(context, section(context, root, "spool"));
   config.log = detail::parse_log_section(context, section(context, root, "log"));
+  config.rewrite =
+      detail::parse_rewrite_section(context, section(context, root, "rewrite"), config.server);
   // Last: a missing [[upstream]] has no position, so errors that have one are reported first.
   config.chain = detail::parse_upstream_chain(context, root.get("upstream"));
+  config.upstreams = detail::group_upstreams(config.chain);
   config.warnings = context.take_warnings();
   return config;
 }

@@ -18,5 +18,9 @@ SpoolConfig parse_spool_section(ParseContext& context, const toml::table& table)
 LogConfig parse_log_section(ParseContext& context, const toml::table& table);
 // `node` is the value of the top-level "upstream" key, or null when there is none.
 std::vector<Endpoint> parse_upstream_chain(ParseContext& context, const toml::node* node);
+// The chain's endpoints grouped by name into accounts; sets each Endpoint::upstream.
+std::vector<Upstream> group_upstreams(std::vector<Endpoint>& chain);
+RewriteConfig parse_rewrite_section(ParseContext& context, const toml::table& table,
+                                    const ServerConfig& server);
 
 }  // namespace portrelay::config::detail

@@ -519,3 +519,25 @@ std::vector<Endpoint> parse_upstream_chain(ParseContext& context, const toml::no
 }
 
 }  // namespace portrelay::config::detail
+
+namespace portrelay::config::detail {
+
+std::vector<Upstream> group_upstreams(std::vector<Endpoint>& chain) {
+  std::vector<Upstream> upstreams;
+  std::map<std::string, std::size_t> index_by_name;
+  for (Endpoint& endpoint : chain) {
+    const auto [found, inserted] = index_by_name.emplace(endpoint.name, upstreams.size());
+    if (inserted) {
+      Upstream upstream;
+      upstream.index = upstreams.size();
+      upstream.name = endpoint.name;
+      upstream.source_line = endpoint.source_line;
+      upstreams.push_back(std::move(upstream));
+    }
+    endpoint.upstream = found->second;
+    upstreams[found->second].endpoints.push_back(endpoint.index);
+  }
+  return upstreams;
+}
+
+}  // namespace portrelay::config::detail

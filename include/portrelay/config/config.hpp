@@ -165,7 +165,27 @@ struct Endpoint {
   // empty when the [[upstream]] names no provider. Shown by `check` only.
   std::string provider;
   int source_line = 0;        // line of the [[upstream]] table, for messages
+  std::size_t upstream = 0;   // index into Config::upstreams: the account it belongs to
   std::string label() const;  // "name:port"
+};
+
+// One upstream: a provider account, across all its ports. It is every [[upstream]] table
+// that carries the same `name` (the metrics label `upstream` already meant this), so its
+// endpoints share limits, pauses and sender identity. Keys that belong to the account
+// rather than to a port are written on the first table of that name.
+struct Upstream {
+  std::size_t index = 0;               // position in Config::upstreams, first mention first
+  std::string name;                    // unique; what [[route]] and metrics call it
+  int source_line = 0;                 // line of its first [[upstream]] table
+  std::vector<std::size_t> endpoints;  // indices into Config::chain, in chain order
+};
+
+// [rewrite]: how mail from this machine gets an identity its provider accepts.
+struct RewriteConfig {
+  // Domains whose addresses are this machine's own (lowercase). Default: server.hostname,
+  // the first line of /etc/mailname, "localhost", "localhost.localdomain". An address with
+  // no domain is local too (local_domains.hpp).
+  std::vector<std::string> local_domains;
 };
 
 struct MetricsConfig {
@@ -187,6 +207,8 @@ struct Config {
   ServerConfig server;
   RelayConfig relay;
   std::vector<Endpoint> chain;
+  std::vector<Upstream> upstreams;  // the chain's endpoints grouped by account (name)
+  RewriteConfig rewrite;
   MetricsConfig metrics;
   SpoolConfig spool;
   LogConfig log;

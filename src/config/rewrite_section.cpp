@@ -1,0 +1,30 @@
+// [rewrite]: the identity local mail leaves with (docs/CONFIGURATION.md).
+#include <string>
+
+#include "portrelay/config/local_domains.hpp"
+#include "sections.hpp"
+#include "value_checks.hpp"
+
+namespace portrelay::config::detail {
+
+RewriteConfig parse_rewrite_section(ParseContext& context, const toml::table& table,
+                                    const ServerConfig& server) {
+  const TableReader reader(context, table, "rewrite", "[rewrite]", {"local_domains"});
+  RewriteConfig settings;
+  if (const auto domains = reader.string_array("local_domains")) {
+    std::vector<std::string> written;
+    for (const StringItem& item : *domains) {
+      if (!is_valid_hostname(item.value)) {
+        reader.fail("local_domains", *item.node,
+                    "\"" + item.value + "\" is not a domain name (\"vm-1234.internal\")");
+      }
+      written.push_back(item.value);
+    }
+    settings.local_domains = LocalDomains(std::move(written)).domains();
+  } else {
+    settings.local_domains = default_local_domains(server.hostname, read_mailname());
+  }
+  return settings;
+}
+
+}  // namespace portrelay::config::detail
