@@ -14,8 +14,8 @@
 namespace portrelay::config {
 namespace {
 
-const std::vector<std::string_view> kTopLevelTables = {"env_file", "server", "relay", "upstream",
-                                                       "metrics",  "spool",  "log",   "rewrite"};
+const std::vector<std::string_view> kTopLevelTables = {
+    "env_file", "server", "relay", "upstream", "metrics", "spool", "log", "rewrite", "aliases"};
 
 // A secrets file is a few lines; a path to something else must not be read into memory.
 constexpr std::size_t kMaxEnvFile = 1024 * 1024;
@@ -128,6 +128,8 @@ Config parse_config(std::string_view toml_text, const std::string& source_name) 
   config.log = detail::parse_log_section(context, section(context, root, "log"));
   config.rewrite =
       detail::parse_rewrite_section(context, section(context, root, "rewrite"), config.server);
+  config.aliases =
+      detail::parse_aliases_section(context, section(context, root, "aliases"), config.rewrite);
   // Last: a missing [[upstream]] has no position, so errors that have one are reported first.
   config.chain = detail::parse_upstream_chain(context, root.get("upstream"));
   config.upstreams = detail::group_upstreams(config.chain);

@@ -14,6 +14,8 @@ RelayConfig parse_relay_section(ParseContext& context, const toml::table& table,
                                 const ServerConfig& server);
 MetricsConfig parse_metrics_section(ParseContext& context, const toml::table& table,
                                     const ServerConfig& server);
+AliasTable parse_aliases_section(ParseContext& context, const toml::table& table,
+                                 const RewriteConfig& rewrite);
 SpoolConfig parse_spool_section(ParseContext& context, const toml::table& table);
 LogConfig parse_log_section(ParseContext& context, const toml::table& table);
 // `node` is the value of the top-level "upstream" key, or null when there is none.
@@ -22,5 +24,7 @@ std::vector<Endpoint> parse_upstream_chain(ParseContext& context, const toml::no
 std::vector<Upstream> group_upstreams(std::vector<Endpoint>& chain);
 RewriteConfig parse_rewrite_section(ParseContext& context, const toml::table& table,
                                     const ServerConfig& server);
+AliasTable parse_aliases_section(ParseContext& context, const toml::table& table,
+                                 const RewriteConfig& rewrite);
 
 }  // namespace portrelay::config::detail

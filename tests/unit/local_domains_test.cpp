@@ -95,3 +95,68 @@ TEST(Upstreams, TablesSharingANameAreOneAccount) {
 }
 
 }  // namespace
+
+namespace {
+
+using portrelay::config::AliasTable;
+
+AliasTable table(AliasTable::Entries entries) {
+  return AliasTable(std::move(entries), LocalDomains({"vm.internal", "localhost"}));
+}
+
+TEST(AliasTable, MapsLocalNamesAndLeavesRemoteAddressesAlone) {
+  const auto aliases = table({{"Root", {"ops@example.com"}}});
+  EXPECT_EQ(aliases.resolve("root"), (std::vector<std::string>{"ops@example.com"}));
+  EXPECT_EQ(aliases.resolve("ROOT@vm.internal"), (std::vector<std::string>{"ops@example.com"}));
+  EXPECT_EQ(aliases.resolve("someone@example.org"),
+            (std::vector<std::string>{"someone@example.org"}));
+  EXPECT_TRUE(aliases.resolve("www-data").empty());
+}
+
+TEST(AliasTable, DefaultCatchesUnlistedNames) {
+  const auto aliases = table({{"root", {"ops@example.com"}}, {"default", {"all@example.com"}}});
+  EXPECT_EQ(aliases.resolve("www-data@localhost"), (std::vector<std::string>{"all@example.com"}));
+  EXPECT_EQ(aliases.resolve("root"), (std::vector<std::string>{"ops@example.com"}));
+}
+
+TEST(AliasTable, ChainsAreFollowedAndTargetsKeptOnce) {
+  const auto aliases = table({{"root", {"admin", "ops@example.com"}},
+                              {"admin", {"alice@example.com", "ops@example.com"}}});
+  EXPECT_EQ(aliases.resolve("root"),
+            (std::vector<std::string>{"alice@example.com", "ops@example.com"}));
+  EXPECT_EQ(aliases.find_loop(), "");
+}
+
+TEST(AliasTable, LoopsAreFoundAndResolveToNothing) {
+  const auto aliases = table({{"a", {"b@localhost"}}, {"b", {"a"}}});
+  EXPECT_EQ(aliases.find_loop(), "a -> b -> a");
+  EXPECT_TRUE(aliases.resolve("a").empty());
+}
+
+TEST(AliasesSection, ParsesStringsAndArraysAndRefusesLoops) {
+  const auto config = parse_config(std::string("[rewrite]\nlocal_domains = [\"vm\"]\n"
+                                               "[aliases]\nroot = \"ops@example.com\"\n"
+                                               "postmaster = [\"root\", \"pm@example.com\"]\n") +
+                                       kUpstream,
+                                   "portrelay.toml");
+  EXPECT_EQ(config.aliases.resolve("postmaster@vm"),
+            (std::vector<std::string>{"ops@example.com", "pm@example.com"}));
+  try {
+    parse_config(std::string("[aliases]\nroot = \"admin\"\nadmin = \"root\"\n") + kUpstream,
+                 "portrelay.toml");
+    FAIL() << "no error";
+  } catch (const portrelay::config::ConfigError& error) {
+    EXPECT_EQ(std::string(error.what()),
+              "portrelay.toml:1:1: aliases: admin -> root -> admin is a loop");
+  }
+  try {
+    parse_config(std::string("[aliases]\nroot = \"a b@example.com\"\n") + kUpstream,
+                 "portrelay.toml");
+    FAIL() << "no error";
+  } catch (const portrelay::config::ConfigError& error) {
+    EXPECT_EQ(std::string(error.what()),
+              "portrelay.toml:2:8: aliases.root: \"a b@example.com\" is not an address");
+  }
+}
+
+}  // namespace

@@ -12,6 +12,7 @@
 #include "portrelay/base/log.hpp"
 #include "portrelay/base/tls_mode.hpp"
 #include "portrelay/base/upstream_auth.hpp"
+#include "portrelay/config/alias_table.hpp"
 #include "portrelay/net/cidr.hpp"
 
 namespace portrelay::config {
@@ -209,6 +210,7 @@ struct Config {
   std::vector<Endpoint> chain;
   std::vector<Upstream> upstreams;  // the chain's endpoints grouped by account (name)
   RewriteConfig rewrite;
+  AliasTable aliases;  // [aliases], over rewrite.local_domains
   MetricsConfig metrics;
   SpoolConfig spool;
   LogConfig log;
