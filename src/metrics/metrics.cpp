@@ -224,7 +224,9 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
   spool_sync_duration_ =
       &prometheus::BuildHistogram()
            .Name("portrelay_spool_sync_seconds")
-           .Help("Duration of each sync of the spool (one group commit makes one or two).")
+           .Help(
+               "Duration of each sync phase of a spool round: its new files' data, then each "
+               "changed directory.")
            .Register(registry)
            .Add({}, Histogram::BucketBoundaries{0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1,
                                                 0.25, 0.5, 1, 5});

@@ -51,6 +51,10 @@ class PosixEnv final : public Env {
     return static_cast<std::size_t>(got);
   }
   Status sync(int fd) override { return status_of(::fsync(fd)); }
+  Status sync_data(int fd) override { return status_of(::fdatasync(fd)); }
+  void start_writeback(int fd) override {
+    (void)::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+  }
   Status sync_file_system(int fd) override { return status_of(::syncfs(fd)); }
   Status rename_at(int from_dir, const std::string& from, int to_dir, const std::string& to,
                    bool replace) override {

@@ -85,7 +85,7 @@ Status SpoolWriter::write_content(SpoolChange& change, int fd) {
 // `tmp_dir`: tmp/ opened again for this round, through the spool's root descriptor and
 // never through a symbolic link: if it was removed and made again while the daemon ran (an
 // operator's clean-up, a disk repaired), writes go on.
-std::string SpoolWriter::write_file(SpoolChange& change, int tmp_dir) {
+SpoolWriter::TmpFile SpoolWriter::write_file(SpoolChange& change, int tmp_dir) {
   // A message's id is never reused; a state's name is unique to this process and round.
   std::string tmp = change.kind == SpoolChange::Kind::Store
                         ? change.id
@@ -99,26 +99,44 @@ std::string SpoolWriter::write_file(SpoolChange& change, int tmp_dir) {
   }
   if (!created) {
     change.result = because("cannot create " + directory_.tmp_path(tmp), created.error());
-    return "";
+    return {};
   }
   const int fd = *created;
-  Status written = write_content(change, fd);
-  if (auto closed = env_.close(fd); !closed && written.ok())
-    written = because("close", closed.error());
-  if (!written) {
+  if (Status written = write_content(change, fd); !written) {
     change.result = because("cannot write " + directory_.tmp_path(tmp), written.error());
+    (void)env_.close(fd);
     (void)env_.remove_at(tmp_dir, tmp);
-    return "";
+    return {};
   }
-  return tmp;
+  env_.start_writeback(fd);  // the device starts on it while the next file is written
+  return {std::move(tmp), fd};
+}
+
+// The content of every file written this round, each file by its own descriptor: an
+// acknowledgement waits for its own data, not for whatever else is dirty on the file system
+// (a database, a backup, a log rotation: syncfs() waited for all of it). Descriptors are
+// closed here; a change whose sync or close fails loses its file and gets the error.
+void SpoolWriter::sync_files(std::vector<SpoolChange>& changes, std::vector<TmpFile>& tmp,
+                             int tmp_dir) {
+  for (std::size_t i = 0; i < changes.size(); ++i) {
+    TmpFile& file = tmp[i];
+    if (file.fd < 0) continue;
+    Status synced = env_.sync_data(file.fd);
+    if (auto closed = env_.close(file.fd); !closed && synced.ok()) synced = closed;
+    file.fd = -1;
+    if (synced) continue;
+    changes[i].result = because("cannot sync " + directory_.tmp_path(file.name), synced.error());
+    (void)env_.remove_at(tmp_dir, file.name);
+    file.name.clear();
+  }
 }
 
 std::vector<double> SpoolWriter::apply(std::vector<SpoolChange>& changes) {
   using Kind = SpoolChange::Kind;
   std::vector<double> sync_seconds;
-  std::vector<std::string> tmp(changes.size());  // each change's file in tmp/, if any
+  std::vector<TmpFile> tmp(changes.size());  // each change's file in tmp/, if any
 
-  // 1. Content into tmp/, then one sync for all of it.
+  // 1. Content into tmp/, then each new file's data synced.
   auto tmp_dir = open_spool_subdirectory(env_, directory_.root_fd(), "tmp");
   Error no_tmp;
   if (!tmp_dir)
@@ -138,19 +156,7 @@ std::vector<double> SpoolWriter::apply(std::vector<SpoolChange>& changes) {
     wrote = wrote || change.result.ok();
     change.body.reset();  // the session's memory goes back as soon as it is on disk
   }
-  if (wrote) {
-    Status synced;
-    sync_seconds.push_back(timed([&]() { synced = env_.sync_file_system(*tmp_dir); }));
-    if (!synced) {
-      const Error error = because("cannot sync the spool", synced.error());
-      for (std::size_t i = 0; i < changes.size(); ++i)
-        if (!tmp[i].empty()) {
-          (void)env_.remove_at(*tmp_dir, tmp[i]);
-          tmp[i].clear();
-          changes[i].result = error;
-        }
-    }
-  }
+  if (wrote) sync_seconds.push_back(timed([&]() { sync_files(changes, tmp, *tmp_dir); }));
 
   // 2. Names: into queue/ (or failed/), removals, moves.
   bool queue_dirty = false, failed_dirty = false;
@@ -163,16 +169,16 @@ std::vector<double> SpoolWriter::apply(std::vector<SpoolChange>& changes) {
     switch (change.kind) {
       case Kind::Store:
         // Never over an existing file: a queue id is never reused, even after a clock step.
-        if (auto moved = env_.rename_at(*tmp_dir, tmp[i], queue, change.id, false); !moved) {
+        if (auto moved = env_.rename_at(*tmp_dir, tmp[i].name, queue, change.id, false); !moved) {
           change.result = because("cannot move " + change.id + " into the queue", moved.error());
-          (void)env_.remove_at(*tmp_dir, tmp[i]);
+          (void)env_.remove_at(*tmp_dir, tmp[i].name);
         }
         queue_dirty = true;
         break;
       case Kind::State:
-        if (auto moved = env_.rename_at(*tmp_dir, tmp[i], dir, state, true); !moved) {
+        if (auto moved = env_.rename_at(*tmp_dir, tmp[i].name, dir, state, true); !moved) {
           change.result = because("cannot replace the state of " + change.id, moved.error());
-          (void)env_.remove_at(*tmp_dir, tmp[i]);
+          (void)env_.remove_at(*tmp_dir, tmp[i].name);
         }
         (change.failed_area ? failed_dirty : queue_dirty) = true;
         break;

@@ -57,9 +57,29 @@ int FaultEnv::injected(Op op, const std::string& name, const std::string& other_
   return 0;
 }
 
+std::vector<std::string> FaultEnv::durability_journal() const {
+  std::lock_guard lock(mutex_);
+  return journal_;
+}
+
+void FaultEnv::note(std::string entry) {
+  std::lock_guard lock(mutex_);
+  journal_.push_back(std::move(entry));
+}
+
+std::string FaultEnv::name_of(int fd) const {
+  auto it = names_.find(fd);
+  return it == names_.end() ? "fd" + std::to_string(fd) : it->second;
+}
+
 Result<int> FaultEnv::open_at(int dir_fd, const std::string& name, int flags, mode_t mode) {
   if (int error = injected(Op::Open, name)) return failure(error);
-  return real().open_at(dir_fd, name, flags, mode);
+  auto opened = real().open_at(dir_fd, name, flags, mode);
+  if (opened) {
+    std::lock_guard lock(mutex_);
+    names_[*opened] = name;
+  }
+  return opened;
 }
 
 Result<std::size_t> FaultEnv::write(int fd, const char* data, std::size_t size) {
@@ -88,18 +108,41 @@ Result<std::size_t> FaultEnv::read_at(int fd, char* buffer, std::size_t size,
 
 Status FaultEnv::sync(int fd) {
   if (int error = injected(Op::Sync)) return failure(error);
+  {
+    std::lock_guard lock(mutex_);
+    journal_.push_back("sync " + name_of(fd));
+  }
   return real().sync(fd);
 }
 
+Status FaultEnv::sync_data(int fd) {
+  std::string name;
+  {
+    std::lock_guard lock(mutex_);
+    name = name_of(fd);
+  }
+  if (int error = injected(Op::SyncData, name)) return failure(error);
+  note("sync_data " + name);
+  return real().sync_data(fd);
+}
+
+void FaultEnv::start_writeback(int fd) { real().start_writeback(fd); }
+
 Status FaultEnv::sync_file_system(int fd) {
   if (int error = injected(Op::SyncFileSystem)) return failure(error);
+  {
+    std::lock_guard lock(mutex_);
+    journal_.push_back("syncfs " + name_of(fd));
+  }
   return real().sync_file_system(fd);
 }
 
 Status FaultEnv::rename_at(int from_dir, const std::string& from, int to_dir, const std::string& to,
                            bool replace) {
   if (int error = injected(Op::Rename, from, to)) return failure(error);
-  return real().rename_at(from_dir, from, to_dir, to, replace);
+  auto renamed = real().rename_at(from_dir, from, to_dir, to, replace);
+  if (renamed) note("rename " + from + " -> " + to);
+  return renamed;
 }
 
 Status FaultEnv::remove_at(int dir_fd, const std::string& name) {
@@ -112,7 +155,13 @@ Status FaultEnv::make_directory_at(int dir_fd, const std::string& name, mode_t m
   return real().make_directory_at(dir_fd, name, mode);
 }
 
-Status FaultEnv::close(int fd) { return real().close(fd); }
+Status FaultEnv::close(int fd) {
+  {
+    std::lock_guard lock(mutex_);
+    names_.erase(fd);
+  }
+  return real().close(fd);
+}
 
 Result<std::uint64_t> FaultEnv::free_bytes(int fd) { return real().free_bytes(fd); }
 

@@ -96,7 +96,7 @@ TEST_F(CommitterFaults, EachFaultIsReportedAndNothingIsAcknowledgedOrLeft) {
          env.short_write(3);
          env.fail(Op::Write, ENOSPC, "", 2);
        }},
-      {"EIO on syncfs", [](FaultEnv& env) { env.fail(Op::SyncFileSystem, EIO); }},
+      {"EIO on the data sync", [](FaultEnv& env) { env.fail(Op::SyncData, EIO); }},
       {"rename refused", [](FaultEnv& env) { env.fail(Op::Rename, EIO); }},
       {"EIO on fsync of queue/", [](FaultEnv& env) { env.fail(Op::Sync, EIO); }},
       {"EMFILE on open", [](FaultEnv& env) { env.fail(Op::Open, EMFILE); }},

@@ -74,8 +74,47 @@ TEST(SpoolWriter, StoresAMessageThatReadsBackWhole) {
   ASSERT_TRUE(loaded) << loaded.error().message;
   EXPECT_EQ(loaded->layout.body_size, kContent.size());
   EXPECT_TRUE(names_in(f.root + "/tmp").empty());
-  EXPECT_EQ(f.env.calls(Op::SyncFileSystem), 1u);
-  EXPECT_EQ(f.env.calls(Op::Sync), 1u);  // queue/ once
+  EXPECT_EQ(f.env.calls(Op::SyncData), 1u);        // the file's own data
+  EXPECT_EQ(f.env.calls(Op::SyncFileSystem), 0u);  // never the whole file system
+  EXPECT_EQ(f.env.calls(Op::Sync), 1u);            // queue/ once
+}
+
+// #19: an acknowledgement waits for its own data only. Each new file's data is synced by its
+// own descriptor before its name moves into queue/, and queue/ is synced after the last
+// rename: a crash at any point leaves either no name or a name with its content.
+TEST(SpoolWriter, EachFilesDataIsSyncedBeforeItsNameAndTheDirectoryAfterIt) {
+  Fixture f;
+  std::vector<SpoolChange> changes;
+  changes.push_back(new_message("M1"));
+  changes.push_back(new_message("M2"));
+  changes.push_back(SpoolChange::state("M0", "attempts 1\n", false));
+  (void)f.writer.apply(changes);
+  for (const auto& change : changes) ASSERT_TRUE(change.result) << change.result.error().message;
+  const auto journal = f.env.durability_journal();
+  ASSERT_EQ(journal.size(), 7u) << ::testing::PrintToString(journal);
+  EXPECT_EQ(journal[0], "sync_data M1");
+  EXPECT_EQ(journal[1], "sync_data M2");
+  EXPECT_EQ(journal[2].rfind("sync_data M0.state.", 0), 0u) << journal[2];
+  EXPECT_EQ(journal[3], "rename M1 -> M1");
+  EXPECT_EQ(journal[4], "rename M2 -> M2");
+  EXPECT_EQ(journal[5].rfind("rename M0.state.", 0), 0u) << journal[5];
+  EXPECT_EQ(journal[6], "sync queue");
+}
+
+TEST(SpoolWriter, ADataSyncFailureFailsOnlyItsOwnMessage) {
+  Fixture f;
+  f.env.fail(Op::SyncData, EIO, "M2");
+  std::vector<SpoolChange> changes;
+  changes.push_back(new_message("M1"));
+  changes.push_back(new_message("M2"));
+  (void)f.writer.apply(changes);
+  EXPECT_TRUE(changes[0].result);
+  EXPECT_EQ(changes[1].result.code(), ErrorCode::IoError);
+  EXPECT_EQ(f.env.pending_faults(), 0u);
+  EXPECT_TRUE(names_in(f.root + "/tmp").empty());
+  auto report = f.directory.scan();
+  ASSERT_EQ(report.messages.size(), 1u);
+  EXPECT_EQ(report.messages[0].layout.envelope.id, "M1");
 }
 
 struct StoreFault {
@@ -100,7 +139,7 @@ TEST(SpoolWriter, EveryFaultWhileStoringLeavesNothingAndIsReported) {
        ErrorCode::TooManyFiles},
       {"EMFILE opening tmp/", [](FaultEnv& env) { env.fail(Op::Open, EMFILE, "tmp"); },
        ErrorCode::TooManyFiles},
-      {"EIO on syncfs", [](FaultEnv& env) { env.fail(Op::SyncFileSystem, EIO); },
+      {"EIO on the data sync", [](FaultEnv& env) { env.fail(Op::SyncData, EIO); },
        ErrorCode::IoError},
       {"the rename into queue/ refused", [](FaultEnv& env) { env.fail(Op::Rename, EIO, "M1"); },
        ErrorCode::IoError},
@@ -163,7 +202,7 @@ TEST(SpoolWriter, AStateThatCannotBeReplacedKeepsThePreviousOne) {
   DeliveryState second = first;
   second.attempts = 2;
   for (auto arm : {+[](FaultEnv& env) { env.fail(Op::Write, ENOSPC); },
-                   +[](FaultEnv& env) { env.fail(Op::SyncFileSystem, EIO); },
+                   +[](FaultEnv& env) { env.fail(Op::SyncData, EIO); },
                    +[](FaultEnv& env) { env.fail(Op::Rename, EIO, ".state"); },
                    +[](FaultEnv& env) { env.fail(Op::Open, EMFILE, ".state"); }}) {
     arm(f.env);

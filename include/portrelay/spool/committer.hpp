@@ -3,10 +3,11 @@
 //
 // Sessions finishing DATA at the same moment share the cost of durability: the thread
 // takes every job queued since its last round and applies them as one SpoolWriter round
-// (spool_writer.hpp: new files into tmp/, one syncfs(), renames into queue/ never over an
-// existing file, one fsync() of each changed directory), and only then reports each
-// job done on the event loop. A round therefore costs two syncs however many messages it
-// carries, and a message waits at most for the round in progress plus its own.
+// (spool_writer.hpp: new files into tmp/, each one's data synced by its own descriptor with
+// the write-backs overlapping, renames into queue/ never over an existing file, one fsync()
+// of each changed directory), and only then reports each job done on the event loop. A
+// round therefore waits for two sync phases however many messages it carries, and a message
+// waits at most for the round in progress plus its own.
 //
 // Contract:
 //  * A store job's callback says ok only after the file's content and its name in queue/

@@ -37,8 +37,17 @@ class Env {
   virtual Result<std::size_t> read(int fd, char* buffer, std::size_t size) = 0;
   virtual Result<std::size_t> read_at(int fd, char* buffer, std::size_t size,
                                       std::uint64_t offset) = 0;
-  virtual Status sync(int fd) = 0;              // fsync(2)
-  virtual Status sync_file_system(int fd) = 0;  // syncfs(2): every file on fd's file system
+  virtual Status sync(int fd) = 0;  // fsync(2)
+  // fdatasync(2): the file's data and what is needed to read it back (its size), not its
+  // times. For a new file whose name is made durable by an fsync of its directory.
+  virtual Status sync_data(int fd) = 0;
+  // sync_file_range(SYNC_FILE_RANGE_WRITE): start writing the file's dirty pages out without
+  // waiting, so that the sync_data() calls of a round overlap on the device. Advisory: a
+  // failure here shows up in sync_data().
+  virtual void start_writeback(int fd) = 0;
+  // syncfs(2): every dirty file on fd's file system, other programs' too. Only for a writer
+  // that cannot open the directory it must sync (maildrop.cpp).
+  virtual Status sync_file_system(int fd) = 0;
   // renameat(2), or renameat2(RENAME_NOREPLACE) when `replace` is false (AlreadyExists
   // then if `to` exists).
   virtual Status rename_at(int from_dir, const std::string& from, int to_dir, const std::string& to,

@@ -6,15 +6,18 @@
 // apply() carries out a batch of changes as one round:
 //   1. new content (a message, a state) into tmp/, each as a file created there (O_EXCL)
 //      and given to the spool's owner;
-//   2. one syncfs() for all of it;
+//   2. each new file's data synced by its own descriptor (fdatasync, after
+//      sync_file_range has started them all, so the waits overlap), never syncfs(): an
+//      acknowledgement must not wait for other programs' dirty pages on the same disk;
 //   3. the names: into queue/ (a message never over an existing name), state files
 //      replaced, messages removed or moved to failed/;
 //   4. one fsync() of each directory whose names changed.
-// Each change gets its own Status. A change is ok only once its content and its name are
-// both synced. A failed change leaves nothing behind: no file of it in tmp/, and a new
-// message that was renamed into queue/ but whose directory could not be synced is taken
-// back out (it was never acknowledged). A failed state replacement leaves the previous
-// state file as it was.
+// A round therefore costs one data sync per new file (they overlap on the device) and one
+// fsync per changed directory. Each change gets its own Status. A change is ok only once its
+// content and its name are both synced. A failed change leaves nothing behind: no file of it in
+// tmp/, and a new message that was renamed into queue/ but whose directory could not be synced is
+// taken back out (it was never acknowledged). A failed state replacement leaves the previous state
+// file as it was.
 //
 // Blocking; one thread at a time (the tmp names' sequence is not locked).
 #include <cstdint>
@@ -59,8 +62,14 @@ class SpoolWriter {
   std::vector<double> apply(std::vector<SpoolChange>& changes);
 
  private:
-  // Writes one change's content into tmp/; its name there, or "" (result set) on failure.
-  std::string write_file(SpoolChange& change, int tmp_dir);
+  struct TmpFile {
+    std::string name;  // in tmp/; "" when the change wrote nothing or failed
+    int fd = -1;       // open until its data is synced
+  };
+  // Writes one change's content into tmp/ and starts its write-back; {} (result set) on
+  // failure, with nothing left behind.
+  TmpFile write_file(SpoolChange& change, int tmp_dir);
+  void sync_files(std::vector<SpoolChange>& changes, std::vector<TmpFile>& tmp, int tmp_dir);
   Status write_content(SpoolChange& change, int fd);
 
   SpoolDirectory& directory_;
