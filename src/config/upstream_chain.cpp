@@ -405,7 +405,7 @@ void read_client_certificate(const TableReader& reader, Endpoint& endpoint) {
   }
   if (!cert) return;
   const std::pair<std::string_view, std::string> files[] = {{"tls_client_cert", *cert},
-                                                             {"tls_client_key", *key}};
+                                                            {"tls_client_key", *key}};
   for (const auto& [name, path] : files) {
     if (auto reason = unreadable_reason(path))
       reader.fail(name, *reader.find(name), "cannot read \"" + path + "\": " + *reason);
@@ -422,11 +422,27 @@ void read_client_certificate(const TableReader& reader, Endpoint& endpoint) {
 
 std::vector<Endpoint> parse_upstream(ParseContext& context, const toml::table& table) {
   const TableReader reader(context, table, "upstream", "[[upstream]]",
-                           {"host", "port", "ports", "tls", "name", "ca_file", "tls_server_name",
-                            "tls_insecure_skip_verify", "username", "password_env", "password_file",
-                            "password", "addresses", "provider", "region", "auth",
-                            "oauth_token_file", "oauth_token_command", "oauth_token_lifetime",
-                            "tls_client_cert", "tls_client_key"});
+                           {"host",
+                            "port",
+                            "ports",
+                            "tls",
+                            "name",
+                            "ca_file",
+                            "tls_server_name",
+                            "tls_insecure_skip_verify",
+                            "username",
+                            "password_env",
+                            "password_file",
+                            "password",
+                            "addresses",
+                            "provider",
+                            "region",
+                            "auth",
+                            "oauth_token_file",
+                            "oauth_token_command",
+                            "oauth_token_lifetime",
+                            "tls_client_cert",
+                            "tls_client_key"});
 
   // Explicit keys win over the preset: host, port/ports, tls, username.
   const ProviderChoice provider = read_provider(reader);

@@ -60,8 +60,8 @@ std::optional<ReadyEndpoint> Deliverer::held_connection() const {
   if (!upstream_) return std::nullopt;
   const auto& capabilities = upstream_->capabilities();
   return ReadyEndpoint{upstream_->endpoint().index, upstream_->endpoint().label(),
-                       capabilities.eight_bit_mime, capabilities.size, upstream_->reused(),
-                       capabilities.size_limit};
+                       capabilities.eight_bit_mime, capabilities.size,
+                       upstream_->reused(),         capabilities.size_limit};
 }
 
 std::string Deliverer::held_label() const {
@@ -118,8 +118,7 @@ void Deliverer::select() {
     if (selection.connection) {
       upstream_ = std::move(selection.connection);
       report.ready = held_connection();
-      const std::string tls =
-          upstream_->tls_version().empty() ? "none" : upstream_->tls_version();
+      const std::string tls = upstream_->tls_version().empty() ? "none" : upstream_->tls_version();
       // Which certificate the upstream asked for and got ([[upstream]] tls_client_cert).
       if (const std::string& certificate = upstream_->trace().client_certificate;
           !certificate.empty())
@@ -128,9 +127,9 @@ void Deliverer::select() {
                                      {"tls", tls},
                                      {"client_cert", certificate}});
       else
-        log::info("upstream_ready", {{"session", log_id_},
-                                     {"endpoint", upstream_->endpoint().label()},
-                                     {"tls", tls}});
+        log::info(
+            "upstream_ready",
+            {{"session", log_id_}, {"endpoint", upstream_->endpoint().label()}, {"tls", tls}});
     }
     run(transaction_->selected(report));
   });

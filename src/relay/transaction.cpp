@@ -273,8 +273,7 @@ void Transaction::advance(std::vector<Action>& actions) {
   }
 }
 
-void Transaction::skip_for_size(std::size_t index, const std::string& label,
-                                std::uint64_t limit) {
+void Transaction::skip_for_size(std::size_t index, const std::string& label, std::uint64_t limit) {
   if (!tried_.insert(index).second) return;
   ++skipped_for_size_;
   largest_skipped_limit_ = std::max(largest_skipped_limit_, limit);
@@ -305,8 +304,7 @@ std::vector<Action> Transaction::selected(const SelectionReport& report) {
     if (pending_ == Pending::Rcpt)
       answer(actions, reply);
     else
-      finish(actions, reply,
-             skipped_all_for_size() ? Outcome::Failed : Outcome::Deferred);
+      finish(actions, reply, skipped_all_for_size() ? Outcome::Failed : Outcome::Deferred);
     return actions;
   }
   connection_ = report.ready;

@@ -1,9 +1,9 @@
 #include "portrelay/tls/context.hpp"
 
 #include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include "portrelay/tls/openssl_errors.hpp"
@@ -62,8 +62,8 @@ void use_certificate_and_key(SSL_CTX* ctx, const std::string& cert_file,
 std::string describe_certificate(X509* certificate) {
   std::string text = "CN=";
   char cn[256] = {};
-  if (X509_NAME_get_text_by_NID(X509_get_subject_name(certificate), NID_commonName, cn,
-                                sizeof cn) > 0)
+  if (X509_NAME_get_text_by_NID(X509_get_subject_name(certificate), NID_commonName, cn, sizeof cn) >
+      0)
     text += cn;
   else
     text += "(none)";

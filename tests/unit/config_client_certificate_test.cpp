@@ -41,10 +41,10 @@ class ClientCertificateConfig : public ::testing::Test {
 };
 
 TEST_F(ClientCertificateConfig, IsSetOnEveryEndpointOfTheTable) {
-  const Config config = parse_config(
-      "[[upstream]]\nhost = \"relay.example.com\"\nports = [587, 465]\n" +
-          assign("tls_client_cert", cert_) + assign("tls_client_key", key_),
-      kSource);
+  const Config config =
+      parse_config("[[upstream]]\nhost = \"relay.example.com\"\nports = [587, 465]\n" +
+                       assign("tls_client_cert", cert_) + assign("tls_client_key", key_),
+                   kSource);
   ASSERT_EQ(config.chain.size(), 2u);
   for (const Endpoint& endpoint : config.chain) {
     EXPECT_EQ(endpoint.tls_client_cert, cert_);
@@ -67,20 +67,20 @@ TEST_F(ClientCertificateConfig, BothOrNeither) {
 
 TEST_F(ClientCertificateConfig, AMissingOrUnreadableFileIsAnErrorWithItsPosition) {
   const std::string missing = dir_.file("missing.key");
-  EXPECT_EQ(error_of(upstream(assign("tls_client_cert", cert_) + assign("tls_client_key", missing))),
-            "portrelay.toml:5:18: upstream.tls_client_key: cannot read \"" + missing +
-                "\": No such file or directory");
-  EXPECT_EQ(error_of(upstream(assign("tls_client_cert", dir_.path()) +
-                              assign("tls_client_key", key_))),
-            "portrelay.toml:4:19: upstream.tls_client_cert: cannot read \"" + dir_.path() +
-                "\": not a regular file");
+  EXPECT_EQ(
+      error_of(upstream(assign("tls_client_cert", cert_) + assign("tls_client_key", missing))),
+      "portrelay.toml:5:18: upstream.tls_client_key: cannot read \"" + missing +
+          "\": No such file or directory");
+  EXPECT_EQ(
+      error_of(upstream(assign("tls_client_cert", dir_.path()) + assign("tls_client_key", key_))),
+      "portrelay.toml:4:19: upstream.tls_client_cert: cannot read \"" + dir_.path() +
+          "\": not a regular file");
 }
 
 TEST_F(ClientCertificateConfig, AKeyOthersCanReadIsWarned) {
   ::chmod(key_.c_str(), 0640);
-  const Config config =
-      parse_config(upstream(assign("tls_client_cert", cert_) + assign("tls_client_key", key_)),
-                   kSource);
+  const Config config = parse_config(
+      upstream(assign("tls_client_cert", cert_) + assign("tls_client_key", key_)), kSource);
   ASSERT_EQ(config.warnings.size(), 1u);
   EXPECT_EQ(config.warnings[0], "portrelay.toml:5: upstream.tls_client_key: \"" + key_ +
                                     "\" (the TLS client private key) is readable by group or "

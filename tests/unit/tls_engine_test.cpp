@@ -398,10 +398,9 @@ std::shared_ptr<Context> client_context_with_certificate() {
 // A server that asks for a client certificate and refuses a handshake without one.
 std::shared_ptr<Context> server_requiring_client_certificate() {
   auto context = good_server_context();
-  EXPECT_EQ(SSL_CTX_load_verify_locations(context->native(), TlsPki::get().ca_cert.c_str(), nullptr),
-            1);
-  SSL_CTX_set_verify(context->native(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-                     nullptr);
+  EXPECT_EQ(
+      SSL_CTX_load_verify_locations(context->native(), TlsPki::get().ca_cert.c_str(), nullptr), 1);
+  SSL_CTX_set_verify(context->native(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
   return context;
 }
 
@@ -413,8 +412,8 @@ TEST(TlsClientCertificate, IsDescribedByItsSubjectAndFingerprint) {
 }
 
 TEST(TlsClientCertificate, IsPresentedWhenTheServerAsks) {
-  Pair pair =
-      connect(client_context_with_certificate(), server_requiring_client_certificate(), "localhost");
+  Pair pair = connect(client_context_with_certificate(), server_requiring_client_certificate(),
+                      "localhost");
   ASSERT_EQ(pair.client->state(), State::Established) << pair.client->error();
   ASSERT_EQ(pair.server->state(), State::Established) << pair.server->error();
   EXPECT_TRUE(pair.client->certificate_requested());

@@ -404,8 +404,7 @@ TEST(Transaction, ABodyLargerThanTheHeldEndpointsSizeMovesToTheNextWithTheEnvelo
   t.rcpt("b@x");
   t.response(said(250));
   EXPECT_EQ(text(t.end_of_data(true, 1001)), Lines({"release", "select"}));
-  EXPECT_EQ(text(t.selected(SelectionReport{sized(1, 2000), {}})),
-            Lines({"send MAIL FROM:<a@x>"}));
+  EXPECT_EQ(text(t.selected(SelectionReport{sized(1, 2000), {}})), Lines({"send MAIL FROM:<a@x>"}));
   EXPECT_EQ(text(t.response(said(250))), Lines({"send RCPT TO:<b@x>"}));
   EXPECT_EQ(text(t.response(said(250))), Lines({"send DATA"}));
 }

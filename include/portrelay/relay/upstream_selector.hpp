@@ -2,8 +2,8 @@
 // Chooses the upstream endpoint for a message and hands over a ready connection.
 // The relay only sees this interface, so the strategy can change without touching it.
 // The implementation is RacingSelector (racing_selector.hpp).
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
