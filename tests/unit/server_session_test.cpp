@@ -240,8 +240,8 @@ TEST_F(ServerSessionTest, TheHandlersSizeLimitIsAdvertisedAndEnforced) {
   EXPECT_TRUE(handler_.calls.empty());
   // No SIZE= given: the data is held to the same limit, refused at the final dot before
   // the handler (the relay, the spool) sees the end of it.
-  handler_.auto_mail = Reply{250, "2.1.0", {"Ok"}};
-  handler_.auto_rcpt = Reply{250, "2.1.5", {"Ok"}};
+  handler_.auto_mail = wire_reply("250 2.1.0 Ok\r\n");
+  handler_.auto_rcpt = wire_reply("250 2.1.5 Ok\r\n");
   EXPECT_EQ(exchange("MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\n"),
             "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n");
   EXPECT_EQ(exchange("DATA\r\n"), kDataGo);

@@ -405,7 +405,8 @@ std::shared_ptr<Context> server_requiring_client_certificate() {
 }
 
 TEST(TlsClientCertificate, IsDescribedByItsSubjectAndFingerprint) {
-  const std::string& described = client_context_with_certificate()->client_certificate();
+  const auto context = client_context_with_certificate();
+  const std::string& described = context->client_certificate();
   ASSERT_EQ(described.rfind("CN=localhost sha256=", 0), 0u) << described;
   EXPECT_EQ(described.size(), std::string("CN=localhost sha256=").size() + 64) << described;
   EXPECT_TRUE(client_context()->client_certificate().empty());
