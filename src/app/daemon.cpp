@@ -66,6 +66,10 @@ Daemon::Generation Daemon::build(std::shared_ptr<const config::Config> config) {
       return std::make_unique<relay::PassthroughRelay>(loop, selector, metrics, session_id);
     };
   }
+  // portrelay's own SIZE: the largest message some endpoint of the chain takes (#18).
+  environment.message_size_limit = [selector = generation.selector](std::uint64_t configured) {
+    return selector->largest_message(configured);
+  };
   generation.environment = std::move(environment);
   return generation;
 }

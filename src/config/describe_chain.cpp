@@ -41,6 +41,7 @@ std::vector<std::string> describe_endpoint(const Endpoint& endpoint) {
   }
   if (!endpoint.ca_file.empty()) extras += "  ca_file=" + endpoint.ca_file;
   if (endpoint.tls_insecure_skip_verify) extras += "  verify=OFF";
+  if (!endpoint.tls_client_cert.empty()) extras += "  client_cert=" + endpoint.tls_client_cert;
   if (!endpoint.provider.empty()) extras += "  provider=" + endpoint.provider;
   return {std::to_string(endpoint.index + 1), endpoint.host + ":" + std::to_string(endpoint.port),
           std::string("tls=") + to_string(endpoint.tls), "name=" + endpoint.name,

@@ -390,12 +390,59 @@ void warn_if_tls_can_be_avoided(const TableReader& reader, const Endpoint& endpo
                         "\"implicit\")");
 }
 
+// tls_client_cert + tls_client_key: both or neither, both readable now (not at the first
+// connection), and the key, a secret, readable by its owner only, as [server] tls_key.
+// Whether they load and match is checked when the TLS context is built (daemon start,
+// reload, probe), with OpenSSL's reason.
+void read_client_certificate(const TableReader& reader, Endpoint& endpoint) {
+  const auto cert = reader.string("tls_client_cert");
+  const auto key = reader.string("tls_client_key");
+  if (cert.has_value() != key.has_value()) {
+    const std::string_view present = cert ? "tls_client_cert" : "tls_client_key";
+    const std::string_view missing = cert ? "tls_client_key" : "tls_client_cert";
+    reader.fail(present, *reader.find(present),
+                "needs upstream." + std::string(missing) + " too (the certificate and its key)");
+  }
+  if (!cert) return;
+  const std::pair<std::string_view, std::string> files[] = {{"tls_client_cert", *cert},
+                                                            {"tls_client_key", *key}};
+  for (const auto& [name, path] : files) {
+    if (auto reason = unreadable_reason(path))
+      reader.fail(name, *reader.find(name), "cannot read \"" + path + "\": " + *reason);
+  }
+  if (readable_by_group_or_others(*key)) {
+    reader.warn("tls_client_key", *reader.find("tls_client_key"),
+                "\"" + *key +
+                    "\" (the TLS client private key) is readable by group or others; restrict it "
+                    "(chmod 600)");
+  }
+  endpoint.tls_client_cert = *cert;
+  endpoint.tls_client_key = *key;
+}
+
 std::vector<Endpoint> parse_upstream(ParseContext& context, const toml::table& table) {
   const TableReader reader(context, table, "upstream", "[[upstream]]",
-                           {"host", "port", "ports", "tls", "name", "ca_file", "tls_server_name",
-                            "tls_insecure_skip_verify", "username", "password_env", "password_file",
-                            "password", "addresses", "provider", "region", "auth",
-                            "oauth_token_file", "oauth_token_command", "oauth_token_lifetime"});
+                           {"host",
+                            "port",
+                            "ports",
+                            "tls",
+                            "name",
+                            "ca_file",
+                            "tls_server_name",
+                            "tls_insecure_skip_verify",
+                            "username",
+                            "password_env",
+                            "password_file",
+                            "password",
+                            "addresses",
+                            "provider",
+                            "region",
+                            "auth",
+                            "oauth_token_file",
+                            "oauth_token_command",
+                            "oauth_token_lifetime",
+                            "tls_client_cert",
+                            "tls_client_key"});
 
   // Explicit keys win over the preset: host, port/ports, tls, username.
   const ProviderChoice provider = read_provider(reader);
@@ -457,6 +504,7 @@ std::vector<Endpoint> parse_upstream(ParseContext& context, const toml::table& t
                 "certificates of " + common.host +
                     " are not verified; anyone on the path can read the mail and credentials");
   }
+  read_client_certificate(reader, common);
   common.credentials = read_credentials(
       reader, provider.preset != nullptr ? provider.preset->username : std::string_view());
   common.source_line = static_cast<int>(table.source().begin.line);
@@ -466,6 +514,11 @@ std::vector<Endpoint> parse_upstream(ParseContext& context, const toml::table& t
   for (const Port& port : ports) {
     // "none" and "opportunistic" are only ever written, so tls_node is set for them.
     const std::string_view key = port.tls_node == table_tls.node ? "tls" : "ports.tls";
+    if (port.tls == TlsMode::None && !common.tls_client_cert.empty()) {
+      reader.fail(key, *port.tls_node,
+                  "\"none\" with tls_client_cert set: a client certificate needs TLS (use "
+                  "\"starttls\" or \"implicit\")");
+    }
     if (port.tls == TlsMode::None && common.credentials.configured()) {
       reader.fail(key, *port.tls_node,
                   "\"none\" with username set: credentials would travel in clear text (use "

@@ -151,6 +151,8 @@ std::string format_table(const std::vector<EndpointProbe>& probes,
     std::string detail;
     if (probe.ok) {
       detail = probe.trace.tls_version.empty() ? "plaintext" : probe.trace.tls_version;
+      if (!probe.trace.client_certificate.empty())
+        detail += "; client certificate " + probe.trace.client_certificate;
       detail += "; " + probe.trace.greeting;
     } else {
       detail = probe.detail;
@@ -210,6 +212,7 @@ std::string format_json(const std::vector<EndpointProbe>& probes,
         << ",\"ready_ms\":" << json_number(trace.ready_ms)
         << ",\"tls_version\":" << json_string(trace.tls_version)
         << ",\"tls_cipher\":" << json_string(trace.tls_cipher)
+        << ",\"client_certificate\":" << json_string(trace.client_certificate)
         << ",\"greeting\":" << json_string(trace.greeting) << ",\"extensions\":[";
     for (std::size_t e = 0; e < trace.extensions.size(); ++e)
       out << (e ? "," : "") << json_string(trace.extensions[e]);

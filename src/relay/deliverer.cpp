@@ -60,7 +60,8 @@ std::optional<ReadyEndpoint> Deliverer::held_connection() const {
   if (!upstream_) return std::nullopt;
   const auto& capabilities = upstream_->capabilities();
   return ReadyEndpoint{upstream_->endpoint().index, upstream_->endpoint().label(),
-                       capabilities.eight_bit_mime, capabilities.size, upstream_->reused()};
+                       capabilities.eight_bit_mime, capabilities.size,
+                       upstream_->reused(),         capabilities.size_limit};
 }
 
 std::string Deliverer::held_label() const {
@@ -72,7 +73,7 @@ void Deliverer::open(const smtp::PathArgument& sender, std::string message_id, A
   if (upstream_ && !upstream_->usable()) loop_.defer_delete(std::move(upstream_));
   message_id_ = std::move(message_id);
   body_ = nullptr;
-  transaction_.emplace(sender, held_connection());
+  transaction_.emplace(sender, held_connection(), whole_size_);
   answer_ = std::move(answer);
   run(transaction_->mail());
 }
@@ -88,11 +89,12 @@ void Deliverer::send(const MessageBody& body, Answer answer) {
   data_ended_ = std::chrono::steady_clock::now();
   if (body.failed())
     log::error("body_store_failed", {{"session", log_id_}, {"detail", body.error()}});
-  run(transaction_->end_of_data(!body.failed()));
+  run(transaction_->end_of_data(!body.failed(), body.size()));
 }
 
 void Deliverer::reset() {
   attempt_.reset();
+  whole_size_.reset();
   answer_ = nullptr;
   whole_.reset();
   transaction_.reset();
@@ -101,6 +103,12 @@ void Deliverer::reset() {
 }
 
 void Deliverer::select() {
+  // Endpoints whose EHLO SIZE is known to be below the message are not even tried.
+  if (const auto size = transaction_->message_size()) {
+    for (std::size_t i = 0; i < selector_->endpoints().size(); ++i)
+      if (const auto limit = selector_->size_limit(i); limit && *limit != 0 && *size > *limit)
+        transaction_->skip_for_size(i, endpoint(i).label(), *limit);
+  }
   attempt_ = selector_->select(transaction_->tried(), [this](Selection selection) {
     loop_.defer_delete(std::move(attempt_));  // we are inside its callback
     SelectionReport report;
@@ -110,10 +118,18 @@ void Deliverer::select() {
     if (selection.connection) {
       upstream_ = std::move(selection.connection);
       report.ready = held_connection();
-      log::info("upstream_ready",
-                {{"session", log_id_},
-                 {"endpoint", upstream_->endpoint().label()},
-                 {"tls", upstream_->tls_version().empty() ? "none" : upstream_->tls_version()}});
+      const std::string tls = upstream_->tls_version().empty() ? "none" : upstream_->tls_version();
+      // Which certificate the upstream asked for and got ([[upstream]] tls_client_cert).
+      if (const std::string& certificate = upstream_->trace().client_certificate;
+          !certificate.empty())
+        log::info("upstream_ready", {{"session", log_id_},
+                                     {"endpoint", upstream_->endpoint().label()},
+                                     {"tls", tls},
+                                     {"client_cert", certificate}});
+      else
+        log::info(
+            "upstream_ready",
+            {{"session", log_id_}, {"endpoint", upstream_->endpoint().label()}, {"tls", tls}});
     }
     run(transaction_->selected(report));
   });
@@ -214,6 +230,7 @@ void Deliverer::deliver(const smtp::PathArgument& sender,
                         const std::vector<std::string>& recipients, const MessageBody& body,
                         std::string message_id, Done done) {
   reset();
+  whole_size_ = body.size();
   whole_.emplace();
   whole_->reports.resize(recipients.size());
   for (std::size_t i = 0; i < recipients.size(); ++i) whole_->reports[i].address = recipients[i];

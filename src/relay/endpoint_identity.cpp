@@ -11,8 +11,9 @@ bool same_connection_settings(const config::Endpoint& a, const config::Endpoint&
   const auto& y = b.credentials;
   return a.addresses == b.addresses && a.ca_file == b.ca_file &&
          a.tls_server_name == b.tls_server_name &&
-         a.tls_insecure_skip_verify == b.tls_insecure_skip_verify && x.username == y.username &&
-         x.password == y.password && x.password_env == y.password_env &&
+         a.tls_insecure_skip_verify == b.tls_insecure_skip_verify &&
+         a.tls_client_cert == b.tls_client_cert && a.tls_client_key == b.tls_client_key &&
+         x.username == y.username && x.password == y.password && x.password_env == y.password_env &&
          x.password_file == y.password_file &&
          x.password_from_env_file == y.password_from_env_file && x.auth == y.auth &&
          x.oauth_token_file == y.oauth_token_file &&

@@ -45,6 +45,8 @@ std::vector<EndpointRuntimePtr> build_endpoint_runtimes(const config::Config& co
       tls::ClientOptions options;
       options.ca_file = endpoint.ca_file;
       options.verify_peer = !endpoint.tls_insecure_skip_verify;
+      options.cert_file = endpoint.tls_client_cert;
+      options.key_file = endpoint.tls_client_key;
       runtime.tls_context = tls::Context::client(options);
     }
     resolve_password(runtime);

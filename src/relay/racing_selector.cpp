@@ -226,6 +226,7 @@ RacingSelector::RacingSelector(net::Loop& loop, std::vector<EndpointRuntimePtr> 
       metrics_(metrics),
       health_(identities(endpoints_), options.cooldown, options.cooldown_max, {},
               {options.recovery_probe_min, options.recovery_probe_max}),
+      sizes_(identities(endpoints_)),
       pool_(loop, endpoints_, options.pool_max_per_endpoint, options.pool_idle_timeout, metrics),
       probe_timer_(loop.uv()),
       endpoint_up_timer_(loop.uv()) {
@@ -275,6 +276,7 @@ void RacingSelector::inherit_health(const RacingSelector& previous) {
           !same_connection_settings(*old, *runtime))
         fresh.insert(identity_of(runtime->endpoint));
   health_.inherit(previous.health_, fresh);
+  sizes_.inherit(previous.sizes_);  // a server's SIZE does not depend on how we log in
 }
 
 std::unique_ptr<UpstreamConnection> RacingSelector::new_connection(std::size_t index) {
@@ -284,6 +286,7 @@ std::unique_ptr<UpstreamConnection> RacingSelector::new_connection(std::size_t i
 
 void RacingSelector::record_ready(const UpstreamConnection& connection, bool probe) {
   std::size_t index = connection.endpoint().index;
+  sizes_.learned(index, connection.capabilities().size_limit);
   if (health_.entry(index).consecutive_failures > 0) endpoint_came_back(index);
   health_.record_success(index);
   health_.checked(index, Clock::now());

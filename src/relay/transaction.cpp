@@ -1,5 +1,8 @@
 #include "portrelay/relay/transaction.hpp"
 
+#include <algorithm>
+#include <charconv>
+
 #include "portrelay/base/ascii.hpp"
 
 namespace portrelay::relay {
@@ -120,8 +123,17 @@ smtp::Reply client_reply(const smtp::Reply& upstream, const char* fallback_enhan
   return smtp::make_reply(upstream.code, enhanced, text);
 }
 
-Transaction::Transaction(smtp::PathArgument sender, std::optional<ReadyEndpoint> connection)
-    : sender_(std::move(sender)), connection_(std::move(connection)) {}
+Transaction::Transaction(smtp::PathArgument sender, std::optional<ReadyEndpoint> connection,
+                         std::optional<std::uint64_t> message_size)
+    : sender_(std::move(sender)), connection_(std::move(connection)), message_size_(message_size) {
+  if (const auto* size = sender_.find("SIZE"); size && !message_size_) {
+    std::uint64_t declared = 0;
+    const auto [end, error] =
+        std::from_chars(size->value.data(), size->value.data() + size->value.size(), declared);
+    if (error == std::errc() && end == size->value.data() + size->value.size())
+      message_size_ = declared;
+  }
+}
 
 bool Transaction::requires_8bit() const {
   const auto* body = sender_.find("BODY");
@@ -137,6 +149,10 @@ std::string Transaction::mail_command() const {
   return line;
 }
 
+bool Transaction::skipped_all_for_size() const {
+  return skipped_for_size_ > 0 && skipped_for_size_ == failure_notes_.size() && message_size_;
+}
+
 bool Transaction::replaying() const {
   // MAIL sent while the client is not waiting for it, or a recipient the client already
   // heard about: restoring the envelope on a new endpoint.
@@ -146,6 +162,11 @@ bool Transaction::replaying() const {
 }
 
 smtp::Reply Transaction::unreachable_reply() const {
+  if (skipped_all_for_size())
+    return smtp::make_reply(552, "5.3.4",
+                            "Message size exceeds what every upstream endpoint accepts (" +
+                                std::to_string(*message_size_) + " octets; the largest takes " +
+                                std::to_string(largest_skipped_limit_) + ")");
   if (skipped_for_8bit_ > 0 && skipped_for_8bit_ == failure_notes_.size())
     return smtp::make_reply(554, "5.6.3",
                             "No upstream endpoint accepts 8-bit content (8BITMIME), and portrelay "
@@ -189,8 +210,9 @@ std::vector<Action> Transaction::rcpt(const std::string& address) {
   return actions;
 }
 
-std::vector<Action> Transaction::end_of_data(bool body_stored) {
+std::vector<Action> Transaction::end_of_data(bool body_stored, std::optional<std::uint64_t> size) {
   pending_ = Pending::EndOfData;
+  if (size) message_size_ = size;
   auto actions = new_batch();
   if (!body_stored) {
     finish(actions,
@@ -224,6 +246,17 @@ void Transaction::advance(std::vector<Action>& actions) {
     actions.push_back({.kind = Action::Kind::Release});
     connection_.reset();
   }
+  if (connection_ && message_size_ && connection_->size_limit != 0 &&
+      *message_size_ > connection_->size_limit) {
+    // Its EHLO SIZE is below this message: it would answer 552. Not its failure either; a
+    // MAIL already open on it is cleared by the pool's RSET, and the envelope is replayed
+    // on the next endpoint.
+    skip_for_size(connection_->index, connection_->label, connection_->size_limit);
+    actions.push_back({.kind = Action::Kind::Release});
+    connection_.reset();
+    mail_on_connection_ = false;
+    recipients_on_connection_ = 0;
+  }
   if (!connection_) {
     selecting_ = true;
     actions.push_back({.kind = Action::Kind::Select});
@@ -238,6 +271,13 @@ void Transaction::advance(std::vector<Action>& actions) {
   } else if (pending_ == Pending::EndOfData) {
     send(actions, Stage::Data, "DATA");
   }
+}
+
+void Transaction::skip_for_size(std::size_t index, const std::string& label, std::uint64_t limit) {
+  if (!tried_.insert(index).second) return;
+  ++skipped_for_size_;
+  largest_skipped_limit_ = std::max(largest_skipped_limit_, limit);
+  failure_notes_.push_back(label + " (SIZE " + std::to_string(limit) + ")");
 }
 
 std::vector<Action> Transaction::selected(const SelectionReport& report) {
@@ -264,7 +304,7 @@ std::vector<Action> Transaction::selected(const SelectionReport& report) {
     if (pending_ == Pending::Rcpt)
       answer(actions, reply);
     else
-      finish(actions, reply, Outcome::Deferred);
+      finish(actions, reply, skipped_all_for_size() ? Outcome::Failed : Outcome::Deferred);
     return actions;
   }
   connection_ = report.ready;

@@ -181,6 +181,10 @@ void UpstreamConnection::start_tls() {
     trace_.tls_ms = elapsed_ms();
     trace_.tls_version = engine->protocol_version();
     trace_.tls_cipher = engine->cipher();
+    if (engine->certificate_requested()) {
+      const std::string& ours = runtime_->tls_context->client_certificate();
+      trace_.client_certificate = ours.empty() ? "none configured" : ours;
+    }
     if (runtime_->endpoint.tls == TlsMode::Implicit) {
       handshake_.mark_tls_active();  // the greeting comes next, inside TLS
       arm_timer(timeouts_.greeting, FailureReason::GreetingTimeout, "no greeting");

@@ -138,6 +138,11 @@ std::function<void(const smtp::Reply&)> SubmissionSession::completer() {
 
 void SubmissionSession::send(std::string bytes) { connection_->send(bytes); }
 
+std::uint64_t SubmissionSession::message_size_limit(std::uint64_t configured) const {
+  return environment_->message_size_limit ? environment_->message_size_limit(configured)
+                                          : configured;
+}
+
 std::size_t SubmissionSession::queued_output() const { return connection_->write_queue_size(); }
 
 void SubmissionSession::close_after_send() {

@@ -270,12 +270,16 @@ void ServerSession::handle_ehlo(const Command& command, bool extended) {
   greeted_ = true;
   if (!extended) return reply(250, "", policy_.hostname);
   std::vector<std::string> lines = {policy_.hostname, "PIPELINING",
-                                    "SIZE " + std::to_string(policy_.max_message_size), "8BITMIME",
+                                    "SIZE " + std::to_string(size_limit()), "8BITMIME",
                                     "ENHANCEDSTATUSCODES"};
   if (policy_.starttls_offered && !tls_active_) lines.push_back("STARTTLS");
   if (policy_.auth_offered && tls_active_ && !authenticated_) lines.push_back("AUTH PLAIN LOGIN");
   lines.push_back("HELP");
   output_ += format_multiline_reply(250, lines);
+}
+
+std::uint64_t ServerSession::size_limit() const {
+  return std::min(policy_.max_message_size, handler_.message_size_limit(policy_.max_message_size));
 }
 
 void ServerSession::handle_mail(const Command& command) {
@@ -294,7 +298,7 @@ void ServerSession::handle_mail(const Command& command) {
       std::uint64_t size = 0;
       if (!parse_uint64(parameter.value, size))
         return error_reply(501, "5.5.4", "Syntax: SIZE=<octets>");
-      if (size > policy_.max_message_size)
+      if (size > size_limit())
         return error_reply(552, "5.3.4", "Message size exceeds fixed maximum message size");
     } else if (parameter.keyword == "BODY") {
       std::string body = upper(parameter.value);
@@ -331,7 +335,7 @@ void ServerSession::handle_data(const Command& command) {
   if (!has_sender_) return error_reply(503, "5.5.1", "Need MAIL command first");
   if (recipients_ == 0) return error_reply(554, "5.5.1", "No valid recipients");
   reply(354, "", "End data with <CR><LF>.<CR><LF>");
-  data_reader_ = DataReader(DataReader::Limits{policy_.max_message_size, 1000});
+  data_reader_ = DataReader(DataReader::Limits{size_limit(), 1000});
   phase_ = Phase::Data;
   handler_.data_begin();
 }

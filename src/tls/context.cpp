@@ -1,6 +1,8 @@
 #include "portrelay/tls/context.hpp"
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -36,6 +38,48 @@ SslCtxPtr new_context(const SSL_METHOD* method, const char* side) {
   return ctx;
 }
 
+// Loads a certificate chain and its private key into `ctx`, naming a mismatch plainly.
+void use_certificate_and_key(SSL_CTX* ctx, const std::string& cert_file,
+                             const std::string& key_file) {
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1) {
+    throw_tls_error("cannot load certificate chain '" + cert_file + "'");
+  }
+  const std::string mismatch =
+      "private key '" + key_file + "' does not match certificate '" + cert_file + "'";
+  if (SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    // OpenSSL already compares key and certificate here; name that case plainly.
+    const unsigned long error = ERR_peek_last_error();
+    const bool mismatched =
+        ERR_GET_LIB(error) == ERR_LIB_X509 && ERR_GET_REASON(error) == X509_R_KEY_VALUES_MISMATCH;
+    throw_tls_error(mismatched ? mismatch : "cannot load private key '" + key_file + "'");
+  }
+  if (SSL_CTX_check_private_key(ctx) != 1) {
+    throw_tls_error(mismatch);
+  }
+}
+
+// "CN=relay.example.com sha256=3f9a..." for logs and the probe: which certificate it is.
+std::string describe_certificate(X509* certificate) {
+  std::string text = "CN=";
+  char cn[256] = {};
+  if (X509_NAME_get_text_by_NID(X509_get_subject_name(certificate), NID_commonName, cn, sizeof cn) >
+      0)
+    text += cn;
+  else
+    text += "(none)";
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (X509_digest(certificate, EVP_sha256(), digest, &length) == 1) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    text += " sha256=";
+    for (unsigned int i = 0; i < length; ++i) {
+      text += kHex[digest[i] >> 4];
+      text += kHex[digest[i] & 0x0f];
+    }
+  }
+  return text;
+}
+
 }  // namespace
 
 std::shared_ptr<Context> Context::client(const ClientOptions& options) {
@@ -50,29 +94,22 @@ std::shared_ptr<Context> Context::client(const ClientOptions& options) {
     throw_tls_error("cannot load the system CA store");
   }
   SSL_CTX_set_verify(ctx.get(), options.verify_peer ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+  std::string client_certificate;
+  if (!options.cert_file.empty() || !options.key_file.empty()) {
+    use_certificate_and_key(ctx.get(), options.cert_file, options.key_file);
+    client_certificate = describe_certificate(SSL_CTX_get0_certificate(ctx.get()));
+  }
   // Client sessions are not resumed (each relay connection stands alone).
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
-  return std::shared_ptr<Context>(new Context(ctx.release(), options.verify_peer));
+  std::shared_ptr<Context> context(new Context(ctx.release(), options.verify_peer));
+  context->client_certificate_ = std::move(client_certificate);
+  return context;
 }
 
 std::shared_ptr<Context> Context::server(const ServerOptions& options) {
   SslCtxPtr ctx = new_context(TLS_server_method(), "server");
   SSL_CTX_set_options(ctx.get(), SSL_OP_CIPHER_SERVER_PREFERENCE);
-  if (SSL_CTX_use_certificate_chain_file(ctx.get(), options.cert_file.c_str()) != 1) {
-    throw_tls_error("cannot load certificate chain '" + options.cert_file + "'");
-  }
-  const std::string mismatch = "private key '" + options.key_file +
-                               "' does not match certificate '" + options.cert_file + "'";
-  if (SSL_CTX_use_PrivateKey_file(ctx.get(), options.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-    // OpenSSL already compares key and certificate here; name that case plainly.
-    const unsigned long error = ERR_peek_last_error();
-    const bool mismatched =
-        ERR_GET_LIB(error) == ERR_LIB_X509 && ERR_GET_REASON(error) == X509_R_KEY_VALUES_MISMATCH;
-    throw_tls_error(mismatched ? mismatch : "cannot load private key '" + options.key_file + "'");
-  }
-  if (SSL_CTX_check_private_key(ctx.get()) != 1) {
-    throw_tls_error(mismatch);
-  }
+  use_certificate_and_key(ctx.get(), options.cert_file, options.key_file);
   // A bounded server-side cache lets reconnecting senders resume cheaply without
   // letting many clients grow memory without limit.
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_SERVER);

@@ -56,6 +56,14 @@ std::unique_ptr<Engine> Engine::client(std::shared_ptr<Context> context,
   std::unique_ptr<Engine> engine(new Engine(context, new_ssl(*context)));
   SSL* ssl = engine->ssl_;
   SSL_set_connect_state(ssl);
+  // OpenSSL calls this when the server's CertificateRequest arrives, before it sends ours.
+  SSL_set_cert_cb(
+      ssl,
+      [](SSL*, void* self) {
+        static_cast<Engine*>(self)->certificate_requested_ = true;
+        return 1;
+      },
+      engine.get());
   const bool ip_literal = is_ip_literal(server_name);
   // RFC 6066 forbids IP literals in SNI.
   if (!ip_literal && !server_name.empty() &&

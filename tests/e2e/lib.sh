@@ -113,7 +113,7 @@ start_upstream() {
   shift
   mkdir -p "$WORK/mail"
   rm -f "$WORK/$label.port"
-  start_bg "$WORK/$label.log" "$PY" "$E2E_DIR/smtp_upstream.py" --label "$label" \
+  start_bg "$WORK/$label.log" "$PY" "$E2E_DIR/${UPSTREAM_SCRIPT:-smtp_upstream.py}" --label "$label" \
     --outdir "$WORK/mail" --port-file "$WORK/$label.port" "$@"
   UPSTREAM_PID=$LAST_PID
   local i
@@ -124,6 +124,12 @@ start_upstream() {
   done
   [[ -s "$WORK/$label.port" ]] || { cat "$WORK/$label.log" >&2; fail "upstream $label did not start within 10s"; }
   UPSTREAM_PORT=$(cat "$WORK/$label.port")
+}
+
+# start_provider LABEL [provider_emulator.py options...]: start_upstream with the provider
+# emulator (SES / M365 / Gmail replies, limits, stats file); sets UPSTREAM_PORT and UPSTREAM_PID.
+start_provider() {
+  UPSTREAM_SCRIPT=provider_emulator.py start_upstream "$@"
 }
 
 # start_portrelay CONFIG SMTP_PORT: `portrelay run` in the background (log in $WORK/portrelay.log),

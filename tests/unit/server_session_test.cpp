@@ -33,6 +33,7 @@ class RecordingHandler : public ServerSessionHandler {
   std::optional<Reply> auto_mail;
   std::optional<Reply> auto_rcpt;
   std::optional<Reply> auto_data_end;
+  std::optional<std::uint64_t> size_limit;  // what the upstreams take (a relay's handler)
 
   std::string take_sent() { return std::exchange(sent, std::string()); }
   std::vector<std::string> take_calls() { return std::exchange(calls, {}); }
@@ -75,6 +76,9 @@ class RecordingHandler : public ServerSessionHandler {
     calls.push_back(std::string("data_rejected:") + to_string(violation));
   }
   void reset() override { calls.push_back("reset"); }
+  std::uint64_t message_size_limit(std::uint64_t configured) const override {
+    return size_limit.value_or(configured);
+  }
 };
 
 constexpr char kEhloPlain[] =
@@ -224,6 +228,37 @@ TEST_F(ServerSessionTest, MailSizeParameterIsCheckedAgainstLimit) {
   EXPECT_TRUE(handler_.calls.empty());
   EXPECT_EQ(exchange("MAIL FROM:<a@b.test> SIZE=1000 BODY=8BITMIME\r\n"), "");
   EXPECT_EQ(handler_.take_calls(), std::vector<std::string>{"mail_from:a@b.test"});
+}
+
+// #18: the relay's own SIZE is what its upstreams accept, never above max_message_size.
+TEST_F(ServerSessionTest, TheHandlersSizeLimitIsAdvertisedAndEnforced) {
+  handler_.size_limit = 600;
+  start();
+  EXPECT_NE(exchange("EHLO client.test\r\n").find("250-SIZE 600\r\n"), std::string::npos);
+  EXPECT_EQ(exchange("MAIL FROM:<a@b.test> SIZE=601\r\n"),
+            "552 5.3.4 Message size exceeds fixed maximum message size\r\n");
+  EXPECT_TRUE(handler_.calls.empty());
+  // No SIZE= given: the data is held to the same limit, refused at the final dot before
+  // the handler (the relay, the spool) sees the end of it.
+  handler_.auto_mail = wire_reply("250 2.1.0 Ok\r\n");
+  handler_.auto_rcpt = wire_reply("250 2.1.5 Ok\r\n");
+  EXPECT_EQ(exchange("MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\n"),
+            "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n");
+  EXPECT_EQ(exchange("DATA\r\n"), kDataGo);
+  handler_.take_calls();
+  std::string body;
+  for (int i = 0; i < 10; ++i) body += std::string(70, 'x') + "\r\n";
+  EXPECT_EQ(exchange(body + ".\r\n"),
+            "552 5.3.4 Message size exceeds fixed maximum message size\r\n");
+  EXPECT_EQ(handler_.take_calls(), std::vector<std::string>{"data_rejected:too_big"});
+}
+
+TEST_F(ServerSessionTest, AHandlerLimitAboveTheConfiguredOneIsIgnored) {
+  handler_.size_limit = 5000;  // max_message_size is 1000
+  start();
+  EXPECT_NE(exchange("EHLO client.test\r\n").find("250-SIZE 1000\r\n"), std::string::npos);
+  EXPECT_EQ(exchange("MAIL FROM:<a@b.test> SIZE=1001\r\n"),
+            "552 5.3.4 Message size exceeds fixed maximum message size\r\n");
 }
 
 TEST_F(ServerSessionTest, UnknownMailParameterIs555) {

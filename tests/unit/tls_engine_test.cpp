@@ -387,6 +387,62 @@ TEST(TlsContext, KeyIsNotACertificate) {
   EXPECT_THROW(Context::client({.ca_file = pki.good_key}), TlsError);
 }
 
+// ---------------------------------------------------------------- client certificates (#18)
+
+std::shared_ptr<Context> client_context_with_certificate() {
+  const auto& pki = TlsPki::get();
+  return Context::client(
+      {.ca_file = pki.ca_cert, .cert_file = pki.good_cert, .key_file = pki.good_key});
+}
+
+// A server that asks for a client certificate and refuses a handshake without one.
+std::shared_ptr<Context> server_requiring_client_certificate() {
+  auto context = good_server_context();
+  EXPECT_EQ(
+      SSL_CTX_load_verify_locations(context->native(), TlsPki::get().ca_cert.c_str(), nullptr), 1);
+  SSL_CTX_set_verify(context->native(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  return context;
+}
+
+TEST(TlsClientCertificate, IsDescribedByItsSubjectAndFingerprint) {
+  const auto context = client_context_with_certificate();
+  const std::string& described = context->client_certificate();
+  ASSERT_EQ(described.rfind("CN=localhost sha256=", 0), 0u) << described;
+  EXPECT_EQ(described.size(), std::string("CN=localhost sha256=").size() + 64) << described;
+  EXPECT_TRUE(client_context()->client_certificate().empty());
+}
+
+TEST(TlsClientCertificate, IsPresentedWhenTheServerAsks) {
+  Pair pair = connect(client_context_with_certificate(), server_requiring_client_certificate(),
+                      "localhost");
+  ASSERT_EQ(pair.client->state(), State::Established) << pair.client->error();
+  ASSERT_EQ(pair.server->state(), State::Established) << pair.server->error();
+  EXPECT_TRUE(pair.client->certificate_requested());
+}
+
+TEST(TlsClientCertificate, IsNotReportedWhenTheServerDoesNotAsk) {
+  Pair pair = connect(client_context_with_certificate(), good_server_context(), "localhost");
+  ASSERT_EQ(pair.client->state(), State::Established) << pair.client->error();
+  EXPECT_FALSE(pair.client->certificate_requested());
+}
+
+TEST(TlsClientCertificate, WithoutOneARequiringServerRefuses) {
+  Pair pair = connect(client_context(), server_requiring_client_certificate(), "localhost");
+  EXPECT_EQ(pair.server->state(), State::Failed);
+  EXPECT_TRUE(pair.client->certificate_requested());
+}
+
+TEST(TlsClientCertificate, AKeyOfAnotherCertificateIsNamedAsAMismatch) {
+  const auto& pki = TlsPki::get();
+  try {
+    Context::client({.cert_file = pki.good_cert, .key_file = pki.wrong_host_key});
+    FAIL() << "no error";
+  } catch (const TlsError& error) {
+    EXPECT_NE(std::string(error.what()).find("does not match certificate"), std::string::npos)
+        << error.what();
+  }
+}
+
 // ---------------------------------------------------------------- test PKI
 
 X509* read_cert(const std::string& path) {

@@ -373,6 +373,73 @@ TEST(Transaction, EightBitContentSkipsEndpointsWithout8BitMime) {
                    "portrelay does not convert messages [deferred]"}));
 }
 
+// #18 item 3: an endpoint whose EHLO SIZE is below the message is skipped for it.
+ReadyEndpoint sized(std::size_t index, std::uint64_t size_limit) {
+  ReadyEndpoint ready = endpoint(index);
+  ready.size_limit = size_limit;
+  return ready;
+}
+smtp::PathArgument sender_with_size(const std::string& address, const std::string& size) {
+  smtp::PathArgument path = sender(address);
+  path.parameters.push_back({"SIZE", size});
+  return path;
+}
+
+TEST(Transaction, ADeclaredSizeSkipsAnEndpointWhoseSizeIsSmaller) {
+  Transaction t(sender_with_size("a@x", "5000"), std::nullopt);
+  EXPECT_EQ(t.message_size(), std::optional<std::uint64_t>(5000));
+  t.mail();
+  EXPECT_EQ(text(t.selected(SelectionReport{sized(0, 4000), {}})), Lines({"release", "select"}));
+  EXPECT_EQ(t.tried(), std::set<std::size_t>({0}));
+  EXPECT_EQ(text(t.selected(SelectionReport{sized(1, 0), {}})),
+            Lines({"send MAIL FROM:<a@x> SIZE=5000"}));
+}
+
+TEST(Transaction, ABodyLargerThanTheHeldEndpointsSizeMovesToTheNextWithTheEnvelope) {
+  // No SIZE= from the client: MAIL and RCPT went to an endpoint that turns out too small.
+  Transaction t(sender("a@x"), std::nullopt);
+  t.mail();
+  t.selected(SelectionReport{sized(0, 1000), {}});
+  t.response(said(250));
+  t.rcpt("b@x");
+  t.response(said(250));
+  EXPECT_EQ(text(t.end_of_data(true, 1001)), Lines({"release", "select"}));
+  EXPECT_EQ(text(t.selected(SelectionReport{sized(1, 2000), {}})), Lines({"send MAIL FROM:<a@x>"}));
+  EXPECT_EQ(text(t.response(said(250))), Lines({"send RCPT TO:<b@x>"}));
+  EXPECT_EQ(text(t.response(said(250))), Lines({"send DATA"}));
+}
+
+TEST(Transaction, ABodyWithinTheSizeIsSentThere) {
+  Transaction t(sender("a@x"), std::nullopt);
+  t.mail();
+  t.selected(SelectionReport{sized(0, 1000), {}});
+  t.response(said(250));
+  t.rcpt("b@x");
+  t.response(said(250));
+  EXPECT_EQ(text(t.end_of_data(true, 1000)), Lines({"send DATA"}));
+}
+
+TEST(Transaction, AMessageTooBigForEveryEndpointIsRefusedFor552) {
+  Transaction t(sender("a@x"), std::nullopt, /*message_size=*/30000);
+  t.skip_for_size(0, "up0:25", 10000);
+  t.skip_for_size(1, "up1:587", 20000);
+  t.mail();
+  EXPECT_EQ(text(t.selected(none())),
+            Lines({"reply 552 5.3.4 Message size exceeds what every upstream endpoint accepts "
+                   "(30000 octets; the largest takes 20000) [failed]"}));
+}
+
+TEST(Transaction, ASizeSkipBesideAnEndpointDownIsStillTransient) {
+  Transaction t(sender("a@x"), std::nullopt, /*message_size=*/30000);
+  t.skip_for_size(0, "up0:25", 10000);
+  t.mail();
+  const auto actions =
+      text(t.selected(none({{1, "up1:587", {FailureReason::Refused, "refused"}}})));
+  ASSERT_EQ(actions.size(), 1u);
+  EXPECT_EQ(actions[0].rfind("reply 451 4.4.1", 0), 0u) << actions[0];
+  EXPECT_NE(actions[0].find("[deferred]"), std::string::npos) << actions[0];
+}
+
 TEST(Transaction, APooledConnectionThatWentStaleDoesNotExcludeItsEndpoint) {
   Transaction t(sender("a@x"), std::nullopt);
   t.mail();

@@ -161,6 +161,10 @@ struct Endpoint {
   std::string ca_file;          // empty: system CA store
   std::string tls_server_name;  // SNI / name to verify; default host
   bool tls_insecure_skip_verify = false;
+  // A TLS client certificate (PEM chain) and its private key, presented when the server
+  // asks (certificate-authenticated connectors). Both or neither.
+  std::string tls_client_cert;
+  std::string tls_client_key;
   Credentials credentials;
   // The provider preset this endpoint was expanded from ("ses/us-east-1", "sendgrid");
   // empty when the [[upstream]] names no provider. Shown by `check` only.

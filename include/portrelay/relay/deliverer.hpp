@@ -103,6 +103,7 @@ class Deliverer {
     Done done;
   };
   std::optional<Whole> whole_;
+  std::optional<std::uint64_t> whole_size_;  // deliver()'s body size, known before MAIL
 };
 
 }  // namespace portrelay::relay

@@ -33,6 +33,7 @@
 
 #include "portrelay/net/loop.hpp"
 #include "portrelay/net/timer.hpp"
+#include "portrelay/relay/endpoint_sizes.hpp"
 #include "portrelay/relay/health_table.hpp"
 #include "portrelay/relay/upstream_pool.hpp"
 #include "portrelay/relay/upstream_selector.hpp"
@@ -70,6 +71,12 @@ class RacingSelector : public UpstreamSelector {
   void record_transaction_failure(std::size_t endpoint_index,
                                   const AttemptFailure& failure) override;
   const std::vector<EndpointRuntimePtr>& endpoints() const override { return endpoints_; }
+  std::optional<std::uint64_t> size_limit(std::size_t index) const override {
+    return sizes_.limit(index);
+  }
+  std::uint64_t largest_message(std::uint64_t bound) const override {
+    return sizes_.largest(bound);
+  }
   bool all_cooling_down() const override;
   void set_recovery_probing(bool on) override;
   void set_on_endpoint_up(std::function<void(std::size_t index)> callback) override;
@@ -107,6 +114,7 @@ class RacingSelector : public UpstreamSelector {
   RacingOptions options_;
   metrics::Metrics& metrics_;
   HealthTable health_;
+  EndpointSizes sizes_;  // each endpoint's EHLO SIZE, learned at every ready connection
   UpstreamPool pool_;
   net::Timer probe_timer_;
   std::vector<std::unique_ptr<Probe>> probes_;

@@ -69,7 +69,8 @@ struct ReadyEndpoint {
   std::string label;      // "name:port"
   bool eight_bit_mime = false;
   bool size = false;
-  bool reused = false;  // came out of the pool rather than a fresh connect
+  bool reused = false;           // came out of the pool rather than a fresh connect
+  std::uint64_t size_limit = 0;  // its EHLO SIZE; 0: none announced
 };
 
 struct FailedEndpoint {
@@ -127,13 +128,23 @@ class Transaction {
  public:
   // `connection`: a ready connection the session already holds with no transaction open
   // on it (after an earlier message or a refused MAIL), used before selecting another.
-  Transaction(smtp::PathArgument sender, std::optional<ReadyEndpoint> connection);
+  // `message_size`: the message's size when known before end of data (a queued one);
+  // otherwise the client's MAIL ... SIZE=, if any, until end_of_data says.
+  Transaction(smtp::PathArgument sender, std::optional<ReadyEndpoint> connection,
+              std::optional<std::uint64_t> message_size = std::nullopt);
 
   // The client's requests. Each returns the actions to carry out now.
   std::vector<Action> mail();
   std::vector<Action> rcpt(const std::string& address);
   // The body is complete. `body_stored` false: it could not be kept locally (disk error).
-  std::vector<Action> end_of_data(bool body_stored);
+  // `size`: its octets, when known; an endpoint whose EHLO SIZE is smaller is skipped.
+  std::vector<Action> end_of_data(bool body_stored,
+                                  std::optional<std::uint64_t> size = std::nullopt);
+
+  // Endpoint `index` is known, by its EHLO SIZE `limit`, to refuse this message (see
+  // message_size()): it is not tried for it. When every endpoint left out is left out for
+  // this, the message is refused with 552 5.3.4, a permanent failure.
+  void skip_for_size(std::size_t index, const std::string& label, std::uint64_t limit);
 
   // What the glue observed.
   std::vector<Action> selected(const SelectionReport& report);
@@ -149,6 +160,8 @@ class Transaction {
   // The endpoint of the connection in use, if any.
   const std::optional<ReadyEndpoint>& connection() const { return connection_; }
   bool finished() const { return finished_; }
+  // What the message is known to weigh so far (SIZE=, or the body at end of data).
+  std::optional<std::uint64_t> message_size() const { return message_size_; }
 
  private:
   enum class Pending { None, Mail, Rcpt, EndOfData };
@@ -163,6 +176,7 @@ class Transaction {
   std::string mail_command() const;
   bool requires_8bit() const;
   bool replaying() const;
+  bool skipped_all_for_size() const;
 
   smtp::PathArgument sender_;
   std::vector<std::string> recipients_;
@@ -185,6 +199,9 @@ class Transaction {
   std::optional<smtp::Reply> last_upstream_refusal_;
   std::optional<std::size_t> failed_from_;
   std::size_t skipped_for_8bit_ = 0;
+  std::size_t skipped_for_size_ = 0;  // endpoints whose EHLO SIZE is below the message
+  std::uint64_t largest_skipped_limit_ = 0;
+  std::optional<std::uint64_t> message_size_;
   std::size_t skipped_cooling_down_ = 0;  // notes of endpoints the selector gave up on
 };
 

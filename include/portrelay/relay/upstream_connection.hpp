@@ -38,6 +38,10 @@ struct ConnectTrace {
   double ready_ms = -1;
   std::string tls_version;
   std::string tls_cipher;
+  // The client certificate presented because the server asked for one ("CN=... sha256=...",
+  // [[upstream]] tls_client_cert); "none configured" when it asked and there is none; empty
+  // when it did not ask.
+  std::string client_certificate;
   std::string greeting;                 // the 220 line
   std::vector<std::string> extensions;  // EHLO keywords (after TLS when TLS is used)
   bool authenticated = false;

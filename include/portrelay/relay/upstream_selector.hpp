@@ -2,8 +2,10 @@
 // Chooses the upstream endpoint for a message and hands over a ready connection.
 // The relay only sees this interface, so the strategy can change without touching it.
 // The implementation is RacingSelector (racing_selector.hpp).
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -43,6 +45,15 @@ class UpstreamSelector {
   virtual void record_transaction_failure(std::size_t endpoint_index,
                                           const AttemptFailure& failure) = 0;
   virtual const std::vector<EndpointRuntimePtr>& endpoints() const = 0;
+
+  // What endpoint `index`'s EHLO said of message size (endpoint_sizes.hpp): nullopt when
+  // not seen yet, 0 for no limit.
+  virtual std::optional<std::uint64_t> size_limit(std::size_t /*index*/) const {
+    return std::nullopt;
+  }
+  // The largest message some endpoint may accept, at most `bound` ([server]
+  // max_message_size): portrelay's own EHLO SIZE.
+  virtual std::uint64_t largest_message(std::uint64_t bound) const { return bound; }
 
   // True when every endpoint is cooling down or being probed, now: a selection would start
   // but give up after one stagger unless an endpoint has just recovered. (The defaults

@@ -31,6 +31,9 @@ struct SessionEnvironment {
   std::shared_ptr<const Authenticator> authenticator;  // null: no AUTH
   config::Duration command_timeout{};
   config::Duration data_timeout{};
+  // The largest message the upstreams take, at most the argument ([server]
+  // max_message_size): the selector's learned EHLO SIZEs. Empty: the configured limit.
+  std::function<std::uint64_t(std::uint64_t configured)> message_size_limit;
   // Set by SubmissionServer: failed AUTH per client address (delays the 535).
   AuthFailureTracker* auth_failures = nullptr;
 };
@@ -81,6 +84,7 @@ class SubmissionSession : private smtp::ServerSessionHandler {
   void data_rejected(smtp::DataReader::Violation violation) override;
   void reset() override;
   std::size_t queued_output() const override;
+  std::uint64_t message_size_limit(std::uint64_t configured) const override;
 
   void on_input(std::string_view bytes);
   void after_event();  // re-arm the timeout, apply backpressure

@@ -54,6 +54,10 @@ class ServerSessionHandler {
   virtual void reset() = 0;  // the transaction (if any) is abandoned
   // Reply octets sent but not yet taken by the peer; counts toward max_queued_output.
   virtual std::size_t queued_output() const { return 0; }
+  // The largest message the session may take now, at most `configured` (the policy's
+  // max_message_size): what EHLO advertises as SIZE and MAIL ... SIZE= and the data are
+  // held to. A relay lowers it to what its upstreams accept.
+  virtual std::uint64_t message_size_limit(std::uint64_t configured) const { return configured; }
 };
 
 class ServerSession {
@@ -102,6 +106,7 @@ class ServerSession {
   bool process_data();
   void handle(const Command& command);
   void handle_ehlo(const Command& command, bool extended);
+  std::uint64_t size_limit() const;  // the handler's, never above the policy's
   void handle_mail(const Command& command);
   void handle_rcpt(const Command& command);
   void handle_data(const Command& command);

@@ -17,6 +17,10 @@ class TlsError : public std::runtime_error {
 struct ClientOptions {
   std::string ca_file;      // PEM bundle; empty = system default store
   bool verify_peer = true;  // false only with the loudly named config key
+  // A client certificate (PEM chain) and its key, for servers that ask for one (Microsoft
+  // 365 inbound connectors, private smarthosts). Both or neither.
+  std::string cert_file;
+  std::string key_file;
 };
 
 struct ServerOptions {
@@ -37,11 +41,15 @@ class Context {
 
   ssl_ctx_st* native() const { return ctx_; }
   bool verify_peer() const { return verify_peer_; }
+  // The client certificate this context presents when a server asks, as
+  // "CN=<subject CN> sha256=<fingerprint, hex>"; empty when it has none.
+  const std::string& client_certificate() const { return client_certificate_; }
 
  private:
   Context(ssl_ctx_st* ctx, bool verify_peer) : ctx_(ctx), verify_peer_(verify_peer) {}
   ssl_ctx_st* ctx_;
   bool verify_peer_;
+  std::string client_certificate_;
 };
 
 }  // namespace portrelay::tls

@@ -44,6 +44,9 @@ class Engine {
   // "TLSv1.3"; empty before the handshake completes.
   std::string protocol_version() const;
   std::string cipher() const;
+  // Client: the server asked for a certificate during the handshake, and the context's
+  // (Context::client_certificate(), if any) was offered.
+  bool certificate_requested() const { return certificate_requested_; }
 
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -60,6 +63,7 @@ class Engine {
   std::string error_;
   std::string pending_plaintext_out_;  // written before the handshake completed
   std::string plaintext_in_;
+  bool certificate_requested_ = false;
 };
 
 }  // namespace portrelay::tls
