@@ -21,19 +21,21 @@ std::string_view unquote(std::string_view text) {
   return text;
 }
 
-// Commas outside double quotes separate targets ("|cmd, with comma" stays one).
+// Commas and blanks outside double quotes separate targets ("|cmd with, commas" stays
+// one); an address holds neither.
 std::vector<std::string_view> split_targets(std::string_view text) {
   std::vector<std::string_view> out;
   bool quoted = false;
   std::size_t start = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '"') quoted = !quoted;
-    if (text[i] == ',' && !quoted) {
-      out.push_back(trim(text.substr(start, i - start)));
+  for (std::size_t i = 0; i <= text.size(); ++i) {
+    if (i < text.size() && text[i] == '"') quoted = !quoted;
+    const bool separator =
+        i == text.size() || (!quoted && (text[i] == ',' || text[i] == ' ' || text[i] == '\t'));
+    if (separator) {
+      if (i > start) out.push_back(text.substr(start, i - start));
       start = i + 1;
     }
   }
-  out.push_back(trim(text.substr(start)));
   return out;
 }
 

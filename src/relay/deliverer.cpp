@@ -222,7 +222,7 @@ DeliveryReport Deliverer::ended_report(Action&& reply) const {
 
 void Deliverer::deliver(const smtp::PathArgument& sender,
                         const std::vector<std::string>& recipients, const MessageBody& body,
-                        std::string message_id, Done done) {
+                        std::string message_id, Done done, std::string_view route) {
   reset();
   whole_.emplace();
   whole_->reports.resize(recipients.size());
