@@ -191,6 +191,9 @@ void SubmissionSession::rcpt_to(const smtp::PathArgument& recipient) {
     return completer()(*mapped.refusal);
   }
   if (mapped.addresses.size() == 1 && mapped.addresses.front() == recipient.address) {
+    // Named already (by the client, or as an alias's target): one copy is enough.
+    if (std::find(given_.begin(), given_.end(), recipient.address) != given_.end())
+      return completer()(smtp::make_reply(250, "2.1.5", "Ok (already a recipient)"));
     given_.push_back(recipient.address);
     return sink_->recipient(recipient, completer());
   }
