@@ -145,3 +145,19 @@ wait_for_file "$WORK/mail/plain-1.json" 15
 [[ $(meta "$WORK/mail/plain-1.json") == "<> None admin@example.com" ]] || fail "the bounce went to '$(meta "$WORK/mail/plain-1.json")', want <> to admin@example.com"
 grep -q "Subject: Undelivered\|Delivery Status Notification\|nobody@example.net" "$WORK/mail/plain-1.eml" || fail "plain-1 is not the bounce"
 note "bounce for local sender cron@vm1.e2e.test went to its alias admin@example.com"
+
+# `sendmail root` with nothing but [aliases] (here `default`) reaches the admin address:
+# over SMTP while the daemon runs, and through the maildrop while it does not.
+mkdir -p "$WORK/bin"
+ln -sf "$PORTRELAY" "$WORK/bin/sendmail"
+export PORTRELAY_CONFIG="$WORK/bounce.toml"
+printf 'Subject: cron output\n\nhello root\n' | "$WORK/bin/sendmail" -i root || fail "sendmail root exited $?"
+wait_for_file "$WORK/mail/plain-2.json" 15
+[[ $(meta "$WORK/mail/plain-2.json") == "root@vm1.e2e.test None admin@example.com" ]] || fail "sendmail root (daemon up) went to '$(meta "$WORK/mail/plain-2.json")'"
+stop_pid "$PORTRELAY_PID"
+printf 'Subject: cron output\n\nhello again\n' | "$WORK/bin/sendmail" -i root || fail "sendmail root (no daemon) exited $?"
+start_portrelay "$WORK/bounce.toml" "$SMTP_PORT"
+wait_for_file "$WORK/mail/plain-3.json" 15
+[[ $(meta "$WORK/mail/plain-3.json") == "root@vm1.e2e.test None admin@example.com" ]] || fail "sendmail root (maildrop) went to '$(meta "$WORK/mail/plain-3.json")'"
+note "sendmail root reached admin@example.com over SMTP and through the maildrop"
+stop_pid "$PORTRELAY_PID"
