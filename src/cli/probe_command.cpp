@@ -14,7 +14,8 @@ bool keep_route_only(config::Config& config, const std::string& name) {
   const config::Route* route = config::find_route(config.routes, name);
   if (route == nullptr) {
     std::string known;
-    for (const config::Route& each : config.routes) known += (known.empty() ? "" : ", ") + each.name;
+    for (const config::Route& each : config.routes)
+      known += (known.empty() ? "" : ", ") + each.name;
     std::cerr << "probe: no [[route]] named \"" << name << "\" in " << config.source
               << " (routes: " << (known.empty() ? "none" : known) << ", default)\n";
     return false;

@@ -43,8 +43,7 @@ bool plausible(std::string_view text, bool name) {
   if (text.empty() || text.size() > 254) return false;
   for (char c : text) {
     const auto octet = static_cast<unsigned char>(c);
-    if (octet <= ' ' || octet == 0x7f || c == '<' || c == '>' || c == '"' || c == ',')
-      return false;
+    if (octet <= ' ' || octet == 0x7f || c == '<' || c == '>' || c == '"' || c == ',') return false;
   }
   const std::size_t at = text.rfind('@');
   if (name) return at == std::string_view::npos;

@@ -85,9 +85,10 @@ std::string describe_routes(const Config& config) {
   std::string text = "routes (the first whose senders match the envelope sender):\n";
   for (const Route& route : config.routes) {
     std::string senders;
-    for (const std::string& pattern : route.senders) senders += (senders.empty() ? "" : ",") + pattern;
-    text += "  " + route.name + "  senders=" + senders + "\n    chain: " + chain_of(route.endpoints) +
-            "\n";
+    for (const std::string& pattern : route.senders)
+      senders += (senders.empty() ? "" : ",") + pattern;
+    text += "  " + route.name + "  senders=" + senders +
+            "\n    chain: " + chain_of(route.endpoints) + "\n";
   }
   text += "  " + std::string(kDefaultRouteName) + "  (every other sender)\n    ";
   text += config.relay.require_route

@@ -12,12 +12,14 @@ namespace {
 
 std::string upstream_names(const std::vector<Upstream>& upstreams) {
   std::string names;
-  for (const Upstream& upstream : upstreams) names += (names.empty() ? "\"" : ", \"") + upstream.name + "\"";
+  for (const Upstream& upstream : upstreams)
+    names += (names.empty() ? "\"" : ", \"") + upstream.name + "\"";
   return names;
 }
 
 Route parse_route(ParseContext& context, const toml::table& table,
-                  const std::vector<Upstream>& upstreams, std::size_t position, const std::set<std::string>& taken) {
+                  const std::vector<Upstream>& upstreams, std::size_t position,
+                  const std::set<std::string>& taken) {
   const TableReader reader(context, table, "route", "[[route]]", {"name", "senders", "upstreams"});
   Route route;
   route.source_line = static_cast<int>(table.source().begin.line);
@@ -58,9 +60,9 @@ Route parse_route(ParseContext& context, const toml::table& table,
   if (const auto name = reader.string("name")) {
     const toml::node& at = *reader.find("name");
     if (!is_valid_label(*name))
-      reader.fail("name", at,
-                  "\"" + *name +
-                      "\" is not usable as a metrics label (up to 64 of A-Z a-z 0-9 _ . : -)");
+      reader.fail(
+          "name", at,
+          "\"" + *name + "\" is not usable as a metrics label (up to 64 of A-Z a-z 0-9 _ . : -)");
     if (*name == kDefaultRouteName)
       reader.fail("name", at,
                   "\"default\" is the name of the route of messages no [[route]] matches");
@@ -96,8 +98,7 @@ std::vector<Route> parse_routes(ParseContext& context, const toml::node* node,
     std::set<std::string> unavailable = used;
     const bool named = element.as_table()->contains("name");
     if (!named) unavailable.insert(taken.begin(), taken.end());
-    Route route = parse_route(context, *element.as_table(), upstreams, routes.size(),
-                              unavailable);
+    Route route = parse_route(context, *element.as_table(), upstreams, routes.size(), unavailable);
     used.insert(route.name);
     routes.push_back(std::move(route));
   }

@@ -1,7 +1,6 @@
 // Glob matching of envelope senders: '*' only, no case.
 #include "portrelay/config/sender_pattern.hpp"
 
-
 namespace portrelay::config {
 namespace {
 

@@ -2,8 +2,8 @@
 #include <limits>
 #include <string>
 
-#include "portrelay/net/cidr_coverage.hpp"
 #include "portrelay/config/sender_pattern.hpp"
+#include "portrelay/net/cidr_coverage.hpp"
 #include "sections.hpp"
 #include "value_checks.hpp"
 
@@ -195,13 +195,12 @@ void check_distinct(const TableReader& reader, const std::vector<Listener>& list
 }  // namespace
 
 ServerConfig parse_server_section(ParseContext& context, const toml::table& table) {
-  const TableReader reader(
-      context, table, "server", "[server]",
-      {"listen", "listen_implicit_tls", "hostname", "max_message_size", "max_recipients",
-       "max_sessions", "allow", "command_timeout", "data_timeout", "tls_cert", "tls_key",
-       "users_file", "require_auth", "auth_failure_delay", "max_auth_failures",
-       "max_sessions_per_address", "max_sessions_before_mail", "trusted_networks",
-       "allowed_senders"});
+  const TableReader reader(context, table, "server", "[server]",
+                           {"listen", "listen_implicit_tls", "hostname", "max_message_size",
+                            "max_recipients", "max_sessions", "allow", "command_timeout",
+                            "data_timeout", "tls_cert", "tls_key", "users_file", "require_auth",
+                            "auth_failure_delay", "max_auth_failures", "max_sessions_per_address",
+                            "max_sessions_before_mail", "trusted_networks", "allowed_senders"});
   ServerConfig server;
 
   auto listeners = read_listeners(reader, "listen", {ListenAddress{"127.0.0.1", 2525}});

@@ -178,7 +178,8 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
       .Set(1);
   known_routes_.insert(std::string(config::kDefaultRouteName));
   for (auto result : kResults)
-    messages_->Add({{"result", to_string(result)}, {"route", std::string(config::kDefaultRouteName)}});
+    messages_->Add(
+        {{"result", to_string(result)}, {"route", std::string(config::kDefaultRouteName)}});
 
   auto& queue_messages = prometheus::BuildGauge()
                              .Name("portrelay_queue_messages")
@@ -206,7 +207,8 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
                                 "retry), refused (some refused for good).")
                             .Register(registry);
   for (const char* result : {"delivered", "deferred", "refused"})
-    delivery_attempts_->Add({{"result", result}, {"route", std::string(config::kDefaultRouteName)}});
+    delivery_attempts_->Add(
+        {{"result", result}, {"route", std::string(config::kDefaultRouteName)}});
   queue_accepted_ = &prometheus::BuildCounter()
                          .Name("portrelay_queue_accepted_total")
                          .Help(
@@ -368,7 +370,8 @@ const std::string& Metrics::route_label(std::string_view route) const {
 void Metrics::add_routes(const std::vector<config::Route>& routes) {
   for (const config::Route& route : routes) {
     if (!known_routes_.insert(route.name).second) continue;
-    for (auto result : kResults) messages_->Add({{"result", to_string(result)}, {"route", route.name}});
+    for (auto result : kResults)
+      messages_->Add({{"result", to_string(result)}, {"route", route.name}});
     for (const char* result : {"delivered", "deferred", "refused"})
       delivery_attempts_->Add({{"result", result}, {"route", route.name}});
     queue_accepted_->Add({{"route", route.name}});

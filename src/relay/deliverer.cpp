@@ -231,21 +231,21 @@ void Deliverer::deliver(const smtp::PathArgument& sender,
   open(
       sender, std::move(message_id),
       [this, &body](const smtp::Reply& reply, const DeliveryReport* ended) {
-         if (ended) {  // no endpoint could take the transaction
-           deliver_finish(*ended, Decides::Everyone);
-           return;
-         }
-         if (!reply.success()) {  // an endpoint refused the sender: every recipient shares it
-           DeliveryReport report;
-           report.outcome = refusal_outcome(reply);
-           report.reply = reply;
-           report.endpoint = held_label();
-           deliver_finish(std::move(report), Decides::Everyone);
-           return;
-         }
-         body_ = &body;  // kept for deliver_next_recipient's send()
-         deliver_next_recipient();
-       },
+        if (ended) {  // no endpoint could take the transaction
+          deliver_finish(*ended, Decides::Everyone);
+          return;
+        }
+        if (!reply.success()) {  // an endpoint refused the sender: every recipient shares it
+          DeliveryReport report;
+          report.outcome = refusal_outcome(reply);
+          report.reply = reply;
+          report.endpoint = held_label();
+          deliver_finish(std::move(report), Decides::Everyone);
+          return;
+        }
+        body_ = &body;  // kept for deliver_next_recipient's send()
+        deliver_next_recipient();
+      },
       route);
 }
 

@@ -28,8 +28,7 @@ bool rewrites_every_sender(const Rewrite& rewrite) {
 bool sender_rewritten_at_acceptance(const config::Config& config, std::string_view sender) {
   if (sender.empty()) return false;  // <> is never rewritten
   if (rewrites_every_sender(config.rewrite)) return true;
-  return rewrites_local_senders(config.rewrite) &&
-         config.aliases.local_domains().contains(sender);
+  return rewrites_local_senders(config.rewrite) && config.aliases.local_domains().contains(sender);
 }
 
 EnvelopePolicy::EnvelopePolicy(std::shared_ptr<const config::Config> config)

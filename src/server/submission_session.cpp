@@ -166,10 +166,9 @@ void SubmissionSession::finish(const char* by) {
 void SubmissionSession::mail_from(const smtp::PathArgument& sender) {
   given_.clear();
   if (const auto& policy = environment_->envelope_policy) {
-    const std::vector<std::string>* own =
-        user_.empty() || !environment_->authenticator
-            ? nullptr
-            : environment_->authenticator->allowed_senders(user_);
+    const std::vector<std::string>* own = user_.empty() || !environment_->authenticator
+                                              ? nullptr
+                                              : environment_->authenticator->allowed_senders(user_);
     if (auto refusal = policy->check_sender(sender.address, own)) {
       relay::MessageLedger(*environment_->metrics).rejected();  // its only owner: the session
       log::warn("sender_refused", {{"session", id_},
@@ -198,7 +197,8 @@ void SubmissionSession::rcpt_to(const smtp::PathArgument& recipient) {
     return sink_->recipient(recipient, completer());
   }
   std::string targets;
-  for (const std::string& address : mapped.addresses) targets += (targets.empty() ? "" : ",") + address;
+  for (const std::string& address : mapped.addresses)
+    targets += (targets.empty() ? "" : ",") + address;
   log::info("alias", {{"session", id_}, {"to", recipient.address}, {"targets", targets}});
   expansion_ = Expansion{recipient, std::move(mapped.addresses), 0, std::nullopt, std::nullopt};
   add_next_target();

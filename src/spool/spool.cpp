@@ -254,13 +254,14 @@ void Spool::accept(const smtp::PathArgument& sender, const std::vector<std::stri
           return;
         }
         const auto& envelope = entry.layout.envelope;
-        log::info("queued", {{"queue_id", id},
-                             {"origin", origin},
-                             {"from", shown_sender(envelope.sender)},
-                             {"recipients", std::to_string(envelope.recipients.size())},
-                             {"route", envelope.route.empty() ? std::string(config::kDefaultRouteName)
-                                                              : envelope.route},
-                             {"size", std::to_string(entry.layout.body_size)}});
+        log::info("queued",
+                  {{"queue_id", id},
+                   {"origin", origin},
+                   {"from", shown_sender(envelope.sender)},
+                   {"recipients", std::to_string(envelope.recipients.size())},
+                   {"route", envelope.route.empty() ? std::string(config::kDefaultRouteName)
+                                                    : envelope.route},
+                   {"size", std::to_string(entry.layout.body_size)}});
         index_.add(std::move(entry));
         publish_metrics();
         done(id);
@@ -307,8 +308,10 @@ void Spool::pick_up_dropped() {
       for (const std::string& recipient : dropped->recipients) {
         auto mapped = envelope_policy_->map_recipient(recipient);
         if (mapped.refusal)
-          log::warn("maildrop_recipient_refused",
-                    {{"file", name}, {"uid", uid}, {"to", recipient}, {"reply", mapped.refusal->summary()}});
+          log::warn("maildrop_recipient_refused", {{"file", name},
+                                                   {"uid", uid},
+                                                   {"to", recipient},
+                                                   {"reply", mapped.refusal->summary()}});
         for (std::string& address : mapped.addresses)
           if (std::find(recipients.begin(), recipients.end(), address) == recipients.end())
             recipients.push_back(std::move(address));
@@ -559,20 +562,21 @@ void Spool::send_bounce(const std::string& id, const Settlement& settlement,
     report_to = std::move(mapped.addresses);
   }
   // The report goes out the way the message came in: the original's route.
-  accept(null_sender, report_to, std::move(body), "bounce:" + id,
-         [this, id, then = std::move(then)](Result<std::string> bounce_id) {
-           if (!bounce_id) {
-             // The original stays queued (no loss); the next attempt settles it again.
-             log::error("bounce_not_queued",
-                        {{"queue_id", id}, {"detail", bounce_id.error().message}});
-             // finished again by pump(): finish_settled()
-             if (index_.find(id)) scheduler_.bounce_not_stored(id);
-             return;
-           }
-           log::info("bounce_queued", {{"queue_id", id}, {"bounce_id", *bounce_id}});
-           then();
-         },
-         entry.layout.envelope.route);
+  accept(
+      null_sender, report_to, std::move(body), "bounce:" + id,
+      [this, id, then = std::move(then)](Result<std::string> bounce_id) {
+        if (!bounce_id) {
+          // The original stays queued (no loss); the next attempt settles it again.
+          log::error("bounce_not_queued",
+                     {{"queue_id", id}, {"detail", bounce_id.error().message}});
+          // finished again by pump(): finish_settled()
+          if (index_.find(id)) scheduler_.bounce_not_stored(id);
+          return;
+        }
+        log::info("bounce_queued", {{"queue_id", id}, {"bounce_id", *bounce_id}});
+        then();
+      },
+      entry.layout.envelope.route);
 }
 
 void Spool::leave_queue(const std::string& id, bool keep_in_failed) {

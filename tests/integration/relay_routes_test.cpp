@@ -34,9 +34,9 @@ TEST(RelayRoutes, FirstMatchingRouteCarriesTheMessageOthersTakeTheWholeChain) {
   EXPECT_EQ(second.transactions().at(0).mail_from, "orders@shop.example.test");
   EXPECT_EQ(first.transactions().at(0).mail_from, "a@example.test");
   const std::string metrics = relay.metrics_text();
-  EXPECT_EQ(metric_value(metrics, "portrelay_messages_total",
-                         {{"result", "relayed"}, {"route", "shop"}}),
-            1);
+  EXPECT_EQ(
+      metric_value(metrics, "portrelay_messages_total", {{"result", "relayed"}, {"route", "shop"}}),
+      1);
   EXPECT_EQ(metric_value(metrics, "portrelay_messages_total",
                          {{"result", "relayed"}, {"route", "default"}}),
             1);
@@ -50,8 +50,7 @@ TEST(RelayRoutes, FailoverStaysInsideTheRouteInItsOwnOrder) {
   // The route's order is dead, then third (not the chain's); "first", healthy and first in
   // the chain, is not on the route and must never see the message.
   settings.upstreams = {plain_upstream("first", first.port()),
-                        plain_upstream("third", third.port()),
-                        plain_upstream("dead", dead.port()),
+                        plain_upstream("third", third.port()), plain_upstream("dead", dead.port()),
                         route("billing", "\"billing@example.test\"", "\"dead\", \"third\"")};
   RelayUnderTest relay(settings);
   auto client = relay.client();
@@ -69,8 +68,7 @@ TEST(RelayRoutes, ARouteWithNothingReachableDefersInsteadOfUsingOtherUpstreams) 
   FakeUpstream first;
   RefusedPort dead;
   RelaySettings settings;
-  settings.upstreams = {plain_upstream("first", first.port()),
-                        plain_upstream("dead", dead.port()),
+  settings.upstreams = {plain_upstream("first", first.port()), plain_upstream("dead", dead.port()),
                         route("only-dead", "\"*@shop.example.test\"", "\"dead\"")};
   RelayUnderTest relay(settings);
   auto client = relay.client();
@@ -107,8 +105,8 @@ TEST(RelayAliases, AnUnmappedLocalRecipientIsRefusedAtRcptAndNeverSentUpstream) 
   EXPECT_EQ(client->command("MAIL FROM:<a@example.test>").code, 250);
   // (A bare "root" never gets this far over SMTP: the parser wants a domain, so `sendmail`
   // qualifies it first.)
-  for (const char* local : {"RCPT TO:<root@relay.test>", "RCPT TO:<www-data@localhost>",
-                            "RCPT TO:<Root@RELAY.test>"}) {
+  for (const char* local :
+       {"RCPT TO:<root@relay.test>", "RCPT TO:<www-data@localhost>", "RCPT TO:<Root@RELAY.test>"}) {
     SmtpReply reply = client->command(local);
     EXPECT_EQ(reply.code, 550) << local << ": " << reply.raw;
     EXPECT_NE(reply.raw.find("5.1.1"), std::string::npos) << reply.raw;
@@ -159,7 +157,8 @@ TEST(RelayRoutes, AQueuedMessageKeepsItsRouteAndTakesTheDefaultOnceTheRouteIsGon
   RefusedPort second_down;
   RelaySettings settings;
   settings.relay_extra = "mode = \"spool\"";
-  settings.spool = "dir = \"" + spool_dir.path() + "/spool\"\nretry_min = \"1s\"\nretry_max = \"1s\"";
+  settings.spool =
+      "dir = \"" + spool_dir.path() + "/spool\"\nretry_min = \"1s\"\nretry_max = \"1s\"";
   settings.upstreams = {plain_upstream("first", first.port()),
                         plain_upstream("second", second_down.port()),
                         route("shop", "\"*@shop.example.test\"", "\"second\"")};

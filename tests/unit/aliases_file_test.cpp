@@ -31,8 +31,9 @@ TEST(AliasesFile, DebianFormatWithCommentsAndContinuations) {
       "/etc/aliases");
   EXPECT_TRUE(file.warnings.empty()) << file.warnings.front();
   ASSERT_EQ(file.entries.size(), 4u);
-  EXPECT_EQ(file.entries.at("root"),
-            (std::vector<std::string>{"ops@example.com", "admin@example.com", "third@example.com"}));
+  EXPECT_EQ(
+      file.entries.at("root"),
+      (std::vector<std::string>{"ops@example.com", "admin@example.com", "third@example.com"}));
   EXPECT_EQ(file.entries.at("postmaster"), (std::vector<std::string>{"root"}));
   EXPECT_EQ(file.entries.at("Web-Data"), (std::vector<std::string>{"web@example.com"}));
 }
@@ -50,7 +51,8 @@ TEST(AliasesFile, CommandsFilesAndIncludesAreRefusedWithFileAndLine) {
   std::string all;
   for (const auto& warning : file.warnings) all += warning + "\n";
   ASSERT_EQ(file.warnings.size(), 9u) << all;
-  EXPECT_EQ(file.warnings[0].rfind("/etc/aliases:2: majordomo: a command", 0), 0u) << file.warnings[0];
+  EXPECT_EQ(file.warnings[0].rfind("/etc/aliases:2: majordomo: a command", 0), 0u)
+      << file.warnings[0];
   EXPECT_EQ(file.warnings[1].rfind("/etc/aliases:2: majordomo has no address", 0), 0u);
   EXPECT_EQ(file.warnings[2].rfind("/etc/aliases:3: archive: a file (/var/mail/archive)", 0), 0u);
   EXPECT_EQ(file.warnings[3].rfind("/etc/aliases:4: list: an include", 0), 0u);
@@ -68,10 +70,10 @@ TEST(AliasesFile, MergedWithInlineKeysWhichWin) {
   test::TempDir dir;
   const std::string path = dir.write_file(
       "aliases", "postmaster: root\nroot: file-root@example.com\nabuse: |/bin/true\n");
-  const auto config = config::parse_config(
-      "[rewrite]\nlocal_domains = [\"vm\"]\n[aliases]\naliases_file = \"" + path +
-          "\"\nroot = \"inline-root@example.com\"\n" + kUpstream,
-      "test.toml");
+  const auto config =
+      config::parse_config("[rewrite]\nlocal_domains = [\"vm\"]\n[aliases]\naliases_file = \"" +
+                               path + "\"\nroot = \"inline-root@example.com\"\n" + kUpstream,
+                           "test.toml");
   EXPECT_EQ(config.aliases_file, path);
   EXPECT_EQ(config.aliases.resolve("postmaster@vm"),
             (std::vector<std::string>{"inline-root@example.com"}));
@@ -94,8 +96,9 @@ TEST(AliasesFile, LoopsThroughTheFileAreErrors) {
 
 TEST(AliasesFile, MissingFileIsAnError) {
   try {
-    config::parse_config("[aliases]\naliases_file = \"/nonexistent/aliases\"\n" + std::string(kUpstream),
-                         "test.toml");
+    config::parse_config(
+        "[aliases]\naliases_file = \"/nonexistent/aliases\"\n" + std::string(kUpstream),
+        "test.toml");
     ADD_FAILURE() << "no error";
   } catch (const config::ConfigError& error) {
     EXPECT_NE(std::string(error.what()).find("cannot read \"/nonexistent/aliases\""),
@@ -124,7 +127,8 @@ TEST(SpoolRecordRoute, RouteRoundTripsAndOldFilesTakeTheDefault) {
 
 TEST(UsersFileSenders, AThirdFieldListsTheUsersSenders) {
   test::TempDir dir;
-  const std::string hash = "$scrypt$ln=4,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA==$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g=";
+  const std::string hash =
+      "$scrypt$ln=4,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA==$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g=";
   const std::string path = dir.write_file(
       "users", "old:" + hash + "\nshop:" + hash + ":*@shop.example.com, billing@example.com\n");
   const auto users = server::parse_users_file(path);

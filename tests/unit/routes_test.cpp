@@ -44,12 +44,13 @@ TEST(SenderPattern, ManyStarsStayFast) {
 }
 
 TEST(Routes, ParsedInOrderWithTheirChains) {
-  const auto config = parse_config(std::string(kTwoUpstreams) +
-                                       "[[route]]\nname = \"shop\"\nsenders = [\"*@shop.example.com\"]\n"
-                                       "upstreams = [\"mailgun\", \"sendgrid\"]\n"
-                                       "[[route]]\nsenders = [\"billing@example.com\"]\n"
-                                       "upstreams = [\"sendgrid\"]\n",
-                                   "test.toml");
+  const auto config =
+      parse_config(std::string(kTwoUpstreams) +
+                       "[[route]]\nname = \"shop\"\nsenders = [\"*@shop.example.com\"]\n"
+                       "upstreams = [\"mailgun\", \"sendgrid\"]\n"
+                       "[[route]]\nsenders = [\"billing@example.com\"]\n"
+                       "upstreams = [\"sendgrid\"]\n",
+                   "test.toml");
   ASSERT_EQ(config.routes.size(), 2u);
   EXPECT_EQ(config.routes[0].name, "shop");
   // mailgun's one endpoint (index 2), then sendgrid's two in their order.
@@ -57,23 +58,24 @@ TEST(Routes, ParsedInOrderWithTheirChains) {
   EXPECT_EQ(config.routes[1].name, "billing_example.com");  // derived from its first pattern
   EXPECT_EQ(config.routes[1].endpoints, (std::vector<std::size_t>{0, 1}));
   EXPECT_EQ(config::choose_route(config.routes, "x@shop.example.com")->name, "shop");
-  EXPECT_EQ(config::choose_route(config.routes, "billing@example.com")->name, "billing_example.com");
+  EXPECT_EQ(config::choose_route(config.routes, "billing@example.com")->name,
+            "billing_example.com");
   EXPECT_EQ(config::choose_route(config.routes, "other@example.com"), nullptr);
   EXPECT_EQ(config::choose_route(config.routes, ""), nullptr);
   const std::string described = config::describe_routes(config);
   EXPECT_NE(described.find("shop  senders=*@shop.example.com"), std::string::npos) << described;
-  EXPECT_NE(described.find("chain: mailgun:587 -> sendgrid:587 -> sendgrid:465"),
-            std::string::npos)
+  EXPECT_NE(described.find("chain: mailgun:587 -> sendgrid:587 -> sendgrid:465"), std::string::npos)
       << described;
 }
 
 TEST(Routes, FirstMatchWins) {
-  const auto config = parse_config(std::string(kTwoUpstreams) +
-                                       "[[route]]\nname = \"a\"\nsenders = [\"*@example.com\"]\n"
-                                       "upstreams = [\"mailgun\"]\n"
-                                       "[[route]]\nname = \"b\"\nsenders = [\"billing@example.com\"]\n"
-                                       "upstreams = [\"sendgrid\"]\n",
-                                   "test.toml");
+  const auto config =
+      parse_config(std::string(kTwoUpstreams) +
+                       "[[route]]\nname = \"a\"\nsenders = [\"*@example.com\"]\n"
+                       "upstreams = [\"mailgun\"]\n"
+                       "[[route]]\nname = \"b\"\nsenders = [\"billing@example.com\"]\n"
+                       "upstreams = [\"sendgrid\"]\n",
+                   "test.toml");
   EXPECT_EQ(config::choose_route(config.routes, "billing@example.com")->name, "a");
 }
 
@@ -82,14 +84,15 @@ TEST(Routes, DerivedNamesAreLabelSafeBoundedAndUnique) {
   EXPECT_EQ(config::derived_route_name("*", 3), "route-3");
   EXPECT_EQ(config::derived_route_name("a+b@x.y", 1), "a_b_x.y");
   EXPECT_LE(config::derived_route_name(std::string(200, 'x') + "@y", 1).size(), 48u);
-  const auto config = parse_config(std::string(kTwoUpstreams) +
-                                       "[[route]]\nsenders = [\"*@example.com\"]\n"
-                                       "upstreams = [\"mailgun\"]\n"
-                                       "[[route]]\nsenders = [\"*@example.com\"]\n"
-                                       "upstreams = [\"sendgrid\"]\n"
-                                       "[[route]]\nname = \"example.com-2\"\nsenders = [\"x@y.z\"]\n"
-                                       "upstreams = [\"sendgrid\"]\n",
-                                   "test.toml");
+  const auto config =
+      parse_config(std::string(kTwoUpstreams) +
+                       "[[route]]\nsenders = [\"*@example.com\"]\n"
+                       "upstreams = [\"mailgun\"]\n"
+                       "[[route]]\nsenders = [\"*@example.com\"]\n"
+                       "upstreams = [\"sendgrid\"]\n"
+                       "[[route]]\nname = \"example.com-2\"\nsenders = [\"x@y.z\"]\n"
+                       "upstreams = [\"sendgrid\"]\n",
+                   "test.toml");
   EXPECT_EQ(config.routes[0].name, "example.com");
   EXPECT_EQ(config.routes[1].name, "example.com-3");  // -2 is written further down
   EXPECT_EQ(config.routes[2].name, "example.com-2");
@@ -117,13 +120,15 @@ TEST(Routes, MistakesAreErrorsWithPositions) {
                "\"default\" is the name of the route");
   expect_error("[[route]]\nname = \"a b\"\nsenders = [\"*@a.b\"]\nupstreams = [\"mailgun\"]\n",
                "not usable as a metrics label");
-  expect_error("[[route]]\nname = \"x\"\nsenders = [\"*@a.b\"]\nupstreams = [\"mailgun\"]\n"
-               "[[route]]\nname = \"x\"\nsenders = [\"*@c.d\"]\nupstreams = [\"mailgun\"]\n",
-               "\"x\" names another [[route]]");
+  expect_error(
+      "[[route]]\nname = \"x\"\nsenders = [\"*@a.b\"]\nupstreams = [\"mailgun\"]\n"
+      "[[route]]\nname = \"x\"\nsenders = [\"*@c.d\"]\nupstreams = [\"mailgun\"]\n",
+      "\"x\" names another [[route]]");
   expect_error("[route]\nsenders = [\"*@a.b\"]\nupstreams = [\"mailgun\"]\n", "write [[route]]");
   expect_error("[[route]]\nsenders = [\"*@a.b\"]\nupstreams = [\"mailgun\"]\nsender = \"x\"\n",
                "sender");
-  expect_error("[relay]\nrequire_route = true\n", "relay.require_route: needs at least one [[route]]");
+  expect_error("[relay]\nrequire_route = true\n",
+               "relay.require_route: needs at least one [[route]]");
   expect_error("[server]\nallowed_senders = []\n", "server.allowed_senders: lists no pattern");
 }
 
@@ -160,9 +165,10 @@ TEST(EnvelopePolicy, AllowedSendersRefuseOthersAtMail) {
 }
 
 TEST(EnvelopePolicy, RequireRouteRefusesSendersNoRouteMatches) {
-  const relay::EnvelopePolicy policy(policy_config(
-      "[relay]\nrequire_route = true\n"
-      "[[route]]\nname = \"shop\"\nsenders = [\"*@shop.example.com\"]\nupstreams = [\"mailgun\"]\n"));
+  const relay::EnvelopePolicy policy(
+      policy_config("[relay]\nrequire_route = true\n"
+                    "[[route]]\nname = \"shop\"\nsenders = [\"*@shop.example.com\"]\nupstreams = "
+                    "[\"mailgun\"]\n"));
   EXPECT_FALSE(policy.check_sender("a@shop.example.com", nullptr));
   EXPECT_EQ(policy.route_for("a@shop.example.com"), "shop");
   const auto refused = policy.check_sender("a@example.com", nullptr);

@@ -217,8 +217,8 @@ struct Config {
   std::vector<Endpoint> chain;
   std::vector<Upstream> upstreams;  // the chain's endpoints grouped by account (name)
   RewriteConfig rewrite;
-  AliasTable aliases;  // [aliases], over rewrite.local_domains (with aliases_file merged in)
-  std::string aliases_file;  // [aliases] aliases_file, read at each load; "" when unset
+  AliasTable aliases;         // [aliases], over rewrite.local_domains (with aliases_file merged in)
+  std::string aliases_file;   // [aliases] aliases_file, read at each load; "" when unset
   std::vector<Route> routes;  // [[route]], in file order: the first match wins
   MetricsConfig metrics;
   SpoolConfig spool;

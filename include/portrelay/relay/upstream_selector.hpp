@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "portrelay/config/route.hpp"
-
 #include "portrelay/relay/endpoint_runtime.hpp"
 #include "portrelay/relay/upstream_connection.hpp"
 
