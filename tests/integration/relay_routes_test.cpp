@@ -1,6 +1,9 @@
 // [[route]], [aliases] at RCPT and allowed_senders over real sockets: which upstream a
 // message reaches, failover inside a route, and what is refused before any upstream is asked.
+#include "portrelay/demo/test_pki.hpp"
+#include "portrelay/server/password_hash.hpp"
 #include "relay_harness.hpp"
+#include "support/base64.hpp"
 #include "support/blocked_ports.hpp"
 #include "support/temp_dir.hpp"
 
@@ -177,6 +180,46 @@ TEST(RelayRoutes, AQueuedMessageKeepsItsRouteAndTakesTheDefaultOnceTheRouteIsGon
   relay.daemon().retry_all();
   ASSERT_TRUE(first.wait_for_transactions(1, 10s));
   EXPECT_EQ(first.transactions().at(0).mail_from, "a@shop.example.test");
+}
+
+}  // namespace
+}  // namespace portrelay::test
+
+namespace portrelay::test {
+namespace {
+
+// A users_file line's own senders replace [server] allowed_senders for that user; a user
+// without a list, and a client that did not authenticate, get the server's.
+TEST(RelayAllowedSenders, AUsersOwnListReplacesTheServers) {
+  TempDir dir("portrelay-user-senders");
+  const tls::GeneratedPki pki = tls::generate_test_pki(dir.path());
+  const std::string hash = server::hash_password("secret", {10, 8, 1});
+  const std::string users =
+      dir.write_file("users", "shop:" + hash + ":*@shop.example.test\nplain:" + hash + "\n");
+  FakeUpstream upstream;
+  RelaySettings settings;
+  settings.server_extra = "tls_cert = \"" + pki.good_cert + "\"\ntls_key = \"" + pki.good_key +
+                          "\"\nusers_file = \"" + users +
+                          "\"\nallowed_senders = [\"*@example.test\"]";
+  settings.upstreams = {plain_upstream("up", upstream.port())};
+  RelayUnderTest relay(settings);
+
+  auto login = [&](const std::string& user) {
+    auto client = relay.client();
+    client->starttls({pki.ca_cert, "localhost"});
+    EXPECT_EQ(client->command("EHLO app.test").code, 250);
+    const std::string plain = std::string("\0", 1) + user + std::string("\0", 1) + "secret";
+    EXPECT_EQ(client->command("AUTH PLAIN " + base64_encode(plain)).code, 235);
+    return client;
+  };
+  auto shop = login("shop");
+  EXPECT_EQ(shop->command("MAIL FROM:<a@example.test>").code, 550);
+  EXPECT_EQ(shop->command("MAIL FROM:<a@shop.example.test>").code, 250);
+  auto plain = login("plain");
+  EXPECT_EQ(plain->command("MAIL FROM:<a@shop.example.test>").code, 550);
+  EXPECT_EQ(plain->command("MAIL FROM:<a@example.test>").code, 250);
+  auto anonymous = relay.client();
+  EXPECT_EQ(anonymous->command("MAIL FROM:<a@shop.example.test>").code, 550);
 }
 
 }  // namespace
