@@ -177,9 +177,7 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
       .Add({{"version", version}})
       .Set(1);
   known_routes_.insert(std::string(config::kDefaultRouteName));
-  for (auto result : kResults)
-    messages_->Add(
-        {{"result", to_string(result)}, {"route", std::string(config::kDefaultRouteName)}});
+  add_message_series(std::string(config::kDefaultRouteName));
 
   auto& queue_messages = prometheus::BuildGauge()
                              .Name("portrelay_queue_messages")
@@ -370,16 +368,26 @@ const std::string& Metrics::route_label(std::string_view route) const {
 void Metrics::add_routes(const std::vector<config::Route>& routes) {
   for (const config::Route& route : routes) {
     if (!known_routes_.insert(route.name).second) continue;
-    for (auto result : kResults)
-      messages_->Add({{"result", to_string(result)}, {"route", route.name}});
+    add_message_series(route.name);
     for (const char* result : {"delivered", "deferred", "refused"})
       delivery_attempts_->Add({{"result", result}, {"route", route.name}});
     queue_accepted_->Add({{"route", route.name}});
   }
 }
 
+void Metrics::add_message_series(const std::string& route) {
+  static_assert(kResults.size() == std::tuple_size_v<decltype(message_counters_)::mapped_type>);
+  auto& counters = message_counters_[route];
+  for (std::size_t i = 0; i < kResults.size(); ++i)
+    counters[i] = &messages_->Add({{"result", to_string(kResults[i])}, {"route", route}});
+}
+
+// Counted on every message: the series are looked up once, when the route became known.
 void Metrics::message(MessageResult result, std::string_view route) {
-  messages_->Add({{"result", to_string(result)}, {"route", route_label(route)}}).Increment();
+  auto found = message_counters_.find(route);
+  if (found == message_counters_.end()) found = message_counters_.find(config::kDefaultRouteName);
+  for (std::size_t i = 0; i < kResults.size(); ++i)
+    if (kResults[i] == result) return found->second[i]->Increment();
 }
 
 void Metrics::message_relayed(double seconds, std::uint64_t size) {

@@ -1,6 +1,7 @@
 #pragma once
 // Every metric family portrelay exports, in one place. Names and labels are a public
 // interface (README "Metrics"). Label values come only from the configuration.
+#include <array>
 #include <map>
 #include <memory>
 #include <optional>
@@ -136,7 +137,10 @@ class Metrics {
   prometheus::Counter* sessions_shed_;
   prometheus::Family<prometheus::Counter>* local_errors_;
   const std::string& route_label(std::string_view route) const;
+  void add_message_series(const std::string& route);
   std::set<std::string, std::less<>> known_routes_;
+  // portrelay_messages_total by route, then by MessageResult (in kResults' order).
+  std::map<std::string, std::array<prometheus::Counter*, 6>, std::less<>> message_counters_;
   std::map<std::string, prometheus::Gauge*> queue_messages_;
   prometheus::Gauge* queue_bytes_;
   prometheus::Gauge* queue_oldest_;
