@@ -93,6 +93,9 @@ int main(int argc, char** argv) {
       "exit 0 if at least one is usable, 2 if none is");
   probe->add_option("-c,--config", probe_options.config_path, config_help());
   probe->add_flag("--json", probe_options.json, "Machine-readable output");
+  probe->add_option("--route", probe_options.route,
+                    "Probe only this [[route]]'s chain, in its failover order (\"default\": the "
+                    "whole chain)");
 
   portrelay::cli::DemoOptions demo_options;
   auto* demo = app.add_subcommand(

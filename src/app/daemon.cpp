@@ -24,6 +24,7 @@ Daemon::Daemon(net::Loop& loop, config::Config config)
       config_(std::make_shared<const config::Config>(std::move(config))),
       heartbeat_timer_(loop.uv()) {
   metrics_ = std::make_unique<metrics::Metrics>(config_->chain, PORTRELAY_VERSION);
+  metrics_->add_routes(config_->routes);
   if (config_->relay.uses_spool())
     spool_ = std::make_unique<spool::Service>(loop_, *config_, *metrics_);
   Generation first = build(config_);
@@ -45,6 +46,7 @@ Daemon::Generation Daemon::build(std::shared_ptr<const config::Config> config) {
   environment.loop = &loop_;
   environment.metrics = metrics_.get();
   environment.command_timeout = config->server.command_timeout;
+  environment.envelope_policy = std::make_shared<const relay::EnvelopePolicy>(config);
   environment.data_timeout = config->server.data_timeout;
   if (!config->server.tls_cert.empty())
     environment.tls_context =
@@ -53,7 +55,7 @@ Daemon::Generation Daemon::build(std::shared_ptr<const config::Config> config) {
     environment.authenticator = server::load_users_file(loop_.uv(), config->server.users_file);
   generation.selector = std::make_shared<relay::RacingSelector>(
       loop_, std::move(runtimes), relay::timeouts_from(config->relay), config->relay.helo_name,
-      relay::RacingOptions::from(config->relay), *metrics_);
+      relay::RacingOptions::from(config->relay), *metrics_, config->routes);
   // Each session's relay holds the selector: the selector of a replaced configuration
   // lives until the last session started under it ends. (A spool is there for every
   // snapshot or for none: restart_required refuses to switch it.)
@@ -139,6 +141,7 @@ void Daemon::apply(config::Config next_config) {
   const auto changes = compare_chains(config_->chain, next->chain);
   generation.selector->inherit_health(*selector_);
   metrics_->add_endpoints(next->chain);
+  metrics_->add_routes(next->routes);
   // The old selector keeps serving the sessions that hold it; its idle connections go
   // now (the simple rule: no pooled connection outlives the configuration it was made
   // with), and what those sessions hand back later is closed, not pooled.

@@ -23,6 +23,7 @@ int check(const std::string& config_path) {
   const config::Config& config = *loaded;
   for (const auto& warning : config.warnings) std::cerr << "warning: " << warning << "\n";
   std::cout << config::describe_chain(config);
+  std::cout << config::describe_routes(config);
   std::cout << "config OK: " << config.chain.size() << " endpoint(s), listening on";
   for (const auto& address : config.server.listen) std::cout << " " << address.str();
   for (const auto& address : config.server.listen_implicit_tls)

@@ -1,7 +1,16 @@
-// [aliases]: local name = "address" or ["address", ...] (docs/CONFIGURATION.md).
+// [aliases]: local name = "address" or ["address", ...], and aliases_file (Debian's
+// /etc/aliases, read at each load) (docs/CONFIGURATION.md).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <string>
 
+#include "portrelay/base/ascii.hpp"
 #include "portrelay/config/alias_table.hpp"
+#include "portrelay/config/aliases_file.hpp"
 #include "sections.hpp"
 
 namespace portrelay::config::detail {
@@ -17,6 +26,40 @@ bool is_plausible_address(std::string_view text) {
   return at == std::string_view::npos || (at > 0 && at + 1 < text.size());
 }
 
+// An aliases file is a few hundred lines; a path to something else must not be read whole.
+constexpr std::size_t kMaxAliasesFile = 1024 * 1024;
+
+// The file named by `aliases_file`, parsed; its warnings go to `check`.
+AliasesFile read_aliases_file(ParseContext& context, const toml::node& node) {
+  const auto* path = node.as_string();
+  if (path == nullptr || path->get().empty() || path->get().front() != '/')
+    throw context.error(node.source(),
+                        "aliases.aliases_file: expected an absolute path (a string), such as "
+                        "\"/etc/aliases\"");
+  const std::string& name = path->get();
+  const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0)
+    throw context.error(node.source(), "aliases.aliases_file: cannot read \"" + name +
+                                           "\": " + std::strerror(errno));
+  struct stat info {};
+  std::string text;
+  if (::fstat(fd, &info) == 0 && S_ISREG(info.st_mode)) {
+    char buffer[4096];
+    ssize_t count;
+    while (text.size() <= kMaxAliasesFile && (count = ::read(fd, buffer, sizeof buffer)) > 0)
+      text.append(buffer, static_cast<std::size_t>(count));
+  }
+  ::close(fd);
+  if (!S_ISREG(info.st_mode))
+    throw context.error(node.source(),
+                        "aliases.aliases_file: \"" + name + "\" is not a regular file");
+  if (text.size() > kMaxAliasesFile)
+    throw context.error(node.source(), "aliases.aliases_file: \"" + name + "\" is over 1 MiB");
+  AliasesFile file = parse_aliases_file(text, name);
+  for (std::string& warning : file.warnings) context.warn_as_is(std::move(warning));
+  return file;
+}
+
 }  // namespace
 
 AliasTable parse_aliases_section(ParseContext& context, const toml::table& table,
@@ -24,6 +67,7 @@ AliasTable parse_aliases_section(ParseContext& context, const toml::table& table
   AliasTable::Entries entries;
   for (const auto& [key, node] : table) {
     const std::string name(key.str());
+    if (name == "aliases_file") continue;  // the one key that is not a local name
     const std::string where = "aliases." + name;
     if (!is_plausible_address(name) || name.find('@') != std::string::npos)
       throw context.error(key.source(),
@@ -47,9 +91,18 @@ AliasTable parse_aliases_section(ParseContext& context, const toml::table& table
       add(node);
     }
   }
+  std::string from_file;
+  if (const toml::node* file_node = table.get("aliases_file")) {
+    // The inline keys win: they are written for portrelay, the file is the system's.
+    AliasesFile file = read_aliases_file(context, *file_node);
+    from_file = " (with aliases_file " + file_node->as_string()->get() + ")";
+    AliasTable inline_only(entries, LocalDomains());
+    for (auto& [name, targets] : file.entries)
+      if (inline_only.entries().count(ascii::lower(name)) == 0) entries[name] = std::move(targets);
+  }
   AliasTable aliases(std::move(entries), LocalDomains(rewrite.local_domains));
   if (const std::string loop = aliases.find_loop(); !loop.empty())
-    throw context.error(table.source(), "aliases: " + loop + " is a loop");
+    throw context.error(table.source(), "aliases: " + loop + " is a loop" + from_file);
   return aliases;
 }
 

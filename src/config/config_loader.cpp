@@ -14,8 +14,9 @@
 namespace portrelay::config {
 namespace {
 
-const std::vector<std::string_view> kTopLevelTables = {
-    "env_file", "server", "relay", "upstream", "metrics", "spool", "log", "rewrite", "aliases"};
+const std::vector<std::string_view> kTopLevelTables = {"env_file", "server", "relay", "upstream",
+                                                       "metrics",  "spool",  "log",   "rewrite",
+                                                       "aliases",  "route"};
 
 // A secrets file is a few lines; a path to something else must not be read into memory.
 constexpr std::size_t kMaxEnvFile = 1024 * 1024;
@@ -133,6 +134,16 @@ Config parse_config(std::string_view toml_text, const std::string& source_name) 
   // Last: a missing [[upstream]] has no position, so errors that have one are reported first.
   config.chain = detail::parse_upstream_chain(context, root.get("upstream"));
   config.upstreams = detail::group_upstreams(config.chain);
+  config.routes = detail::parse_routes(context, root.get("route"), config.upstreams);
+  if (config.relay.require_route && config.routes.empty()) {
+    const toml::node* at = root.at_path("relay.require_route").node();
+    throw context.error(at->source(),
+                        "relay.require_route: needs at least one [[route]] (every message "
+                        "would be refused)");
+  }
+  if (const toml::node* file = root.at_path("aliases.aliases_file").node();
+      file && file->is_string())
+    config.aliases_file = file->as_string()->get();
   config.warnings = context.take_warnings();
   return config;
 }

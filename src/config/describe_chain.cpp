@@ -73,4 +73,29 @@ std::string describe_chain(const Config& config) {
   return text;
 }
 
+std::string describe_routes(const Config& config) {
+  if (config.routes.empty()) return {};
+  auto chain_of = [&config](const std::vector<std::size_t>& endpoints) {
+    std::string text;
+    for (std::size_t index : endpoints) {
+      if (!text.empty()) text += " -> ";
+      text += config.chain[index].label();
+    }
+    return text;
+  };
+  std::string text = "routes (the first whose senders match the envelope sender):\n";
+  for (const Route& route : config.routes) {
+    std::string senders;
+    for (const std::string& pattern : route.senders)
+      senders += (senders.empty() ? "" : ",") + pattern;
+    text += "  " + route.name + "  senders=" + senders +
+            "\n    chain: " + chain_of(route.endpoints) + "\n";
+  }
+  text += "  " + std::string(kDefaultRouteName) + "  (every other sender)\n    ";
+  text += config.relay.require_route
+              ? std::string("refused at MAIL with 550 5.7.1 (relay.require_route)\n")
+              : "chain: " + chain_of(default_route(config.chain.size()).endpoints) + "\n";
+  return text;
+}
+
 }  // namespace portrelay::config

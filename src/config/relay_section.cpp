@@ -30,12 +30,27 @@ RelayMode read_mode(const TableReader& reader) {
 
 RelayConfig parse_relay_section(ParseContext& context, const toml::table& table,
                                 const ServerConfig& server) {
-  const TableReader reader(
-      context, table, "relay", "[relay]",
-      {"mode", "resolve_timeout", "connect_timeout", "greeting_timeout", "handshake_timeout",
-       "command_timeout", "pool_check_timeout", "data_timeout", "stagger", "max_parallel",
-       "helo_name", "cooldown", "cooldown_max", "recovery_probe_min", "recovery_probe_max",
-       "probe_interval", "pool_idle_timeout", "pool_max_per_endpoint", "spool_on_failure"});
+  const TableReader reader(context, table, "relay", "[relay]",
+                           {"mode",
+                            "resolve_timeout",
+                            "connect_timeout",
+                            "greeting_timeout",
+                            "handshake_timeout",
+                            "command_timeout",
+                            "pool_check_timeout",
+                            "data_timeout",
+                            "stagger",
+                            "max_parallel",
+                            "helo_name",
+                            "cooldown",
+                            "cooldown_max",
+                            "recovery_probe_min",
+                            "recovery_probe_max",
+                            "probe_interval",
+                            "pool_idle_timeout",
+                            "pool_max_per_endpoint",
+                            "spool_on_failure",
+                            "require_route"});
   RelayConfig relay;
   relay.mode = read_mode(reader);
   relay.connect_timeout = reader.timeout("connect_timeout", relay.connect_timeout);
@@ -80,6 +95,8 @@ RelayConfig parse_relay_section(ParseContext& context, const toml::table& table,
     reader.warn("spool_on_failure", *reader.find("spool_on_failure"),
                 "has no effect with mode = \"spool\" (every message is queued)");
   }
+
+  relay.require_route = reader.boolean("require_route").value_or(relay.require_route);
 
   relay.helo_name = reader.string("helo_name").value_or(server.hostname);
   if (!is_valid_hostname(relay.helo_name)) {

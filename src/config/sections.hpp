@@ -22,6 +22,9 @@ LogConfig parse_log_section(ParseContext& context, const toml::table& table);
 std::vector<Endpoint> parse_upstream_chain(ParseContext& context, const toml::node* node);
 // The chain's endpoints grouped by name into accounts; sets each Endpoint::upstream.
 std::vector<Upstream> group_upstreams(std::vector<Endpoint>& chain);
+// `node` is the value of the top-level "route" key, or null when there is none.
+std::vector<Route> parse_routes(ParseContext& context, const toml::node* node,
+                                const std::vector<Upstream>& upstreams);
 RewriteConfig parse_rewrite_section(ParseContext& context, const toml::table& table,
                                     const ServerConfig& server);
 AliasTable parse_aliases_section(ParseContext& context, const toml::table& table,

@@ -2,6 +2,7 @@
 #include <limits>
 #include <string>
 
+#include "portrelay/config/sender_pattern.hpp"
 #include "portrelay/net/cidr_coverage.hpp"
 #include "sections.hpp"
 #include "value_checks.hpp"
@@ -194,12 +195,12 @@ void check_distinct(const TableReader& reader, const std::vector<Listener>& list
 }  // namespace
 
 ServerConfig parse_server_section(ParseContext& context, const toml::table& table) {
-  const TableReader reader(
-      context, table, "server", "[server]",
-      {"listen", "listen_implicit_tls", "hostname", "max_message_size", "max_recipients",
-       "max_sessions", "allow", "command_timeout", "data_timeout", "tls_cert", "tls_key",
-       "users_file", "require_auth", "auth_failure_delay", "max_auth_failures",
-       "max_sessions_per_address", "max_sessions_before_mail", "trusted_networks"});
+  const TableReader reader(context, table, "server", "[server]",
+                           {"listen", "listen_implicit_tls", "hostname", "max_message_size",
+                            "max_recipients", "max_sessions", "allow", "command_timeout",
+                            "data_timeout", "tls_cert", "tls_key", "users_file", "require_auth",
+                            "auth_failure_delay", "max_auth_failures", "max_sessions_per_address",
+                            "max_sessions_before_mail", "trusted_networks", "allowed_senders"});
   ServerConfig server;
 
   auto listeners = read_listeners(reader, "listen", {ListenAddress{"127.0.0.1", 2525}});
@@ -270,6 +271,17 @@ ServerConfig parse_server_section(ParseContext& context, const toml::table& tabl
   server.auth_failure_delay = reader.timeout("auth_failure_delay", server.auth_failure_delay);
   server.max_auth_failures = static_cast<std::size_t>(
       reader.bounded_integer("max_auth_failures", server.max_auth_failures, 1, 100));
+
+  if (const auto patterns = reader.string_array("allowed_senders")) {
+    if (patterns->empty())
+      reader.fail("allowed_senders", *reader.find("allowed_senders"),
+                  "lists no pattern (remove the key to allow every sender)");
+    for (const StringItem& item : *patterns) {
+      if (const std::string problem = sender_pattern_problem(item.value); !problem.empty())
+        reader.fail("allowed_senders", *item.node, "\"" + item.value + "\" " + problem);
+      server.allowed_senders.push_back(item.value);
+    }
+  }
 
   check_not_open_relay(reader, server, listeners);
   return server;

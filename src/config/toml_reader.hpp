@@ -25,6 +25,8 @@ class ParseContext {
   ConfigError error(const toml::source_region& where, const std::string& message) const;
   // Warnings carry only the line: they are read by people, not by editors jumping to a column.
   void warn(const toml::source_region& where, const std::string& message);
+  // A warning that names its own place (another file's "path:line: ...").
+  void warn_as_is(std::string message) { warnings_.push_back(std::move(message)); }
   std::vector<std::string> take_warnings() { return std::move(warnings_); }
   // The env_file's values, which *_env keys look up before the process environment.
   void set_env_file(EnvFileValues values) {

@@ -176,8 +176,8 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
       .Register(registry)
       .Add({{"version", version}})
       .Set(1);
-  for (auto result : kResults)
-    message_counters_[result] = &messages_->Add({{"result", to_string(result)}});
+  known_routes_.insert(std::string(config::kDefaultRouteName));
+  add_message_series(std::string(config::kDefaultRouteName));
 
   auto& queue_messages = prometheus::BuildGauge()
                              .Name("portrelay_queue_messages")
@@ -205,15 +205,16 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
                                 "retry), refused (some refused for good).")
                             .Register(registry);
   for (const char* result : {"delivered", "deferred", "refused"})
-    delivery_attempts_->Add({{"result", result}});
+    delivery_attempts_->Add(
+        {{"result", result}, {"route", std::string(config::kDefaultRouteName)}});
   queue_accepted_ = &prometheus::BuildCounter()
                          .Name("portrelay_queue_accepted_total")
                          .Help(
                              "Messages the spool stored durably before the client's 250 "
                              "(\"queued as\"); their outcome counts later, in "
                              "portrelay_messages_total.")
-                         .Register(registry)
-                         .Add({});
+                         .Register(registry);
+  queue_accepted_->Add({{"route", std::string(config::kDefaultRouteName)}});
   queue_delivery_duration_ =
       &prometheus::BuildHistogram()
            .Name("portrelay_queue_delivery_seconds")
@@ -360,7 +361,36 @@ void Metrics::failover(const config::Endpoint& from, const config::Endpoint& to)
   failovers_->Add({{"from", from.label()}, {"to", to.label()}}).Increment();
 }
 
-void Metrics::message(MessageResult result) { message_counters_.at(result)->Increment(); }
+const std::string& Metrics::route_label(std::string_view route) const {
+  static const std::string kDefault(config::kDefaultRouteName);
+  const auto found = known_routes_.find(route);
+  return found == known_routes_.end() ? kDefault : *found;
+}
+
+void Metrics::add_routes(const std::vector<config::Route>& routes) {
+  for (const config::Route& route : routes) {
+    if (!known_routes_.insert(route.name).second) continue;
+    add_message_series(route.name);
+    for (const char* result : {"delivered", "deferred", "refused"})
+      delivery_attempts_->Add({{"result", result}, {"route", route.name}});
+    queue_accepted_->Add({{"route", route.name}});
+  }
+}
+
+void Metrics::add_message_series(const std::string& route) {
+  static_assert(kResults.size() == std::tuple_size_v<decltype(message_counters_)::mapped_type>);
+  auto& counters = message_counters_[route];
+  for (std::size_t i = 0; i < kResults.size(); ++i)
+    counters[i] = &messages_->Add({{"result", to_string(kResults[i])}, {"route", route}});
+}
+
+// Counted on every message: the series are looked up once, when the route became known.
+void Metrics::message(MessageResult result, std::string_view route) {
+  auto found = message_counters_.find(route);
+  if (found == message_counters_.end()) found = message_counters_.find(config::kDefaultRouteName);
+  for (std::size_t i = 0; i < kResults.size(); ++i)
+    if (kResults[i] == result) return found->second[i]->Increment();
+}
 
 void Metrics::message_relayed(double seconds, std::uint64_t size) {
   relay_duration_->Observe(seconds);
@@ -389,11 +419,13 @@ void Metrics::queue_size(std::size_t queued, std::size_t deferred, std::size_t f
   queue_oldest_->Set(oldest_seconds);
 }
 
-void Metrics::delivery_attempt(const char* result) {
-  delivery_attempts_->Add({{"result", result}}).Increment();
+void Metrics::delivery_attempt(const char* result, std::string_view route) {
+  delivery_attempts_->Add({{"result", result}, {"route", route_label(route)}}).Increment();
 }
 
-void Metrics::queue_accepted() { queue_accepted_->Increment(); }
+void Metrics::queue_accepted(std::string_view route) {
+  queue_accepted_->Add({{"route", route_label(route)}}).Increment();
+}
 
 void Metrics::queue_delivered(double seconds) { queue_delivery_duration_->Observe(seconds); }
 

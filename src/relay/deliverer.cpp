@@ -1,5 +1,6 @@
 #include "portrelay/relay/deliverer.hpp"
 
+#include <algorithm>
 #include <utility>
 
 #include "portrelay/base/log.hpp"
@@ -68,9 +69,17 @@ std::string Deliverer::held_label() const {
   return transaction_ && transaction_->connection() ? transaction_->connection()->label : "";
 }
 
-void Deliverer::open(const smtp::PathArgument& sender, std::string message_id, Answer answer) {
+bool Deliverer::on_route(std::size_t endpoint_index) const {
+  return route_ != nullptr && std::find(route_->endpoints.begin(), route_->endpoints.end(),
+                                        endpoint_index) != route_->endpoints.end();
+}
+
+void Deliverer::open(const smtp::PathArgument& sender, std::string message_id, Answer answer,
+                     std::string_view route) {
+  route_ = &selector_->route(route);
   // A connection held since the last message may have been closed while idle.
   if (upstream_ && !upstream_->usable()) loop_.defer_delete(std::move(upstream_));
+  if (upstream_ && !on_route(upstream_->endpoint().index)) release_upstream();
   message_id_ = std::move(message_id);
   body_ = nullptr;
   transaction_.emplace(sender, held_connection(), whole_size_);
@@ -109,7 +118,7 @@ void Deliverer::select() {
       if (const auto limit = selector_->size_limit(i); limit && *limit != 0 && *size > *limit)
         transaction_->skip_for_size(i, endpoint(i).label(), *limit);
   }
-  attempt_ = selector_->select(transaction_->tried(), [this](Selection selection) {
+  attempt_ = selector_->select(*route_, transaction_->tried(), [this](Selection selection) {
     loop_.defer_delete(std::move(attempt_));  // we are inside its callback
     SelectionReport report;
     for (const auto& failure : selection.failures)
@@ -198,6 +207,7 @@ DeliveryReport Deliverer::ended_report(Action&& reply) const {
   report.outcome = outcome_of(*reply.outcome);
   report.reply = std::move(reply.reply);
   report.endpoint = std::move(reply.label);
+  report.route = route_ != nullptr ? route_->name : std::string(config::kDefaultRouteName);
   if (body_) {
     report.size = body_->size();
     report.seconds =
@@ -228,30 +238,32 @@ DeliveryReport Deliverer::ended_report(Action&& reply) const {
 
 void Deliverer::deliver(const smtp::PathArgument& sender,
                         const std::vector<std::string>& recipients, const MessageBody& body,
-                        std::string message_id, Done done) {
+                        std::string message_id, Done done, std::string_view route) {
   reset();
   whole_size_ = body.size();
   whole_.emplace();
   whole_->reports.resize(recipients.size());
   for (std::size_t i = 0; i < recipients.size(); ++i) whole_->reports[i].address = recipients[i];
   whole_->done = std::move(done);
-  open(sender, std::move(message_id),
-       [this, &body](const smtp::Reply& reply, const DeliveryReport* ended) {
-         if (ended) {  // no endpoint could take the transaction
-           deliver_finish(*ended, Decides::Everyone);
-           return;
-         }
-         if (!reply.success()) {  // an endpoint refused the sender: every recipient shares it
-           DeliveryReport report;
-           report.outcome = refusal_outcome(reply);
-           report.reply = reply;
-           report.endpoint = held_label();
-           deliver_finish(std::move(report), Decides::Everyone);
-           return;
-         }
-         body_ = &body;  // kept for deliver_next_recipient's send()
-         deliver_next_recipient();
-       });
+  open(
+      sender, std::move(message_id),
+      [this, &body](const smtp::Reply& reply, const DeliveryReport* ended) {
+        if (ended) {  // no endpoint could take the transaction
+          deliver_finish(*ended, Decides::Everyone);
+          return;
+        }
+        if (!reply.success()) {  // an endpoint refused the sender: every recipient shares it
+          DeliveryReport report;
+          report.outcome = refusal_outcome(reply);
+          report.reply = reply;
+          report.endpoint = held_label();
+          deliver_finish(std::move(report), Decides::Everyone);
+          return;
+        }
+        body_ = &body;  // kept for deliver_next_recipient's send()
+        deliver_next_recipient();
+      },
+      route);
 }
 
 void Deliverer::deliver_next_recipient() {
@@ -302,6 +314,7 @@ void Deliverer::deliver_next_recipient() {
 void Deliverer::deliver_finish(DeliveryReport report, Decides decides) {
   // The recipients answered so far, each given the message's outcome where it decides.
   report.recipients = std::move(whole_->reports);
+  report.route = route_ != nullptr ? route_->name : std::string(config::kDefaultRouteName);
   for (RecipientReport& recipient : report.recipients) {
     if (decides == Decides::Nobody || (decides == Decides::Accepted && !recipient.rcpt_accepted))
       continue;

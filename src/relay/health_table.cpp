@@ -130,6 +130,14 @@ std::vector<std::size_t> HealthTable::preference_order(TimePoint now) const {
   return ready;
 }
 
+std::vector<std::size_t> HealthTable::preference_order(
+    TimePoint now, const std::vector<std::size_t>& among) const {
+  std::vector<std::size_t> ready, cooling;
+  for (std::size_t i : among) (unavailable(i, now) ? cooling : ready).push_back(i);
+  ready.insert(ready.end(), cooling.begin(), cooling.end());
+  return ready;
+}
+
 std::vector<std::size_t> HealthTable::due_for_probe(TimePoint now, bool recovery) const {
   std::size_t best_up = chain_.size();
   for (std::size_t i = 0; i < chain_.size(); ++i)

@@ -20,7 +20,7 @@ metrics::MessageResult message_result(const DeliveryReport& report) {
 void MessageLedger::client_message(const std::string& session, const std::string& message_id,
                                    const std::string& sender, const DeliveryReport& report) {
   const metrics::MessageResult result = message_result(report);
-  metrics_.message(result);
+  metrics_.message(result, report.route);
   if (result == metrics::MessageResult::Relayed)
     metrics_.message_relayed(report.seconds, report.size);
   // Who the message was for, on the same line (Postfix logs to=<...> per recipient): `to`
@@ -57,6 +57,7 @@ void MessageLedger::client_message(const std::string& session, const std::string
                 {"recipients", recipients},
                 {"size", size},
                 {"endpoint", endpoint},
+                {"route", report.route},
                 {"reply", summary},
                 {"ms", ms}});
   } else {
@@ -70,13 +71,15 @@ void MessageLedger::client_message(const std::string& session, const std::string
                 {"recipients", recipients},
                 {"size", size},
                 {"endpoint", endpoint},
+                {"route", report.route},
                 {"reply", summary},
                 {"ms", ms}});
   }
 }
 
-void MessageLedger::left_queue(metrics::MessageResult result, bool delivered_some, double waited) {
-  metrics_.message(result);
+void MessageLedger::left_queue(metrics::MessageResult result, bool delivered_some, double waited,
+                               std::string_view route) {
+  metrics_.message(result, route);
   if (delivered_some) metrics_.queue_delivered(waited);
 }
 

@@ -26,7 +26,9 @@ void PassthroughRelay::sender(const smtp::PathArgument& sender, ReplyCallback ca
   message_id_ = session_id_ + "." + std::to_string(++message_count_);
   sender_ = sender.address;
   body_.clear();
-  deliverer_.open(sender, message_id_, answer(std::move(callback)));
+  // The first [[route]] matching the sender carries it (the default route otherwise).
+  deliverer_.open(sender, message_id_, answer(std::move(callback)),
+                  deliverer_.selector().route_for_sender(sender.address).name);
 }
 
 void PassthroughRelay::recipient(const smtp::PathArgument& recipient, ReplyCallback callback) {

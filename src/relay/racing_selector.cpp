@@ -37,11 +37,12 @@ RacingOptions RacingOptions::from(const config::RelayConfig& relay) {
 // revalidated first), one timer, metrics and the health table.
 class RacingSelector::Race : public SelectionAttempt {
  public:
-  Race(RacingSelector& selector, const std::set<std::size_t>& exclude, Callback callback)
+  Race(RacingSelector& selector, const config::Route& route, const std::set<std::size_t>& exclude,
+       Callback callback)
       : selector_(selector),
         callback_(std::move(callback)),
-        plan_(candidates(selector, exclude), selector.options_.stagger,
-              selector.options_.max_parallel, abandon_after(selector, exclude)),
+        plan_(candidates(selector, route, exclude), selector.options_.stagger,
+              selector.options_.max_parallel, abandon_after(selector, route, exclude)),
         timer_(selector.loop_.uv()) {
     // select() never calls back from inside itself: the race starts on the next turn.
     timer_.start(std::chrono::milliseconds(0), [this]() { run(plan_.start(Clock::now())); });
@@ -60,9 +61,10 @@ class RacingSelector::Race : public SelectionAttempt {
   };
 
   static std::vector<std::size_t> candidates(const RacingSelector& selector,
+                                             const config::Route& route,
                                              const std::set<std::size_t>& exclude) {
     std::vector<std::size_t> out;
-    for (std::size_t index : selector.health_.preference_order(Clock::now()))
+    for (std::size_t index : selector.health_.preference_order(Clock::now(), route.endpoints))
       if (!exclude.count(index)) out.push_back(index);
     return out;
   }
@@ -71,8 +73,14 @@ class RacingSelector::Race : public SelectionAttempt {
   // answers within a stagger still wins, but the client does not wait connect_timeout on
   // one the relay already knows is dead.
   static std::optional<RacePlan::Duration> abandon_after(const RacingSelector& selector,
+                                                         const config::Route& route,
                                                          const std::set<std::size_t>& exclude) {
-    if (!selector.health_.all_unavailable(Clock::now(), exclude)) return std::nullopt;
+    // Endpoints off the route count as excluded: only the route's own are raced.
+    std::set<std::size_t> off_route = exclude;
+    for (std::size_t index = 0; index < selector.endpoints_.size(); ++index)
+      if (std::find(route.endpoints.begin(), route.endpoints.end(), index) == route.endpoints.end())
+        off_route.insert(index);
+    if (!selector.health_.all_unavailable(Clock::now(), off_route)) return std::nullopt;
     return selector.options_.stagger;
   }
 
@@ -217,9 +225,12 @@ struct RacingSelector::Probe {
 
 RacingSelector::RacingSelector(net::Loop& loop, std::vector<EndpointRuntimePtr> endpoints,
                                UpstreamTimeouts timeouts, std::string helo_name,
-                               RacingOptions options, metrics::Metrics& metrics)
+                               RacingOptions options, metrics::Metrics& metrics,
+                               std::vector<config::Route> routes)
     : loop_(loop),
       endpoints_(std::move(endpoints)),
+      routes_(std::move(routes)),
+      default_route_(config::default_route(endpoints_.size())),
       timeouts_(timeouts),
       helo_name_(std::move(helo_name)),
       options_(options),
@@ -241,9 +252,20 @@ RacingSelector::RacingSelector(net::Loop& loop, std::vector<EndpointRuntimePtr> 
 
 RacingSelector::~RacingSelector() = default;
 
-std::unique_ptr<SelectionAttempt> RacingSelector::select(const std::set<std::size_t>& exclude,
+std::unique_ptr<SelectionAttempt> RacingSelector::select(const config::Route& route,
+                                                         const std::set<std::size_t>& exclude,
                                                          Callback callback) {
-  return std::make_unique<Race>(*this, exclude, std::move(callback));
+  return std::make_unique<Race>(*this, route, exclude, std::move(callback));
+}
+
+const config::Route& RacingSelector::route(std::string_view name) const {
+  const config::Route* found = config::find_route(routes_, name);
+  return found != nullptr ? *found : default_route_;
+}
+
+const config::Route& RacingSelector::route_for_sender(std::string_view sender) const {
+  const config::Route* found = config::choose_route(routes_, sender);
+  return found != nullptr ? *found : default_route_;
 }
 
 bool RacingSelector::all_cooling_down() const { return health_.all_unavailable(Clock::now()); }

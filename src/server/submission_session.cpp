@@ -1,5 +1,7 @@
 #include "portrelay/server/submission_session.hpp"
 
+#include <algorithm>
+
 #include "portrelay/base/log.hpp"
 #include "portrelay/relay/message_ledger.hpp"
 #include "portrelay/server/auth_failure_tracker.hpp"
@@ -167,11 +169,73 @@ void SubmissionSession::finish(const char* by) {
 }
 
 void SubmissionSession::mail_from(const smtp::PathArgument& sender) {
+  given_.clear();
+  if (const auto& policy = environment_->envelope_policy) {
+    const std::vector<std::string>* own = user_.empty() || !environment_->authenticator
+                                              ? nullptr
+                                              : environment_->authenticator->allowed_senders(user_);
+    if (auto refusal = policy->check_sender(sender.address, own)) {
+      relay::MessageLedger(*environment_->metrics).rejected();  // its only owner: the session
+      log::warn("sender_refused", {{"session", id_},
+                                   {"from", sender.address.empty() ? "<>" : sender.address},
+                                   {"user", user_},
+                                   {"reply", refusal->summary()}});
+      return completer()(*refusal);
+    }
+  }
   sink_->sender(sender, completer());
 }
 
 void SubmissionSession::rcpt_to(const smtp::PathArgument& recipient) {
-  sink_->recipient(recipient, completer());
+  if (!environment_->envelope_policy) return sink_->recipient(recipient, completer());
+  auto mapped = environment_->envelope_policy->map_recipient(recipient.address);
+  if (mapped.refusal) {
+    log::warn("recipient_refused",
+              {{"session", id_}, {"to", recipient.address}, {"reply", mapped.refusal->summary()}});
+    return completer()(*mapped.refusal);
+  }
+  if (mapped.addresses.size() == 1 && mapped.addresses.front() == recipient.address) {
+    // Named already (by the client, or as an alias's target): one copy is enough.
+    if (std::find(given_.begin(), given_.end(), recipient.address) != given_.end())
+      return completer()(smtp::make_reply(250, "2.1.5", "Ok (already a recipient)"));
+    given_.push_back(recipient.address);
+    return sink_->recipient(recipient, completer());
+  }
+  std::string targets;
+  for (const std::string& address : mapped.addresses)
+    targets += (targets.empty() ? "" : ",") + address;
+  log::info("alias", {{"session", id_}, {"to", recipient.address}, {"targets", targets}});
+  expansion_ = Expansion{recipient, std::move(mapped.addresses), 0, std::nullopt, std::nullopt};
+  add_next_target();
+}
+
+// The targets go to the sink one after the other; the client hears 2xx when any was
+// accepted (the others are logged by the sink), else the last refusal. A target already
+// named in this transaction is not named twice.
+void SubmissionSession::add_next_target() {
+  while (expansion_.next < expansion_.targets.size()) {
+    const std::string& target = expansion_.targets[expansion_.next++];
+    if (std::find(given_.begin(), given_.end(), target) != given_.end()) {
+      if (!expansion_.accepted) expansion_.accepted = smtp::make_reply(250, "2.1.5", "Ok");
+      continue;
+    }
+    given_.push_back(target);
+    smtp::PathArgument one = expansion_.recipient;
+    one.address = target;
+    sink_->recipient(one, [this, target](const smtp::Reply& reply) {
+      if (reply.success()) {
+        if (!expansion_.accepted) expansion_.accepted = reply;
+      } else {
+        log::warn("alias_target_refused",
+                  {{"session", id_}, {"to", target}, {"reply", reply.summary()}});
+        expansion_.refused = reply;
+      }
+      add_next_target();
+    });
+    return;
+  }
+  const smtp::Reply answer = expansion_.accepted ? *expansion_.accepted : *expansion_.refused;
+  completer()(answer);
 }
 
 void SubmissionSession::data_begin() { sink_->body().clear(); }
@@ -186,7 +250,11 @@ void SubmissionSession::data_rejected(smtp::DataReader::Violation violation) {
   sink_->reset();
 }
 
-void SubmissionSession::reset() { sink_->reset(); }
+void SubmissionSession::reset() {
+  given_.clear();
+  expansion_ = Expansion{};
+  sink_->reset();
+}
 
 void SubmissionSession::start_tls() {
   tls_handshaking_ = true;
@@ -216,6 +284,7 @@ void SubmissionSession::authenticate(const std::string& username, const std::str
                               : result == AuthResult::Invalid ? "failed"
                                                               : "busy";
         log::info("client_auth", {{"session", id_}, {"user", username}, {"result", outcome}});
+        if (result == AuthResult::Ok) user_ = username;
         if (result == AuthResult::Ok)
           return done(smtp::make_reply(235, "2.7.0", "Authentication successful"));
         if (result == AuthResult::Busy) {

@@ -1,10 +1,12 @@
 #include "portrelay/server/users_file.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
+#include "portrelay/config/sender_pattern.hpp"
 #include "portrelay/net/timer.hpp"
 #include "portrelay/server/password_check_pool.hpp"
 #include "portrelay/server/password_hash.hpp"
@@ -29,7 +31,7 @@ PasswordCheckPool::Limits pool_limits() {
 
 class UsersFileAuthenticator : public Authenticator {
  public:
-  UsersFileAuthenticator(uv_loop_t* loop, std::map<std::string, std::string> users)
+  UsersFileAuthenticator(uv_loop_t* loop, std::map<std::string, UserEntry> users)
       : users_(std::move(users)), pool_(loop, pool_limits()), busy_timer_(loop) {
     decoy_hash();
   }
@@ -38,7 +40,7 @@ class UsersFileAuthenticator : public Authenticator {
               std::function<void(AuthResult)> done) const override {
     auto it = users_.find(username);
     const bool known = it != users_.end();
-    std::string hash = known ? it->second : decoy_hash();
+    std::string hash = known ? it->second.hash : decoy_hash();
     auto check = [password, hash = std::move(hash), known]() {
       return verify_password(password, hash) && known;
     };
@@ -56,8 +58,14 @@ class UsersFileAuthenticator : public Authenticator {
     }
   }
 
+  const std::vector<std::string>* allowed_senders(const std::string& username) const override {
+    auto it = users_.find(username);
+    if (it == users_.end() || it->second.allowed_senders.empty()) return nullptr;
+    return &it->second.allowed_senders;
+  }
+
  private:
-  std::map<std::string, std::string> users_;
+  std::map<std::string, UserEntry> users_;
   mutable PasswordCheckPool pool_;
   mutable std::vector<std::function<void(AuthResult)>> busy_;
   mutable net::Timer busy_timer_;
@@ -65,10 +73,10 @@ class UsersFileAuthenticator : public Authenticator {
 
 }  // namespace
 
-std::map<std::string, std::string> parse_users_file(const std::string& path) {
+std::map<std::string, UserEntry> parse_users_file(const std::string& path) {
   std::ifstream file(path);
   if (!file) throw std::runtime_error(path + ": cannot read users file");
-  std::map<std::string, std::string> users;
+  std::map<std::string, UserEntry> users;
   std::string line;
   int number = 0;
   while (std::getline(file, line)) {
@@ -81,11 +89,30 @@ std::map<std::string, std::string> parse_users_file(const std::string& path) {
       throw std::runtime_error(where + "expected \"username:hash\"");
     std::string user = line.substr(0, colon);
     std::string hash = line.substr(colon + 1);
+    UserEntry entry;
+    if (const auto senders = hash.find(':'); senders != std::string::npos) {
+      std::string list = hash.substr(senders + 1);
+      hash.resize(senders);
+      std::size_t start = 0;
+      while (start <= list.size()) {
+        const std::size_t comma = std::min(list.find(',', start), list.size());
+        std::string pattern = list.substr(start, comma - start);
+        while (!pattern.empty() && pattern.front() == ' ') pattern.erase(0, 1);
+        while (!pattern.empty() && pattern.back() == ' ') pattern.pop_back();
+        if (const std::string problem = config::sender_pattern_problem(pattern); !problem.empty())
+          throw std::runtime_error(where + "allowed sender \"" + pattern + "\" of \"" + user +
+                                   "\" " + problem +
+                                   " (write user:hash:*@example.com,billing@example.org)");
+        entry.allowed_senders.push_back(std::move(pattern));
+        start = comma + 1;
+      }
+    }
     if (!is_password_hash(hash))
       throw std::runtime_error(
           where + "password of \"" + user +
           "\" is not a $scrypt$ hash (make one with `portrelay hash-password`)");
-    if (!users.emplace(user, hash).second)
+    entry.hash = std::move(hash);
+    if (!users.emplace(user, std::move(entry)).second)
       throw std::runtime_error(where + "user \"" + user + "\" is listed twice");
   }
   return users;

@@ -67,8 +67,9 @@ void Delivery::start() {
   std::vector<std::string> recipients;
   recipients.reserve(pending_.size());
   for (std::size_t index : pending_) recipients.push_back(layout_.envelope.recipients[index]);
-  deliverer_.deliver(path_argument(layout_.envelope), recipients, body_, id_,
-                     [this](relay::DeliveryReport report) { finish(report); });
+  deliverer_.deliver(
+      path_argument(layout_.envelope), recipients, body_, id_,
+      [this](relay::DeliveryReport report) { finish(report); }, layout_.envelope.route);
 }
 
 void Delivery::finish(const relay::DeliveryReport& report) {
@@ -80,6 +81,7 @@ void Delivery::finish(const relay::DeliveryReport& report) {
               {"result", metrics::to_string(relay::message_result(report))},
               {"recipients", std::to_string(accepted)},
               {"endpoint", report.endpoint.empty() ? "none" : report.endpoint},
+              {"route", report.route},
               {"reply", report.reply.summary()},
               {"ms", std::to_string(static_cast<long>(report.seconds * 1000))}});
   auto done = std::move(done_);

@@ -218,7 +218,7 @@ std::optional<smtp::Reply> Spool::admit(std::uint64_t size) {
 
 void Spool::accept(const smtp::PathArgument& sender, const std::vector<std::string>& recipients,
                    std::unique_ptr<relay::MessageBody> body, const std::string& origin,
-                   Accepted done) {
+                   Accepted done, std::optional<std::string> route) {
   QueueEntry entry;
   Envelope& envelope = entry.layout.envelope;
   envelope.id = next_id();
@@ -226,6 +226,8 @@ void Spool::accept(const smtp::PathArgument& sender, const std::vector<std::stri
   envelope.sender = sender.address;
   envelope.parameters = carried_parameters(sender);
   envelope.recipients = recipients;
+  envelope.route = route ? *route : route_for_sender(sender.address);
+  if (envelope.route == config::kDefaultRouteName) envelope.route.clear();
   const std::uint64_t body_size = body->size();
   std::string header = encode_header(envelope, body_size);
   entry.layout.body_offset = header.size();
@@ -252,16 +254,24 @@ void Spool::accept(const smtp::PathArgument& sender, const std::vector<std::stri
           return;
         }
         const auto& envelope = entry.layout.envelope;
-        log::info("queued", {{"queue_id", id},
-                             {"origin", origin},
-                             {"from", shown_sender(envelope.sender)},
-                             {"recipients", std::to_string(envelope.recipients.size())},
-                             {"size", std::to_string(entry.layout.body_size)}});
+        log::info("queued",
+                  {{"queue_id", id},
+                   {"origin", origin},
+                   {"from", shown_sender(envelope.sender)},
+                   {"recipients", std::to_string(envelope.recipients.size())},
+                   {"route", envelope.route.empty() ? std::string(config::kDefaultRouteName)
+                                                    : envelope.route},
+                   {"size", std::to_string(entry.layout.body_size)}});
         index_.add(std::move(entry));
         publish_metrics();
         done(id);
         pump();
       });
+}
+
+std::string Spool::route_for_sender(std::string_view sender) const {
+  if (!selector_) return std::string(config::kDefaultRouteName);
+  return selector_->route_for_sender(sender).name;
 }
 
 void Spool::pick_up_dropped() {
@@ -285,6 +295,36 @@ void Spool::pick_up_dropped() {
       maildrop_->set_aside(name);
       continue;
     }
+    // The envelope passes what an SMTP client's would (allowed_senders, require_route,
+    // aliases): `sendmail` must not be a way around the policy.
+    std::vector<std::string> recipients;
+    if (envelope_policy_) {
+      if (auto refusal = envelope_policy_->check_sender(dropped->sender, nullptr)) {
+        log::error("maildrop_rejected",
+                   {{"file", name}, {"uid", uid}, {"detail", refusal->summary()}});
+        maildrop_->set_aside(name);
+        continue;
+      }
+      for (const std::string& recipient : dropped->recipients) {
+        auto mapped = envelope_policy_->map_recipient(recipient);
+        if (mapped.refusal)
+          log::warn("maildrop_recipient_refused", {{"file", name},
+                                                   {"uid", uid},
+                                                   {"to", recipient},
+                                                   {"reply", mapped.refusal->summary()}});
+        for (std::string& address : mapped.addresses)
+          if (std::find(recipients.begin(), recipients.end(), address) == recipients.end())
+            recipients.push_back(std::move(address));
+      }
+      if (recipients.empty()) {
+        log::error("maildrop_rejected",
+                   {{"file", name}, {"uid", uid}, {"detail", "no recipient left after [aliases]"}});
+        maildrop_->set_aside(name);
+        continue;
+      }
+    } else {
+      recipients = dropped->recipients;
+    }
     if (admit(dropped->content.size())) return;  // counted and logged; next tick
     auto body = std::make_unique<relay::MessageBody>();
     if (!body->append(dropped->content)) {
@@ -295,7 +335,7 @@ void Spool::pick_up_dropped() {
     sender.address = dropped->sender;
     if (dropped->eight_bit) sender.parameters.push_back({"BODY", "8BITMIME"});
     picking_up_.insert(name);
-    accept(sender, dropped->recipients, std::move(body), "maildrop:uid=" + uid,
+    accept(sender, recipients, std::move(body), "maildrop:uid=" + uid,
            [this, name, uid](Result<std::string> id) {
              picking_up_.erase(name);
              if (!id) return;  // spool_write_failed is logged; the file stays for later
@@ -407,7 +447,8 @@ void Spool::attempt_done(const std::string& id, AttemptResult result) {
   Settlement settlement = scheduler_.attempt_done(id, result, result.no_endpoint);
   metrics_.delivery_attempt(!settlement.bounced.empty() ? "refused"
                             : settlement.finished       ? "delivered"
-                                                        : "deferred");
+                                                        : "deferred",
+                            entry->layout.envelope.route);
   const auto& recipients = entry->layout.envelope.recipients;
   for (std::size_t i : settlement.delivered)
     log::info(
@@ -466,14 +507,15 @@ void Spool::settled(const std::string& id, Settlement settlement, bool count) {
   // The message leaves the queue: its one count (MessageLedger).
   relay::MessageLedger ledger(metrics_);
   if (settlement.bounced.empty()) {
-    if (count) ledger.left_queue(metrics::MessageResult::Relayed, true, waited);
+    if (count)
+      ledger.left_queue(metrics::MessageResult::Relayed, true, waited, entry.layout.envelope.route);
     leave_queue(id, false);
     return;
   }
   if (count)
     ledger.left_queue(
         settlement.expired ? metrics::MessageResult::Expired : metrics::MessageResult::Bounced,
-        !settlement.delivered.empty(), waited);
+        !settlement.delivered.empty(), waited, entry.layout.envelope.route);
   // The settled recipients are recorded first: a crash before the bounce is queued then
   // redoes neither the deliveries nor the refusals, only the bounce (and failed/ keeps the
   // state, which says why).
@@ -508,19 +550,33 @@ void Spool::send_bounce(const std::string& id, const Settlement& settlement,
   auto body = std::make_unique<relay::MessageBody>();
   body->append(build_bounce(input));
   smtp::PathArgument null_sender;
-  accept(null_sender, {entry.layout.envelope.sender}, std::move(body), "bounce:" + id,
-         [this, id, then = std::move(then)](Result<std::string> bounce_id) {
-           if (!bounce_id) {
-             // The original stays queued (no loss); the next attempt settles it again.
-             log::error("bounce_not_queued",
-                        {{"queue_id", id}, {"detail", bounce_id.error().message}});
-             // finished again by pump(): finish_settled()
-             if (index_.find(id)) scheduler_.bounce_not_stored(id);
-             return;
-           }
-           log::info("bounce_queued", {{"queue_id", id}, {"bounce_id", *bounce_id}});
-           then();
-         });
+  // A local sender ("root", "cron@vm-1234.internal") gets its report at its alias, as any
+  // local recipient would: the provider would refuse the bare local address.
+  std::vector<std::string> report_to{entry.layout.envelope.sender};
+  if (envelope_policy_) {
+    auto mapped = envelope_policy_->map_recipient(entry.layout.envelope.sender);
+    if (mapped.refusal) {
+      log::warn("bounce_not_queued", {{"queue_id", id}, {"detail", mapped.refusal->summary()}});
+      return leave_queue(id, true);  // failed/ keeps it, with the state that says why
+    }
+    report_to = std::move(mapped.addresses);
+  }
+  // The report goes out the way the message came in: the original's route.
+  accept(
+      null_sender, report_to, std::move(body), "bounce:" + id,
+      [this, id, then = std::move(then)](Result<std::string> bounce_id) {
+        if (!bounce_id) {
+          // The original stays queued (no loss); the next attempt settles it again.
+          log::error("bounce_not_queued",
+                     {{"queue_id", id}, {"detail", bounce_id.error().message}});
+          // finished again by pump(): finish_settled()
+          if (index_.find(id)) scheduler_.bounce_not_stored(id);
+          return;
+        }
+        log::info("bounce_queued", {{"queue_id", id}, {"bounce_id", *bounce_id}});
+        then();
+      },
+      entry.layout.envelope.route);
 }
 
 void Spool::leave_queue(const std::string& id, bool keep_in_failed) {

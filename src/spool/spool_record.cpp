@@ -114,6 +114,9 @@ std::string encode_header(const Envelope& envelope, std::uint64_t body_size) {
   text += "id " + envelope.id + "\n";
   text += "arrival " + std::to_string(envelope.arrival_ms) + "\n";
   text += "sender " + envelope.sender + "\n";
+  // Written only for a route of its own, so a configuration without [[route]] writes the
+  // files it always wrote.
+  if (!envelope.route.empty()) text += "route " + envelope.route + "\n";
   for (const auto& parameter : envelope.parameters) text += "param " + parameter + "\n";
   for (const auto& recipient : envelope.recipients) text += "rcpt " + recipient + "\n";
   text += "body " + std::to_string(body_size) + "\n";
@@ -138,6 +141,9 @@ Result<RecordLayout> parse_header(std::string_view data) {
     } else if (key == "sender") {
       layout.envelope.sender = std::string(value);
       have_sender = true;
+    } else if (key == "route") {
+      if (value.empty()) return Error{"empty route", ErrorCode::Corruption};
+      layout.envelope.route = std::string(value);
     } else if (key == "param") {
       layout.envelope.parameters.emplace_back(value);
     } else if (key == "rcpt") {

@@ -12,11 +12,19 @@ MaildropLimits maildrop_limits(const config::ServerConfig& server) {
   return {server.max_message_size, server.max_recipients};
 }
 
+// The maildrop's envelope checks, over a copy of the snapshot (the Service is given a
+// reference).
+std::shared_ptr<const relay::EnvelopePolicy> envelope_policy(const config::Config& config) {
+  return std::make_shared<const relay::EnvelopePolicy>(
+      std::make_shared<const config::Config>(config));
+}
+
 }  // namespace
 
 Service::Service(net::Loop& loop, const config::Config& config, metrics::Metrics& metrics)
     : loop_(loop), metrics_(metrics), spool_(loop, config.spool, config.server.hostname, metrics) {
   spool_.set_maildrop_limits(maildrop_limits(config.server));
+  spool_.set_envelope_policy(envelope_policy(config));
 }
 
 Service::~Service() = default;
@@ -49,6 +57,7 @@ void Service::reconfigure(const config::Config& config,
                           std::shared_ptr<relay::UpstreamSelector> selector) {
   spool_.reconfigure(config.spool);
   spool_.set_maildrop_limits(maildrop_limits(config.server));
+  spool_.set_envelope_policy(envelope_policy(config));
   spool_.set_upstream(std::move(selector));  // deliveries from now on
 }
 

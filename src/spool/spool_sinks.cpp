@@ -54,7 +54,7 @@ void LocalTransaction::store(const std::string& suffix,
           return;
         }
         // An event, not an outcome: the message counts when it leaves the queue.
-        metrics_.queue_accepted();  // logged by the spool (`queued`)
+        metrics_.queue_accepted(spool_.route_for_sender(sender_.address));  // logged: `queued`
         recipients_.clear();
         callback(smtp::make_reply(250, "2.0.0", "Ok: queued as " + *id + suffix));
       });
@@ -118,7 +118,8 @@ void FallbackSink::sender(const smtp::PathArgument& sender, ReplyCallback callba
         }
         if (ended) ledger_.client_message(session_id_, message_id_, sender_, *ended);
         callback(reply);
-      });
+      },
+      deliverer_.selector().route_for_sender(sender.address).name);
 }
 
 void FallbackSink::recipient(const smtp::PathArgument& recipient, ReplyCallback callback) {

@@ -312,7 +312,7 @@ note "queue list --config F and queue --config F list agree: $(head -1 "$WORK/qu
 run_cli demo demo
 expect_status demo 0
 grep -q '^demo OK$' "$WORK/demo.out" || { show demo; fail "demo did not print 'demo OK'"; }
-grep -q 'portrelay_messages_total{result="relayed"} 2' "$WORK/demo.out" || { show demo; fail "demo output lacks the relayed message metric (2 messages)"; }
+grep -q 'portrelay_messages_total{result="relayed",route="default"} 2' "$WORK/demo.out" || { show demo; fail "demo output lacks the relayed message metric (2 messages)"; }
 grep -q 'The relay would use now: provider:465' "$WORK/demo.out" || { show demo; fail "demo probe table does not pick 465"; }
 note "demo: exit 0, $(grep -c '=> DELIVERED' "$WORK/demo.out") messages delivered, probe picks 465, demo OK"
 note "PASS"

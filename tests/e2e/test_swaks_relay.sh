@@ -73,7 +73,7 @@ PYEOF
 note "envelope at the upstream: MAIL FROM app@vm.e2e.test, RCPT TO someone@example.test"
 [[ ! -e "$WORK/mail/plain-2.json" ]] || fail "upstream received the message more than once"
 
-relayed=$(metric_value 'portrelay_messages_total{result="relayed"}')
+relayed=$(metric_value 'portrelay_messages_total{result="relayed",route="default"}')
 [[ "$relayed" == "1" ]] || { curl -s "$METRICS_URL" | grep messages_total >&2; fail "portrelay_messages_total{result=\"relayed\"} is $relayed, want 1"; }
 note "metrics: portrelay_messages_total{result=\"relayed\"} 1"
 

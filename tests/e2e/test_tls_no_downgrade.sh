@@ -84,7 +84,7 @@ check_failure() {
 check_failure wrongname tls_verify
 check_failure unknownca tls_verify
 check_failure nostarttls starttls_unavailable
-deferred=$(metric_value 'portrelay_messages_total{result="deferred"}')
+deferred=$(metric_value 'portrelay_messages_total{result="deferred",route="default"}')
 [[ "$deferred" == "1" ]] || fail "portrelay_messages_total{result=\"deferred\"} is $deferred, want 1"
 note "portrelay_messages_total{result=\"deferred\"} 1"
 note "PASS"

@@ -23,6 +23,7 @@ struct DemoOptions {
 struct ProbeOptions {
   std::string config_path;
   bool json = false;
+  std::string route;  // --route NAME: only that [[route]]'s chain, in its order
 };
 
 // Loads the file, printing "file:line:col: message" on stderr if it is invalid.

@@ -13,6 +13,7 @@
 #include "portrelay/base/tls_mode.hpp"
 #include "portrelay/base/upstream_auth.hpp"
 #include "portrelay/config/alias_table.hpp"
+#include "portrelay/config/route.hpp"
 #include "portrelay/net/cidr.hpp"
 
 namespace portrelay::config {
@@ -69,6 +70,9 @@ struct ServerConfig {
   // max_auth_failures.
   Duration auth_failure_delay = std::chrono::seconds(1);
   std::size_t max_auth_failures = 3;
+  // Envelope senders clients may use (sender_pattern.hpp); empty: any. Others get 550 5.7.1
+  // at MAIL. A users_file entry's own list replaces it for that user.
+  std::vector<std::string> allowed_senders;
   bool requires_auth(const ListenAddress& listener) const {
     if (require_auth) return true;
     for (const auto& address : require_auth_on)
@@ -111,6 +115,9 @@ struct RelayConfig {
   // "250 queued for retry" instead of 451. Off by default so that a configuration that
   // never mentions spooling never writes to disk; the shipped example turns it on.
   bool spool_on_failure = false;
+  // A message whose sender matches no [[route]] gets 550 5.7.1 at MAIL instead of the
+  // default route (every upstream in order). Needs at least one [[route]].
+  bool require_route = false;
   bool uses_spool() const { return mode == RelayMode::Spool || spool_on_failure; }
 };
 
@@ -214,7 +221,9 @@ struct Config {
   std::vector<Endpoint> chain;
   std::vector<Upstream> upstreams;  // the chain's endpoints grouped by account (name)
   RewriteConfig rewrite;
-  AliasTable aliases;  // [aliases], over rewrite.local_domains
+  AliasTable aliases;         // [aliases], over rewrite.local_domains (with aliases_file merged in)
+  std::string aliases_file;   // [aliases] aliases_file, read at each load; "" when unset
+  std::vector<Route> routes;  // [[route]], in file order: the first match wins
   MetricsConfig metrics;
   SpoolConfig spool;
   LogConfig log;
@@ -240,6 +249,9 @@ Config load_config_file(const std::string& path);
 Config parse_config(std::string_view toml_text, const std::string& source_name);
 // Effective chain, one endpoint per line, for `portrelay check`.
 std::string describe_chain(const Config& config);
+// Each [[route]]'s chain and what becomes of other senders, for `portrelay check`; "" when
+// there is no [[route]].
+std::string describe_routes(const Config& config);
 
 // "250ms", "10s", "5m", "1h", "1m30s". nullopt if malformed or negative.
 std::optional<Duration> parse_duration(std::string_view text);

@@ -1,10 +1,13 @@
 #pragma once
 // Every metric family portrelay exports, in one place. Names and labels are a public
 // interface (README "Metrics"). Label values come only from the configuration.
+#include <array>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -38,6 +41,9 @@ class Metrics {
   // before the first event.
   Metrics(const std::vector<config::Endpoint>& chain, const std::string& version);
 
+  // The [[route]] names message and queue series may carry, their series created at zero
+  // (at start and after each reload; names of removed routes stay known).
+  void add_routes(const std::vector<config::Route>& routes);
   // Creates at zero the series of endpoints not seen before (a reload's new chain).
   // Series are found by the endpoint's labels (name and port), never by its position in
   // one chain: a reload that reorders the chain keeps counting into the same series.
@@ -65,7 +71,9 @@ class Metrics {
   void failover(const config::Endpoint& from, const config::Endpoint& to);
   void pool_idle(const config::Endpoint& endpoint, std::size_t idle);
   void pool_reuse(const config::Endpoint& endpoint);
-  void message(MessageResult result);
+  // `route` (every message and queue series carries it) is one of the names add_routes()
+  // was given, else "default": the label's values come from the configuration only.
+  void message(MessageResult result, std::string_view route = config::kDefaultRouteName);
   void message_relayed(double seconds, std::uint64_t size);
   void session_opened();
   void session_closed();
@@ -78,8 +86,9 @@ class Metrics {
   void queue_size(std::size_t queued, std::size_t deferred, std::size_t failed, std::uint64_t bytes,
                   double oldest_seconds);
   // result: "delivered", "deferred" or "refused".
-  void delivery_attempt(const char* result);
-  void queue_accepted();  // the spool stored a message durably (the client's 250)
+  void delivery_attempt(const char* result, std::string_view route = config::kDefaultRouteName);
+  // The spool stored a message durably (the client's 250).
+  void queue_accepted(std::string_view route = config::kDefaultRouteName);
   void queue_delivered(double seconds_since_acknowledged);
   void spool_sync(double seconds);
   // reason: "max_messages", "max_bytes", "min_free_disk" or "write_error".
@@ -127,12 +136,16 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* sessions_refused_;
   prometheus::Counter* sessions_shed_;
   prometheus::Family<prometheus::Counter>* local_errors_;
-  std::map<MessageResult, prometheus::Counter*> message_counters_;
+  const std::string& route_label(std::string_view route) const;
+  void add_message_series(const std::string& route);
+  std::set<std::string, std::less<>> known_routes_;
+  // portrelay_messages_total by route, then by MessageResult (in kResults' order).
+  std::map<std::string, std::array<prometheus::Counter*, 6>, std::less<>> message_counters_;
   std::map<std::string, prometheus::Gauge*> queue_messages_;
   prometheus::Gauge* queue_bytes_;
   prometheus::Gauge* queue_oldest_;
   prometheus::Family<prometheus::Counter>* delivery_attempts_;
-  prometheus::Counter* queue_accepted_;
+  prometheus::Family<prometheus::Counter>* queue_accepted_;
   prometheus::Histogram* queue_delivery_duration_;
   prometheus::Histogram* spool_sync_duration_;
   prometheus::Family<prometheus::Counter>* spool_refusals_;

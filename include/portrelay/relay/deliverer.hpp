@@ -20,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "portrelay/metrics/metrics.hpp"
@@ -48,8 +49,10 @@ class Deliverer {
   Deliverer& operator=(const Deliverer&) = delete;
 
   // Client-paced: MAIL (opens a transaction; `message_id` names it in logs), one RCPT,
-  // and the end of data.
-  void open(const smtp::PathArgument& sender, std::string message_id, Answer answer);
+  // and the end of data. `route` names the [[route]] whose upstreams carry the message
+  // (the selector's route(): "" or an unknown name is the default route).
+  void open(const smtp::PathArgument& sender, std::string message_id, Answer answer,
+            std::string_view route = {});
   void add_recipient(const std::string& address, Answer answer);
   void send(const MessageBody& body, Answer answer);
   // Abandons the transaction (the pool clears it with RSET before reuse).
@@ -58,7 +61,8 @@ class Deliverer {
   // Whole message: MAIL, every recipient, then the body if any recipient was accepted.
   // The report has one RecipientReport per `recipients`, in order.
   void deliver(const smtp::PathArgument& sender, const std::vector<std::string>& recipients,
-               const MessageBody& body, std::string message_id, Done done);
+               const MessageBody& body, std::string message_id, Done done,
+               std::string_view route = {});
 
   const UpstreamSelector& selector() const { return *selector_; }
 
@@ -72,6 +76,9 @@ class Deliverer {
   std::optional<ReadyEndpoint> held_connection() const;
   std::string held_label() const;
   const config::Endpoint& endpoint(std::size_t index) const;
+  // Whether the message's route may use this endpoint (a connection held from the last
+  // message may belong to another route's upstream).
+  bool on_route(std::size_t endpoint_index) const;
   // deliver()'s steps.
   void deliver_next_recipient();
   // Whose outcome the message's report decides when deliver() ends.
@@ -87,6 +94,7 @@ class Deliverer {
   metrics::Metrics& metrics_;
   std::string log_id_;
   std::string message_id_;
+  const config::Route* route_ = nullptr;  // the selector's, set by open()
 
   std::optional<Transaction> transaction_;
   std::unique_ptr<UpstreamConnection> upstream_;

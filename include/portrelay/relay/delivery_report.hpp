@@ -42,6 +42,7 @@ struct DeliveryReport {
   smtp::Reply reply;       // the last answer: the final dot's, or why there was none
   std::string endpoint;    // the endpoint that gave it; empty when no endpoint could take
                            // the message now (all unreachable, cooling down or failing)
+  std::string route;       // the [[route]] that carried it ("default": none matched)
   std::uint64_t size = 0;  // body octets
   double seconds = 0;      // from the end of data (or the start, for a whole delivery)
 };

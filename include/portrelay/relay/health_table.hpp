@@ -104,6 +104,10 @@ class HealthTable {
   // Endpoints in the order to try for a message: those not cooling down (nor being
   // probed), in chain order, then the others, in chain order (better a late try than none).
   std::vector<std::size_t> preference_order(TimePoint now) const;
+  // The same over `among` only (a route's endpoints), in the order given instead of chain
+  // order.
+  std::vector<std::size_t> preference_order(TimePoint now,
+                                            const std::vector<std::size_t>& among) const;
   // Endpoints with failures that are more preferred than the best endpoint known to be up
   // and not being probed already: candidates for a background probe (fail-back). Due once
   // the cool-down is over; with `recovery`, also once `next_probe` has come.

@@ -28,11 +28,13 @@ class MessageLedger {
                       const std::string& sender, const DeliveryReport& report);
   // The client heard a 4xx we made (the callers log why).
   void deferred_locally() { metrics_.message(metrics::MessageResult::Deferred); }
-  // Refused locally: content or size (the caller logs why).
+  // Refused locally: content, size, sender or route policy (the caller logs why).
   void rejected() { metrics_.message(metrics::MessageResult::Rejected); }
   // A queued message left the queue; `delivered_some`: some recipient was delivered,
   // `waited`: seconds since the client's 250.
-  void left_queue(metrics::MessageResult result, bool delivered_some, double waited);
+  // `route`: the [[route]] it was queued on.
+  void left_queue(metrics::MessageResult result, bool delivered_some, double waited,
+                  std::string_view route = config::kDefaultRouteName);
 
  private:
   metrics::Metrics& metrics_;

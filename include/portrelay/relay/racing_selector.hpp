@@ -60,13 +60,18 @@ struct RacingOptions {
 
 class RacingSelector : public UpstreamSelector {
  public:
+  // `routes`: the configuration's [[route]]s (endpoint indices into `endpoints`).
   RacingSelector(net::Loop& loop, std::vector<EndpointRuntimePtr> endpoints,
                  UpstreamTimeouts timeouts, std::string helo_name, RacingOptions options,
-                 metrics::Metrics& metrics);
+                 metrics::Metrics& metrics, std::vector<config::Route> routes = {});
   ~RacingSelector() override;
 
-  std::unique_ptr<SelectionAttempt> select(const std::set<std::size_t>& exclude,
+  using UpstreamSelector::select;
+  std::unique_ptr<SelectionAttempt> select(const config::Route& route,
+                                           const std::set<std::size_t>& exclude,
                                            Callback callback) override;
+  const config::Route& route(std::string_view name) const override;
+  const config::Route& route_for_sender(std::string_view sender) const override;
   void release(std::unique_ptr<UpstreamConnection> connection) override;
   void record_transaction_failure(std::size_t endpoint_index,
                                   const AttemptFailure& failure) override;
@@ -109,6 +114,8 @@ class RacingSelector : public UpstreamSelector {
 
   net::Loop& loop_;
   std::vector<EndpointRuntimePtr> endpoints_;
+  std::vector<config::Route> routes_;
+  config::Route default_route_;  // every endpoint, in chain order
   UpstreamTimeouts timeouts_;
   std::string helo_name_;
   RacingOptions options_;

@@ -7,8 +7,10 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <string_view>
 #include <vector>
 
+#include "portrelay/config/route.hpp"
 #include "portrelay/relay/endpoint_runtime.hpp"
 #include "portrelay/relay/upstream_connection.hpp"
 
@@ -34,10 +36,23 @@ class UpstreamSelector {
  public:
   using Callback = std::function<void(Selection selection)>;
   virtual ~UpstreamSelector() = default;
-  // Finds a ready connection, trying endpoints not in `exclude`. The callback always
-  // runs later on the loop (never from inside select()).
-  virtual std::unique_ptr<SelectionAttempt> select(const std::set<std::size_t>& exclude,
+  // Finds a ready connection on `route` (one of route()'s answers), trying its endpoints
+  // not in `exclude`, healthy ones first, each group in the route's order. The callback
+  // always runs later on the loop (never from inside select()).
+  virtual std::unique_ptr<SelectionAttempt> select(const config::Route& route,
+                                                   const std::set<std::size_t>& exclude,
                                                    Callback callback) = 0;
+  // The same on the default route (every endpoint, in chain order).
+  std::unique_ptr<SelectionAttempt> select(const std::set<std::size_t>& exclude,
+                                           Callback callback) {
+    return select(route(""), exclude, std::move(callback));
+  }
+  // The [[route]] called `name` in this selector's configuration, with endpoint indices of
+  // its chain; the default route for "" and for a name it does not have (a reload removed
+  // the route of a queued message: it takes the default).
+  virtual const config::Route& route(std::string_view name) const = 0;
+  // The first [[route]] whose senders match `sender`, or the default route.
+  virtual const config::Route& route_for_sender(std::string_view sender) const = 0;
   // Hands back a ready connection whose transaction is finished or abandoned, for reuse.
   virtual void release(std::unique_ptr<UpstreamConnection> connection) = 0;
   // A ready endpoint failed inside a transaction (Transaction decided it counts): it cools

@@ -3,6 +3,7 @@
 // hashing), so it is asynchronous: the answer comes back on the loop thread.
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace portrelay::server {
 
@@ -18,6 +19,11 @@ class Authenticator {
   // `done` runs on the loop thread, never before verify() returns.
   virtual void verify(const std::string& username, const std::string& password,
                       std::function<void(AuthResult)> done) const = 0;
+  // The envelope senders `username` may use, when its entry has a list of its own (it
+  // replaces [server] allowed_senders); null otherwise.
+  virtual const std::vector<std::string>* allowed_senders(const std::string& /*username*/) const {
+    return nullptr;
+  }
 };
 
 }  // namespace portrelay::server

@@ -4,12 +4,15 @@
 // envelope and body to its relay::MessageSink.
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "portrelay/metrics/metrics.hpp"
 #include "portrelay/net/connection.hpp"
 #include "portrelay/net/loop.hpp"
 #include "portrelay/net/timer.hpp"
+#include "portrelay/relay/envelope_policy.hpp"
 #include "portrelay/relay/message_sink.hpp"
 #include "portrelay/smtp/server_session.hpp"
 
@@ -36,6 +39,9 @@ struct SessionEnvironment {
   std::function<std::uint64_t(std::uint64_t configured)> message_size_limit;
   // Set by SubmissionServer: failed AUTH per client address (delays the 535).
   AuthFailureTracker* auth_failures = nullptr;
+  // Who may send and where local recipients go (allowed_senders, require_route, aliases);
+  // null: every envelope goes to the sink as the client wrote it.
+  std::shared_ptr<const relay::EnvelopePolicy> envelope_policy;
 };
 
 class SubmissionSession : private smtp::ServerSessionHandler {
@@ -90,6 +96,17 @@ class SubmissionSession : private smtp::ServerSessionHandler {
   void after_event();  // re-arm the timeout, apply backpressure
   void finish(const char* by);
   std::function<void(const smtp::Reply&)> completer();
+  // RCPT of a local name with several alias targets: one sink recipient() each, one answer.
+  void add_next_target();
+
+  // The recipient being expanded: its targets, the next to hand to the sink, the answer.
+  struct Expansion {
+    smtp::PathArgument recipient;
+    std::vector<std::string> targets;
+    std::size_t next = 0;
+    std::optional<smtp::Reply> accepted;  // the first 2xx
+    std::optional<smtp::Reply> refused;   // the last refusal
+  };
 
   std::shared_ptr<const SessionEnvironment> environment_;
   std::string id_;
@@ -98,6 +115,9 @@ class SubmissionSession : private smtp::ServerSessionHandler {
   std::unique_ptr<net::Connection> connection_;
   smtp::ServerSession session_;
   std::unique_ptr<relay::MessageSink> sink_;
+  std::string user_;  // authenticated user name, "" before AUTH
+  Expansion expansion_;
+  std::vector<std::string> given_;  // addresses handed to the sink in this transaction
   net::Timer timer_;
   net::Timer auth_delay_;  // holds back a 535 (AuthFailureTracker)
   std::function<void(SubmissionSession*)> on_finished_;

@@ -29,6 +29,7 @@
 #include "portrelay/metrics/metrics.hpp"
 #include "portrelay/net/loop.hpp"
 #include "portrelay/net/timer.hpp"
+#include "portrelay/relay/envelope_policy.hpp"
 #include "portrelay/relay/message_body.hpp"
 #include "portrelay/relay/message_sink.hpp"
 #include "portrelay/relay/upstream_selector.hpp"
@@ -89,8 +90,18 @@ class Spool {
   std::optional<smtp::Reply> admit(std::uint64_t size);
   // `origin` names where the message came from in the `queued` log line: the client
   // session ("s12") or the message a bounce reports on ("bounce:<id>").
+  // `route`: the [[route]] that carries it; nullopt chooses by `sender` (route_for_sender).
   void accept(const smtp::PathArgument& sender, const std::vector<std::string>& recipients,
-              std::unique_ptr<relay::MessageBody> body, const std::string& origin, Accepted done);
+              std::unique_ptr<relay::MessageBody> body, const std::string& origin, Accepted done,
+              std::optional<std::string> route = std::nullopt);
+  // The [[route]] mail from `sender` is queued on, by the current selector's routes: its name,
+  // or "default".
+  std::string route_for_sender(std::string_view sender) const;
+  // What a dropped message must pass, as an SMTP client's envelope would (allowed_senders,
+  // require_route, aliases). Null: no checks. At start and after every reload.
+  void set_envelope_policy(std::shared_ptr<const relay::EnvelopePolicy> policy) {
+    envelope_policy_ = std::move(policy);
+  }
 
   // Stops starting deliveries, lets those in flight finish for up to `grace`, abandons
   // the rest (they stay queued), finishes the writes. Then `done`.
@@ -157,6 +168,7 @@ class Spool {
   std::uint64_t storing_bytes_ = 0;
   std::unique_ptr<Maildrop> maildrop_;  // null if it could not be set up (logged)
   MaildropLimits maildrop_limits_;
+  std::shared_ptr<const relay::EnvelopePolicy> envelope_policy_;
   std::set<std::string> picking_up_;  // dropped files being stored, not yet removed
   net::Timer tick_timer_;
   std::uint64_t ticks_ = 0;

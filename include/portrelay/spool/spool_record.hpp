@@ -10,6 +10,7 @@
 //   id <queue id>\n
 //   arrival <unix milliseconds>\n
 //   sender <address, empty for the null path>\n
+//   route <[[route]] name>\n                                    (only when not the default)
 //   param <ESMTP MAIL parameter, KEYWORD or KEYWORD=VALUE>\n     (zero or more)
 //   rcpt <address>\n                                           (one or more)
 //   body <octets>\n
@@ -44,6 +45,9 @@ struct Envelope {
   std::string sender;                   // empty: the null reverse path <>
   std::vector<std::string> parameters;  // MAIL parameters to pass on ("BODY=8BITMIME")
   std::vector<std::string> recipients;
+  // The [[route]] it was accepted on; "" for the default route. Files written before
+  // routes existed have no route line and take the default.
+  std::string route;
 };
 
 // Where the body sits in a message file, from the parsed header.

@@ -1,0 +1,54 @@
+#pragma once
+// relay::EnvelopePolicy: what this relay accepts as an envelope, decided before anything goes
+// upstream or into the queue, the same way for a client's SMTP session and for a message
+// `sendmail` left in the maildrop. Pure: one configuration snapshot in, replies out.
+//
+//   MAIL  [server] allowed_senders (or the authenticated user's own list): 550 5.7.1 for
+//         any other sender; a local sender that [rewrite] gives an identity counts as
+//         allowed. [relay] require_route: 550 5.7.1 when no [[route]] matches.
+//   RCPT  a local recipient (no domain, or one of [rewrite] local_domains) is replaced by
+//         its [aliases] targets, possibly several; with none, 550 5.1.1: mail for "root"
+//         never reaches a provider that would refuse or lose it.
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "portrelay/config/config.hpp"
+#include "portrelay/smtp/reply.hpp"
+
+namespace portrelay::relay {
+
+// A local sender that [rewrite] replaces with a verified identity at acceptance (so the
+// provider sees that identity, not this one): allowed_senders lets it through. The rewrite
+// itself is [rewrite]'s (`sender`, `all_senders`); until the configuration has those keys
+// this is false for every sender.
+bool sender_rewritten_at_acceptance(const config::Config& config, std::string_view sender);
+
+class EnvelopePolicy {
+ public:
+  explicit EnvelopePolicy(std::shared_ptr<const config::Config> config);
+
+  // MAIL FROM: nullopt when `sender` may be used. `user_senders`: the authenticated user's
+  // own list from the users_file (replaces [server] allowed_senders), or null.
+  std::optional<smtp::Reply> check_sender(std::string_view sender,
+                                          const std::vector<std::string>* user_senders) const;
+  // The [[route]] that carries mail from `sender` (the envelope sender after any rewrite);
+  // "" for the default route.
+  std::string route_for(std::string_view sender) const;
+
+  struct Recipients {
+    std::vector<std::string> addresses;  // where the mail goes; empty when refused
+    std::optional<smtp::Reply> refusal;  // 550 5.1.1 for a local name nothing maps
+  };
+  // RCPT TO: the recipient itself when it is not local, else its alias targets.
+  Recipients map_recipient(std::string_view recipient) const;
+
+  const config::Config& config() const { return *config_; }
+
+ private:
+  std::shared_ptr<const config::Config> config_;
+};
+
+}  // namespace portrelay::relay
