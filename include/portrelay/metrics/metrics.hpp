@@ -65,6 +65,13 @@ class Metrics {
   void failover(const config::Endpoint& from, const config::Endpoint& to);
   void pool_idle(const config::Endpoint& endpoint, std::size_t idle);
   void pool_reuse(const config::Endpoint& endpoint);
+  // Upstream limits (issue #18), by upstream (account) name: a throttling reply ("throttle"),
+  // a quota reply ("quota") or max_consecutive_refusals in a row ("refusals") paused it;
+  // and its gate now: paused or not, tokens left in its bucket, connections open.
+  void upstream_throttled(const std::string& upstream, const char* kind);
+  // `tokens`: nullopt for an upstream without max_message_rate (no series).
+  void upstream_gate(const std::string& upstream, bool paused, std::optional<double> tokens,
+                     std::size_t connections);
   void message(MessageResult result);
   void message_relayed(double seconds, std::uint64_t size);
   void session_opened();
@@ -118,6 +125,10 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* pool_idle_;
   prometheus::Family<prometheus::Counter>* pool_reuses_;
   prometheus::Family<prometheus::Counter>* failovers_;
+  prometheus::Family<prometheus::Counter>* throttled_;
+  prometheus::Family<prometheus::Gauge>* paused_;
+  prometheus::Family<prometheus::Gauge>* tokens_;
+  prometheus::Family<prometheus::Gauge>* connections_;
   prometheus::Family<prometheus::Counter>* messages_;
   prometheus::Histogram* relay_duration_;
   prometheus::Histogram* message_size_;
