@@ -286,7 +286,10 @@ std::vector<Action> Transaction::selected(const SelectionReport& report) {
   for (const auto& failure : report.failures) {
     tried_.insert(failure.index);
     if (failure.failure.reason == FailureReason::CoolingDown) ++skipped_cooling_down_;
-    if (failure.failure.reason == FailureReason::Limited) ++skipped_limited_;
+    if (failure.failure.reason == FailureReason::Limited) {
+      ++skipped_limited_;
+      throttled_ = true;  // held back by limits: the message waits for them, not a backoff
+    }
     failure_notes_.push_back(failure.label + " " + portrelay::to_string(failure.failure.reason));
   }
   // The move from the endpoint that failed mid-transaction to the first one tried next;
