@@ -66,10 +66,14 @@ std::optional<PauseKind> throttle_kind(const smtp::Reply& reply,
 Verdict classify(Stage stage, const UpstreamResponse& response,
                  const config::UpstreamLimits* rules) {
   const smtp::Reply* reply = reply_of(response);
-  if (reply && rules &&
-      (stage == Stage::Mail || stage == Stage::Data || stage == Stage::EndOfData) &&
-      throttle_kind(*reply, *rules))
-    return Verdict::Throttled;
+  if (reply && rules) {
+    const auto kind = throttle_kind(*reply, *rules);
+    if (kind && (stage == Stage::Mail || stage == Stage::Data || stage == Stage::EndOfData))
+      return Verdict::Throttled;
+    // At RCPT only a quota reply (Gmail answers its daily limit there): "452 too many
+    // recipients" is about this message, not the account.
+    if (kind == PauseKind::Quota && stage == Stage::Rcpt) return Verdict::Throttled;
+  }
   if (!reply || reply->code == 421) return Verdict::NextEndpoint;
   switch (stage) {
     case Stage::Greeting:

@@ -20,10 +20,12 @@ const char* to_string(PauseKind kind) {
 UpstreamGate::UpstreamGate(GateLimits limits, TimePoint now)
     : limits_(limits), tokens_(capacity()), refilled_(now) {}
 
-// The bucket holds a burst: max_message_burst, or one second's worth (at least one message).
+// The bucket holds max_message_burst, by default 1: messages leave evenly spaced, so the
+// provider's own bucket (usually a second's worth) absorbs network jitter instead of being
+// emptied by our burst and then refilled out of phase with us.
 double UpstreamGate::capacity() const {
   if (limits_.max_message_burst > 0) return static_cast<double>(limits_.max_message_burst);
-  return std::max(1.0, std::floor(limits_.max_message_rate));
+  return 1.0;
 }
 
 double UpstreamGate::tokens(TimePoint now) const {

@@ -489,9 +489,11 @@ TEST(Throttle, ClassifiedAtMailDataAndEndOfDataOnlyWithTheUpstreamsRules) {
   const auto throttle = said(454, "Throttling failure: Maximum sending rate exceeded.");
   for (Stage stage : {Stage::Mail, Stage::Data, Stage::EndOfData})
     EXPECT_EQ(classify(stage, throttle, &kRules), Verdict::Throttled) << to_string(stage);
-  // RCPT: "452 too many recipients" is about this message.
+  // RCPT: "452 too many recipients" is about this message; a quota reply is not.
   EXPECT_EQ(classify(Stage::Rcpt, said(452, "4.5.3 Too many recipients"), &kRules),
             Verdict::TransientRefusal);
+  EXPECT_EQ(classify(Stage::Rcpt, said(550, "5.4.5 Daily user sending limit exceeded."), &kRules),
+            Verdict::Throttled);
   EXPECT_EQ(classify(Stage::Mail, throttle), Verdict::NextEndpoint);  // no rules: as before
   // A quota refusal is never permanent for us.
   EXPECT_EQ(classify(Stage::EndOfData, said(550, "5.4.5 Daily user sending limit exceeded"),

@@ -38,8 +38,16 @@ TEST(UpstreamGate, WithoutLimitsEveryMessageMayStartAtOnce) {
   EXPECT_TRUE(gate.may_connect());
 }
 
-TEST(UpstreamGate, RateBucketHoldsOneSecondsWorthThenPacesExactly) {
-  UpstreamGate gate(rate(20), kT0);  // burst: 20
+TEST(UpstreamGate, ByDefaultMessagesAreEvenlySpaced) {
+  UpstreamGate gate(rate(20), kT0);  // burst: 1
+  EXPECT_FALSE(gate.message_wait(kT0, false).has_value());
+  gate.start_message(kT0);
+  EXPECT_EQ(wait_of(gate, kT0), 50ms);
+  EXPECT_DOUBLE_EQ(gate.tokens(kT0 + 10s), 1.0);
+}
+
+TEST(UpstreamGate, RateBucketHoldsTheBurstThenPacesExactly) {
+  UpstreamGate gate(rate(20, 20), kT0);
   for (int i = 0; i < 20; ++i) {
     ASSERT_FALSE(gate.message_wait(kT0, false).has_value()) << i;
     gate.start_message(kT0);
@@ -62,7 +70,7 @@ TEST(UpstreamGate, RateBucketHoldsOneSecondsWorthThenPacesExactly) {
 }
 
 TEST(UpstreamGate, SlowRatesAndAnExplicitBurst) {
-  UpstreamGate per_minute(rate(30.0 / 60.0), kT0);  // "30/min": bucket of 1
+  UpstreamGate per_minute(rate(30.0 / 60.0), kT0);  // "30/min"
   per_minute.start_message(kT0);
   EXPECT_EQ(wait_of(per_minute, kT0), 2000ms);
   UpstreamGate burst(rate(14, 3), kT0);

@@ -162,7 +162,7 @@ struct UpstreamLimits {
   std::size_t max_connections = 0;  // concurrent, across its ports, probes included
   double max_message_rate = 0;      // messages per second (token bucket)
   std::string max_message_rate_text;  // as written ("14/s"), for messages
-  std::size_t max_message_burst = 0;  // bucket size; 0: one second's worth, at least 1
+  std::size_t max_message_burst = 0;  // bucket size; 0: 1 (evenly spaced)
   std::size_t max_messages_per_connection = 0;
   std::uint64_t max_recipients_per_day = 0;  // rolling 24 h, kept in the spool directory
   std::uint64_t max_message_size = 0;        // octets

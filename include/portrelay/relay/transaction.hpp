@@ -55,8 +55,8 @@ const char* to_string(Verdict verdict);
 //    EHLO it says the endpoint will not serve us, so NextEndpoint.
 //  * With the upstream's `rules` (its throttle_patterns and quota_patterns), a reply that
 //    means "slow down" or "quota reached" at MAIL, DATA or end of data is Throttled
-//    (throttle_kind), even a 5xx quota refusal. Not at RCPT: "452 too many recipients"
-//    is about that message, not the account.
+//    (throttle_kind), even a 5xx quota refusal. At RCPT only a quota reply is: "452 too
+//    many recipients" is about that message, not the account.
 Verdict classify(Stage stage, const UpstreamResponse& response,
                  const config::UpstreamLimits* rules = nullptr);
 

@@ -6,7 +6,7 @@
 //  * Connections: at most `max_connections` at once across its ports, probes and pooled
 //    ones included (connection_opened / connection_closed count them).
 //  * Rate: a token bucket of `max_message_rate` per second holding `max_message_burst`
-//    (one second's worth by default, at least 1); start_message() takes a token.
+//    (1 by default: evenly spaced); start_message() takes a token.
 //  * Pause: a throttling reply pauses the whole upstream for `throttle_backoff`, doubling
 //    per throttle in a row up to `throttle_backoff_max`; a quota reply for
 //    `quota_backoff` (or until `quota_until` when the caller knows the window's end);
