@@ -163,7 +163,10 @@ class RacingSelector::Race : public SelectionAttempt {
       return begin();
     }
     if (limited_.empty()) return begin();  // nothing left at all: the plan says Lost
-    if (now >= deadline_) {
+    // Past the deadline, or no limit allows a message before it (a pause of a minute when
+    // the client may wait 5 s): give up now rather than make the client wait for nothing.
+    const bool hopeless = wake_at_ != UpstreamGate::kWhenConnectionFrees && wake_at_ > deadline_;
+    if (now >= deadline_ || hopeless) {
       stop_waiting();
       for (std::size_t index : limited_)
         selection_.failures.push_back(
@@ -547,11 +550,25 @@ void RacingSelector::record_throttle(std::size_t index, PauseKind kind,
                                 {"pause_ms", std::to_string(pause.count())},
                                 {"reply", reply.summary()}});
   publish_gate(upstream);
-  // When the pause ends: the gauge, and whoever waits without a time of its own.
-  pause_timer_.start(pause + std::chrono::milliseconds(1), [this, upstream]() {
-    publish_gate(upstream);
-    capacity_changed();
-  });
+  arm_pause_timer();
+}
+
+// At the end of the earliest pause: the gauges, and whoever waits without a time of its own
+// (the spool's own timer already knows the time; a waiting race too).
+void RacingSelector::arm_pause_timer() {
+  const auto now = Clock::now();
+  std::optional<Clock::time_point> next;
+  for (const UpstreamGate& gate : gates_->gates)
+    if (gate.paused(now) && (!next || gate.paused_until() < *next)) next = gate.paused_until();
+  if (!next) return pause_timer_.stop();
+  pause_timer_.start(std::chrono::ceil<std::chrono::milliseconds>(*next - now) +
+                         std::chrono::milliseconds(1),
+                     [this]() {
+                       for (std::size_t upstream = 0; upstream < gates_->gates.size(); ++upstream)
+                         publish_gate(upstream);
+                       capacity_changed();
+                       arm_pause_timer();
+                     });
 }
 
 void RacingSelector::record_refusal(std::size_t index) {
@@ -568,10 +585,7 @@ void RacingSelector::record_refusal(std::size_t index) {
              {"pause_ms", std::to_string(pause.count())},
              {"refusals", std::to_string(gate.limits().max_consecutive_refusals)}});
   publish_gate(upstream);
-  pause_timer_.start(pause + std::chrono::milliseconds(1), [this, upstream]() {
-    publish_gate(upstream);
-    capacity_changed();
-  });
+  arm_pause_timer();
 }
 
 void RacingSelector::record_delivered(std::size_t index) { gate(index).delivered(); }

@@ -120,6 +120,7 @@ class RacingSelector : public UpstreamSelector {
   bool lease_connection(UpstreamConnection& connection);
   void capacity_changed();
   void publish_gate(std::size_t upstream);
+  void arm_pause_timer();
   enum class ProbeKind { FailBack, Refresh };
   std::unique_ptr<UpstreamConnection> new_connection(std::size_t index);
   void record_ready(const UpstreamConnection& connection, bool probe = false);
