@@ -130,9 +130,7 @@ class RacingSelector::Race : public SelectionAttempt {
       const std::size_t upstream = selector_.upstream_of(index);
       auto found = waits.find(upstream);
       if (found == waits.end())
-        found = waits
-                    .emplace(upstream, selector_.gate(index).message_wait(
-                                           now, selector_.idle_connection(upstream)))
+        found = waits.emplace(upstream, selector_.gate(index).message_wait(now, idle(upstream)))
                     .first;
       if (found->second) {
         limited_.push_back(index);
@@ -145,13 +143,22 @@ class RacingSelector::Race : public SelectionAttempt {
     reserved_upstream_ = selector_.upstream_of(candidates_.front());
     UpstreamGate& gate = selector_.gate(candidates_.front());
     gate.start_message(now);
-    if (!selector_.idle_connection(*reserved_upstream_) &&
+    if (!idle(*reserved_upstream_) &&
         selector_.gates_->limits[*reserved_upstream_].max_connections > 0) {
       gate.connection_opened();  // held for this race's first connect there
       slot_reserved_ = true;
     }
     selector_.publish_gate(*reserved_upstream_);
     return true;
+  }
+
+  // An idle pooled connection of the upstream on an endpoint this race may use.
+  bool idle(std::size_t upstream) const {
+    for (std::size_t index = 0; index < selector_.endpoints_.size(); ++index)
+      if (!exclude_.count(index) && selector_.upstream_of(index) == upstream &&
+          selector_.pool_.idle(index) > 0)
+        return true;
+    return false;
   }
 
   // Nothing may start now: wait for the earliest time a limit allows (or a connection
@@ -245,11 +252,16 @@ class RacingSelector::Race : public SelectionAttempt {
         case Kind::Lost:
           // Every attempt was held back by its upstream's connection cap (another race
           // took the slot first): wait for the limits again rather than fail.
+          // Not at once (that could go round without end): when a connection closes
+          // (limits_changed) or at the deadline.
           if (held_back_ > 0 && selection_.failures.empty() && Clock::now() < deadline_) {
             held_back_ = 0;
             plan_.reset();
             give_back();
-            return wait_for_limits();
+            selector_.waiting_.push_back(this);
+            timer_.start(std::chrono::ceil<std::chrono::milliseconds>(deadline_ - Clock::now()),
+                         [this]() { wait_for_limits(); });
+            return;
           }
           return finish(std::nullopt);
         case Kind::Abandoned:
