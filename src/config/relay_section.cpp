@@ -30,14 +30,31 @@ RelayMode read_mode(const TableReader& reader) {
 
 RelayConfig parse_relay_section(ParseContext& context, const toml::table& table,
                                 const ServerConfig& server) {
-  const TableReader reader(
-      context, table, "relay", "[relay]",
-      {"mode", "resolve_timeout", "connect_timeout", "greeting_timeout", "handshake_timeout",
-       "command_timeout", "pool_check_timeout", "data_timeout", "stagger", "max_parallel",
-       "helo_name", "cooldown", "cooldown_max", "recovery_probe_min", "recovery_probe_max",
-       "probe_interval", "pool_idle_timeout", "pool_max_per_endpoint", "spool_on_failure",
-       "max_limit_wait", "throttle_backoff", "throttle_backoff_max", "quota_backoff",
-       "max_consecutive_refusals"});
+  const TableReader reader(context, table, "relay", "[relay]",
+                           {"mode",
+                            "resolve_timeout",
+                            "connect_timeout",
+                            "greeting_timeout",
+                            "handshake_timeout",
+                            "command_timeout",
+                            "pool_check_timeout",
+                            "data_timeout",
+                            "stagger",
+                            "max_parallel",
+                            "helo_name",
+                            "cooldown",
+                            "cooldown_max",
+                            "recovery_probe_min",
+                            "recovery_probe_max",
+                            "probe_interval",
+                            "pool_idle_timeout",
+                            "pool_max_per_endpoint",
+                            "spool_on_failure",
+                            "max_limit_wait",
+                            "throttle_backoff",
+                            "throttle_backoff_max",
+                            "quota_backoff",
+                            "max_consecutive_refusals"});
   RelayConfig relay;
   relay.mode = read_mode(reader);
   relay.connect_timeout = reader.timeout("connect_timeout", relay.connect_timeout);
@@ -87,8 +104,8 @@ RelayConfig parse_relay_section(ParseContext& context, const toml::table& table,
   reader.timeout_range("throttle_backoff", relay.throttle_backoff, "throttle_backoff_max",
                        relay.throttle_backoff_max);
   relay.quota_backoff = reader.timeout("quota_backoff", relay.quota_backoff);
-  relay.max_consecutive_refusals = static_cast<std::size_t>(
-      reader.bounded_integer("max_consecutive_refusals", 3, 0, 1000));
+  relay.max_consecutive_refusals =
+      static_cast<std::size_t>(reader.bounded_integer("max_consecutive_refusals", 3, 0, 1000));
 
   relay.helo_name = reader.string("helo_name").value_or(server.hostname);
   if (!is_valid_hostname(relay.helo_name)) {

@@ -223,19 +223,23 @@ std::optional<double> parse_rate(std::string_view text) {
   }
   const std::string_view unit = text.substr(slash + 1);
   double seconds = 0;
-  if (unit == "s") seconds = 1;
-  else if (unit == "min" || unit == "m") seconds = 60;
-  else if (unit == "h") seconds = 3600;
-  else if (unit == "d") seconds = 86400;
-  else return std::nullopt;
+  if (unit == "s")
+    seconds = 1;
+  else if (unit == "min" || unit == "m")
+    seconds = 60;
+  else if (unit == "h")
+    seconds = 3600;
+  else if (unit == "d")
+    seconds = 86400;
+  else
+    return std::nullopt;
   if (count == 0) return std::nullopt;
   return static_cast<double>(count) / seconds;
 }
 
 // The account's limits: the preset's documented ones, then the table's own keys.
 // `written`: whether this table writes any of their keys.
-UpstreamLimits read_limits(const TableReader& reader, const ProviderPreset* preset,
-                           bool& written) {
+UpstreamLimits read_limits(const TableReader& reader, const ProviderPreset* preset, bool& written) {
   UpstreamLimits limits;
   written = false;
   if (preset != nullptr) {
@@ -261,8 +265,8 @@ UpstreamLimits read_limits(const TableReader& reader, const ProviderPreset* pres
     limits.max_message_rate = *rate;
     limits.max_message_rate_text = *text;
   }
-  limits.max_message_burst = static_cast<std::size_t>(
-      reader.bounded_integer("max_message_burst", 0, 0, 1000000));
+  limits.max_message_burst =
+      static_cast<std::size_t>(reader.bounded_integer("max_message_burst", 0, 0, 1000000));
   limits.max_messages_per_connection = static_cast<std::size_t>(
       reader.bounded_integer("max_messages_per_connection", 0, 0, 100000000));
   limits.max_recipients_per_day = static_cast<std::uint64_t>(reader.bounded_integer(
@@ -464,13 +468,33 @@ void warn_if_tls_can_be_avoided(const TableReader& reader, const Endpoint& endpo
 
 std::vector<Endpoint> parse_upstream(ParseContext& context, const toml::table& table) {
   const TableReader reader(context, table, "upstream", "[[upstream]]",
-                           {"host", "port", "ports", "tls", "name", "ca_file", "tls_server_name",
-                            "tls_insecure_skip_verify", "username", "password_env", "password_file",
-                            "password", "addresses", "provider", "region", "auth",
-                            "oauth_token_file", "oauth_token_command", "oauth_token_lifetime",
-                            "max_connections", "max_message_rate", "max_message_burst",
-                            "max_messages_per_connection", "max_recipients_per_day",
-                            "max_message_size", "throttle_patterns", "quota_patterns"});
+                           {"host",
+                            "port",
+                            "ports",
+                            "tls",
+                            "name",
+                            "ca_file",
+                            "tls_server_name",
+                            "tls_insecure_skip_verify",
+                            "username",
+                            "password_env",
+                            "password_file",
+                            "password",
+                            "addresses",
+                            "provider",
+                            "region",
+                            "auth",
+                            "oauth_token_file",
+                            "oauth_token_command",
+                            "oauth_token_lifetime",
+                            "max_connections",
+                            "max_message_rate",
+                            "max_message_burst",
+                            "max_messages_per_connection",
+                            "max_recipients_per_day",
+                            "max_message_size",
+                            "throttle_patterns",
+                            "quota_patterns"});
 
   // Explicit keys win over the preset: host, port/ports, tls, username.
   const ProviderChoice provider = read_provider(reader);

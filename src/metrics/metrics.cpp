@@ -380,8 +380,8 @@ void Metrics::upstream_throttled(const std::string& upstream, const char* kind) 
   throttled_->Add({{"upstream", upstream}, {"kind", kind}}).Increment();
 }
 
-void Metrics::upstream_gate(const std::string& upstream, bool paused,
-                            std::optional<double> tokens, std::size_t connections) {
+void Metrics::upstream_gate(const std::string& upstream, bool paused, std::optional<double> tokens,
+                            std::size_t connections) {
   paused_->Add({{"upstream", upstream}}).Set(paused ? 1 : 0);
   if (tokens) tokens_->Add({{"upstream", upstream}}).Set(*tokens);
   connections_->Add({{"upstream", upstream}}).Set(static_cast<double>(connections));

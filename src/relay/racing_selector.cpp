@@ -130,8 +130,8 @@ class RacingSelector::Race : public SelectionAttempt {
       const std::size_t upstream = selector_.upstream_of(index);
       auto found = waits.find(upstream);
       if (found == waits.end())
-        found = waits.emplace(upstream, selector_.gate(index).message_wait(now, idle(upstream)))
-                    .first;
+        found =
+            waits.emplace(upstream, selector_.gate(index).message_wait(now, idle(upstream))).first;
       if (found->second) {
         limited_.push_back(index);
         wake_at_ = std::min(wake_at_, *found->second);
@@ -403,7 +403,7 @@ class RacingSelector::Race : public SelectionAttempt {
   TimePoint wake_at_{};
   std::optional<std::size_t> reserved_upstream_;  // its token is this race's
   bool slot_reserved_ = false;                    // and a connection slot there
-  std::size_t held_back_ = 0;  // launches refused by a connection cap
+  std::size_t held_back_ = 0;                     // launches refused by a connection cap
   std::optional<RacePlan> plan_;
   net::Timer timer_;
   std::vector<Running> running_;
@@ -482,9 +482,7 @@ std::size_t RacingSelector::upstream_of(std::size_t index) const {
   return endpoint_upstream_.at(index);
 }
 
-UpstreamGate& RacingSelector::gate(std::size_t index) {
-  return gates_->gates[upstream_of(index)];
-}
+UpstreamGate& RacingSelector::gate(std::size_t index) { return gates_->gates[upstream_of(index)]; }
 
 const UpstreamGate& RacingSelector::gate_of(std::size_t index) const {
   return gates_->gates[upstream_of(index)];
@@ -505,9 +503,9 @@ bool RacingSelector::lease_connection(UpstreamConnection& connection) {
   UpstreamGate& gate = gates_->gates[upstream];
   if (!gate.may_connect()) return false;
   gate.connection_opened();
-  connection.hold(std::shared_ptr<void>(
-      new ConnectionLease{gates_, &gate, &gates_->on_closed, upstream},
-      [](void* lease) { delete static_cast<ConnectionLease*>(lease); }));
+  connection.hold(
+      std::shared_ptr<void>(new ConnectionLease{gates_, &gate, &gates_->on_closed, upstream},
+                            [](void* lease) { delete static_cast<ConnectionLease*>(lease); }));
   publish_gate(upstream);
   return true;
 }
@@ -548,8 +546,7 @@ std::optional<UpstreamGate::TimePoint> RacingSelector::message_wait() const {
   return earliest;
 }
 
-void RacingSelector::record_throttle(std::size_t index, PauseKind kind,
-                                     const smtp::Reply& reply) {
+void RacingSelector::record_throttle(std::size_t index, PauseKind kind, const smtp::Reply& reply) {
   const auto now = Clock::now();
   const std::size_t upstream = upstream_of(index);
   UpstreamGate& gate = gates_->gates[upstream];
@@ -573,14 +570,14 @@ void RacingSelector::arm_pause_timer() {
   for (const UpstreamGate& gate : gates_->gates)
     if (gate.paused(now) && (!next || gate.paused_until() < *next)) next = gate.paused_until();
   if (!next) return pause_timer_.stop();
-  pause_timer_.start(std::chrono::ceil<std::chrono::milliseconds>(*next - now) +
-                         std::chrono::milliseconds(1),
-                     [this]() {
-                       for (std::size_t upstream = 0; upstream < gates_->gates.size(); ++upstream)
-                         publish_gate(upstream);
-                       capacity_changed();
-                       arm_pause_timer();
-                     });
+  pause_timer_.start(
+      std::chrono::ceil<std::chrono::milliseconds>(*next - now) + std::chrono::milliseconds(1),
+      [this]() {
+        for (std::size_t upstream = 0; upstream < gates_->gates.size(); ++upstream)
+          publish_gate(upstream);
+        capacity_changed();
+        arm_pause_timer();
+      });
 }
 
 void RacingSelector::record_refusal(std::size_t index) {
@@ -625,8 +622,9 @@ void RacingSelector::release(std::unique_ptr<UpstreamConnection> connection) {
       gates_->limits[upstream_of(connection->endpoint().index)].max_messages_per_connection;
   const bool spent = per_connection > 0 && connection->messages() >= per_connection;
   if (!retired_ && !spent) return pool_.give(std::move(connection));
-  if (spent) log::info("connection_spent", {{"endpoint", connection->endpoint().label()},
-                                            {"messages", std::to_string(connection->messages())}});
+  if (spent)
+    log::info("connection_spent", {{"endpoint", connection->endpoint().label()},
+                                   {"messages", std::to_string(connection->messages())}});
   // A retired selector keeps nothing: its endpoints may be gone from the configuration.
   connection->quit();
   loop_.defer_delete(std::move(connection));

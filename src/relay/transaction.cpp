@@ -370,10 +370,10 @@ void Transaction::throttled(std::vector<Action>& actions, const smtp::Reply& rep
   failure_notes_.push_back(endpoint.label + " (" + reply.summary() + ")");
   // Never a 5xx to the client or a bounce for it: a quota refusal is temporary for us.
   last_upstream_refusal_ =
-      reply.transient() ? reply
-                        : smtp::make_reply(451, "4.7.0",
-                                           "Upstream " + endpoint.label +
-                                               " is out of quota: " + reply.message());
+      reply.transient()
+          ? reply
+          : smtp::make_reply(451, "4.7.0",
+                             "Upstream " + endpoint.label + " is out of quota: " + reply.message());
   Action action{.kind = Action::Kind::Throttled};
   action.endpoint = endpoint.index;
   action.label = endpoint.label;

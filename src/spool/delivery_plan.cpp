@@ -75,9 +75,10 @@ Settlement settle(const DeliveryState& before, const AttemptResult& attempt, std
   // A throttled attempt is not the message's failure: the upstream gate (the scheduler's
   // limit check) holds it until an upstream may take it; 1 s keeps it off a hot loop.
   constexpr std::int64_t kThrottledRetryMs = 1000;
-  state.next_attempt_ms = !pending            ? 0
-                          : attempt.throttled ? now_ms + kThrottledRetryMs
-                                              : now_ms + retry_delay(state.attempts, policy, jitter).count();
+  state.next_attempt_ms = !pending ? 0
+                          : attempt.throttled
+                              ? now_ms + kThrottledRetryMs
+                              : now_ms + retry_delay(state.attempts, policy, jitter).count();
   return result;
 }
 

@@ -28,8 +28,9 @@ TEST(UpstreamLimits, AThrottleReplyPausesEveryPortOfTheUpstreamAndTheNextUpstrea
   FakeUpstream first;
   FakeUpstream second;
   FakeUpstream backup;
-  first.set_override(SmtpStage::kMail, StageAction::reply_with(
-                                           "454 Throttling failure: Maximum sending rate exceeded."));
+  first.set_override(
+      SmtpStage::kMail,
+      StageAction::reply_with("454 Throttling failure: Maximum sending rate exceeded."));
   RelaySettings settings;
   settings.upstreams = ses_and_backup(first, second, backup);
   RelayUnderTest relay(settings);
@@ -153,8 +154,7 @@ TEST(UpstreamLimits, PassthroughAnswersAtOnceWhenNoLimitAllowsTheMessageInTime) 
   settings.upstreams = {plain_upstream("slow", upstream.port(), "max_message_rate = \"1/min\"")};
   RelayUnderTest relay(settings);
   auto client = relay.client();
-  EXPECT_EQ(client->send_message("a@example.test", {"b@example.test"}, sample_message()).code,
-            250);
+  EXPECT_EQ(client->send_message("a@example.test", {"b@example.test"}, sample_message()).code, 250);
   auto started = Clock::now();
   SmtpReply second = client->send_message("a@example.test", {"b@example.test"}, sample_message());
   EXPECT_EQ(second.code, 451) << second.raw;
@@ -238,7 +238,8 @@ TEST(UpstreamLimits, ConnectionCapHoldsUnderConcurrentClients) {
 TEST(UpstreamLimits, MaxMessagesPerConnectionReconnects) {
   FakeUpstream upstream;
   RelaySettings settings;
-  settings.upstreams = {plain_upstream("sendgrid", upstream.port(), "max_messages_per_connection = 2")};
+  settings.upstreams = {
+      plain_upstream("sendgrid", upstream.port(), "max_messages_per_connection = 2")};
   RelayUnderTest relay(settings);
   for (int i = 0; i < 5; ++i) {
     auto client = relay.client();
@@ -261,8 +262,8 @@ TEST(UpstreamLimits, SpoolPacesTheQueueToTheRate) {
   FakeUpstream upstream;
   RelaySettings settings;
   settings.relay_extra = "mode = \"spool\"\n";
-  settings.upstreams = {
-      plain_upstream("paced", upstream.port(), "max_message_rate = \"10/s\"\nmax_message_burst = 1")};
+  settings.upstreams = {plain_upstream("paced", upstream.port(),
+                                       "max_message_rate = \"10/s\"\nmax_message_burst = 1")};
   settings.spool = "dir = \"" + dir.path() + "/spool\"\n";
   RelayUnderTest relay(settings);
   auto client = relay.client();

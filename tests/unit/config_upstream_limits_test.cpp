@@ -64,8 +64,7 @@ TEST(ConfigUpstreamLimits, EveryKeyOnTheFirstTableOfAName) {
 }
 
 TEST(ConfigUpstreamLimits, RatesInEveryUnit) {
-  for (const auto& [text, per_second] :
-       std::vector<std::pair<std::string, double>>{
+  for (const auto& [text, per_second] : std::vector<std::pair<std::string, double>>{
            {"14/s", 14}, {"30/min", 0.5}, {"30/m", 0.5}, {"3600/h", 1}, {"86400/d", 1}}) {
     const Config config = parse(kUpstream + "max_message_rate = \"" + text + "\"\n");
     EXPECT_DOUBLE_EQ(config.upstreams[0].limits.max_message_rate, per_second) << text;

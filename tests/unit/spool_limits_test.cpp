@@ -45,7 +45,7 @@ TEST(SpoolLimits, NothingStartsWhileNoUpstreamMayTakeAMessage) {
   EXPECT_EQ(held.wait_ms, 50);
   EXPECT_EQ(asked, 1);
   EXPECT_FALSE(index.find("a")->busy());  // not taken: no attempt bound to be held back
-  wait = -1;  // only a closing connection can make room
+  wait = -1;                              // only a closing connection can make room
   EXPECT_EQ(scheduler.next(0, never_cooling, limit_wait).wait_ms, -1);
   wait.reset();
   auto go = scheduler.next(0, never_cooling, limit_wait);

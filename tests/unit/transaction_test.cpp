@@ -496,9 +496,9 @@ TEST(Throttle, ClassifiedAtMailDataAndEndOfDataOnlyWithTheUpstreamsRules) {
             Verdict::Throttled);
   EXPECT_EQ(classify(Stage::Mail, throttle), Verdict::NextEndpoint);  // no rules: as before
   // A quota refusal is never permanent for us.
-  EXPECT_EQ(classify(Stage::EndOfData, said(550, "5.4.5 Daily user sending limit exceeded"),
-                     &kRules),
-            Verdict::Throttled);
+  EXPECT_EQ(
+      classify(Stage::EndOfData, said(550, "5.4.5 Daily user sending limit exceeded"), &kRules),
+      Verdict::Throttled);
 }
 
 ReadyEndpoint with_rules(std::size_t index) {

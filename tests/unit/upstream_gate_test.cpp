@@ -75,7 +75,7 @@ TEST(UpstreamGate, SlowRatesAndAnExplicitBurst) {
   EXPECT_EQ(wait_of(per_minute, kT0), 2000ms);
   UpstreamGate burst(rate(14, 3), kT0);
   for (int i = 0; i < 3; ++i) burst.start_message(kT0);
-  EXPECT_EQ(wait_of(burst, kT0), Ms(72));  // 1/14 s, rounded up to the millisecond
+  EXPECT_EQ(wait_of(burst, kT0), Ms(72));          // 1/14 s, rounded up to the millisecond
   EXPECT_DOUBLE_EQ(burst.tokens(kT0 + 10s), 3.0);  // never more than the burst
 }
 

@@ -159,8 +159,8 @@ struct Credentials {
 // What one account allows (issue #18). Zero: no limit. Written on the first [[upstream]]
 // table of a name; `provider` presets fill in what the provider documents.
 struct UpstreamLimits {
-  std::size_t max_connections = 0;  // concurrent, across its ports, probes included
-  double max_message_rate = 0;      // messages per second (token bucket)
+  std::size_t max_connections = 0;    // concurrent, across its ports, probes included
+  double max_message_rate = 0;        // messages per second (token bucket)
   std::string max_message_rate_text;  // as written ("14/s"), for messages
   std::size_t max_message_burst = 0;  // bucket size; 0: 1 (evenly spaced)
   std::size_t max_messages_per_connection = 0;
@@ -168,8 +168,7 @@ struct UpstreamLimits {
   std::uint64_t max_message_size = 0;        // octets
   // Reply text (case-insensitive substrings) that means "slow down" / "quota reached".
   std::vector<std::string> throttle_patterns = {"throttling", "rate exceeded", "too many",
-                                                "concurrent connection limit",
-                                                "try again later"};
+                                                "concurrent connection limit", "try again later"};
   std::vector<std::string> quota_patterns = {"daily message quota exceeded",
                                              "daily user sending limit", "quota exceeded"};
   bool any() const {
@@ -197,8 +196,8 @@ struct Endpoint {
   // The provider preset this endpoint was expanded from ("ses/us-east-1", "sendgrid");
   // empty when the [[upstream]] names no provider. Shown by `check` only.
   std::string provider;
-  int source_line = 0;        // line of the [[upstream]] table, for messages
-  std::size_t upstream = 0;   // index into Config::upstreams: the account it belongs to
+  int source_line = 0;       // line of the [[upstream]] table, for messages
+  std::size_t upstream = 0;  // index into Config::upstreams: the account it belongs to
   // The account keys its table wrote (or its preset set): group_upstreams() keeps the first
   // table's, and refuses them on a later table of the same name.
   UpstreamLimits limits;

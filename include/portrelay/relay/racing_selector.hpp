@@ -150,7 +150,7 @@ class RacingSelector : public UpstreamSelector {
   bool retired_ = false;
   std::shared_ptr<Gates> gates_;
   std::vector<std::size_t> endpoint_upstream_;  // by endpoint index
-  std::vector<Race*> waiting_;  // races waiting for an upstream's limits
+  std::vector<Race*> waiting_;                  // races waiting for an upstream's limits
   std::function<void()> on_capacity_;
   net::Timer capacity_timer_;  // wakes the waiting on a later turn
   net::Timer pause_timer_;     // the end of the next pause (gauge, waiters)

@@ -66,7 +66,8 @@ Verdict classify(Stage stage, const UpstreamResponse& response,
 //  * Throttle: a 4xx whose text has a throttle pattern, or 432/451/454 with the enhanced
 //    code 4.7.0, 4.3.2 or 4.7.28 (SES 454, M365 432 4.3.2, Outlook's 451 4.7.28...). A
 //    421 only by its text: a plain "421 4.3.2 shutting down" is not about us.
-std::optional<PauseKind> throttle_kind(const smtp::Reply& reply, const config::UpstreamLimits& rules);
+std::optional<PauseKind> throttle_kind(const smtp::Reply& reply,
+                                       const config::UpstreamLimits& rules);
 
 // Whether a failure at this point should also cool the endpoint down (HealthTable), as a
 // connect failure does. Yes for a broken connection, a timeout, a 421 or a protocol

@@ -59,7 +59,9 @@ class UpstreamGate {
   // A started message did not use the upstream after all (the race went elsewhere).
   void refund_message(TimePoint now);
 
-  bool may_connect() const { return !limits_.max_connections || connections_ < limits_.max_connections; }
+  bool may_connect() const {
+    return !limits_.max_connections || connections_ < limits_.max_connections;
+  }
   void connection_opened() { ++connections_; }
   void connection_closed() {
     if (connections_ > 0) --connections_;

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "portrelay/relay/endpoint_runtime.hpp"
-#include "portrelay/relay/upstream_gate.hpp"
 #include "portrelay/relay/upstream_connection.hpp"
+#include "portrelay/relay/upstream_gate.hpp"
 
 namespace portrelay::relay {
 

@@ -42,11 +42,11 @@ class DeliveryScheduler {
 
   struct Next {
     enum class Kind {
-      Nothing,       // nothing is due, or max_deliveries run
-      Deliver,       // start an attempt on `id` (now InFlight)
-      Finish,        // `id` has no pending recipient: settle it as it stands (the glue
-                     // must take it out of due order: removed, Bouncing or Failed)
-      HoldForChain,  // something is due but every endpoint cools down: probe for recovery
+      Nothing,        // nothing is due, or max_deliveries run
+      Deliver,        // start an attempt on `id` (now InFlight)
+      Finish,         // `id` has no pending recipient: settle it as it stands (the glue
+                      // must take it out of due order: removed, Bouncing or Failed)
+      HoldForChain,   // something is due but every endpoint cools down: probe for recovery
       HoldForLimits,  // something is due but no upstream's limits allow a message before
                       // `wait_ms` from now (-1: until a connection closes)
     };
