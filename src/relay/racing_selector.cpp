@@ -550,7 +550,9 @@ void RacingSelector::record_throttle(std::size_t index, PauseKind kind, const sm
   const auto now = Clock::now();
   const std::size_t upstream = upstream_of(index);
   UpstreamGate& gate = gates_->gates[upstream];
+  const auto before = gate.paused_until();
   gate.throttled(now, kind);
+  if (gate.paused_until() == before) return;  // a message in flight, answered by this pause
   metrics_.upstream_throttled(gates_->names[upstream], to_string(kind));
   const auto pause =
       std::chrono::duration_cast<std::chrono::milliseconds>(gate.paused_until() - now);

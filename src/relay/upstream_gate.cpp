@@ -79,6 +79,9 @@ void UpstreamGate::pause(TimePoint now, Duration length, PauseKind kind) {
 
 void UpstreamGate::throttled(TimePoint now, PauseKind kind, std::optional<TimePoint> until) {
   refusals_ = 0;
+  // The messages that were in flight when the pause began get the same answer: they are
+  // part of it, not a new throttle (which would double the pause once per message).
+  if (paused(now) && (pause_kind_ == kind || kind != PauseKind::Quota)) return;
   if (kind == PauseKind::Quota) {
     const TimePoint end = until && *until > now ? *until : now + limits_.quota_backoff;
     pause(now, std::chrono::ceil<Duration>(end - now), kind);
@@ -94,6 +97,7 @@ void UpstreamGate::throttled(TimePoint now, PauseKind kind, std::optional<TimePo
 }
 
 bool UpstreamGate::refused(TimePoint now) {
+  if (paused(now)) return false;  // a message in flight when the pause began
   ++refusals_;
   if (limits_.max_consecutive_refusals == 0 || refusals_ < limits_.max_consecutive_refusals)
     return false;

@@ -125,6 +125,25 @@ TEST(UpstreamGate, ThrottlePausesAndDoublesUpToTheMaximum) {
   EXPECT_EQ(gate.pause_kind(), PauseKind::Throttle);
 }
 
+TEST(UpstreamGate, ThrottlesOfMessagesInFlightDuringAPauseAreThatPause) {
+  UpstreamGate gate(GateLimits{}, kT0);
+  gate.throttled(kT0, PauseKind::Throttle);
+  const TimePoint until = gate.paused_until();
+  for (int i = 0; i < 5; ++i) gate.throttled(kT0 + 10ms, PauseKind::Throttle);
+  EXPECT_EQ(gate.paused_until(), until);
+  EXPECT_FALSE(gate.refused(kT0 + 1s));
+  EXPECT_FALSE(gate.refused(kT0 + 1s));
+  EXPECT_FALSE(gate.refused(kT0 + 1s));  // the third refusal: already paused
+  EXPECT_EQ(gate.paused_until(), until);
+  // The next throttle after the pause doubles it.
+  gate.throttled(until, PauseKind::Throttle);
+  EXPECT_EQ(std::chrono::duration_cast<Ms>(gate.paused_until() - until), 120000ms);
+  // A quota reply turns a throttle pause into a quota one.
+  gate.throttled(until + 1s, PauseKind::Quota);
+  EXPECT_EQ(gate.pause_kind(), PauseKind::Quota);
+  EXPECT_EQ(std::chrono::duration_cast<Ms>(gate.paused_until() - (until + 1s)), Ms(3600000));
+}
+
 TEST(UpstreamGate, QuotaPausesForQuotaBackoffOrUntilTheWindowAllows) {
   UpstreamGate gate(GateLimits{}, kT0);
   gate.throttled(kT0, PauseKind::Quota);

@@ -69,7 +69,9 @@ class UpstreamGate {
   std::size_t connections() const { return connections_; }
 
   // The upstream answered a throttling or quota reply: paused. `until` (quota): the time the
-  // daily window allows more, when known; else quota_backoff.
+  // daily window allows more, when known; else quota_backoff. While a pause is on, another
+  // throttle changes nothing (it answers a message already in flight); a quota reply still
+  // lengthens a throttle pause to a quota one.
   void throttled(TimePoint now, PauseKind kind, std::optional<TimePoint> until = std::nullopt);
   // A transient refusal at MAIL, DATA or end of data. True when it paused the upstream.
   bool refused(TimePoint now);
