@@ -623,7 +623,12 @@ void RacingSelector::release(std::unique_ptr<UpstreamConnection> connection) {
   const std::size_t per_connection =
       gates_->limits[upstream_of(connection->endpoint().index)].max_messages_per_connection;
   const bool spent = per_connection > 0 && connection->messages() >= per_connection;
-  if (!retired_ && !spent) return pool_.give(std::move(connection));
+  if (!retired_ && !spent) {
+    pool_.give(std::move(connection));
+    // An idle connection is room for a message that waits for a capped upstream.
+    if (!waiting_.empty() || on_capacity_) capacity_changed();
+    return;
+  }
   if (spent)
     log::info("connection_spent", {{"endpoint", connection->endpoint().label()},
                                    {"messages", std::to_string(connection->messages())}});
