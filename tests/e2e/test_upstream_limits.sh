@@ -3,11 +3,13 @@
 # provider_emulator.py (SES's token bucket with its 454, M365's 432 past N connections):
 #  1. pacing: 1,000 queued messages, max_message_rate = "20/s", emulator allowing 20/s:
 #     all delivered, zero 454 replies, first to last delivery 50 s +-10%;
-#  2. no limit configured, emulator throttling at 50/s (200 messages, throttle_backoff 1s
+#  2. no limit configured, emulator throttling at 10/s (100 messages, throttle_backoff 1s
 #     to keep CI time bounded): all delivered, none bounced, and at most max_deliveries
 #     attempts refused per pause (the ones already in flight when the pause began);
 #  3. max_connections = 3 against --max-connections 3, 20 concurrent clients: never a 4th
-#     connection, zero 432 replies, all delivered.
+#     connection, zero 432 replies, all delivered;
+#  4. a Gmail-style daily limit of 5 (550 5.4.5 at RCPT): 20 messages, 5 via the first
+#     provider, the rest via the next one of the chain, one quota pause, no bounce.
 # About 70 s. LIMITS_QUICK=1 runs case 1 with 200 messages (10 s).
 set -euo pipefail
 # shellcheck source=tests/e2e/lib.sh
@@ -111,17 +113,17 @@ stop_pid "$PORTRELAY_PID"
 
 
 # ---- 2. no limit configured, the provider throttles ----------------------------------------
-start_emulator throttling --rate 50
+start_emulator throttling --rate 10
 write_config throttle "$EMU_PORT" "" $'throttle_backoff = "1s"\nthrottle_backoff_max = "2s"' \
   'max_deliveries = 4'
 start_portrelay "$CONFIG" "$SMTP_PORT"
-"$PY" "$E2E_DIR/limits_driver.py" "$SMTP_PORT" 200 --clients 4 >"$WORK/throttle.out" ||
+"$PY" "$E2E_DIR/limits_driver.py" "$SMTP_PORT" 100 --clients 4 >"$WORK/throttle.out" ||
   fail "submission refused: $(cat "$WORK/throttle.out")"
-wait_delivered throttling 200 60
+wait_delivered throttling 100 60
 refused=$(stat throttling 's["replies"].get("454", 0)')
 pauses=$(metric_value 'portrelay_upstream_throttled_total{kind="throttle",upstream="provider"}')
 bounced=$("$PY" -c "import glob, json, sys; print(sum(json.load(open(f))['mail_from'] in ('', '<>') for f in glob.glob(sys.argv[1] + '/*.json')))" "$WORK/mail-throttling")
-note "throttling provider: 200 delivered, $refused 454 replies, $pauses pauses, $bounced bounces"
+note "throttling provider: 100 delivered, $refused 454 replies, $pauses pauses, $bounced bounces"
 [[ "$bounced" == 0 ]] || fail "$bounced bounces reached the upstream"
 [[ $(find "$WORK/spool-throttle/failed" -type f | wc -l) == 0 ]] || fail "messages in failed/"
 awk -v r="$refused" -v p="$pauses" 'BEGIN { exit !(p >= 1 && r <= 4 * p) }' ||
@@ -140,5 +142,32 @@ refused=$(stat m365 's["replies"].get("432", 0)')
 note "connection cap: 200 delivered, at most $most connections at once, $refused 432 replies"
 [[ "$most" -le 3 ]] || fail "$most concurrent connections (max_connections = 3)"
 [[ "$refused" == 0 ]] || fail "$refused 432 replies"
+stop_pid "$PORTRELAY_PID"
+
+# ---- 4. a quota reply: the messages wait and go via the next provider ------------------------
+start_emulator gmail --daily-recipients 5 --quota-style gmail
+GMAIL_PORT=$EMU_PORT
+start_emulator backup
+write_config quota "$GMAIL_PORT" "" "" ""
+cat >>"$CONFIG" <<TOML
+[[upstream]]
+name = "backup"
+host = "127.0.0.1"
+port = $EMU_PORT
+tls = "none"
+TOML
+start_portrelay "$CONFIG" "$SMTP_PORT"
+"$PY" "$E2E_DIR/limits_driver.py" "$SMTP_PORT" 20 --clients 1 >"$WORK/quota.out" ||
+  fail "submission refused: $(cat "$WORK/quota.out")"
+wait_delivered backup 15 30
+first=$(stat gmail 's["messages_accepted"]')
+quota=$(stat gmail 's["replies"].get("550", 0)')
+pauses=$(metric_value 'portrelay_upstream_throttled_total{kind="quota",upstream="provider"}')
+bounced=$("$PY" -c "import glob, json, sys; print(sum(json.load(open(f))['mail_from'] in ('', '<>') for d in sys.argv[1:] for f in glob.glob(d + '/*.json')))" "$WORK/mail-gmail" "$WORK/mail-backup")
+note "quota: $first via the first provider, $(stat backup 's["messages_accepted"]') via the next, $quota quota replies, $pauses quota pauses, $bounced bounces"
+[[ "$first" == 5 ]] || fail "$first messages via the provider whose quota is 5"
+[[ "$bounced" == 0 ]] || fail "$bounced bounces after a quota reply"
+[[ "$pauses" == 1 ]] || fail "quota pauses: $pauses"
+[[ $(find "$WORK/spool-quota/failed" -type f | wc -l) == 0 ]] || fail "messages in failed/"
 stop_pid "$PORTRELAY_PID"
 note "PASS"
