@@ -77,6 +77,15 @@ void Deliverer::open(const smtp::PathArgument& sender, std::string message_id, A
   if (upstream_ && !upstream_->usable()) loop_.defer_delete(std::move(upstream_));
   message_id_ = std::move(message_id);
   body_ = nullptr;
+  if (!whole_) message_size_ = 0;  // deliver() knows the body's size already
+  if (const auto* size = sender.find("SIZE"); size && message_size_ == 0) {
+    std::uint64_t declared = 0;
+    for (char c : size->value) {
+      if (c < '0' || c > '9' || declared > (1ull << 50)) break;
+      declared = declared * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    message_size_ = declared;
+  }
   transaction_.emplace(sender, held_connection());
   answer_ = std::move(answer);
   run(transaction_->mail());
@@ -90,6 +99,7 @@ void Deliverer::add_recipient(const std::string& address, Answer answer) {
 void Deliverer::send(const MessageBody& body, Answer answer) {
   answer_ = std::move(answer);
   body_ = &body;
+  message_size_ = body.size();
   data_ended_ = std::chrono::steady_clock::now();
   if (body.failed())
     log::error("body_store_failed", {{"session", log_id_}, {"detail", body.error()}});
@@ -105,8 +115,19 @@ void Deliverer::reset() {
   release_upstream();
 }
 
+void Deliverer::exclude_too_small(std::set<std::size_t>& exclude) const {
+  if (message_size_ == 0) return;
+  for (std::size_t index = 0; index < selector_->endpoints().size(); ++index) {
+    const config::UpstreamLimits* limits = selector_->limits_of(index);
+    if (limits && limits->max_message_size > 0 && limits->max_message_size < message_size_)
+      exclude.insert(index);
+  }
+}
+
 void Deliverer::select() {
-  attempt_ = selector_->select(transaction_->tried(), [this](Selection selection) {
+  std::set<std::size_t> exclude = transaction_->tried();
+  exclude_too_small(exclude);
+  attempt_ = selector_->select(exclude, [this](Selection selection) {
     loop_.defer_delete(std::move(attempt_));  // we are inside its callback
     SelectionReport report;
     for (const auto& failure : selection.failures)
@@ -239,6 +260,7 @@ void Deliverer::deliver(const smtp::PathArgument& sender,
   whole_->reports.resize(recipients.size());
   for (std::size_t i = 0; i < recipients.size(); ++i) whole_->reports[i].address = recipients[i];
   whole_->done = std::move(done);
+  message_size_ = body.size();
   open(sender, std::move(message_id),
        [this, &body](const smtp::Reply& reply, const DeliveryReport* ended) {
          if (ended) {  // no endpoint could take the transaction

@@ -288,3 +288,55 @@ TEST(UpstreamLimits, SpoolPacesTheQueueToTheRate) {
 
 }  // namespace
 }  // namespace portrelay::test
+
+namespace portrelay::test {
+namespace {
+
+// max_message_size: an upstream whose limit is smaller is skipped for that message (not
+// tried, not blamed); smaller messages still go to it.
+TEST(UpstreamLimits, AnUpstreamTooSmallForTheMessageIsSkipped) {
+  FakeUpstream small;
+  FakeUpstream big;
+  RelaySettings settings;
+  settings.upstreams = {plain_upstream("small", small.port(), "max_message_size = \"200B\""),
+                        plain_upstream("big", big.port())};
+  RelayUnderTest relay(settings);
+  auto client = relay.client();
+  // Declared with SIZE= at MAIL: skipped from the start.
+  ASSERT_EQ(client->command("MAIL FROM:<a@example.test> SIZE=5000").code, 250);
+  ASSERT_EQ(client->command("RCPT TO:<b@example.test>").code, 250);
+  ASSERT_EQ(client->command("DATA").code, 354);
+  client->send_raw(sample_message() + std::string(300, 'x') + "\r\n.\r\n");
+  SmtpReply declared = client->read_reply();
+  EXPECT_NE(declared.text.find("relayed via big:"), std::string::npos) << declared.raw;
+  EXPECT_EQ(small.connection_count(), 0u);
+  // A small message goes to the preferred upstream.
+  auto second = relay.client();
+  SmtpReply fits =
+      second->send_message("a@example.test", {"b@example.test"}, "Subject: s\r\n\r\nx\r\n");
+  EXPECT_NE(fits.text.find("relayed via small:"), std::string::npos) << fits.raw;
+}
+
+// Spool mode knows the size of the queued body.
+TEST(UpstreamLimits, SpoolSkipsAnUpstreamTooSmallForTheQueuedMessage) {
+  TempDir dir;
+  FakeUpstream small;
+  FakeUpstream big;
+  RelaySettings settings;
+  settings.relay_extra = "mode = \"spool\"\n";
+  settings.upstreams = {plain_upstream("small", small.port(), "max_message_size = \"200B\""),
+                        plain_upstream("big", big.port())};
+  settings.spool = "dir = \"" + dir.path() + "/spool\"\n";
+  RelayUnderTest relay(settings);
+  auto client = relay.client();
+  ASSERT_EQ(client
+                ->send_message("a@example.test", {"b@example.test"},
+                               sample_message() + std::string(300, 'x') + "\r\n")
+                .code,
+            250);
+  ASSERT_TRUE(big.wait_for_transactions(1, 5s));
+  EXPECT_EQ(small.transactions().size(), 0u);
+}
+
+}  // namespace
+}  // namespace portrelay::test

@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,9 @@ class Deliverer {
  private:
   void run(std::vector<Action> actions);
   void select();
+  // Upstream limits: the endpoints whose upstream's max_message_size is below the
+  // message's size (as far as it is known), added to `exclude` so they are not tried.
+  void exclude_too_small(std::set<std::size_t>& exclude) const;
   void on_response(const UpstreamResponse& response);
   void report_failure(const Action& failed);
   DeliveryReport ended_report(Action&& reply) const;
@@ -92,7 +96,8 @@ class Deliverer {
   std::unique_ptr<UpstreamConnection> upstream_;
   std::unique_ptr<SelectionAttempt> attempt_;
   const MessageBody* body_ = nullptr;
-  Answer answer_;  // the pending request's
+  std::uint64_t message_size_ = 0;  // the body's, or MAIL's SIZE= before it; 0: unknown
+  Answer answer_;                   // the pending request's
   std::chrono::steady_clock::time_point data_ended_;
 
   // deliver() in progress.
