@@ -55,7 +55,7 @@ Daemon::Generation Daemon::build(std::shared_ptr<const config::Config> config) {
     environment.authenticator = server::load_users_file(loop_.uv(), config->server.users_file);
   generation.selector = std::make_shared<relay::RacingSelector>(
       loop_, std::move(runtimes), relay::timeouts_from(config->relay), config->relay.helo_name,
-      relay::RacingOptions::from(config->relay), *metrics_, config->routes);
+      relay::RacingOptions::from(*config), *metrics_, config->routes);
   // Each session's relay holds the selector: the selector of a replaced configuration
   // lives until the last session started under it ends. (A spool is there for every
   // snapshot or for none: restart_required refuses to switch it.)

@@ -40,6 +40,8 @@ const char* to_string(FailureReason reason) {
       return "local_resources";
     case FailureReason::CoolingDown:
       return "cooling_down";
+    case FailureReason::Limited:
+      return "limited";
   }
   return "protocol";
 }

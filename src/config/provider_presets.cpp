@@ -47,7 +47,17 @@ const std::vector<ProviderPreset>& provider_presets() {
        .ports = {{2587, kStartTls}, {2465, kImplicit}, {587, kStartTls}, {465, kImplicit}},
        .username = "",  // the SMTP credentials' user name (not the IAM access key id)
        .source = "Amazon SES Developer Guide, \"Connecting to an Amazon SES SMTP endpoint\" "
-                 "(docs.aws.amazon.com/ses/latest/dg/smtp-connect.html)"},
+                 "(docs.aws.amazon.com/ses/latest/dg/smtp-connect.html)",
+       // 14 msgs/s is a common production default (each account's own is in the console:
+       // raise max_message_rate to match); past it SES answers "454 Throttling failure:
+       // Maximum sending rate exceeded", which the default throttle_patterns match, and
+       // "454 Throttling failure: Daily message quota exceeded" (quota_patterns).
+       .max_message_rate = 14,
+       .max_message_rate_text = "14/s",
+       .limits_source = "Amazon SES Developer Guide, \"Managing your Amazon SES sending "
+                        "quotas\" and \"Errors related to sending quotas\" "
+                        "(docs.aws.amazon.com/ses/latest/dg/manage-sending-quotas.html); "
+                        "shared/PROVIDERS.md"},
       {.name = "sendgrid",
        .host = "smtp.sendgrid.net",
        .region_hosts = {},
@@ -72,7 +82,11 @@ const std::vector<ProviderPreset>& provider_presets() {
        .ports = {{2525, kStartTls}, {587, kStartTls}},
        .username = "",  // the Server API Token, which is the password too
        .source = "Postmark Support Center, \"What are the SMTP details / API Tokens I should "
-                 "be using?\" (postmarkapp.com/support/article/811)"},
+                 "be using?\" (postmarkapp.com/support/article/811)",
+       // 10 MB per message including attachments.
+       .max_message_size = 10ull * 1000 * 1000,
+       .limits_source = "Postmark Support Center, message size limit of 10 MB including "
+                        "attachments; shared/PROVIDERS.md"},
       {.name = "resend",
        .host = "smtp.resend.com",
        .region_hosts = {},
@@ -96,7 +110,15 @@ const std::vector<ProviderPreset>& provider_presets() {
        .username = "",  // the full Gmail or Workspace address (with an app password)
        .source = "Google Workspace Admin Help, \"Send email from a printer, scanner, or app\", "
                  "and Gmail's IMAP/SMTP settings page (developers.google.com/workspace/gmail/"
-                 "imap/imap-smtp)"},
+                 "imap/imap-smtp)",
+       // 500 a day for a consumer account, 2,000 for Workspace (secondary source): the
+       // lower figure, since a Workspace operator raising it loses nothing and a consumer
+       // account over it is blocked for a day ("550 5.4.5 Daily user sending limit
+       // exceeded", matched by quota_patterns and never bounced).
+       .max_recipients_per_day = 500,
+       .limits_source = "Google Workspace Admin Help, \"Gmail sending limits in Google "
+                        "Workspace\" (support.google.com/a/answer/166852), and Gmail Help "
+                        "\"Limits for sending & getting mail\" (secondary); shared/PROVIDERS.md"},
       {.name = "microsoft365",
        .host = "smtp.office365.com",
        .region_hosts = {},
@@ -105,7 +127,16 @@ const std::vector<ProviderPreset>& provider_presets() {
        .username = "",  // the mailbox's sign-in address
        .source = "Microsoft Learn, \"How to set up a multifunction device or application to "
                  "send email using Microsoft 365 or Office 365\" (SMTP AUTH client "
-                 "submission)"},
+                 "submission)",
+       // 3 concurrent connections per mailbox ("432 4.3.2 ... concurrent connection limit
+       // exceeded" past them), 30 messages a minute (secondary), 10,000 recipients a day.
+       .max_message_rate = 0.5,
+       .max_message_rate_text = "30/min",
+       .max_connections = 3,
+       .max_recipients_per_day = 10000,
+       .limits_source = "Microsoft Learn, \"Exchange Online limits\" (sending limits: "
+                        "10,000 recipients a day, 30 messages a minute; SMTP AUTH client "
+                        "submission: 3 concurrent connections); shared/PROVIDERS.md"},
   };
   return presets;
 }

@@ -34,6 +34,14 @@ struct ProviderPreset {
   std::vector<PresetPort> ports;
   std::string_view username;  // the fixed user name some providers document; empty if none
   std::string_view source;    // where the facts come from
+  // Documented sending limits (issue #18); zero: none documented. The operator's own keys
+  // on the [[upstream]] table win over these.
+  double max_message_rate = 0;  // messages per second
+  std::string_view max_message_rate_text;
+  std::size_t max_connections = 0;
+  std::uint64_t max_recipients_per_day = 0;
+  std::uint64_t max_message_size = 0;
+  std::string_view limits_source;  // where the limits come from
   bool needs_region() const {
     return !region_hosts.empty() || host.find("{region}") != std::string_view::npos;
   }

@@ -50,7 +50,12 @@ RelayConfig parse_relay_section(ParseContext& context, const toml::table& table,
                             "pool_idle_timeout",
                             "pool_max_per_endpoint",
                             "spool_on_failure",
-                            "require_route"});
+                            "require_route",
+                            "max_limit_wait",
+                            "throttle_backoff",
+                            "throttle_backoff_max",
+                            "quota_backoff",
+                            "max_consecutive_refusals"});
   RelayConfig relay;
   relay.mode = read_mode(reader);
   relay.connect_timeout = reader.timeout("connect_timeout", relay.connect_timeout);
@@ -97,6 +102,12 @@ RelayConfig parse_relay_section(ParseContext& context, const toml::table& table,
   }
 
   relay.require_route = reader.boolean("require_route").value_or(relay.require_route);
+  if (const auto wait = reader.duration("max_limit_wait")) relay.max_limit_wait = *wait;
+  reader.timeout_range("throttle_backoff", relay.throttle_backoff, "throttle_backoff_max",
+                       relay.throttle_backoff_max);
+  relay.quota_backoff = reader.timeout("quota_backoff", relay.quota_backoff);
+  relay.max_consecutive_refusals =
+      static_cast<std::size_t>(reader.bounded_integer("max_consecutive_refusals", 3, 0, 1000));
 
   relay.helo_name = reader.string("helo_name").value_or(server.hostname);
   if (!is_valid_hostname(relay.helo_name)) {

@@ -8,6 +8,7 @@
 #include <set>
 #include <string>
 
+#include "portrelay/base/ascii.hpp"
 #include "portrelay/net/tcp_listener.hpp"
 #include "provider_presets.hpp"
 #include "sections.hpp"
@@ -209,6 +210,86 @@ ProviderChoice read_provider(const TableReader& reader) {
                     known_regions + ")");
   }
   return {preset, *host, *name + "/" + *region};
+}
+
+// "14/s", "30/min", "500/h", "2000/d": messages per second, or nullopt when malformed.
+std::optional<double> parse_rate(std::string_view text) {
+  const std::size_t slash = text.find('/');
+  if (slash == std::string_view::npos || slash == 0) return std::nullopt;
+  std::uint64_t count = 0;
+  for (char c : text.substr(0, slash)) {
+    if (c < '0' || c > '9' || count > 1000000000) return std::nullopt;
+    count = count * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  const std::string_view unit = text.substr(slash + 1);
+  double seconds = 0;
+  if (unit == "s")
+    seconds = 1;
+  else if (unit == "min" || unit == "m")
+    seconds = 60;
+  else if (unit == "h")
+    seconds = 3600;
+  else if (unit == "d")
+    seconds = 86400;
+  else
+    return std::nullopt;
+  if (count == 0) return std::nullopt;
+  return static_cast<double>(count) / seconds;
+}
+
+// The account's limits: the preset's documented ones, then the table's own keys.
+// `written`: whether this table writes any of their keys.
+UpstreamLimits read_limits(const TableReader& reader, const ProviderPreset* preset, bool& written) {
+  UpstreamLimits limits;
+  written = false;
+  if (preset != nullptr) {
+    limits.max_message_rate = preset->max_message_rate;
+    limits.max_message_rate_text = std::string(preset->max_message_rate_text);
+    limits.max_connections = preset->max_connections;
+    limits.max_recipients_per_day = preset->max_recipients_per_day;
+    limits.max_message_size = preset->max_message_size;
+  }
+  for (std::string_view key :
+       {"max_connections", "max_message_rate", "max_message_burst", "max_messages_per_connection",
+        "max_recipients_per_day", "max_message_size", "throttle_patterns", "quota_patterns"})
+    if (reader.has(key)) written = true;
+  limits.max_connections = static_cast<std::size_t>(reader.bounded_integer(
+      "max_connections", static_cast<std::int64_t>(limits.max_connections), 0, 10000));
+  if (const toml::node* node = reader.find("max_message_rate")) {
+    const auto text = reader.string("max_message_rate");
+    const auto rate = parse_rate(*text);
+    if (!rate) {
+      reader.fail("max_message_rate", *node,
+                  "\"" + *text + "\" is not a rate (write \"14/s\", \"30/min\" or \"500/h\")");
+    }
+    limits.max_message_rate = *rate;
+    limits.max_message_rate_text = *text;
+  }
+  limits.max_message_burst =
+      static_cast<std::size_t>(reader.bounded_integer("max_message_burst", 0, 0, 1000000));
+  limits.max_messages_per_connection = static_cast<std::size_t>(
+      reader.bounded_integer("max_messages_per_connection", 0, 0, 100000000));
+  limits.max_recipients_per_day = static_cast<std::uint64_t>(reader.bounded_integer(
+      "max_recipients_per_day", static_cast<std::int64_t>(limits.max_recipients_per_day), 0,
+      1000000000));
+  if (const toml::node* node = reader.find("max_recipients_per_day")) {
+    reader.warn("max_recipients_per_day", *node,
+                "is not enforced yet (the rolling daily count is still to be built); the "
+                "provider's quota reply still pauses the upstream without bouncing mail");
+  }
+  if (const auto size = reader.size("max_message_size")) limits.max_message_size = *size;
+  for (std::string_view key : {"throttle_patterns", "quota_patterns"}) {
+    const auto items = reader.string_array(key);
+    if (!items) continue;
+    std::vector<std::string> patterns;
+    for (const StringItem& item : *items) {
+      if (item.value.empty()) reader.fail(key, *item.node, "an empty pattern matches every reply");
+      patterns.push_back(ascii::lower(item.value));
+    }
+    (key == "throttle_patterns" ? limits.throttle_patterns : limits.quota_patterns) =
+        std::move(patterns);
+  }
+  return limits;
 }
 
 // The program of an oauth_token_command: a path is checked now, a bare name is looked up
@@ -442,7 +523,15 @@ std::vector<Endpoint> parse_upstream(ParseContext& context, const toml::table& t
                             "oauth_token_command",
                             "oauth_token_lifetime",
                             "tls_client_cert",
-                            "tls_client_key"});
+                            "tls_client_key",
+                            "max_connections",
+                            "max_message_rate",
+                            "max_message_burst",
+                            "max_messages_per_connection",
+                            "max_recipients_per_day",
+                            "max_message_size",
+                            "throttle_patterns",
+                            "quota_patterns"});
 
   // Explicit keys win over the preset: host, port/ports, tls, username.
   const ProviderChoice provider = read_provider(reader);
@@ -508,6 +597,7 @@ std::vector<Endpoint> parse_upstream(ParseContext& context, const toml::table& t
   common.credentials = read_credentials(
       reader, provider.preset != nullptr ? provider.preset->username : std::string_view());
   common.source_line = static_cast<int>(table.source().begin.line);
+  common.limits = read_limits(reader, provider.preset, common.limits_written);
 
   std::vector<Endpoint> endpoints;
   std::set<const toml::node*> warned;  // one warning per written `tls`, not one per port
@@ -553,8 +643,18 @@ std::vector<Endpoint> parse_upstream_chain(ParseContext& context, const toml::no
   std::vector<Endpoint> chain;
   // Metrics are labelled {upstream=name, port}: two endpoints with one label would be merged.
   std::map<std::string, int> line_by_label;
+  std::map<std::string, int> first_table_of_name;  // where an account's own keys belong
   for (const toml::node& element : *node->as_array()) {
     for (Endpoint& endpoint : parse_upstream(context, *element.as_table())) {
+      const auto [first, new_name] =
+          first_table_of_name.emplace(endpoint.name, endpoint.source_line);
+      if (!new_name && first->second != endpoint.source_line && endpoint.limits_written) {
+        throw context.error(element.source(),
+                            "upstream: limits of \"" + endpoint.name +
+                                "\" (max_connections, max_message_rate, ...) belong on its "
+                                "first [[upstream]] table, at line " +
+                                std::to_string(first->second));
+      }
       const auto [earlier, inserted] =
           line_by_label.emplace(endpoint.label(), endpoint.source_line);
       if (!inserted) {
@@ -585,6 +685,7 @@ std::vector<Upstream> group_upstreams(std::vector<Endpoint>& chain) {
       upstream.index = upstreams.size();
       upstream.name = endpoint.name;
       upstream.source_line = endpoint.source_line;
+      upstream.limits = endpoint.limits;  // the account's keys are on its first table
       upstreams.push_back(std::move(upstream));
     }
     endpoint.upstream = found->second;

@@ -108,6 +108,24 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
                     .Name("portrelay_failovers_total")
                     .Help("Times a message moved from a failed endpoint to the next one.")
                     .Register(registry);
+  throttled_ = &prometheus::BuildCounter()
+                    .Name("portrelay_upstream_throttled_total")
+                    .Help(
+                        "Times an upstream was paused: kind throttle (a throttling reply), "
+                        "quota (a quota reply) or refusals (max_consecutive_refusals in a row).")
+                    .Register(registry);
+  paused_ = &prometheus::BuildGauge()
+                 .Name("portrelay_upstream_paused")
+                 .Help("1 while the upstream is paused after a throttle, quota or refusals.")
+                 .Register(registry);
+  tokens_ = &prometheus::BuildGauge()
+                 .Name("portrelay_upstream_rate_tokens")
+                 .Help("Messages the upstream's max_message_rate bucket allows at once now.")
+                 .Register(registry);
+  connections_ = &prometheus::BuildGauge()
+                      .Name("portrelay_upstream_connections")
+                      .Help("Upstream connections open (probes and pooled ones included).")
+                      .Register(registry);
   messages_ = &prometheus::BuildCounter()
                    .Name("portrelay_messages_total")
                    .Help(
@@ -278,6 +296,10 @@ void Metrics::add_endpoints(const std::vector<config::Endpoint>& chain) {
         labels, Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
                                             5, 10, 30});
     entry.up = &up_->Add(labels);
+    for (const char* kind : {"throttle", "quota", "refusals"})
+      throttled_->Add({{"upstream", endpoint.name}, {"kind", kind}});
+    paused_->Add({{"upstream", endpoint.name}});
+    connections_->Add({{"upstream", endpoint.name}});
     entry.cancelled = &cancelled_->Add(labels);
     entry.pool_idle = &pool_idle_->Add(labels);
     entry.pool_reuses = &pool_reuses_->Add(labels);
@@ -355,6 +377,17 @@ void Metrics::pool_idle(const config::Endpoint& endpoint, std::size_t idle) {
 
 void Metrics::pool_reuse(const config::Endpoint& endpoint) {
   series(endpoint).pool_reuses->Increment();
+}
+
+void Metrics::upstream_throttled(const std::string& upstream, const char* kind) {
+  throttled_->Add({{"upstream", upstream}, {"kind", kind}}).Increment();
+}
+
+void Metrics::upstream_gate(const std::string& upstream, bool paused, std::optional<double> tokens,
+                            std::size_t connections) {
+  paused_->Add({{"upstream", upstream}}).Set(paused ? 1 : 0);
+  if (tokens) tokens_->Add({{"upstream", upstream}}).Set(*tokens);
+  connections_->Add({{"upstream", upstream}}).Set(static_cast<double>(connections));
 }
 
 void Metrics::failover(const config::Endpoint& from, const config::Endpoint& to) {

@@ -129,6 +129,8 @@ std::string verdict(const EndpointProbe& probe, config::Duration connect_timeout
       return "LOCAL ERROR (out of resources)";
     case FailureReason::CoolingDown:
       return "COOLING DOWN";
+    case FailureReason::Limited:
+      return "LIMITED";
   }
   return "ERROR";  // not a FailureReason: the switch above names every one (-Wswitch)
 }

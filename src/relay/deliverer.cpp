@@ -60,9 +60,14 @@ void Deliverer::release_upstream() {
 std::optional<ReadyEndpoint> Deliverer::held_connection() const {
   if (!upstream_) return std::nullopt;
   const auto& capabilities = upstream_->capabilities();
-  return ReadyEndpoint{upstream_->endpoint().index, upstream_->endpoint().label(),
-                       capabilities.eight_bit_mime, capabilities.size,
-                       upstream_->reused(),         capabilities.size_limit};
+  const std::size_t index = upstream_->endpoint().index;
+  return ReadyEndpoint{index,
+                       upstream_->endpoint().label(),
+                       capabilities.eight_bit_mime,
+                       capabilities.size,
+                       upstream_->reused(),
+                       capabilities.size_limit,
+                       selector_->limits_of(index)};
 }
 
 std::string Deliverer::held_label() const {
@@ -175,6 +180,18 @@ void Deliverer::run(std::vector<Action> actions) {
       case Action::Kind::Failover:
         metrics_.failover(endpoint(action.from), endpoint(action.endpoint));
         break;
+      case Action::Kind::Throttled:
+        log::warn("upstream_throttled", {{"session", log_id_},
+                                         {"message", message_id_},
+                                         {"endpoint", action.label},
+                                         {"stage", action.stage},
+                                         {"kind", relay::to_string(action.pause)},
+                                         {"reply", action.reply.summary()}});
+        selector_->record_throttle(action.endpoint, action.pause, action.reply);
+        break;
+      case Action::Kind::Delivered:
+        selector_->record_delivered(action.endpoint);
+        break;
       case Action::Kind::Reply: {
         // Last action of the batch (Transaction's contract): the answer's receiver may
         // act on it at once, even reset() us.
@@ -200,11 +217,15 @@ void Deliverer::report_failure(const Action& failed) {
                                             {"stage", failed.stage},
                                             {"detail", failed.failure.detail}});
   if (failed.health) selector_->record_transaction_failure(failed.endpoint, failed.failure);
+  if (failed.refusal) selector_->record_refusal(failed.endpoint);
 }
 
 DeliveryReport Deliverer::ended_report(Action&& reply) const {
   DeliveryReport report;
   report.outcome = outcome_of(*reply.outcome);
+  // The message waits for the upstream's gate, not for a retry backoff of its own.
+  if (report.outcome == DeliveryOutcome::Deferred && transaction_->throttled())
+    report.outcome = DeliveryOutcome::Throttled;
   report.reply = std::move(reply.reply);
   report.endpoint = std::move(reply.label);
   report.route = route_ != nullptr ? route_->name : std::string(config::kDefaultRouteName);

@@ -5,16 +5,23 @@
 
 namespace portrelay::relay {
 
-EndpointSizes::EndpointSizes(std::vector<EndpointIdentity> chain) : chain_(std::move(chain)) {}
+EndpointSizes::EndpointSizes(std::vector<EndpointIdentity> chain)
+    : chain_(std::move(chain)), configured_(chain_.size(), 0) {}
+
+void EndpointSizes::configured(std::size_t index, std::uint64_t limit) {
+  configured_.at(index) = limit;
+}
 
 void EndpointSizes::learned(std::size_t index, std::uint64_t limit) {
   limits_[chain_.at(index)] = limit;
 }
 
 std::optional<std::uint64_t> EndpointSizes::limit(std::size_t index) const {
+  const std::uint64_t configured = configured_.at(index);
   auto found = limits_.find(chain_.at(index));
-  if (found == limits_.end()) return std::nullopt;
-  return found->second;
+  if (found == limits_.end()) return configured != 0 ? std::optional(configured) : std::nullopt;
+  if (configured == 0 || found->second == 0) return std::max(configured, found->second);
+  return std::min(configured, found->second);
 }
 
 bool EndpointSizes::too_small(std::size_t index, std::uint64_t size) const {

@@ -1,6 +1,7 @@
 #include "portrelay/relay/racing_selector.hpp"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "portrelay/base/log.hpp"
@@ -30,27 +31,84 @@ RacingOptions RacingOptions::from(const config::RelayConfig& relay) {
   options.recovery_probe_min = relay.recovery_probe_min;
   options.recovery_probe_max = relay.recovery_probe_max;
   options.refresh_interval = relay.probe_interval;
+  options.limit_wait = relay.max_limit_wait;
+  options.gate_defaults.throttle_backoff =
+      std::chrono::duration_cast<GateLimits::Duration>(relay.throttle_backoff);
+  options.gate_defaults.throttle_backoff_max =
+      std::chrono::duration_cast<GateLimits::Duration>(relay.throttle_backoff_max);
+  options.gate_defaults.quota_backoff =
+      std::chrono::duration_cast<GateLimits::Duration>(relay.quota_backoff);
+  options.gate_defaults.max_consecutive_refusals = relay.max_consecutive_refusals;
   return options;
 }
+
+RacingOptions RacingOptions::from(const config::Config& config) {
+  RacingOptions options = from(config.relay);
+  options.upstreams = config.upstreams;
+  return options;
+}
+
+// One gate per upstream, shared with the leases of its connections: a connection may be
+// destroyed after the selector (a session still holding it), and gives its slot back here.
+struct RacingSelector::Gates {
+  std::vector<UpstreamGate> gates;
+  std::vector<config::UpstreamLimits> limits;
+  std::vector<std::string> names;
+  std::function<void(std::size_t upstream)> on_closed;  // the selector's, while it lives
+};
+
+namespace {
+// A slot of an upstream's max_connections, held by one connection until it is destroyed.
+struct ConnectionLease {
+  std::shared_ptr<void> gates;  // keeps the table alive
+  UpstreamGate* gate;
+  std::function<void(std::size_t)>* on_closed;
+  std::size_t upstream;
+  ~ConnectionLease() {
+    gate->connection_closed();
+    if (*on_closed) (*on_closed)(upstream);
+  }
+};
+}  // namespace
 
 // The glue around a RacePlan: carries out its actions with connections (pooled ones
 // revalidated first), one timer, metrics and the health table.
 class RacingSelector::Race : public SelectionAttempt {
+  using TimePoint = Clock::time_point;
+
  public:
   Race(RacingSelector& selector, const config::Route& route, const std::set<std::size_t>& exclude,
        Callback callback)
       : selector_(selector),
         callback_(std::move(callback)),
-        plan_(candidates(selector, route, exclude), selector.options_.stagger,
-              selector.options_.max_parallel, abandon_after(selector, route, exclude)),
+        route_(route),
+        exclude_(exclude),
+        deadline_(Clock::now() + selector.options_.limit_wait),
         timer_(selector.loop_.uv()) {
+    // The message's token is taken now, not when the race starts on the next turn, so a
+    // caller that starts several at once (the spool's pump) sees what is left.
+    const bool ready = admit(Clock::now());
     // select() never calls back from inside itself: the race starts on the next turn.
-    timer_.start(std::chrono::milliseconds(0), [this]() { run(plan_.start(Clock::now())); });
+    timer_.start(std::chrono::milliseconds(0), [this, ready]() {
+      if (ready)
+        begin();
+      else
+        wait_for_limits();
+    });
   }
 
   ~Race() override {
     for (auto& attempt : running_)
       selector_.metrics_.connect_cancelled(attempt.connection->endpoint());
+    stop_waiting();
+    give_back();
+  }
+
+  // An upstream's limits may allow more (a connection closed): look again.
+  void limits_changed() {
+    if (plan_ || !callback_) return;
+    timer_.stop();
+    wait_for_limits();
   }
 
  private:
@@ -60,13 +118,103 @@ class RacingSelector::Race : public SelectionAttempt {
     bool reused;  // taken from the pool
   };
 
-  static std::vector<std::size_t> candidates(const RacingSelector& selector,
-                                             const config::Route& route,
-                                             const std::set<std::size_t>& exclude) {
-    std::vector<std::size_t> out;
-    for (std::size_t index : selector.health_.preference_order(Clock::now(), route.endpoints))
-      if (!exclude.count(index)) out.push_back(index);
-    return out;
+  // The candidates whose upstream may take a message now. Those held back by their limits
+  // are left out (and `limited_`, with the earliest time one may, is set); when none is
+  // left, nothing is taken. Otherwise the message's token is taken from the first one's
+  // upstream, and a connection slot reserved there unless an idle connection waits.
+  bool admit(TimePoint now) {
+    candidates_.clear();
+    limited_.clear();
+    wake_at_ = UpstreamGate::kWhenConnectionFrees;
+    std::map<std::size_t, std::optional<TimePoint>> waits;  // by upstream
+    for (std::size_t index : selector_.health_.preference_order(now, route_.endpoints)) {
+      if (exclude_.count(index)) continue;
+      const std::size_t upstream = selector_.upstream_of(index);
+      auto found = waits.find(upstream);
+      if (found == waits.end())
+        found =
+            waits.emplace(upstream, selector_.gate(index).message_wait(now, idle(upstream))).first;
+      if (found->second) {
+        limited_.push_back(index);
+        wake_at_ = std::min(wake_at_, *found->second);
+        continue;
+      }
+      candidates_.push_back(index);
+    }
+    if (candidates_.empty()) return false;
+    reserved_upstream_ = selector_.upstream_of(candidates_.front());
+    UpstreamGate& gate = selector_.gate(candidates_.front());
+    gate.start_message(now);
+    if (!idle(*reserved_upstream_) &&
+        selector_.gates_->limits[*reserved_upstream_].max_connections > 0) {
+      gate.connection_opened();  // held for this race's first connect there
+      slot_reserved_ = true;
+    }
+    selector_.publish_gate(*reserved_upstream_);
+    return true;
+  }
+
+  // An idle pooled connection of the upstream on an endpoint this race may use.
+  bool idle(std::size_t upstream) const {
+    for (std::size_t index = 0; index < selector_.endpoints_.size(); ++index)
+      if (!exclude_.count(index) && selector_.upstream_of(index) == upstream &&
+          selector_.pool_.idle(index) > 0)
+        return true;
+    return false;
+  }
+
+  // Nothing may start now: wait for the earliest time a limit allows (or a connection
+  // closes), up to the deadline; then give up with Limited.
+  void wait_for_limits() {
+    const TimePoint now = Clock::now();
+    if (admit(now)) {
+      stop_waiting();
+      return begin();
+    }
+    if (limited_.empty()) return begin();  // nothing left at all: the plan says Lost
+    // Past the deadline, or no limit allows a message before it (a pause of a minute when
+    // the client may wait 5 s): give up now rather than make the client wait for nothing.
+    const bool hopeless = wake_at_ != UpstreamGate::kWhenConnectionFrees && wake_at_ > deadline_;
+    if (now >= deadline_ || hopeless) {
+      stop_waiting();
+      for (std::size_t index : limited_)
+        selection_.failures.push_back(
+            {index, {FailureReason::Limited, "held back by the upstream's limits"}});
+      log::info("race_limited", {{"skipped", std::to_string(limited_.size())}});
+      return finish(std::nullopt);
+    }
+    if (std::find(selector_.waiting_.begin(), selector_.waiting_.end(), this) ==
+        selector_.waiting_.end())
+      selector_.waiting_.push_back(this);
+    const TimePoint until = std::min(wake_at_, deadline_);
+    timer_.start(std::chrono::ceil<std::chrono::milliseconds>(until - now),
+                 [this]() { wait_for_limits(); });
+  }
+
+  void stop_waiting() {
+    auto& waiting = selector_.waiting_;
+    waiting.erase(std::remove(waiting.begin(), waiting.end(), this), waiting.end());
+  }
+
+  void begin() {
+    plan_.emplace(candidates_, selector_.options_.stagger, selector_.options_.max_parallel,
+                  abandon_after(selector_, route_, exclude_));
+    run(plan_->start(Clock::now()));
+  }
+
+  // What the race took and did not use goes back: the token when no message went to that
+  // upstream, the reserved slot when no connection took it.
+  void give_back() {
+    if (!reserved_upstream_) return;
+    UpstreamGate& gate = selector_.gates_->gates[*reserved_upstream_];
+    if (slot_reserved_) {
+      gate.connection_closed();
+      slot_reserved_ = false;
+      selector_.capacity_changed();
+    }
+    gate.refund_message(Clock::now());
+    selector_.publish_gate(*reserved_upstream_);
+    reserved_upstream_.reset();
   }
 
   // Every endpoint left is cooling down (or being probed): one that has recovered and
@@ -105,11 +253,24 @@ class RacingSelector::Race : public SelectionAttempt {
           break;
         case Kind::WakeAt:
           timer_.start(std::chrono::ceil<std::chrono::milliseconds>(action.at - Clock::now()),
-                       [this]() { run(plan_.stagger_elapsed(Clock::now())); });
+                       [this]() { run(plan_->stagger_elapsed(Clock::now())); });
           break;
         case Kind::Won:
           return finish(action.endpoint);
         case Kind::Lost:
+          // Every attempt was held back by its upstream's connection cap (another race
+          // took the slot first): wait for the limits again rather than fail.
+          // Not at once (that could go round without end): when a connection closes
+          // (limits_changed) or at the deadline.
+          if (held_back_ > 0 && selection_.failures.empty() && Clock::now() < deadline_) {
+            held_back_ = 0;
+            plan_.reset();
+            give_back();
+            selector_.waiting_.push_back(this);
+            timer_.start(std::chrono::ceil<std::chrono::milliseconds>(deadline_ - Clock::now()),
+                         [this]() { wait_for_limits(); });
+            return;
+          }
           return finish(std::nullopt);
         case Kind::Abandoned:
           return abandoned();
@@ -122,7 +283,23 @@ class RacingSelector::Race : public SelectionAttempt {
   void launch(std::size_t index) {
     auto pooled = selector_.pool_.take(index);
     bool reused = pooled != nullptr;
-    auto connection = reused ? std::move(pooled) : selector_.new_connection(index);
+    std::unique_ptr<UpstreamConnection> connection;
+    if (reused) {
+      connection = std::move(pooled);
+    } else {
+      const std::size_t upstream = selector_.upstream_of(index);
+      const bool use_reserved = slot_reserved_ && reserved_upstream_ == upstream;
+      if (!use_reserved && !selector_.gate(index).may_connect()) {
+        // The upstream's connections are all in use: not a failure of the endpoint.
+        ++held_back_;
+        return run(plan_->failed(index, false, Clock::now()));
+      }
+      if (use_reserved) {
+        slot_reserved_ = false;
+        selector_.gate(index).connection_closed();  // the lease below takes it again
+      }
+      connection = selector_.new_connection(index);
+    }
     UpstreamConnection* raw = connection.get();
     running_.push_back({index, std::move(connection), reused});
     auto on_done = [this, index](std::optional<AttemptFailure> failure) {
@@ -139,7 +316,7 @@ class RacingSelector::Race : public SelectionAttempt {
   void on_result(std::size_t index, const std::optional<AttemptFailure>& failure) {
     auto it = find(index);
     if (it == running_.end()) return;
-    if (!failure) return run(plan_.ready(index, Clock::now()));
+    if (!failure) return run(plan_->ready(index, Clock::now()));
     bool reused = it->reused;
     selector_.loop_.defer_delete(std::move(it->connection));  // inside its own callback
     running_.erase(it);
@@ -150,7 +327,7 @@ class RacingSelector::Race : public SelectionAttempt {
       selector_.record_failure(index, *failure);
       selection_.failures.push_back({index, *failure});
     }
-    run(plan_.failed(index, reused, Clock::now()));
+    run(plan_->failed(index, reused, Clock::now()));
   }
 
   void cancel(std::size_t index, bool suspect) {
@@ -179,7 +356,7 @@ class RacingSelector::Race : public SelectionAttempt {
     std::set<std::size_t> failed;
     for (const auto& failure : selection_.failures) failed.insert(failure.endpoint_index);
     std::size_t skipped = 0;
-    for (std::size_t index : plan_.candidates()) {
+    for (std::size_t index : plan_->candidates()) {
       if (failed.count(index)) continue;
       selection_.failures.push_back(
           {index, {FailureReason::CoolingDown, "cooling down after recent failures"}});
@@ -198,12 +375,28 @@ class RacingSelector::Race : public SelectionAttempt {
         selector_.metrics_.pool_reuse(it->connection->endpoint());
       else
         selector_.record_ready(*it->connection);
+      // The message's token: taken from the upstream it goes to.
+      const std::size_t upstream = selector_.upstream_of(*winner);
+      if (reserved_upstream_ == upstream) {
+        if (slot_reserved_) {
+          selector_.gates_->gates[upstream].connection_closed();
+          slot_reserved_ = false;
+          selector_.capacity_changed();
+        }
+        reserved_upstream_.reset();
+      } else {
+        give_back();
+        selector_.gate(*winner).start_message(Clock::now());
+      }
+      selector_.publish_gate(upstream);
+      it->connection->count_message();
       selection_.connection = std::move(it->connection);
       running_.erase(it);
-      const auto& candidates = plan_.candidates();
+      const auto& candidates = plan_->candidates();
       if (*winner != candidates.front())
         selector_.metrics_.failover(endpoint(candidates.front()), endpoint(*winner));
     }
+    give_back();
     auto callback = std::move(callback_);
     callback_ = nullptr;
     if (callback) callback(std::move(selection_));  // the owner defers our deletion
@@ -211,7 +404,16 @@ class RacingSelector::Race : public SelectionAttempt {
 
   RacingSelector& selector_;
   Callback callback_;
-  RacePlan plan_;
+  const config::Route& route_;  // owned by the selector's configuration, outlives the race
+  std::set<std::size_t> exclude_;
+  TimePoint deadline_;  // of waiting for the upstreams' limits
+  std::vector<std::size_t> candidates_;
+  std::vector<std::size_t> limited_;
+  TimePoint wake_at_{};
+  std::optional<std::size_t> reserved_upstream_;  // its token is this race's
+  bool slot_reserved_ = false;                    // and a connection slot there
+  std::size_t held_back_ = 0;                     // launches refused by a connection cap
+  std::optional<RacePlan> plan_;
   net::Timer timer_;
   std::vector<Running> running_;
   Selection selection_;
@@ -240,7 +442,43 @@ RacingSelector::RacingSelector(net::Loop& loop, std::vector<EndpointRuntimePtr> 
       sizes_(identities(endpoints_)),
       pool_(loop, endpoints_, options.pool_max_per_endpoint, options.pool_idle_timeout, metrics),
       probe_timer_(loop.uv()),
-      endpoint_up_timer_(loop.uv()) {
+      endpoint_up_timer_(loop.uv()),
+      gates_(std::make_shared<Gates>()),
+      capacity_timer_(loop.uv()),
+      pause_timer_(loop.uv()) {
+  // One gate per upstream. Without the configuration's list (tests), endpoints sharing a
+  // name are one upstream, as the configuration groups them.
+  std::map<std::string, std::size_t> by_name;
+  for (const auto& runtime : endpoints_) {
+    const config::Endpoint& endpoint = runtime->endpoint;
+    std::size_t upstream = endpoint.upstream;
+    if (options_.upstreams.empty())
+      upstream = by_name.emplace(endpoint.name, by_name.size()).first->second;
+    endpoint_upstream_.push_back(upstream);
+    if (gates_->names.size() <= upstream) {
+      gates_->names.resize(upstream + 1);
+      gates_->limits.resize(upstream + 1);
+    }
+    gates_->names[upstream] = endpoint.name;
+  }
+  for (const config::Upstream& upstream : options_.upstreams)
+    if (upstream.index < gates_->limits.size()) gates_->limits[upstream.index] = upstream.limits;
+  for (std::size_t index = 0; index < endpoints_.size(); ++index)
+    sizes_.configured(index, gates_->limits[endpoint_upstream_[index]].max_message_size);
+  const auto now = Clock::now();
+  for (const config::UpstreamLimits& limits : gates_->limits) {
+    GateLimits gate = options_.gate_defaults;
+    gate.max_connections = limits.max_connections;
+    gate.max_message_rate = limits.max_message_rate;
+    gate.max_message_burst = limits.max_message_burst;
+    gates_->gates.emplace_back(gate, now);
+  }
+  gates_->on_closed = [this](std::size_t upstream) {
+    publish_gate(upstream);
+    capacity_changed();
+  };
+  for (std::size_t upstream = 0; upstream < gates_->gates.size(); ++upstream)
+    publish_gate(upstream);
   health_.set_refresh_interval(
       std::chrono::duration_cast<HealthTable::Duration>(options_.refresh_interval));
   // With refresh on, the first look is on the next loop turn: the start-up probe (and,
@@ -250,7 +488,133 @@ RacingSelector::RacingSelector(net::Loop& loop, std::vector<EndpointRuntimePtr> 
                      [this]() { probe_due_endpoints(); });
 }
 
-RacingSelector::~RacingSelector() = default;
+RacingSelector::~RacingSelector() {
+  // Connections handed out may outlive us; their leases must not call back.
+  gates_->on_closed = nullptr;
+}
+
+std::size_t RacingSelector::upstream_of(std::size_t index) const {
+  return endpoint_upstream_.at(index);
+}
+
+UpstreamGate& RacingSelector::gate(std::size_t index) { return gates_->gates[upstream_of(index)]; }
+
+const UpstreamGate& RacingSelector::gate_of(std::size_t index) const {
+  return gates_->gates[upstream_of(index)];
+}
+
+const config::UpstreamLimits* RacingSelector::limits_of(std::size_t index) const {
+  return &gates_->limits[upstream_of(index)];
+}
+
+bool RacingSelector::idle_connection(std::size_t upstream) const {
+  for (std::size_t index = 0; index < endpoints_.size(); ++index)
+    if (endpoint_upstream_[index] == upstream && pool_.idle(index) > 0) return true;
+  return false;
+}
+
+bool RacingSelector::lease_connection(UpstreamConnection& connection) {
+  const std::size_t upstream = upstream_of(connection.endpoint().index);
+  UpstreamGate& gate = gates_->gates[upstream];
+  if (!gate.may_connect()) return false;
+  gate.connection_opened();
+  connection.hold(
+      std::shared_ptr<void>(new ConnectionLease{gates_, &gate, &gates_->on_closed, upstream},
+                            [](void* lease) { delete static_cast<ConnectionLease*>(lease); }));
+  publish_gate(upstream);
+  return true;
+}
+
+void RacingSelector::publish_gate(std::size_t upstream) {
+  const UpstreamGate& gate = gates_->gates[upstream];
+  const auto now = Clock::now();
+  std::optional<double> tokens;
+  if (gate.limits().max_message_rate > 0) tokens = gate.tokens(now);
+  metrics_.upstream_gate(gates_->names[upstream], gate.paused(now), tokens, gate.connections());
+}
+
+// On a later turn: this runs inside destructors and connection callbacks.
+void RacingSelector::capacity_changed() {
+  if (retired_) return;
+  capacity_timer_.start(std::chrono::milliseconds(0), [this]() {
+    auto waiting = waiting_;
+    for (Race* race : waiting)
+      if (std::find(waiting_.begin(), waiting_.end(), race) != waiting_.end())
+        race->limits_changed();
+    auto callback = on_capacity_;
+    if (callback) callback();
+  });
+}
+
+void RacingSelector::set_on_capacity(std::function<void()> callback) {
+  on_capacity_ = std::move(callback);
+}
+
+std::optional<UpstreamGate::TimePoint> RacingSelector::message_wait() const {
+  const auto now = Clock::now();
+  std::optional<UpstreamGate::TimePoint> earliest;
+  for (std::size_t upstream = 0; upstream < gates_->gates.size(); ++upstream) {
+    auto wait = gates_->gates[upstream].message_wait(now, idle_connection(upstream));
+    if (!wait) return std::nullopt;
+    if (!earliest || *wait < *earliest) earliest = wait;
+  }
+  return earliest;
+}
+
+void RacingSelector::record_throttle(std::size_t index, PauseKind kind, const smtp::Reply& reply) {
+  const auto now = Clock::now();
+  const std::size_t upstream = upstream_of(index);
+  UpstreamGate& gate = gates_->gates[upstream];
+  const auto before = gate.paused_until();
+  gate.throttled(now, kind);
+  if (gate.paused_until() == before) return;  // a message in flight, answered by this pause
+  metrics_.upstream_throttled(gates_->names[upstream], to_string(kind));
+  const auto pause =
+      std::chrono::duration_cast<std::chrono::milliseconds>(gate.paused_until() - now);
+  log::warn("upstream_paused", {{"upstream", gates_->names[upstream]},
+                                {"kind", to_string(kind)},
+                                {"pause_ms", std::to_string(pause.count())},
+                                {"reply", reply.summary()}});
+  publish_gate(upstream);
+  arm_pause_timer();
+}
+
+// At the end of the earliest pause: the gauges, and whoever waits without a time of its own
+// (the spool's own timer already knows the time; a waiting race too).
+void RacingSelector::arm_pause_timer() {
+  const auto now = Clock::now();
+  std::optional<Clock::time_point> next;
+  for (const UpstreamGate& gate : gates_->gates)
+    if (gate.paused(now) && (!next || gate.paused_until() < *next)) next = gate.paused_until();
+  if (!next) return pause_timer_.stop();
+  pause_timer_.start(
+      std::chrono::ceil<std::chrono::milliseconds>(*next - now) + std::chrono::milliseconds(1),
+      [this]() {
+        for (std::size_t upstream = 0; upstream < gates_->gates.size(); ++upstream)
+          publish_gate(upstream);
+        capacity_changed();
+        arm_pause_timer();
+      });
+}
+
+void RacingSelector::record_refusal(std::size_t index) {
+  const auto now = Clock::now();
+  const std::size_t upstream = upstream_of(index);
+  UpstreamGate& gate = gates_->gates[upstream];
+  if (!gate.refused(now)) return;
+  metrics_.upstream_throttled(gates_->names[upstream], to_string(PauseKind::Refusals));
+  const auto pause =
+      std::chrono::duration_cast<std::chrono::milliseconds>(gate.paused_until() - now);
+  log::warn("upstream_paused",
+            {{"upstream", gates_->names[upstream]},
+             {"kind", to_string(PauseKind::Refusals)},
+             {"pause_ms", std::to_string(pause.count())},
+             {"refusals", std::to_string(gate.limits().max_consecutive_refusals)}});
+  publish_gate(upstream);
+  arm_pause_timer();
+}
+
+void RacingSelector::record_delivered(std::size_t index) { gate(index).delivered(); }
 
 std::unique_ptr<SelectionAttempt> RacingSelector::select(const config::Route& route,
                                                          const std::set<std::size_t>& exclude,
@@ -282,7 +646,18 @@ void RacingSelector::set_on_endpoint_up(std::function<void(std::size_t index)> c
 
 void RacingSelector::release(std::unique_ptr<UpstreamConnection> connection) {
   if (!connection) return;
-  if (!retired_) return pool_.give(std::move(connection));
+  const std::size_t per_connection =
+      gates_->limits[upstream_of(connection->endpoint().index)].max_messages_per_connection;
+  const bool spent = per_connection > 0 && connection->messages() >= per_connection;
+  if (!retired_ && !spent) {
+    pool_.give(std::move(connection));
+    // An idle connection is room for a message that waits for a capped upstream.
+    if (!waiting_.empty() || on_capacity_) capacity_changed();
+    return;
+  }
+  if (spent)
+    log::info("connection_spent", {{"endpoint", connection->endpoint().label()},
+                                   {"messages", std::to_string(connection->messages())}});
   // A retired selector keeps nothing: its endpoints may be gone from the configuration.
   connection->quit();
   loop_.defer_delete(std::move(connection));
@@ -303,7 +678,10 @@ void RacingSelector::inherit_health(const RacingSelector& previous) {
 
 std::unique_ptr<UpstreamConnection> RacingSelector::new_connection(std::size_t index) {
   metrics_.connect_attempt(endpoints_[index]->endpoint);
-  return std::make_unique<UpstreamConnection>(loop_, endpoints_[index], timeouts_, helo_name_);
+  auto connection =
+      std::make_unique<UpstreamConnection>(loop_, endpoints_[index], timeouts_, helo_name_);
+  lease_connection(*connection);  // the caller checked may_connect()
+  return connection;
 }
 
 void RacingSelector::record_ready(const UpstreamConnection& connection, bool probe) {
@@ -388,6 +766,8 @@ void RacingSelector::probe_due_endpoints() {
 
 // A probe is a connect (TCP, TLS, greeting, EHLO, AUTH) like a message's, counted apart.
 void RacingSelector::start_probe(std::size_t index, ProbeKind kind) {
+  // A probe is a connection like any other: it needs a free slot of max_connections.
+  if (!gate(index).may_connect()) return;
   if (kind == ProbeKind::FailBack)
     health_.set_probing(index, true);
   else
@@ -396,6 +776,7 @@ void RacingSelector::start_probe(std::size_t index, ProbeKind kind) {
       Probe{index, kind,
             std::make_unique<UpstreamConnection>(loop_, endpoints_[index], timeouts_, helo_name_)});
   UpstreamConnection* connection = probe->connection.get();
+  lease_connection(*connection);
   probes_.push_back(std::move(probe));
   log::info("probe_started", {{"endpoint", connection->endpoint().label()},
                               {"kind", kind == ProbeKind::FailBack ? "fail_back" : "refresh"}});
@@ -435,6 +816,8 @@ void RacingSelector::probe_finished(UpstreamConnection* connection,
 
 void RacingSelector::retire() {
   retired_ = true;
+  capacity_timer_.stop();
+  pause_timer_.stop();
   probe_timer_.stop();
   endpoint_up_timer_.stop();
   endpoints_up_.clear();

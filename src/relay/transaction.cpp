@@ -35,12 +35,48 @@ const char* to_string(Verdict verdict) {
       return "transient";
     case Verdict::NextEndpoint:
       return "next endpoint";
+    case Verdict::Throttled:
+      return "throttled";
   }
   return "unknown";
 }
 
-Verdict classify(Stage stage, const UpstreamResponse& response) {
+namespace {
+bool contains_any(const std::string& text, const std::vector<std::string>& patterns) {
+  for (const std::string& pattern : patterns)
+    if (text.find(pattern) != std::string::npos) return true;
+  return false;
+}
+}  // namespace
+
+std::optional<PauseKind> throttle_kind(const smtp::Reply& reply,
+                                       const config::UpstreamLimits& rules) {
+  if (!reply.transient() && !reply.permanent()) return std::nullopt;
+  const std::string text = ascii::lower(reply.message());
+  if (contains_any(text, rules.quota_patterns)) return PauseKind::Quota;
+  if ((reply.enhanced == "5.4.5" || reply.enhanced == "4.4.5") &&
+      (text.find("daily") != std::string::npos || text.find("limit") != std::string::npos))
+    return PauseKind::Quota;
+  if (!reply.transient()) return std::nullopt;
+  if (contains_any(text, rules.throttle_patterns)) return PauseKind::Throttle;
+  const bool throttle_code = reply.code == 432 || reply.code == 451 || reply.code == 454;
+  const bool throttle_status =
+      reply.enhanced == "4.7.0" || reply.enhanced == "4.3.2" || reply.enhanced == "4.7.28";
+  if (throttle_code && throttle_status) return PauseKind::Throttle;
+  return std::nullopt;
+}
+
+Verdict classify(Stage stage, const UpstreamResponse& response,
+                 const config::UpstreamLimits* rules) {
   const smtp::Reply* reply = reply_of(response);
+  if (reply && rules) {
+    const auto kind = throttle_kind(*reply, *rules);
+    if (kind && (stage == Stage::Mail || stage == Stage::Data || stage == Stage::EndOfData))
+      return Verdict::Throttled;
+    // At RCPT only a quota reply (Gmail answers its daily limit there): "452 too many
+    // recipients" is about this message, not the account.
+    if (kind == PauseKind::Quota && stage == Stage::Rcpt) return Verdict::Throttled;
+  }
   if (!reply || reply->code == 421) return Verdict::NextEndpoint;
   switch (stage) {
     case Stage::Greeting:
@@ -104,6 +140,10 @@ std::string to_string(const Action& action) {
              (action.health ? " health" : "");
     case Action::Kind::Failover:
       return "failover " + std::to_string(action.from) + "->" + std::to_string(action.endpoint);
+    case Action::Kind::Throttled:
+      return "throttled " + action.label + " (" + relay::to_string(action.pause) + ")";
+    case Action::Kind::Delivered:
+      return "delivered " + action.label;
     case Action::Kind::Reply: {
       std::string text = "reply " + action.reply.summary();
       if (action.outcome)
@@ -172,6 +212,10 @@ smtp::Reply Transaction::unreachable_reply() const {
                             "No upstream endpoint accepts 8-bit content (8BITMIME), and portrelay "
                             "does not convert messages");
   if (last_upstream_refusal_) return client_reply(*last_upstream_refusal_, "4.4.1");
+  if (skipped_limited_ > 0 && skipped_limited_ == failure_notes_.size())
+    return smtp::make_reply(451, "4.7.0",
+                            "Every upstream is at its sending limit or paused by its provider, "
+                            "try again later");
   const bool all_cooling =
       skipped_cooling_down_ > 0 && skipped_cooling_down_ == failure_notes_.size();
   std::string text = all_cooling ? "Every upstream endpoint is cooling down after recent "
@@ -286,6 +330,10 @@ std::vector<Action> Transaction::selected(const SelectionReport& report) {
   for (const auto& failure : report.failures) {
     tried_.insert(failure.index);
     if (failure.failure.reason == FailureReason::CoolingDown) ++skipped_cooling_down_;
+    if (failure.failure.reason == FailureReason::Limited) {
+      ++skipped_limited_;
+      throttled_ = true;  // held back by limits: the message waits for them, not a backoff
+    }
     failure_notes_.push_back(failure.label + " " + portrelay::to_string(failure.failure.reason));
   }
   // The move from the endpoint that failed mid-transaction to the first one tried next;
@@ -337,6 +385,7 @@ void Transaction::endpoint_failed(std::vector<Action>& actions, const UpstreamRe
   } else {
     const smtp::Reply& reply = std::get<smtp::Reply>(response);
     failed.failure.detail = reply.summary();
+    failed.refusal = reply.transient() && reply.code != 421;
     failure_notes_.push_back(endpoint.label + " (" + reply.summary() + ")");
     // Only a 4xx may become the client's answer when no endpoint is left: a 2xx/3xx seen
     // out of place (250 to DATA) would tell the client the message was taken.
@@ -344,6 +393,35 @@ void Transaction::endpoint_failed(std::vector<Action>& actions, const UpstreamRe
   }
   actions.push_back({.kind = Action::Kind::Discard});
   actions.push_back(std::move(failed));
+  connection_.reset();
+  mail_on_connection_ = false;
+  recipients_on_connection_ = 0;
+}
+
+// The upstream asked us to slow down (or is out of quota): the selector pauses all of it,
+// so the next selection goes to another upstream, never to the same account's other port.
+// The connection is closed rather than pooled, and the endpoint is not blamed (no health).
+void Transaction::throttled(std::vector<Action>& actions, const smtp::Reply& reply, Stage stage) {
+  const ReadyEndpoint& endpoint = *connection_;
+  const PauseKind kind = throttle_kind(reply, *endpoint.rules).value_or(PauseKind::Throttle);
+  throttled_ = true;
+  tried_.insert(endpoint.index);
+  failed_from_ = endpoint.index;
+  failure_notes_.push_back(endpoint.label + " (" + reply.summary() + ")");
+  // Never a 5xx to the client or a bounce for it: a quota refusal is temporary for us.
+  last_upstream_refusal_ =
+      reply.transient()
+          ? reply
+          : smtp::make_reply(451, "4.7.0",
+                             "Upstream " + endpoint.label + " is out of quota: " + reply.message());
+  Action action{.kind = Action::Kind::Throttled};
+  action.endpoint = endpoint.index;
+  action.label = endpoint.label;
+  action.stage = to_string(stage);
+  action.pause = kind;
+  action.reply = reply;
+  actions.push_back({.kind = Action::Kind::Discard});
+  actions.push_back(std::move(action));
   connection_.reset();
   mail_on_connection_ = false;
   recipients_on_connection_ = 0;
@@ -378,7 +456,12 @@ std::vector<Action> Transaction::response(const UpstreamResponse& response) {
   if (!in_flight_ || !connection_) return actions;  // nothing was asked: ignore
   in_flight_ = false;
   const Stage stage = awaiting_;
-  const Verdict verdict = classify(stage, response);
+  const Verdict verdict = classify(stage, response, connection_->rules);
+  if (verdict == Verdict::Throttled) {
+    throttled(actions, std::get<smtp::Reply>(response), stage);
+    advance(actions);
+    return actions;
+  }
   if (replaying()) {
     if (verdict != Verdict::Accept) {
       endpoint_failed(actions, response, std::string(to_string(stage)) + " (replay)");
@@ -423,6 +506,10 @@ std::vector<Action> Transaction::response(const UpstreamResponse& response) {
         smtp::Reply accepted = client_reply(reply, "2.0.0");
         accepted.lines = {accepted.enhanced + " Ok: relayed via " + connection_->label + ": " +
                           reply.message()};
+        Action delivered{.kind = Action::Kind::Delivered};
+        delivered.endpoint = connection_->index;
+        delivered.label = connection_->label;
+        actions.push_back(std::move(delivered));
         finish(actions, std::move(accepted), Outcome::Relayed);
       } else {
         finish(actions, client_reply(reply, "5.0.0"), Outcome::Failed);

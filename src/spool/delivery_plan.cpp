@@ -28,6 +28,7 @@ AttemptResult attempt_result(const relay::DeliveryReport& report,
   }
   if (report.outcome != relay::DeliveryOutcome::Delivered) result.error = report.reply.summary();
   result.no_endpoint = relay::retryable(report.outcome) && report.endpoint.empty();
+  result.throttled = report.outcome == relay::DeliveryOutcome::Throttled;
   return result;
 }
 
@@ -36,7 +37,7 @@ Settlement settle(const DeliveryState& before, const AttemptResult& attempt, std
   Settlement result;
   result.state = before;
   DeliveryState& state = result.state;
-  ++state.attempts;
+  if (!attempt.throttled) ++state.attempts;
   result.remote_mta.resize(state.recipients.size());
   bool pending = false;
   for (std::size_t i = 0; i < state.recipients.size(); ++i) {
@@ -71,8 +72,13 @@ Settlement settle(const DeliveryState& before, const AttemptResult& attempt, std
     pending = false;
   }
   result.finished = !pending;
-  state.next_attempt_ms =
-      pending ? now_ms + retry_delay(state.attempts, policy, jitter).count() : 0;
+  // A throttled attempt is not the message's failure: the upstream gate (the scheduler's
+  // limit check) holds it until an upstream may take it; 1 s keeps it off a hot loop.
+  constexpr std::int64_t kThrottledRetryMs = 1000;
+  state.next_attempt_ms = !pending ? 0
+                          : attempt.throttled
+                              ? now_ms + kThrottledRetryMs
+                              : now_ms + retry_delay(state.attempts, policy, jitter).count();
   return result;
 }
 

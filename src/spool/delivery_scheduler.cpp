@@ -8,12 +8,15 @@ DeliveryScheduler::DeliveryScheduler(QueueIndex& index, Clock clock, Limits limi
     : index_(index), clock_(std::move(clock)), limits_(limits) {}
 
 DeliveryScheduler::Next DeliveryScheduler::next(std::size_t running,
-                                                const AllCoolingDown& all_cooling_down) {
+                                                const AllCoolingDown& all_cooling_down,
+                                                const LimitWait& limit_wait) {
   if (running >= limits_.max_deliveries) return {};
   auto first = index_.first_due();
   if (!first || first->at_ms > clock_.now_ms()) return {};
   if (all_cooling_down()) return {Next::Kind::HoldForChain, {}};
   if (!index_.find(first->id)->has_pending()) return {Next::Kind::Finish, first->id};
+  if (limit_wait)
+    if (const auto wait = limit_wait()) return {Next::Kind::HoldForLimits, {}, *wait};
   index_.set_stage(first->id, QueueEntry::Stage::InFlight);
   return {Next::Kind::Deliver, first->id};
 }

@@ -73,6 +73,7 @@ Spool::Spool(net::Loop& loop, config::SpoolConfig config, std::string hostname,
       clock_(std::move(clock)),
       scheduler_(index_, clock_, scheduler_limits()),
       tick_timer_(loop.uv()),
+      limit_timer_(loop.uv()),
       grace_timer_(loop.uv()) {}
 
 Spool::~Spool() {
@@ -151,8 +152,10 @@ void Spool::start() {
 
 void Spool::set_upstream(std::shared_ptr<relay::UpstreamSelector> selector) {
   if (selector_) selector_->set_on_endpoint_up(nullptr);
+  if (selector_) selector_->set_on_capacity(nullptr);
   selector_ = std::move(selector);
   selector_->set_on_endpoint_up([this](std::size_t) { on_endpoint_up(); });
+  selector_->set_on_capacity([this]() { pump(); });
   loop_.post([this]() { pump(); });
 }
 
@@ -166,7 +169,9 @@ void Spool::reconfigure(const config::SpoolConfig& config) {
 void Spool::shutdown(config::Duration grace, std::function<void()> done) {
   stopping_ = true;
   tick_timer_.stop();
+  limit_timer_.stop();
   if (selector_) selector_->set_on_endpoint_up(nullptr);
+  if (selector_) selector_->set_on_capacity(nullptr);
   on_stopped_ = std::move(done);
   if (deliveries_.empty())
     loop_.post([this]() { finish_shutdown(); });
@@ -352,10 +357,25 @@ void Spool::pick_up_dropped() {
 void Spool::pump() {
   if (stopping_ || no_new_deliveries_ || !selector_ || !committer_) return;
   const auto all_cooling_down = [this]() { return selector_->all_cooling_down(); };
+  const auto limit_wait = [this]() -> std::optional<std::int64_t> {
+    const auto at = selector_->message_wait();
+    if (!at) return std::nullopt;
+    if (*at == relay::UpstreamGate::kWhenConnectionFrees) return -1;
+    const auto wait =
+        std::chrono::ceil<std::chrono::milliseconds>(*at - std::chrono::steady_clock::now());
+    return std::max<std::int64_t>(1, wait.count());
+  };
   for (;;) {
-    const DeliveryScheduler::Next next = scheduler_.next(deliveries_.size(), all_cooling_down);
+    const DeliveryScheduler::Next next =
+        scheduler_.next(deliveries_.size(), all_cooling_down, limit_wait);
     switch (next.kind) {
       case DeliveryScheduler::Next::Kind::Nothing:
+        return;
+      case DeliveryScheduler::Next::Kind::HoldForLimits:
+        // No polling: a timer for the exact time an upstream's limit allows a message, or
+        // the selector's on_capacity when a connection closes (wait_ms -1).
+        if (next.wait_ms >= 0)
+          limit_timer_.start(std::chrono::milliseconds(next.wait_ms), [this]() { pump(); });
         return;
       case DeliveryScheduler::Next::Kind::HoldForChain:
         // Cool-downs are respected: while every endpoint is known to be down, nothing is

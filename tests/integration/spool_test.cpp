@@ -182,7 +182,7 @@ TEST(Spool, WriteErrorGets451AndLeavesNothingBehind) {
 TEST(Spool, RestartResumesTheQueue) {
   TempDir dir;
   FakeUpstream upstream;
-  upstream.set_override(SmtpStage::kMail, StageAction::reply_with("451 4.7.0 not now"));
+  upstream.set_override(SmtpStage::kMail, StageAction::reply_with("451 4.3.0 not now"));
   const std::string message = sample_message("survives restart");
   {
     RelayUnderTest relay(spool_settings(dir, upstream.port(), "mode = \"spool\"",
@@ -273,7 +273,7 @@ TEST(Spool, DeliveredWithinSecondsOfTheChainComingBack) {
 TEST(Spool, ReloadKeepsTheQueueAndRefusesToMoveIt) {
   TempDir dir;
   FakeUpstream upstream;
-  upstream.set_override(SmtpStage::kMail, StageAction::reply_with("451 4.7.0 not now"));
+  upstream.set_override(SmtpStage::kMail, StageAction::reply_with("451 4.3.0 not now"));
   auto settings = spool_settings(dir, upstream.port(), "mode = \"spool\"",
                                  "retry_min = \"1h\"\nretry_max = \"1h\"\n");
   RelayUnderTest relay(settings);
@@ -346,7 +346,7 @@ TEST(Spool, ShutdownLetsDeliveriesFinishWithinTheGraceAndKeepsTheRest) {
 TEST(Spool, BounceThatCouldNotBeStoredIsSentLaterNotLost) {
   TempDir dir;
   FakeUpstream upstream;
-  upstream.set_override(SmtpStage::kMail, StageAction::reply_with("451 4.7.0 not now"));
+  upstream.set_override(SmtpStage::kMail, StageAction::reply_with("451 4.3.0 not now"));
   RelayUnderTest relay(spool_settings(dir, upstream.port(), "mode = \"spool\"",
                                       "retry_min = \"1h\"\nretry_max = \"1h\"\n"));
   auto client = relay.client();

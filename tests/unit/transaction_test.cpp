@@ -149,7 +149,8 @@ TEST(Transaction, RelaysOneMessageOnTheFirstEndpoint) {
   EXPECT_EQ(text(t.end_of_data(true)), Lines({"send DATA"}));
   EXPECT_EQ(text(t.response(said(354))), Lines({"stream body"}));
   EXPECT_EQ(text(t.response(said(250, "2.0.0 queued as 7"))),
-            Lines({"release", "reply 250 2.0.0 Ok: relayed via up0:25: queued as 7 [relayed]"}));
+            Lines({"delivered up0:25", "release",
+                   "reply 250 2.0.0 Ok: relayed via up0:25: queued as 7 [relayed]"}));
   EXPECT_TRUE(t.finished());
   EXPECT_EQ(t.recipients(), std::vector<std::string>({"b@x"}));
 }
@@ -283,7 +284,8 @@ TEST(Transaction, EndOfDataEveryReplyClass) {
   };
   const std::vector<Case> cases = {
       {said(250, "Ok id=1"),
-       {"release", "reply 250 2.0.0 Ok: relayed via up0:25: Ok id=1 [relayed]"}},
+       {"delivered up0:25", "release",
+        "reply 250 2.0.0 Ok: relayed via up0:25: Ok id=1 [relayed]"}},
       {said(552, "5.3.4 Too big"), {"release", "reply 552 5.3.4 Too big [failed]"}},
       {said(452, "Later"),
        {"discard", "failed up0:25 at end of data (transaction_protocol: 452 Later)", "select"}},
@@ -316,7 +318,8 @@ TEST(Transaction, EndOfDataFailureReplaysEverythingOnTheNextEndpoint) {
   EXPECT_EQ(text(t.response(said(250))), Lines({"send DATA"}));
   EXPECT_EQ(text(t.response(said(354))), Lines({"stream body"}));
   EXPECT_EQ(text(t.response(said(250, "Ok"))),
-            Lines({"release", "reply 250 2.0.0 Ok: relayed via up2:25: Ok [relayed]"}));
+            Lines({"delivered up2:25", "release",
+                   "reply 250 2.0.0 Ok: relayed via up2:25: Ok [relayed]"}));
 }
 
 TEST(Transaction, NothingReachableAnswersEachPendingRequest) {
@@ -504,6 +507,137 @@ TEST(Transaction, NeverAcknowledgesWhatNoUpstreamAccepted) {
     }
   }
   EXPECT_GT(acknowledged, 30);  // the walk did reach real deliveries
+}
+
+}  // namespace
+}  // namespace portrelay::relay
+
+// ---- throttling and quota replies (issue #18) ----------------------------------------------
+
+namespace portrelay::relay {
+namespace {
+
+const config::UpstreamLimits kRules{};  // the default patterns
+
+TEST(Throttle, RepliesThatMeanSlowDownOrQuota) {
+  struct Case {
+    int code;
+    std::string text;
+    std::optional<PauseKind> expected;
+  };
+  const std::vector<Case> cases = {
+      {454, "Throttling failure: Maximum sending rate exceeded.", PauseKind::Throttle},
+      {454, "Throttling failure: Daily message quota exceeded.", PauseKind::Quota},
+      {432, "4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded", PauseKind::Throttle},
+      {432, "4.3.2 Concurrent connection limit exceeded", PauseKind::Throttle},
+      {451, "4.7.28 Rate limited", PauseKind::Throttle},
+      {451, "4.7.0 Temporary server error", PauseKind::Throttle},
+      {421, "4.7.0 Too many messages, try again later", PauseKind::Throttle},
+      {550, "5.4.5 Daily user sending limit exceeded.", PauseKind::Quota},
+      {550, "5.4.5 Daily sending quota exceeded", PauseKind::Quota},
+      // Not about the account: an ordinary 4xx, our own shutdown 421, a 5xx refusal.
+      {451, "4.3.0 Local error in processing", std::nullopt},
+      {421, "4.3.2 Service shutting down", std::nullopt},
+      {450, "4.2.1 Mailbox busy", std::nullopt},
+      {550, "5.1.1 User unknown", std::nullopt},
+      {554, "5.7.1 Too bad", std::nullopt},
+      {250, "2.0.0 Too many thanks", std::nullopt},
+  };
+  for (const auto& c : cases)
+    EXPECT_EQ(throttle_kind(reply(c.code, c.text), kRules), c.expected) << c.code << " " << c.text;
+  config::UpstreamLimits custom;
+  custom.throttle_patterns = {"slow down please"};
+  custom.quota_patterns = {};
+  EXPECT_EQ(throttle_kind(reply(450, "4.2.0 SLOW DOWN PLEASE"), custom), PauseKind::Throttle);
+  EXPECT_EQ(throttle_kind(reply(454, "Throttling failure"), custom), std::nullopt);
+}
+
+TEST(Throttle, ClassifiedAtMailDataAndEndOfDataOnlyWithTheUpstreamsRules) {
+  const auto throttle = said(454, "Throttling failure: Maximum sending rate exceeded.");
+  for (Stage stage : {Stage::Mail, Stage::Data, Stage::EndOfData})
+    EXPECT_EQ(classify(stage, throttle, &kRules), Verdict::Throttled) << to_string(stage);
+  // RCPT: "452 too many recipients" is about this message; a quota reply is not.
+  EXPECT_EQ(classify(Stage::Rcpt, said(452, "4.5.3 Too many recipients"), &kRules),
+            Verdict::TransientRefusal);
+  EXPECT_EQ(classify(Stage::Rcpt, said(550, "5.4.5 Daily user sending limit exceeded."), &kRules),
+            Verdict::Throttled);
+  EXPECT_EQ(classify(Stage::Mail, throttle), Verdict::NextEndpoint);  // no rules: as before
+  // A quota refusal is never permanent for us.
+  EXPECT_EQ(
+      classify(Stage::EndOfData, said(550, "5.4.5 Daily user sending limit exceeded"), &kRules),
+      Verdict::Throttled);
+}
+
+ReadyEndpoint with_rules(std::size_t index) {
+  ReadyEndpoint ready = endpoint(index);
+  ready.rules = &kRules;
+  return ready;
+}
+
+TEST(Throttle, PausesTheUpstreamWithoutBlameAndTriesTheNextOne) {
+  Transaction t(sender("a@x"), std::nullopt);
+  t.mail();
+  t.selected(SelectionReport{with_rules(0), {}});
+  EXPECT_EQ(text(t.response(said(454, "Throttling failure: Maximum sending rate exceeded."))),
+            Lines({"discard", "throttled up0:25 (throttle)", "select"}));
+  EXPECT_TRUE(t.throttled());
+  EXPECT_EQ(t.tried(), std::set<std::size_t>({0}));
+  // Nothing else can take it: the client hears the 454 (a 4xx), and the message is
+  // deferred, never failed.
+  EXPECT_EQ(text(t.selected(none())),
+            Lines({"reply 454 4.4.1 Throttling failure: Maximum sending rate exceeded. "
+                   "[deferred]"}));
+}
+
+TEST(Throttle, AQuotaRefusalAfterTheDotIsA451NotABounce) {
+  Transaction t(sender("a@x"), std::nullopt);
+  t.mail();
+  t.selected(SelectionReport{with_rules(0), {}});
+  t.response(said(250));
+  t.rcpt("b@x");
+  t.response(said(250));
+  t.end_of_data(true);
+  t.response(said(354));
+  EXPECT_EQ(text(t.response(said(550, "5.4.5 Daily user sending limit exceeded."))),
+            Lines({"discard", "throttled up0:25 (quota)", "select"}));
+  // The next upstream takes it.
+  EXPECT_EQ(text(t.selected(SelectionReport{with_rules(3), {}})),
+            Lines({"failover 0->3", "send MAIL FROM:<a@x>"}));
+  t.response(said(250));
+  t.response(said(250));
+  t.response(said(354));
+  EXPECT_EQ(text(t.response(said(250, "Ok"))),
+            Lines({"delivered up3:25", "release",
+                   "reply 250 2.0.0 Ok: relayed via up3:25: Ok [relayed]"}));
+
+  Transaction alone(sender("a@x"), std::nullopt);
+  alone.mail();
+  alone.selected(SelectionReport{with_rules(0), {}});
+  alone.response(said(550, "5.4.5 Daily user sending limit exceeded."));
+  EXPECT_EQ(text(alone.selected(none())),
+            Lines({"reply 451 4.7.0 Upstream up0:25 is out of quota: Daily user sending limit "
+                   "exceeded. [deferred]"}));
+}
+
+TEST(Throttle, AnOrdinary4xxIsARefusalForOutlierDetection) {
+  Transaction t(sender("a@x"), std::nullopt);
+  t.mail();
+  t.selected(SelectionReport{with_rules(0), {}});
+  auto actions = t.response(said(450, "4.2.1 Mailbox busy"));
+  ASSERT_EQ(actions.size(), 3u);
+  EXPECT_EQ(actions[1].kind, Action::Kind::EndpointFailed);
+  EXPECT_TRUE(actions[1].refusal);
+  EXPECT_FALSE(actions[1].health);
+}
+
+TEST(Throttle, HeldBackByLimitsEverywhereIsA451_470) {
+  Transaction t(sender("a@x"), std::nullopt);
+  t.mail();
+  const AttemptFailure limited{FailureReason::Limited, "held back by the upstream's limits"};
+  EXPECT_EQ(text(t.selected(none({{0, "up0:25", limited}, {1, "up1:587", limited}}))),
+            Lines({"reply 451 4.7.0 Every upstream is at its sending limit or paused by its "
+                   "provider, try again later [deferred]"}));
+  EXPECT_TRUE(t.throttled());
 }
 
 }  // namespace

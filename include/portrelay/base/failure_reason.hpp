@@ -30,6 +30,10 @@ enum class FailureReason {
   // up one stagger after it started. Only in a Selection's failures list (the client's 451
   // says so); never recorded in the health table nor used as a metric label.
   CoolingDown,
+  // Not attempted: the upstream's own limits (paused after a throttle, no token, no free
+  // connection) held the message back longer than the selection may wait. Like
+  // CoolingDown, only in a Selection's failures list.
+  Limited,
 };
 
 // Reasons an attempt to get a ready connection fails (connect_failures_total{reason}).

@@ -118,6 +118,16 @@ struct RelayConfig {
   // A message whose sender matches no [[route]] gets 550 5.7.1 at MAIL instead of the
   // default route (every upstream in order). Needs at least one [[route]].
   bool require_route = false;
+  // Upstream limits (issue #18, docs/CONFIGURATION.md): how long a client's message waits
+  // for an upstream's limit before the next upstream (or 451 4.7.0); how long a throttled
+  // upstream is paused (doubling per throttle in a row up to throttle_backoff_max); how
+  // long a quota refusal pauses it when the daily window does not say; how many transient
+  // refusals in a row at MAIL/DATA/end of data pause it like a throttle (0: never).
+  Duration max_limit_wait = std::chrono::seconds(5);
+  Duration throttle_backoff = std::chrono::seconds(60);
+  Duration throttle_backoff_max = std::chrono::minutes(10);
+  Duration quota_backoff = std::chrono::hours(1);
+  std::size_t max_consecutive_refusals = 3;
   bool uses_spool() const { return mode == RelayMode::Spool || spool_on_failure; }
 };
 
@@ -153,6 +163,27 @@ struct Credentials {
   bool oauth() const { return auth != UpstreamAuth::Password; }
 };
 
+// What one account allows (issue #18). Zero: no limit. Written on the first [[upstream]]
+// table of a name; `provider` presets fill in what the provider documents.
+struct UpstreamLimits {
+  std::size_t max_connections = 0;    // concurrent, across its ports, probes included
+  double max_message_rate = 0;        // messages per second (token bucket)
+  std::string max_message_rate_text;  // as written ("14/s"), for messages
+  std::size_t max_message_burst = 0;  // bucket size; 0: 1 (evenly spaced)
+  std::size_t max_messages_per_connection = 0;
+  std::uint64_t max_recipients_per_day = 0;  // rolling 24 h, kept in the spool directory
+  std::uint64_t max_message_size = 0;        // octets
+  // Reply text (case-insensitive substrings) that means "slow down" / "quota reached".
+  std::vector<std::string> throttle_patterns = {"throttling", "rate exceeded", "too many",
+                                                "concurrent connection limit", "try again later"};
+  std::vector<std::string> quota_patterns = {"daily message quota exceeded",
+                                             "daily user sending limit", "quota exceeded"};
+  bool any() const {
+    return max_connections || max_message_rate > 0 || max_messages_per_connection ||
+           max_recipients_per_day || max_message_size;
+  }
+};
+
 // One endpoint of the failover chain: an `[[upstream]]` with `ports = [a, b]` (or a
 // `provider` preset) expands to one Endpoint per port, in list order.
 struct Endpoint {
@@ -176,8 +207,12 @@ struct Endpoint {
   // The provider preset this endpoint was expanded from ("ses/us-east-1", "sendgrid");
   // empty when the [[upstream]] names no provider. Shown by `check` only.
   std::string provider;
-  int source_line = 0;        // line of the [[upstream]] table, for messages
-  std::size_t upstream = 0;   // index into Config::upstreams: the account it belongs to
+  int source_line = 0;       // line of the [[upstream]] table, for messages
+  std::size_t upstream = 0;  // index into Config::upstreams: the account it belongs to
+  // The account keys its table wrote (or its preset set): group_upstreams() keeps the first
+  // table's, and refuses them on a later table of the same name.
+  UpstreamLimits limits;
+  bool limits_written = false;
   std::string label() const;  // "name:port"
 };
 
@@ -190,6 +225,7 @@ struct Upstream {
   std::string name;                    // unique; what [[route]] and metrics call it
   int source_line = 0;                 // line of its first [[upstream]] table
   std::vector<std::size_t> endpoints;  // indices into Config::chain, in chain order
+  UpstreamLimits limits;
 };
 
 // [rewrite]: how mail from this machine gets an identity its provider accepts.

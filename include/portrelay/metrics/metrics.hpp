@@ -74,6 +74,13 @@ class Metrics {
   // `route` (every message and queue series carries it) is one of the names add_routes()
   // was given, else "default": the label's values come from the configuration only.
   void message(MessageResult result, std::string_view route = config::kDefaultRouteName);
+  // Upstream limits (issue #18), by upstream (account) name: a throttling reply ("throttle"),
+  // a quota reply ("quota") or max_consecutive_refusals in a row ("refusals") paused it;
+  // and its gate now: paused or not, tokens left in its bucket, connections open.
+  void upstream_throttled(const std::string& upstream, const char* kind);
+  // `tokens`: nullopt for an upstream without max_message_rate (no series).
+  void upstream_gate(const std::string& upstream, bool paused, std::optional<double> tokens,
+                     std::size_t connections);
   void message_relayed(double seconds, std::uint64_t size);
   void session_opened();
   void session_closed();
@@ -127,6 +134,10 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* pool_idle_;
   prometheus::Family<prometheus::Counter>* pool_reuses_;
   prometheus::Family<prometheus::Counter>* failovers_;
+  prometheus::Family<prometheus::Counter>* throttled_;
+  prometheus::Family<prometheus::Gauge>* paused_;
+  prometheus::Family<prometheus::Gauge>* tokens_;
+  prometheus::Family<prometheus::Gauge>* connections_;
   prometheus::Family<prometheus::Counter>* messages_;
   prometheus::Histogram* relay_duration_;
   prometheus::Histogram* message_size_;

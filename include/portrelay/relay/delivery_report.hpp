@@ -15,8 +15,9 @@ enum class DeliveryOutcome {
   Delivered,  // an upstream answered 2xx to the final dot for this recipient
   Refused,    // an upstream's 5xx (MAIL, RCPT, DATA or the final dot): final
   Deferred,   // a 4xx, nothing reachable, a broken connection, a local error: try later
-  Throttled,  // the upstream asked us to slow down (a later issue classifies the replies
-              // that mean it); until then nothing produces it, and it is handled as Deferred
+  Throttled,  // the upstream asked us to slow down or is out of quota (Transaction's
+              // classify), or its limits held the message back: waits like Deferred, but
+              // for the upstream's gate rather than a retry backoff
 };
 const char* to_string(DeliveryOutcome outcome);
 // Throttled waits like Deferred: neither is the upstream's final word.

@@ -28,7 +28,11 @@ class EndpointSizes {
 
   // A handshake with endpoint `index` announced `limit` octets (0: no limit, or no SIZE).
   void learned(std::size_t index, std::uint64_t limit);
-  // nullopt: never seen; 0: no limit announced; otherwise its SIZE.
+  // The operator's limit for endpoint `index` ([[upstream]] max_message_size; 0: none). It
+  // counts as if the endpoint had announced it, and the smaller of the two wins.
+  void configured(std::size_t index, std::uint64_t limit);
+  // nullopt: never seen and nothing configured; 0: no limit; otherwise the smaller of its
+  // SIZE and the configured limit.
   std::optional<std::uint64_t> limit(std::size_t index) const;
   // Endpoint `index` is known to refuse a message of `size` octets.
   bool too_small(std::size_t index, std::uint64_t size) const;
@@ -39,7 +43,8 @@ class EndpointSizes {
 
  private:
   std::vector<EndpointIdentity> chain_;
-  std::map<EndpointIdentity, std::uint64_t> limits_;
+  std::map<EndpointIdentity, std::uint64_t> limits_;  // learned
+  std::vector<std::uint64_t> configured_;             // by index; 0: none
 };
 
 }  // namespace portrelay::relay

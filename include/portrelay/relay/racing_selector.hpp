@@ -26,9 +26,18 @@
 //  * An endpoint that had failed and is ready again is reported (set_on_endpoint_up).
 //  * Ready connections are reused across messages (UpstreamPool); a pooled connection is
 //    checked with RSET before use, and a dead one is replaced without blaming the endpoint.
+//  * Upstream limits (one UpstreamGate per upstream, i.e. per account across its ports):
+//    a race only considers endpoints whose upstream may take a message now (not paused,
+//    a token in its bucket, a free connection or an idle pooled one); the message's token
+//    is taken when the race is created. When none may, the race waits (a timer for the
+//    exact time, or the close of a connection) up to `limit_wait`, then gives up with
+//    `Limited`. Every connection, probes included, holds a slot of its upstream's
+//    max_connections until it is destroyed; a probe is skipped when there is none. A
+//    connection that carried max_messages_per_connection is closed, not pooled.
 #include <uv.h>
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "portrelay/net/loop.hpp"
@@ -54,8 +63,14 @@ struct RacingOptions {
   // Recovery mode: first probe this long after a failure, doubling per failure up to max.
   config::Duration recovery_probe_min = std::chrono::seconds(1);
   config::Duration recovery_probe_max = std::chrono::seconds(10);
+  // Upstream limits: how long a selection waits for one ([relay] max_limit_wait), the
+  // pauses, and each upstream's own limits, by Config::upstreams index (missing: none).
+  config::Duration limit_wait = std::chrono::seconds(5);
+  GateLimits gate_defaults;
+  std::vector<config::Upstream> upstreams;
 
   static RacingOptions from(const config::RelayConfig& relay);
+  static RacingOptions from(const config::Config& config);
 };
 
 class RacingSelector : public UpstreamSelector {
@@ -87,6 +102,15 @@ class RacingSelector : public UpstreamSelector {
   void set_on_endpoint_up(std::function<void(std::size_t index)> callback) override;
   const HealthTable& health() const { return health_; }
 
+  const config::UpstreamLimits* limits_of(std::size_t index) const override;
+  void record_throttle(std::size_t index, PauseKind kind, const smtp::Reply& reply) override;
+  void record_refusal(std::size_t index) override;
+  void record_delivered(std::size_t index) override;
+  std::optional<UpstreamGate::TimePoint> message_wait() const override;
+  void set_on_capacity(std::function<void()> callback) override;
+  // The gate of the upstream endpoint `index` belongs to (tests, metrics).
+  const UpstreamGate& gate_of(std::size_t index) const;
+
   // Called on a selector built for a reloaded configuration, before its first use: takes
   // over `previous`'s health memory for the endpoints whose connection settings did not
   // change (same identity, same addresses, TLS verification and credentials).
@@ -100,6 +124,15 @@ class RacingSelector : public UpstreamSelector {
  private:
   class Race;
   struct Probe;
+  struct Gates;
+  std::size_t upstream_of(std::size_t index) const;
+  UpstreamGate& gate(std::size_t index);
+  bool idle_connection(std::size_t upstream) const;
+  // Takes a slot of the upstream's max_connections for `connection`, or says there is none.
+  bool lease_connection(UpstreamConnection& connection);
+  void capacity_changed();
+  void publish_gate(std::size_t upstream);
+  void arm_pause_timer();
   enum class ProbeKind { FailBack, Refresh };
   std::unique_ptr<UpstreamConnection> new_connection(std::size_t index);
   void record_ready(const UpstreamConnection& connection, bool probe = false);
@@ -130,6 +163,12 @@ class RacingSelector : public UpstreamSelector {
   net::Timer endpoint_up_timer_;           // reports on a later turn, never inside a callback
   std::vector<std::size_t> endpoints_up_;  // waiting for that turn
   bool retired_ = false;
+  std::shared_ptr<Gates> gates_;
+  std::vector<std::size_t> endpoint_upstream_;  // by endpoint index
+  std::vector<Race*> waiting_;                  // races waiting for an upstream's limits
+  std::function<void()> on_capacity_;
+  net::Timer capacity_timer_;  // wakes the waiting on a later turn
+  net::Timer pause_timer_;     // the end of the next pause (gauge, waiters)
 };
 
 }  // namespace portrelay::relay

@@ -25,6 +25,8 @@
 #include <string>
 #include <vector>
 
+#include "portrelay/config/config.hpp"
+#include "portrelay/relay/upstream_gate.hpp"
 #include "portrelay/relay/upstream_response.hpp"
 #include "portrelay/smtp/command.hpp"
 #include "portrelay/smtp/reply.hpp"
@@ -40,6 +42,8 @@ enum class Verdict {
   PermanentRefusal,  // 5xx: the upstream's verdict on this message (or recipient)
   TransientRefusal,  // a 4xx about one recipient: the client hears it as it is
   NextEndpoint,      // this endpoint cannot carry the message now: try the next one
+  Throttled,         // the upstream says "slow down" or "quota reached": pause the whole
+                     // upstream (every port), never bounce, try the next upstream
 };
 const char* to_string(Verdict verdict);
 
@@ -49,7 +53,21 @@ const char* to_string(Verdict verdict);
 //  * A 4xx is NextEndpoint, except at RCPT, where it is about that recipient.
 //  * A 5xx is PermanentRefusal at MAIL, RCPT, DATA and end of data; at the greeting and
 //    EHLO it says the endpoint will not serve us, so NextEndpoint.
-Verdict classify(Stage stage, const UpstreamResponse& response);
+//  * With the upstream's `rules` (its throttle_patterns and quota_patterns), a reply that
+//    means "slow down" or "quota reached" at MAIL, DATA or end of data is Throttled
+//    (throttle_kind), even a 5xx quota refusal. At RCPT only a quota reply is: "452 too
+//    many recipients" is about that message, not the account.
+Verdict classify(Stage stage, const UpstreamResponse& response,
+                 const config::UpstreamLimits* rules = nullptr);
+
+// Whether a reply means the account is throttled or out of quota:
+//  * Quota: a quota pattern in the text (any 4xx/5xx), or the enhanced code 5.4.5 / 4.4.5
+//    with "daily" or "limit" in the text (Gmail's "550 5.4.5 Daily user sending limit").
+//  * Throttle: a 4xx whose text has a throttle pattern, or 432/451/454 with the enhanced
+//    code 4.7.0, 4.3.2 or 4.7.28 (SES 454, M365 432 4.3.2, Outlook's 451 4.7.28...). A
+//    421 only by its text: a plain "421 4.3.2 shutting down" is not about us.
+std::optional<PauseKind> throttle_kind(const smtp::Reply& reply,
+                                       const config::UpstreamLimits& rules);
 
 // Whether a failure at this point should also cool the endpoint down (HealthTable), as a
 // connect failure does. Yes for a broken connection, a timeout, a 421 or a protocol
@@ -71,6 +89,8 @@ struct ReadyEndpoint {
   bool size = false;
   bool reused = false;           // came out of the pool rather than a fresh connect
   std::uint64_t size_limit = 0;  // its EHLO SIZE; 0: none announced
+  // The upstream's reply rules (throttle and quota patterns); null: none (tests).
+  const config::UpstreamLimits* rules = nullptr;
 };
 
 struct FailedEndpoint {
@@ -101,6 +121,8 @@ struct Action {
     Failover,        // count a move from endpoint `from` to endpoint `endpoint`
     Reply,           // answer the client's pending request; `outcome` ends the message
                      // (then `label` names the endpoint that answered, if any)
+    Throttled,       // endpoint `endpoint`'s upstream said "slow down" (`pause`): pause it
+    Delivered,       // endpoint `endpoint` took a message: its run of refusals is over
   };
   Kind kind = Kind::Select;
   std::string line;
@@ -110,6 +132,8 @@ struct Action {
   std::string stage;
   AttemptFailure failure;
   bool health = false;
+  bool refusal = false;  // EndpointFailed by a 4xx reply (outlier detection counts those)
+  PauseKind pause = PauseKind::Throttle;
   smtp::Reply reply;
   std::optional<Outcome> outcome;
 };
@@ -162,6 +186,8 @@ class Transaction {
   bool finished() const { return finished_; }
   // What the message is known to weigh so far (SIZE=, or the body at end of data).
   std::optional<std::uint64_t> message_size() const { return message_size_; }
+  // An upstream throttled this message (it waits for the gate, not for a retry backoff).
+  bool throttled() const { return throttled_; }
 
  private:
   enum class Pending { None, Mail, Rcpt, EndOfData };
@@ -170,6 +196,7 @@ class Transaction {
   void send(std::vector<Action>& actions, Stage stage, std::string line);
   void endpoint_failed(std::vector<Action>& actions, const UpstreamResponse& response,
                        std::string stage);
+  void throttled(std::vector<Action>& actions, const smtp::Reply& reply, Stage stage);
   void answer(std::vector<Action>& actions, smtp::Reply reply);
   void finish(std::vector<Action>& actions, smtp::Reply reply, Outcome outcome);
   smtp::Reply unreachable_reply() const;
@@ -203,6 +230,8 @@ class Transaction {
   std::uint64_t largest_skipped_limit_ = 0;
   std::optional<std::uint64_t> message_size_;
   std::size_t skipped_cooling_down_ = 0;  // notes of endpoints the selector gave up on
+  std::size_t skipped_limited_ = 0;       // notes of upstreams held back by their limits
+  bool throttled_ = false;
 };
 
 // An upstream reply rendered for the client: one line, with an enhanced status code

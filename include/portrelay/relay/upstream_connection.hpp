@@ -89,6 +89,12 @@ class UpstreamConnection {
   // Came out of the pool (it carried an earlier message) rather than a fresh connect.
   bool reused() const { return reused_; }
   void mark_reused() { reused_ = true; }
+  // Upstream limits: what this connection holds (a slot of its upstream's max_connections,
+  // given back when it is destroyed), and how many messages it was handed for
+  // (max_messages_per_connection).
+  void hold(std::shared_ptr<void> lease) { lease_ = std::move(lease); }
+  void count_message() { ++messages_; }
+  std::size_t messages() const { return messages_; }
   const config::Endpoint& endpoint() const { return runtime_->endpoint; }
   const std::shared_ptr<const EndpointRuntime>& runtime() const { return runtime_; }
   const smtp::Capabilities& capabilities() const { return handshake_.capabilities(); }
@@ -142,6 +148,8 @@ class UpstreamConnection {
   ReadyCallback ready_callback_;
   ResponseCallback response_callback_;
   bool reused_ = false;
+  std::shared_ptr<void> lease_;
+  std::size_t messages_ = 0;
   std::chrono::steady_clock::time_point started_;
   std::chrono::steady_clock::duration ready_after_{};
   ConnectTrace trace_;

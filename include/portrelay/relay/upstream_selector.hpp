@@ -13,6 +13,7 @@
 #include "portrelay/config/route.hpp"
 #include "portrelay/relay/endpoint_runtime.hpp"
 #include "portrelay/relay/upstream_connection.hpp"
+#include "portrelay/relay/upstream_gate.hpp"
 
 namespace portrelay::relay {
 
@@ -84,6 +85,23 @@ class UpstreamSelector {
   // connection's callback), when an endpoint that had failed or was suspect is ready again:
   // found by a probe, or by winning a race. Replaces the earlier callback; empty: none.
   virtual void set_on_endpoint_up(std::function<void(std::size_t index)> /*callback*/) {}
+
+  // Upstream limits (issue #18; UpstreamGate). The defaults suit a selector without them.
+  // The limits and reply rules of the upstream endpoint `index` belongs to; null: none.
+  virtual const config::UpstreamLimits* limits_of(std::size_t /*index*/) const { return nullptr; }
+  // Endpoint `index`'s upstream answered a throttling or quota reply: pause all of it.
+  virtual void record_throttle(std::size_t /*index*/, PauseKind /*kind*/,
+                               const smtp::Reply& /*reply*/) {}
+  // A transient refusal at MAIL, DATA or end of data (outlier detection), or a delivery.
+  virtual void record_refusal(std::size_t /*index*/) {}
+  virtual void record_delivered(std::size_t /*index*/) {}
+  // When a new message could start on some upstream of the chain: nullopt now, else the
+  // earliest time (UpstreamGate::kWhenConnectionFrees: when a connection closes; then
+  // set_on_capacity's callback says so). The spool asks before starting a delivery.
+  virtual std::optional<UpstreamGate::TimePoint> message_wait() const { return std::nullopt; }
+  // `callback` runs on a later loop turn when a limit that had no known end may allow more:
+  // a connection of a capped upstream closed. Replaces the earlier callback; empty: none.
+  virtual void set_on_capacity(std::function<void()> /*callback*/) {}
 };
 
 }  // namespace portrelay::relay

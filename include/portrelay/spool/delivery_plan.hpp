@@ -48,6 +48,9 @@ struct AttemptResult {
   // No endpoint could take the message now (all unreachable, cooling down, or failing it
   // over), so it waits for the chain to come back: the spool flushes it when one does.
   bool no_endpoint = false;
+  // An upstream throttled it (or every upstream's limits held it back): due again soon,
+  // without counting toward the backoff; the scheduler's limit check decides when.
+  bool throttled = false;
 };
 
 // What a Deliverer's report means for the queue: report.recipients[k] answers for the

@@ -8,6 +8,12 @@
 //    glue turns recovery probing on, and the first endpoint back flushes the queue.
 //  * A message whose attempt found no endpoint to take it waits for the chain: it is due
 //    at once when an endpoint comes back (endpoint_up), whatever its backoff said.
+//  * Upstream limits: nothing is started while no upstream may take a message now (paused
+//    after a throttle, no token, every connection in use; limit_wait says for how long),
+//    so no attempt is bound to be held back or refused: the glue arms a timer for that
+//    exact time (or waits for a connection to close) instead of polling.
+//  * A throttled attempt (the upstream said "slow down") is due again 1 s later and does
+//    not count toward the backoff: the limits, not the retry schedule, decide when.
 //  * Otherwise a transient failure waits retry_min * 2^(attempts-1), capped at retry_max,
 //    times the clock's jitter (delivery_plan.hpp's settle()).
 //  * Expiry: a message still in queue/ max_lifetime after its arrival is bounced by the
@@ -16,6 +22,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,14 +42,17 @@ class DeliveryScheduler {
 
   struct Next {
     enum class Kind {
-      Nothing,       // nothing is due, or max_deliveries run
-      Deliver,       // start an attempt on `id` (now InFlight)
-      Finish,        // `id` has no pending recipient: settle it as it stands (the glue
-                     // must take it out of due order: removed, Bouncing or Failed)
-      HoldForChain,  // something is due but every endpoint cools down: probe for recovery
+      Nothing,        // nothing is due, or max_deliveries run
+      Deliver,        // start an attempt on `id` (now InFlight)
+      Finish,         // `id` has no pending recipient: settle it as it stands (the glue
+                      // must take it out of due order: removed, Bouncing or Failed)
+      HoldForChain,   // something is due but every endpoint cools down: probe for recovery
+      HoldForLimits,  // something is due but no upstream's limits allow a message before
+                      // `wait_ms` from now (-1: until a connection closes)
     };
     Kind kind = Kind::Nothing;
     std::string id;
+    std::int64_t wait_ms = 0;
   };
 
   struct Expiry {
@@ -58,10 +68,14 @@ class DeliveryScheduler {
   // Asked only when it matters (something is due and a slot is free): whether every
   // endpoint cools down now.
   using AllCoolingDown = std::function<bool()>;
+  // Asked only when a message would start: nullopt when some upstream may take one now,
+  // else how many ms until one may (-1: not known; when a connection closes).
+  using LimitWait = std::function<std::optional<std::int64_t>()>;
 
   // The next step with `running` deliveries in flight. Deliver marks the entry InFlight;
-  // call again until Nothing or HoldForChain.
-  Next next(std::size_t running, const AllCoolingDown& all_cooling_down);
+  // call again until Nothing, HoldForChain or HoldForLimits.
+  Next next(std::size_t running, const AllCoolingDown& all_cooling_down,
+            const LimitWait& limit_wait = nullptr);
   // An attempt on `id` ended: the entry waits again (for the chain, when `no_endpoint`:
   // none took the transaction) and its settlement is computed for now, with jitter. The
   // glue applies it (QueueIndex::set_state) and carries it out.

@@ -171,6 +171,7 @@ class Spool {
   std::shared_ptr<const relay::EnvelopePolicy> envelope_policy_;
   std::set<std::string> picking_up_;  // dropped files being stored, not yet removed
   net::Timer tick_timer_;
+  net::Timer limit_timer_;  // pump() when an upstream's limits allow the next message
   std::uint64_t ticks_ = 0;
   std::uint32_t id_sequence_ = 0;
   bool stopping_ = false;
