@@ -22,6 +22,8 @@ LogConfig parse_log_section(ParseContext& context, const toml::table& table);
 std::vector<Endpoint> parse_upstream_chain(ParseContext& context, const toml::node* node);
 // The chain's endpoints grouped by name into accounts; sets each Endpoint::upstream.
 std::vector<Upstream> group_upstreams(std::vector<Endpoint>& chain);
+// sender, from and all_senders of [rewrite] or an [[upstream]] (sender_identity_keys.cpp).
+SenderIdentity read_sender_identity(const TableReader& reader);
 RewriteConfig parse_rewrite_section(ParseContext& context, const toml::table& table,
                                     const ServerConfig& server);
 AliasTable parse_aliases_section(ParseContext& context, const toml::table& table,

@@ -395,7 +395,8 @@ std::vector<Endpoint> parse_upstream(ParseContext& context, const toml::table& t
                            {"host", "port", "ports", "tls", "name", "ca_file", "tls_server_name",
                             "tls_insecure_skip_verify", "username", "password_env", "password_file",
                             "password", "addresses", "provider", "region", "auth",
-                            "oauth_token_file", "oauth_token_command", "oauth_token_lifetime"});
+                            "oauth_token_file", "oauth_token_command", "oauth_token_lifetime", "sender",
+                            "from", "all_senders"});
 
   // Explicit keys win over the preset: host, port/ports, tls, username.
   const ProviderChoice provider = read_provider(reader);
@@ -460,6 +461,7 @@ std::vector<Endpoint> parse_upstream(ParseContext& context, const toml::table& t
   common.credentials = read_credentials(
       reader, provider.preset != nullptr ? provider.preset->username : std::string_view());
   common.source_line = static_cast<int>(table.source().begin.line);
+  common.identity = read_sender_identity(reader);
 
   std::vector<Endpoint> endpoints;
   std::set<const toml::node*> warned;  // one warning per written `tls`, not one per port
@@ -500,8 +502,17 @@ std::vector<Endpoint> parse_upstream_chain(ParseContext& context, const toml::no
   std::vector<Endpoint> chain;
   // Metrics are labelled {upstream=name, port}: two endpoints with one label would be merged.
   std::map<std::string, int> line_by_label;
+  std::map<std::string, int> first_line_by_name;  // the table an account's keys go on
   for (const toml::node& element : *node->as_array()) {
     for (Endpoint& endpoint : parse_upstream(context, *element.as_table())) {
+      const auto [first, new_name] = first_line_by_name.emplace(endpoint.name, endpoint.source_line);
+      if (!new_name && first->second != endpoint.source_line && endpoint.identity.configured()) {
+        throw context.error(element.source(),
+                            "upstream: sender, from and all_senders belong to the account: "
+                            "write them on the first [[upstream]] named \"" +
+                                endpoint.name + "\" (line " + std::to_string(first->second) +
+                                ")");
+      }
       const auto [earlier, inserted] =
           line_by_label.emplace(endpoint.label(), endpoint.source_line);
       if (!inserted) {
@@ -532,6 +543,7 @@ std::vector<Upstream> group_upstreams(std::vector<Endpoint>& chain) {
       upstream.index = upstreams.size();
       upstream.name = endpoint.name;
       upstream.source_line = endpoint.source_line;
+      upstream.identity = endpoint.identity;
       upstreams.push_back(std::move(upstream));
     }
     endpoint.upstream = found->second;

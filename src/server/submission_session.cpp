@@ -162,26 +162,79 @@ void SubmissionSession::finish(const char* by) {
 }
 
 void SubmissionSession::mail_from(const smtp::PathArgument& sender) {
-  sink_->sender(sender, completer());
+  original_sender_ = sender.address;
+  if (!environment_->identity) return sink_->sender(sender, completer());
+  smtp::PathArgument accepted = sender;
+  accepted.address = environment_->identity->accepted_sender(sender.address);
+  if (accepted.address != sender.address) accepted.original_address = sender.address;
+  sink_->sender(accepted, completer());
 }
 
 void SubmissionSession::rcpt_to(const smtp::PathArgument& recipient) {
   sink_->recipient(recipient, completer());
 }
 
-void SubmissionSession::data_begin() { sink_->body().clear(); }
+void SubmissionSession::data_begin() {
+  sink_->body().clear();
+  header_filter_.reset();
+  if (!environment_->identity) return;
+  smtp::HeaderRewrite plan = environment_->identity->acceptance_plan(
+      original_sender_, environment_->add_missing_headers);
+  if (!plan.empty()) header_filter_.emplace(std::move(plan));
+}
 
-void SubmissionSession::data_chunk(std::string_view content) { sink_->body().append(content); }
+void SubmissionSession::data_chunk(std::string_view content) {
+  if (!header_filter_) {
+    sink_->body().append(content);
+    return;
+  }
+  filtered_.clear();
+  header_filter_->feed(content, filtered_);
+  if (!filtered_.empty()) sink_->body().append(filtered_);
+}
 
-void SubmissionSession::data_end() { sink_->commit(completer()); }
+void SubmissionSession::data_end() {
+  if (header_filter_) {
+    filtered_.clear();
+    header_filter_->finish(filtered_);
+    if (!filtered_.empty()) sink_->body().append(filtered_);
+    note_header_rewrite();
+    header_filter_.reset();
+    filtered_ = std::string();
+  }
+  sink_->commit(completer());
+}
+
+void SubmissionSession::note_header_rewrite() {
+  if (header_filter_->gave_up()) {
+    log::warn("header_not_rewritten",
+              {{"session", id_}, {"detail", "header section longer than 256 KiB"}});
+    return;
+  }
+  const auto& result = header_filter_->result();
+  if (!result || !result->from_replaced) return;
+  environment_->metrics->from_rewritten("accept");
+  log::info("from_rewritten", {{"session", id_}, {"original_from", result->original_from}});
+  if (result->dkim_signature_broken) {
+    environment_->metrics->dkim_signature_broken("accept");
+    log::warn("dkim_signature_broken",
+              {{"session", id_},
+               {"original_from", result->original_from},
+               {"detail", "From is signed by a DKIM-Signature (h=) and was rewritten"}});
+  }
+}
 
 void SubmissionSession::data_rejected(smtp::DataReader::Violation violation) {
   relay::MessageLedger(*environment_->metrics).rejected();  // its only owner: the session
   log::warn("message_rejected", {{"session", id_}, {"reason", smtp::to_string(violation)}});
+  header_filter_.reset();
   sink_->reset();
 }
 
-void SubmissionSession::reset() { sink_->reset(); }
+void SubmissionSession::reset() {
+  header_filter_.reset();
+  sink_->reset();
+}
 
 void SubmissionSession::start_tls() {
   tls_handshaking_ = true;

@@ -22,6 +22,7 @@
 #include "portrelay/base/ascii.hpp"
 #include "portrelay/base/log.hpp"
 #include "portrelay/relay/message_ledger.hpp"
+#include "portrelay/smtp/header_filter.hpp"
 #include "portrelay/spool/bounce_message.hpp"
 #include "portrelay/spool/dsn_inputs.hpp"
 
@@ -264,6 +265,29 @@ void Spool::accept(const smtp::PathArgument& sender, const std::vector<std::stri
       });
 }
 
+void Spool::rewrite_dropped(DroppedMessage& dropped, const std::string& name,
+                            smtp::PathArgument& sender) {
+  sender.address = identity_->accepted_sender(dropped.sender);
+  if (sender.address != dropped.sender) sender.original_address = dropped.sender;
+  smtp::HeaderFilter filter(identity_->acceptance_plan(dropped.sender, false),
+                            dropped.content.size());
+  std::string content;
+  filter.feed(dropped.content, content);
+  filter.finish(content);
+  dropped.content = std::move(content);
+  const auto& result = filter.result();
+  if (!result || !result->from_replaced) return;
+  metrics_.from_rewritten("accept");
+  log::info("from_rewritten", {{"file", name}, {"original_from", result->original_from}});
+  if (result->dkim_signature_broken) {
+    metrics_.dkim_signature_broken("accept");
+    log::warn("dkim_signature_broken",
+              {{"file", name},
+               {"original_from", result->original_from},
+               {"detail", "From is signed by a DKIM-Signature (h=) and was rewritten"}});
+  }
+}
+
 void Spool::pick_up_dropped() {
   // A few per tick: a flood of drops cannot starve the loop, and each waits for room.
   constexpr std::size_t kPerTick = 64;
@@ -286,13 +310,14 @@ void Spool::pick_up_dropped() {
       continue;
     }
     if (admit(dropped->content.size())) return;  // counted and logged; next tick
+    smtp::PathArgument sender;
+    sender.address = dropped->sender;
+    if (identity_) rewrite_dropped(*dropped, name, sender);
     auto body = std::make_unique<relay::MessageBody>();
     if (!body->append(dropped->content)) {
       log::error("maildrop_rejected", {{"file", name}, {"uid", uid}, {"detail", body->error()}});
       return;  // local trouble (temporary file): the file stays for the next tick
     }
-    smtp::PathArgument sender;
-    sender.address = dropped->sender;
     if (dropped->eight_bit) sender.parameters.push_back({"BODY", "8BITMIME"});
     picking_up_.insert(name);
     accept(sender, dropped->recipients, std::move(body), "maildrop:uid=" + uid,

@@ -17,6 +17,8 @@ MaildropLimits maildrop_limits(const config::ServerConfig& server) {
 Service::Service(net::Loop& loop, const config::Config& config, metrics::Metrics& metrics)
     : loop_(loop), metrics_(metrics), spool_(loop, config.spool, config.server.hostname, metrics) {
   spool_.set_maildrop_limits(maildrop_limits(config.server));
+  spool_.set_identity(
+      std::make_shared<const config::IdentityRewriter>(config, config::mail_domain(config)));
 }
 
 Service::~Service() = default;
@@ -49,6 +51,8 @@ void Service::reconfigure(const config::Config& config,
                           std::shared_ptr<relay::UpstreamSelector> selector) {
   spool_.reconfigure(config.spool);
   spool_.set_maildrop_limits(maildrop_limits(config.server));
+  spool_.set_identity(
+      std::make_shared<const config::IdentityRewriter>(config, config::mail_domain(config)));
   spool_.set_upstream(std::move(selector));  // deliveries from now on
 }
 

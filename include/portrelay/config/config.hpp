@@ -13,6 +13,7 @@
 #include "portrelay/base/tls_mode.hpp"
 #include "portrelay/base/upstream_auth.hpp"
 #include "portrelay/config/alias_table.hpp"
+#include "portrelay/config/sender_identity.hpp"
 #include "portrelay/net/cidr.hpp"
 
 namespace portrelay::config {
@@ -69,6 +70,9 @@ struct ServerConfig {
   // max_auth_failures.
   Duration auth_failure_delay = std::chrono::seconds(1);
   std::size_t max_auth_failures = 3;
+  // Date and Message-ID are added to SMTP-submitted mail that lacks them (RFC 6409 8),
+  // as `sendmail` always does.
+  bool add_missing_headers = true;
   bool requires_auth(const ListenAddress& listener) const {
     if (require_auth) return true;
     for (const auto& address : require_auth_on)
@@ -166,6 +170,9 @@ struct Endpoint {
   // empty when the [[upstream]] names no provider. Shown by `check` only.
   std::string provider;
   int source_line = 0;        // line of the [[upstream]] table, for messages
+  // sender / from / all_senders as written on this table; the account's identity is
+  // Upstream::identity (taken from the first table of the name).
+  SenderIdentity identity;
   std::size_t upstream = 0;   // index into Config::upstreams: the account it belongs to
   std::string label() const;  // "name:port"
 };
@@ -179,6 +186,9 @@ struct Upstream {
   std::string name;                    // unique; what [[route]] and metrics call it
   int source_line = 0;                 // line of its first [[upstream]] table
   std::vector<std::size_t> endpoints;  // indices into Config::chain, in chain order
+  // sender / from / all_senders: the identity this provider has verified, applied to a
+  // message when it is sent here, on top of [rewrite] (sender_identity.hpp).
+  SenderIdentity identity;
 };
 
 // [rewrite]: how mail from this machine gets an identity its provider accepts.
@@ -187,6 +197,10 @@ struct RewriteConfig {
   // the first line of /etc/mailname, "localhost", "localhost.localdomain". An address with
   // no domain is local too (local_domains.hpp).
   std::vector<std::string> local_domains;
+  // sender / from / all_senders for local mail, at acceptance (sender_identity.hpp).
+  SenderIdentity identity;
+  // A replaced From becomes the Reply-To when the message has none.
+  bool keep_reply_to = true;
 };
 
 struct MetricsConfig {

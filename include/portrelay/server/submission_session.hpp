@@ -4,13 +4,16 @@
 // envelope and body to its relay::MessageSink.
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "portrelay/config/identity_rewriter.hpp"
 #include "portrelay/metrics/metrics.hpp"
 #include "portrelay/net/connection.hpp"
 #include "portrelay/net/loop.hpp"
 #include "portrelay/net/timer.hpp"
 #include "portrelay/relay/message_sink.hpp"
+#include "portrelay/smtp/header_filter.hpp"
 #include "portrelay/smtp/server_session.hpp"
 
 namespace portrelay::server {
@@ -33,6 +36,10 @@ struct SessionEnvironment {
   config::Duration data_timeout{};
   // Set by SubmissionServer: failed AUTH per client address (delays the 535).
   AuthFailureTracker* auth_failures = nullptr;
+  // [rewrite], [aliases] and add_missing_headers, applied as each message is accepted.
+  // Null: messages are taken as they come.
+  std::shared_ptr<const config::IdentityRewriter> identity;
+  bool add_missing_headers = false;
 };
 
 class SubmissionSession : private smtp::ServerSessionHandler {
@@ -86,6 +93,7 @@ class SubmissionSession : private smtp::ServerSessionHandler {
   void after_event();  // re-arm the timeout, apply backpressure
   void finish(const char* by);
   std::function<void(const smtp::Reply&)> completer();
+  void note_header_rewrite();  // logs (and counts) what the acceptance rewrite did
 
   std::shared_ptr<const SessionEnvironment> environment_;
   std::string id_;
@@ -94,6 +102,10 @@ class SubmissionSession : private smtp::ServerSessionHandler {
   std::unique_ptr<net::Connection> connection_;
   smtp::ServerSession session_;
   std::unique_ptr<relay::MessageSink> sink_;
+  // The acceptance rewrite of the message being received (environment_->identity).
+  std::string original_sender_;
+  std::optional<smtp::HeaderFilter> header_filter_;
+  std::string filtered_;  // the filter's output for one chunk
   net::Timer timer_;
   net::Timer auth_delay_;  // holds back a 535 (AuthFailureTracker)
   std::function<void(SubmissionSession*)> on_finished_;
