@@ -241,7 +241,7 @@ void Spool::accept(const smtp::PathArgument& sender, const std::vector<std::stri
   const std::string id = envelope.id;
   committer_->store(
       id, std::move(header), std::move(body),
-      [this, entry = std::move(entry), bytes, origin,
+      [this, entry = std::move(entry), bytes, origin, original = sender.original_address,
        done = std::move(done)](Status stored) mutable {
         --storing_;
         storing_bytes_ -= bytes;
@@ -256,6 +256,8 @@ void Spool::accept(const smtp::PathArgument& sender, const std::vector<std::stri
         log::info("queued", {{"queue_id", id},
                              {"origin", origin},
                              {"from", shown_sender(envelope.sender)},
+                             {"original_from", original.empty() ? shown_sender(envelope.sender)
+                                                                : original},
                              {"recipients", std::to_string(envelope.recipients.size())},
                              {"size", std::to_string(entry.layout.body_size)}});
         index_.add(std::move(entry));

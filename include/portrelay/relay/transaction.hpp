@@ -70,6 +70,9 @@ struct ReadyEndpoint {
   bool eight_bit_mime = false;
   bool size = false;
   bool reused = false;  // came out of the pool rather than a fresh connect
+  // The envelope sender on this endpoint when its account's identity ([[upstream]]
+  // sender) replaces the transaction's; nullopt keeps it.
+  std::optional<std::string> mail_from = std::nullopt;
 };
 
 struct FailedEndpoint {
