@@ -28,16 +28,13 @@ IdentityRewriter::IdentityRewriter(const Config& config, std::string mail_domain
       keep_reply_to_(config.rewrite.keep_reply_to),
       mail_domain_(std::move(mail_domain)) {}
 
-bool IdentityRewriter::is_local(std::string_view address) const {
-  return local_.contains(address);
-}
+bool IdentityRewriter::is_local(std::string_view address) const { return local_.contains(address); }
 
 bool IdentityRewriter::was_local(std::string_view address) const {
   if (is_local(address)) return true;
-  return !address.empty() && ((!identity_.sender.empty() &&
-                               ascii::iequals(address, identity_.sender)) ||
-                              (!identity_.from_address.empty() &&
-                               ascii::iequals(address, identity_.from_address)));
+  return !address.empty() &&
+         ((!identity_.sender.empty() && ascii::iequals(address, identity_.sender)) ||
+          (!identity_.from_address.empty() && ascii::iequals(address, identity_.from_address)));
 }
 
 std::string IdentityRewriter::accepted_sender(std::string_view sender) const {

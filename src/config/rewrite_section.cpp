@@ -9,7 +9,8 @@ namespace portrelay::config::detail {
 
 RewriteConfig parse_rewrite_section(ParseContext& context, const toml::table& table,
                                     const ServerConfig& server) {
-  const TableReader reader(context, table, "rewrite", "[rewrite]", {"local_domains", "sender", "from", "all_senders", "keep_reply_to"});
+  const TableReader reader(context, table, "rewrite", "[rewrite]",
+                           {"local_domains", "sender", "from", "all_senders", "keep_reply_to"});
   RewriteConfig settings;
   if (const auto domains = reader.string_array("local_domains")) {
     std::vector<std::string> written;

@@ -194,13 +194,12 @@ void check_distinct(const TableReader& reader, const std::vector<Listener>& list
 }  // namespace
 
 ServerConfig parse_server_section(ParseContext& context, const toml::table& table) {
-  const TableReader reader(
-      context, table, "server", "[server]",
-      {"listen", "listen_implicit_tls", "hostname", "max_message_size", "max_recipients",
-       "max_sessions", "allow", "command_timeout", "data_timeout", "tls_cert", "tls_key",
-       "users_file", "require_auth", "auth_failure_delay", "max_auth_failures",
-       "max_sessions_per_address", "max_sessions_before_mail", "trusted_networks",
-       "add_missing_headers"});
+  const TableReader reader(context, table, "server", "[server]",
+                           {"listen", "listen_implicit_tls", "hostname", "max_message_size",
+                            "max_recipients", "max_sessions", "allow", "command_timeout",
+                            "data_timeout", "tls_cert", "tls_key", "users_file", "require_auth",
+                            "auth_failure_delay", "max_auth_failures", "max_sessions_per_address",
+                            "max_sessions_before_mail", "trusted_networks", "add_missing_headers"});
   ServerConfig server;
 
   auto listeners = read_listeners(reader, "listen", {ListenAddress{"127.0.0.1", 2525}});

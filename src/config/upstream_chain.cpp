@@ -392,11 +392,28 @@ void warn_if_tls_can_be_avoided(const TableReader& reader, const Endpoint& endpo
 
 std::vector<Endpoint> parse_upstream(ParseContext& context, const toml::table& table) {
   const TableReader reader(context, table, "upstream", "[[upstream]]",
-                           {"host", "port", "ports", "tls", "name", "ca_file", "tls_server_name",
-                            "tls_insecure_skip_verify", "username", "password_env", "password_file",
-                            "password", "addresses", "provider", "region", "auth",
-                            "oauth_token_file", "oauth_token_command", "oauth_token_lifetime", "sender",
-                            "from", "all_senders"});
+                           {"host",
+                            "port",
+                            "ports",
+                            "tls",
+                            "name",
+                            "ca_file",
+                            "tls_server_name",
+                            "tls_insecure_skip_verify",
+                            "username",
+                            "password_env",
+                            "password_file",
+                            "password",
+                            "addresses",
+                            "provider",
+                            "region",
+                            "auth",
+                            "oauth_token_file",
+                            "oauth_token_command",
+                            "oauth_token_lifetime",
+                            "sender",
+                            "from",
+                            "all_senders"});
 
   // Explicit keys win over the preset: host, port/ports, tls, username.
   const ProviderChoice provider = read_provider(reader);
@@ -505,13 +522,13 @@ std::vector<Endpoint> parse_upstream_chain(ParseContext& context, const toml::no
   std::map<std::string, int> first_line_by_name;  // the table an account's keys go on
   for (const toml::node& element : *node->as_array()) {
     for (Endpoint& endpoint : parse_upstream(context, *element.as_table())) {
-      const auto [first, new_name] = first_line_by_name.emplace(endpoint.name, endpoint.source_line);
+      const auto [first, new_name] =
+          first_line_by_name.emplace(endpoint.name, endpoint.source_line);
       if (!new_name && first->second != endpoint.source_line && endpoint.identity.configured()) {
         throw context.error(element.source(),
                             "upstream: sender, from and all_senders belong to the account: "
                             "write them on the first [[upstream]] named \"" +
-                                endpoint.name + "\" (line " + std::to_string(first->second) +
-                                ")");
+                                endpoint.name + "\" (line " + std::to_string(first->second) + ")");
       }
       const auto [earlier, inserted] =
           line_by_label.emplace(endpoint.label(), endpoint.source_line);

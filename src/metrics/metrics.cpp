@@ -150,13 +150,15 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
                     .Add({});
   from_rewrites_ = &prometheus::BuildCounter()
                         .Name("portrelay_from_rewrites_total")
-                        .Help("From headers given a verified identity, by stage (accept: "
-                              "[rewrite]; upstream: an [[upstream]] identity).")
+                        .Help(
+                            "From headers given a verified identity, by stage (accept: "
+                            "[rewrite]; upstream: an [[upstream]] identity).")
                         .Register(registry);
   dkim_broken_ = &prometheus::BuildCounter()
                       .Name("portrelay_dkim_signatures_broken_total")
-                      .Help("Rewritten From headers that an existing DKIM-Signature covered "
-                            "(its h= lists From): that signature no longer verifies.")
+                      .Help(
+                          "Rewritten From headers that an existing DKIM-Signature covered "
+                          "(its h= lists From): that signature no longer verifies.")
                       .Register(registry);
   for (const char* stage : {"accept", "upstream"}) {
     from_rewrites_->Add({{"stage", stage}});

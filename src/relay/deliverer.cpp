@@ -78,20 +78,19 @@ std::optional<BodyStreamer::Rewrite> Deliverer::upstream_rewrite() const {
       runtime.rewriter->upstream_plan(runtime.identity, transaction_->sender().address);
   if (plan.empty()) return std::nullopt;
   return BodyStreamer::Rewrite{
-      std::move(plan),
-      [&metrics = metrics_, log_id = log_id_,
-       label = upstream_->endpoint().label()](const auto& result) {
+      std::move(plan), [&metrics = metrics_, log_id = log_id_,
+                        label = upstream_->endpoint().label()](const auto& result) {
         if (!result) {
-          log::warn("header_not_rewritten",
-                    {{"session", log_id}, {"endpoint", label},
-                     {"detail", "header section longer than 256 KiB"}});
+          log::warn("header_not_rewritten", {{"session", log_id},
+                                             {"endpoint", label},
+                                             {"detail", "header section longer than 256 KiB"}});
           return;
         }
         if (!result->from_replaced) return;
         metrics.from_rewritten("upstream");
-        log::info("from_rewritten", {{"session", log_id},
-                                     {"endpoint", label},
-                                     {"original_from", result->original_from}});
+        log::info(
+            "from_rewritten",
+            {{"session", log_id}, {"endpoint", label}, {"original_from", result->original_from}});
         if (result->dkim_signature_broken) {
           metrics.dkim_signature_broken("upstream");
           log::warn("dkim_signature_broken",

@@ -178,8 +178,8 @@ void SubmissionSession::data_begin() {
   sink_->body().clear();
   header_filter_.reset();
   if (!environment_->identity) return;
-  smtp::HeaderRewrite plan = environment_->identity->acceptance_plan(
-      original_sender_, environment_->add_missing_headers);
+  smtp::HeaderRewrite plan =
+      environment_->identity->acceptance_plan(original_sender_, environment_->add_missing_headers);
   if (!plan.empty()) header_filter_.emplace(std::move(plan));
 }
 

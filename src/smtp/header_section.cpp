@@ -22,9 +22,7 @@ std::string_view HeaderField::value() const {
   return rest;
 }
 
-bool HeaderField::is(std::string_view other_name) const {
-  return ascii::iequals(name, other_name);
-}
+bool HeaderField::is(std::string_view other_name) const { return ascii::iequals(name, other_name); }
 
 bool HeaderSection::has(std::string_view name) const {
   for (const auto& field : fields)
@@ -39,8 +37,8 @@ HeaderSection parse_header_section(std::string_view content, bool at_end) {
   bool in_field = false;
   auto close_field = [&](std::size_t end) {
     if (!in_field) return;
-    section.fields.push_back({content.substr(field_start, field_name),
-                              content.substr(field_start, end - field_start)});
+    section.fields.push_back(
+        {content.substr(field_start, field_name), content.substr(field_start, end - field_start)});
     in_field = false;
   };
   while (position < content.size()) {

@@ -253,13 +253,13 @@ void Spool::accept(const smtp::PathArgument& sender, const std::vector<std::stri
           return;
         }
         const auto& envelope = entry.layout.envelope;
-        log::info("queued", {{"queue_id", id},
-                             {"origin", origin},
-                             {"from", shown_sender(envelope.sender)},
-                             {"original_from", original.empty() ? shown_sender(envelope.sender)
-                                                                : original},
-                             {"recipients", std::to_string(envelope.recipients.size())},
-                             {"size", std::to_string(entry.layout.body_size)}});
+        log::info("queued",
+                  {{"queue_id", id},
+                   {"origin", origin},
+                   {"from", shown_sender(envelope.sender)},
+                   {"original_from", original.empty() ? shown_sender(envelope.sender) : original},
+                   {"recipients", std::to_string(envelope.recipients.size())},
+                   {"size", std::to_string(entry.layout.body_size)}});
         index_.add(std::move(entry));
         publish_metrics();
         done(id);

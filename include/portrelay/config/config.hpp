@@ -169,7 +169,7 @@ struct Endpoint {
   // The provider preset this endpoint was expanded from ("ses/us-east-1", "sendgrid");
   // empty when the [[upstream]] names no provider. Shown by `check` only.
   std::string provider;
-  int source_line = 0;        // line of the [[upstream]] table, for messages
+  int source_line = 0;  // line of the [[upstream]] table, for messages
   // sender / from / all_senders as written on this table; the account's identity is
   // Upstream::identity (taken from the first table of the name).
   SenderIdentity identity;

@@ -39,7 +39,7 @@ class PassthroughRelay : public MessageSink {
   std::string message_id_;
   std::string sender_;
   std::string original_sender_;  // before [rewrite]; "" when not rewritten
-  ReplyCallback pending_;  // the client's request the deliverer is answering
+  ReplyCallback pending_;        // the client's request the deliverer is answering
   MessageBody body_;
   Deliverer deliverer_;  // last: destroyed first, while what its callbacks use is alive
 };

@@ -36,9 +36,7 @@ struct HeaderRewrite {
 
   bool rewrites_from() const { return !from_mailbox.empty() || !from_address.empty(); }
   // Nothing to do for any message: the header need not even be looked at.
-  bool empty() const {
-    return !rewrites_from() && !recipient_targets && !date && !message_id;
-  }
+  bool empty() const { return !rewrites_from() && !recipient_targets && !date && !message_id; }
 };
 
 struct HeaderRewriteResult {
