@@ -1,6 +1,7 @@
 // Sender identity over real sockets: [rewrite] and [aliases] at acceptance (what the
 // upstream receives), and an [[upstream]]'s own identity applied per endpoint, including
 // the replay of a message onto the next provider after a failure.
+#include "portrelay/base/log.hpp"
 #include "relay_harness.hpp"
 #include "support/blocked_ports.hpp"
 #include "support/temp_dir.hpp"
@@ -30,6 +31,7 @@ std::string with_tables(const RelaySettings& settings, const std::string& rewrit
 RelaySettings local_host(std::vector<std::string> upstreams) {
   RelaySettings settings;
   settings.upstreams = std::move(upstreams);
+  settings.add_missing_headers = true;  // the default outside the test harness
   return settings;
 }
 
@@ -39,9 +41,17 @@ TEST(IdentityRewrite, CronMailLeavesWithTheVerifiedIdentityAndQualifiedHeaders) 
                                    "sender = \"alerts@example.com\"\n",
                                    "[aliases]\nroot = \"ops@example.com\"\n"));
   auto client = relay.client();
+  log::set_enabled(true);
+  testing::internal::CaptureStderr();
   const SmtpReply reply =
       client->send_message("root@vm-1234.internal", {"ops@example.com"}, kCronMessage);
+  const std::string log_text = testing::internal::GetCapturedStderr();
+  log::set_enabled(false);
   ASSERT_EQ(reply.code, 250) << reply.raw;
+  // The message line shows the sender as given and as sent.
+  EXPECT_NE(log_text.find("from=alerts@example.com original_from=root@vm-1234.internal"),
+            std::string::npos)
+      << log_text;
   ASSERT_TRUE(upstream.wait_for_transactions(1, 2s));
   const auto sent = upstream.transactions().at(0);
   EXPECT_EQ(sent.mail_from, "alerts@example.com");
@@ -76,7 +86,7 @@ TEST(IdentityRewrite, MailThatNeedsNothingArrivesByteForByte) {
 TEST(IdentityRewrite, AddMissingHeadersCanBeTurnedOff) {
   FakeUpstream upstream;
   RelaySettings settings = local_host({plain_upstream("ses", upstream.port())});
-  settings.server_extra = "add_missing_headers = false\n";
+  settings.add_missing_headers = false;
   RelayUnderTest relay(with_tables(settings, ""));
   auto client = relay.client();
   const std::string message = "Subject: bare\r\n\r\nbody\r\n";
