@@ -48,6 +48,7 @@ class RecordingHandler:
             "encrypted": encrypted,
             "auth_user": auth_user,
         }
+        meta.update(self.extra_meta(server, session, envelope))
         # Write the body first and the metadata last (renamed into place): a test that sees
         # the .json file can read a complete .eml file.
         with open(base + ".eml", "wb") as f:
@@ -58,12 +59,17 @@ class RecordingHandler:
         return "250 2.0.0 Ok: queued as " + f"{self.label}-{self.count}"
 
 
+    def extra_meta(self, server, session, envelope):
+        """More fields for the .json record; subclasses (provider_emulator.py) add theirs."""
+        return {}
+
+
 def make_authenticator(user, password):
     def authenticate(server, session, envelope, mechanism, auth_data):
         ok = (isinstance(auth_data, LoginPassword)
               and auth_data.login.decode() == user
               and auth_data.password.decode() == password)
-        return AuthResult(success=ok, auth_data=auth_data if ok else None)
+        return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
     return authenticate
 
 
