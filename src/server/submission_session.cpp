@@ -184,7 +184,8 @@ void SubmissionSession::data_begin() {
 }
 
 void SubmissionSession::data_chunk(std::string_view content) {
-  if (!header_filter_) {
+  // Past the header section the content goes to the sink as it is, without a copy.
+  if (!header_filter_ || header_filter_->passing()) {
     sink_->body().append(content);
     return;
   }

@@ -27,6 +27,9 @@ class HeaderFilter {
   // Set once the header was rewritten; nullopt when it never was (a header section over
   // `max_held` octets passes unchanged: giving up beats holding a client's memory).
   const std::optional<HeaderRewriteResult>& result() const { return result_; }
+  // The header section is done: what comes now would pass unchanged, so a caller may
+  // skip feed() and take it as it is (no copy).
+  bool passing() const { return passing_; }
   bool gave_up() const { return gave_up_; }
 
  private:
