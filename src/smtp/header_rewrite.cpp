@@ -59,7 +59,7 @@ std::optional<std::string> map_recipients(std::string_view value, const HeaderRe
   for (const Mailbox& mailbox : parse_mailbox_list(value)) {
     const std::vector<std::string> targets = plan.recipient_targets(mailbox.address);
     if (targets.empty() || (targets.size() == 1 && targets.front() == mailbox.address)) continue;
-    if (targets.size() == 1)
+    if (targets.size() == 1 && !mailbox.unclosed)
       splices.push_back({mailbox.address_begin, mailbox.address_end, targets.front()});
     else
       splices.push_back({mailbox.begin, mailbox.end, join(targets)});
@@ -83,9 +83,13 @@ std::optional<std::string> rewritten_from(std::string_view value, const HeaderRe
     return " " + plan.from_mailbox;
   }
   std::vector<Splice> splices;
-  for (const Mailbox& mailbox : mailboxes)
-    if (rewrites(mailbox))
+  for (const Mailbox& mailbox : mailboxes) {
+    if (!rewrites(mailbox)) continue;
+    if (mailbox.unclosed)  // no telling where its address ends: the mailbox goes whole
+      splices.push_back({mailbox.begin, mailbox.end, plan.from_address});
+    else
       splices.push_back({mailbox.address_begin, mailbox.address_end, plan.from_address});
+  }
   if (splices.empty()) return std::nullopt;
   return apply(value, std::move(splices));
 }

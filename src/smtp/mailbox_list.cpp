@@ -95,11 +95,20 @@ std::optional<Mailbox> parse_mailbox(std::string_view value, std::size_t begin, 
     } else if (c == '"') {
       i = skip_quoted(value, i, end);
     } else if (c == '<') {
+      // The '>' that closes it, read as parse_mailbox_list reads the list: quoted strings
+      // and comments hide their contents.
       std::size_t close = i + 1;
-      while (close < end && value[close] != '>')
-        close = value[close] == '"' ? skip_quoted(value, close, end) : close + 1;
+      while (close < end && value[close] != '>') {
+        if (value[close] == '"')
+          close = skip_quoted(value, close, end);
+        else if (value[close] == '(')
+          close = skip_comment(value, close, end);
+        else
+          ++close;
+      }
       const Significant inside = significant_text(value, i + 1, close);
       mailbox.angle = true;
+      mailbox.unclosed = close >= end;
       mailbox.address_begin = inside.first;
       mailbox.address_end = inside.last;
       if (inside.first == inside.last) mailbox.address_begin = mailbox.address_end = i + 1;

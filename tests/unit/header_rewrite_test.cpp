@@ -244,3 +244,27 @@ TEST(HeaderFilter, GivesUpOnAnEndlessHeaderAndLosesNothing) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(HeaderRewrite, AnUnclosedAngleBracketReplacesTheWholeMailbox) {
+  // Found by header_rewrite_fuzz: the address of "<root, x" runs to the end of the value,
+  // so only replacing the whole mailbox leaves a From that parses back to the new address.
+  HeaderRewrite plan = address_only("alerts@example.com", true);
+  plan.keep_reply_to = false;
+  EXPECT_EQ(rewritten("From: Name <root\r,\r\n\r\n", plan), "From: alerts@example.com\r\n\r\n");
+}
+
+}  // namespace
+
+namespace {
+
+TEST(HeaderRewrite, AGreaterThanInsideACommentDoesNotCloseTheAngleAddr) {
+  // Found by header_rewrite_fuzz: the list and the mailbox must agree on where "<" ends.
+  HeaderRewrite plan = address_only("alerts@example.com", true);
+  plan.keep_reply_to = false;
+  EXPECT_EQ(rewritten("From: Name <root (a>b)>, x@y\r\n\r\n", plan),
+            "From: Name <alerts@example.com (a>b)>, alerts@example.com\r\n\r\n");
+}
+
+}  // namespace

@@ -22,6 +22,9 @@ struct Mailbox {
   // empty for a bare address.
   std::string display_name;
   bool angle = false;  // written as name-addr ("<a@b>"), not as a bare addr-spec
+  // An '<' without its '>': the address runs to the end of the mailbox, so a rewrite
+  // replaces the whole mailbox rather than guess where the address ends.
+  bool unclosed = false;
 };
 
 // Every mailbox of `value`, in order. Groups ("team: a@b, c@d;") give their members and
