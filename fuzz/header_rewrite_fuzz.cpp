@@ -82,7 +82,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   HeaderFilter filter(plan, content.size() + 1);
   std::string streamed;
   for (std::size_t at = 0; at < content.size(); at += chunk)
-    filter.feed(content.substr(at, chunk), streamed);
+    streamed.append(filter.feed(content.substr(at, chunk), streamed));
   filter.finish(streamed);
   if (streamed != whole) std::abort();
   return 0;

@@ -190,8 +190,9 @@ void SubmissionSession::data_chunk(std::string_view content) {
     return;
   }
   filtered_.clear();
-  header_filter_->feed(content, filtered_);
+  const std::string_view rest = header_filter_->feed(content, filtered_);
   if (!filtered_.empty()) sink_->body().append(filtered_);
+  if (!rest.empty()) sink_->body().append(rest);
 }
 
 void SubmissionSession::data_end() {

@@ -5,13 +5,28 @@ namespace portrelay::smtp {
 HeaderFilter::HeaderFilter(HeaderRewrite plan, std::size_t max_held)
     : plan_(std::move(plan)), max_held_(max_held) {}
 
-void HeaderFilter::feed(std::string_view content, std::string& out) {
-  if (passing_) {
-    out.append(content);
-    return;
+std::string_view HeaderFilter::feed(std::string_view content, std::string& out) {
+  if (passing_) return content;
+  if (held_.empty()) {
+    // Usually the first piece holds the whole header section: nothing is held or copied.
+    const HeaderSection section = parse_header_section(content, false);
+    if (section.complete) {
+      rewrite_section(content, section, out);
+      return content.substr(section.size);
+    }
   }
   held_.append(content);
   rewrite(false, out);
+  return {};
+}
+
+void HeaderFilter::rewrite_section(std::string_view content, const HeaderSection& section,
+                                   std::string& out) {
+  HeaderRewriteResult result = rewrite_header_section(content, section, plan_);
+  out += result.header;
+  result.header = std::string();  // not kept: only the facts about it are
+  result_ = std::move(result);
+  passing_ = true;
 }
 
 void HeaderFilter::finish(std::string& out) {
@@ -25,11 +40,8 @@ void HeaderFilter::rewrite(bool at_end, std::string& out) {
     gave_up_ = true;
     out += held_;
   } else {
-    HeaderRewriteResult result = rewrite_header_section(held_, section, plan_);
-    out += result.header;
+    rewrite_section(held_, section, out);
     out.append(std::string_view(held_).substr(section.size));
-    result.header.clear();  // not kept: only the facts about it are
-    result_ = std::move(result);
   }
   passing_ = true;
   held_.clear();

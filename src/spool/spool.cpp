@@ -274,7 +274,7 @@ void Spool::rewrite_dropped(DroppedMessage& dropped, const std::string& name,
   smtp::HeaderFilter filter(identity_->acceptance_plan(dropped.sender, false),
                             dropped.content.size());
   std::string content;
-  filter.feed(dropped.content, content);
+  content.append(filter.feed(dropped.content, content));
   filter.finish(content);
   dropped.content = std::move(content);
   const auto& result = filter.result();

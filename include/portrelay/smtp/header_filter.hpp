@@ -18,8 +18,9 @@ class HeaderFilter {
   explicit HeaderFilter(HeaderRewrite plan, std::size_t max_held = kDefaultMaxHeld);
 
   // Appends to `out` what can go on: nothing while the header section is incomplete, then
-  // the rewritten section and the content after it.
-  void feed(std::string_view content, std::string& out);
+  // the rewritten section (and what was held after it). Returns the part of `content` that
+  // follows, unchanged, for the caller to take as it is (no copy here).
+  [[nodiscard]] std::string_view feed(std::string_view content, std::string& out);
   // End of the content: a header section still held (a message that is all header) is
   // rewritten and appended.
   void finish(std::string& out);
@@ -34,6 +35,7 @@ class HeaderFilter {
 
  private:
   void rewrite(bool at_end, std::string& out);
+  void rewrite_section(std::string_view content, const HeaderSection& section, std::string& out);
 
   HeaderRewrite plan_;
   std::size_t max_held_;
