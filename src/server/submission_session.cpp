@@ -164,9 +164,11 @@ void SubmissionSession::finish(const char* by) {
 void SubmissionSession::mail_from(const smtp::PathArgument& sender) {
   original_sender_ = sender.address;
   if (!environment_->identity) return sink_->sender(sender, completer());
+  std::string address = environment_->identity->accepted_sender(sender.address);
+  if (address == sender.address) return sink_->sender(sender, completer());  // no copy
   smtp::PathArgument accepted = sender;
-  accepted.address = environment_->identity->accepted_sender(sender.address);
-  if (accepted.address != sender.address) accepted.original_address = sender.address;
+  accepted.address = std::move(address);
+  accepted.original_address = sender.address;
   sink_->sender(accepted, completer());
 }
 
