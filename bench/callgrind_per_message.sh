@@ -7,7 +7,7 @@
 # -> smtp-sink; 4 KiB messages, a new session per message. Collection is off during start-up
 # and a warm-up of 50 messages (config, OpenSSL init, first upstream connections), on for
 # MESSAGES (default 300) messages at SESSIONS (default 20) (BENCH_MODE=spool: mode = "spool");
-# then callgrind dumps the counts
+# (BENCH_CONFIG_EXTRA: more config lines, below) then callgrind dumps the counts
 # to OUT_FILE (read it with callgrind_annotate). Prints "IR_PER_MESSAGE <n>".
 # Unlike msgs/s and CPU time, the count does not depend on what else the machine is doing,
 # so two builds can be compared to well under 1%.
@@ -63,6 +63,12 @@ passthrough_config "$BINARY" "$WORK/relay.toml" "$relay_port" "$sink_port"
 if [ "${BENCH_MODE:-passthrough}" = spool ]; then
   sed -i 's/^mode = "passthrough"/mode = "spool"/' "$WORK/relay.toml"
   printf '[spool]\ndir = "%s/spool"\n' "$WORK" >>"$WORK/relay.toml"
+fi
+# BENCH_CONFIG_EXTRA: lines appended to the config, whose last table is the [[upstream]]:
+# keys first go into it ('sender = "a@example.com"': a per-upstream identity), then tables
+# ('[rewrite]' ...: the acceptance rewrite).
+if [ -n "${BENCH_CONFIG_EXTRA:-}" ]; then
+  printf '%s\n' "$BENCH_CONFIG_EXTRA" >>"$WORK/relay.toml"
 fi
 start_bg relay valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT" \
   "$BINARY" run -c "$WORK/relay.toml" --shutdown-grace "$(shutdown_grace_arg "$BINARY" 2)"

@@ -48,6 +48,9 @@ Daemon::Generation Daemon::build(std::shared_ptr<const config::Config> config) {
   environment.command_timeout = config->server.command_timeout;
   environment.envelope_policy = std::make_shared<const relay::EnvelopePolicy>(config);
   environment.data_timeout = config->server.data_timeout;
+  environment.identity =
+      std::make_shared<const config::IdentityRewriter>(*config, config::mail_domain(*config));
+  environment.add_missing_headers = config->server.add_missing_headers;
   if (!config->server.tls_cert.empty())
     environment.tls_context =
         tls::Context::server({config->server.tls_cert, config->server.tls_key});

@@ -9,7 +9,8 @@ namespace portrelay::config::detail {
 
 RewriteConfig parse_rewrite_section(ParseContext& context, const toml::table& table,
                                     const ServerConfig& server) {
-  const TableReader reader(context, table, "rewrite", "[rewrite]", {"local_domains"});
+  const TableReader reader(context, table, "rewrite", "[rewrite]",
+                           {"local_domains", "sender", "from", "all_senders", "keep_reply_to"});
   RewriteConfig settings;
   if (const auto domains = reader.string_array("local_domains")) {
     std::vector<std::string> written;
@@ -24,6 +25,8 @@ RewriteConfig parse_rewrite_section(ParseContext& context, const toml::table& ta
   } else {
     settings.local_domains = default_local_domains(server.hostname, read_mailname());
   }
+  settings.identity = read_sender_identity(reader);
+  settings.keep_reply_to = reader.boolean("keep_reply_to").value_or(true);
   return settings;
 }
 

@@ -25,6 +25,8 @@ std::vector<Upstream> group_upstreams(std::vector<Endpoint>& chain);
 // `node` is the value of the top-level "route" key, or null when there is none.
 std::vector<Route> parse_routes(ParseContext& context, const toml::node* node,
                                 const std::vector<Upstream>& upstreams);
+// sender, from and all_senders of [rewrite] or an [[upstream]] (sender_identity_keys.cpp).
+SenderIdentity read_sender_identity(const TableReader& reader);
 RewriteConfig parse_rewrite_section(ParseContext& context, const toml::table& table,
                                     const ServerConfig& server);
 AliasTable parse_aliases_section(ParseContext& context, const toml::table& table,

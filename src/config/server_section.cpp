@@ -196,11 +196,26 @@ void check_distinct(const TableReader& reader, const std::vector<Listener>& list
 
 ServerConfig parse_server_section(ParseContext& context, const toml::table& table) {
   const TableReader reader(context, table, "server", "[server]",
-                           {"listen", "listen_implicit_tls", "hostname", "max_message_size",
-                            "max_recipients", "max_sessions", "allow", "command_timeout",
-                            "data_timeout", "tls_cert", "tls_key", "users_file", "require_auth",
-                            "auth_failure_delay", "max_auth_failures", "max_sessions_per_address",
-                            "max_sessions_before_mail", "trusted_networks", "allowed_senders"});
+                           {"listen",
+                            "listen_implicit_tls",
+                            "hostname",
+                            "max_message_size",
+                            "max_recipients",
+                            "max_sessions",
+                            "allow",
+                            "command_timeout",
+                            "data_timeout",
+                            "tls_cert",
+                            "tls_key",
+                            "users_file",
+                            "require_auth",
+                            "auth_failure_delay",
+                            "max_auth_failures",
+                            "max_sessions_per_address",
+                            "max_sessions_before_mail",
+                            "trusted_networks",
+                            "allowed_senders",
+                            "add_missing_headers"});
   ServerConfig server;
 
   auto listeners = read_listeners(reader, "listen", {ListenAddress{"127.0.0.1", 2525}});
@@ -271,6 +286,7 @@ ServerConfig parse_server_section(ParseContext& context, const toml::table& tabl
   server.auth_failure_delay = reader.timeout("auth_failure_delay", server.auth_failure_delay);
   server.max_auth_failures = static_cast<std::size_t>(
       reader.bounded_integer("max_auth_failures", server.max_auth_failures, 1, 100));
+  server.add_missing_headers = reader.boolean("add_missing_headers").value_or(true);
 
   if (const auto patterns = reader.string_array("allowed_senders")) {
     if (patterns->empty())

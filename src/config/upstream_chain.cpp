@@ -531,7 +531,10 @@ std::vector<Endpoint> parse_upstream(ParseContext& context, const toml::table& t
                             "max_recipients_per_day",
                             "max_message_size",
                             "throttle_patterns",
-                            "quota_patterns"});
+                            "quota_patterns",
+                            "sender",
+                            "from",
+                            "all_senders"});
 
   // Explicit keys win over the preset: host, port/ports, tls, username.
   const ProviderChoice provider = read_provider(reader);
@@ -598,6 +601,7 @@ std::vector<Endpoint> parse_upstream(ParseContext& context, const toml::table& t
       reader, provider.preset != nullptr ? provider.preset->username : std::string_view());
   common.source_line = static_cast<int>(table.source().begin.line);
   common.limits = read_limits(reader, provider.preset, common.limits_written);
+  common.identity = read_sender_identity(reader);
 
   std::vector<Endpoint> endpoints;
   std::set<const toml::node*> warned;  // one warning per written `tls`, not one per port
@@ -648,12 +652,19 @@ std::vector<Endpoint> parse_upstream_chain(ParseContext& context, const toml::no
     for (Endpoint& endpoint : parse_upstream(context, *element.as_table())) {
       const auto [first, new_name] =
           first_table_of_name.emplace(endpoint.name, endpoint.source_line);
-      if (!new_name && first->second != endpoint.source_line && endpoint.limits_written) {
+      const bool later_table = !new_name && first->second != endpoint.source_line;
+      if (later_table && endpoint.limits_written) {
         throw context.error(element.source(),
                             "upstream: limits of \"" + endpoint.name +
                                 "\" (max_connections, max_message_rate, ...) belong on its "
                                 "first [[upstream]] table, at line " +
                                 std::to_string(first->second));
+      }
+      if (later_table && endpoint.identity.configured()) {
+        throw context.error(element.source(),
+                            "upstream: sender, from and all_senders belong to the account: "
+                            "write them on the first [[upstream]] named \"" +
+                                endpoint.name + "\" (line " + std::to_string(first->second) + ")");
       }
       const auto [earlier, inserted] =
           line_by_label.emplace(endpoint.label(), endpoint.source_line);
@@ -686,6 +697,7 @@ std::vector<Upstream> group_upstreams(std::vector<Endpoint>& chain) {
       upstream.name = endpoint.name;
       upstream.source_line = endpoint.source_line;
       upstream.limits = endpoint.limits;  // the account's keys are on its first table
+      upstream.identity = endpoint.identity;
       upstreams.push_back(std::move(upstream));
     }
     endpoint.upstream = found->second;

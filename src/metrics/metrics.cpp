@@ -166,6 +166,22 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
                         "were already waiting (AUTH flood).")
                     .Register(registry)
                     .Add({});
+  from_rewrites_ = &prometheus::BuildCounter()
+                        .Name("portrelay_from_rewrites_total")
+                        .Help(
+                            "From headers given a verified identity, by stage (accept: "
+                            "[rewrite]; upstream: an [[upstream]] identity).")
+                        .Register(registry);
+  dkim_broken_ = &prometheus::BuildCounter()
+                      .Name("portrelay_dkim_signatures_broken_total")
+                      .Help(
+                          "Rewritten From headers that an existing DKIM-Signature covered "
+                          "(its h= lists From): that signature no longer verifies.")
+                      .Register(registry);
+  for (const char* stage : {"accept", "upstream"}) {
+    from_rewrites_->Add({{"stage", stage}});
+    dkim_broken_->Add({{"stage", stage}});
+  }
   sessions_refused_ = &prometheus::BuildCounter()
                            .Name("portrelay_client_sessions_refused_total")
                            .Help(
@@ -434,6 +450,12 @@ void Metrics::session_opened() { sessions_active_->Increment(); }
 void Metrics::session_closed() { sessions_active_->Decrement(); }
 void Metrics::auth_failure() { auth_failures_->Increment(); }
 void Metrics::auth_busy() { auth_busy_->Increment(); }
+void Metrics::from_rewritten(std::string_view stage) {
+  from_rewrites_->Add({{"stage", std::string(stage)}}).Increment();
+}
+void Metrics::dkim_signature_broken(std::string_view stage) {
+  dkim_broken_->Add({{"stage", std::string(stage)}}).Increment();
+}
 void Metrics::session_refused(const std::string& reason) {
   sessions_refused_->Add({{"reason", reason}}).Increment();
 }

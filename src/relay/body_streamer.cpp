@@ -2,8 +2,9 @@
 
 namespace portrelay::relay {
 
-BodyStreamer::BodyStreamer(net::Connection& connection, const MessageBody& body)
-    : connection_(connection), body_(body) {}
+BodyStreamer::BodyStreamer(net::Connection& connection, const MessageBody& body,
+                           std::optional<Rewrite> rewrite)
+    : connection_(connection), body_(body), rewrite_(std::move(rewrite)) {}
 
 BodyStreamer::~BodyStreamer() { stop(); }
 
@@ -21,6 +22,11 @@ void BodyStreamer::stop() {
 
 void BodyStreamer::pump() {
   if (!on_done_) return;
+  if (rewrite_ && !send_rewritten_header()) {
+    auto done = std::move(on_done_);
+    stop();
+    return done("cannot read the message body back");
+  }
   std::string chunk, wire;
   while (offset_ < body_.size() && connection_.write_queue_size() < kMaxQueued) {
     if (!body_.read(offset_, kChunk, chunk) || chunk.empty()) {
@@ -45,6 +51,34 @@ void BodyStreamer::pump() {
   auto done = std::move(on_done_);
   stop();
   done(std::nullopt);
+}
+
+bool BodyStreamer::send_rewritten_header() {
+  std::string head, chunk;
+  smtp::HeaderSection section;
+  while (true) {
+    if (head.size() < body_.size()) {
+      if (!body_.read(head.size(), kChunk, chunk) || chunk.empty()) return false;
+      head += chunk;
+    }
+    const bool at_end = head.size() >= body_.size();
+    section = smtp::parse_header_section(head, at_end);
+    if (section.complete || at_end || head.size() > kMaxHeader) break;
+  }
+  Rewrite rewrite = std::move(*rewrite_);
+  rewrite_.reset();
+  if (!section.complete) {  // too long to hold: sent as it is
+    if (rewrite.on_rewritten) rewrite.on_rewritten(std::nullopt);
+    return true;
+  }
+  smtp::HeaderRewriteResult result = smtp::rewrite_header_section(head, section, rewrite.plan);
+  std::string wire;
+  stuffer_.encode(result.header, wire);
+  connection_.send(wire);
+  offset_ = section.size;
+  result.header.clear();
+  if (rewrite.on_rewritten) rewrite.on_rewritten(result);
+  return true;
 }
 
 }  // namespace portrelay::relay

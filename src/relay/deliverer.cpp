@@ -57,17 +57,56 @@ void Deliverer::release_upstream() {
   if (upstream_) selector_->release(std::move(upstream_));
 }
 
-std::optional<ReadyEndpoint> Deliverer::held_connection() const {
+std::optional<ReadyEndpoint> Deliverer::held_connection(const smtp::PathArgument& sender) const {
   if (!upstream_) return std::nullopt;
   const auto& capabilities = upstream_->capabilities();
   const std::size_t index = upstream_->endpoint().index;
-  return ReadyEndpoint{index,
-                       upstream_->endpoint().label(),
-                       capabilities.eight_bit_mime,
-                       capabilities.size,
-                       upstream_->reused(),
-                       capabilities.size_limit,
-                       selector_->limits_of(index)};
+  ReadyEndpoint ready{index,
+                      upstream_->endpoint().label(),
+                      capabilities.eight_bit_mime,
+                      capabilities.size,
+                      upstream_->reused(),
+                      capabilities.size_limit,
+                      selector_->limits_of(index)};
+  // The identity of the configuration this deliverer runs under (its selector's), not of
+  // the one a pooled connection was made with.
+  const EndpointRuntime& runtime = *selector_->endpoints().at(ready.index);
+  if (runtime.rewriter) {
+    std::string mail_from = runtime.rewriter->upstream_sender(runtime.identity, sender.address);
+    if (mail_from != sender.address) ready.mail_from = std::move(mail_from);
+  }
+  return ready;
+}
+
+std::optional<BodyStreamer::Rewrite> Deliverer::upstream_rewrite() const {
+  const EndpointRuntime& runtime = *selector_->endpoints().at(upstream_->endpoint().index);
+  if (!runtime.rewriter) return std::nullopt;  // the common case: nothing to look at
+  smtp::HeaderRewrite plan =
+      runtime.rewriter->upstream_plan(runtime.identity, transaction_->sender().address);
+  if (plan.empty()) return std::nullopt;
+  return BodyStreamer::Rewrite{
+      std::move(plan), [&metrics = metrics_, log_id = log_id_,
+                        label = upstream_->endpoint().label()](const auto& result) {
+        if (!result) {
+          log::warn("header_not_rewritten", {{"session", log_id},
+                                             {"endpoint", label},
+                                             {"detail", "header section longer than 256 KiB"}});
+          return;
+        }
+        if (!result->from_replaced) return;
+        metrics.from_rewritten("upstream");
+        log::info(
+            "from_rewritten",
+            {{"session", log_id}, {"endpoint", label}, {"original_from", result->original_from}});
+        if (result->dkim_signature_broken) {
+          metrics.dkim_signature_broken("upstream");
+          log::warn("dkim_signature_broken",
+                    {{"session", log_id},
+                     {"endpoint", label},
+                     {"original_from", result->original_from},
+                     {"detail", "From is signed by a DKIM-Signature (h=) and was rewritten"}});
+        }
+      }};
 }
 
 std::string Deliverer::held_label() const {
@@ -87,7 +126,7 @@ void Deliverer::open(const smtp::PathArgument& sender, std::string message_id, A
   if (upstream_ && !on_route(upstream_->endpoint().index)) release_upstream();
   message_id_ = std::move(message_id);
   body_ = nullptr;
-  transaction_.emplace(sender, held_connection(), whole_size_);
+  transaction_.emplace(sender, held_connection(sender), whole_size_);
   answer_ = std::move(answer);
   run(transaction_->mail());
 }
@@ -131,7 +170,7 @@ void Deliverer::select() {
           {failure.endpoint_index, endpoint(failure.endpoint_index).label(), failure.failure});
     if (selection.connection) {
       upstream_ = std::move(selection.connection);
-      report.ready = held_connection();
+      report.ready = held_connection(transaction_->sender());
       const std::string tls = upstream_->tls_version().empty() ? "none" : upstream_->tls_version();
       // Which certificate the upstream asked for and got ([[upstream]] tls_client_cert).
       if (const std::string& certificate = upstream_->trace().client_certificate;
@@ -164,7 +203,7 @@ void Deliverer::run(std::vector<Action> actions) {
                            [this](const UpstreamResponse& response) { on_response(response); });
         break;
       case Action::Kind::StreamBody:
-        upstream_->send_body(*body_,
+        upstream_->send_body(*body_, upstream_rewrite(),
                              [this](const UpstreamResponse& response) { on_response(response); });
         break;
       case Action::Kind::Release:

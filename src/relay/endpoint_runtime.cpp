@@ -38,9 +38,19 @@ void resolve_password(EndpointRuntime& runtime) {
 
 std::vector<EndpointRuntimePtr> build_endpoint_runtimes(const config::Config& config) {
   std::vector<EndpointRuntimePtr> runtimes;
+  std::shared_ptr<const config::IdentityRewriter> rewriter;
+  for (const auto& upstream : config.upstreams)
+    if (upstream.identity.configured() && !rewriter)
+      rewriter =
+          std::make_shared<const config::IdentityRewriter>(config, config::mail_domain(config));
   for (const auto& endpoint : config.chain) {
     EndpointRuntime runtime;
     runtime.endpoint = endpoint;
+    if (endpoint.upstream < config.upstreams.size() &&
+        config.upstreams[endpoint.upstream].identity.configured()) {
+      runtime.identity = config.upstreams[endpoint.upstream].identity;
+      runtime.rewriter = rewriter;
+    }
     if (endpoint.tls != config::TlsMode::None) {
       tls::ClientOptions options;
       options.ca_file = endpoint.ca_file;

@@ -3,52 +3,25 @@
 #include "portrelay/config/sender_pattern.hpp"
 
 namespace portrelay::relay {
-namespace {
-
-// [rewrite] sender / all_senders come with the sender-identity work; this compiles (and
-// answers false) before they exist and uses them once they do, whatever their exact type.
-template <typename Rewrite>
-bool rewrites_local_senders(const Rewrite& rewrite) {
-  if constexpr (requires { rewrite.sender.empty(); })
-    return !rewrite.sender.empty();
-  else
-    return false;
-}
-
-template <typename Rewrite>
-bool rewrites_every_sender(const Rewrite& rewrite) {
-  if constexpr (requires { bool(rewrite.all_senders); })
-    return rewrites_local_senders(rewrite) && bool(rewrite.all_senders);
-  else
-    return false;
-}
-
-}  // namespace
-
-bool sender_rewritten_at_acceptance(const config::Config& config, std::string_view sender) {
-  if (sender.empty()) return false;  // <> is never rewritten
-  if (rewrites_every_sender(config.rewrite)) return true;
-  return rewrites_local_senders(config.rewrite) && config.aliases.local_domains().contains(sender);
-}
-
 EnvelopePolicy::EnvelopePolicy(std::shared_ptr<const config::Config> config)
     : config_(std::move(config)) {}
 
 std::optional<smtp::Reply> EnvelopePolicy::check_sender(
-    std::string_view sender, const std::vector<std::string>* user_senders) const {
+    std::string_view sender, std::string_view accepted,
+    const std::vector<std::string>* user_senders) const {
   // The null sender is nobody's identity (delivery reports use it): not an impersonation.
-  if (!sender.empty()) {
+  const bool rewritten = accepted != sender;
+  if (!sender.empty() && !rewritten) {
     const std::vector<std::string>& allowed =
         user_senders != nullptr ? *user_senders : config_->server.allowed_senders;
-    if (!allowed.empty() && !config::any_sender_matches(allowed, sender) &&
-        !sender_rewritten_at_acceptance(*config_, sender))
+    if (!allowed.empty() && !config::any_sender_matches(allowed, sender))
       return smtp::make_reply(550, "5.7.1",
                               "Sender <" + std::string(sender) + "> is not allowed to send here");
   }
-  if (config_->relay.require_route && config::choose_route(config_->routes, sender) == nullptr)
+  if (config_->relay.require_route && config::choose_route(config_->routes, accepted) == nullptr)
     return smtp::make_reply(
         550, "5.7.1",
-        "No route for sender <" + std::string(sender) + "> (relay.require_route is on)");
+        "No route for sender <" + std::string(accepted) + "> (relay.require_route is on)");
   return std::nullopt;
 }
 

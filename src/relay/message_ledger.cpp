@@ -18,7 +18,9 @@ metrics::MessageResult message_result(const DeliveryReport& report) {
 }
 
 void MessageLedger::client_message(const std::string& session, const std::string& message_id,
-                                   const std::string& sender, const DeliveryReport& report) {
+                                   const std::string& sender, const DeliveryReport& report,
+                                   const std::string& original_sender) {
+  const std::string& original = original_sender.empty() ? sender : original_sender;
   const metrics::MessageResult result = message_result(report);
   metrics_.message(result, report.route);
   if (result == metrics::MessageResult::Relayed)
@@ -53,6 +55,7 @@ void MessageLedger::client_message(const std::string& session, const std::string
                 {"message", message_id},
                 {"result", result_text},
                 {"from", sender},
+                {"original_from", original},
                 {"to", to},
                 {"recipients", recipients},
                 {"size", size},
@@ -66,6 +69,7 @@ void MessageLedger::client_message(const std::string& session, const std::string
                 {"message", message_id},
                 {"result", result_text},
                 {"from", sender},
+                {"original_from", original},
                 {"to", to},
                 {"refused", refused},
                 {"recipients", recipients},

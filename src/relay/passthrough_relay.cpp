@@ -15,7 +15,7 @@ PassthroughRelay::PassthroughRelay(net::Loop& loop, std::shared_ptr<UpstreamSele
 Deliverer::Answer PassthroughRelay::answer(ReplyCallback callback) {
   pending_ = std::move(callback);
   return [this](const smtp::Reply& reply, const DeliveryReport* ended) {
-    if (ended) ledger_.client_message(session_id_, message_id_, sender_, *ended);
+    if (ended) ledger_.client_message(session_id_, message_id_, sender_, *ended, original_sender_);
     auto callback = std::move(pending_);
     pending_ = nullptr;
     callback(reply);
@@ -25,6 +25,7 @@ Deliverer::Answer PassthroughRelay::answer(ReplyCallback callback) {
 void PassthroughRelay::sender(const smtp::PathArgument& sender, ReplyCallback callback) {
   message_id_ = session_id_ + "." + std::to_string(++message_count_);
   sender_ = sender.address;
+  original_sender_ = sender.original_address;
   body_.clear();
   // The first [[route]] matching the sender carries it (the default route otherwise).
   deliverer_.open(sender, message_id_, answer(std::move(callback)),

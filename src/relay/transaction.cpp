@@ -181,7 +181,7 @@ bool Transaction::requires_8bit() const {
 }
 
 std::string Transaction::mail_command() const {
-  std::string line = "MAIL FROM:<" + sender_.address + ">";
+  std::string line = "MAIL FROM:<" + connection_->mail_from.value_or(sender_.address) + ">";
   if (const auto* body = sender_.find("BODY"); body && connection_->eight_bit_mime)
     line += " BODY=" + body->value;
   if (const auto* size = sender_.find("SIZE"); size && connection_->size)

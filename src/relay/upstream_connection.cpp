@@ -380,7 +380,9 @@ void UpstreamConnection::revalidate(config::Duration limit, ReadyCallback callba
   if (phase_ == Phase::Command) arm_timer(limit, FailureReason::Closed, "no reply to RSET");
 }
 
-void UpstreamConnection::send_body(const MessageBody& body, ResponseCallback callback) {
+void UpstreamConnection::send_body(const MessageBody& body,
+                                   std::optional<BodyStreamer::Rewrite> rewrite,
+                                   ResponseCallback callback) {
   response_callback_ = std::move(callback);
   sent_in_batch_ = in_batch_ ? batch_ : 0;
   if (!usable()) {
@@ -390,7 +392,7 @@ void UpstreamConnection::send_body(const MessageBody& body, ResponseCallback cal
   phase_ = Phase::Body;
   transcribe("out", "<message body, " + std::to_string(body.size()) + " octets, not logged>");
   transcribe("out", ".");
-  streamer_ = std::make_unique<BodyStreamer>(*connection_, body);
+  streamer_ = std::make_unique<BodyStreamer>(*connection_, body, std::move(rewrite));
   streamer_->start(
       [this]() {
         arm_timer(timeouts_.command, FailureReason::TransactionTimeout,

@@ -170,11 +170,23 @@ void SubmissionSession::finish(const char* by) {
 
 void SubmissionSession::mail_from(const smtp::PathArgument& sender) {
   given_.clear();
+  original_sender_ = sender.address;
+  // The [rewrite] of acceptance first: the policy and the route see what leaves.
+  std::optional<smtp::PathArgument> rewritten;
+  if (environment_->identity) {
+    std::string address = environment_->identity->accepted_sender(sender.address);
+    if (address != sender.address) {
+      rewritten = sender;
+      rewritten->address = std::move(address);
+      rewritten->original_address = sender.address;
+    }
+  }
+  const smtp::PathArgument& accepted = rewritten ? *rewritten : sender;  // no copy if unchanged
   if (const auto& policy = environment_->envelope_policy) {
     const std::vector<std::string>* own = user_.empty() || !environment_->authenticator
                                               ? nullptr
                                               : environment_->authenticator->allowed_senders(user_);
-    if (auto refusal = policy->check_sender(sender.address, own)) {
+    if (auto refusal = policy->check_sender(sender.address, accepted.address, own)) {
       relay::MessageLedger(*environment_->metrics).rejected();  // its only owner: the session
       log::warn("sender_refused", {{"session", id_},
                                    {"from", sender.address.empty() ? "<>" : sender.address},
@@ -183,7 +195,7 @@ void SubmissionSession::mail_from(const smtp::PathArgument& sender) {
       return completer()(*refusal);
     }
   }
-  sink_->sender(sender, completer());
+  sink_->sender(accepted, completer());
 }
 
 void SubmissionSession::rcpt_to(const smtp::PathArgument& recipient) {
@@ -238,21 +250,69 @@ void SubmissionSession::add_next_target() {
   completer()(answer);
 }
 
-void SubmissionSession::data_begin() { sink_->body().clear(); }
+void SubmissionSession::data_begin() {
+  sink_->body().clear();
+  header_filter_.reset();
+  if (!environment_->identity) return;
+  smtp::HeaderRewrite plan =
+      environment_->identity->acceptance_plan(original_sender_, environment_->add_missing_headers);
+  if (!plan.empty()) header_filter_.emplace(std::move(plan));
+}
 
-void SubmissionSession::data_chunk(std::string_view content) { sink_->body().append(content); }
+void SubmissionSession::data_chunk(std::string_view content) {
+  // Past the header section the content goes to the sink as it is, without a copy.
+  if (!header_filter_ || header_filter_->passing()) {
+    sink_->body().append(content);
+    return;
+  }
+  filtered_.clear();
+  const std::string_view rest = header_filter_->feed(content, filtered_);
+  if (!filtered_.empty()) sink_->body().append(filtered_);
+  if (!rest.empty()) sink_->body().append(rest);
+}
 
-void SubmissionSession::data_end() { sink_->commit(completer()); }
+void SubmissionSession::data_end() {
+  if (header_filter_) {
+    filtered_.clear();
+    header_filter_->finish(filtered_);
+    if (!filtered_.empty()) sink_->body().append(filtered_);
+    note_header_rewrite();
+    header_filter_.reset();
+    filtered_ = std::string();
+  }
+  sink_->commit(completer());
+}
+
+void SubmissionSession::note_header_rewrite() {
+  if (header_filter_->gave_up()) {
+    log::warn("header_not_rewritten",
+              {{"session", id_}, {"detail", "header section longer than 256 KiB"}});
+    return;
+  }
+  const auto& result = header_filter_->result();
+  if (!result || !result->from_replaced) return;
+  environment_->metrics->from_rewritten("accept");
+  log::info("from_rewritten", {{"session", id_}, {"original_from", result->original_from}});
+  if (result->dkim_signature_broken) {
+    environment_->metrics->dkim_signature_broken("accept");
+    log::warn("dkim_signature_broken",
+              {{"session", id_},
+               {"original_from", result->original_from},
+               {"detail", "From is signed by a DKIM-Signature (h=) and was rewritten"}});
+  }
+}
 
 void SubmissionSession::data_rejected(smtp::DataReader::Violation violation) {
   relay::MessageLedger(*environment_->metrics).rejected();  // its only owner: the session
   log::warn("message_rejected", {{"session", id_}, {"reason", smtp::to_string(violation)}});
+  header_filter_.reset();
   sink_->reset();
 }
 
 void SubmissionSession::reset() {
   given_.clear();
   expansion_ = Expansion{};
+  header_filter_.reset();
   sink_->reset();
 }
 

@@ -22,6 +22,7 @@
 #include "portrelay/base/ascii.hpp"
 #include "portrelay/base/log.hpp"
 #include "portrelay/relay/message_ledger.hpp"
+#include "portrelay/smtp/header_filter.hpp"
 #include "portrelay/spool/bounce_message.hpp"
 #include "portrelay/spool/dsn_inputs.hpp"
 
@@ -247,7 +248,7 @@ void Spool::accept(const smtp::PathArgument& sender, const std::vector<std::stri
   const std::string id = envelope.id;
   committer_->store(
       id, std::move(header), std::move(body),
-      [this, entry = std::move(entry), bytes, origin,
+      [this, entry = std::move(entry), bytes, origin, original = sender.original_address,
        done = std::move(done)](Status stored) mutable {
         --storing_;
         storing_bytes_ -= bytes;
@@ -266,6 +267,7 @@ void Spool::accept(const smtp::PathArgument& sender, const std::vector<std::stri
                    {"recipients", std::to_string(envelope.recipients.size())},
                    {"route", envelope.route.empty() ? std::string(config::kDefaultRouteName)
                                                     : envelope.route},
+                   {"original_from", original.empty() ? shown_sender(envelope.sender) : original},
                    {"size", std::to_string(entry.layout.body_size)}});
         index_.add(std::move(entry));
         publish_metrics();
@@ -277,6 +279,29 @@ void Spool::accept(const smtp::PathArgument& sender, const std::vector<std::stri
 std::string Spool::route_for_sender(std::string_view sender) const {
   if (!selector_) return std::string(config::kDefaultRouteName);
   return selector_->route_for_sender(sender).name;
+}
+
+void Spool::rewrite_dropped(DroppedMessage& dropped, const std::string& name,
+                            smtp::PathArgument& sender) {
+  sender.address = identity_->accepted_sender(dropped.sender);
+  if (sender.address != dropped.sender) sender.original_address = dropped.sender;
+  smtp::HeaderFilter filter(identity_->acceptance_plan(dropped.sender, false),
+                            dropped.content.size());
+  std::string content;
+  content.append(filter.feed(dropped.content, content));
+  filter.finish(content);
+  dropped.content = std::move(content);
+  const auto& result = filter.result();
+  if (!result || !result->from_replaced) return;
+  metrics_.from_rewritten("accept");
+  log::info("from_rewritten", {{"file", name}, {"original_from", result->original_from}});
+  if (result->dkim_signature_broken) {
+    metrics_.dkim_signature_broken("accept");
+    log::warn("dkim_signature_broken",
+              {{"file", name},
+               {"original_from", result->original_from},
+               {"detail", "From is signed by a DKIM-Signature (h=) and was rewritten"}});
+  }
 }
 
 void Spool::pick_up_dropped() {
@@ -304,7 +329,9 @@ void Spool::pick_up_dropped() {
     // aliases): `sendmail` must not be a way around the policy.
     std::vector<std::string> recipients;
     if (envelope_policy_) {
-      if (auto refusal = envelope_policy_->check_sender(dropped->sender, nullptr)) {
+      const std::string accepted =
+          identity_ ? identity_->accepted_sender(dropped->sender) : dropped->sender;
+      if (auto refusal = envelope_policy_->check_sender(dropped->sender, accepted, nullptr)) {
         log::error("maildrop_rejected",
                    {{"file", name}, {"uid", uid}, {"detail", refusal->summary()}});
         maildrop_->set_aside(name);
@@ -331,13 +358,14 @@ void Spool::pick_up_dropped() {
       recipients = dropped->recipients;
     }
     if (admit(dropped->content.size())) return;  // counted and logged; next tick
+    smtp::PathArgument sender;
+    sender.address = dropped->sender;
+    if (identity_) rewrite_dropped(*dropped, name, sender);
     auto body = std::make_unique<relay::MessageBody>();
     if (!body->append(dropped->content)) {
       log::error("maildrop_rejected", {{"file", name}, {"uid", uid}, {"detail", body->error()}});
       return;  // local trouble (temporary file): the file stays for the next tick
     }
-    smtp::PathArgument sender;
-    sender.address = dropped->sender;
     if (dropped->eight_bit) sender.parameters.push_back({"BODY", "8BITMIME"});
     picking_up_.insert(name);
     accept(sender, recipients, std::move(body), "maildrop:uid=" + uid,

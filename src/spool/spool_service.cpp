@@ -25,6 +25,8 @@ Service::Service(net::Loop& loop, const config::Config& config, metrics::Metrics
     : loop_(loop), metrics_(metrics), spool_(loop, config.spool, config.server.hostname, metrics) {
   spool_.set_maildrop_limits(maildrop_limits(config.server));
   spool_.set_envelope_policy(envelope_policy(config));
+  spool_.set_identity(
+      std::make_shared<const config::IdentityRewriter>(config, config::mail_domain(config)));
 }
 
 Service::~Service() = default;
@@ -58,6 +60,8 @@ void Service::reconfigure(const config::Config& config,
   spool_.reconfigure(config.spool);
   spool_.set_maildrop_limits(maildrop_limits(config.server));
   spool_.set_envelope_policy(envelope_policy(config));
+  spool_.set_identity(
+      std::make_shared<const config::IdentityRewriter>(config, config::mail_domain(config)));
   spool_.set_upstream(std::move(selector));  // deliveries from now on
 }
 

@@ -101,6 +101,7 @@ void FallbackSink::sender(const smtp::PathArgument& sender, ReplyCallback callba
   local_.begin(sender);
   message_id_ = session_id_ + "." + std::to_string(++message_count_);
   sender_ = sender.address;
+  original_sender_ = sender.original_address;
   deliverer_.open(
       sender, message_id_,
       [this, callback = std::move(callback)](const smtp::Reply& reply,
@@ -116,7 +117,8 @@ void FallbackSink::sender(const smtp::PathArgument& sender, ReplyCallback callba
           }
           spool_.refuse(room, 0);  // the spool cannot take it either: its refusal is counted
         }
-        if (ended) ledger_.client_message(session_id_, message_id_, sender_, *ended);
+        if (ended) ledger_.client_message(session_id_, message_id_, sender_, *ended,
+                                     original_sender_);
         callback(reply);
       },
       deliverer_.selector().route_for_sender(sender.address).name);
@@ -154,7 +156,8 @@ void FallbackSink::commit(ReplyCallback callback) {
   deliverer_.send(local_.body(), [this, callback = std::move(callback)](
                                      const smtp::Reply& reply, const relay::DeliveryReport* ended) {
     if (!reply.transient()) {
-      if (ended) ledger_.client_message(session_id_, message_id_, sender_, *ended);
+      if (ended) ledger_.client_message(session_id_, message_id_, sender_, *ended,
+                                     original_sender_);
       callback(reply);
       return;
     }

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "portrelay/config/config.hpp"
+#include "portrelay/config/local_domains.hpp"
 
 namespace portrelay::submit {
 namespace {
@@ -40,9 +41,7 @@ bool listener_requires_auth(const toml::table& server, const std::string& addres
   return false;
 }
 
-}  // namespace
-
-SubmissionTarget find_submission_target(const std::string& path) {
+SubmissionTarget read_submission_target(const std::string& path) {
   SubmissionTarget target;
   target.domain = machine_name();
   std::ifstream file(path);
@@ -97,6 +96,17 @@ SubmissionTarget find_submission_target(const std::string& path) {
   throw SubmissionTargetError(path +
                               ": no address in server.listen takes mail without AUTH, and "
                               "sendmail has no credentials to give");
+}
+
+}  // namespace
+
+SubmissionTarget find_submission_target(const std::string& path, const std::string& mailname_path) {
+  SubmissionTarget target = read_submission_target(path);
+  // Debian policy 11.6: /etc/mailname is the domain of this machine's mail, the one an
+  // unqualified address gets (Postfix's myorigin); the host name is only the fallback.
+  if (std::string mailname = config::read_mailname(mailname_path); !mailname.empty())
+    target.domain = std::move(mailname);
+  return target;
 }
 
 }  // namespace portrelay::submit

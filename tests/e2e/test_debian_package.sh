@@ -163,6 +163,11 @@ tls = "none"
 
 [metrics]
 enabled = false
+
+# Local mail leaves as the identity the provider verified (README: "Sending as a verified
+# identity"); mail accepted before this line keeps the identity it was accepted with.
+[rewrite]
+sender = "alerts@example.test"
 TOML
 rm "$ROOT/etc/portrelay/unconfigured"
 mkdir -p "$WORK/mail"
@@ -180,6 +185,11 @@ for i in \$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/2525) 2>/dev/null && break;
 # (30 s and more); the operator who just configured the provider sends it now.
 chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 portrelay queue retry --all
 for i in \$(seq 150); do [ -s "$WORK/mail/up-2.json" ] && break; sleep 0.1; done
+# cron's own command line through the installed /usr/sbin/sendmail, as root, now configured.
+printf 'From: root (Cron Daemon)\nTo: root\nSubject: after configure\n\nx\n' |
+  chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+  /usr/sbin/sendmail -FCronDaemon -i -B8BITMIME -oem root
+for i in \$(seq 150); do [ -s "$WORK/mail/up-3.json" ] && break; sleep 0.1; done
 kill -TERM \$daemon; wait \$daemon
 kill \$upstream
 SCRIPT
@@ -189,6 +199,13 @@ grep -l 'before configure' "$WORK"/mail/up-*.eml >/dev/null 2>&1 ||
 cron_meta=$(grep -l 'before configure' "$WORK"/mail/up-*.eml | sed 's/\.eml$/.json/')
 grep -q '"rcpt_tos": \["root@' "$cron_meta" || fail "cron mail went to $(cat "$cron_meta")"
 note "configured and started: the cron mail dropped before configuration is delivered ($(cat "$cron_meta"))"
+after_eml=$(grep -l 'after configure' "$WORK"/mail/up-*.eml) ||
+  { cat "$WORK/configured.out" "$WORK/configured.log" >&2; fail "cron mail sent after configuration was not delivered"; }
+grep -q '"mail_from": "alerts@example.test"' "${after_eml%.eml}.json" ||
+  fail "cron mail after configuration left as $(cat "${after_eml%.eml}.json"), not as alerts@example.test"
+tr -d '\r' <"$after_eml" | grep -qx 'From: alerts@example.test (Cron Daemon)' ||
+  fail "cron mail after configuration has $(tr -d '\r' <"$after_eml" | grep -i '^From:')"
+note "cron's sendmail after configuration: MAIL FROM and From are the [rewrite] identity"
 
 # 6. Purge: nothing of the package stays (the system user stays, as Debian packages do).
 in_root dpkg --purge portrelay >"$WORK/purge.log" 2>&1 || { cat "$WORK/purge.log" >&2; fail "dpkg --purge failed"; }

@@ -130,7 +130,7 @@ start_run "$JOURNAL_LOG" "$STREAM"
 send_two app@vm.e2e.test || { cat "$JOURNAL_LOG" >&2; fail "message not relayed"; }
 wait_for "$JOURNAL_LOG" 'event=message '
 message_line=$(grep 'event=message ' "$JOURNAL_LOG")
-grep -qE "^<6>ts=[^ ]+ level=info event=message session=(s[0-9]+) message=s[0-9]+\.1 result=relayed from=app@vm.e2e.test to=ok@example.test refused=\"nobody@example.test: 550 [^\"]*\" recipients=1 .*endpoint=good:$GOOD_PORT " <<<"$message_line" ||
+grep -qE "^<6>ts=[^ ]+ level=info event=message session=(s[0-9]+) message=s[0-9]+\.1 result=relayed from=app@vm.e2e.test original_from=app@vm.e2e.test to=ok@example.test refused=\"nobody@example.test: 550 [^\"]*\" recipients=1 .*endpoint=good:$GOOD_PORT " <<<"$message_line" ||
   fail "message line: $message_line"
 grep -q '^<4>ts=[^ ]* level=warn event=config_warning ' "$JOURNAL_LOG" || { cat "$JOURNAL_LOG" >&2; fail "no <4> config_warning"; }
 # Every line: <N> that matches its level, then ts= level= event= and key=value pairs only.
@@ -186,7 +186,7 @@ kill -HUP "$PORTRELAY_PID"
 wait_for "$PLAIN_LOG" '^\{"ts":"[^"]+","level":"info","event":"reload"'
 stop_run
 grep -q '^<' "$PLAIN_LOG" && { cat "$PLAIN_LOG" >&2; fail "a <N> prefix although stderr is not the journal stream"; }
-grep -q '"level":"info","event":"message".*"from":"debug@vm.e2e.test","to":"ok@example.test","refused":"nobody@example.test: 550 ' "$PLAIN_LOG" ||
+grep -q '"level":"info","event":"message".*"from":"debug@vm.e2e.test","original_from":"debug@vm.e2e.test","to":"ok@example.test","refused":"nobody@example.test: 550 ' "$PLAIN_LOG" ||
   { cat "$PLAIN_LOG" >&2; fail "JSON message line with --log-level debug"; }
 grep -q '"event":"stopped"' "$PLAIN_LOG" || fail "--log-level debug lost to the file's warn after the reload"
 check_no_secret "$PLAIN_LOG"

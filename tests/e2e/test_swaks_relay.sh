@@ -14,6 +14,8 @@ cat >"$WORK/portrelay.toml" <<TOML
 [server]
 listen = ["127.0.0.1:$SMTP_PORT"]
 hostname = "relay.e2e.test"
+# The bytes must arrive exactly as sent: no Date/Message-ID added (test_identity.sh has them).
+add_missing_headers = false
 
 [relay]
 connect_timeout = "2s"

@@ -18,6 +18,7 @@ namespace portrelay::test {
 std::string RelaySettings::toml() const {
   std::string text;
   text += "[server]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"relay.test\"\n";
+  text += std::string("add_missing_headers = ") + (add_missing_headers ? "true" : "false") + "\n";
   text += server_extra + "\n";
   text += "[relay]\n";
   // Keys set in relay_extra win: drop the default of the same name.

@@ -25,7 +25,10 @@ using namespace std::chrono_literals;
 // short upstream timeouts so failure paths finish quickly.
 struct RelaySettings {
   std::string server_extra;  // lines appended to [server]
-  std::string relay_extra;   // lines appended to [relay] (may override the defaults below)
+  // Off unless a test turns it on: most tests compare what the upstream received with what
+  // the client sent, byte for byte (identity_rewrite_test.cpp covers the default, on).
+  bool add_missing_headers = false;
+  std::string relay_extra;  // lines appended to [relay] (may override the defaults below)
   std::string connect_timeout = "300ms";
   std::string greeting_timeout = "1s";
   std::string command_timeout = "2s";

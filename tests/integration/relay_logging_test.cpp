@@ -101,7 +101,8 @@ TEST(RelayLogging, EverySessionLogsOpenAndCloseOnceAndEveryMessageOnce) {
   // Sender, the recipients the upstream took, and the one it refused with its answer.
   EXPECT_EQ(count(log,
                   "event=message session=s1 message=s1.1 result=relayed from=a@c.test "
-                  "to=b@d.test,c@d.test refused=\"nobody@d.test: 550 5.1.1 No such user\" "
+                  "original_from=a@c.test to=b@d.test,c@d.test refused=\"nobody@d.test: 550 5.1.1 "
+                  "No such user\" "
                   "recipients=2 "),
             1u)
       << log;
@@ -171,7 +172,9 @@ TEST(RelayLogging, ReloadSwitchesFormatAndLevel) {
     EXPECT_EQ(object.at("result"), "relayed") << object.dump();
   }
   EXPECT_EQ(messages, 1u) << log;  // the third message is info: below warn
-  EXPECT_NE(log.find("from=before@c.test to=b@d.test"), std::string::npos) << log;
+  EXPECT_NE(log.find("from=before@c.test original_from=before@c.test to=b@d.test"),
+            std::string::npos)
+      << log;
   EXPECT_EQ(log.find("quiet@c.test"), std::string::npos) << log;
 }
 

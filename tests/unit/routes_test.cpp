@@ -149,19 +149,29 @@ std::shared_ptr<const config::Config> policy_config(const std::string& extra) {
 TEST(EnvelopePolicy, AllowedSendersRefuseOthersAtMail) {
   const relay::EnvelopePolicy policy(
       policy_config("[server]\nallowed_senders = [\"*@example.com\"]\n"));
-  EXPECT_FALSE(policy.check_sender("app@example.com", nullptr));
-  const auto refused = policy.check_sender("app@other.example", nullptr);
+  EXPECT_FALSE(policy.check_sender("app@example.com", "app@example.com", nullptr));
+  const auto refused = policy.check_sender("app@other.example", "app@other.example", nullptr);
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->code, 550);
   EXPECT_NE(refused->summary().find("5.7.1"), std::string::npos);
-  EXPECT_FALSE(policy.check_sender("", nullptr)) << "the null sender is nobody's identity";
+  EXPECT_FALSE(policy.check_sender("", "", nullptr)) << "the null sender is nobody's identity";
   // A user's own list replaces the server's.
   const std::vector<std::string> own{"*@shop.example.com"};
-  EXPECT_FALSE(policy.check_sender("a@shop.example.com", &own));
-  EXPECT_TRUE(policy.check_sender("app@example.com", &own));
-  // Without [rewrite] sender, a local sender is not rewritten, so not let through.
-  EXPECT_TRUE(policy.check_sender("root@vm-1234.internal", nullptr));
-  EXPECT_FALSE(relay::sender_rewritten_at_acceptance(policy.config(), "root@vm-1234.internal"));
+  EXPECT_FALSE(policy.check_sender("a@shop.example.com", "a@shop.example.com", &own));
+  EXPECT_TRUE(policy.check_sender("app@example.com", "app@example.com", &own));
+  // A local sender not rewritten is not let through; one the [rewrite] of acceptance
+  // replaced is (it leaves with the verified identity).
+  EXPECT_TRUE(policy.check_sender("root@vm-1234.internal", "root@vm-1234.internal", nullptr));
+  EXPECT_FALSE(policy.check_sender("root@vm-1234.internal", "alerts@example.com", nullptr));
+}
+
+TEST(EnvelopePolicy, RequireRouteLooksAtTheRewrittenSender) {
+  const relay::EnvelopePolicy policy(
+      policy_config("[relay]\nrequire_route = true\n"
+                    "[[route]]\nname = \"alerts\"\nsenders = [\"alerts@example.com\"]\n"
+                    "upstreams = [\"mailgun\"]\n"));
+  EXPECT_FALSE(policy.check_sender("root", "alerts@example.com", nullptr));
+  EXPECT_TRUE(policy.check_sender("root", "root", nullptr));
 }
 
 TEST(EnvelopePolicy, RequireRouteRefusesSendersNoRouteMatches) {
@@ -169,12 +179,12 @@ TEST(EnvelopePolicy, RequireRouteRefusesSendersNoRouteMatches) {
       policy_config("[relay]\nrequire_route = true\n"
                     "[[route]]\nname = \"shop\"\nsenders = [\"*@shop.example.com\"]\nupstreams = "
                     "[\"mailgun\"]\n"));
-  EXPECT_FALSE(policy.check_sender("a@shop.example.com", nullptr));
+  EXPECT_FALSE(policy.check_sender("a@shop.example.com", "a@shop.example.com", nullptr));
   EXPECT_EQ(policy.route_for("a@shop.example.com"), "shop");
-  const auto refused = policy.check_sender("a@example.com", nullptr);
+  const auto refused = policy.check_sender("a@example.com", "a@example.com", nullptr);
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->code, 550);
-  EXPECT_TRUE(policy.check_sender("", nullptr));
+  EXPECT_TRUE(policy.check_sender("", "", nullptr));
 }
 
 TEST(EnvelopePolicy, LocalRecipientsGoToTheirAliasesOrAreRefused) {

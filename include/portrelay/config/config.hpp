@@ -14,6 +14,7 @@
 #include "portrelay/base/upstream_auth.hpp"
 #include "portrelay/config/alias_table.hpp"
 #include "portrelay/config/route.hpp"
+#include "portrelay/config/sender_identity.hpp"
 #include "portrelay/net/cidr.hpp"
 
 namespace portrelay::config {
@@ -73,6 +74,9 @@ struct ServerConfig {
   // Envelope senders clients may use (sender_pattern.hpp); empty: any. Others get 550 5.7.1
   // at MAIL. A users_file entry's own list replaces it for that user.
   std::vector<std::string> allowed_senders;
+  // Date and Message-ID are added to SMTP-submitted mail that lacks them (RFC 6409 8),
+  // as `sendmail` always does.
+  bool add_missing_headers = true;
   bool requires_auth(const ListenAddress& listener) const {
     if (require_auth) return true;
     for (const auto& address : require_auth_on)
@@ -213,6 +217,9 @@ struct Endpoint {
   // table's, and refuses them on a later table of the same name.
   UpstreamLimits limits;
   bool limits_written = false;
+  // sender / from / all_senders as written on this table; the account's identity is
+  // Upstream::identity (taken from the first table of the name).
+  SenderIdentity identity;
   std::string label() const;  // "name:port"
 };
 
@@ -226,6 +233,9 @@ struct Upstream {
   int source_line = 0;                 // line of its first [[upstream]] table
   std::vector<std::size_t> endpoints;  // indices into Config::chain, in chain order
   UpstreamLimits limits;
+  // sender / from / all_senders: the identity this provider has verified, applied to a
+  // message when it is sent here, on top of [rewrite] (sender_identity.hpp).
+  SenderIdentity identity;
 };
 
 // [rewrite]: how mail from this machine gets an identity its provider accepts.
@@ -234,6 +244,10 @@ struct RewriteConfig {
   // the first line of /etc/mailname, "localhost", "localhost.localdomain". An address with
   // no domain is local too (local_domains.hpp).
   std::vector<std::string> local_domains;
+  // sender / from / all_senders for local mail, at acceptance (sender_identity.hpp).
+  SenderIdentity identity;
+  // A replaced From becomes the Reply-To when the message has none.
+  bool keep_reply_to = true;
 };
 
 struct MetricsConfig {

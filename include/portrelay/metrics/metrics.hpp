@@ -86,6 +86,10 @@ class Metrics {
   void session_closed();
   void auth_failure();  // a client's AUTH was refused (wrong user or password)
   void auth_busy();     // AUTH answered 454: too many password checks waiting
+  // A From header was rewritten (stage "accept": [rewrite]; "upstream": an [[upstream]]
+  // identity), and one that a DKIM-Signature covered, which no longer verifies.
+  void from_rewritten(std::string_view stage);
+  void dkim_signature_broken(std::string_view stage);
   // A new client was turned away: "max_sessions" or "per_address".
   void session_refused(const std::string& reason);
   void session_shed();  // an idle pre-MAIL session was closed to make room
@@ -144,6 +148,8 @@ class Metrics {
   prometheus::Gauge* sessions_active_;
   prometheus::Counter* auth_failures_;
   prometheus::Counter* auth_busy_;
+  prometheus::Family<prometheus::Counter>* from_rewrites_;
+  prometheus::Family<prometheus::Counter>* dkim_broken_;
   prometheus::Family<prometheus::Counter>* sessions_refused_;
   prometheus::Counter* sessions_shed_;
   prometheus::Family<prometheus::Counter>* local_errors_;

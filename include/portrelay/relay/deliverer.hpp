@@ -74,7 +74,9 @@ class Deliverer {
   void report_failure(const Action& failed);
   DeliveryReport ended_report(Action&& reply) const;
   void release_upstream();
-  std::optional<ReadyEndpoint> held_connection() const;
+  std::optional<ReadyEndpoint> held_connection(const smtp::PathArgument& sender) const;
+  // The held connection's account identity for this message's header, if it has one.
+  std::optional<BodyStreamer::Rewrite> upstream_rewrite() const;
   std::string held_label() const;
   const config::Endpoint& endpoint(std::size_t index) const;
   // Whether the message's route may use this endpoint (a connection held from the last

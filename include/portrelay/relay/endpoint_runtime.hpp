@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "portrelay/config/config.hpp"
+#include "portrelay/config/identity_rewriter.hpp"
 #include "portrelay/relay/endpoint_identity.hpp"
 #include "portrelay/relay/oauth_token_source.hpp"
 #include "portrelay/tls/context.hpp"
@@ -19,6 +20,10 @@ struct EndpointRuntime {
   std::string password_problem;               // why no password could be resolved, if so
   // XOAUTH2 / OAUTHBEARER only: the token cache, shared (and updated) by all connections.
   std::shared_ptr<OAuthTokenSource> oauth_token;
+  // The account's identity ([[upstream]] sender/from/all_senders) and the rules that
+  // apply it; `rewriter` is null when the account has none (then nothing is looked at).
+  config::SenderIdentity identity;
+  std::shared_ptr<const config::IdentityRewriter> rewriter;
 };
 
 // What each wait of an upstream connection may last (RelayConfig's *_timeout keys).

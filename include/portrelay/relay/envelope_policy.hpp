@@ -20,19 +20,17 @@
 
 namespace portrelay::relay {
 
-// A local sender that [rewrite] replaces with a verified identity at acceptance (so the
-// provider sees that identity, not this one): allowed_senders lets it through. The rewrite
-// itself is [rewrite]'s (`sender`, `all_senders`); until the configuration has those keys
-// this is false for every sender.
-bool sender_rewritten_at_acceptance(const config::Config& config, std::string_view sender);
-
 class EnvelopePolicy {
  public:
   explicit EnvelopePolicy(std::shared_ptr<const config::Config> config);
 
-  // MAIL FROM: nullopt when `sender` may be used. `user_senders`: the authenticated user's
-  // own list from the users_file (replaces [server] allowed_senders), or null.
-  std::optional<smtp::Reply> check_sender(std::string_view sender,
+  // MAIL FROM: nullopt when the client's `sender` may be used. `accepted` is that sender
+  // after the [rewrite] of acceptance (config::IdentityRewriter::accepted_sender): a sender
+  // the rewrite replaced leaves with a verified identity, so allowed_senders lets it
+  // through, and require_route looks for the route of what leaves. `user_senders`: the
+  // authenticated user's own list from the users_file (replaces [server] allowed_senders),
+  // or null.
+  std::optional<smtp::Reply> check_sender(std::string_view sender, std::string_view accepted,
                                           const std::vector<std::string>* user_senders) const;
   // The [[route]] that carries mail from `sender` (the envelope sender after any rewrite);
   // "" for the default route.

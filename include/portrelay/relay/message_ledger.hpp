@@ -24,8 +24,11 @@ class MessageLedger {
 
   // A client's message ended at the chain's word (or with none to take it: the client heard
   // 4xx). Counts it, and writes the `message` log line with who it was for.
+  // `original_sender`: the sender as the client gave it, before [rewrite] ("" when it
+  // was not rewritten); the line shows both.
   void client_message(const std::string& session, const std::string& message_id,
-                      const std::string& sender, const DeliveryReport& report);
+                      const std::string& sender, const DeliveryReport& report,
+                      const std::string& original_sender = "");
   // The client heard a 4xx we made (the callers log why).
   void deferred_locally() { metrics_.message(metrics::MessageResult::Deferred); }
   // Refused locally: content, size, sender or route policy (the caller logs why).

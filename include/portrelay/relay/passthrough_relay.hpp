@@ -38,7 +38,8 @@ class PassthroughRelay : public MessageSink {
   std::size_t message_count_ = 0;
   std::string message_id_;
   std::string sender_;
-  ReplyCallback pending_;  // the client's request the deliverer is answering
+  std::string original_sender_;  // before [rewrite]; "" when not rewritten
+  ReplyCallback pending_;        // the client's request the deliverer is answering
   MessageBody body_;
   Deliverer deliverer_;  // last: destroyed first, while what its callbacks use is alive
 };

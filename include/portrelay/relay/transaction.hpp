@@ -91,6 +91,9 @@ struct ReadyEndpoint {
   std::uint64_t size_limit = 0;  // its EHLO SIZE; 0: none announced
   // The upstream's reply rules (throttle and quota patterns); null: none (tests).
   const config::UpstreamLimits* rules = nullptr;
+  // The envelope sender on this endpoint when its account's identity ([[upstream]]
+  // sender) replaces the transaction's; nullopt keeps it.
+  std::optional<std::string> mail_from = std::nullopt;
 };
 
 struct FailedEndpoint {

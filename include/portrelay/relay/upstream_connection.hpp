@@ -77,7 +77,9 @@ class UpstreamConnection {
   // Sends one command line (without CRLF) and waits for its reply.
   void command(const std::string& line, ResponseCallback callback);
   // After a 354: sends the body dot-stuffed, then ".", and waits for the final reply.
-  void send_body(const MessageBody& body, ResponseCallback callback);
+  // `rewrite`: the account's identity for this message's header (BodyStreamer).
+  void send_body(const MessageBody& body, std::optional<BodyStreamer::Rewrite> rewrite,
+                 ResponseCallback callback);
   // Polite goodbye: QUIT, then close without waiting long. Mid-body the connection is
   // just closed: a QUIT then would land inside the message. Drops pending callbacks.
   void quit();

@@ -8,12 +8,14 @@
 #include <string>
 #include <vector>
 
+#include "portrelay/config/identity_rewriter.hpp"
 #include "portrelay/metrics/metrics.hpp"
 #include "portrelay/net/connection.hpp"
 #include "portrelay/net/loop.hpp"
 #include "portrelay/net/timer.hpp"
 #include "portrelay/relay/envelope_policy.hpp"
 #include "portrelay/relay/message_sink.hpp"
+#include "portrelay/smtp/header_filter.hpp"
 #include "portrelay/smtp/server_session.hpp"
 
 namespace portrelay::server {
@@ -42,6 +44,10 @@ struct SessionEnvironment {
   // Who may send and where local recipients go (allowed_senders, require_route, aliases);
   // null: every envelope goes to the sink as the client wrote it.
   std::shared_ptr<const relay::EnvelopePolicy> envelope_policy;
+  // [rewrite], [aliases] and add_missing_headers, applied as each message is accepted.
+  // Null: messages are taken as they come.
+  std::shared_ptr<const config::IdentityRewriter> identity;
+  bool add_missing_headers = false;
 };
 
 class SubmissionSession : private smtp::ServerSessionHandler {
@@ -107,6 +113,7 @@ class SubmissionSession : private smtp::ServerSessionHandler {
     std::optional<smtp::Reply> accepted;  // the first 2xx
     std::optional<smtp::Reply> refused;   // the last refusal
   };
+  void note_header_rewrite();  // logs (and counts) what the acceptance rewrite did
 
   std::shared_ptr<const SessionEnvironment> environment_;
   std::string id_;
@@ -118,6 +125,10 @@ class SubmissionSession : private smtp::ServerSessionHandler {
   std::string user_;  // authenticated user name, "" before AUTH
   Expansion expansion_;
   std::vector<std::string> given_;  // addresses handed to the sink in this transaction
+  // The acceptance rewrite of the message being received (environment_->identity).
+  std::string original_sender_;
+  std::optional<smtp::HeaderFilter> header_filter_;
+  std::string filtered_;  // the filter's output for one chunk
   net::Timer timer_;
   net::Timer auth_delay_;  // holds back a 535 (AuthFailureTracker)
   std::function<void(SubmissionSession*)> on_finished_;

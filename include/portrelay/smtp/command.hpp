@@ -45,6 +45,9 @@ struct Parameter {
 struct PathArgument {
   std::string address;  // mailbox without angle brackets; empty for the null path "<>"
   std::vector<Parameter> parameters;
+  // The sender as the client gave it, when [rewrite] replaced `address` at acceptance
+  // (for the log lines); empty when it did not.
+  std::string original_address;
   const Parameter* find(std::string_view keyword) const;
 };
 

@@ -26,6 +26,7 @@
 
 #include "portrelay/base/result.hpp"
 #include "portrelay/config/config.hpp"
+#include "portrelay/config/identity_rewriter.hpp"
 #include "portrelay/metrics/metrics.hpp"
 #include "portrelay/net/loop.hpp"
 #include "portrelay/net/timer.hpp"
@@ -81,6 +82,11 @@ class Spool {
 
   // What a dropped file (maildrop.hpp) may hold: the SMTP listener's own limits.
   void set_maildrop_limits(const MaildropLimits& limits) { maildrop_limits_ = limits; }
+  // [rewrite] and [aliases] for dropped messages, applied at pickup: that is their
+  // acceptance (`sendmail` added Date and Message-ID already). Null: taken as they are.
+  void set_identity(std::shared_ptr<const config::IdentityRewriter> identity) {
+    identity_ = std::move(identity);
+  }
   // Whether a message of `size` octets fits now. Only asks: nothing is counted or logged.
   AdmissionVerdict admission(std::uint64_t size) const;
   // A refusal of a message of `size` octets: counted (portrelay_spool_refusals_total) and
@@ -149,6 +155,9 @@ class Spool {
                    std::string original_headers, std::function<void()> then);
   // Queues what `sendmail` left in the maildrop while no daemon ran; at start and each tick.
   void pick_up_dropped();
+  // The acceptance rewrite of a dropped message: its sender and header (identity_ set).
+  void rewrite_dropped(DroppedMessage& dropped, const std::string& name,
+                       smtp::PathArgument& sender);
   void finish_shutdown();
   void publish_metrics();
 
@@ -169,6 +178,7 @@ class Spool {
   std::unique_ptr<Maildrop> maildrop_;  // null if it could not be set up (logged)
   MaildropLimits maildrop_limits_;
   std::shared_ptr<const relay::EnvelopePolicy> envelope_policy_;
+  std::shared_ptr<const config::IdentityRewriter> identity_;
   std::set<std::string> picking_up_;  // dropped files being stored, not yet removed
   net::Timer tick_timer_;
   net::Timer limit_timer_;  // pump() when an upstream's limits allow the next message

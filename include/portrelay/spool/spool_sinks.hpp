@@ -86,6 +86,7 @@ class FallbackSink : public relay::MessageSink {
   std::size_t message_count_ = 0;
   std::string message_id_;
   std::string sender_;
+  std::string original_sender_;  // before [rewrite]; "" when not rewritten
   LocalTransaction local_;
   bool queued_ = false;
   relay::Deliverer deliverer_;  // last: destroyed first, while the body is alive

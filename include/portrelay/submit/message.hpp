@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "portrelay/smtp/origination_fields.hpp"
+
 namespace portrelay::submit {
 
 struct ReadMessage {
@@ -50,10 +52,9 @@ class Message {
   std::string body_;  // after the empty line
 };
 
-// RFC 5322 date-time of now in the local time zone: "Tue, 1 Jul 2025 12:00:00 +0200".
-std::string format_date_now();
-// "<20250701120000.5f3c9a1b2d4e6f70@host>": time plus 64 random bits, then the domain.
-std::string make_message_id(std::string_view domain);
+// Date and Message-ID values, shared with the daemon's add_missing_headers.
+using smtp::format_date_now;
+using smtp::make_message_id;
 // `Full Name <address>`, quoting the name when it has characters an atom cannot hold.
 std::string format_mailbox(std::string_view full_name, std::string_view address);
 

@@ -9,7 +9,9 @@ namespace portrelay::submit {
 struct SubmissionTarget {
   std::string host = "127.0.0.1";  // numeric; a wildcard listener is reached on loopback
   std::uint16_t port = 2525;
-  std::string domain;  // server.hostname, else this machine's name: qualifies bare addresses
+  // Qualifies bare addresses: the first line of /etc/mailname, else server.hostname, else
+  // this machine's name.
+  std::string domain;
   std::uint64_t max_message_size = 25ull << 20;
   // Where a message goes when the daemon cannot be reached (spool/maildrop.hpp): the
   // spool's, or "" when the configuration keeps no spool to pick it up into.
@@ -29,6 +31,7 @@ struct SubmissionTargetError : std::runtime_error {
 // full validation: the daemon's password, TLS and users files are typically unreadable to the
 // users that run sendmail (cron jobs, the web server), and they do not matter here. A file
 // the caller may not read (0640 root:portrelay) gives the defaults with `fallback_note` set.
-SubmissionTarget find_submission_target(const std::string& path);
+SubmissionTarget find_submission_target(const std::string& path,
+                                        const std::string& mailname_path = "/etc/mailname");
 
 }  // namespace portrelay::submit
