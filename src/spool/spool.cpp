@@ -264,10 +264,10 @@ void Spool::accept(const smtp::PathArgument& sender, const std::vector<std::stri
                   {{"queue_id", id},
                    {"origin", origin},
                    {"from", shown_sender(envelope.sender)},
+                   {"original_from", original.empty() ? shown_sender(envelope.sender) : original},
                    {"recipients", std::to_string(envelope.recipients.size())},
                    {"route", envelope.route.empty() ? std::string(config::kDefaultRouteName)
                                                     : envelope.route},
-                   {"original_from", original.empty() ? shown_sender(envelope.sender) : original},
                    {"size", std::to_string(entry.layout.body_size)}});
         index_.add(std::move(entry));
         publish_metrics();
