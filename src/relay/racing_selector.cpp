@@ -6,6 +6,7 @@
 
 #include "portrelay/base/log.hpp"
 #include "portrelay/relay/race_plan.hpp"
+#include "portrelay/relay/transaction.hpp"  // throttle_kind
 
 namespace portrelay::relay {
 namespace {
@@ -281,6 +282,12 @@ class RacingSelector::Race : public SelectionAttempt {
   // An attempt on one endpoint: a pooled connection if there is one (checked with RSET),
   // otherwise a fresh connect.
   void launch(std::size_t index) {
+    // Paused since this race began (a port of the same account answered its greeting with
+    // a throttle): the account's other ports would hear the same, so they are not tried.
+    if (selector_.gate(index).paused(Clock::now())) {
+      selection_.failures.push_back({index, {FailureReason::Limited, "the upstream is paused"}});
+      return run(plan_->failed(index, false, Clock::now()));
+    }
     auto pooled = selector_.pool_.take(index);
     bool reused = pooled != nullptr;
     std::unique_ptr<UpstreamConnection> connection;
@@ -705,6 +712,16 @@ void RacingSelector::record_failure(std::size_t index, const AttemptFailure& fai
     log::error("local_resources",
                {{"endpoint", endpoints_[index]->endpoint.label()}, {"detail", failure.detail}});
     return;
+  }
+  // "432 4.3.2 concurrent connection limit exceeded" as the greeting (Microsoft 365): the
+  // account says "not now", the port is fine. Pause the whole upstream as a throttle at
+  // MAIL would, and do not cool this port down (which would send the next message to the
+  // same account on another port, into the same limit). Only the greeting: later in the
+  // handshake "454 4.7.0" means TLS (RFC 3207) or AUTH (RFC 4954) is unavailable.
+  if (failure.refusal && failure.reason == FailureReason::GreetingRejected) {
+    if (const auto kind = throttle_kind(*failure.refusal, *limits_of(index))) {
+      return record_throttle(index, *kind, *failure.refusal);
+    }
   }
   cool_down(index, failure, [this, probe](const config::Endpoint& endpoint, FailureReason reason) {
     if (probe)

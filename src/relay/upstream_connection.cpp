@@ -290,7 +290,7 @@ void UpstreamConnection::perform(const smtp::HandshakeAction& action) {
     }
     case Kind::Fail:
       if (action.token_refused && retry_with_fresh_token(action)) return;
-      return fail(action.reason, action.detail);
+      return fail(action.reason, action.detail, action.refusal);
   }
 }
 
@@ -322,7 +322,8 @@ void UpstreamConnection::on_closed(int status) {
 }
 
 // The one way out: whoever waits (for "ready" or for a reply) hears why, once.
-void UpstreamConnection::fail(FailureReason reason, std::string detail) {
+void UpstreamConnection::fail(FailureReason reason, std::string detail,
+                              std::optional<smtp::Reply> refusal) {
   if (phase_ == Phase::Closed) return;
   phase_ = Phase::Closed;
   timer_.stop();
@@ -331,7 +332,7 @@ void UpstreamConnection::fail(FailureReason reason, std::string detail) {
   if (racer_) loop_.defer_delete(std::move(racer_));
   if (streamer_) streamer_->stop();
   if (connection_) connection_->close();
-  AttemptFailure failure{reason, std::move(detail)};
+  AttemptFailure failure{reason, std::move(detail), std::move(refusal)};
   if (auto callback = std::move(ready_callback_)) {
     ready_callback_ = nullptr;
     return callback(failure);

@@ -63,6 +63,12 @@ HandshakeAction ClientHandshake::fail(FailureReason reason, std::string detail) 
 }
 
 HandshakeAction ClientHandshake::on_reply(const Reply& reply) {
+  HandshakeAction action = next_after(reply);
+  if (action.kind == HandshakeAction::Kind::Fail) action.refusal = reply;
+  return action;
+}
+
+HandshakeAction ClientHandshake::next_after(const Reply& reply) {
   // 421 means the server is going away (RFC 5321 3.8), whatever we asked: it says nothing
   // about STARTTLS support or our credentials. A 421 greeting stays GreetingRejected, and
   // anything arriving during the TLS handshake is out of sequence.

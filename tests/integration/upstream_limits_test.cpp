@@ -56,6 +56,57 @@ TEST(UpstreamLimits, AThrottleReplyPausesEveryPortOfTheUpstreamAndTheNextUpstrea
   EXPECT_EQ(metric_value(metrics, "portrelay_upstream_up", {{"upstream", "ses"}}), 1);
 }
 
+// Microsoft 365 refuses a connection over its limit with 432 as the greeting. That is the
+// account saying "not now", not a broken port: the upstream is paused (every port), the
+// port is not cooled down, and the message goes to the next upstream.
+TEST(UpstreamLimits, AThrottleGreetingPausesTheUpstreamInsteadOfCoolingThePort) {
+  FakeUpstream::Config busy;
+  busy.greeting = "432 4.3.2 STOREDRV.ClientSubmit; concurrent connection limit exceeded";
+  FakeUpstream first(busy);
+  FakeUpstream second;
+  FakeUpstream backup;
+  RelaySettings settings;
+  settings.upstreams = ses_and_backup(first, second, backup);
+  RelayUnderTest relay(settings);
+  for (int i = 0; i < 3; ++i) {
+    auto client = relay.client();
+    SmtpReply reply = client->send_message("a@example.test", {"b@example.test"}, sample_message());
+    EXPECT_EQ(reply.code, 250) << reply.raw;
+    EXPECT_NE(reply.text.find("relayed via backup:"), std::string::npos) << reply.raw;
+  }
+  ASSERT_TRUE(backup.wait_for_transactions(3, 2s));
+  EXPECT_EQ(first.connection_count(), 1u);  // once: then the account is paused
+  EXPECT_EQ(second.connection_count(), 0u);
+  const std::string metrics = relay.metrics_text();
+  EXPECT_EQ(metric_value(metrics, "portrelay_upstream_throttled_total",
+                         {{"upstream", "ses"}, {"kind", "throttle"}}),
+            1);
+  EXPECT_EQ(metric_value(metrics, "portrelay_upstream_paused", {{"upstream", "ses"}}), 1);
+  EXPECT_EQ(metric_value(metrics, "portrelay_upstream_connect_failures_total"), 0);
+}
+
+// A greeting refused for another reason stays a port failure (cooled down, counted).
+TEST(UpstreamLimits, AnOrdinaryRefusedGreetingStillCoolsThePortDown) {
+  FakeUpstream::Config broken;
+  broken.greeting = "554 5.3.2 no service here";
+  FakeUpstream first(broken);
+  FakeUpstream second;
+  FakeUpstream backup;
+  RelaySettings settings;
+  settings.upstreams = ses_and_backup(first, second, backup);
+  RelayUnderTest relay(settings);
+  auto client = relay.client();
+  SmtpReply reply = client->send_message("a@example.test", {"b@example.test"}, sample_message());
+  EXPECT_EQ(reply.code, 250) << reply.raw;
+  const std::string metrics = relay.metrics_text();
+  EXPECT_EQ(metric_value(metrics, "portrelay_upstream_throttled_total",
+                         {{"upstream", "ses"}, {"kind", "throttle"}}),
+            0);
+  EXPECT_EQ(metric_value(metrics, "portrelay_upstream_connect_failures_total",
+                         {{"reason", "greeting_rejected"}}),
+            1);
+}
+
 TEST(UpstreamLimits, AQuotaReplyAfterTheDotIsNeverBouncedAndGoesToTheNextUpstream) {
   FakeUpstream first;
   FakeUpstream second;

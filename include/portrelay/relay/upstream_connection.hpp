@@ -120,7 +120,8 @@ class UpstreamConnection {
   // After the upstream refused the OAuth token: true if a fresh token is being fetched
   // (AUTH is retried with it, or `refused` is the failure if it is the same or none).
   bool retry_with_fresh_token(const smtp::HandshakeAction& refused);
-  void fail(FailureReason reason, std::string detail);
+  void fail(FailureReason reason, std::string detail,
+            std::optional<smtp::Reply> refusal = std::nullopt);
   void deliver(UpstreamResponse response);
   // `what` + `detail` + " within <timeout>" is the failure's text if the timer fires.
   void arm_timer(config::Duration timeout, FailureReason reason, std::string_view what,

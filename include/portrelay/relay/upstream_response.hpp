@@ -1,6 +1,7 @@
 #pragma once
 // What an upstream connection reports: the answer to a command is either a reply or the
 // reason the connection failed before one arrived. Failures are values, never exceptions.
+#include <optional>
 #include <string>
 #include <variant>
 
@@ -12,6 +13,9 @@ namespace portrelay::relay {
 struct AttemptFailure {
   FailureReason reason = FailureReason::Protocol;
   std::string detail;  // never contains secrets
+  // The server's reply that ended the handshake (a greeting, EHLO or AUTH refusal), if a
+  // reply did: the selector asks whether it is a throttle of the whole account.
+  std::optional<smtp::Reply> refusal = std::nullopt;
 };
 
 using UpstreamResponse = std::variant<smtp::Reply, AttemptFailure>;

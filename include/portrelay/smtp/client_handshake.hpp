@@ -4,6 +4,7 @@
 // (RFC 7628) with an OAuth 2.0 bearer token). Pure: replies in, actions out.
 // The I/O layer performs the actions and feeds back replies and TLS results.
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "portrelay/base/failure_reason.hpp"
@@ -29,6 +30,9 @@ struct HandshakeAction {
   // For Fail: the server refused the OAuth token (535, possibly after its 334 error
   // challenge). The session is still usable: retry_with_token() may try a fresher token.
   bool token_refused = false;
+  // For Fail caused by a server reply: that reply, so that a caller can tell a throttle
+  // ("432 4.3.2 concurrent connection limit exceeded" at the greeting) from a broken port.
+  std::optional<Reply> refusal;
 };
 
 class ClientHandshake {
@@ -82,6 +86,7 @@ class ClientHandshake {
   HandshakeAction refuse_token(const Reply& reply);
   HandshakeAction send(Step next, std::string line, bool sensitive = false);
   HandshakeAction fail(FailureReason reason, std::string detail);
+  HandshakeAction next_after(const Reply& reply);  // on_reply without the refusal attached
 
   Options options_;
   Step step_ = Step::Greeting;
