@@ -490,8 +490,8 @@ RacingSelector::RacingSelector(net::Loop& loop, std::vector<EndpointRuntimePtr> 
     if (gates_->limits[upstream].max_recipients_per_day > 0) {
       daily = std::make_shared<DailyCount>();
       if (!options_.recipient_window_dir.empty())
-        daily->window = load_recipient_window(options_.recipient_window_dir,
-                                              gates_->names[upstream], minute);
+        daily->window =
+            load_recipient_window(options_.recipient_window_dir, gates_->names[upstream], minute);
     }
     gates_->daily.push_back(std::move(daily));
   }
@@ -676,8 +676,8 @@ void RacingSelector::save_recipient_windows() {
   for (std::size_t upstream = 0; upstream < gates_->daily.size(); ++upstream) {
     const auto& daily = gates_->daily[upstream];
     if (!daily || !daily->dirty) continue;
-    if (save_recipient_window(options_.recipient_window_dir, gates_->names[upstream],
-                              daily->window, minute))
+    if (save_recipient_window(options_.recipient_window_dir, gates_->names[upstream], daily->window,
+                              minute))
       daily->dirty = false;
   }
 }

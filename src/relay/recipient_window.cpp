@@ -66,8 +66,7 @@ std::optional<RecipientWindow> RecipientWindow::parse(std::string_view text, Min
   };
   const std::size_t first_end = text.find('\n');
   if (first_end == std::string_view::npos || text.substr(0, first_end) != kHeader)
-    return fail("not a recipient window (the first line is not \"" + std::string(kHeader) +
-                "\")");
+    return fail("not a recipient window (the first line is not \"" + std::string(kHeader) + "\")");
   RecipientWindow window;
   std::string_view rest = text.substr(first_end + 1);
   std::size_t line_number = 1;

@@ -39,8 +39,8 @@ std::string recipient_window_file_name(const std::string& upstream) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
   for (unsigned char c : upstream) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-        c == '-' || c == '_' || (c == '.' && !out.empty())) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '_' || (c == '.' && !out.empty())) {
       out += static_cast<char>(c);
     } else {
       out += '%';
@@ -71,9 +71,9 @@ RecipientWindow load_recipient_window(const std::string& dir, const std::string&
                {"detail", error + "; starting at 0 (the provider's quota reply still pauses it)"}});
     return {};
   }
-  log::info("recipient_window_loaded", {{"upstream", upstream},
-                                        {"path", path},
-                                        {"recipients", std::to_string(window->count(now))}});
+  log::info(
+      "recipient_window_loaded",
+      {{"upstream", upstream}, {"path", path}, {"recipients", std::to_string(window->count(now))}});
   return *window;
 }
 
@@ -85,8 +85,9 @@ bool save_recipient_window(const std::string& dir, const std::string& upstream,
   auto failed = [&](const char* what) {
     const int saved = errno;
     log::warn("recipient_window_not_saved",
-              {{"upstream", upstream}, {"path", path}, {"detail", std::string(what) + ": " +
-                                                                     std::strerror(saved)}});
+              {{"upstream", upstream},
+               {"path", path},
+               {"detail", std::string(what) + ": " + std::strerror(saved)}});
     return false;
   };
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return failed("mkdir");

@@ -40,9 +40,8 @@ void UpstreamGate::refill(TimePoint now) {
   refilled_ = now;
 }
 
-std::optional<UpstreamGate::TimePoint> UpstreamGate::message_wait(TimePoint now,
-                                                                  bool idle_connection,
-                                                                  std::optional<TimePoint> daily_room_at) const {
+std::optional<UpstreamGate::TimePoint> UpstreamGate::message_wait(
+    TimePoint now, bool idle_connection, std::optional<TimePoint> daily_room_at) const {
   TimePoint at = now;
   if (paused(now)) at = paused_until_;
   if (daily_room_at) at = std::max(at, *daily_room_at);

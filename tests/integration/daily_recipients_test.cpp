@@ -30,9 +30,8 @@ TEST(DailyRecipients, PassthroughTheRecipientPastTheLimitGoesToTheNextUpstream) 
   RelayUnderTest relay(limited_and_backup(limited, backup));
   auto client = relay.client();
   // Two recipients, then one: 3 of 3 used.
-  SmtpReply reply =
-      client->send_message("a@example.test", {"b@example.test", "c@example.test"},
-                           sample_message());
+  SmtpReply reply = client->send_message("a@example.test", {"b@example.test", "c@example.test"},
+                                         sample_message());
   EXPECT_NE(reply.text.find("relayed via limited:"), std::string::npos) << reply.raw;
   reply = client->send_message("a@example.test", {"d@example.test"}, sample_message());
   EXPECT_NE(reply.text.find("relayed via limited:"), std::string::npos) << reply.raw;
@@ -54,8 +53,7 @@ TEST(DailyRecipients, PassthroughWithOnlyTheFullUpstreamAnswers451) {
   settings.upstreams = {plain_upstream("limited", limited.port(), "max_recipients_per_day = 1")};
   RelayUnderTest relay(settings);
   auto client = relay.client();
-  EXPECT_EQ(client->send_message("a@example.test", {"b@example.test"}, sample_message()).code,
-            250);
+  EXPECT_EQ(client->send_message("a@example.test", {"b@example.test"}, sample_message()).code, 250);
   SmtpReply reply = client->send_message("a@example.test", {"b@example.test"}, sample_message());
   EXPECT_EQ(reply.code, 451) << reply.raw;
   EXPECT_EQ(limited.transactions().size(), 1u);
@@ -78,11 +76,11 @@ TEST(DailyRecipients, SpoolKeepsTheCountAcrossARestart) {
   {
     RelayUnderTest relay(settings);
     auto client = relay.client();
-    ASSERT_EQ(client
-                  ->send_message("a@example.test", {"b@example.test", "c@example.test"},
-                                 sample_message())
-                  .code,
-              250);
+    ASSERT_EQ(
+        client
+            ->send_message("a@example.test", {"b@example.test", "c@example.test"}, sample_message())
+            .code,
+        250);
     ASSERT_TRUE(limited.wait_for_transactions(1, 5s));
     relay.stop();
   }
@@ -125,8 +123,7 @@ TEST(DailyRecipients, ACorruptFileStartsTheCountAtZero) {
   std::ofstream(dir.path() + "/spool/limits/limited.window") << "not a window\n";
   RelayUnderTest relay(settings);
   auto client = relay.client();
-  ASSERT_EQ(client->send_message("a@example.test", {"b@example.test"}, sample_message()).code,
-            250);
+  ASSERT_EQ(client->send_message("a@example.test", {"b@example.test"}, sample_message()).code, 250);
   ASSERT_TRUE(limited.wait_for_transactions(1, 5s));
   EXPECT_EQ(backup.transactions().size(), 0u);
 }

@@ -44,9 +44,9 @@ TEST(RecipientWindow, RoomAtIsWhenTheOldestEntriesLeave) {
   RecipientWindow window;
   window.add(kT0, 2);
   window.add(kT0 + 30, 3);
-  EXPECT_EQ(window.room_at(kT0 + 60, 0), kT0 + 60);   // no limit
-  EXPECT_EQ(window.room_at(kT0 + 60, 6), kT0 + 60);   // 5 < 6: room now
-  EXPECT_EQ(window.room_at(kT0 + 60, 5), kT0 + kDay);  // the 2 of kT0 leave then
+  EXPECT_EQ(window.room_at(kT0 + 60, 0), kT0 + 60);         // no limit
+  EXPECT_EQ(window.room_at(kT0 + 60, 6), kT0 + 60);         // 5 < 6: room now
+  EXPECT_EQ(window.room_at(kT0 + 60, 5), kT0 + kDay);       // the 2 of kT0 leave then
   EXPECT_EQ(window.room_at(kT0 + 60, 3), kT0 + 30 + kDay);  // 3 left at kT0 + 1440: full
   EXPECT_EQ(window.room_at(kT0 + 60, 2), kT0 + 30 + kDay);
   EXPECT_EQ(window.room_at(kT0 + kDay, 3), kT0 + 30 + kDay);
@@ -83,12 +83,12 @@ TEST(RecipientWindow, ParseReadsBackWhatSerializeWrote) {
 TEST(RecipientWindow, ParseRefusesAnythingElse) {
   const Minutes now = kT0;
   for (const char* text : {"", "portrelay-recipient-window 2\n", "portrelay-recipient-window 1",
-                           "portrelay-recipient-window 1\n29899440 3",       // cut short
-                           "portrelay-recipient-window 1\n29899440\n",       // no count
-                           "portrelay-recipient-window 1\n29899440 x\n",     // not a number
-                           "portrelay-recipient-window 1\n29899440 -1\n",    // negative
-                           "portrelay-recipient-window 1\n29899440 0\n",     // never written
-                           "portrelay-recipient-window 1\n29899440  1\n",    // two spaces
+                           "portrelay-recipient-window 1\n29899440 3",     // cut short
+                           "portrelay-recipient-window 1\n29899440\n",     // no count
+                           "portrelay-recipient-window 1\n29899440 x\n",   // not a number
+                           "portrelay-recipient-window 1\n29899440 -1\n",  // negative
+                           "portrelay-recipient-window 1\n29899440 0\n",   // never written
+                           "portrelay-recipient-window 1\n29899440  1\n",  // two spaces
                            "portrelay-recipient-window 1\n29899440 1\n29899430 1\n",  // order
                            "portrelay-recipient-window 1\n\n"}) {
     std::string error;
@@ -99,8 +99,7 @@ TEST(RecipientWindow, ParseRefusesAnythingElse) {
 
 TEST(RecipientWindow, AMinuteAfterNowCountsAsNowWhenTheClockWentBack) {
   std::string error;
-  auto window =
-      RecipientWindow::parse("portrelay-recipient-window 1\n29899450 4\n", kT0, &error);
+  auto window = RecipientWindow::parse("portrelay-recipient-window 1\n29899450 4\n", kT0, &error);
   ASSERT_TRUE(window) << error;
   EXPECT_EQ(window->count(kT0), 4u);
   EXPECT_EQ(window->count(kT0 + kDay - 1), 4u);
@@ -109,8 +108,7 @@ TEST(RecipientWindow, AMinuteAfterNowCountsAsNowWhenTheClockWentBack) {
 
 TEST(RecipientWindow, MinuteOfIsWholeMinutesSinceTheEpoch) {
   using namespace std::chrono;
-  EXPECT_EQ(RecipientWindow::minute_of(system_clock::time_point(minutes(kT0) + seconds(59))),
-            kT0);
+  EXPECT_EQ(RecipientWindow::minute_of(system_clock::time_point(minutes(kT0) + seconds(59))), kT0);
 }
 
 TEST(RecipientWindowFile, SavedThenLoaded) {

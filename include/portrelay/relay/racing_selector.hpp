@@ -179,8 +179,8 @@ class RacingSelector : public UpstreamSelector {
   std::vector<std::size_t> endpoint_upstream_;  // by endpoint index
   std::vector<Race*> waiting_;                  // races waiting for an upstream's limits
   std::function<void()> on_capacity_;
-  net::Timer capacity_timer_;  // wakes the waiting on a later turn
-  net::Timer pause_timer_;     // the end of the next pause (gauge, waiters)
+  net::Timer capacity_timer_;     // wakes the waiting on a later turn
+  net::Timer pause_timer_;        // the end of the next pause (gauge, waiters)
   net::Timer window_save_timer_;  // the next write of the changed recipient windows
   bool window_save_due_ = false;
 };
