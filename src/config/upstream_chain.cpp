@@ -272,11 +272,6 @@ UpstreamLimits read_limits(const TableReader& reader, const ProviderPreset* pres
   limits.max_recipients_per_day = static_cast<std::uint64_t>(reader.bounded_integer(
       "max_recipients_per_day", static_cast<std::int64_t>(limits.max_recipients_per_day), 0,
       1000000000));
-  if (const toml::node* node = reader.find("max_recipients_per_day")) {
-    reader.warn("max_recipients_per_day", *node,
-                "is not enforced yet (the rolling daily count is still to be built); the "
-                "provider's quota reply still pauses the upstream without bouncing mail");
-  }
   if (const auto size = reader.size("max_message_size")) limits.max_message_size = *size;
   for (std::string_view key : {"throttle_patterns", "quota_patterns"}) {
     const auto items = reader.string_array(key);

@@ -229,7 +229,7 @@ void Deliverer::run(std::vector<Action> actions) {
         selector_->record_throttle(action.endpoint, action.pause, action.reply);
         break;
       case Action::Kind::Delivered:
-        selector_->record_delivered(action.endpoint);
+        selector_->record_delivered(action.endpoint, action.recipients);
         break;
       case Action::Kind::Reply: {
         // Last action of the batch (Transaction's contract): the answer's receiver may

@@ -6,6 +6,7 @@
 
 #include "portrelay/base/log.hpp"
 #include "portrelay/relay/race_plan.hpp"
+#include "portrelay/relay/recipient_window_file.hpp"
 #include "portrelay/relay/transaction.hpp"  // throttle_kind
 
 namespace portrelay::relay {
@@ -46,8 +47,14 @@ RacingOptions RacingOptions::from(const config::RelayConfig& relay) {
 RacingOptions RacingOptions::from(const config::Config& config) {
   RacingOptions options = from(config.relay);
   options.upstreams = config.upstreams;
+  if (config.relay.uses_spool()) options.recipient_window_dir = config.spool.dir + "/limits";
   return options;
 }
+
+struct RacingSelector::DailyCount {
+  RecipientWindow window;
+  bool dirty = false;  // changed since it was last written
+};
 
 // One gate per upstream, shared with the leases of its connections: a connection may be
 // destroyed after the selector (a session still holding it), and gives its slot back here.
@@ -55,6 +62,9 @@ struct RacingSelector::Gates {
   std::vector<UpstreamGate> gates;
   std::vector<config::UpstreamLimits> limits;
   std::vector<std::string> names;
+  // max_recipients_per_day: each upstream's window (null: no such limit). Shared with the
+  // selector of a reloaded configuration, which goes on counting in the same one.
+  std::vector<std::shared_ptr<DailyCount>> daily;
   std::function<void(std::size_t upstream)> on_closed;  // the selector's, while it lives
 };
 
@@ -134,7 +144,7 @@ class RacingSelector::Race : public SelectionAttempt {
       auto found = waits.find(upstream);
       if (found == waits.end())
         found =
-            waits.emplace(upstream, selector_.gate(index).message_wait(now, idle(upstream))).first;
+            waits.emplace(upstream, selector_.upstream_wait(upstream, now, idle(upstream))).first;
       if (found->second) {
         limited_.push_back(index);
         wake_at_ = std::min(wake_at_, *found->second);
@@ -452,7 +462,8 @@ RacingSelector::RacingSelector(net::Loop& loop, std::vector<EndpointRuntimePtr> 
       endpoint_up_timer_(loop.uv()),
       gates_(std::make_shared<Gates>()),
       capacity_timer_(loop.uv()),
-      pause_timer_(loop.uv()) {
+      pause_timer_(loop.uv()),
+      window_save_timer_(loop.uv()) {
   // One gate per upstream. Without the configuration's list (tests), endpoints sharing a
   // name are one upstream, as the configuration groups them.
   std::map<std::string, std::size_t> by_name;
@@ -480,6 +491,17 @@ RacingSelector::RacingSelector(net::Loop& loop, std::vector<EndpointRuntimePtr> 
     gate.max_message_burst = limits.max_message_burst;
     gates_->gates.emplace_back(gate, now);
   }
+  const auto minute = RecipientWindow::minute_of(std::chrono::system_clock::now());
+  for (std::size_t upstream = 0; upstream < gates_->limits.size(); ++upstream) {
+    std::shared_ptr<DailyCount> daily;
+    if (gates_->limits[upstream].max_recipients_per_day > 0) {
+      daily = std::make_shared<DailyCount>();
+      if (!options_.recipient_window_dir.empty())
+        daily->window =
+            load_recipient_window(options_.recipient_window_dir, gates_->names[upstream], minute);
+    }
+    gates_->daily.push_back(std::move(daily));
+  }
   gates_->on_closed = [this](std::size_t upstream) {
     publish_gate(upstream);
     capacity_changed();
@@ -496,6 +518,7 @@ RacingSelector::RacingSelector(net::Loop& loop, std::vector<EndpointRuntimePtr> 
 }
 
 RacingSelector::~RacingSelector() {
+  save_recipient_windows();
   // Connections handed out may outlive us; their leases must not call back.
   gates_->on_closed = nullptr;
 }
@@ -557,11 +580,28 @@ void RacingSelector::set_on_capacity(std::function<void()> callback) {
   on_capacity_ = std::move(callback);
 }
 
+std::optional<UpstreamGate::TimePoint> RacingSelector::upstream_wait(std::size_t upstream,
+                                                                     UpstreamGate::TimePoint now,
+                                                                     bool idle) const {
+  std::optional<UpstreamGate::TimePoint> room_at;
+  const std::uint64_t limit = gates_->limits[upstream].max_recipients_per_day;
+  if (const auto& daily = gates_->daily[upstream]) {
+    // The window counts in wall-clock minutes; the gate waits on the steady clock.
+    const auto wall = std::chrono::system_clock::now();
+    const auto minute = RecipientWindow::minute_of(wall);
+    const auto room = daily->window.room_at(minute, limit);
+    if (room > minute)
+      room_at = now + std::chrono::ceil<std::chrono::milliseconds>(
+                          std::chrono::system_clock::time_point(std::chrono::minutes(room)) - wall);
+  }
+  return gates_->gates[upstream].message_wait(now, idle, room_at);
+}
+
 std::optional<UpstreamGate::TimePoint> RacingSelector::message_wait() const {
   const auto now = Clock::now();
   std::optional<UpstreamGate::TimePoint> earliest;
   for (std::size_t upstream = 0; upstream < gates_->gates.size(); ++upstream) {
-    auto wait = gates_->gates[upstream].message_wait(now, idle_connection(upstream));
+    auto wait = upstream_wait(upstream, now, idle_connection(upstream));
     if (!wait) return std::nullopt;
     if (!earliest || *wait < *earliest) earliest = wait;
   }
@@ -621,7 +661,33 @@ void RacingSelector::record_refusal(std::size_t index) {
   arm_pause_timer();
 }
 
-void RacingSelector::record_delivered(std::size_t index) { gate(index).delivered(); }
+void RacingSelector::record_delivered(std::size_t index, std::size_t recipients) {
+  gate(index).delivered();
+  const auto& daily = gates_->daily[upstream_of(index)];
+  if (!daily || recipients == 0) return;
+  daily->window.add(RecipientWindow::minute_of(std::chrono::system_clock::now()), recipients);
+  daily->dirty = true;
+  // Written at most once per interval: a message delivered meanwhile rides along with the
+  // next write (the fsyncs of one write per message would cost more than the messages).
+  if (options_.recipient_window_dir.empty() || window_save_due_) return;
+  window_save_due_ = true;
+  window_save_timer_.start(options_.recipient_window_save_interval, [this]() {
+    window_save_due_ = false;
+    save_recipient_windows();
+  });
+}
+
+void RacingSelector::save_recipient_windows() {
+  if (options_.recipient_window_dir.empty()) return;
+  const auto minute = RecipientWindow::minute_of(std::chrono::system_clock::now());
+  for (std::size_t upstream = 0; upstream < gates_->daily.size(); ++upstream) {
+    const auto& daily = gates_->daily[upstream];
+    if (!daily || !daily->dirty) continue;
+    if (save_recipient_window(options_.recipient_window_dir, gates_->names[upstream], daily->window,
+                              minute))
+      daily->dirty = false;
+  }
+}
 
 std::unique_ptr<SelectionAttempt> RacingSelector::select(const config::Route& route,
                                                          const std::set<std::size_t>& exclude,
@@ -681,6 +747,13 @@ void RacingSelector::inherit_health(const RacingSelector& previous) {
         fresh.insert(identity_of(runtime->endpoint));
   health_.inherit(previous.health_, fresh);
   sizes_.inherit(previous.sizes_);  // a server's SIZE does not depend on how we log in
+  // The recipients already sent today stay counted: the same window, by upstream name.
+  for (std::size_t upstream = 0; upstream < gates_->daily.size(); ++upstream) {
+    if (!gates_->daily[upstream]) continue;
+    for (std::size_t old = 0; old < previous.gates_->daily.size(); ++old)
+      if (previous.gates_->daily[old] && previous.gates_->names[old] == gates_->names[upstream])
+        gates_->daily[upstream] = previous.gates_->daily[old];
+  }
 }
 
 std::unique_ptr<UpstreamConnection> RacingSelector::new_connection(std::size_t index) {
@@ -833,6 +906,9 @@ void RacingSelector::probe_finished(UpstreamConnection* connection,
 
 void RacingSelector::retire() {
   retired_ = true;
+  save_recipient_windows();
+  window_save_timer_.stop();
+  window_save_due_ = false;
   capacity_timer_.stop();
   pause_timer_.stop();
   probe_timer_.stop();

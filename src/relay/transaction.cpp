@@ -509,6 +509,7 @@ std::vector<Action> Transaction::response(const UpstreamResponse& response) {
         Action delivered{.kind = Action::Kind::Delivered};
         delivered.endpoint = connection_->index;
         delivered.label = connection_->label;
+        delivered.recipients = recipients_on_connection_;
         actions.push_back(std::move(delivered));
         finish(actions, std::move(accepted), Outcome::Relayed);
       } else {

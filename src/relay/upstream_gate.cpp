@@ -40,12 +40,11 @@ void UpstreamGate::refill(TimePoint now) {
   refilled_ = now;
 }
 
-std::optional<UpstreamGate::TimePoint> UpstreamGate::message_wait(TimePoint now,
-                                                                  bool idle_connection,
-                                                                  bool daily_exhausted) const {
+std::optional<UpstreamGate::TimePoint> UpstreamGate::message_wait(
+    TimePoint now, bool idle_connection, std::optional<TimePoint> daily_room_at) const {
   TimePoint at = now;
   if (paused(now)) at = paused_until_;
-  if (daily_exhausted) return paused(now) ? paused_until_ : kWhenConnectionFrees;
+  if (daily_room_at) at = std::max(at, *daily_room_at);
   if (limits_.max_message_rate > 0) {
     const double missing = 1.0 - tokens(now);
     if (missing > 1e-9) {

@@ -68,6 +68,12 @@ struct RacingOptions {
   config::Duration limit_wait = std::chrono::seconds(5);
   GateLimits gate_defaults;
   std::vector<config::Upstream> upstreams;
+  // Where each upstream's max_recipients_per_day window is kept (the spool's "limits"
+  // directory); empty: in memory only (passthrough without a spool), reset by a restart.
+  std::string recipient_window_dir;
+  // At most one write of a changed window per this long (a crash loses at most that much
+  // of the count).
+  std::chrono::milliseconds recipient_window_save_interval{1000};
 
   static RacingOptions from(const config::RelayConfig& relay);
   static RacingOptions from(const config::Config& config);
@@ -105,7 +111,7 @@ class RacingSelector : public UpstreamSelector {
   const config::UpstreamLimits* limits_of(std::size_t index) const override;
   void record_throttle(std::size_t index, PauseKind kind, const smtp::Reply& reply) override;
   void record_refusal(std::size_t index) override;
-  void record_delivered(std::size_t index) override;
+  void record_delivered(std::size_t index, std::size_t recipients) override;
   std::optional<UpstreamGate::TimePoint> message_wait() const override;
   void set_on_capacity(std::function<void()> callback) override;
   // The gate of the upstream endpoint `index` belongs to (tests, metrics).
@@ -125,9 +131,15 @@ class RacingSelector : public UpstreamSelector {
   class Race;
   struct Probe;
   struct Gates;
+  struct DailyCount;
   std::size_t upstream_of(std::size_t index) const;
   UpstreamGate& gate(std::size_t index);
   bool idle_connection(std::size_t upstream) const;
+  // The upstream's gate, asked with its recipient window's answer.
+  std::optional<UpstreamGate::TimePoint> upstream_wait(std::size_t upstream,
+                                                       UpstreamGate::TimePoint now,
+                                                       bool idle) const;
+  void save_recipient_windows();
   // Takes a slot of the upstream's max_connections for `connection`, or says there is none.
   bool lease_connection(UpstreamConnection& connection);
   void capacity_changed();
@@ -167,8 +179,10 @@ class RacingSelector : public UpstreamSelector {
   std::vector<std::size_t> endpoint_upstream_;  // by endpoint index
   std::vector<Race*> waiting_;                  // races waiting for an upstream's limits
   std::function<void()> on_capacity_;
-  net::Timer capacity_timer_;  // wakes the waiting on a later turn
-  net::Timer pause_timer_;     // the end of the next pause (gauge, waiters)
+  net::Timer capacity_timer_;     // wakes the waiting on a later turn
+  net::Timer pause_timer_;        // the end of the next pause (gauge, waiters)
+  net::Timer window_save_timer_;  // the next write of the changed recipient windows
+  bool window_save_due_ = false;
 };
 
 }  // namespace portrelay::relay

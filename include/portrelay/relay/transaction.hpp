@@ -135,7 +135,8 @@ struct Action {
   std::string stage;
   AttemptFailure failure;
   bool health = false;
-  bool refusal = false;  // EndpointFailed by a 4xx reply (outlier detection counts those)
+  bool refusal = false;        // EndpointFailed by a 4xx reply (outlier detection counts those)
+  std::size_t recipients = 0;  // Delivered: recipients the upstream accepted (RCPT 250)
   PauseKind pause = PauseKind::Throttle;
   smtp::Reply reply;
   std::optional<Outcome> outcome;

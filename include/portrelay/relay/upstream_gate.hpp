@@ -12,8 +12,8 @@
 //    `quota_backoff` (or until `quota_until` when the caller knows the window's end);
 //    `max_consecutive_refusals` transient refusals in a row pause it like a throttle
 //    (outlier detection). A delivered message ends the run of refusals and throttles.
-//  * Daily recipients: the caller's RecipientWindow says how many are left (a rolling
-//    24 hours in wall-clock time, persisted); the gate only takes the answer.
+//  * Daily recipients: the caller's RecipientWindow (a rolling 24 hours in wall-clock
+//    time, persisted) says when it has room again; the gate only takes that time.
 //
 // "May a message start now, and if not, when?" is message_wait(); the selector asks it
 // before a race, the spool before a delivery.
@@ -50,9 +50,10 @@ class UpstreamGate {
   // nullopt: a message may start on this upstream now. Otherwise the earliest time it may
   // (kWhenConnectionFrees when only a closed connection can make room). `idle_connection`:
   // one of its connections waits in the pool (it needs no new connection).
-  // `daily_exhausted`: its recipient window is full.
+  // `daily_room_at`: when its recipient window (max_recipients_per_day) has room again;
+  // nullopt or a past time: it has room now.
   std::optional<TimePoint> message_wait(TimePoint now, bool idle_connection,
-                                        bool daily_exhausted = false) const;
+                                        std::optional<TimePoint> daily_room_at = {}) const;
   // A message starts (takes a token; a bucket may go one message into debt when the caller
   // started it without asking, as after a failover inside one race).
   void start_message(TimePoint now);

@@ -94,7 +94,9 @@ class UpstreamSelector {
                                const smtp::Reply& /*reply*/) {}
   // A transient refusal at MAIL, DATA or end of data (outlier detection), or a delivery.
   virtual void record_refusal(std::size_t /*index*/) {}
-  virtual void record_delivered(std::size_t /*index*/) {}
+  // `recipients`: how many of its recipients the upstream accepted (RCPT 250): they count
+  // toward its max_recipients_per_day.
+  virtual void record_delivered(std::size_t /*index*/, std::size_t /*recipients*/) {}
   // When a new message could start on some upstream of the chain: nullopt now, else the
   // earliest time (UpstreamGate::kWhenConnectionFrees: when a connection closes; then
   // set_on_capacity's callback says so). The spool asks before starting a delivery.
