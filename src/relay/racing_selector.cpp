@@ -683,9 +683,11 @@ void RacingSelector::save_recipient_windows() {
   for (std::size_t upstream = 0; upstream < gates_->daily.size(); ++upstream) {
     const auto& daily = gates_->daily[upstream];
     if (!daily || !daily->dirty) continue;
-    if (save_recipient_window(options_.recipient_window_dir, gates_->names[upstream], daily->window,
-                              minute))
-      daily->dirty = false;
+    // Off the loop (its fsyncs wait for the disk); a failed write is logged there and the
+    // next change writes the whole window again.
+    RecipientWindowWriter::shared().save(options_.recipient_window_dir, gates_->names[upstream],
+                                         daily->window, minute);
+    daily->dirty = false;
   }
 }
 

@@ -79,6 +79,11 @@ RecipientWindow load_recipient_window(const std::string& dir, const std::string&
 
 bool save_recipient_window(const std::string& dir, const std::string& upstream,
                            const RecipientWindow& window, RecipientWindow::Minutes now) {
+  return save_recipient_window_text(dir, upstream, window.serialize(now));
+}
+
+bool save_recipient_window_text(const std::string& dir, const std::string& upstream,
+                                const std::string& text) {
   const std::string name = recipient_window_file_name(upstream);
   const std::string path = dir + "/" + name;
   const std::string tmp = dir + "/." + name + ".tmp";
@@ -91,9 +96,9 @@ bool save_recipient_window(const std::string& dir, const std::string& upstream,
     return false;
   };
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return failed("mkdir");
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return failed("open");
-  const bool written = write_all(fd, window.serialize(now)) && ::fsync(fd) == 0;
+  const bool written = write_all(fd, text) && ::fsync(fd) == 0;
   const int saved = errno;
   ::close(fd);
   if (!written) {
@@ -109,6 +114,52 @@ bool save_recipient_window(const std::string& dir, const std::string& upstream,
   }
   if (!sync_directory(dir)) return failed("fsync of the directory");
   return true;
+}
+
+RecipientWindowWriter& RecipientWindowWriter::shared() {
+  static RecipientWindowWriter writer;
+  return writer;
+}
+
+RecipientWindowWriter::RecipientWindowWriter() : thread_([this]() { run(); }) {}
+
+RecipientWindowWriter::~RecipientWindowWriter() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  thread_.join();
+}
+
+void RecipientWindowWriter::save(const std::string& dir, const std::string& upstream,
+                                 const RecipientWindow& window, RecipientWindow::Minutes now) {
+  std::string text = window.serialize(now);
+  {
+    std::lock_guard lock(mutex_);
+    queued_[{dir, upstream}] = std::move(text);
+  }
+  changed_.notify_all();
+}
+
+void RecipientWindowWriter::flush() {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [this]() { return queued_.empty() && !writing_; });
+}
+
+void RecipientWindowWriter::run() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    changed_.wait(lock, [this]() { return stopping_ || !queued_.empty(); });
+    if (queued_.empty()) return;  // stopping, and everything is written
+    auto next = queued_.extract(queued_.begin());
+    writing_ = true;
+    lock.unlock();
+    (void)save_recipient_window_text(next.key().first, next.key().second, next.mapped());
+    lock.lock();
+    writing_ = false;
+    changed_.notify_all();
+  }
 }
 
 }  // namespace portrelay::relay

@@ -129,6 +129,21 @@ TEST(RecipientWindowFile, SavedThenLoaded) {
   EXPECT_NE(::stat((limits + "/.ses.window.tmp").c_str(), &info), 0);
 }
 
+// The daemon's path: serialised on the caller's thread, written on the writer's; a newer save
+// of one upstream replaces one still queued, so the file ends with the last count.
+TEST(RecipientWindowFile, TheWriterThreadWritesTheLastSavedWindow) {
+  test::TempDir dir;
+  const std::string limits = dir.path() + "/limits";
+  RecipientWindow window;
+  auto& writer = RecipientWindowWriter::shared();
+  for (int i = 1; i <= 3; ++i) {
+    window.add(kT0, 1);
+    writer.save(limits, "ses", window, kT0);
+  }
+  writer.flush();
+  EXPECT_EQ(load_recipient_window(limits, "ses", kT0).count(kT0), 3u);
+}
+
 TEST(RecipientWindowFile, MissingOrCorruptFileStartsEmpty) {
   test::TempDir dir;
   EXPECT_EQ(load_recipient_window(dir.path(), "ses", kT0).count(kT0), 0u);
