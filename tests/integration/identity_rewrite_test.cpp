@@ -210,6 +210,46 @@ TEST(UpstreamIdentity, SpoolKeepsTheMessageAsAcceptedAndDeliveryAppliesTheIdenti
       << sent.content;
 }
 
+// Cron's names over SMTP, with no domain: MAIL FROM:<cron> is a local sender ([rewrite]
+// gives it the verified identity), RCPT TO:<root> reaches root's alias, and a bare name
+// nothing maps is refused at RCPT with 550 5.1.1 and never reaches the provider.
+TEST(IdentityRewrite, BareLocalNamesOverSmtpAreMappedOrRefused) {
+  FakeUpstream upstream;
+  RelayUnderTest relay(with_tables(local_host({plain_upstream("ses", upstream.port())}),
+                                   "sender = \"alerts@example.com\"\n",
+                                   "[aliases]\nroot = \"ops@example.com\"\n"));
+  auto client = relay.client();
+  EXPECT_EQ(client->command("MAIL FROM:<cron>").code, 250);
+  SmtpReply reply = client->command("RCPT TO:<root>");
+  EXPECT_EQ(reply.code, 250) << reply.raw;
+  reply = client->command("RCPT TO:<nobody>");
+  EXPECT_EQ(reply.code, 550) << reply.raw;
+  EXPECT_NE(reply.raw.find("5.1.1"), std::string::npos) << reply.raw;
+  // Still a syntax error: nothing but a dot-atom or a quoted string stands alone.
+  EXPECT_EQ(client->command("RCPT TO:<ro..ot>").code, 501);
+  ASSERT_EQ(client->command("DATA").code, 354);
+  client->send_raw(std::string(kCronMessage) + ".\r\n");
+  reply = client->read_reply();
+  ASSERT_EQ(reply.code, 250) << reply.raw;
+  ASSERT_TRUE(upstream.wait_for_transactions(1, 2s));
+  const auto sent = upstream.transactions().at(0);
+  EXPECT_EQ(sent.mail_from, "alerts@example.com");
+  EXPECT_EQ(sent.rcpt_to, (std::vector<std::string>{"ops@example.com"}));
+  for (const auto& line : upstream.commands(0))
+    EXPECT_EQ(line.find("nobody"), std::string::npos) << line;
+}
+
+// Without any [aliases], a bare name has nowhere to go: 550 5.1.1 at RCPT.
+TEST(IdentityRewrite, ABareRecipientWithoutAliasesIsRefused) {
+  FakeUpstream upstream;
+  RelayUnderTest relay(local_host({plain_upstream("ses", upstream.port())}));
+  auto client = relay.client();
+  EXPECT_EQ(client->command("MAIL FROM:<a@example.com>").code, 250);
+  const SmtpReply reply = client->command("RCPT TO:<root>");
+  EXPECT_EQ(reply.code, 550) << reply.raw;
+  EXPECT_NE(reply.raw.find("5.1.1"), std::string::npos) << reply.raw;
+}
+
 // The spooled settings for the bounce tests: the provider refuses one recipient for good.
 RelaySettings spooled_to(const TempDir& dir, FakeUpstream& upstream) {
   upstream.set_rcpt_override("gone@example.net",
