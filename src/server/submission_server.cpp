@@ -32,6 +32,9 @@ void SubmissionServer::apply(std::shared_ptr<const config::ServerConfig> config,
   policy.max_recipients = config_->max_recipients;
   policy.starttls_offered = environment_->tls_context != nullptr;
   policy.auth_offered = environment_->authenticator != nullptr;
+  // A bare "root" is taken only where the envelope policy maps it at RCPT ([aliases], or
+  // 550 5.1.1): without it the name would reach the provider unqualified.
+  policy.bare_local_parts = environment_->envelope_policy != nullptr;
   policy_ = policy;
 }
 

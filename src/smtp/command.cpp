@@ -77,6 +77,19 @@ bool valid_domain(std::string_view d) {
   return label > 0;
 }
 
+// RFC 5322 dot-atom-text: atoms joined by single dots (no leading, trailing or double dot).
+bool valid_dot_atom(std::string_view s) {
+  return valid_dot_string(s) && s.front() != '.' && s.back() != '.' &&
+         s.find("..") == std::string_view::npos;
+}
+
+// A local part with no domain ("root"): a dot-atom, or one quoted string. An unquoted '@'
+// is not atext, so "user@" and "@host" are refused here too.
+bool valid_bare_local_part(std::string_view local) {
+  return !local.empty() && local.front() == '"' ? valid_quoted_string(local)
+                                                : valid_dot_atom(local);
+}
+
 // local-part "@" domain, where the local part may be quoted and so contain '@'.
 bool valid_mailbox(std::string_view mailbox) {
   std::size_t at = mailbox.rfind('@');
@@ -124,7 +137,7 @@ bool parse_parameter(std::string_view token, Parameter& out) {
 enum class PathKind { ReversePath, ForwardPath };
 
 Result<PathArgument> parse_path_argument(std::string_view argument, std::string_view prefix,
-                                         PathKind kind) {
+                                         PathKind kind, BareLocalPart bare) {
   for (char c : argument) {
     if (is_control(c)) {
       return Error{"control character in argument"};
@@ -192,7 +205,8 @@ Result<PathArgument> parse_path_argument(std::string_view argument, std::string_
     }
   } else if (kind == PathKind::ForwardPath && iequals(path, "postmaster")) {
     // RFC 5321 4.5.1: "<Postmaster>" without a domain must be accepted.
-  } else if (!valid_mailbox(path)) {
+  } else if (!valid_mailbox(path) &&
+             !(bare == BareLocalPart::Accepted && valid_bare_local_part(path))) {
     return Error{"malformed mailbox"};
   }
   result.address.assign(path);
@@ -264,12 +278,12 @@ const Parameter* PathArgument::find(std::string_view keyword) const {
   return nullptr;
 }
 
-Result<PathArgument> parse_mail_from(std::string_view argument) {
-  return parse_path_argument(argument, "FROM:", PathKind::ReversePath);
+Result<PathArgument> parse_mail_from(std::string_view argument, BareLocalPart bare) {
+  return parse_path_argument(argument, "FROM:", PathKind::ReversePath, bare);
 }
 
-Result<PathArgument> parse_rcpt_to(std::string_view argument) {
-  return parse_path_argument(argument, "TO:", PathKind::ForwardPath);
+Result<PathArgument> parse_rcpt_to(std::string_view argument, BareLocalPart bare) {
+  return parse_path_argument(argument, "TO:", PathKind::ForwardPath, bare);
 }
 
 bool is_single_command_line(std::string_view line) {

@@ -288,7 +288,7 @@ void ServerSession::handle_mail(const Command& command) {
   if (policy_.auth_required && !authenticated_)
     return error_reply(530, "5.7.0", "Authentication required");
   if (has_sender_) return error_reply(503, "5.5.1", "Nested MAIL command");
-  auto sender = parse_mail_from(command.argument);
+  auto sender = parse_mail_from(command.argument, bare_local_part());
   if (!sender)
     return error_reply(501, "5.1.7",
                        "Syntax: MAIL FROM:<address> (" + sender.error().message + ")");
@@ -318,7 +318,7 @@ void ServerSession::handle_mail(const Command& command) {
 void ServerSession::handle_rcpt(const Command& command) {
   if (!has_sender_) return error_reply(503, "5.5.1", "Need MAIL command first");
   if (recipients_ >= policy_.max_recipients) return reply(452, "4.5.3", "Too many recipients");
-  auto recipient = parse_rcpt_to(command.argument);
+  auto recipient = parse_rcpt_to(command.argument, bare_local_part());
   if (!recipient)
     return error_reply(501, "5.1.3",
                        "Syntax: RCPT TO:<address> (" + recipient.error().message + ")");

@@ -230,6 +230,10 @@ void Spool::accept(const smtp::PathArgument& sender, const std::vector<std::stri
   envelope.id = next_id();
   envelope.arrival_ms = clock_.now_ms();
   envelope.sender = sender.address;
+  // The null path is never rewritten, so a bounce never gets an original sender.
+  if (!sender.original_address.empty() && sender.original_address != sender.address &&
+      !sender.address.empty())
+    envelope.original_sender = sender.original_address;
   envelope.parameters = carried_parameters(sender);
   envelope.recipients = recipients;
   envelope.route = route ? *route : route_for_sender(sender.address);
@@ -591,24 +595,34 @@ std::string Spool::host_of(const std::string& label) const {
 void Spool::send_bounce(const std::string& id, const Settlement& settlement,
                         std::string original_headers, std::function<void()> then) {
   const QueueEntry& entry = *index_.find(id);
-  const BounceInput input =
-      dsn_inputs(DsnContext{hostname_, clock_.now_ms(), config_.max_lifetime,
-                            [this](const std::string& label) { return host_of(label); }},
-                 entry.layout.envelope, settlement, std::move(original_headers));
-  auto body = std::make_unique<relay::MessageBody>();
-  body->append(build_bounce(input));
-  smtp::PathArgument null_sender;
   // A local sender ("root", "cron@vm-1234.internal") gets its report at its alias, as any
-  // local recipient would: the provider would refuse the bare local address.
-  std::vector<std::string> report_to{entry.layout.envelope.sender};
+  // local recipient would: the provider would refuse the bare local address. A rewritten
+  // sender's report goes to the client's sender, not to the provider-verified identity
+  // that [rewrite] put in its place (nobody reads that mailbox for cron's mail).
+  // When no alias maps the client's sender, the verified identity is the better place than
+  // failed/: someone may read it, and the provider accepts it.
+  const Envelope& envelope = entry.layout.envelope;
+  std::vector<std::string> report_to{envelope.bounce_address()};
   if (envelope_policy_) {
-    auto mapped = envelope_policy_->map_recipient(entry.layout.envelope.sender);
+    auto mapped = envelope_policy_->map_recipient(envelope.bounce_address());
+    if (mapped.refusal && !envelope.original_sender.empty())
+      mapped = envelope_policy_->map_recipient(envelope.sender);
     if (mapped.refusal) {
       log::warn("bounce_not_queued", {{"queue_id", id}, {"detail", mapped.refusal->summary()}});
       return leave_queue(id, true);  // failed/ keeps it, with the state that says why
     }
     report_to = std::move(mapped.addresses);
   }
+  BounceInput input =
+      dsn_inputs(DsnContext{hostname_, clock_.now_ms(), config_.max_lifetime,
+                            [this](const std::string& label) { return host_of(label); }},
+                 envelope, settlement, std::move(original_headers));
+  // The report's To names whom it goes to, qualified: a bare "root" there is refused by
+  // providers (SES: "Missing final '@domain'") as it is in the envelope.
+  if (!report_to.empty()) input.original_sender = report_to.front();
+  auto body = std::make_unique<relay::MessageBody>();
+  body->append(build_bounce(input));
+  smtp::PathArgument null_sender;
   // The report goes out the way the message came in: the original's route.
   accept(
       null_sender, report_to, std::move(body), "bounce:" + id,

@@ -117,6 +117,8 @@ std::string encode_header(const Envelope& envelope, std::uint64_t body_size) {
   // Written only for a route of its own, so a configuration without [[route]] writes the
   // files it always wrote.
   if (!envelope.route.empty()) text += "route " + envelope.route + "\n";
+  // Likewise only for a rewritten sender: without [rewrite] the files stay as they were.
+  if (!envelope.original_sender.empty()) text += "original " + envelope.original_sender + "\n";
   for (const auto& parameter : envelope.parameters) text += "param " + parameter + "\n";
   for (const auto& recipient : envelope.recipients) text += "rcpt " + recipient + "\n";
   text += "body " + std::to_string(body_size) + "\n";
@@ -144,6 +146,9 @@ Result<RecordLayout> parse_header(std::string_view data) {
     } else if (key == "route") {
       if (value.empty()) return Error{"empty route", ErrorCode::Corruption};
       layout.envelope.route = std::string(value);
+    } else if (key == "original") {
+      if (value.empty()) return Error{"empty original sender", ErrorCode::Corruption};
+      layout.envelope.original_sender = std::string(value);
     } else if (key == "param") {
       layout.envelope.parameters.emplace_back(value);
     } else if (key == "rcpt") {

@@ -6,6 +6,8 @@
 #      provider, with To: qualified through [aliases]; without [rewrite] the same mail is refused;
 #   2. a SendGrid -> Mailgun chain with SendGrid down delivers from Mailgun's own identity;
 #   3. the maildrop path: mail dropped while no daemon runs is rewritten when it is picked up.
+# In each, [aliases] maps cron's recipient (root) at RCPT: the envelope recipient the
+# provider gets is the alias target, not root@<this host>.
 set -euo pipefail
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -36,6 +38,7 @@ cron_mail() {  # what cron pipes into sendmail, then cron's command line; sets S
     STATUS=$?
 }
 envelope() { "$PY" -c 'import json,sys; m=json.load(open(sys.argv[1])); print(m["mail_from"])' "$1"; }
+recipients() { "$PY" -c 'import json,sys; print(",".join(json.load(open(sys.argv[1]))["rcpt_tos"]))' "$1"; }
 header() { tr -d '\r' <"$1" | sed -n '/^$/q;p' | grep -i "^$2:" || true; }
 
 start_provider ses --identity '*=alerts@example.com' --require-qualified-to
@@ -70,12 +73,13 @@ wait_for_file "$WORK/mail/ses-1.json" 10
 MSG="$WORK/mail/ses-1.eml"
 [[ $(envelope "$WORK/mail/ses-1.json") == alerts@example.com ]] || fail "MAIL FROM is $(envelope "$WORK/mail/ses-1.json")"
 [[ $(header "$MSG" From) == 'From: alerts@example.com (Cron Daemon)' ]] || fail "From is '$(header "$MSG" From)'"
+[[ $(recipients "$WORK/mail/ses-1.json") == ops@example.com ]] || fail "RCPT TO is $(recipients "$WORK/mail/ses-1.json")"
 [[ $(header "$MSG" To) == 'To: ops@example.com' ]] || fail "To is '$(header "$MSG" To)'"
 [[ $(header "$MSG" Reply-To) == 'Reply-To: ops@example.com (Cron Daemon)' ]] || fail "Reply-To is '$(header "$MSG" Reply-To)'"
 grep -q 'event=message.*from=alerts@example.com original_from=root@vm1.e2e.test' "$WORK/portrelay.log" ||
   fail "the message line does not show both senders: $(grep 'event=message' "$WORK/portrelay.log")"
 stop_pid "$PORTRELAY_PID"
-note "cron on SES: MAIL FROM alerts@example.com, $(header "$MSG" From), $(header "$MSG" To)"
+note "cron on SES: MAIL FROM alerts@example.com, RCPT TO ops@example.com, $(header "$MSG" From), $(header "$MSG" To)"
 
 # 2. SendGrid (down) then Mailgun, each with its own verified identity.
 start_provider mailgun --identity '*=alerts@mg.example.com' --require-qualified-to
@@ -96,6 +100,7 @@ wait_for_file "$WORK/mail/mailgun-1.json" 10
 MSG="$WORK/mail/mailgun-1.eml"
 [[ $(envelope "$WORK/mail/mailgun-1.json") == alerts@mg.example.com ]] || fail "Mailgun's MAIL FROM is $(envelope "$WORK/mail/mailgun-1.json")"
 [[ $(header "$MSG" From) == 'From: alerts@mg.example.com (Cron Daemon)' ]] || fail "Mailgun's From is '$(header "$MSG" From)'"
+[[ $(recipients "$WORK/mail/mailgun-1.json") == ops@example.com ]] || fail "Mailgun's RCPT TO is $(recipients "$WORK/mail/mailgun-1.json")"
 grep -q "sg.example.com" "$MSG" && fail "SendGrid's identity leaked into the message Mailgun got"
 stop_pid "$PORTRELAY_PID"
 note "SendGrid down -> Mailgun: MAIL FROM alerts@mg.example.com, $(header "$MSG" From)"
@@ -116,7 +121,8 @@ wait_for_file "$WORK/mail/ses-2.json" 15
 MSG="$WORK/mail/ses-2.eml"
 [[ $(envelope "$WORK/mail/ses-2.json") == alerts@example.com ]] || fail "maildrop MAIL FROM is $(envelope "$WORK/mail/ses-2.json")"
 [[ $(header "$MSG" From) == 'From: alerts@example.com (Cron Daemon)' ]] || fail "maildrop From is '$(header "$MSG" From)'"
-grep -q 'event=queued.*origin="maildrop.*from=alerts@example.com original_from=root@vm1.e2e.test' "$WORK/portrelay.log" ||
+[[ $(recipients "$WORK/mail/ses-2.json") == ops@example.com ]] || fail "maildrop RCPT TO is $(recipients "$WORK/mail/ses-2.json")"
+grep -q 'event=queued.*origin="maildrop.* from=alerts@example.com .*original_from=root@vm1.e2e.test' "$WORK/portrelay.log" ||
   fail "the queued line does not show both senders: $(grep 'event=queued' "$WORK/portrelay.log")"
 stop_pid "$PORTRELAY_PID"
 note "maildrop: picked up as alerts@example.com, $(header "$MSG" From)"

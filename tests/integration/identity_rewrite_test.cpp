@@ -210,5 +210,111 @@ TEST(UpstreamIdentity, SpoolKeepsTheMessageAsAcceptedAndDeliveryAppliesTheIdenti
       << sent.content;
 }
 
+// Cron's names over SMTP, with no domain: MAIL FROM:<cron> is a local sender ([rewrite]
+// gives it the verified identity), RCPT TO:<root> reaches root's alias, and a bare name
+// nothing maps is refused at RCPT with 550 5.1.1 and never reaches the provider.
+TEST(IdentityRewrite, BareLocalNamesOverSmtpAreMappedOrRefused) {
+  FakeUpstream upstream;
+  RelayUnderTest relay(with_tables(local_host({plain_upstream("ses", upstream.port())}),
+                                   "sender = \"alerts@example.com\"\n",
+                                   "[aliases]\nroot = \"ops@example.com\"\n"));
+  auto client = relay.client();
+  EXPECT_EQ(client->command("MAIL FROM:<cron>").code, 250);
+  SmtpReply reply = client->command("RCPT TO:<root>");
+  EXPECT_EQ(reply.code, 250) << reply.raw;
+  reply = client->command("RCPT TO:<nobody>");
+  EXPECT_EQ(reply.code, 550) << reply.raw;
+  EXPECT_NE(reply.raw.find("5.1.1"), std::string::npos) << reply.raw;
+  // Still a syntax error: nothing but a dot-atom or a quoted string stands alone.
+  EXPECT_EQ(client->command("RCPT TO:<ro..ot>").code, 501);
+  ASSERT_EQ(client->command("DATA").code, 354);
+  client->send_raw(std::string(kCronMessage) + ".\r\n");
+  reply = client->read_reply();
+  ASSERT_EQ(reply.code, 250) << reply.raw;
+  ASSERT_TRUE(upstream.wait_for_transactions(1, 2s));
+  const auto sent = upstream.transactions().at(0);
+  EXPECT_EQ(sent.mail_from, "alerts@example.com");
+  EXPECT_EQ(sent.rcpt_to, (std::vector<std::string>{"ops@example.com"}));
+  for (const auto& line : upstream.commands(0))
+    EXPECT_EQ(line.find("nobody"), std::string::npos) << line;
+}
+
+// Without any [aliases], a bare name has nowhere to go: 550 5.1.1 at RCPT.
+TEST(IdentityRewrite, ABareRecipientWithoutAliasesIsRefused) {
+  FakeUpstream upstream;
+  RelayUnderTest relay(local_host({plain_upstream("ses", upstream.port())}));
+  auto client = relay.client();
+  EXPECT_EQ(client->command("MAIL FROM:<a@example.com>").code, 250);
+  const SmtpReply reply = client->command("RCPT TO:<root>");
+  EXPECT_EQ(reply.code, 550) << reply.raw;
+  EXPECT_NE(reply.raw.find("5.1.1"), std::string::npos) << reply.raw;
+}
+
+// The spooled settings for the bounce tests: the provider refuses one recipient for good.
+RelaySettings spooled_to(const TempDir& dir, FakeUpstream& upstream) {
+  upstream.set_rcpt_override("gone@example.net",
+                             StageAction::reply_with("550 5.1.1 <gone@example.net>: no such user"));
+  RelaySettings settings = local_host({plain_upstream("ses", upstream.port())});
+  settings.relay_extra = "mode = \"spool\"\n";
+  settings.spool = "dir = \"" + dir.path() + "/spool\"\n";
+  return settings;
+}
+
+// The bounce of a rewritten message goes to the person behind the local sender (root's
+// alias), not to the provider-verified identity [rewrite] put in the envelope. The original
+// sender lives in the spool file: the refusal comes after a restart, from the file alone.
+TEST(IdentityBounce, ABounceReturnsToTheOriginalLocalSendersAliasAfterARestart) {
+  TempDir dir;
+  FakeUpstream upstream;
+  const std::string config =
+      with_tables(spooled_to(dir, upstream), "sender = \"alerts@example.com\"\n",
+                  "[aliases]\nroot = \"ops@example.com\"\n");
+  upstream.set_override(SmtpStage::kMail, StageAction::reply_with("451 4.3.0 not now"));
+  {
+    RelayUnderTest relay(config);
+    auto client = relay.client();
+    ASSERT_EQ(client
+                  ->send_message("root@vm-1234.internal", {"ok@example.net", "gone@example.net"},
+                                 kCronMessage)
+                  .code,
+              250);
+    std::this_thread::sleep_for(300ms);
+    relay.stop();
+  }
+  ASSERT_EQ(upstream.transactions().size(), 0u);
+  upstream.clear_override(SmtpStage::kMail);
+  RelayUnderTest relay(config);
+  ASSERT_TRUE(relay.daemon().retry_all());
+  ASSERT_TRUE(upstream.wait_for_transactions(2, 10s));
+  const auto transactions = upstream.transactions();
+  EXPECT_EQ(transactions[0].mail_from, "alerts@example.com");
+  EXPECT_EQ(transactions[0].rcpt_to, (std::vector<std::string>{"ok@example.net"}));
+  const auto& bounce = transactions[1];
+  EXPECT_EQ(bounce.mail_from, "");
+  EXPECT_EQ(bounce.rcpt_to, (std::vector<std::string>{"ops@example.com"}));
+  // Addressed, qualified, to whom it goes; it reports the refused recipient.
+  EXPECT_NE(bounce.content.find("To: <ops@example.com>\r\n"), std::string::npos) << bounce.content;
+  EXPECT_NE(bounce.content.find("Final-Recipient: rfc822; gone@example.net"), std::string::npos)
+      << bounce.content;
+}
+
+// No alias for the client's sender: the report goes to the verified identity rather than
+// into failed/ (the provider accepts that address; the bare local one it would refuse).
+TEST(IdentityBounce, WithoutAnAliasTheBounceGoesToTheVerifiedSender) {
+  TempDir dir;
+  FakeUpstream upstream;
+  RelayUnderTest relay(with_tables(spooled_to(dir, upstream), "sender = \"alerts@example.com\"\n"));
+  auto client = relay.client();
+  ASSERT_EQ(client
+                ->send_message("root@vm-1234.internal", {"ok@example.net", "gone@example.net"},
+                               kCronMessage)
+                .code,
+            250);
+  ASSERT_TRUE(upstream.wait_for_transactions(2, 10s));
+  const auto bounce = upstream.transactions().at(1);
+  EXPECT_EQ(bounce.mail_from, "");
+  EXPECT_EQ(bounce.rcpt_to, (std::vector<std::string>{"alerts@example.com"}));
+}
+
 }  // namespace
 }  // namespace portrelay::test

@@ -185,6 +185,37 @@ TEST(CommandParser, RcptRejects) {
   rcpt_rejected("TO:c@d.example");
 }
 
+// A bare local part, for a server that maps local names ([aliases], [rewrite]): a
+// dot-atom or one quoted string, and nothing else the strict parser refuses.
+TEST(CommandParser, BareLocalPartOnlyWhenAsked) {
+  constexpr auto bare = BareLocalPart::Accepted;
+  for (const char* name : {"root", "www-data", "first.last", "a+b", "\"john doe\"", "\"a@b\""}) {
+    auto rcpt = parse_rcpt_to("TO:<" + std::string(name) + ">", bare);
+    ASSERT_TRUE(rcpt.ok()) << name << ": " << rcpt.error().message;
+    EXPECT_EQ(rcpt->address, name);
+    auto mail = parse_mail_from("FROM:<" + std::string(name) + "> SIZE=10", bare);
+    ASSERT_TRUE(mail.ok()) << name << ": " << mail.error().message;
+    EXPECT_EQ(mail->address, name);
+    ASSERT_EQ(mail->parameters.size(), 1u);
+    // The default (upstreams, `sendmail`'s check, maildrop files) still wants a domain.
+    EXPECT_FALSE(parse_rcpt_to("TO:<" + std::string(name) + ">").ok()) << name;
+    EXPECT_FALSE(parse_mail_from("FROM:<" + std::string(name) + ">").ok()) << name;
+  }
+  EXPECT_EQ(parse_rcpt_to("TO:<@relay.example:root>", bare)->address, "root");
+  EXPECT_EQ(parse_mail_from("FROM:<>", bare)->address, "");
+  for (const char* bad :
+       {"TO:<.root>", "TO:<root.>", "TO:<ro..ot>", "TO:<ro ot>", "TO:<ro(c)ot>", "TO:<root@>",
+        "TO:<@root>", "TO:<\"a\"b>", "TO:<\"unterminated>", "TO:<ro\\ot>", "TO:<ro,ot>",
+        "TO:<ro:ot>", "TO:<ro;ot>", "TO:<[root]>", "TO:<>", "TO:root", "TO:<root>>"}) {
+    EXPECT_FALSE(parse_rcpt_to(bad, bare).ok()) << bad;
+    if (std::string_view(bad) == "TO:<>") continue;  // the null reverse path is fine
+    EXPECT_FALSE(parse_mail_from("FROM:" + std::string(bad).substr(3), bare).ok()) << bad;
+  }
+  EXPECT_FALSE(parse_rcpt_to("TO:<ro\x01ot>", bare).ok());
+  // The length limit still holds.
+  EXPECT_FALSE(parse_rcpt_to("TO:<" + std::string(255, 'a') + ">", bare).ok());
+}
+
 TEST(CommandParser, StripsSourceRoutes) {
   EXPECT_EQ(rcpt_ok("TO:<@a.example,@b.example:user@c.example>").address, "user@c.example");
   EXPECT_EQ(mail_ok("FROM:<@a.example:user@c.example>").address, "user@c.example");

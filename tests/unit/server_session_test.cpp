@@ -286,6 +286,33 @@ TEST_F(ServerSessionTest, EightBitAddressesAre553WithoutSmtpUtf8) {
   EXPECT_EQ(session().recipients(), 0u);
 }
 
+// RCPT TO:<root> and MAIL FROM:<root>: 501 by default; taken, and handed to the handler
+// as given, when the policy says the handler maps local names.
+TEST_F(ServerSessionTest, BareLocalPartsAre501UnlessThePolicyTakesThem) {
+  start();
+  ehlo();
+  EXPECT_EQ(exchange("MAIL FROM:<root>\r\n").rfind("501 5.1.7 ", 0), 0u);
+  EXPECT_EQ(exchange("MAIL FROM:<a@b.test>\r\n"), "");
+  EXPECT_EQ(answer("250 2.1.0 Ok\r\n"), "250 2.1.0 Ok\r\n");
+  EXPECT_EQ(exchange("RCPT TO:<root>\r\n").rfind("501 5.1.3 ", 0), 0u);
+  EXPECT_EQ(handler_.take_calls(), std::vector<std::string>{"mail_from:a@b.test"});
+
+  policy_.bare_local_parts = true;
+  start();
+  ehlo();
+  EXPECT_EQ(exchange("MAIL FROM:<cron>\r\n"), "");
+  EXPECT_EQ(answer("250 2.1.0 Ok\r\n"), "250 2.1.0 Ok\r\n");
+  EXPECT_EQ(exchange("RCPT TO:<root>\r\n"), "");
+  EXPECT_EQ(answer("250 2.1.5 Ok\r\n"), "250 2.1.5 Ok\r\n");
+  EXPECT_EQ(exchange("RCPT TO:<\"john doe\">\r\n"), "");
+  EXPECT_EQ(answer("550 5.1.1 no alias\r\n"), "550 5.1.1 no alias\r\n");
+  // Nothing else is loosened.
+  EXPECT_EQ(exchange("RCPT TO:<ro..ot>\r\n").rfind("501 5.1.3 ", 0), 0u);
+  EXPECT_EQ(exchange("RCPT TO:<root@>\r\n").rfind("501 5.1.3 ", 0), 0u);
+  EXPECT_EQ(handler_.take_calls(),
+            (std::vector<std::string>{"mail_from:cron", "rcpt_to:root", "rcpt_to:\"john doe\""}));
+}
+
 TEST_F(ServerSessionTest, RcptBeforeMailIsBadSequence) {
   start();
   ehlo();

@@ -178,6 +178,45 @@ TEST(SpoolRecordHeader, HandBuiltHeaderMatchesEncoder) {
       << "the helper below must build what the encoder builds";
 }
 
+// [rewrite]'s original sender: written only when the sender was rewritten, so files of a
+// relay without [rewrite] stay as they were, and files without the line (written before
+// it existed) read as "not rewritten" and bounce to their sender.
+TEST(SpoolRecordHeader, OriginalSenderRoundTripsAndIsTheBounceAddress) {
+  auto envelope = sample_envelope();
+  envelope.sender = "alerts@example.com";
+  envelope.original_sender = "root@vm-1234.internal";
+  envelope.route = "shop";
+  const std::string header = encode_header(envelope, 7);
+  EXPECT_NE(header.find("\noriginal root@vm-1234.internal\n"), std::string::npos) << header;
+  auto parsed = parse_header(header + "x");
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  expect_same_envelope(parsed->envelope, envelope);
+  EXPECT_EQ(parsed->envelope.original_sender, "root@vm-1234.internal");
+  EXPECT_EQ(parsed->envelope.route, "shop");
+  EXPECT_EQ(parsed->envelope.bounce_address(), "root@vm-1234.internal");
+}
+
+TEST(SpoolRecordHeader, AFileWithoutAnOriginalLineBouncesToItsSender) {
+  auto envelope = sample_envelope();
+  EXPECT_EQ(encode_header(envelope, 7).find("original"), std::string::npos);
+  auto parsed =
+      parse_header(checked_header("id i\narrival 5\nsender s@x\nrcpt r@x\nbody 3\n") + "abc");
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(parsed->envelope.original_sender, "");
+  EXPECT_EQ(parsed->envelope.bounce_address(), "s@x");
+  auto bare = parse_header(
+      checked_header("id i\narrival 5\nsender s@x\noriginal root\nrcpt r@x\nbody 3\n") + "abc");
+  ASSERT_TRUE(bare) << bare.error().message;
+  EXPECT_EQ(bare->envelope.bounce_address(), "root");
+}
+
+TEST(SpoolRecordHeader, AnEmptyOriginalSenderIsAnError) {
+  auto parsed = parse_header(
+      checked_header("id i\narrival 5\nsender s@x\noriginal \nrcpt r@x\nbody 3\n") + "abc");
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().message.find("original"), std::string::npos) << parsed.error().message;
+}
+
 TEST(SpoolRecordHeader, MissingFieldsAreErrors) {
   const std::vector<std::string> incomplete = {
       "arrival 5\nsender s@x\nrcpt r@x\nbody 3\n",       // no id

@@ -56,8 +56,16 @@ struct PathArgument {
 // Accepts an optional space after the colon and strips an RFC 5321 source route
 // ("<@a,@b:user@c>" -> "user@c"). Rejects control characters, unbalanced brackets,
 // paths longer than 256 octets, and (for RCPT) the null path, except "<postmaster>".
-Result<PathArgument> parse_mail_from(std::string_view argument);
-Result<PathArgument> parse_rcpt_to(std::string_view argument);
+//
+// BareLocalPart::Accepted also takes a mailbox with no domain ("<root>", "<\"a b\">"): a
+// dot-atom or a quoted string, nothing else. Only a server that maps such names (the
+// relay's [aliases] and [rewrite] treat them as local) asks for it; everything else,
+// upstream paths included, wants a domain.
+enum class BareLocalPart { Refused, Accepted };
+Result<PathArgument> parse_mail_from(std::string_view argument,
+                                     BareLocalPart bare = BareLocalPart::Refused);
+Result<PathArgument> parse_rcpt_to(std::string_view argument,
+                                   BareLocalPart bare = BareLocalPart::Refused);
 
 // Whether `line` may go out as one SMTP command line: no CR, LF or NUL. Every client-side
 // command builder (upstream transactions, the handshake, `portrelay sendmail`) checks this

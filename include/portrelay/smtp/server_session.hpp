@@ -32,6 +32,9 @@ struct ServerPolicy {
   bool starttls_offered = false;
   bool auth_offered = false;   // AUTH is advertised once TLS is active
   bool auth_required = false;  // MAIL needs a successful AUTH first
+  // MAIL FROM:<root> and RCPT TO:<root> (no domain) are taken, for a handler that maps
+  // local names ([aliases], [rewrite]); otherwise they get 501.
+  bool bare_local_parts = false;
 };
 
 class ServerSessionHandler {
@@ -107,6 +110,9 @@ class ServerSession {
   void handle(const Command& command);
   void handle_ehlo(const Command& command, bool extended);
   std::uint64_t size_limit() const;  // the handler's, never above the policy's
+  BareLocalPart bare_local_part() const {
+    return policy_.bare_local_parts ? BareLocalPart::Accepted : BareLocalPart::Refused;
+  }
   void handle_mail(const Command& command);
   void handle_rcpt(const Command& command);
   void handle_data(const Command& command);

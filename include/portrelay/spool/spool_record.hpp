@@ -11,6 +11,7 @@
 //   arrival <unix milliseconds>\n
 //   sender <address, empty for the null path>\n
 //   route <[[route]] name>\n                                    (only when not the default)
+//   original <address>\n                 (only when [rewrite] changed the sender: the client's)
 //   param <ESMTP MAIL parameter, KEYWORD or KEYWORD=VALUE>\n     (zero or more)
 //   rcpt <address>\n                                           (one or more)
 //   body <octets>\n
@@ -48,6 +49,15 @@ struct Envelope {
   // The [[route]] it was accepted on; "" for the default route. Files written before
   // routes existed have no route line and take the default.
   std::string route;
+  // The sender as the client gave it, when [rewrite] replaced it ("root@vm-1234.internal"
+  // for "alerts@example.com"); "" when it was not rewritten. A bounce goes there (through
+  // [aliases]): the rewritten sender is the provider's verified identity, not a person.
+  // Files written before it existed have no original line and bounce to `sender`.
+  std::string original_sender;
+  // Where a bounce for this message goes, before [aliases].
+  const std::string& bounce_address() const {
+    return original_sender.empty() ? sender : original_sender;
+  }
 };
 
 // Where the body sits in a message file, from the parsed header.
