@@ -38,8 +38,13 @@ bool IdentityRewriter::was_local(std::string_view address) const {
 }
 
 std::string IdentityRewriter::accepted_sender(std::string_view sender) const {
-  if (sender.empty() || identity_.sender.empty()) return std::string(sender);
-  if (identity_.all_senders || is_local(sender)) return identity_.sender;
+  if (sender.empty()) return {};
+  if (!identity_.sender.empty() && (identity_.all_senders || is_local(sender)))
+    return identity_.sender;
+  // A bare name (`MAIL FROM:<cron>`) never leaves unqualified: it gets the mail domain, as
+  // `sendmail` gives one (/etc/mailname), so no provider sees an address without a domain.
+  if (sender.find('@') == std::string_view::npos && !mail_domain_.empty())
+    return std::string(sender) + "@" + mail_domain_;
   return std::string(sender);
 }
 

@@ -250,6 +250,20 @@ TEST(IdentityRewrite, ABareRecipientWithoutAliasesIsRefused) {
   EXPECT_NE(reply.raw.find("5.1.1"), std::string::npos) << reply.raw;
 }
 
+// A bare sender with no [rewrite] sender still never leaves unqualified: it gets the mail
+// domain (/etc/mailname, else the host name), as sendmail gives one.
+TEST(IdentityRewrite, ABareSenderWithoutARewriteGetsTheMailDomain) {
+  FakeUpstream upstream;
+  RelayUnderTest relay(local_host({plain_upstream("ses", upstream.port())}));
+  auto client = relay.client();
+  const SmtpReply reply = client->send_message("cron", {"b@example.com"}, sample_message());
+  EXPECT_EQ(reply.code, 250) << reply.raw;
+  ASSERT_TRUE(upstream.wait_for_transactions(1, 5s));
+  const std::string sent = upstream.transactions().at(0).mail_from;
+  EXPECT_EQ(sent.rfind("cron@", 0), 0u) << sent;
+  EXPECT_GT(sent.size(), std::string("cron@").size()) << sent;
+}
+
 // The spooled settings for the bounce tests: the provider refuses one recipient for good.
 RelaySettings spooled_to(const TempDir& dir, FakeUpstream& upstream) {
   upstream.set_rcpt_override("gone@example.net",

@@ -111,7 +111,9 @@ TEST(IdentityRewriter, AllSendersRewritesEverySenderButTheNullOne) {
 TEST(IdentityRewriter, AliasesQualifyToAndCc) {
   const Config config = parse(std::string(kBase) + "[aliases]\nroot = \"ops@example.com\"\n");
   const IdentityRewriter rewriter(config, "example.net");
-  EXPECT_EQ(rewriter.accepted_sender("root"), "root");  // no [rewrite] identity
+  // No [rewrite] identity: a bare name only gets the mail domain; a full one stays.
+  EXPECT_EQ(rewriter.accepted_sender("root"), "root@example.net");
+  EXPECT_EQ(rewriter.accepted_sender("root@vm-1234.internal"), "root@vm-1234.internal");
   EXPECT_EQ(rewrite(rewriter.acceptance_plan("root", false),
                     "To: root, root@vm-1234.internal, nobody\r\nCc: x@example.org\r\n\r\n"),
             "To: ops@example.com, ops@example.com, nobody\r\nCc: x@example.org\r\n\r\n");
