@@ -17,6 +17,7 @@ void give_from(const SenderIdentity& identity, smtp::HeaderRewrite& plan) {
 }  // namespace
 
 std::string mail_domain(const Config& config) {
+  if (!config.rewrite.mail_domain.empty()) return config.rewrite.mail_domain;
   std::string domain = read_mailname();
   return domain.empty() ? config.server.hostname : domain;
 }
@@ -37,10 +38,14 @@ bool IdentityRewriter::was_local(std::string_view address) const {
           (!identity_.from_address.empty() && ascii::iequals(address, identity_.from_address)));
 }
 
+bool IdentityRewriter::replaces_sender(std::string_view sender) const {
+  return !sender.empty() && !identity_.sender.empty() &&
+         (identity_.all_senders || is_local(sender));
+}
+
 std::string IdentityRewriter::accepted_sender(std::string_view sender) const {
   if (sender.empty()) return {};
-  if (!identity_.sender.empty() && (identity_.all_senders || is_local(sender)))
-    return identity_.sender;
+  if (replaces_sender(sender)) return identity_.sender;
   // A bare name (`MAIL FROM:<cron>`) never leaves unqualified: it gets the mail domain, as
   // `sendmail` gives one (/etc/mailname), so no provider sees an address without a domain.
   if (sender.find('@') == std::string_view::npos && !mail_domain_.empty())

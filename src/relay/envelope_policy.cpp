@@ -7,11 +7,10 @@ EnvelopePolicy::EnvelopePolicy(std::shared_ptr<const config::Config> config)
     : config_(std::move(config)) {}
 
 std::optional<smtp::Reply> EnvelopePolicy::check_sender(
-    std::string_view sender, std::string_view accepted,
+    std::string_view sender, std::string_view accepted, bool replaced,
     const std::vector<std::string>* user_senders) const {
   // The null sender is nobody's identity (delivery reports use it): not an impersonation.
-  const bool rewritten = accepted != sender;
-  if (!sender.empty() && !rewritten) {
+  if (!sender.empty() && !replaced) {
     const std::vector<std::string>& allowed =
         user_senders != nullptr ? *user_senders : config_->server.allowed_senders;
     if (!allowed.empty() && !config::any_sender_matches(allowed, sender))

@@ -186,7 +186,9 @@ void SubmissionSession::mail_from(const smtp::PathArgument& sender) {
     const std::vector<std::string>* own = user_.empty() || !environment_->authenticator
                                               ? nullptr
                                               : environment_->authenticator->allowed_senders(user_);
-    if (auto refusal = policy->check_sender(sender.address, accepted.address, own)) {
+    const bool replaced =
+        environment_->identity && environment_->identity->replaces_sender(sender.address);
+    if (auto refusal = policy->check_sender(sender.address, accepted.address, replaced, own)) {
       relay::MessageLedger(*environment_->metrics).rejected();  // its only owner: the session
       log::warn("sender_refused", {{"session", id_},
                                    {"from", sender.address.empty() ? "<>" : sender.address},

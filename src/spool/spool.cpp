@@ -335,7 +335,9 @@ void Spool::pick_up_dropped() {
     if (envelope_policy_) {
       const std::string accepted =
           identity_ ? identity_->accepted_sender(dropped->sender) : dropped->sender;
-      if (auto refusal = envelope_policy_->check_sender(dropped->sender, accepted, nullptr)) {
+      const bool replaced = identity_ && identity_->replaces_sender(dropped->sender);
+      if (auto refusal =
+              envelope_policy_->check_sender(dropped->sender, accepted, replaced, nullptr)) {
         log::error("maildrop_rejected",
                    {{"file", name}, {"uid", uid}, {"detail", refusal->summary()}});
         maildrop_->set_aside(name);

@@ -72,6 +72,9 @@ SubmissionTarget read_submission_target(const std::string& path) {
     target.maildrop = root["spool"]["dir"].value_or(config::SpoolConfig{}.dir) + "/maildrop";
   else
     target.maildrop.clear();
+  // [rewrite] mail_domain wins over /etc/mailname (find_submission_target) and the host name.
+  if (auto domain = root["rewrite"]["mail_domain"].value<std::string>(); domain && !domain->empty())
+    target.configured_domain = *domain;
   const toml::table* server = root["server"].as_table();
   if (server == nullptr) return target;  // every default
   if (auto hostname = (*server)["hostname"].value<std::string>()) target.domain = *hostname;
@@ -104,7 +107,9 @@ SubmissionTarget find_submission_target(const std::string& path, const std::stri
   SubmissionTarget target = read_submission_target(path);
   // Debian policy 11.6: /etc/mailname is the domain of this machine's mail, the one an
   // unqualified address gets (Postfix's myorigin); the host name is only the fallback.
-  if (std::string mailname = config::read_mailname(mailname_path); !mailname.empty())
+  if (!target.configured_domain.empty())
+    target.domain = target.configured_domain;
+  else if (std::string mailname = config::read_mailname(mailname_path); !mailname.empty())
     target.domain = std::move(mailname);
   return target;
 }

@@ -51,6 +51,7 @@ base_config() {
   printf '[metrics]\nenabled = false\n'
 }
 { base_config "$SMTP_PORT"
+  printf '[rewrite]\nmail_domain = "vm1.e2e.test"\n'
   printf '[[upstream]]\nname = "ses"\nhost = "127.0.0.1"\nport = %s\ntls = "none"\n' "$SES_PORT"
 } >"$WORK/plain.toml"
 start_portrelay "$WORK/plain.toml" "$SMTP_PORT"
@@ -64,7 +65,7 @@ note "control: without [rewrite], cron's mail is refused (sendmail exit $STATUS)
 SMTP_PORT=$(free_port)
 { base_config "$SMTP_PORT"
   printf '[[upstream]]\nname = "ses"\nhost = "127.0.0.1"\nport = %s\ntls = "none"\n' "$SES_PORT"
-  printf '[rewrite]\nsender = "alerts@example.com"\n[aliases]\nroot = "ops@example.com"\n'
+  printf '[rewrite]\nmail_domain = "vm1.e2e.test"\nsender = "alerts@example.com"\n[aliases]\nroot = "ops@example.com"\n'
 } >"$WORK/ses.toml"
 start_portrelay "$WORK/ses.toml" "$SMTP_PORT"
 cron_mail "$WORK/ses.toml"
@@ -110,7 +111,7 @@ SMTP_PORT=$(free_port)
 { base_config "$SMTP_PORT"
   printf '[relay]\nmode = "spool"\n[spool]\ndir = "%s/spool"\n' "$WORK"
   printf '[[upstream]]\nname = "ses"\nhost = "127.0.0.1"\nport = %s\ntls = "none"\n' "$SES_PORT"
-  printf '[rewrite]\nsender = "alerts@example.com"\n[aliases]\nroot = "ops@example.com"\n'
+  printf '[rewrite]\nmail_domain = "vm1.e2e.test"\nsender = "alerts@example.com"\n[aliases]\nroot = "ops@example.com"\n'
 } >"$WORK/drop.toml"
 start_portrelay "$WORK/drop.toml" "$SMTP_PORT"  # creates the spool and its maildrop
 stop_pid "$PORTRELAY_PID"

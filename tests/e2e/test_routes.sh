@@ -43,7 +43,7 @@ upstream() {  # upstream NAME PORT USER ENV
 {
   printf '[server]\nlisten = ["127.0.0.1:%s"]\nhostname = "vm1.e2e.test"\n\n' "$SMTP_PORT"
   printf '[relay]\nrequire_route = true\nprobe_interval = "0s"\n\n'
-  printf '[rewrite]\nlocal_domains = ["vm1.e2e.test"]\n\n'
+  printf '[rewrite]\nlocal_domains = ["vm1.e2e.test"]\nmail_domain = "vm1.e2e.test"\n\n'
   printf '[aliases]\nroot = "admin@example.com"\npostmaster = "root"\n\n'
   upstream sendgrid "$SG_PORT" sg-user E2E_SG_PASSWORD
   upstream mailgun "$MG_PORT" mg-user E2E_MG_PASSWORD
@@ -125,6 +125,7 @@ dir = "$WORK/spool"
 
 [rewrite]
 local_domains = ["vm1.e2e.test"]
+mail_domain = "vm1.e2e.test"
 
 [aliases]
 default = "admin@example.com"

@@ -24,6 +24,7 @@ tls = "none"
 # (which would refuse an unmapped local recipient; test_routes.sh covers them).
 [rewrite]
 local_domains = ["localhost"]
+mail_domain = "vm1.e2e.test"
 
 [metrics]
 enabled = false

@@ -264,6 +264,19 @@ TEST(IdentityRewrite, ABareSenderWithoutARewriteGetsTheMailDomain) {
   EXPECT_GT(sent.size(), std::string("cron@").size()) << sent;
 }
 
+// Qualifying a bare name is not the identity's replacement: allowed_senders still applies
+// to it as the client wrote it.
+TEST(IdentityRewrite, AQualifiedBareSenderIsStillCheckedAgainstAllowedSenders) {
+  FakeUpstream upstream;
+  RelaySettings settings = local_host({plain_upstream("ses", upstream.port())});
+  settings.server_extra = "allowed_senders = [\"*@example.com\"]";
+  RelayUnderTest relay(settings);
+  auto client = relay.client();
+  const SmtpReply reply = client->command("MAIL FROM:<cron>");
+  EXPECT_EQ(reply.code, 550) << reply.raw;
+  EXPECT_NE(reply.raw.find("5.7.1"), std::string::npos) << reply.raw;
+}
+
 // The spooled settings for the bounce tests: the provider refuses one recipient for good.
 RelaySettings spooled_to(const TempDir& dir, FakeUpstream& upstream) {
   upstream.set_rcpt_override("gone@example.net",

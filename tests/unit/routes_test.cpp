@@ -149,20 +149,25 @@ std::shared_ptr<const config::Config> policy_config(const std::string& extra) {
 TEST(EnvelopePolicy, AllowedSendersRefuseOthersAtMail) {
   const relay::EnvelopePolicy policy(
       policy_config("[server]\nallowed_senders = [\"*@example.com\"]\n"));
-  EXPECT_FALSE(policy.check_sender("app@example.com", "app@example.com", nullptr));
-  const auto refused = policy.check_sender("app@other.example", "app@other.example", nullptr);
+  EXPECT_FALSE(policy.check_sender("app@example.com", "app@example.com", false, nullptr));
+  const auto refused =
+      policy.check_sender("app@other.example", "app@other.example", false, nullptr);
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->code, 550);
   EXPECT_NE(refused->summary().find("5.7.1"), std::string::npos);
-  EXPECT_FALSE(policy.check_sender("", "", nullptr)) << "the null sender is nobody's identity";
+  EXPECT_FALSE(policy.check_sender("", "", false, nullptr))
+      << "the null sender is nobody's identity";
   // A user's own list replaces the server's.
   const std::vector<std::string> own{"*@shop.example.com"};
-  EXPECT_FALSE(policy.check_sender("a@shop.example.com", "a@shop.example.com", &own));
-  EXPECT_TRUE(policy.check_sender("app@example.com", "app@example.com", &own));
+  EXPECT_FALSE(policy.check_sender("a@shop.example.com", "a@shop.example.com", false, &own));
+  EXPECT_TRUE(policy.check_sender("app@example.com", "app@example.com", false, &own));
   // A local sender not rewritten is not let through; one the [rewrite] of acceptance
   // replaced is (it leaves with the verified identity).
-  EXPECT_TRUE(policy.check_sender("root@vm-1234.internal", "root@vm-1234.internal", nullptr));
-  EXPECT_FALSE(policy.check_sender("root@vm-1234.internal", "alerts@example.com", nullptr));
+  EXPECT_TRUE(
+      policy.check_sender("root@vm-1234.internal", "root@vm-1234.internal", false, nullptr));
+  EXPECT_FALSE(policy.check_sender("root@vm-1234.internal", "alerts@example.com", true, nullptr));
+  // A bare name only qualified with the mail domain is not a replacement: still checked.
+  EXPECT_TRUE(policy.check_sender("cron", "cron@vm-1234.internal", false, nullptr));
 }
 
 TEST(EnvelopePolicy, RequireRouteLooksAtTheRewrittenSender) {
@@ -170,8 +175,8 @@ TEST(EnvelopePolicy, RequireRouteLooksAtTheRewrittenSender) {
       policy_config("[relay]\nrequire_route = true\n"
                     "[[route]]\nname = \"alerts\"\nsenders = [\"alerts@example.com\"]\n"
                     "upstreams = [\"mailgun\"]\n"));
-  EXPECT_FALSE(policy.check_sender("root", "alerts@example.com", nullptr));
-  EXPECT_TRUE(policy.check_sender("root", "root", nullptr));
+  EXPECT_FALSE(policy.check_sender("root", "alerts@example.com", true, nullptr));
+  EXPECT_TRUE(policy.check_sender("root", "root", false, nullptr));
 }
 
 TEST(EnvelopePolicy, RequireRouteRefusesSendersNoRouteMatches) {
@@ -179,12 +184,12 @@ TEST(EnvelopePolicy, RequireRouteRefusesSendersNoRouteMatches) {
       policy_config("[relay]\nrequire_route = true\n"
                     "[[route]]\nname = \"shop\"\nsenders = [\"*@shop.example.com\"]\nupstreams = "
                     "[\"mailgun\"]\n"));
-  EXPECT_FALSE(policy.check_sender("a@shop.example.com", "a@shop.example.com", nullptr));
+  EXPECT_FALSE(policy.check_sender("a@shop.example.com", "a@shop.example.com", false, nullptr));
   EXPECT_EQ(policy.route_for("a@shop.example.com"), "shop");
-  const auto refused = policy.check_sender("a@example.com", "a@example.com", nullptr);
+  const auto refused = policy.check_sender("a@example.com", "a@example.com", false, nullptr);
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->code, 550);
-  EXPECT_TRUE(policy.check_sender("", "", nullptr));
+  EXPECT_TRUE(policy.check_sender("", "", false, nullptr));
 }
 
 TEST(EnvelopePolicy, LocalRecipientsGoToTheirAliasesOrAreRefused) {

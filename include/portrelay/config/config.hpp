@@ -244,6 +244,9 @@ struct RewriteConfig {
   // the first line of /etc/mailname, "localhost", "localhost.localdomain". An address with
   // no domain is local too (local_domains.hpp).
   std::vector<std::string> local_domains;
+  // The domain a bare address gets (`sendmail root`, MAIL FROM:<cron>); keep it among
+  // local_domains. Default "": the first line of /etc/mailname, else server.hostname.
+  std::string mail_domain;
   // sender / from / all_senders for local mail, at acceptance (sender_identity.hpp).
   SenderIdentity identity;
   // A replaced From becomes the Reply-To when the message has none.

@@ -28,8 +28,12 @@ class IdentityRewriter {
 
   // ---- at acceptance ([rewrite], [aliases], [server] add_missing_headers) ----
   // The envelope sender a message from `sender` is accepted with: [rewrite] sender for a
-  // local sender (any sender with all_senders); `sender` itself otherwise and for "<>".
+  // local sender (any sender with all_senders); a bare name otherwise gets "@" and the mail
+  // domain; `sender` itself otherwise and for "<>".
   std::string accepted_sender(std::string_view sender) const;
+  // The [rewrite] identity takes this sender's place (a local one, or any with all_senders):
+  // what allowed_senders lets through. Qualifying a bare name is not a replacement.
+  bool replaces_sender(std::string_view sender) const;
   // The header edits for a message whose envelope sender was `original_sender`. With
   // `add_missing_headers`, Date and Message-ID are added when missing.
   smtp::HeaderRewrite acceptance_plan(std::string_view original_sender,

@@ -25,12 +25,14 @@ class EnvelopePolicy {
   explicit EnvelopePolicy(std::shared_ptr<const config::Config> config);
 
   // MAIL FROM: nullopt when the client's `sender` may be used. `accepted` is that sender
-  // after the [rewrite] of acceptance (config::IdentityRewriter::accepted_sender): a sender
-  // the rewrite replaced leaves with a verified identity, so allowed_senders lets it
-  // through, and require_route looks for the route of what leaves. `user_senders`: the
-  // authenticated user's own list from the users_file (replaces [server] allowed_senders),
-  // or null.
+  // after the [rewrite] of acceptance (config::IdentityRewriter::accepted_sender), and
+  // `replaced` says whether the rewrite's identity took its place (replaces_sender): such a
+  // sender leaves with a verified identity, so allowed_senders lets it through; a bare name
+  // only qualified with the mail domain is checked as the client wrote it. require_route
+  // looks for the route of what leaves. `user_senders`: the authenticated user's own list
+  // from the users_file (replaces [server] allowed_senders), or null.
   std::optional<smtp::Reply> check_sender(std::string_view sender, std::string_view accepted,
+                                          bool replaced,
                                           const std::vector<std::string>* user_senders) const;
   // The [[route]] that carries mail from `sender` (the envelope sender after any rewrite);
   // "" for the default route.

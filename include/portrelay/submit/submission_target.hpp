@@ -12,6 +12,7 @@ struct SubmissionTarget {
   // Qualifies bare addresses: the first line of /etc/mailname, else server.hostname, else
   // this machine's name.
   std::string domain;
+  std::string configured_domain;  // [rewrite] mail_domain, when written (it wins)
   std::uint64_t max_message_size = 25ull << 20;
   // Where a message goes when the daemon cannot be reached (spool/maildrop.hpp): the
   // spool's, or "" when the configuration keeps no spool to pick it up into.
