@@ -85,6 +85,30 @@ void append_json_string(std::string& out, std::string_view value) {
   out += '"';
 }
 
+void append_quoted(std::string& out, std::string_view value) {
+  bool needs_quotes = value.empty();
+  for (unsigned char c : value)
+    if (c <= ' ' || c == '"' || c == '=' || c == 0x7f) needs_quotes = true;
+  if (!needs_quotes) {
+    out += value;
+    return;
+  }
+  out += '"';
+  for (unsigned char c : value) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < ' ' || c == 0x7f) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof(escaped), "\\x%02x", c);
+      out += escaped;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += '"';
+}
+
 void append_logfmt(std::string& out, Level level, std::string_view timestamp,
                    std::string_view event, std::initializer_list<Field> fields) {
   out += "ts=";
@@ -92,12 +116,12 @@ void append_logfmt(std::string& out, Level level, std::string_view timestamp,
   out += " level=";
   out += to_string(level);
   out += " event=";
-  out += quote(event);
+  append_quoted(out, event);
   for (const auto& [key, value] : fields) {
     out += ' ';
     out += key;
     out += '=';
-    out += quote(value);
+    append_quoted(out, value);
   }
 }
 
@@ -165,24 +189,9 @@ int syslog_priority(Level level) {
 }
 
 std::string quote(std::string_view value) {
-  bool needs_quotes = value.empty();
-  for (unsigned char c : value)
-    if (c <= ' ' || c == '"' || c == '=' || c == 0x7f) needs_quotes = true;
-  if (!needs_quotes) return std::string(value);
-  std::string out = "\"";
-  for (unsigned char c : value) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < ' ' || c == 0x7f) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof(escaped), "\\x%02x", c);
-      out += escaped;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
+  std::string out;
+  append_quoted(out, value);
+  return out;
 }
 
 std::string json_string(std::string_view value) {
@@ -196,6 +205,13 @@ std::string format_line(Format format, bool journal_prefix, Level level, std::st
                         std::string_view event, std::initializer_list<Field> fields) {
   std::string line;
   line.reserve(128);
+  append_line(line, format, journal_prefix, level, timestamp, event, fields);
+  return line;
+}
+
+void append_line(std::string& line, Format format, bool journal_prefix, Level level,
+                 std::string_view timestamp, std::string_view event,
+                 std::initializer_list<Field> fields) {
   if (journal_prefix) {
     // sd-daemon(3): journald reads "<N>" at the start of a stream line as its priority.
     line += '<';
@@ -208,7 +224,6 @@ std::string format_line(Format format, bool journal_prefix, Level level, std::st
     append_logfmt(line, level, timestamp, event, fields);
   }
   line += '\n';
-  return line;
 }
 
 }  // namespace portrelay::log

@@ -44,6 +44,9 @@ int run(const RunOptions& options) {
   int close_status = 0;
   {
     net::Loop loop(raw);
+    // The daemon's lines leave once per loop turn, not one write(2) each (#19). Only here:
+    // the demo and the in-process tests read a line as soon as the reply it goes with.
+    loop.batch_log_lines();
     // The file again, for SIGHUP and `portrelay reload`; --log-level still wins.
     auto read_config = [&options]() {
       config::Config next = config::load_config_file(options.config_path);

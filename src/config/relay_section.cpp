@@ -38,6 +38,7 @@ RelayConfig parse_relay_section(ParseContext& context, const toml::table& table,
                             "handshake_timeout",
                             "command_timeout",
                             "pool_check_timeout",
+                            "pool_check_after",
                             "data_timeout",
                             "stagger",
                             "max_parallel",
@@ -65,6 +66,13 @@ RelayConfig parse_relay_section(ParseContext& context, const toml::table& table,
   relay.handshake_timeout = reader.timeout("handshake_timeout", relay.greeting_timeout);
   relay.pool_check_timeout = reader.timeout("pool_check_timeout", relay.connect_timeout);
   relay.command_timeout = reader.timeout("command_timeout", relay.command_timeout);
+  if (const auto after = reader.duration("pool_check_after")) {
+    if (*after > std::chrono::hours(1))
+      reader.fail("pool_check_after", *reader.find("pool_check_after"),
+                  "\"" + reader.string("pool_check_after").value() +
+                      "\" is out of range (must be between \"0s\" and \"1h\")");
+    relay.pool_check_after = *after;
+  }
   relay.data_timeout = reader.timeout("data_timeout", relay.data_timeout);
 
   if (const auto stagger = reader.duration("stagger")) {

@@ -97,12 +97,12 @@ void Connection::on_read(std::string_view data, int status) {
   }
 }
 
-void Connection::finish() {
+void Connection::finish(std::function<void()> done) {
   if (engine_ && engine_->state() == tls::Engine::State::Established) {
     engine_->shutdown();
     flush_ciphertext();
   }
-  stream_->shutdown_after_writes();
+  stream_->shutdown_after_writes(std::move(done));
 }
 
 void Connection::close() {

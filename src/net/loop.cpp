@@ -1,13 +1,28 @@
 #include "portrelay/net/loop.hpp"
 
+#include "portrelay/base/log.hpp"
+
 namespace portrelay::net {
 
-Loop::Loop(uv_loop_t* loop) : loop_(loop), idle_(this) {
+Loop::Loop(uv_loop_t* loop) : loop_(loop), idle_(this), prepare_(this) {
   uv_idle_init(loop, idle_.get());
   idle_.set_initialized();
 }
 
+void Loop::batch_log_lines() {
+  if (batching_) return;
+  batching_ = true;
+  uv_prepare_init(loop_, prepare_.get());
+  prepare_.set_initialized();
+  // Prepare handles run once per turn, just before the loop blocks for I/O: the lines of
+  // the turn leave then, before anything can make the loop wait.
+  uv_prepare_start(prepare_.get(), [](uv_prepare_t*) { log::flush_batch(); });
+  uv_unref(prepare_.as_handle());  // not a reason for the loop to keep running
+  log::begin_batching();
+}
+
 Loop::~Loop() {
+  if (batching_) log::end_batching();
   // Frees deferred objects without running posted work; their destructors may defer more.
   while (!queue_.empty()) {
     running_.swap(queue_);

@@ -53,9 +53,26 @@ struct StreamIo {
                   });
   }
 
-  static bool write(Stream& self, std::string data) {
+  // `try_first`: hand the bytes to the kernel now (uv_try_write) and queue only what it did
+  // not take. A write the kernel takes at once then costs one syscall and nothing else: no
+  // request, no copy kept, and no completion on the next loop turn (which in libuv also
+  // re-arms the descriptor with an epoll_ctl). libuv refuses a try while earlier writes are
+  // queued, so the bytes still leave in order. The cost: `drained_` is called only for
+  // writes that were queued; a caller that waits for the end of its output must wait on
+  // something that always completes (TcpStream::shutdown_after_writes).
+  static bool write(Stream& self, std::string data, bool try_first = false) {
     if (self.handle_.closed() || data.empty()) return !self.handle_.closed();
+    std::size_t written = 0;
+    if (try_first) {
+      uv_buf_t all = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
+      const int taken = uv_try_write(self.handle_.as_stream(), &all, 1);
+      if (taken > 0) written = static_cast<std::size_t>(taken);
+      if (written == data.size()) return true;
+      // UV_EAGAIN (queue not empty, socket full) or an error: uv_write below reports an
+      // error the usual way.
+    }
     auto* request = new WriteRequest{};
+    if (written > 0) data.erase(0, written);
     request->data = std::move(data);
     uv_buf_t buf = uv_buf_init(request->data.data(), static_cast<unsigned>(request->data.size()));
     int rc =

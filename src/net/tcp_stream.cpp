@@ -46,7 +46,7 @@ void TcpStream::stop_reading() {
 }
 
 bool TcpStream::write(std::string data) {
-  return detail::StreamIo<TcpStream>::write(*this, std::move(data));
+  return detail::StreamIo<TcpStream>::write(*this, std::move(data), /*try_first=*/true);
 }
 
 std::size_t TcpStream::write_queue_size() const {
@@ -54,23 +54,45 @@ std::size_t TcpStream::write_queue_size() const {
   return uv_stream_get_write_queue_size(handle_.as_stream());
 }
 
-void TcpStream::shutdown_after_writes() {
+void TcpStream::shutdown_after_writes(std::function<void()> done) {
   if (handle_.closed()) return;
+  on_shutdown_ = std::move(done);
   auto* request = new uv_shutdown_t{};
-  if (uv_shutdown(request, handle_.as_stream(), [](uv_shutdown_t* req, int) { delete req; }) != 0)
+  if (uv_shutdown(request, handle_.as_stream(), [](uv_shutdown_t* req, int) {
+        std::unique_ptr<uv_shutdown_t> owned(req);
+        TcpStream* self = Handle::owner_of(req->handle);
+        if (!self || !self->on_shutdown_) return;
+        auto callback = std::move(self->on_shutdown_);
+        self->on_shutdown_ = nullptr;
+        callback();
+      }) != 0) {
     delete request;
+    on_shutdown_ = nullptr;
+  }
 }
 
 bool TcpStream::peer_sockaddr(sockaddr_storage& out) const {
+  if (peer_length_ > 0) {
+    std::memcpy(&out, &peer_, sizeof(out));
+    return true;
+  }
   if (handle_.closed()) return false;
   int length = sizeof(out);
-  return uv_tcp_getpeername(handle_.get(), reinterpret_cast<sockaddr*>(&out), &length) == 0;
+  if (uv_tcp_getpeername(handle_.get(), reinterpret_cast<sockaddr*>(&out), &length) != 0)
+    return false;
+  std::memcpy(&peer_, &out, sizeof(out));
+  peer_length_ = length;
+  return true;
 }
 
 std::string TcpStream::peer_address() const {
+  if (!peer_address_.empty()) return peer_address_;
   sockaddr_storage address{};
   if (!peer_sockaddr(address)) return "unknown";
-  return format_address(reinterpret_cast<sockaddr*>(&address));
+  // A connected socket's peer does not change: asked once (the server, the session and its
+  // log lines all want it).
+  peer_address_ = format_address(reinterpret_cast<sockaddr*>(&address));
+  return peer_address_;
 }
 
 std::string format_address(const sockaddr* address) {

@@ -37,6 +37,7 @@ void BodyStreamer::pump() {
     offset_ += chunk.size();
     wire.clear();
     stuffer_.encode(chunk, wire);
+    if (offset_ == body_.size()) break;  // the last chunk leaves with the final dot
     connection_.send(wire);
   }
   if (offset_ < body_.size()) {
@@ -45,7 +46,8 @@ void BodyStreamer::pump() {
     if (on_waiting_) on_waiting_();
     return;
   }
-  wire.clear();
+  // `wire` holds the last chunk (or nothing, for a body that was all sent before): one
+  // write carries it and the end-of-data line.
   stuffer_.finish(wire);
   connection_.send(wire);
   auto done = std::move(on_done_);

@@ -79,6 +79,7 @@ UpstreamTimeouts timeouts_from(const config::RelayConfig& relay) {
   timeouts.command = relay.command_timeout;
   timeouts.data = relay.data_timeout;
   timeouts.pool_check = relay.pool_check_timeout;
+  timeouts.pool_check_after = relay.pool_check_after;
   return timeouts;
 }
 

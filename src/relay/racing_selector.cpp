@@ -324,7 +324,8 @@ class RacingSelector::Race : public SelectionAttempt {
     };
     if (reused) {
       raw->mark_reused();
-      raw->revalidate(selector_.timeouts_.pool_check, on_done);
+      raw->revalidate(selector_.timeouts_.pool_check, selector_.timeouts_.pool_check_after,
+                      on_done);
     } else {
       raw->connect(on_done);
     }

@@ -240,6 +240,11 @@ void UpstreamConnection::on_reply(const smtp::Reply& reply) {
       }
       timer_.stop();
       phase_ = Phase::Ready;
+      answered_at_ = Clock::now();
+      if (awaiting_end_of_data_) {  // any final reply ends the transaction
+        awaiting_end_of_data_ = false;
+        transaction_open_ = false;
+      }
       return deliver(reply);
     case Phase::Body:
       // Answered before the final dot: the rest of the body would be read as commands.
@@ -279,6 +284,7 @@ void UpstreamConnection::perform(const smtp::HandshakeAction& action) {
     case Kind::Ready: {
       timer_.stop();
       phase_ = Phase::Ready;
+      answered_at_ = Clock::now();
       ready_after_ = Clock::now() - started_;
       trace_.ready_ms = elapsed_ms();
       trace_.authenticated = handshake_.authenticated();
@@ -365,17 +371,31 @@ void UpstreamConnection::command(const std::string& line, ResponseCallback callb
                                   "refused to send a command holding CR, LF or NUL"});
   }
   transcribe("out", line);
+  if (line.starts_with("MAIL ")) transaction_open_ = true;
   connection_->send(line + "\r\n");
   await_reply(timeouts_.command, "no reply to ", std::string_view(line).substr(0, line.find(' ')));
 }
 
-void UpstreamConnection::revalidate(config::Duration limit, ReadyCallback callback) {
+void UpstreamConnection::revalidate(config::Duration limit, config::Duration check_after,
+                                    ReadyCallback callback) {
+  // The check costs a round trip per message on a busy relay. A server that answered
+  // moments ago, with no transaction left open, was there then: NAT state and idle
+  // timers last minutes. Should it have closed since, the next command fails as a reset,
+  // which the transaction takes for a stale pooled connection (a fresh one, no blame).
+  // Not called back from here: the caller is in the middle of launching attempts.
+  if (!transaction_open_ && check_after.count() > 0 && Clock::now() - answered_at_ < check_after) {
+    timer_.start(std::chrono::milliseconds(0), [callback]() { callback(std::nullopt); });
+    return;
+  }
   // A peer that vanished without a FIN (NAT state dropped, host rebooted) never answers;
   // a live one answers RSET within a round trip, so do not wait command_timeout for it.
-  command("RSET", [callback](const UpstreamResponse& response) {
+  command("RSET", [this, callback](const UpstreamResponse& response) {
     if (const AttemptFailure* failure = failure_of(response)) return callback(*failure);
     const smtp::Reply& reply = std::get<smtp::Reply>(response);
-    if (reply.success()) return callback(std::nullopt);
+    if (reply.success()) {
+      transaction_open_ = false;
+      return callback(std::nullopt);
+    }
     callback(AttemptFailure{FailureReason::Protocol, "RSET refused: " + reply.summary()});
   });
   if (phase_ == Phase::Command) arm_timer(limit, FailureReason::Closed, "no reply to RSET");
@@ -402,6 +422,7 @@ void UpstreamConnection::send_body(const MessageBody& body,
       [this](std::optional<std::string> error) {
         // The finished streamer stays until the next body or this connection goes.
         if (error) return fail(FailureReason::TransactionProtocol, *error);
+        awaiting_end_of_data_ = true;
         await_reply(timeouts_.data, "no reply after end of data", {});
       });
 }

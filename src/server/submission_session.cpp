@@ -83,11 +83,11 @@ void SubmissionSession::on_input(std::string_view bytes) {
 
 void SubmissionSession::after_event() {
   if (closing_ || finished_) return;
-  // Commands that waited for their replies to drain: one more round, which stops again at
-  // about kMaxQueuedOutput. Only one per event: a write the kernel took at once still holds
-  // its buffer until libuv's completion callback on the next loop turn, so looping here
-  // would pile up everything the kernel accepts (megabytes on loopback) in our memory.
-  if (session_.output_blocked() && connection_->write_queue_size() < kMaxQueuedOutput) {
+  // Commands that waited for their replies to drain: more rounds while the replies leave
+  // at once. A reply the kernel takes is no longer held by us (TcpStream writes before it
+  // queues), so this holds at most kMaxQueuedOutput; each round consumes buffered commands,
+  // so it ends. When replies queue up, the rest waits for them to drain (below).
+  while (session_.output_blocked() && connection_->write_queue_size() < kMaxQueuedOutput) {
     session_.resume();
     if (closing_ || finished_) return;
   }
@@ -150,9 +150,8 @@ std::size_t SubmissionSession::queued_output() const { return connection_->write
 void SubmissionSession::close_after_send() {
   if (closing_) return;
   closing_ = true;
-  connection_->finish();
   // Give the final reply time to leave, but never keep a session around for long.
-  connection_->on_drained([this]() { finish("server"); });
+  connection_->finish([this]() { finish("server"); });
   timer_.start(kCloseLinger, [this]() { finish("server"); });
 }
 

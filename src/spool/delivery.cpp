@@ -76,14 +76,17 @@ void Delivery::finish(const relay::DeliveryReport& report) {
   std::size_t accepted = 0;
   for (const auto& recipient : report.recipients) accepted += recipient.rcpt_accepted;
   const bool delivered = report.outcome == relay::DeliveryOutcome::Delivered;
-  log::write(delivered ? log::Level::Info : log::Level::Warn, "delivery_attempt",
-             {{"queue_id", id_},
-              {"result", metrics::to_string(relay::message_result(report))},
-              {"recipients", std::to_string(accepted)},
-              {"endpoint", report.endpoint.empty() ? "none" : report.endpoint},
-              {"route", report.route},
-              {"reply", report.reply.summary()},
-              {"ms", std::to_string(static_cast<long>(report.seconds * 1000))}});
+  // An attempt that delivered to every pending recipient is logged once, by the spool, as
+  // the message's `delivered` line.
+  if (!delivered || accepted != pending_.size())
+    log::write(delivered ? log::Level::Info : log::Level::Warn, "delivery_attempt",
+               {{"queue_id", id_},
+                {"result", metrics::to_string(relay::message_result(report))},
+                {"recipients", std::to_string(accepted)},
+                {"endpoint", report.endpoint.empty() ? "none" : report.endpoint},
+                {"route", report.route},
+                {"reply", report.reply.summary()},
+                {"ms", std::to_string(static_cast<long>(report.seconds * 1000))}});
   auto done = std::move(done_);
   done_ = nullptr;
   if (done) done(attempt_result(report, pending_, layout_.envelope.recipients.size()));

@@ -29,6 +29,10 @@ AttemptResult attempt_result(const relay::DeliveryReport& report,
   if (report.outcome != relay::DeliveryOutcome::Delivered) result.error = report.reply.summary();
   result.no_endpoint = relay::retryable(report.outcome) && report.endpoint.empty();
   result.throttled = report.outcome == relay::DeliveryOutcome::Throttled;
+  result.endpoint = report.endpoint;
+  result.route = report.route;
+  result.reply = report.reply.summary();
+  result.seconds = report.seconds;
   return result;
 }
 

@@ -504,10 +504,26 @@ void Spool::attempt_done(const std::string& id, AttemptResult result) {
                                                         : "deferred",
                             entry->layout.envelope.route);
   const auto& recipients = entry->layout.envelope.recipients;
-  for (std::size_t i : settlement.delivered)
-    log::info(
-        "delivered",
-        {{"queue_id", id}, {"to", recipients[i]}, {"reply", settlement.state.recipients[i].reply}});
+  if (settlement.finished && settlement.bounced.empty() && !settlement.delivered.empty()) {
+    // Everyone has it: one line says so, for the attempt and for the message (that it then
+    // leaves the queue goes without saying).
+    std::string to;
+    for (std::size_t i : settlement.delivered)
+      to.append(to.empty() ? "" : ",").append(recipients[i]);
+    log::info("delivered", {{"queue_id", id},
+                            {"to", to},
+                            {"recipients", std::to_string(settlement.delivered.size())},
+                            {"endpoint", result.endpoint.empty() ? "none" : result.endpoint},
+                            {"route", result.route},
+                            {"reply", result.reply},
+                            {"attempts", std::to_string(settlement.state.attempts)},
+                            {"ms", std::to_string(static_cast<long>(result.seconds * 1000))}});
+  } else {
+    for (std::size_t i : settlement.delivered)
+      log::info("delivered", {{"queue_id", id},
+                              {"to", recipients[i]},
+                              {"reply", settlement.state.recipients[i].reply}});
+  }
   for (std::size_t i : settlement.bounced)
     log::warn(
         settlement.expired ? "expired" : "refused",
@@ -563,7 +579,7 @@ void Spool::settled(const std::string& id, Settlement settlement, bool count) {
   if (settlement.bounced.empty()) {
     if (count)
       ledger.left_queue(metrics::MessageResult::Relayed, true, waited, entry.layout.envelope.route);
-    leave_queue(id, false);
+    leave_queue(id, false, /*log_removal=*/false);  // its `delivered` lines say it all
     return;
   }
   if (count)
@@ -643,7 +659,7 @@ void Spool::send_bounce(const std::string& id, const Settlement& settlement,
       entry.layout.envelope.route);
 }
 
-void Spool::leave_queue(const std::string& id, bool keep_in_failed) {
+void Spool::leave_queue(const std::string& id, bool keep_in_failed, bool log_removal) {
   const QueueEntry* entry = index_.find(id);
   if (!entry) return;
   if (keep_in_failed) {
@@ -660,7 +676,7 @@ void Spool::leave_queue(const std::string& id, bool keep_in_failed) {
       if (!removed)
         log::error("spool_remove_failed", {{"queue_id", id}, {"detail", removed.error().message}});
     });
-    log::info("removed", {{"queue_id", id}});
+    if (log_removal) log::info("removed", {{"queue_id", id}});
   }
   publish_metrics();
 }

@@ -296,16 +296,63 @@ TEST(RacingFailBack, LaterMessagesReachTheRecoveredEndpoint) {
 
 TEST(RacingPool, SequentialSessionsReuseOneUpstreamConnection) {
   FakeUpstream upstream;
-  Relay relay({{"upstream", upstream.port()}}, "pool_max_per_endpoint = 4\n");
+  Relay relay({{"upstream", upstream.port()}},
+              "pool_max_per_endpoint = 4\npool_check_after = \"0s\"\n");
   for (int i = 0; i < 5; ++i)
     EXPECT_EQ(send_message(relay.port(), std::to_string(i)).reply.code, 250);
   ASSERT_TRUE(upstream.wait_for_transactions(5, 2s));
   EXPECT_EQ(upstream.connection_count(), 1u);
   EXPECT_EQ(relay.reuses("upstream"), 4);
   EXPECT_EQ(relay.attempts("upstream"), 1);
-  // Every reuse was checked with RSET first.
+  // pool_check_after = 0s: every reuse was checked with RSET first.
   auto commands = upstream.commands(0);
   EXPECT_EQ(std::count(commands.begin(), commands.end(), "RSET"), 4);
+}
+
+// The default pool_check_after (2s): a connection whose server answered moments ago, its
+// last transaction finished, is reused without the RSET round trip.
+TEST(RacingPool, RecentlyAnsweredConnectionIsReusedWithoutRset) {
+  FakeUpstream upstream;
+  Relay relay({{"upstream", upstream.port()}}, "pool_max_per_endpoint = 4\n");
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(send_message(relay.port(), std::to_string(i)).reply.code, 250);
+  ASSERT_TRUE(upstream.wait_for_transactions(5, 2s));
+  EXPECT_EQ(upstream.connection_count(), 1u);
+  EXPECT_EQ(relay.reuses("upstream"), 4);
+  auto commands = upstream.commands(0);
+  EXPECT_EQ(std::count(commands.begin(), commands.end(), "RSET"), 0);
+}
+
+// A transaction left open on the connection (554 to DATA leaves MAIL and RCPT in place) is
+// cleared with RSET before the next message, however recent the reply.
+TEST(RacingPool, OpenTransactionIsClearedWithRsetBeforeReuse) {
+  FakeUpstream upstream;
+  upstream.set_override(SmtpStage::kData, StageAction::reply_with("554 5.7.1 Not now").only(1));
+  Relay relay({{"upstream", upstream.port()}}, "pool_max_per_endpoint = 4\n");
+  EXPECT_EQ(send_message(relay.port(), "refused").reply.code, 554);
+  EXPECT_EQ(send_message(relay.port(), "taken").reply.code, 250);
+  EXPECT_EQ(send_message(relay.port(), "taken too").reply.code, 250);
+  ASSERT_TRUE(upstream.wait_for_transactions(2, 2s));
+  EXPECT_EQ(upstream.connection_count(), 1u);
+  auto commands = upstream.commands(0);
+  // One RSET: after the refused DATA; none after the transaction that ended with 250.
+  EXPECT_EQ(std::count(commands.begin(), commands.end(), "RSET"), 1);
+}
+
+// The server closed the connection right after its last answer, inside pool_check_after:
+// the unchecked reuse fails at MAIL as a stale connection, and the message goes out on a
+// fresh one without blaming the endpoint.
+TEST(RacingPool, UncheckedReuseOfAClosedConnectionIsRetriedAfresh) {
+  FakeUpstream upstream;
+  Relay relay({{"upstream", upstream.port()}}, "pool_max_per_endpoint = 4\n");
+  EXPECT_EQ(send_message(relay.port(), "one").reply.code, 250);
+  upstream.set_override(SmtpStage::kMail, StageAction::close_connection().only(1));
+  Sent second = send_message(relay.port(), "two");
+  EXPECT_EQ(second.reply.code, 250) << second.reply.raw;
+  ASSERT_TRUE(upstream.wait_for_transactions(2, 2s));
+  EXPECT_EQ(upstream.connection_count(), 2u);
+  EXPECT_EQ(relay.failures("upstream"), 0)
+      << "a stale pooled connection is not an endpoint failure";
 }
 
 // An idle pooled connection is closed politely when pool_idle_timeout ends (the expiry
@@ -336,7 +383,8 @@ TEST(RacingPool, DisabledPoolConnectsPerMessage) {
 
 TEST(RacingPool, DeadPooledConnectionIsReplacedWithoutBlamingTheEndpoint) {
   FakeUpstream upstream;
-  Relay relay({{"upstream", upstream.port()}}, "pool_max_per_endpoint = 4\n");
+  Relay relay({{"upstream", upstream.port()}},
+              "pool_max_per_endpoint = 4\npool_check_after = \"0s\"\n");
   EXPECT_EQ(send_message(relay.port(), "one").reply.code, 250);
   // The idle connection dies: the server hangs up when the pool checks it with RSET.
   upstream.set_override(SmtpStage::kRset, StageAction::close_connection().only(1));
@@ -355,8 +403,9 @@ TEST(RacingPool, DeadPooledConnectionIsReplacedWithoutBlamingTheEndpoint) {
 // rebooted) never answers the RSET check; the message must not wait command_timeout.
 TEST(RacingPool, UnansweredRsetCheckGivesUpQuickly) {
   FakeUpstream upstream;
-  Relay relay({{"upstream", upstream.port()}},
-              "connect_timeout = \"300ms\"\ncommand_timeout = \"30s\"\n");
+  Relay relay(
+      {{"upstream", upstream.port()}},
+      "connect_timeout = \"300ms\"\ncommand_timeout = \"30s\"\npool_check_after = \"0s\"\n");
   EXPECT_EQ(send_message(relay.port(), "one").reply.code, 250);
   upstream.set_override(SmtpStage::kRset, StageAction::hang().only(1));
 

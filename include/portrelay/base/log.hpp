@@ -60,8 +60,20 @@ inline void debug(std::string_view event, std::initializer_list<Field> fields) {
   write(Level::Debug, event, fields);
 }
 
+// Batching, for an event loop's thread: its lines are kept in memory and written together,
+// one write(2) per loop turn instead of one per line (the loop calls flush_batch() before
+// it waits for events: net::Loop::batch_log_lines). An error line, or 64 KiB of lines, is
+// written at once with what waits before it. Other threads write each line at once. The
+// cost: lines of the turn a process is killed in (SIGKILL, abort) are lost.
+void begin_batching();
+void flush_batch();
+void end_batching();  // flushes, and this thread writes each line at once again
+
 // One complete line, newline included, as write() emits it; `timestamp` is already
 // formatted (RFC 3339 UTC with milliseconds). Pure, for tests.
+void append_line(std::string& out, Format format, bool journal_prefix, Level level,
+                 std::string_view timestamp, std::string_view event,
+                 std::initializer_list<Field> fields);
 std::string format_line(Format format, bool journal_prefix, Level level, std::string_view timestamp,
                         std::string_view event, std::initializer_list<Field> fields);
 

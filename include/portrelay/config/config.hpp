@@ -95,8 +95,11 @@ struct RelayConfig {
   Duration command_timeout = std::chrono::minutes(5);      // reply to MAIL, RCPT, DATA
   Duration data_timeout = std::chrono::minutes(10);        // reply after the final dot
   Duration pool_check_timeout = std::chrono::seconds(10);  // RSET on a pooled connection
-  Duration stagger = std::chrono::milliseconds(250);       // racing delay (RFC 8305)
-  std::size_t max_parallel = 3;                            // attempts raced at once
+  // A pooled connection whose server answered less than this ago is reused without the
+  // RSET check (0: always check).
+  Duration pool_check_after = std::chrono::seconds(2);
+  Duration stagger = std::chrono::milliseconds(250);  // racing delay (RFC 8305)
+  std::size_t max_parallel = 3;                       // attempts raced at once
   // Health memory: a failed endpoint is skipped for `cooldown`, doubling per consecutive
   // failure up to `cooldown_max` (with jitter), and re-probed in the background.
   Duration cooldown = std::chrono::seconds(30);

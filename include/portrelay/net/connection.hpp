@@ -37,8 +37,9 @@ class Connection {
   void resume_reading();
   std::size_t write_queue_size() const { return stream_->write_queue_size(); }
   void on_drained(std::function<void()> callback) { stream_->on_drained(std::move(callback)); }
-  // Sends what is queued, then closes the write side (TLS close_notify first).
-  void finish();
+  // Sends what is queued, then closes the write side (TLS close_notify first); `done` is
+  // called once that is sent (not if the connection is closed first).
+  void finish(std::function<void()> done = nullptr);
   void close();
   bool is_open() const { return stream_ && stream_->is_open(); }
   std::string peer_address() const { return stream_->peer_address(); }

@@ -41,6 +41,11 @@ class Loop {
 
   std::size_t pending() const { return queue_.size(); }
 
+  // Log lines written on this (the loop's) thread are written together once per turn,
+  // before the loop waits for events (log::begin_batching), instead of one write(2) each.
+  // Call on the loop's thread; the batch is flushed and ended when the Loop is destroyed.
+  void batch_log_lines();
+
  private:
   // A posted task, or an object to free.
   struct Entry {
@@ -52,7 +57,9 @@ class Loop {
   void run_posted();
 
   uv_loop_t* loop_;
-  UvHandle<uv_idle_t, Loop> idle_;  // active only while tasks wait: keeps the turn short
+  UvHandle<uv_idle_t, Loop> idle_;        // active only while tasks wait: keeps the turn short
+  UvHandle<uv_prepare_t, Loop> prepare_;  // batch_log_lines: unreferenced, every turn
+  bool batching_ = false;
   std::vector<Entry> queue_;
   std::vector<Entry> running_;  // the batch being run; kept to reuse its capacity
 };

@@ -33,14 +33,18 @@ class TcpStream {
 
   void start_reading(ReadCallback callback);
   void stop_reading();
-  // Queues bytes for sending. Returns false if the stream is already broken.
+  // Sends bytes: what the kernel takes at once is written now, the rest is queued.
+  // Returns false if the stream is already broken.
   bool write(std::string data);
   // Bytes queued in the kernel-bound write queue (for backpressure).
   std::size_t write_queue_size() const;
-  // Called once whenever the write queue drains to empty.
+  // Called whenever queued writes drain to empty. Not called for writes the kernel took
+  // at once (nothing was queued): wait for the end of the output with
+  // shutdown_after_writes(done) instead.
   void on_drained(std::function<void()> callback) { drained_ = std::move(callback); }
-  // Half-close after queued writes are flushed (used after a final reply).
-  void shutdown_after_writes();
+  // Half-close after queued writes are flushed (used after a final reply); `done` is
+  // called then (not if the stream is closed or destroyed first).
+  void shutdown_after_writes(std::function<void()> done = nullptr);
   void close() { handle_.close(); }
   bool is_open() const { return !handle_.closed(); }
 
@@ -54,7 +58,12 @@ class TcpStream {
   ReadCallback on_read_;
   ConnectCallback on_connect_;
   std::function<void()> drained_;
+  std::function<void()> on_shutdown_;
   std::size_t pending_writes_ = 0;
+  // The peer, asked of the kernel once (peer_sockaddr, peer_address).
+  mutable sockaddr_storage peer_{};
+  mutable int peer_length_ = 0;
+  mutable std::string peer_address_;
 };
 
 // "ip:port" / "[ip]:port" for a sockaddr.

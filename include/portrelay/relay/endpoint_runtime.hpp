@@ -36,6 +36,8 @@ struct UpstreamTimeouts {
   config::Duration command;     // MAIL/RCPT/DATA replies; a body send stalled this long
   config::Duration data;        // the reply after the final dot
   config::Duration pool_check;  // RSET on a pooled connection before reuse
+  // ... unless its server answered less than this ago (0: always)
+  config::Duration pool_check_after = std::chrono::seconds(2);
 };
 
 // One endpoint's runtime, shared and never changed once built: connections, the

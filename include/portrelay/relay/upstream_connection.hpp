@@ -73,7 +73,9 @@ class UpstreamConnection {
   // Runs until the endpoint is ready for MAIL, or fails. Called at most once.
   void connect(ReadyCallback callback);
   // For a pooled connection: RSET, answered 2xx within `limit`, means it is still alive.
-  void revalidate(config::Duration limit, ReadyCallback callback);
+  // Skipped (ready on the next loop turn) when the server answered less than `check_after`
+  // ago and no transaction is left open on it (UpstreamTimeouts::pool_check_after).
+  void revalidate(config::Duration limit, config::Duration check_after, ReadyCallback callback);
   // Sends one command line (without CRLF) and waits for its reply.
   void command(const std::string& line, ResponseCallback callback);
   // After a 354: sends the body dot-stuffed, then ".", and waits for the final reply.
@@ -151,6 +153,11 @@ class UpstreamConnection {
   ReadyCallback ready_callback_;
   ResponseCallback response_callback_;
   bool reused_ = false;
+  // For revalidate: when the server last answered, and whether a MAIL is still open on it
+  // (sent, and neither the reply to the final dot nor a 2xx to RSET came since).
+  std::chrono::steady_clock::time_point answered_at_{};
+  bool transaction_open_ = false;
+  bool awaiting_end_of_data_ = false;
   std::shared_ptr<void> lease_;
   std::size_t messages_ = 0;
   std::chrono::steady_clock::time_point started_;

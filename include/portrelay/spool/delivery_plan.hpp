@@ -51,6 +51,11 @@ struct AttemptResult {
   // An upstream throttled it (or every upstream's limits held it back): due again soon,
   // without counting toward the backoff; the scheduler's limit check decides when.
   bool throttled = false;
+  // For the log line of an attempt that delivered everything (Spool::attempt_done).
+  std::string endpoint;
+  std::string route;
+  std::string reply;
+  double seconds = 0;
 };
 
 // What a Deliverer's report means for the queue: report.recipients[k] answers for the

@@ -148,7 +148,7 @@ class Spool {
   void settled(const std::string& id, Settlement settlement, bool count = true);
   // A message with no pending recipient left: settle it as it stands.
   void finish_settled(const std::string& id);
-  void leave_queue(const std::string& id, bool keep_in_failed);
+  void leave_queue(const std::string& id, bool keep_in_failed, bool log_removal = true);
   // The host of the endpoint labelled `label` ("name:port"), for a DSN.
   std::string host_of(const std::string& label) const;
   void send_bounce(const std::string& id, const Settlement& settlement,
