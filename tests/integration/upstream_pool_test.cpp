@@ -67,7 +67,8 @@ TEST(UpstreamPool, WithTheDefaultConfigABurstIsKeptAndTheNextBurstOpensNoConnect
 
   ASSERT_EQ(concurrent_burst(relay, kBurst), kBurst);
   EXPECT_EQ(upstream.connection_count(), kBurst) << "the burst needed one connection per message";
-  ASSERT_TRUE(idle_reaches(relay, "up", static_cast<double>(kBurst))) << "the pool kept the whole burst";
+  ASSERT_TRUE(idle_reaches(relay, "up", static_cast<double>(kBurst)))
+      << "the pool kept the whole burst";
   EXPECT_EQ(quits(upstream), 0u) << "no connection was closed when it came back";
 
   ASSERT_EQ(concurrent_burst(relay, kBurst), kBurst);

@@ -97,7 +97,8 @@ struct Load {
     std::vector<std::string> in_use;
     for (std::size_t i = 0; i < concurrent; ++i) {
       std::vector<std::string> dropped;
-      auto item = set.take(0, [](const std::string&) { return true; }, dropped);
+      auto item = set.take(
+          0, [](const std::string&) { return true; }, dropped);
       in_use.push_back(item ? *item : "c" + std::to_string(opened++));
     }
     for (auto& item : in_use)
