@@ -41,6 +41,17 @@ std::size_t concurrent_burst(RelayUnderTest& relay, std::size_t count) {
   return delivered;
 }
 
+// Twenty connects at once on a machine busy with builds: the harness's short connect and
+// greeting timeouts (meant for failure paths) would turn a slow accept into a failure.
+RelaySettings patient(std::vector<std::string> upstreams, std::string relay_extra = "") {
+  RelaySettings settings;
+  settings.connect_timeout = "5s";
+  settings.greeting_timeout = "5s";
+  settings.relay_extra = std::move(relay_extra);
+  settings.upstreams = std::move(upstreams);
+  return settings;
+}
+
 // The pool gauge reaches `want` (connections come back just before the client's reply).
 bool idle_reaches(RelayUnderTest& relay, const std::string& upstream, double want) {
   const auto deadline = Clock::now() + 3s;
@@ -61,9 +72,7 @@ std::size_t quits(const FakeUpstream& upstream) {
 
 TEST(UpstreamPool, WithTheDefaultConfigABurstIsKeptAndTheNextBurstOpensNoConnection) {
   FakeUpstream upstream;
-  RelaySettings settings;
-  settings.upstreams = {plain_upstream("up", upstream.port())};
-  RelayUnderTest relay(settings);
+  RelayUnderTest relay(patient({plain_upstream("up", upstream.port())}));
 
   ASSERT_EQ(concurrent_burst(relay, kBurst), kBurst);
   EXPECT_EQ(upstream.connection_count(), kBurst) << "the burst needed one connection per message";
@@ -85,10 +94,8 @@ TEST(UpstreamPool, WithTheDefaultConfigABurstIsKeptAndTheNextBurstOpensNoConnect
 // comes back, and the next burst opens that many again.
 TEST(UpstreamPool, TheCeilingBoundsWhatABurstLeaves) {
   FakeUpstream upstream;
-  RelaySettings settings;
-  settings.relay_extra = "pool_max_per_endpoint = 4\n";
-  settings.upstreams = {plain_upstream("up", upstream.port())};
-  RelayUnderTest relay(settings);
+  RelayUnderTest relay(
+      patient({plain_upstream("up", upstream.port())}, "pool_max_per_endpoint = 4\n"));
 
   ASSERT_EQ(concurrent_burst(relay, 8), 8u);
   EXPECT_EQ(upstream.connection_count(), 8u);
@@ -111,10 +118,8 @@ TEST(UpstreamPool, TheCeilingBoundsWhatABurstLeaves) {
 TEST(UpstreamPool, MaxConnectionsBoundsThePoolAndTheBurstsItServes) {
   FakeUpstream upstream;
   upstream.set_override(SmtpStage::kDataEnd, StageAction::delayed(100ms, "250 2.0.0 Ok"));
-  RelaySettings settings;
-  settings.relay_extra = "max_limit_wait = \"10s\"\n";
-  settings.upstreams = {plain_upstream("capped", upstream.port(), "max_connections = 3")};
-  RelayUnderTest relay(settings);
+  RelayUnderTest relay(patient({plain_upstream("capped", upstream.port(), "max_connections = 3")},
+                               "max_limit_wait = \"10s\"\n"));
   std::atomic<bool> done{false};
   std::atomic<std::size_t> most{0};
   std::thread watcher([&]() {
