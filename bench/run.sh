@@ -7,7 +7,8 @@
 # 1. throughput: smtp-source -> {smtp-sink directly | portrelay | a private Postfix} -> smtp-sink
 # 2. failover:   first endpoint silently dropping SYNs; portrelay vs Postfix fallback relay
 # 3. memory:     portrelay peak RSS with 1,000 idle client sessions
-# 4. TLS:        portrelay -> implicit-TLS sink, with and without the upstream connection pool
+# 4. TLS:        portrelay -> implicit-TLS sink, with the default upstream connection pool and
+#                without one (pool 0); handshakes per 1,000 messages
 #
 # Every load is bounded in count and time; every process started here is stopped on exit.
 # Knobs (environment): BENCH_REPEAT (3), BENCH_MSGS_4K (2000), BENCH_MSGS_100K (500),
@@ -245,7 +246,7 @@ bench_memory() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# 4. TLS upstream: pool on / off, plaintext vs implicit TLS
+# 4. TLS upstream: default pool / pool 0, plaintext vs implicit TLS
 # ---------------------------------------------------------------------------------------------
 sink_counters() {  # NAME PID -> "messages handshakes" (the sink prints them on SIGUSR1)
   local before
@@ -264,7 +265,7 @@ bench_tls() {
     record note tls "portrelay_bench_sink not built"
     return 0
   fi
-  log "tls: $TLS_MSGS x 4 KiB through portrelay to an implicit-TLS sink; pool 4 vs 0; plaintext"
+  log "tls: $TLS_MSGS x 4 KiB through portrelay to an implicit-TLS sink; default pool vs 0; plaintext"
   start_bg tls-sink "$SINK_TOOL" --tls --dir "$WORK/pki"
   local tls_sink_pid=$LAST_PID
   wait_for "$WORK/tls-sink.out" '^PORT ' 20
@@ -277,12 +278,13 @@ bench_tls() {
   plain_port=$(awk '/^PORT/ { print $2; exit }' "$WORK/plain-sink.out")
 
   local variant pool sink_name sink_pid upstream port relay_pid sessions rep
-  local before after started elapsed rate status
-  for variant in tls_pool4 tls_pool0 plain_pool4; do
+  local before after started elapsed rate status messages handshakes
+  # "default": no pool key, so the run measures what an unconfigured relay does.
+  for variant in tls_pool_default tls_pool0 plain_pool_default; do
     case $variant in
-      tls_pool4) pool=4 sink_name=tls-sink sink_pid=$tls_sink_pid ;;
-      tls_pool0) pool=0 sink_name=tls-sink sink_pid=$tls_sink_pid ;;
-      plain_pool4) pool=4 sink_name=plain-sink sink_pid=$plain_sink_pid ;;
+      tls_pool_default) pool="" sink_name=tls-sink sink_pid=$tls_sink_pid ;;
+      tls_pool0) pool="pool_max_per_endpoint = 0" sink_name=tls-sink sink_pid=$tls_sink_pid ;;
+      plain_pool_default) pool="" sink_name=plain-sink sink_pid=$plain_sink_pid ;;
     esac
     if [ "$sink_name" = tls-sink ]; then
       upstream="[[upstream]]\nname = \"tlssink\"\nhost = \"127.0.0.1\"\nport = $tls_port\ntls = \"implicit\"\nca_file = \"$ca_file\"\ntls_server_name = \"localhost\""
@@ -290,7 +292,7 @@ bench_tls() {
       upstream="[[upstream]]\nname = \"plainsink\"\nhost = \"127.0.0.1\"\nport = $plain_port\ntls = \"none\""
     fi
     port=$(free_port)
-    portrelay_config "$WORK/$variant.toml" "$port" 0 "pool_max_per_endpoint = $pool" "$upstream"
+    portrelay_config "$WORK/$variant.toml" "$port" 0 "$pool" "$upstream"
     start_portrelay "$variant-portrelay" "$WORK/$variant.toml" "$port"
     relay_pid=$LAST_PID
     for sessions in 4 20; do
@@ -309,8 +311,9 @@ bench_tls() {
         fi
         rate=$("$PY" -c "print(f'{$TLS_MSGS / $elapsed:.1f}')")
         set -- $before $after
-        log "  $variant, $sessions sessions, run $rep: $rate msgs/s, $(($3 - $1)) messages, $(($4 - $2)) TLS handshakes"
-        record tls "$variant" "$sessions" "$rep" "$elapsed" "$rate" "$(($3 - $1))" "$(($4 - $2))"
+        messages=$(($3 - $1)) handshakes=$(($4 - $2))
+        log "  $variant, $sessions sessions, run $rep: $rate msgs/s, $messages messages, $handshakes TLS handshakes ($("$PY" -c "print(f'{$handshakes * 1000 / max(1, $messages):.1f}')") per 1,000 messages)"
+        record tls "$variant" "$sessions" "$rep" "$elapsed" "$rate" "$messages" "$handshakes"
       done
     done
     stop_pid "$relay_pid"

@@ -77,9 +77,9 @@ stop_pid "$PORTRELAY_PID"
 
 # 2. Hard 512: nothing to raise to; a warning names what the configuration needs.
 start_limited 512 512
-grep -q 'event=open_files_limit_low limit=512 needed=2080' "$WORK/portrelay.log" ||
-  { cat "$WORK/portrelay.log" >&2; fail "no open_files_limit_low warning with limit=512 needed=2080"; }
+grep -q 'event=open_files_limit_low limit=512 needed=2128' "$WORK/portrelay.log" ||
+  { cat "$WORK/portrelay.log" >&2; fail "no open_files_limit_low warning with limit=512 needed=2128"; }
 kill -0 "$PORTRELAY_PID" || fail "the relay stopped after the warning"
-note "hard limit 512: warned (needed 2080) and running"
+note "hard limit 512: warned (needed 2128) and running"
 stop_pid "$PORTRELAY_PID"
 note "PASS"

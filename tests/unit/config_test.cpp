@@ -103,6 +103,8 @@ TEST(ConfigDefaults, MinimalFileGetsDocumentedDefaults) {
   EXPECT_EQ(config.relay.data_timeout, 10min);
   EXPECT_EQ(config.relay.stagger, 250ms);
   EXPECT_EQ(config.relay.max_parallel, 3u);
+  EXPECT_EQ(config.relay.pool_idle_timeout, 30s);
+  EXPECT_EQ(config.relay.pool_max_per_endpoint, 64u);  // a ceiling: the pool follows the load
   EXPECT_EQ(config.relay.helo_name, config.server.hostname);
 
   EXPECT_TRUE(config.metrics.enabled);
@@ -275,6 +277,18 @@ TEST(ConfigValues, SizeAcceptsUnitsAndDurationsCompound) {
 TEST(ConfigValues, StaggerBoundsAreInclusive) {
   EXPECT_EQ(parse("[relay]\nstagger = \"10ms\"\n" + std::string(kUpstream)).relay.stagger, 10ms);
   EXPECT_EQ(parse("[relay]\nstagger = \"2s\"\n" + std::string(kUpstream)).relay.stagger, 2s);
+}
+
+TEST(ConfigValues, PoolCeilingIsZeroTo256) {
+  auto ceiling = [](const std::string& value) {
+    return parse("[relay]\npool_max_per_endpoint = " + value + "\n" + std::string(kUpstream))
+        .relay.pool_max_per_endpoint;
+  };
+  EXPECT_EQ(ceiling("0"), 0u);
+  EXPECT_EQ(ceiling("256"), 256u);
+  EXPECT_NE(error_of("[relay]\npool_max_per_endpoint = 257\n" + std::string(kUpstream))
+                .find("relay.pool_max_per_endpoint"),
+            std::string::npos);
 }
 
 TEST(ConfigValues, InlineTablesWork) {

@@ -1,10 +1,12 @@
 // IdleSet (the upstream pool's bookkeeping) under a fake clock: newest first, the cap per
-// endpoint, expiry in order, unusable items dropped when met.
+// endpoint, expiry in order, unusable items dropped when met; and the pool's size
+// following demand (a burst is kept whole, the surplus expires once demand falls).
 #include "portrelay/relay/idle_set.hpp"
 
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 namespace portrelay::relay {
 namespace {
@@ -82,6 +84,91 @@ TEST_F(IdleSetTest, ClearHandsBackEverything) {
   add(1, "x");
   EXPECT_EQ(set.clear().size(), 2u);
   EXPECT_EQ(set.next_expiry(), std::nullopt);
+}
+
+// Messages on one endpoint as the pool sees them: `concurrent` connections are taken at
+// once (a new one opened for each the set cannot give), then all handed back.
+struct Load {
+  Set& set;
+  std::size_t opened = 0;
+  std::size_t refused = 0;  // handed back but not kept (the pool would say QUIT)
+
+  void burst(std::size_t concurrent, Set::TimePoint now) {
+    std::vector<std::string> in_use;
+    for (std::size_t i = 0; i < concurrent; ++i) {
+      std::vector<std::string> dropped;
+      auto item = set.take(
+          0, [](const std::string&) { return true; }, dropped);
+      in_use.push_back(item ? *item : "c" + std::to_string(opened++));
+    }
+    for (auto& item : in_use)
+      if (!set.add(0, item, now)) ++refused;
+  }
+};
+
+TEST(IdleSetDemand, ABurstIsKeptWholeAndTheNextBurstOpensNothing) {
+  Set::TimePoint now{std::chrono::hours(1)};
+  Set set(1, 64, 30s);
+  Load load{set};
+  load.burst(20, now);
+  EXPECT_EQ(load.opened, 20u);
+  EXPECT_EQ(load.refused, 0u);
+  EXPECT_EQ(set.size(0), 20u);
+  now += 5s;
+  EXPECT_TRUE(set.expire(now).empty());
+  load.burst(20, now);
+  EXPECT_EQ(load.opened, 20u) << "the second burst reuses every connection of the first";
+  EXPECT_EQ(set.size(0), 20u);
+}
+
+TEST(IdleSetDemand, WhenDemandFallsTheSurplusExpiresAndTheWorkingSetStays) {
+  Set::TimePoint now{std::chrono::hours(1)};
+  Set set(1, 64, 30s);
+  Load load{set};
+  load.burst(20, now);
+  const Set::TimePoint burst = now;
+  // Then 2 at a time, once a second: the 2 newest connections carry all of it.
+  std::size_t expired = 0;
+  while (now < burst + 29s) {
+    now += 1s;
+    expired += set.expire(now).size();
+    load.burst(2, now);
+  }
+  EXPECT_EQ(expired, 0u) << "a connection is kept a whole idle timeout";
+  EXPECT_EQ(set.size(0), 20u);
+  now = burst + 30s;
+  EXPECT_EQ(set.expire(now).size(), 18u) << "the 18 the low demand never reached";
+  load.burst(2, now);
+  EXPECT_EQ(set.size(0), 2u);
+  EXPECT_EQ(load.opened, 20u);
+  // Low demand for a long time: the 2 stay, refreshed by use.
+  for (int second = 0; second < 120; ++second) {
+    now += 1s;
+    EXPECT_TRUE(set.expire(now).empty());
+    load.burst(2, now);
+  }
+  EXPECT_EQ(set.size(0), 2u);
+  EXPECT_EQ(load.opened, 20u);
+  // No demand at all: nothing is kept after an idle timeout.
+  now += 30s;
+  EXPECT_EQ(set.expire(now).size(), 2u);
+  EXPECT_EQ(set.next_expiry(), std::nullopt);
+  // The next burst of 20 opens 20 again.
+  load.burst(20, now);
+  EXPECT_EQ(load.opened, 40u);
+}
+
+TEST(IdleSetDemand, TheCeilingBoundsWhatABurstLeaves) {
+  Set::TimePoint now{std::chrono::hours(1)};
+  Set set(1, 16, 30s);
+  Load load{set};
+  load.burst(20, now);
+  EXPECT_EQ(set.size(0), 16u);
+  EXPECT_EQ(load.refused, 4u);
+  now += 1s;
+  load.burst(20, now);
+  EXPECT_EQ(load.opened, 24u) << "each burst above the ceiling opens the difference again";
+  EXPECT_EQ(load.refused, 8u);
 }
 
 }  // namespace

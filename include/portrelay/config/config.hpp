@@ -113,9 +113,11 @@ struct RelayConfig {
   // never later), so its health (portrelay_upstream_up, /readyz) is current even when no
   // message used it. Zero turns start-up and periodic probes off (fail-back probes stay).
   Duration probe_interval = std::chrono::seconds(60);
-  // Ready upstream connections kept for reuse across client sessions.
+  // Ready upstream connections kept for reuse across client sessions. Every connection
+  // handed back is kept, up to the ceiling per endpoint, so the pool holds what the last
+  // pool_idle_timeout needed at once: unused ones expire.
   Duration pool_idle_timeout = std::chrono::seconds(30);
-  std::size_t pool_max_per_endpoint = 16;  // 0 disables the pool
+  std::size_t pool_max_per_endpoint = 64;  // the ceiling; 0 disables the pool
   std::string helo_name;                   // default: server.hostname
   // Passthrough only: a message no endpoint takes now for a transient reason (everything
   // unreachable, 4xx, a broken connection) is queued in the spool and the client hears

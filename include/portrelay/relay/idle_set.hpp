@@ -3,6 +3,13 @@
 // items (ready connections) newest last, at most `max_per_endpoint`, each until
 // `idle_timeout` after it was added. Time is a parameter, so expiry is unit-tested with a
 // fake clock; UpstreamPool is the glue with one loop timer armed at next_expiry().
+//
+// The size follows demand without counting it: every item handed back is kept (up to the
+// ceiling), and take() hands out the newest. So what the last idle_timeout needed at once
+// stays (each of those items came back within it), and when demand falls the items it no
+// longer reaches are the oldest, which expire untouched. A kept item is an open connection
+// that was open anyway: keeping it never adds one, so an upstream's max_connections (its
+// gate counts pooled connections) bounds the pool too.
 #include <chrono>
 #include <cstddef>
 #include <deque>
@@ -21,7 +28,7 @@ class IdleSet {
       : max_per_endpoint_(max_per_endpoint), idle_timeout_(idle_timeout), idle_(endpoints) {}
 
   // Keeps `item` for `endpoint` until now + idle_timeout. False (item untouched) when that
-  // endpoint already keeps max_per_endpoint items.
+  // endpoint already keeps max_per_endpoint items (the ceiling).
   bool add(std::size_t endpoint, T& item, TimePoint now) {
     auto& queue = idle_.at(endpoint);
     if (queue.size() >= max_per_endpoint_) return false;

@@ -55,7 +55,7 @@ struct RacingOptions {
   config::Duration cooldown = std::chrono::seconds(30);
   config::Duration cooldown_max = std::chrono::minutes(10);
   config::Duration pool_idle_timeout = std::chrono::seconds(30);
-  std::size_t pool_max_per_endpoint = 16;
+  std::size_t pool_max_per_endpoint = 64;  // config::RelayConfig's default
   // How often the selector looks for due probes (fail-back, recovery, refresh).
   config::Duration probe_tick = std::chrono::seconds(1);
   // Health refresh ([relay] probe_interval); zero: no start-up or periodic probes.

@@ -1,9 +1,12 @@
 #pragma once
 // Ready upstream connections kept between messages, so a busy relay does not pay TCP,
-// TLS, EHLO and AUTH for every message. Idle connections expire after `idle_timeout`;
-// each endpoint keeps at most `max_per_endpoint`. A connection the server closed while
-// idle is noticed (it is no longer usable) and dropped when taken. The bookkeeping is
-// IdleSet's (pure, tested under a fake clock); this class adds one timer and QUIT.
+// TLS, EHLO and AUTH for every message. Every usable connection handed back is kept, up
+// to `max_per_endpoint` (a ceiling, [relay] pool_max_per_endpoint), and the newest is
+// taken first, so the pool grows to the concurrency of a burst and shrinks as the ones
+// no longer needed expire after `idle_timeout` (IdleSet says why this follows demand).
+// A connection the server closed while idle is noticed (it is no longer usable) and
+// dropped when taken. The bookkeeping is IdleSet's (pure, tested under a fake clock);
+// this class adds one timer and QUIT.
 #include <memory>
 #include <vector>
 
