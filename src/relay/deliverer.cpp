@@ -171,9 +171,9 @@ void Deliverer::select() {
     if (selection.connection) {
       upstream_ = std::move(selection.connection);
       report.ready = held_connection(transaction_->sender());
-      // A pooled connection was announced when it was made; the message's own line names
-      // the endpoint it went to.
-      if (upstream_->reused()) return run(transaction_->selected(report));
+      // A connection is announced once, by the first message on it (a probe's connection
+      // too); after that the message's own line names the endpoint it went to.
+      if (!upstream_->first_announcement()) return run(transaction_->selected(report));
       const std::string tls = upstream_->tls_version().empty() ? "none" : upstream_->tls_version();
       // Which certificate the upstream asked for and got ([[upstream]] tls_client_cert).
       if (const std::string& certificate = upstream_->trace().client_certificate;

@@ -579,7 +579,7 @@ void Spool::settled(const std::string& id, Settlement settlement, bool count) {
   if (settlement.bounced.empty()) {
     if (count)
       ledger.left_queue(metrics::MessageResult::Relayed, true, waited, entry.layout.envelope.route);
-    leave_queue(id, false, /*log_removal=*/false);  // its `delivered` lines say it all
+    leave_queue(id, false, Leaving::Delivered);
     return;
   }
   if (count)
@@ -659,7 +659,7 @@ void Spool::send_bounce(const std::string& id, const Settlement& settlement,
       entry.layout.envelope.route);
 }
 
-void Spool::leave_queue(const std::string& id, bool keep_in_failed, bool log_removal) {
+void Spool::leave_queue(const std::string& id, bool keep_in_failed, Leaving leaving) {
   const QueueEntry* entry = index_.find(id);
   if (!entry) return;
   if (keep_in_failed) {
@@ -672,11 +672,12 @@ void Spool::leave_queue(const std::string& id, bool keep_in_failed, bool log_rem
   } else {
     const bool failed_area = entry->stage == Stage::Failed;
     index_.remove(id);
-    committer_->remove(id, failed_area, [id](Status removed) {
+    const bool durable = leaving != Leaving::Delivered;
+    committer_->apply(SpoolChange::remove(id, failed_area, durable), [id](Status removed) {
       if (!removed)
         log::error("spool_remove_failed", {{"queue_id", id}, {"detail", removed.error().message}});
     });
-    if (log_removal) log::info("removed", {{"queue_id", id}});
+    if (durable) log::info("removed", {{"queue_id", id}});
   }
   publish_metrics();
 }

@@ -117,8 +117,8 @@ void FallbackSink::sender(const smtp::PathArgument& sender, ReplyCallback callba
           }
           spool_.refuse(room, 0);  // the spool cannot take it either: its refusal is counted
         }
-        if (ended) ledger_.client_message(session_id_, message_id_, sender_, *ended,
-                                     original_sender_);
+        if (ended)
+          ledger_.client_message(session_id_, message_id_, sender_, *ended, original_sender_);
         callback(reply);
       },
       deliverer_.selector().route_for_sender(sender.address).name);
@@ -156,8 +156,8 @@ void FallbackSink::commit(ReplyCallback callback) {
   deliverer_.send(local_.body(), [this, callback = std::move(callback)](
                                      const smtp::Reply& reply, const relay::DeliveryReport* ended) {
     if (!reply.transient()) {
-      if (ended) ledger_.client_message(session_id_, message_id_, sender_, *ended,
-                                     original_sender_);
+      if (ended)
+        ledger_.client_message(session_id_, message_id_, sender_, *ended, original_sender_);
       callback(reply);
       return;
     }

@@ -47,11 +47,12 @@ SpoolChange SpoolChange::state(std::string id, std::string text, bool failed_are
   return change;
 }
 
-SpoolChange SpoolChange::remove(std::string id, bool failed_area) {
+SpoolChange SpoolChange::remove(std::string id, bool failed_area, bool durable) {
   SpoolChange change;
   change.kind = Kind::Remove;
   change.id = std::move(id);
   change.failed_area = failed_area;
+  change.durable = durable;
   return change;
 }
 
@@ -189,7 +190,7 @@ std::vector<double> SpoolWriter::apply(std::vector<SpoolChange>& changes) {
             !removed && removed.code() != ErrorCode::NotFound)
           change.result = because("cannot remove " + change.id, removed.error());
         (void)env_.remove_at(dir, state);
-        (change.failed_area ? failed_dirty : queue_dirty) = true;
+        if (change.durable) (change.failed_area ? failed_dirty : queue_dirty) = true;
         break;
       case Kind::MoveToFailed:
         if (auto moved = env_.rename_at(queue, change.id, failed, change.id, true); !moved) {

@@ -101,6 +101,42 @@ TEST(SpoolWriter, EachFilesDataIsSyncedBeforeItsNameAndTheDirectoryAfterIt) {
   EXPECT_EQ(journal[6], "sync queue");
 }
 
+// A message delivered to everyone leaves without a directory sync (at worst a crash brings
+// it back and it is delivered again); an operator's removal is synced; a lazy removal in the
+// same round as a store is covered by the store's sync of queue/.
+TEST(SpoolWriter, ARemovalAfterDeliveryIsNotSyncedAnOperatorsIs) {
+  Fixture f;
+  ASSERT_TRUE(f.store("M1"));
+  ASSERT_TRUE(f.store("M2"));
+  ASSERT_TRUE(f.store("M3"));
+  const std::size_t before = f.env.durability_journal().size();
+  std::vector<SpoolChange> changes;
+  changes.push_back(SpoolChange::remove("M1", false, /*durable=*/false));
+  (void)f.writer.apply(changes);
+  ASSERT_TRUE(changes[0].result);
+  EXPECT_EQ(f.env.durability_journal().size(), before) << "no sync for a delivered message";
+  EXPECT_EQ(f.visible_messages(), 2u);
+
+  changes.clear();
+  changes.push_back(SpoolChange::remove("M2", false));
+  (void)f.writer.apply(changes);
+  ASSERT_TRUE(changes[0].result);
+  auto journal = f.env.durability_journal();
+  ASSERT_EQ(journal.size(), before + 1);
+  EXPECT_EQ(journal.back(), "sync queue");
+
+  changes.clear();
+  changes.push_back(SpoolChange::remove("M3", false, /*durable=*/false));
+  changes.push_back(new_message("M4"));
+  (void)f.writer.apply(changes);
+  ASSERT_TRUE(changes[0].result);
+  ASSERT_TRUE(changes[1].result);
+  journal = f.env.durability_journal();
+  ASSERT_EQ(journal.size(), before + 4) << ::testing::PrintToString(journal);
+  EXPECT_EQ(journal.back(), "sync queue");
+  EXPECT_EQ(f.visible_messages(), 1u);
+}
+
 TEST(SpoolWriter, ADataSyncFailureFailsOnlyItsOwnMessage) {
   Fixture f;
   f.env.fail(Op::SyncData, EIO, "M2");

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "portrelay/net/address_racer.hpp"
@@ -93,6 +94,8 @@ class UpstreamConnection {
   // Came out of the pool (it carried an earlier message) rather than a fresh connect.
   bool reused() const { return reused_; }
   void mark_reused() { reused_ = true; }
+  // True the first time only: the first message on a connection logs `upstream_ready`.
+  bool first_announcement() { return !std::exchange(announced_, true); }
   // Upstream limits: what this connection holds (a slot of its upstream's max_connections,
   // given back when it is destroyed), and how many messages it was handed for
   // (max_messages_per_connection).
@@ -153,6 +156,7 @@ class UpstreamConnection {
   ReadyCallback ready_callback_;
   ResponseCallback response_callback_;
   bool reused_ = false;
+  bool announced_ = false;
   // For revalidate: when the server last answered, and whether a MAIL is still open on it
   // (sent, and neither the reply to the final dot nor a 2xx to RSET came since).
   std::chrono::steady_clock::time_point answered_at_{};

@@ -148,7 +148,11 @@ class Spool {
   void settled(const std::string& id, Settlement settlement, bool count = true);
   // A message with no pending recipient left: settle it as it stands.
   void finish_settled(const std::string& id);
-  void leave_queue(const std::string& id, bool keep_in_failed, bool log_removal = true);
+  // How a message leaves the queue. Delivered (to every recipient): its `delivered` line
+  // said so, and its removal need not survive a crash (SpoolChange::remove). Other: logged
+  // as `removed`, durably (an operator's delete, a bounce sent, an expiry).
+  enum class Leaving { Delivered, Other };
+  void leave_queue(const std::string& id, bool keep_in_failed, Leaving leaving = Leaving::Other);
   // The host of the endpoint labelled `label` ("name:port"), for a DSN.
   std::string host_of(const std::string& label) const;
   void send_bounce(const std::string& id, const Settlement& settlement,

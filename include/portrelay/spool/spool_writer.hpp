@@ -11,7 +11,10 @@
 //      acknowledgement must not wait for other programs' dirty pages on the same disk;
 //   3. the names: into queue/ (a message never over an existing name), state files
 //      replaced, messages removed or moved to failed/;
-//   4. one fsync() of each directory whose names changed.
+//   4. one fsync() of each directory whose names changed, except for removals that need not
+//      survive a crash (a message delivered to everyone: at worst it comes back and is
+//      delivered again, the duplicate SMTP allows; its removal rides on the next sync of
+//      queue/, and a busy spool no longer pays a directory sync per delivery).
 // A round therefore costs one data sync per new file (they overlap on the device) and one
 // fsync per changed directory. Each change gets its own Status. A change is ok only once its
 // content and its name are both synced. A failed change leaves nothing behind: no file of it in
@@ -39,8 +42,9 @@ struct SpoolChange {
                            std::unique_ptr<relay::MessageBody> body);
   // Replaces <dir>/<id>.state, dir being queue/ or failed/ (`failed_area`).
   static SpoolChange state(std::string id, std::string text, bool failed_area);
-  // Removes the message and its state from queue/ (or failed/).
-  static SpoolChange remove(std::string id, bool failed_area);
+  // Removes the message and its state from queue/ (or failed/); `durable`: the directory
+  // is synced before the change reports done.
+  static SpoolChange remove(std::string id, bool failed_area, bool durable = true);
   // Moves a message (and its state) from queue/ to failed/.
   static SpoolChange move_to_failed(std::string id);
 
@@ -49,7 +53,8 @@ struct SpoolChange {
   std::string text;                          // header (Store) or state (State)
   std::unique_ptr<relay::MessageBody> body;  // Store; released once written
   bool failed_area = false;
-  Status result;  // set by SpoolWriter::apply
+  bool durable = true;  // Remove: see remove()
+  Status result;        // set by SpoolWriter::apply
 };
 
 class SpoolWriter {
