@@ -199,11 +199,25 @@ void Spool::finish_shutdown() {
 
 // ---- intake ---------------------------------------------------------------------------
 
+// The file system's free space, asked at most every 100 ms: admission runs at MAIL and at
+// the end of data of every message, and a statfs each time was two calls per message. What
+// it misses in between (our own writes, a few MB at most at full speed; another program's)
+// is far below any sensible min_free_disk, and a write that finds the disk full is still
+// refused with 452.
+std::optional<std::uint64_t> Spool::free_disk() const {
+  const auto now = std::chrono::steady_clock::now();
+  if (!free_disk_sampled_ || now - *free_disk_sampled_ >= std::chrono::milliseconds(100)) {
+    free_disk_ = directory_->free_bytes();
+    free_disk_sampled_ = now;
+  }
+  return free_disk_;
+}
+
 AdmissionVerdict Spool::admission(std::uint64_t size) const {
   SpoolLoad load;
   load.messages = index_.size() + storing_;
   load.bytes = index_.counts().queued_bytes + storing_bytes_;
-  load.free_disk = directory_->free_bytes();
+  load.free_disk = free_disk();
   load.stopping = stopping_;
   return judge_admission(load, admission_limits(), size);
 }

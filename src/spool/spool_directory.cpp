@@ -150,7 +150,11 @@ Result<int> open_spool_file(Env& env, int dir_fd, const std::string& name, int f
     }
     if (!S_ISREG(info.st_mode)) return refused(info.st_mode);
   }
-  auto opened = env.open_at(dir_fd, name, flags | O_NOFOLLOW | O_NONBLOCK, mode);
+  // O_CREAT|O_EXCL makes a new regular file or fails: it needs no O_NONBLOCK (the file is
+  // then plain blocking, as the writer expects). Any other open gets it, and keeps it: it
+  // changes nothing for a regular file, and clearing it cost two calls per message.
+  const bool creates = (flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL);
+  auto opened = env.open_at(dir_fd, name, flags | O_NOFOLLOW | (creates ? 0 : O_NONBLOCK), mode);
   if (!opened) {
     const int error = errno;
     Error result{"cannot open: " + opened.error().message, opened.error().code};
@@ -162,14 +166,6 @@ Result<int> open_spool_file(Env& env, int dir_fd, const std::string& name, int f
   if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
     ::close(fd);
     return refused(info.st_mode);
-  }
-  const int status = ::fcntl(fd, F_GETFL);
-  if (status < 0 || ::fcntl(fd, F_SETFL, status & ~O_NONBLOCK) != 0) {
-    const int error = errno;
-    ::close(fd);
-    Error result = os_error("cannot open", error);
-    errno = error;
-    return result;
   }
   return fd;
 }

@@ -15,6 +15,7 @@
 //  * The in-memory index holds envelopes and states, never bodies.
 //
 // Loop thread only.
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -89,6 +90,7 @@ class Spool {
   }
   // Whether a message of `size` octets fits now. Only asks: nothing is counted or logged.
   AdmissionVerdict admission(std::uint64_t size) const;
+  std::optional<std::uint64_t> free_disk() const;  // sampled, see spool.cpp
   // A refusal of a message of `size` octets: counted (portrelay_spool_refusals_total) and
   // logged when it is for lack of room; returns the reply to give the client.
   smtp::Reply refuse(AdmissionVerdict verdict, std::uint64_t size);
@@ -179,6 +181,8 @@ class Spool {
   std::map<std::string, std::unique_ptr<Delivery>> deliveries_;
   std::size_t storing_ = 0;  // accepted, not yet durable
   std::uint64_t storing_bytes_ = 0;
+  mutable std::optional<std::uint64_t> free_disk_;
+  mutable std::optional<std::chrono::steady_clock::time_point> free_disk_sampled_;
   std::unique_ptr<Maildrop> maildrop_;  // null if it could not be set up (logged)
   MaildropLimits maildrop_limits_;
   std::shared_ptr<const relay::EnvelopePolicy> envelope_policy_;
