@@ -14,9 +14,14 @@ MessageBody::MessageBody(std::size_t memory_limit, std::string temp_dir)
 
 MessageBody::~MessageBody() { clear(); }
 
-std::string MessageBody::default_temp_dir() {
-  const char* dir = std::getenv("TMPDIR");
-  return dir && *dir ? dir : "/tmp";
+const std::string& MessageBody::default_temp_dir() {
+  // Read once: every message builds bodies, and the environment of a running process does
+  // not change under it.
+  static const std::string dir = []() -> std::string {
+    const char* set = std::getenv("TMPDIR");
+    return set && *set ? set : "/tmp";
+  }();
+  return dir;
 }
 
 void MessageBody::clear() {

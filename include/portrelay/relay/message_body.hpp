@@ -39,7 +39,7 @@ class MessageBody {
   // Copies up to `max` bytes starting at `offset` into `out` (replacing its content).
   bool read(std::uint64_t offset, std::size_t max, std::string& out) const;
 
-  static std::string default_temp_dir();  // $TMPDIR or /tmp
+  static const std::string& default_temp_dir();  // $TMPDIR (read once) or /tmp
 
  private:
   bool spill();
