@@ -292,6 +292,7 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
 }
 
 void Metrics::add_endpoints(const std::vector<config::Endpoint>& chain) {
+  std::unique_lock lock(tables_mutex_);
   for (const auto& endpoint : chain) {
     auto key = std::make_pair(endpoint.name, endpoint.port);
     if (endpoints_.count(key)) continue;
@@ -338,6 +339,7 @@ void Metrics::config_reload(bool success, double unix_seconds) {
 }
 
 Metrics::EndpointSeries& Metrics::series(const config::Endpoint& endpoint) {
+  std::shared_lock lock(tables_mutex_);
   return endpoints_.at({endpoint.name, endpoint.port});
 }
 
@@ -412,11 +414,13 @@ void Metrics::failover(const config::Endpoint& from, const config::Endpoint& to)
 
 const std::string& Metrics::route_label(std::string_view route) const {
   static const std::string kDefault(config::kDefaultRouteName);
+  std::shared_lock lock(tables_mutex_);
   const auto found = known_routes_.find(route);
   return found == known_routes_.end() ? kDefault : *found;
 }
 
 void Metrics::add_routes(const std::vector<config::Route>& routes) {
+  std::unique_lock lock(tables_mutex_);
   for (const config::Route& route : routes) {
     if (!known_routes_.insert(route.name).second) continue;
     add_message_series(route.name);
@@ -435,6 +439,7 @@ void Metrics::add_message_series(const std::string& route) {
 
 // Counted on every message: the series are looked up once, when the route became known.
 void Metrics::message(MessageResult result, std::string_view route) {
+  std::shared_lock lock(tables_mutex_);
   auto found = message_counters_.find(route);
   if (found == message_counters_.end()) found = message_counters_.find(config::kDefaultRouteName);
   for (std::size_t i = 0; i < kResults.size(); ++i)

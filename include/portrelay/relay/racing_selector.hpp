@@ -44,6 +44,7 @@
 #include "portrelay/net/timer.hpp"
 #include "portrelay/relay/endpoint_sizes.hpp"
 #include "portrelay/relay/health_table.hpp"
+#include "portrelay/relay/shared_health.hpp"
 #include "portrelay/relay/upstream_pool.hpp"
 #include "portrelay/relay/upstream_selector.hpp"
 
@@ -74,6 +75,11 @@ struct RacingOptions {
   // At most one write of a changed window per this long (a crash loses at most that much
   // of the count).
   std::chrono::milliseconds recipient_window_save_interval{1000};
+  // [server] workers: the health table of the main loop's selector, shared by this one
+  // (null: a table of its own), and whether this selector probes. A worker loop's selector
+  // shares the table and does not probe: the main loop's probes serve every loop.
+  std::shared_ptr<SharedHealth> shared_health;
+  bool probes = true;
 
   static RacingOptions from(const config::RelayConfig& relay);
   static RacingOptions from(const config::Config& config);
@@ -106,7 +112,10 @@ class RacingSelector : public UpstreamSelector {
   bool all_cooling_down() const override;
   void set_recovery_probing(bool on) override;
   void set_on_endpoint_up(std::function<void(std::size_t index)> callback) override;
-  const HealthTable& health() const { return health_; }
+  // A copy of the endpoints' health now (the table may be shared with other loops).
+  HealthTable health() const { return health_->snapshot(); }
+  // The table itself, for the selectors of the daemon's other loops.
+  const std::shared_ptr<SharedHealth>& shared_health() const { return health_; }
 
   const config::UpstreamLimits* limits_of(std::size_t index) const override;
   void record_throttle(std::size_t index, PauseKind kind, const smtp::Reply& reply) override;
@@ -165,7 +174,7 @@ class RacingSelector : public UpstreamSelector {
   std::string helo_name_;
   RacingOptions options_;
   metrics::Metrics& metrics_;
-  HealthTable health_;
+  std::shared_ptr<SharedHealth> health_;  // one per daemon: see RacingOptions::shared_health
   EndpointSizes sizes_;  // each endpoint's EHLO SIZE, learned at every ready connection
   UpstreamPool pool_;
   net::Timer probe_timer_;

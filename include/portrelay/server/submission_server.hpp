@@ -15,6 +15,7 @@
 #include "portrelay/net/tcp_listener.hpp"
 #include "portrelay/net/timer.hpp"
 #include "portrelay/server/auth_failure_tracker.hpp"
+#include "portrelay/server/session_census.hpp"
 #include "portrelay/server/submission_session.hpp"
 
 namespace portrelay::server {
@@ -32,8 +33,15 @@ class SubmissionServer {
   void reconfigure(std::shared_ptr<const config::ServerConfig> config,
                    SessionEnvironment environment);
 
+  // With several loops ([server] workers): this server is loop `loop` of the census shared
+  // by all of them, so the session limits count every loop's sessions. Before start().
+  void share_census(std::shared_ptr<SessionCensus> census, std::size_t loop);
+
   // Binds every listener. Throws std::runtime_error naming the address on failure.
-  void start();
+  // `reuse_port`: SO_REUSEPORT, for several loops on the same addresses. `ports`, when not
+  // empty, replaces the configured ports in config order (a worker loop binds the ports
+  // the first loop got, also where the configuration says port 0).
+  void start(bool reuse_port = false, const std::vector<std::uint16_t>& ports = {});
   // Ports actually bound, in config order (plain listeners, then implicit TLS).
   std::vector<std::uint16_t> bound_ports() const;
   // Stops accepting; sessions finish their transaction; after `grace` the rest are
@@ -55,6 +63,8 @@ class SubmissionServer {
   // `only_from` for max_sessions_per_address. False if there is none to close.
   bool shed_one_idle_session(const std::string* only_from = nullptr);
   void session_finished(SubmissionSession* session);
+  // Tells the census this loop's live and before-MAIL counts (several loops only).
+  void publish_counts();
   void check_drained();
 
   net::Loop& loop_;
@@ -65,6 +75,8 @@ class SubmissionServer {
   smtp::ServerPolicy policy_;
   std::vector<std::unique_ptr<net::TcpListener>> listeners_;
   std::map<SubmissionSession*, std::unique_ptr<SubmissionSession>> sessions_;
+  std::shared_ptr<SessionCensus> census_ = std::make_shared<SessionCensus>(1);
+  std::size_t census_slot_ = 0;
   net::Timer grace_timer_;
   std::function<void()> on_drained_;
   std::uint64_t next_id_ = 1;
