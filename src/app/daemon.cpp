@@ -67,7 +67,7 @@ Daemon::Daemon(net::Loop& loop, config::Config config)
 Daemon::~Daemon() = default;
 
 Daemon::Generation Daemon::build(std::shared_ptr<const config::Config> config, net::Loop& loop,
-                                 std::shared_ptr<relay::SharedHealth> shared_health) {
+                                 Shared shared) {
   Generation generation;
   // Everything that reads files (TLS keys and CA files, password files, the users file)
   // or may throw happens here, before the caller swaps anything.
@@ -87,8 +87,9 @@ Daemon::Generation Daemon::build(std::shared_ptr<const config::Config> config, n
   if (!config->server.users_file.empty())
     environment.authenticator = server::load_users_file(loop.uv(), config->server.users_file);
   relay::RacingOptions options = relay::RacingOptions::from(*config);
-  if (shared_health) {
-    options.shared_health = std::move(shared_health);
+  if (shared.health) {
+    options.shared_health = std::move(shared.health);
+    options.shared_pauses = std::move(shared.pauses);
     options.probes = false;
   }
   generation.selector = std::make_shared<relay::RacingSelector>(
@@ -125,17 +126,17 @@ void Daemon::start() {
     for (std::size_t index = 1; index < workers_wanted_; ++index) {
       auto worker = std::make_unique<WorkerLoop>(
           index,
-          [this](std::shared_ptr<const config::Config> config, net::Loop& loop,
-                 std::shared_ptr<relay::SharedHealth> health) {
-            return build(std::move(config), loop, std::move(health));
+          [this](std::shared_ptr<const config::Config> config, net::Loop& loop, Shared shared) {
+            return build(std::move(config), loop, std::move(shared));
           },
           census_);
-      worker->start(config_, ports, selector_->shared_health());
+      worker->start(config_, ports, shared_with_workers());
       workers_.push_back(std::move(worker));
     }
     log::info("workers", {{"loops", std::to_string(loops())},
                           {"accept", "SO_REUSEPORT"},
                           {"health", "shared"},
+                          {"pauses", "shared"},
                           {"probes", "main loop"}});
   }
   if (config_->metrics.enabled) {
@@ -212,7 +213,7 @@ void Daemon::apply(config::Config next_config) {
   // same snapshot already, so a worker failing is unlikely (a file changed in between).
   for (std::size_t index = 0; index < workers_.size(); ++index) {
     try {
-      workers_[index]->reconfigure(next, selector_->shared_health());
+      workers_[index]->reconfigure(next, shared_with_workers());
     } catch (const std::exception& error) {
       log::error("reload_failed", {{"worker", std::to_string(index + 1)},
                                    {"detail", error.what()},

@@ -14,11 +14,10 @@ WorkerLoop::WorkerLoop(std::size_t index, Build build,
 WorkerLoop::~WorkerLoop() { stop(); }
 
 void WorkerLoop::start(std::shared_ptr<const config::Config> config,
-                       const std::vector<std::uint16_t>& ports,
-                       std::shared_ptr<relay::SharedHealth> health) {
-  thread_.start([this, config, ports, health](net::Loop& loop) {
+                       const std::vector<std::uint16_t>& ports, Daemon::Shared shared) {
+  thread_.start([this, config, ports, shared](net::Loop& loop) {
     loop_ = &loop;
-    Daemon::Generation generation = build_(config, loop, health);
+    Daemon::Generation generation = build_(config, loop, shared);
     selector_ = generation.selector;
     server_ = std::make_unique<server::SubmissionServer>(
         std::shared_ptr<const config::ServerConfig>(config, &config->server),
@@ -51,15 +50,14 @@ void WorkerLoop::start(std::shared_ptr<const config::Config> config,
   });
 }
 
-void WorkerLoop::reconfigure(std::shared_ptr<const config::Config> config,
-                             std::shared_ptr<relay::SharedHealth> health) {
+void WorkerLoop::reconfigure(std::shared_ptr<const config::Config> config, Daemon::Shared shared) {
   // Shared with the task: a task dropped by a closing mailbox breaks the promise, and the
   // wait below ends instead of hanging.
   auto applied = std::make_shared<std::promise<void>>();
   auto result = applied->get_future();
-  const bool posted = mailbox_ && mailbox_->post([this, config, health, applied]() {
+  const bool posted = mailbox_ && mailbox_->post([this, config, shared, applied]() {
     try {
-      Daemon::Generation generation = build_(config, *loop_, health);
+      Daemon::Generation generation = build_(config, *loop_, shared);
       generation.selector->inherit_health(*selector_);
       selector_->retire();
       selector_ = generation.selector;

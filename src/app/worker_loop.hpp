@@ -5,8 +5,8 @@
 // socket with SO_REUSEPORT: the kernel spreads new connections over the loops), and its
 // own Generation (selector with its pool, TLS context, authenticator, sink factory) built
 // on its thread by the Daemon's build function. What is per daemon is shared, never
-// copied: the session census (limits), metrics, and the endpoints' health (SharedHealth,
-// in the Generation's selector).
+// copied: the session census (limits), metrics, the endpoints' health (SharedHealth) and
+// the upstreams' pauses (SharedPauses), both in the Generation's selector.
 //
 // Everything here is called on the main loop's thread; what touches the worker's loop
 // runs there, posted through its mailbox. reconfigure() waits for the worker (a build
@@ -26,10 +26,10 @@ namespace portrelay {
 
 class WorkerLoop {
  public:
-  // Daemon::build on the worker's loop, with the main loop's selector's health table.
-  using Build =
-      std::function<Daemon::Generation(std::shared_ptr<const config::Config>, net::Loop& loop,
-                                       std::shared_ptr<relay::SharedHealth>)>;
+  // Daemon::build on the worker's loop, with the main loop's selector's health table and
+  // pauses.
+  using Build = std::function<Daemon::Generation(std::shared_ptr<const config::Config>,
+                                                 net::Loop& loop, Daemon::Shared)>;
 
   // `index` ≥ 1: the worker's slot in `census` (0 is the main loop).
   WorkerLoop(std::size_t index, Build build, std::shared_ptr<server::SessionCensus> census);
@@ -40,13 +40,13 @@ class WorkerLoop {
   // Starts the thread, builds the generation and the server from `config` there and binds
   // `ports` (the main loop's, in config order) with SO_REUSEPORT. Throws what failed.
   void start(std::shared_ptr<const config::Config> config, const std::vector<std::uint16_t>& ports,
-             std::shared_ptr<relay::SharedHealth> health);
+             Daemon::Shared shared);
   // A reload: builds a new generation from `config` on the worker's loop (its selector
-  // sharing `health`, the main loop's new selector's table), hands the pool-independent
-  // memory (SIZEs) on from the previous selector, retires that one and gives the server the new
-  // environment. Waits for it; throws what the build threw (the worker keeps the old one).
-  void reconfigure(std::shared_ptr<const config::Config> config,
-                   std::shared_ptr<relay::SharedHealth> health);
+  // sharing `shared`, the main loop's new selector's table and pauses), hands what else it
+  // learned (SIZEs, daily counts) on from the previous selector, retires that one and gives
+  // the server the new environment. Waits for it; throws what the build threw (the worker keeps the
+  // old one).
+  void reconfigure(std::shared_ptr<const config::Config> config, Daemon::Shared shared);
   // Stops accepting and lets the sessions finish within `grace`; then the selector stops,
   // and `done` runs on the worker's thread.
   void shutdown(config::Duration grace, std::function<void()> done);

@@ -134,6 +134,7 @@ class RacingSelector::Race : public SelectionAttempt {
   // left, nothing is taken. Otherwise the message's token is taken from the first one's
   // upstream, and a connection slot reserved there unless an idle connection waits.
   bool admit(TimePoint now) {
+    selector_.adopt_shared_pauses();
     candidates_.clear();
     limited_.clear();
     wake_at_ = UpstreamGate::kWhenConnectionFrees;
@@ -466,6 +467,7 @@ RacingSelector::RacingSelector(net::Loop& loop, std::vector<EndpointRuntimePtr> 
       probe_timer_(loop.uv()),
       endpoint_up_timer_(loop.uv()),
       gates_(std::make_shared<Gates>()),
+      pauses_(options.shared_pauses ? options.shared_pauses : std::make_shared<SharedPauses>()),
       capacity_timer_(loop.uv()),
       pause_timer_(loop.uv()),
       window_save_timer_(loop.uv()) {
@@ -631,7 +633,30 @@ void RacingSelector::record_throttle(std::size_t index, PauseKind kind, const sm
                                 {"pause_ms", std::to_string(pause.count())},
                                 {"reply", reply.summary()}});
   publish_gate(upstream);
+  share_pause(upstream);
   arm_pause_timer();
+}
+
+void RacingSelector::share_pause(std::size_t upstream) {
+  const UpstreamGate& gate = gates_->gates[upstream];
+  if (const auto kind = gate.pause_kind())
+    pauses_->publish(gates_->names[upstream], gate.paused_until(), *kind);
+}
+
+void RacingSelector::adopt_shared_pauses() {
+  const std::uint64_t version = pauses_->version();
+  if (version == pauses_seen_) return;
+  pauses_seen_ = version;
+  bool adopted = false;
+  for (std::size_t upstream = 0; upstream < gates_->gates.size(); ++upstream) {
+    const auto pause = pauses_->find(gates_->names[upstream]);
+    UpstreamGate& gate = gates_->gates[upstream];
+    if (!pause || pause->until <= gate.paused_until()) continue;
+    gate.adopt_pause(pause->until, pause->kind);
+    publish_gate(upstream);
+    adopted = true;
+  }
+  if (adopted) arm_pause_timer();
 }
 
 // At the end of the earliest pause: the gauges, and whoever waits without a time of its own
@@ -666,6 +691,7 @@ void RacingSelector::record_refusal(std::size_t index) {
              {"pause_ms", std::to_string(pause.count())},
              {"refusals", std::to_string(gate.limits().max_consecutive_refusals)}});
   publish_gate(upstream);
+  share_pause(upstream);
   arm_pause_timer();
 }
 

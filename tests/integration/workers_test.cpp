@@ -74,6 +74,49 @@ TEST(Workers, AFailureLearnedOnOneLoopIsKnownOnTheOther) {
   EXPECT_EQ(relay.daemon().loop_close_status(), 0);
 }
 
+// A throttling reply learned on one loop pauses the upstream on every loop: the other loop
+// does not send the provider another message to learn it (with a gate per loop alone, its
+// first message would go to the throttling port again).
+TEST(Workers, AThrottleLearnedOnOneLoopPausesTheUpstreamOnTheOther) {
+  FakeUpstream throttling;
+  FakeUpstream backup;
+  throttling.set_override(
+      SmtpStage::kMail,
+      StageAction::reply_with("454 Throttling failure: Maximum sending rate exceeded."));
+  RelaySettings settings;
+  settings.server_extra = "workers = 2";
+  settings.upstreams = {plain_upstream("ses", throttling.port()),
+                        plain_upstream("backup", backup.port())};
+  RelayUnderTest relay(settings);
+
+  auto first = relay.client();
+  SmtpReply reply = first->send_message("a@example.test", {"b@example.test"}, sample_message());
+  EXPECT_EQ(reply.code, 250) << reply.raw;
+  EXPECT_NE(reply.text.find("relayed via backup:"), std::string::npos) << reply.raw;
+  first->command("QUIT");
+  const std::vector<std::size_t> after_first = sessions_per_loop(relay);
+  const std::size_t other_loop = after_first[0] == 1 ? 1 : 0;
+
+  std::size_t messages = 1;
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    auto client = relay.client();
+    reply = client->send_message("a@example.test", {"b@example.test"}, sample_message());
+    ASSERT_EQ(reply.code, 250) << reply.raw;
+    EXPECT_NE(reply.text.find("relayed via backup:"), std::string::npos) << reply.raw;
+    client->command("QUIT");
+    ++messages;
+    if (sessions_per_loop(relay)[other_loop] >= 2) break;
+  }
+  ASSERT_GE(sessions_per_loop(relay)[other_loop], 2u) << "the kernel never chose the other loop";
+  ASSERT_TRUE(backup.wait_for_transactions(messages, 5s));
+  EXPECT_EQ(throttling.connection_count(), 1u);
+  EXPECT_EQ(relay.metric("portrelay_upstream_throttled_total",
+                         {{"upstream", "ses"}, {"kind", "throttle"}}),
+            1);
+  relay.stop();
+  EXPECT_EQ(relay.daemon().loop_close_status(), 0);
+}
+
 // max_sessions bounds the daemon, not each loop: with four sessions open (engaged, so none
 // may be shed) the fifth client is refused whichever loop the kernel gives it.
 TEST(Workers, MaxSessionsCountsEveryLoop) {
@@ -95,8 +138,13 @@ TEST(Workers, MaxSessionsCountsEveryLoop) {
   fifth.connect("127.0.0.1", relay.port());
   SmtpReply greeting = fifth.read_reply();
   EXPECT_EQ(greeting.code, 421) << greeting.raw;
-  EXPECT_EQ(relay.metric("portrelay_client_sessions_refused_total", {{"reason", "max_sessions"}}),
-            1);
+  // Counted right after the 421 is written, on whichever loop's thread refused it.
+  double refused = 0;
+  for (int attempt = 0; attempt < 100 && refused < 1; ++attempt) {
+    refused = relay.metric("portrelay_client_sessions_refused_total", {{"reason", "max_sessions"}});
+    if (refused < 1) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(refused, 1);
 
   // A slot freed on one loop is free for the other: after one QUIT a client gets in.
   open.front()->command("QUIT");

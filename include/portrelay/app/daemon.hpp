@@ -17,7 +17,8 @@
 // the same addresses (SO_REUSEPORT), sessions and Generation, take clients too. Per daemon
 // and shared by every loop: metrics, the session limits (server::SessionCensus). Reload
 // and shutdown reach every loop. One health table (relay::SharedHealth, the main loop's
-// selector's) serves every loop's selector; only the main loop probes. The metrics endpoint, the
+// selector's) serves every loop's selector, and so do the upstreams' pauses
+// (relay::SharedPauses); only the main loop probes. The metrics endpoint, the
 // heartbeat and the control socket stay on the main loop.
 #include <functional>
 #include <memory>
@@ -83,14 +84,23 @@ class Daemon {
     std::shared_ptr<relay::RacingSelector> selector;
     server::SessionEnvironment environment;
   };
+  // What a worker loop's selector shares with the main loop's: the endpoints' health and
+  // the upstreams' pauses.
+  struct Shared {
+    std::shared_ptr<relay::SharedHealth> health;
+    std::shared_ptr<relay::SharedPauses> pauses;
+  };
 
  private:
   // On `loop`'s thread (the main loop's, or a worker's: then it reads only what does not
   // change after construction: metrics_ and spool_, which is null with workers). A worker
-  // loop's selector gets `shared_health`, the main loop's selector's table, and leaves the
-  // probes to it; null: the main loop's own.
+  // loop's selector gets `shared`, the main loop's selector's health table and pauses, and
+  // leaves the probes to it; empty: the main loop's own.
   Generation build(std::shared_ptr<const config::Config> config, net::Loop& loop,
-                   std::shared_ptr<relay::SharedHealth> shared_health = nullptr);
+                   Shared shared = {});
+  Shared shared_with_workers() const {
+    return {selector_->shared_health(), selector_->shared_pauses()};
+  }
   // The control socket's "reload" request (`portrelay reload`): reload() with the reader
   // set_config_reader installed, and its verdict as the answer line (SIGHUP cannot return
   // one).

@@ -45,6 +45,7 @@
 #include "portrelay/relay/endpoint_sizes.hpp"
 #include "portrelay/relay/health_table.hpp"
 #include "portrelay/relay/shared_health.hpp"
+#include "portrelay/relay/shared_pauses.hpp"
 #include "portrelay/relay/upstream_pool.hpp"
 #include "portrelay/relay/upstream_selector.hpp"
 
@@ -79,6 +80,8 @@ struct RacingOptions {
   // (null: a table of its own), and whether this selector probes. A worker loop's selector
   // shares the table and does not probe: the main loop's probes serve every loop.
   std::shared_ptr<SharedHealth> shared_health;
+  // The same for the upstreams' pauses (null: a board of its own).
+  std::shared_ptr<SharedPauses> shared_pauses;
   bool probes = true;
 
   static RacingOptions from(const config::RelayConfig& relay);
@@ -114,8 +117,10 @@ class RacingSelector : public UpstreamSelector {
   void set_on_endpoint_up(std::function<void(std::size_t index)> callback) override;
   // A copy of the endpoints' health now (the table may be shared with other loops).
   HealthTable health() const { return health_->snapshot(); }
-  // The table itself, for the selectors of the daemon's other loops.
+  // The table itself, and the upstreams' pauses, for the selectors of the daemon's other
+  // loops.
   const std::shared_ptr<SharedHealth>& shared_health() const { return health_; }
+  const std::shared_ptr<SharedPauses>& shared_pauses() const { return pauses_; }
 
   const config::UpstreamLimits* limits_of(std::size_t index) const override;
   void record_throttle(std::size_t index, PauseKind kind, const smtp::Reply& reply) override;
@@ -153,6 +158,10 @@ class RacingSelector : public UpstreamSelector {
   bool lease_connection(UpstreamConnection& connection);
   void capacity_changed();
   void publish_gate(std::size_t upstream);
+  // Takes over the pauses other loops' selectors published since the last look.
+  void adopt_shared_pauses();
+  // Tells the other loops that `upstream`'s gate is paused now.
+  void share_pause(std::size_t upstream);
   void arm_pause_timer();
   enum class ProbeKind { FailBack, Refresh };
   std::unique_ptr<UpstreamConnection> new_connection(std::size_t index);
@@ -185,6 +194,8 @@ class RacingSelector : public UpstreamSelector {
   std::vector<std::size_t> endpoints_up_;  // waiting for that turn
   bool retired_ = false;
   std::shared_ptr<Gates> gates_;
+  std::shared_ptr<SharedPauses> pauses_;        // one per daemon: see RacingOptions::shared_pauses
+  std::uint64_t pauses_seen_ = 0;               // pauses_->version() at the last adopt
   std::vector<std::size_t> endpoint_upstream_;  // by endpoint index
   std::vector<Race*> waiting_;                  // races waiting for an upstream's limits
   std::function<void()> on_capacity_;
