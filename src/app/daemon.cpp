@@ -129,7 +129,7 @@ void Daemon::start() {
           [this](std::shared_ptr<const config::Config> config, net::Loop& loop, Shared shared) {
             return build(std::move(config), loop, std::move(shared));
           },
-          census_);
+          census_, server_->auth_failure_tracker());
       worker->start(config_, ports, shared_with_workers());
       workers_.push_back(std::move(worker));
     }

@@ -8,8 +8,12 @@
 namespace portrelay {
 
 WorkerLoop::WorkerLoop(std::size_t index, Build build,
-                       std::shared_ptr<server::SessionCensus> census)
-    : index_(index), build_(std::move(build)), census_(std::move(census)) {}
+                       std::shared_ptr<server::SessionCensus> census,
+                       std::shared_ptr<server::AuthFailureTracker> auth_failures)
+    : index_(index),
+      build_(std::move(build)),
+      census_(std::move(census)),
+      auth_failures_(std::move(auth_failures)) {}
 
 WorkerLoop::~WorkerLoop() { stop(); }
 
@@ -22,7 +26,7 @@ void WorkerLoop::start(std::shared_ptr<const config::Config> config,
     server_ = std::make_unique<server::SubmissionServer>(
         std::shared_ptr<const config::ServerConfig>(config, &config->server),
         std::move(generation.environment));
-    server_->share_census(census_, index_);
+    server_->share_census(census_, index_, auth_failures_);
     try {
       server_->start(/*reuse_port=*/true, ports);
     } catch (...) {

@@ -32,7 +32,9 @@ class WorkerLoop {
                                                  net::Loop& loop, Daemon::Shared)>;
 
   // `index` ≥ 1: the worker's slot in `census` (0 is the main loop).
-  WorkerLoop(std::size_t index, Build build, std::shared_ptr<server::SessionCensus> census);
+  // `census` and `auth_failures` are the main loop's server's.
+  WorkerLoop(std::size_t index, Build build, std::shared_ptr<server::SessionCensus> census,
+             std::shared_ptr<server::AuthFailureTracker> auth_failures);
   ~WorkerLoop();  // stop()
   WorkerLoop(const WorkerLoop&) = delete;
   WorkerLoop& operator=(const WorkerLoop&) = delete;
@@ -57,6 +59,7 @@ class WorkerLoop {
   std::size_t index_;
   Build build_;
   std::shared_ptr<server::SessionCensus> census_;
+  std::shared_ptr<server::AuthFailureTracker> auth_failures_;
   net::LoopThread thread_;
   net::Loop* loop_ = nullptr;  // the worker's, while its thread runs
   // The worker loop's own; created on its thread, used by the main thread only to post.

@@ -10,13 +10,15 @@ SubmissionServer::SubmissionServer(std::shared_ptr<const config::ServerConfig> c
                                    SessionEnvironment environment)
     : loop_(*environment.loop),
       metrics_(*environment.metrics),
-      auth_failures_(AuthFailureTracker::Limits{config->auth_failure_delay}),
+      auth_failures_(std::make_shared<AuthFailureTracker>(
+          AuthFailureTracker::Limits{config->auth_failure_delay})),
       grace_timer_(loop_.uv()) {
   apply(std::move(config), std::move(environment));
 }
 
 std::shared_ptr<const SessionEnvironment> SubmissionServer::freeze(SessionEnvironment environment) {
-  environment.auth_failures = &auth_failures_;
+  environment.auth_failures = auth_failures_.get();
+  environment.on_engaged = [this]() { publish_counts(); };
   return std::make_shared<const SessionEnvironment>(std::move(environment));
 }
 
@@ -24,7 +26,7 @@ void SubmissionServer::apply(std::shared_ptr<const config::ServerConfig> config,
                              SessionEnvironment environment) {
   config_ = std::move(config);
   environment_ = freeze(std::move(environment));
-  auth_failures_.set_base_delay(config_->auth_failure_delay);
+  auth_failures_->set_base_delay(config_->auth_failure_delay);
   smtp::ServerPolicy policy;
   policy.hostname = config_->hostname;
   policy.max_auth_failures = config_->max_auth_failures;
@@ -45,9 +47,14 @@ void SubmissionServer::reconfigure(std::shared_ptr<const config::ServerConfig> c
 
 SubmissionServer::~SubmissionServer() = default;
 
-void SubmissionServer::share_census(std::shared_ptr<SessionCensus> census, std::size_t loop) {
+void SubmissionServer::share_census(std::shared_ptr<SessionCensus> census, std::size_t loop,
+                                    std::shared_ptr<AuthFailureTracker> auth_failures) {
   census_ = std::move(census);
   census_slot_ = loop;
+  if (!auth_failures) return;
+  auth_failures_ = std::move(auth_failures);
+  SessionEnvironment environment = *environment_;
+  environment_ = freeze(std::move(environment));
 }
 
 void SubmissionServer::start(bool reuse_port, const std::vector<std::uint16_t>& ports) {
@@ -172,7 +179,7 @@ void SubmissionServer::accept(std::unique_ptr<net::TcpStream> stream,
     if (!shed_one_idle_session())
       return refuse(std::move(stream), "max_sessions", "Too many connections, try again later");
   }
-  std::string id = "s" + std::to_string(next_id_++);
+  std::string id = "s" + std::to_string(census_->next_session_number());
   smtp::ServerPolicy policy = policy_;
   policy.auth_required = require_auth;
   auto session = std::make_unique<SubmissionSession>(

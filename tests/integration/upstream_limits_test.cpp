@@ -142,6 +142,8 @@ TEST(UpstreamLimits, ConsecutiveRefusalsPauseTheUpstreamButOneAmongSuccessesDoes
   RelaySettings settings;
   settings.upstreams = {plain_upstream("flaky", flaky.port()),
                         plain_upstream("backup", backup.port())};
+  // One loop: each loop's gate counts its own refusals in a row (the pause is shared).
+  settings.server_extra = "workers = 1";
   RelayUnderTest relay(settings);
   auto send = [&relay]() {
     auto client = relay.client();

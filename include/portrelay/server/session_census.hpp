@@ -6,15 +6,17 @@
 // clients while other loops have room.
 //
 // Each loop counts its own sessions exactly when it accepts (as with one loop) and reads
-// the others' from here. What the others published is a little behind: live and before-MAIL
-// as each loop counted them at its last accept or session end (a session that has since
-// sent MAIL still counts as before MAIL there), and loops accepting at the same instant may
-// together go over a limit by at most one session each. Only a loop's own idle sessions can
-// be shed to make room.
+// the others' from here: live and before-MAIL as each loop counted them at its last accept,
+// session end or session sending MAIL (or authenticating). Loops accepting at the same
+// instant may together go over a limit by at most one session each. Only a loop's own idle
+// sessions can be shed to make room: a client on a loop with none is refused even when
+// another loop has one.
 //
 // Thread-safe: one mutex, held for a few additions. With one loop nothing is shared and
 // nothing is locked.
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -32,6 +34,10 @@ class SessionCensus {
     std::size_t from_address = 0;  // sessions from the client address asked about
   };
   std::size_t loops() const { return slots_.size(); }
+  // 1, 2, 3, ...: the number in each session's id ("s12"), unique in the daemon. Any thread.
+  std::uint64_t next_session_number() {
+    return next_session_.fetch_add(1, std::memory_order_relaxed);
+  }
   // Every loop's published counts but `loop`'s own; `from_address` for `client_ip`.
   Counts others(std::size_t loop, const std::string& client_ip) const;
   // `loop` counted its live and before-MAIL sessions.
@@ -52,6 +58,7 @@ class SessionCensus {
   };
   mutable std::mutex mutex_;
   std::vector<Slot> slots_;
+  std::atomic<std::uint64_t> next_session_{1};
 };
 
 }  // namespace portrelay::server

@@ -34,8 +34,12 @@ class SubmissionServer {
                    SessionEnvironment environment);
 
   // With several loops ([server] workers): this server is loop `loop` of the census shared
-  // by all of them, so the session limits count every loop's sessions. Before start().
-  void share_census(std::shared_ptr<SessionCensus> census, std::size_t loop);
+  // by all of them, so the session limits count every loop's sessions and session ids are
+  // unique in the daemon; `auth_failures` (null: its own) is the first loop's tracker, so
+  // AUTH delays are per daemon too. Before start().
+  void share_census(std::shared_ptr<SessionCensus> census, std::size_t loop,
+                    std::shared_ptr<AuthFailureTracker> auth_failures = nullptr);
+  const std::shared_ptr<AuthFailureTracker>& auth_failure_tracker() const { return auth_failures_; }
 
   // Binds every listener. Throws std::runtime_error naming the address on failure.
   // `reuse_port`: SO_REUSEPORT, for several loops on the same addresses. `ports`, when not
@@ -70,7 +74,8 @@ class SubmissionServer {
   net::Loop& loop_;
   metrics::Metrics& metrics_;
   std::shared_ptr<const config::ServerConfig> config_;
-  AuthFailureTracker auth_failures_;  // outlives reloads: it is memory, not configuration
+  // Outlives reloads: it is memory, not configuration. Shared by every loop's server.
+  std::shared_ptr<AuthFailureTracker> auth_failures_;
   std::shared_ptr<const SessionEnvironment> environment_;
   smtp::ServerPolicy policy_;
   std::vector<std::unique_ptr<net::TcpListener>> listeners_;
@@ -79,7 +84,6 @@ class SubmissionServer {
   std::size_t census_slot_ = 0;
   net::Timer grace_timer_;
   std::function<void()> on_drained_;
-  std::uint64_t next_id_ = 1;
   bool stopping_ = false;
 };
 
