@@ -461,8 +461,8 @@ RacingSelector::RacingSelector(net::Loop& loop, std::vector<EndpointRuntimePtr> 
                   ? options.shared_health
                   : std::make_shared<SharedHealth>(
                         HealthTable(identities(endpoints_), options.cooldown, options.cooldown_max,
-                                    {}, {options.recovery_probe_min, options.recovery_probe_max}))),
-      sizes_(identities(endpoints_)),
+                                    {}, {options.recovery_probe_min, options.recovery_probe_max}),
+                        EndpointSizes(identities(endpoints_)))),
       pool_(loop, endpoints_, options.pool_max_per_endpoint, options.pool_idle_timeout, metrics),
       probe_timer_(loop.uv()),
       endpoint_up_timer_(loop.uv()),
@@ -488,8 +488,11 @@ RacingSelector::RacingSelector(net::Loop& loop, std::vector<EndpointRuntimePtr> 
   }
   for (const config::Upstream& upstream : options_.upstreams)
     if (upstream.index < gates_->limits.size()) gates_->limits[upstream.index] = upstream.limits;
-  for (std::size_t index = 0; index < endpoints_.size(); ++index)
-    sizes_.configured(index, gates_->limits[endpoint_upstream_[index]].max_message_size);
+  if (!options_.shared_health) {
+    auto shared = health_->lock();
+    for (std::size_t index = 0; index < endpoints_.size(); ++index)
+      shared.sizes().configured(index, gates_->limits[endpoint_upstream_[index]].max_message_size);
+  }
   const auto now = Clock::now();
   for (const config::UpstreamLimits& limits : gates_->limits) {
     GateLimits gate = options_.gate_defaults;
@@ -787,9 +790,11 @@ void RacingSelector::inherit_health(const RacingSelector& previous) {
   // table's snapshot is taken first (it may be the same lock's, never held twice).
   if (!options_.shared_health && health_ != previous.health_) {
     const HealthTable before = previous.health_->snapshot();
-    health_->lock()->inherit(before, fresh);
+    const EndpointSizes sizes_before = previous.health_->sizes_snapshot();
+    auto shared = health_->lock();
+    shared->inherit(before, fresh);
+    shared.sizes().inherit(sizes_before);  // a server's SIZE does not depend on how we log in
   }
-  sizes_.inherit(previous.sizes_);  // a server's SIZE does not depend on how we log in
   // The recipients already sent today stay counted: the same window, by upstream name.
   for (std::size_t upstream = 0; upstream < gates_->daily.size(); ++upstream) {
     if (!gates_->daily[upstream]) continue;
@@ -809,10 +814,10 @@ std::unique_ptr<UpstreamConnection> RacingSelector::new_connection(std::size_t i
 
 void RacingSelector::record_ready(const UpstreamConnection& connection, bool probe) {
   std::size_t index = connection.endpoint().index;
-  sizes_.learned(index, connection.capabilities().size_limit);
   bool came_back = false;
   {
     auto health = health_->lock();
+    health.sizes().learned(index, connection.capabilities().size_limit);
     came_back = health->entry(index).consecutive_failures > 0;
     health->record_success(index);
     health->checked(index, Clock::now());

@@ -50,12 +50,11 @@ class RelayOAuth : public ::testing::Test {
 
   // One endpoint; no pooling, so every client session makes (and authenticates) a new
   // upstream connection.
-  // `workers`: 0 for the default. Each loop has its own token source, so one run of the
-  // command is shared only by the sessions of one loop.
-  static RelaySettings settings(std::uint16_t port, const std::string& auth_lines,
-                                int workers = 0) {
+  // One loop: each loop ([server] workers) has its own token source and cache, and these
+  // tests count one source's runs, reads and refusals.
+  static RelaySettings settings(std::uint16_t port, const std::string& auth_lines) {
     RelaySettings settings;
-    if (workers > 0) settings.server_extra = "workers = " + std::to_string(workers);
+    settings.server_extra = "workers = 1";
     settings.relay_extra = "pool_max_per_endpoint = 0";
     settings.upstreams = {tls_upstream("oauth", port, "implicit", pki_->ca_cert,
                                        "username = \"" + std::string(kUser) + "\"\n" + auth_lines)};
@@ -292,10 +291,9 @@ TEST_F(RelayOAuth, SessionsThatNeedTheTokenTogetherShareOneRunOfTheCommand) {
       dir_.write_file("get-token", "#!/bin/sh\necho run >> " + runs + "\nsleep 1\necho " +
                                        std::string(kFirstToken) + "\n");
   ::chmod(script.c_str(), 0700);
-  RelayUnderTest relay(settings(upstream.port(),
-                                "auth = \"xoauth2\"\noauth_token_command = \"" + script +
-                                    "\"\noauth_token_lifetime = \"1h\"\n",
-                                /*workers=*/1));
+  RelayUnderTest relay(settings(upstream.port(), "auth = \"xoauth2\"\noauth_token_command = \"" +
+                                                     script +
+                                                     "\"\noauth_token_lifetime = \"1h\"\n"));
   std::vector<std::future<int>> sent;
   for (int i = 0; i < 3; ++i)
     sent.push_back(std::async(std::launch::async, [&relay, i] {

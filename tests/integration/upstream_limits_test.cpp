@@ -301,6 +301,8 @@ TEST(UpstreamLimits, MaxMessagesPerConnectionReconnects) {
   RelaySettings settings;
   settings.upstreams = {
       plain_upstream("sendgrid", upstream.port(), "max_messages_per_connection = 2")};
+  // One loop: the count below is one pool's connections (each loop has a pool of its own).
+  settings.server_extra = "workers = 1";
   RelayUnderTest relay(settings);
   for (int i = 0; i < 5; ++i) {
     auto client = relay.client();

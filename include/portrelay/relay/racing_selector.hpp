@@ -107,10 +107,10 @@ class RacingSelector : public UpstreamSelector {
                                   const AttemptFailure& failure) override;
   const std::vector<EndpointRuntimePtr>& endpoints() const override { return endpoints_; }
   std::optional<std::uint64_t> size_limit(std::size_t index) const override {
-    return sizes_.limit(index);
+    return health_->lock().sizes().limit(index);
   }
   std::uint64_t largest_message(std::uint64_t bound) const override {
-    return sizes_.largest(bound);
+    return health_->lock().sizes().largest(bound);
   }
   bool all_cooling_down() const override;
   void set_recovery_probing(bool on) override;
@@ -183,8 +183,9 @@ class RacingSelector : public UpstreamSelector {
   std::string helo_name_;
   RacingOptions options_;
   metrics::Metrics& metrics_;
-  std::shared_ptr<SharedHealth> health_;  // one per daemon: see RacingOptions::shared_health
-  EndpointSizes sizes_;  // each endpoint's EHLO SIZE, learned at every ready connection
+  // One per daemon (RacingOptions::shared_health): the health table and each endpoint's EHLO
+  // SIZE, learned at every ready connection.
+  std::shared_ptr<SharedHealth> health_;
   UpstreamPool pool_;
   net::Timer probe_timer_;
   std::vector<std::unique_ptr<Probe>> probes_;

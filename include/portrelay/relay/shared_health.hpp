@@ -1,5 +1,7 @@
 #pragma once
-// relay::SharedHealth: one HealthTable for every loop of a daemon ([server] workers). A
+// relay::SharedHealth: what every loop of a daemon ([server] workers) knows about the
+// endpoints: one HealthTable, and one EndpointSizes (each endpoint's EHLO SIZE, learned by
+// any loop's connection or the main loop's probes, so every loop announces the same SIZE). A
 // failure (or a suspect port, or a recovery) that one loop's selector learns is in the
 // table the moment it is recorded, so the next selection on any loop skips that endpoint
 // and no other loop pays the blocked port's stagger again.
@@ -12,37 +14,48 @@
 #include <mutex>
 #include <utility>
 
+#include "portrelay/relay/endpoint_sizes.hpp"
 #include "portrelay/relay/health_table.hpp"
 
 namespace portrelay::relay {
 
 class SharedHealth {
  public:
-  explicit SharedHealth(HealthTable table) : table_(std::move(table)) {}
+  SharedHealth(HealthTable table, EndpointSizes sizes)
+      : table_(std::move(table)), sizes_(std::move(sizes)) {}
   SharedHealth(const SharedHealth&) = delete;
   SharedHealth& operator=(const SharedHealth&) = delete;
 
   // The table, locked while this object lives.
   class Locked {
    public:
-    explicit Locked(SharedHealth& shared) : lock_(shared.mutex_), table_(shared.table_) {}
+    explicit Locked(SharedHealth& shared)
+        : lock_(shared.mutex_), table_(shared.table_), sizes_(shared.sizes_) {}
     HealthTable* operator->() const { return &table_; }
     HealthTable& operator*() const { return table_; }
+    EndpointSizes& sizes() const { return sizes_; }
 
    private:
     std::unique_lock<std::mutex> lock_;
     HealthTable& table_;
+    EndpointSizes& sizes_;
   };
   Locked lock() { return Locked(*this); }
-  // A copy of the table as it is now (for readers on other threads: /readyz, tests).
+  // A copy of the table (or the sizes) as it is now, for readers elsewhere: /readyz, tests,
+  // a reloaded selector inheriting them.
   HealthTable snapshot() {
     std::lock_guard lock(mutex_);
     return table_;
+  }
+  EndpointSizes sizes_snapshot() {
+    std::lock_guard lock(mutex_);
+    return sizes_;
   }
 
  private:
   std::mutex mutex_;
   HealthTable table_;
+  EndpointSizes sizes_;
 };
 
 }  // namespace portrelay::relay
