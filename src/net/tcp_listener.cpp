@@ -1,6 +1,7 @@
 #include "portrelay/net/tcp_listener.hpp"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,6 +16,23 @@ bool make_sockaddr(const std::string& host, std::uint16_t port, sockaddr_storage
   if (uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&out)) == 0) return true;
   out = {};
   return uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&out)) == 0;
+}
+
+int check_address_free(const std::string& host, std::uint16_t port) {
+  if (port == 0) return 0;
+  sockaddr_storage address{};
+  if (!make_sockaddr(host, port, address)) return UV_EINVAL;
+  const int fd = ::socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  // As libuv binds a listener: SO_REUSEADDR (a port in TIME_WAIT is free), IPv6 only.
+  const int on = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+  if (address.ss_family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+  const socklen_t length =
+      address.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  const int rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&address), length) == 0 ? 0 : -errno;
+  ::close(fd);
+  return rc;
 }
 
 TcpListener::TcpListener(uv_loop_t* loop, AcceptCallback on_accept)

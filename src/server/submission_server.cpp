@@ -72,7 +72,9 @@ void SubmissionServer::start(bool reuse_port, const std::vector<std::uint16_t>& 
         if (is_local_resource_error(status)) environment_->metrics->local_error("accept");
         log::error("accept_failed", {{"address", address.str()}, {"detail", uv_strerror(status)}});
       });
-      int rc = listener->listen(address.host, port, 511, reuse_port);
+      // The first loop makes sure the address is not someone else's before it shares it.
+      int rc = reuse_port && ports.empty() ? net::check_address_free(address.host, port) : 0;
+      if (rc == 0) rc = listener->listen(address.host, port, 511, reuse_port);
       if (rc != 0)
         throw std::runtime_error("cannot listen on " + address.str() + ": " + uv_strerror(rc));
       // One line per address, not one per loop.

@@ -162,6 +162,30 @@ TEST(Workers, MaxSessionsCountsEveryLoop) {
   EXPECT_EQ(relay.daemon().loop_close_status(), 0);
 }
 
+// SO_REUSEPORT alone would let a second relay (same user) bind the same address and take
+// half of the connections; the first loop checks the address is free before sharing it, so
+// a second start fails as it does with one loop.
+TEST(Workers, ASecondRelayOnTheSameAddressFailsToStart) {
+  FakeUpstream working;
+  RelaySettings settings;
+  settings.server_extra = "workers = 2";
+  settings.upstreams = {plain_upstream("good", working.port())};
+  RelayUnderTest relay(settings);
+  std::string toml = settings.toml();
+  const std::string any_port = "127.0.0.1:0";
+  toml.replace(toml.find(any_port), any_port.size(), "127.0.0.1:" + std::to_string(relay.port()));
+  DaemonThread second(config::parse_config(toml, "second.toml"));
+  try {
+    second.start();
+    ADD_FAILURE() << "a second relay started on port " << relay.port();
+  } catch (const std::exception& error) {
+    EXPECT_NE(std::string(error.what()).find("address already in use"), std::string::npos)
+        << error.what();
+  }
+  relay.stop();
+  EXPECT_EQ(relay.daemon().loop_close_status(), 0);
+}
+
 // A reload reaches every loop: afterwards messages on both loops go to the new chain.
 TEST(Workers, ReloadReachesEveryLoop) {
   FakeUpstream before;

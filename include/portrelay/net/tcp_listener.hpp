@@ -41,6 +41,12 @@ class TcpListener {
   std::function<void(int)> on_error_;
 };
 
+// 0 if nothing is bound to `host`:`port` now, else the libuv error of a plain bind (no
+// SO_REUSEPORT), e.g. UV_EADDRINUSE. The first of several SO_REUSEPORT listeners asks this
+// first: with the option alone, a second portrelay (same user) would bind the same address
+// and silently take half of the connections, instead of failing to start. Port 0: 0.
+int check_address_free(const std::string& host, std::uint16_t port);
+
 // Fills `out` from an IP literal and port. Returns false if `host` is not an IP literal.
 bool make_sockaddr(const std::string& host, std::uint16_t port, sockaddr_storage& out);
 
