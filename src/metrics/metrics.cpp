@@ -389,8 +389,17 @@ void Metrics::connect_cancelled(const config::Endpoint& endpoint) {
   series(endpoint).cancelled->Increment();
 }
 
+void Metrics::set_loop_part(prometheus::Gauge* gauge, double value) {
+  std::lock_guard lock(loop_parts_mutex_);
+  auto& parts = loop_parts_[gauge];
+  parts[std::this_thread::get_id()] = value;
+  double sum = 0;
+  for (const auto& [thread, part] : parts) sum += part;
+  gauge->Set(sum);
+}
+
 void Metrics::pool_idle(const config::Endpoint& endpoint, std::size_t idle) {
-  series(endpoint).pool_idle->Set(static_cast<double>(idle));
+  set_loop_part(series(endpoint).pool_idle, static_cast<double>(idle));
 }
 
 void Metrics::pool_reuse(const config::Endpoint& endpoint) {
@@ -405,7 +414,7 @@ void Metrics::upstream_gate(const std::string& upstream, bool paused, std::optio
                             std::size_t connections) {
   paused_->Add({{"upstream", upstream}}).Set(paused ? 1 : 0);
   if (tokens) tokens_->Add({{"upstream", upstream}}).Set(*tokens);
-  connections_->Add({{"upstream", upstream}}).Set(static_cast<double>(connections));
+  set_loop_part(&connections_->Add({{"upstream", upstream}}), static_cast<double>(connections));
 }
 
 void Metrics::failover(const config::Endpoint& from, const config::Endpoint& to) {

@@ -117,6 +117,29 @@ TEST(Workers, AThrottleLearnedOnOneLoopPausesTheUpstreamOnTheOther) {
   EXPECT_EQ(relay.daemon().loop_close_status(), 0);
 }
 
+// Each loop has a pool of its own; the pool gauge is their sum: after messages on both
+// loops every upstream connection waits idle in one of the two pools, and the gauge counts
+// them all (with one loop's report alone it would say 1).
+TEST(Workers, ThePoolGaugeCountsEveryLoopsIdleConnections) {
+  FakeUpstream working;
+  RelaySettings settings;
+  settings.server_extra = "workers = 2";
+  settings.upstreams = {plain_upstream("good", working.port())};
+  RelayUnderTest relay(settings);
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    auto client = relay.client();
+    SmtpReply reply = client->send_message("a@example.test", {"b@example.test"}, sample_message());
+    ASSERT_EQ(reply.code, 250) << reply.raw;
+    client->command("QUIT");
+    const auto counts = sessions_per_loop(relay);
+    if (counts[0] >= 1 && counts[1] >= 1) break;
+  }
+  ASSERT_EQ(working.connection_count(), 2u) << "one pooled connection per loop";
+  EXPECT_EQ(relay.metric("portrelay_upstream_pool_idle_connections", {{"upstream", "good"}}), 2);
+  relay.stop();
+  EXPECT_EQ(relay.daemon().loop_close_status(), 0);
+}
+
 // max_sessions bounds the daemon, not each loop: with four sessions open (engaged, so none
 // may be shed) the fifth client is refused whichever loop the kernel gives it.
 TEST(Workers, MaxSessionsCountsEveryLoop) {

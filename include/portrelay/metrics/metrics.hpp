@@ -4,11 +4,13 @@
 #include <array>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -178,6 +180,11 @@ class Metrics {
   // shared, the reload's additions exclusively. Entries are never removed or changed once
   // added, so a series found stays valid after the lock is released.
   mutable std::shared_mutex tables_mutex_;
+  // Gauges that each loop reports a part of (its pool's idle connections, its gates'
+  // connections): the gauge is the sum of every loop's last report, by reporting thread.
+  void set_loop_part(prometheus::Gauge* gauge, double value);
+  std::mutex loop_parts_mutex_;
+  std::map<prometheus::Gauge*, std::map<std::thread::id, double>> loop_parts_;
 };
 
 }  // namespace portrelay::metrics
