@@ -169,6 +169,11 @@ std::optional<std::string> Daemon::not_ready_reason() const {
          " are cooling down after failures";
 }
 
+std::size_t Daemon::session_count() const {
+  // The other loops' as they last published them (server::SessionCensus).
+  return server_->session_count() + census_->others(0, std::string()).live;
+}
+
 std::uint16_t Daemon::metrics_port() const { return http_server_ ? http_server_->port() : 0; }
 
 bool Daemon::reload(const std::function<config::Config()>& read, std::string* failure) {
@@ -233,13 +238,13 @@ void Daemon::apply(config::Config next_config) {
                        {"changed", std::to_string(changes.changed)},
                        {"unchanged", std::to_string(changes.unchanged)},
                        {"reordered", changes.reordered ? "yes" : "no"},
-                       {"sessions_on_previous", std::to_string(server_->session_count())},
+                       {"sessions_on_previous", std::to_string(session_count())},
                        {"starttls", config_->server.tls_cert.empty() ? "off" : "on"},
                        {"client_auth", config_->server.users_file.empty() ? "off" : "on"}});
 }
 
 void Daemon::shutdown(config::Duration grace, std::function<void()> done) {
-  log::info("shutting_down", {{"sessions", std::to_string(server_->session_count())}});
+  log::info("shutting_down", {{"sessions", std::to_string(session_count())}});
   // One deadline for everything: sessions and background deliveries share the grace (a
   // supervisor's stop timeout is sized for one grace, not two). No delivery starts now.
   const auto deadline = std::chrono::steady_clock::now() + grace;

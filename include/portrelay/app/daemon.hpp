@@ -75,6 +75,8 @@ class Daemon {
   // Event loops taking sessions: 1 + the worker loops ([server] workers, or 1 where the
   // daemon limits it: see the log line workers_limited).
   std::size_t loops() const { return 1 + workers_.size(); }
+  // Sessions open on every loop (the workers' as last published).
+  std::size_t session_count() const;
   // Every loop's session counts (thread-safe).
   const server::SessionCensus& session_census() const { return *census_; }
 
