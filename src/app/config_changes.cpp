@@ -40,6 +40,12 @@ std::optional<std::string> restart_required(const config::Config& running,
                    addresses(next.server.listen_implicit_tls));
   if (metrics_endpoint(running.metrics) != metrics_endpoint(next.metrics))
     return changed("metrics", metrics_endpoint(running.metrics), metrics_endpoint(next.metrics));
+  // Each worker is a thread with its own loop and listener sockets, started with the daemon.
+  if (running.server.workers != next.server.workers)
+    return "server.workers changed from " + std::to_string(running.server.workers) + " to " +
+           std::to_string(next.server.workers) +
+           ": worker loops are started at start only; restart portrelay to apply this file (the "
+           "running configuration is kept)";
   // The spool is opened and locked at start; switching it on, off or elsewhere needs one.
   auto spool = [](const config::Config& config) {
     return config.relay.uses_spool() ? config.spool.dir : std::string("off");

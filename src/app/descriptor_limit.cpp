@@ -8,6 +8,8 @@ namespace portrelay {
 namespace {
 
 constexpr std::uint64_t kRoom = 64;  // listeners, spool and control socket, metrics, logs
+// Each worker loop beyond the first ([server] workers): its epoll and async descriptors.
+constexpr std::uint64_t kPerWorkerLoop = 4;
 constexpr std::uint64_t kComfortable = 65536;
 
 std::uint64_t as_count(rlim_t value) {
@@ -18,7 +20,15 @@ std::uint64_t as_count(rlim_t value) {
 
 std::uint64_t descriptors_needed(const config::Config& config) {
   std::uint64_t needed = 2 * static_cast<std::uint64_t>(config.server.max_sessions) + kRoom;
-  needed += static_cast<std::uint64_t>(config.relay.pool_max_per_endpoint) * config.chain.size();
+  // A pool per loop; each worker loop also has its own socket on every listen address.
+  // (Counted for the configured workers, also where the daemon runs fewer: a bound to aim
+  // for, not an exact count.)
+  const std::uint64_t loops = std::max<std::uint64_t>(config.server.workers, 1);
+  needed +=
+      loops * static_cast<std::uint64_t>(config.relay.pool_max_per_endpoint) * config.chain.size();
+  const std::uint64_t listeners =
+      config.server.listen.size() + config.server.listen_implicit_tls.size();
+  needed += (loops - 1) * (kPerWorkerLoop + listeners);
   if (config.relay.uses_spool())
     needed += 2 * static_cast<std::uint64_t>(config.spool.max_deliveries);
   return needed;

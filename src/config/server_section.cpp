@@ -1,6 +1,8 @@
 // [server]: where applications submit mail, and who may do so.
+#include <algorithm>
 #include <limits>
 #include <string>
+#include <thread>
 
 #include "portrelay/config/sender_pattern.hpp"
 #include "portrelay/net/cidr_coverage.hpp"
@@ -215,7 +217,8 @@ ServerConfig parse_server_section(ParseContext& context, const toml::table& tabl
                             "max_sessions_before_mail",
                             "trusted_networks",
                             "allowed_senders",
-                            "add_missing_headers"});
+                            "add_missing_headers",
+                            "workers"});
   ServerConfig server;
 
   auto listeners = read_listeners(reader, "listen", {ListenAddress{"127.0.0.1", 2525}});
@@ -250,6 +253,9 @@ ServerConfig parse_server_section(ParseContext& context, const toml::table& tabl
       "max_sessions_per_address", server.max_sessions_per_address, 1, kNoLimit));
   server.max_sessions_before_mail = static_cast<std::size_t>(reader.bounded_integer(
       "max_sessions_before_mail", server.max_sessions_before_mail, 1, kNoLimit));
+  server.workers = static_cast<std::size_t>(
+      reader.bounded_integer("workers", static_cast<std::int64_t>(default_workers()), 1,
+                             static_cast<std::int64_t>(kMaxWorkers)));
   server.trusted_networks = read_networks(reader, "trusted_networks");
   if (const std::string exempt = whole_families(server.trusted_networks); !exempt.empty()) {
     reader.warn("trusted_networks", *reader.find("trusted_networks"),
@@ -304,3 +310,14 @@ ServerConfig parse_server_section(ParseContext& context, const toml::table& tabl
 }
 
 }  // namespace portrelay::config::detail
+
+namespace portrelay::config {
+
+std::size_t default_workers() {
+  // 0 when the standard library cannot tell. Beyond 8 loops one relay's own work (the
+  // sessions and their upstream connections) rarely needs more; the operator may say so.
+  const unsigned cores = std::thread::hardware_concurrency();
+  return std::clamp<std::size_t>(cores, 1, 8);
+}
+
+}  // namespace portrelay::config

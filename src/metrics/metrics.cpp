@@ -292,6 +292,7 @@ Metrics::Metrics(const std::vector<config::Endpoint>& chain, const std::string& 
 }
 
 void Metrics::add_endpoints(const std::vector<config::Endpoint>& chain) {
+  std::unique_lock lock(tables_mutex_);
   for (const auto& endpoint : chain) {
     auto key = std::make_pair(endpoint.name, endpoint.port);
     if (endpoints_.count(key)) continue;
@@ -338,6 +339,7 @@ void Metrics::config_reload(bool success, double unix_seconds) {
 }
 
 Metrics::EndpointSeries& Metrics::series(const config::Endpoint& endpoint) {
+  std::shared_lock lock(tables_mutex_);
   return endpoints_.at({endpoint.name, endpoint.port});
 }
 
@@ -387,8 +389,17 @@ void Metrics::connect_cancelled(const config::Endpoint& endpoint) {
   series(endpoint).cancelled->Increment();
 }
 
+void Metrics::set_loop_part(prometheus::Gauge* gauge, double value) {
+  std::lock_guard lock(loop_parts_mutex_);
+  auto& parts = loop_parts_[gauge];
+  parts[std::this_thread::get_id()] = value;
+  double sum = 0;
+  for (const auto& [thread, part] : parts) sum += part;
+  gauge->Set(sum);
+}
+
 void Metrics::pool_idle(const config::Endpoint& endpoint, std::size_t idle) {
-  series(endpoint).pool_idle->Set(static_cast<double>(idle));
+  set_loop_part(series(endpoint).pool_idle, static_cast<double>(idle));
 }
 
 void Metrics::pool_reuse(const config::Endpoint& endpoint) {
@@ -403,7 +414,7 @@ void Metrics::upstream_gate(const std::string& upstream, bool paused, std::optio
                             std::size_t connections) {
   paused_->Add({{"upstream", upstream}}).Set(paused ? 1 : 0);
   if (tokens) tokens_->Add({{"upstream", upstream}}).Set(*tokens);
-  connections_->Add({{"upstream", upstream}}).Set(static_cast<double>(connections));
+  set_loop_part(&connections_->Add({{"upstream", upstream}}), static_cast<double>(connections));
 }
 
 void Metrics::failover(const config::Endpoint& from, const config::Endpoint& to) {
@@ -412,11 +423,13 @@ void Metrics::failover(const config::Endpoint& from, const config::Endpoint& to)
 
 const std::string& Metrics::route_label(std::string_view route) const {
   static const std::string kDefault(config::kDefaultRouteName);
+  std::shared_lock lock(tables_mutex_);
   const auto found = known_routes_.find(route);
   return found == known_routes_.end() ? kDefault : *found;
 }
 
 void Metrics::add_routes(const std::vector<config::Route>& routes) {
+  std::unique_lock lock(tables_mutex_);
   for (const config::Route& route : routes) {
     if (!known_routes_.insert(route.name).second) continue;
     add_message_series(route.name);
@@ -435,6 +448,7 @@ void Metrics::add_message_series(const std::string& route) {
 
 // Counted on every message: the series are looked up once, when the route became known.
 void Metrics::message(MessageResult result, std::string_view route) {
+  std::shared_lock lock(tables_mutex_);
   auto found = message_counters_.find(route);
   if (found == message_counters_.end()) found = message_counters_.find(config::kDefaultRouteName);
   for (std::size_t i = 0; i < kResults.size(); ++i)

@@ -134,11 +134,14 @@ class RacingSelector::Race : public SelectionAttempt {
   // left, nothing is taken. Otherwise the message's token is taken from the first one's
   // upstream, and a connection slot reserved there unless an idle connection waits.
   bool admit(TimePoint now) {
+    selector_.adopt_shared_pauses();
     candidates_.clear();
     limited_.clear();
     wake_at_ = UpstreamGate::kWhenConnectionFrees;
     std::map<std::size_t, std::optional<TimePoint>> waits;  // by upstream
-    for (std::size_t index : selector_.health_.preference_order(now, route_.endpoints)) {
+    // Taken first: the table may be shared with other loops and stays locked only for this.
+    const auto order = selector_.health_->lock()->preference_order(now, route_.endpoints);
+    for (std::size_t index : order) {
       if (exclude_.count(index)) continue;
       const std::size_t upstream = selector_.upstream_of(index);
       auto found = waits.find(upstream);
@@ -239,7 +242,7 @@ class RacingSelector::Race : public SelectionAttempt {
     for (std::size_t index = 0; index < selector.endpoints_.size(); ++index)
       if (std::find(route.endpoints.begin(), route.endpoints.end(), index) == route.endpoints.end())
         off_route.insert(index);
-    if (!selector.health_.all_unavailable(Clock::now(), off_route)) return std::nullopt;
+    if (!selector.health_->lock()->all_unavailable(Clock::now(), off_route)) return std::nullopt;
     return selector.options_.stagger;
   }
 
@@ -357,7 +360,7 @@ class RacingSelector::Race : public SelectionAttempt {
     // drops SYNs never fails before the winner appears, and one that accepts TCP but
     // never greets never fails at all once cancelled. The background probe finds out.
     if (suspect) {
-      selector_.health_.record_suspect(index, Clock::now());
+      selector_.health_->lock()->record_suspect(index, Clock::now());
       log::info("endpoint_suspect",
                 {{"endpoint", lost.label()},
                  {"detail", it->connection->tcp_connected()
@@ -455,13 +458,17 @@ RacingSelector::RacingSelector(net::Loop& loop, std::vector<EndpointRuntimePtr> 
       helo_name_(std::move(helo_name)),
       options_(options),
       metrics_(metrics),
-      health_(identities(endpoints_), options.cooldown, options.cooldown_max, {},
-              {options.recovery_probe_min, options.recovery_probe_max}),
-      sizes_(identities(endpoints_)),
+      health_(options.shared_health
+                  ? options.shared_health
+                  : std::make_shared<SharedHealth>(
+                        HealthTable(identities(endpoints_), options.cooldown, options.cooldown_max,
+                                    {}, {options.recovery_probe_min, options.recovery_probe_max}),
+                        EndpointSizes(identities(endpoints_)))),
       pool_(loop, endpoints_, options.pool_max_per_endpoint, options.pool_idle_timeout, metrics),
       probe_timer_(loop.uv()),
       endpoint_up_timer_(loop.uv()),
       gates_(std::make_shared<Gates>()),
+      pauses_(options.shared_pauses ? options.shared_pauses : std::make_shared<SharedPauses>()),
       capacity_timer_(loop.uv()),
       pause_timer_(loop.uv()),
       window_save_timer_(loop.uv()) {
@@ -482,8 +489,11 @@ RacingSelector::RacingSelector(net::Loop& loop, std::vector<EndpointRuntimePtr> 
   }
   for (const config::Upstream& upstream : options_.upstreams)
     if (upstream.index < gates_->limits.size()) gates_->limits[upstream.index] = upstream.limits;
-  for (std::size_t index = 0; index < endpoints_.size(); ++index)
-    sizes_.configured(index, gates_->limits[endpoint_upstream_[index]].max_message_size);
+  if (!options_.shared_health) {
+    auto shared = health_->lock();
+    for (std::size_t index = 0; index < endpoints_.size(); ++index)
+      shared.sizes().configured(index, gates_->limits[endpoint_upstream_[index]].max_message_size);
+  }
   const auto now = Clock::now();
   for (const config::UpstreamLimits& limits : gates_->limits) {
     GateLimits gate = options_.gate_defaults;
@@ -509,8 +519,11 @@ RacingSelector::RacingSelector(net::Loop& loop, std::vector<EndpointRuntimePtr> 
   };
   for (std::size_t upstream = 0; upstream < gates_->gates.size(); ++upstream)
     publish_gate(upstream);
-  health_.set_refresh_interval(
-      std::chrono::duration_cast<HealthTable::Duration>(options_.refresh_interval));
+  if (!options_.shared_health)
+    health_->lock()->set_refresh_interval(
+        std::chrono::duration_cast<HealthTable::Duration>(options_.refresh_interval));
+  // A worker loop's selector leaves probing to the main loop's, which shares its table.
+  if (!options_.probes) return;
   // With refresh on, the first look is on the next loop turn: the start-up probe (and,
   // after a reload, inherit_health() has run by then, so only new endpoints are due).
   const bool refresh = options_.refresh_interval > config::Duration::zero();
@@ -624,7 +637,30 @@ void RacingSelector::record_throttle(std::size_t index, PauseKind kind, const sm
                                 {"pause_ms", std::to_string(pause.count())},
                                 {"reply", reply.summary()}});
   publish_gate(upstream);
+  share_pause(upstream);
   arm_pause_timer();
+}
+
+void RacingSelector::share_pause(std::size_t upstream) {
+  const UpstreamGate& gate = gates_->gates[upstream];
+  if (const auto kind = gate.pause_kind())
+    pauses_->publish(gates_->names[upstream], gate.paused_until(), *kind);
+}
+
+void RacingSelector::adopt_shared_pauses() {
+  const std::uint64_t version = pauses_->version();
+  if (version == pauses_seen_) return;
+  pauses_seen_ = version;
+  bool adopted = false;
+  for (std::size_t upstream = 0; upstream < gates_->gates.size(); ++upstream) {
+    const auto pause = pauses_->find(gates_->names[upstream]);
+    UpstreamGate& gate = gates_->gates[upstream];
+    if (!pause || pause->until <= gate.paused_until()) continue;
+    gate.adopt_pause(pause->until, pause->kind);
+    publish_gate(upstream);
+    adopted = true;
+  }
+  if (adopted) arm_pause_timer();
 }
 
 // At the end of the earliest pause: the gauges, and whoever waits without a time of its own
@@ -659,6 +695,7 @@ void RacingSelector::record_refusal(std::size_t index) {
              {"pause_ms", std::to_string(pause.count())},
              {"refusals", std::to_string(gate.limits().max_consecutive_refusals)}});
   publish_gate(upstream);
+  share_pause(upstream);
   arm_pause_timer();
 }
 
@@ -708,7 +745,9 @@ const config::Route& RacingSelector::route_for_sender(std::string_view sender) c
   return found != nullptr ? *found : default_route_;
 }
 
-bool RacingSelector::all_cooling_down() const { return health_.all_unavailable(Clock::now()); }
+bool RacingSelector::all_cooling_down() const {
+  return health_->lock()->all_unavailable(Clock::now());
+}
 
 void RacingSelector::set_recovery_probing(bool on) {
   if (on == recovery_probing_) return;
@@ -748,8 +787,15 @@ void RacingSelector::inherit_health(const RacingSelector& previous) {
       if (identity_of(old->endpoint) == identity_of(runtime->endpoint) &&
           !same_connection_settings(*old, *runtime))
         fresh.insert(identity_of(runtime->endpoint));
-  health_.inherit(previous.health_, fresh);
-  sizes_.inherit(previous.sizes_);  // a server's SIZE does not depend on how we log in
+  // A shared table is the main loop's selector's, which inherited it already; the previous
+  // table's snapshot is taken first (it may be the same lock's, never held twice).
+  if (!options_.shared_health && health_ != previous.health_) {
+    const HealthTable before = previous.health_->snapshot();
+    const EndpointSizes sizes_before = previous.health_->sizes_snapshot();
+    auto shared = health_->lock();
+    shared->inherit(before, fresh);
+    shared.sizes().inherit(sizes_before);  // a server's SIZE does not depend on how we log in
+  }
   // The recipients already sent today stay counted: the same window, by upstream name.
   for (std::size_t upstream = 0; upstream < gates_->daily.size(); ++upstream) {
     if (!gates_->daily[upstream]) continue;
@@ -769,10 +815,15 @@ std::unique_ptr<UpstreamConnection> RacingSelector::new_connection(std::size_t i
 
 void RacingSelector::record_ready(const UpstreamConnection& connection, bool probe) {
   std::size_t index = connection.endpoint().index;
-  sizes_.learned(index, connection.capabilities().size_limit);
-  if (health_.entry(index).consecutive_failures > 0) endpoint_came_back(index);
-  health_.record_success(index);
-  health_.checked(index, Clock::now());
+  bool came_back = false;
+  {
+    auto health = health_->lock();
+    health.sizes().learned(index, connection.capabilities().size_limit);
+    came_back = health->entry(index).consecutive_failures > 0;
+    health->record_success(index);
+    health->checked(index, Clock::now());
+  }
+  if (came_back) endpoint_came_back(index);
   if (probe)
     metrics_.probe_result(connection.endpoint(), std::nullopt);
   else
@@ -817,12 +868,16 @@ void RacingSelector::record_transaction_failure(std::size_t index, const Attempt
 template <typename Count>
 void RacingSelector::cool_down(std::size_t index, const AttemptFailure& failure, Count count) {
   auto now = Clock::now();
-  health_.record_failure(index, failure.reason, now);
-  health_.checked(index, now);
+  HealthTable::TimePoint cooldown_until;
+  {
+    auto health = health_->lock();
+    health->record_failure(index, failure.reason, now);
+    health->checked(index, now);
+    cooldown_until = health->entry(index).cooldown_until;
+  }
   const auto& endpoint = endpoints_[index]->endpoint;
   count(endpoint, failure.reason);
-  auto cooldown = std::chrono::duration_cast<std::chrono::milliseconds>(
-      health_.entry(index).cooldown_until - now);
+  auto cooldown = std::chrono::duration_cast<std::chrono::milliseconds>(cooldown_until - now);
   log::warn("upstream_failed", {{"endpoint", endpoint.label()},
                                 {"reason", to_string(failure.reason)},
                                 {"detail", failure.detail},
@@ -851,9 +906,11 @@ void RacingSelector::probe_due_endpoints() {
   if (retired_) return;
   const auto now = Clock::now();
   // Fail-back first: such a probe also keeps messages off the endpoint until it answers.
-  for (std::size_t index : health_.due_for_probe(now, recovery_probing_))
-    start_probe(index, ProbeKind::FailBack);
-  for (std::size_t index : health_.due_for_refresh(now)) start_probe(index, ProbeKind::Refresh);
+  // The lists are taken first: start_probe locks the table again.
+  const auto fail_back = health_->lock()->due_for_probe(now, recovery_probing_);
+  for (std::size_t index : fail_back) start_probe(index, ProbeKind::FailBack);
+  const auto refresh = health_->lock()->due_for_refresh(now);
+  for (std::size_t index : refresh) start_probe(index, ProbeKind::Refresh);
   probe_timer_.start(options_.probe_tick, [this]() { probe_due_endpoints(); });
 }
 
@@ -862,9 +919,9 @@ void RacingSelector::start_probe(std::size_t index, ProbeKind kind) {
   // A probe is a connection like any other: it needs a free slot of max_connections.
   if (!gate(index).may_connect()) return;
   if (kind == ProbeKind::FailBack)
-    health_.set_probing(index, true);
+    health_->lock()->set_probing(index, true);
   else
-    health_.set_refreshing(index, true);
+    health_->lock()->set_refreshing(index, true);
   auto probe = std::make_unique<Probe>(
       Probe{index, kind,
             std::make_unique<UpstreamConnection>(loop_, endpoints_[index], timeouts_, helo_name_)});
@@ -884,12 +941,16 @@ void RacingSelector::probe_finished(UpstreamConnection* connection,
                          [connection](const auto& p) { return p->connection.get() == connection; });
   if (it == probes_.end()) return;
   const std::size_t index = (*it)->index;
-  const bool was_down = health_.entry(index).consecutive_failures > 0;
   const ProbeKind kind = (*it)->kind;
-  if (kind == ProbeKind::FailBack)
-    health_.set_probing(index, false);
-  else
-    health_.set_refreshing(index, false);
+  bool was_down = false;
+  {
+    auto health = health_->lock();
+    was_down = health->entry(index).consecutive_failures > 0;
+    if (kind == ProbeKind::FailBack)
+      health->set_probing(index, false);
+    else
+      health->set_refreshing(index, false);
+  }
   auto finished = std::move((*it)->connection);
   probes_.erase(it);
   if (failure) {

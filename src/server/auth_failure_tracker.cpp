@@ -5,6 +5,12 @@
 namespace portrelay::server {
 
 unsigned AuthFailureTracker::failures(const std::string& address, Clock::time_point now) const {
+  std::lock_guard lock(mutex_);
+  return failures_locked(address, now);
+}
+
+unsigned AuthFailureTracker::failures_locked(const std::string& address,
+                                             Clock::time_point now) const {
   auto it = entries_.find(address);
   if (it == entries_.end() || now - it->second.last >= limits_.forget_after) return 0;
   return it->second.failures;
@@ -12,7 +18,8 @@ unsigned AuthFailureTracker::failures(const std::string& address, Clock::time_po
 
 AuthFailureTracker::Duration AuthFailureTracker::current_delay(const std::string& address,
                                                                Clock::time_point now) const {
-  const unsigned count = failures(address, now);
+  std::lock_guard lock(mutex_);
+  const unsigned count = failures_locked(address, now);
   if (count == 0) return Duration::zero();
   return limits_.base_delay * (1u << std::min(count - 1, limits_.max_doublings));
 }
@@ -29,6 +36,7 @@ void AuthFailureTracker::make_room(Clock::time_point now) {
 
 AuthFailureTracker::Duration AuthFailureTracker::record_failure(const std::string& address,
                                                                 Clock::time_point now) {
+  std::lock_guard lock(mutex_);
   auto it = entries_.find(address);
   if (it == entries_.end()) {
     if (entries_.size() >= limits_.max_addresses) make_room(now);

@@ -10,13 +10,15 @@ SubmissionServer::SubmissionServer(std::shared_ptr<const config::ServerConfig> c
                                    SessionEnvironment environment)
     : loop_(*environment.loop),
       metrics_(*environment.metrics),
-      auth_failures_(AuthFailureTracker::Limits{config->auth_failure_delay}),
+      auth_failures_(std::make_shared<AuthFailureTracker>(
+          AuthFailureTracker::Limits{config->auth_failure_delay})),
       grace_timer_(loop_.uv()) {
   apply(std::move(config), std::move(environment));
 }
 
 std::shared_ptr<const SessionEnvironment> SubmissionServer::freeze(SessionEnvironment environment) {
-  environment.auth_failures = &auth_failures_;
+  environment.auth_failures = auth_failures_.get();
+  environment.on_engaged = [this]() { publish_counts(); };
   return std::make_shared<const SessionEnvironment>(std::move(environment));
 }
 
@@ -24,7 +26,7 @@ void SubmissionServer::apply(std::shared_ptr<const config::ServerConfig> config,
                              SessionEnvironment environment) {
   config_ = std::move(config);
   environment_ = freeze(std::move(environment));
-  auth_failures_.set_base_delay(config_->auth_failure_delay);
+  auth_failures_->set_base_delay(config_->auth_failure_delay);
   smtp::ServerPolicy policy;
   policy.hostname = config_->hostname;
   policy.max_auth_failures = config_->max_auth_failures;
@@ -45,9 +47,22 @@ void SubmissionServer::reconfigure(std::shared_ptr<const config::ServerConfig> c
 
 SubmissionServer::~SubmissionServer() = default;
 
-void SubmissionServer::start() {
-  auto bind_all = [this](const std::vector<config::ListenAddress>& addresses, bool implicit_tls) {
-    for (const auto& address : addresses) {
+void SubmissionServer::share_census(std::shared_ptr<SessionCensus> census, std::size_t loop,
+                                    std::shared_ptr<AuthFailureTracker> auth_failures) {
+  census_ = std::move(census);
+  census_slot_ = loop;
+  if (!auth_failures) return;
+  auth_failures_ = std::move(auth_failures);
+  SessionEnvironment environment = *environment_;
+  environment_ = freeze(std::move(environment));
+}
+
+void SubmissionServer::start(bool reuse_port, const std::vector<std::uint16_t>& ports) {
+  std::size_t position = 0;
+  auto bind_all = [&](const std::vector<config::ListenAddress>& configured, bool implicit_tls) {
+    for (const auto& address : configured) {
+      const std::uint16_t port = position < ports.size() ? ports[position] : address.port;
+      ++position;
       auto listener = std::make_unique<net::TcpListener>(
           loop_.uv(), [this, address, implicit_tls](std::unique_ptr<net::TcpStream> stream) {
             accept(std::move(stream), address, implicit_tls);
@@ -57,13 +72,17 @@ void SubmissionServer::start() {
         if (is_local_resource_error(status)) environment_->metrics->local_error("accept");
         log::error("accept_failed", {{"address", address.str()}, {"detail", uv_strerror(status)}});
       });
-      int rc = listener->listen(address.host, address.port);
+      // The first loop makes sure the address is not someone else's before it shares it.
+      int rc = reuse_port && ports.empty() ? net::check_address_free(address.host, port) : 0;
+      if (rc == 0) rc = listener->listen(address.host, port, 511, reuse_port);
       if (rc != 0)
         throw std::runtime_error("cannot listen on " + address.str() + ": " + uv_strerror(rc));
-      log::info(
-          "listening",
-          {{"address", address.str()},
-           {"tls", implicit_tls ? "implicit" : (policy_.starttls_offered ? "starttls" : "none")}});
+      // One line per address, not one per loop.
+      if (census_slot_ == 0)
+        log::info("listening",
+                  {{"address", address.str()},
+                   {"tls",
+                    implicit_tls ? "implicit" : (policy_.starttls_offered ? "starttls" : "none")}});
       listeners_.push_back(std::move(listener));
     }
   };
@@ -146,7 +165,9 @@ void SubmissionServer::accept(std::unique_ptr<net::TcpStream> stream,
     if (!session->engaged()) ++before_mail;
     if (session->client_ip() == client_ip) ++from_address;
   }
-  if (!trusted && from_address >= config.max_sessions_per_address) {
+  // The other loops' sessions count too: the limits are the daemon's.
+  const SessionCensus::Counts others = census_->others(census_slot_, client_ip);
+  if (!trusted && from_address + others.from_address >= config.max_sessions_per_address) {
     // An address at its limit makes room from its own idle sessions, never from others'.
     if (!shed_one_idle_session(&client_ip)) {
       return refuse(std::move(stream), "per_address",
@@ -155,11 +176,12 @@ void SubmissionServer::accept(std::unique_ptr<net::TcpStream> stream,
     --live;  // the shed session was live and before MAIL
     --before_mail;
   }
-  if (live >= config.max_sessions || before_mail >= config.max_sessions_before_mail) {
+  if (live + others.live >= config.max_sessions ||
+      before_mail + others.before_mail >= config.max_sessions_before_mail) {
     if (!shed_one_idle_session())
       return refuse(std::move(stream), "max_sessions", "Too many connections, try again later");
   }
-  std::string id = "s" + std::to_string(next_id_++);
+  std::string id = "s" + std::to_string(census_->next_session_number());
   smtp::ServerPolicy policy = policy_;
   policy.auth_required = require_auth;
   auto session = std::make_unique<SubmissionSession>(
@@ -167,16 +189,34 @@ void SubmissionServer::accept(std::unique_ptr<net::TcpStream> stream,
       [this](SubmissionSession* finished) { session_finished(finished); });
   SubmissionSession* raw = session.get();
   sessions_.emplace(raw, std::move(session));
+  if (census_->loops() > 1) {
+    census_->session_started(census_slot_, client_ip);
+    census_->publish(census_slot_, live + 1, before_mail + 1);
+  }
   raw->start(allowed, implicit_tls);
+}
+
+void SubmissionServer::publish_counts() {
+  if (census_->loops() == 1) return;
+  std::size_t live = 0;
+  std::size_t before_mail = 0;
+  for (const auto& [raw, session] : sessions_) {
+    if (session->closing()) continue;
+    ++live;
+    if (!session->engaged()) ++before_mail;
+  }
+  census_->publish(census_slot_, live, before_mail);
 }
 
 void SubmissionServer::session_finished(SubmissionSession* session) {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return;
+  census_->session_ended(census_slot_, session->client_ip());
   // The session is still on the call stack. Tasks run in order: the session (and the
   // upstream connection it hands back to the pool) is gone before check_drained looks.
   loop_.defer_delete(std::move(it->second));
   sessions_.erase(it);
+  publish_counts();
   loop_.post([this]() { check_drained(); });
 }
 

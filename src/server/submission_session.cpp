@@ -98,6 +98,10 @@ void SubmissionSession::after_event() {
     last_progress_ = std::chrono::steady_clock::now();
   timed_phase_ = phase;
   timed_commands_ = session_.commands_received();
+  if (!engaged_reported_ && session_.engaged()) {
+    engaged_reported_ = true;
+    if (environment_->on_engaged) environment_->on_engaged();
+  }
   switch (phase) {
     case Phase::Command:
       // Bytes of an unfinished line do not restart it (slowloris).

@@ -42,6 +42,9 @@ TEST(HealthProbes, StartUpProbeMakesUpstreamUpWithoutAnyMail) {
   RefusedPort refused;
   RelaySettings settings = with_metrics("60s");
   settings.upstreams = {plain_upstream("up", up.port()), plain_upstream("down", refused.port())};
+  // One loop: the probe's connection waits in the main loop's pool, and the message below
+  // must be taken on that loop to find it (each loop has a pool of its own).
+  settings.server_extra = "workers = 1";
   const double before = unix_now();
   RelayUnderTest relay(settings);
   ASSERT_TRUE(eventually(3s, [&] {

@@ -34,6 +34,9 @@ std::string relay_toml(const std::vector<ChainEntry>& chain, const std::string& 
   toml << "[server]\n"
        << "listen = [\"127.0.0.1:0\"]\n"
        << "hostname = \"relay.test\"\n"
+       // One loop: these tests count one selector's pool (its reuses, the probe's warm
+       // connection); with [server] workers each loop has a pool of its own (workers_test.cpp).
+       << "workers = 1\n"
        << "[relay]\n"
        << relay_keys;
   // Short defaults so a broken relay fails the test instead of hanging it.

@@ -50,8 +50,11 @@ class RelayOAuth : public ::testing::Test {
 
   // One endpoint; no pooling, so every client session makes (and authenticates) a new
   // upstream connection.
+  // One loop: each loop ([server] workers) has its own token source and cache, and these
+  // tests count one source's runs, reads and refusals.
   static RelaySettings settings(std::uint16_t port, const std::string& auth_lines) {
     RelaySettings settings;
+    settings.server_extra = "workers = 1";
     settings.relay_extra = "pool_max_per_endpoint = 0";
     settings.upstreams = {tls_upstream("oauth", port, "implicit", pki_->ca_cert,
                                        "username = \"" + std::string(kUser) + "\"\n" + auth_lines)};

@@ -368,7 +368,9 @@ TEST_F(SharedAddress, LegitimateClientIsServedWhileAHundredSixtyLocalAuthGuesser
 
 TEST_F(SharedAddress, UntrustedAddressAtItsCapShedsItsOwnStalestIdleSession) {
   // Loopback is not trusted here except 127.0.0.2, so 127.0.0.1 is held to 3 sessions.
-  settings_.server_extra = "max_sessions_per_address = 3\ntrusted_networks = [\"127.0.0.2/32\"]\n";
+  // One loop: a loop sheds only its own idle sessions.
+  settings_.server_extra =
+      "max_sessions_per_address = 3\ntrusted_networks = [\"127.0.0.2/32\"]\nworkers = 1\n";
   relay();
   // The stalest session of all, from a trusted address: not 127.0.0.1's to shed.
   SourcedClient other("127.0.0.2", relay().port());

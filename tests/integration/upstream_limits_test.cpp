@@ -142,6 +142,8 @@ TEST(UpstreamLimits, ConsecutiveRefusalsPauseTheUpstreamButOneAmongSuccessesDoes
   RelaySettings settings;
   settings.upstreams = {plain_upstream("flaky", flaky.port()),
                         plain_upstream("backup", backup.port())};
+  // One loop: each loop's gate counts its own refusals in a row (the pause is shared).
+  settings.server_extra = "workers = 1";
   RelayUnderTest relay(settings);
   auto send = [&relay]() {
     auto client = relay.client();
@@ -299,6 +301,8 @@ TEST(UpstreamLimits, MaxMessagesPerConnectionReconnects) {
   RelaySettings settings;
   settings.upstreams = {
       plain_upstream("sendgrid", upstream.port(), "max_messages_per_connection = 2")};
+  // One loop: the count below is one pool's connections (each loop has a pool of its own).
+  settings.server_extra = "workers = 1";
   RelayUnderTest relay(settings);
   for (int i = 0; i < 5; ++i) {
     auto client = relay.client();

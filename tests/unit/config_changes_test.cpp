@@ -39,6 +39,14 @@ TEST(ConfigChanges, ListenerAndMetricsAddressesNeedARestartOtherKeysDoNot) {
       << *metrics;
 }
 
+TEST(ConfigChanges, WorkersNeedARestart) {
+  auto running = parse("workers = 2", upstream("a", 587));
+  EXPECT_EQ(restart_required(running, parse("workers = 2", upstream("a", 587))), std::nullopt);
+  auto changed = restart_required(running, parse("workers = 3", upstream("a", 587)));
+  ASSERT_TRUE(changed);
+  EXPECT_NE(changed->find("server.workers changed from 2 to 3"), std::string::npos) << *changed;
+}
+
 TEST(ConfigChanges, ChainComparedByIdentity) {
   auto running = parse("", upstream("a", 587) + upstream("b", 587) + upstream("c", 25));
   auto next =

@@ -11,6 +11,15 @@
 // reload() builds a new Generation from a new snapshot for new sessions while the sessions
 // in flight finish on the old one. shutdown() ends the sessions, then the spool's
 // deliveries (one grace for both), then the selector.
+//
+// [server] workers > 1 (passthrough only): the loop the Daemon is built on is the main
+// loop; workers - 1 WorkerLoops (worker_loop.hpp), each a thread with its own listeners on
+// the same addresses (SO_REUSEPORT), sessions and Generation, take clients too. Per daemon
+// and shared by every loop: metrics, the session limits (server::SessionCensus). Reload
+// and shutdown reach every loop. One health table (relay::SharedHealth, the main loop's
+// selector's) serves every loop's selector, and so do the upstreams' pauses
+// (relay::SharedPauses); only the main loop probes. The metrics endpoint, the
+// heartbeat and the control socket stay on the main loop.
 #include <functional>
 #include <memory>
 #include <string>
@@ -20,15 +29,18 @@
 #include "portrelay/config/config.hpp"
 #include "portrelay/metrics/metrics.hpp"
 #include "portrelay/net/loop.hpp"
+#include "portrelay/net/loop_mailbox.hpp"
 #include "portrelay/net/timer.hpp"
 #include "portrelay/relay/racing_selector.hpp"
 #include "portrelay/server/authenticator.hpp"
+#include "portrelay/server/session_census.hpp"
 #include "portrelay/server/submission_server.hpp"
 #include "portrelay/spool/spool_service.hpp"
 
 namespace portrelay {
 
 class MetricsHttpServer;
+class WorkerLoop;
 
 class Daemon {
  public:
@@ -60,15 +72,37 @@ class Daemon {
   std::uint16_t metrics_port() const;
   // Null unless the config uses a spool.
   spool::Spool* spool() { return spool_ ? &spool_->spool() : nullptr; }
+  // Event loops taking sessions: 1 + the worker loops ([server] workers, or 1 where the
+  // daemon limits it: see the log line workers_limited).
+  std::size_t loops() const { return 1 + workers_.size(); }
+  // Sessions open on every loop (the workers' as last published).
+  std::size_t session_count() const;
+  // Every loop's session counts (thread-safe).
+  const server::SessionCensus& session_census() const { return *census_; }
 
- private:
-  // What one configuration snapshot turns into, built before anything is swapped so a
-  // failure leaves the running one alone.
+  // What one configuration snapshot turns into on one loop, built before anything is
+  // swapped so a failure leaves the running one alone.
   struct Generation {
     std::shared_ptr<relay::RacingSelector> selector;
     server::SessionEnvironment environment;
   };
-  Generation build(std::shared_ptr<const config::Config> config);
+  // What a worker loop's selector shares with the main loop's: the endpoints' health and
+  // the upstreams' pauses.
+  struct Shared {
+    std::shared_ptr<relay::SharedHealth> health;
+    std::shared_ptr<relay::SharedPauses> pauses;
+  };
+
+ private:
+  // On `loop`'s thread (the main loop's, or a worker's: then it reads only what does not
+  // change after construction: metrics_ and spool_, which is null with workers). A worker
+  // loop's selector gets `shared`, the main loop's selector's health table and pauses, and
+  // leaves the probes to it; empty: the main loop's own.
+  Generation build(std::shared_ptr<const config::Config> config, net::Loop& loop,
+                   Shared shared = {});
+  Shared shared_with_workers() const {
+    return {selector_->shared_health(), selector_->shared_pauses()};
+  }
   // The control socket's "reload" request (`portrelay reload`): reload() with the reader
   // set_config_reader installed, and its verdict as the answer line (SIGHUP cannot return
   // one).
@@ -94,6 +128,12 @@ class Daemon {
   std::unique_ptr<spool::Service> spool_;
   std::function<config::Config()> config_reader_;
   std::unique_ptr<server::SubmissionServer> server_;
+  // [server] workers: the session limits' counts of every loop, and the extra loops. The
+  // mailbox takes their "done" of a shutdown back to this loop; it outlives them.
+  std::size_t workers_wanted_ = 1;
+  std::shared_ptr<server::SessionCensus> census_;
+  std::unique_ptr<net::LoopMailbox> mailbox_;
+  std::vector<std::unique_ptr<WorkerLoop>> workers_;
 };
 
 }  // namespace portrelay

@@ -11,8 +11,9 @@
 namespace portrelay {
 
 // Descriptors a relay running `config` may hold at once: two per client session, the
-// idle upstream pool, two per background delivery (connection and queued file), and room
-// for listeners, spool, metrics and logs.
+// idle upstream pool (one per loop, [server] workers), two per background delivery
+// (connection and queued file), and room for listeners, spool, metrics, logs and each
+// worker loop's own descriptors.
 std::uint64_t descriptors_needed(const config::Config& config);
 
 struct DescriptorLimit {

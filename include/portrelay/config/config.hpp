@@ -36,6 +36,12 @@ struct ListenAddress {
   std::string str() const;  // back in "ip:port" / "[ip]:port" form
 };
 
+// [server] workers: at most this many event loops.
+constexpr std::size_t kMaxWorkers = 64;
+// The default of [server] workers: the cores this process may use
+// (std::thread::hardware_concurrency()), at most 8, at least 1.
+std::size_t default_workers();
+
 struct ServerConfig {
   std::vector<ListenAddress> listen;               // default {127.0.0.1:2525}
   std::vector<ListenAddress> listen_implicit_tls;  // TLS from the first byte; needs tls_cert
@@ -53,6 +59,10 @@ struct ServerConfig {
   // max_sessions is reached, the one that has made no progress for longest is closed to
   // make room (if it has been idle for a second), rather than refusing the new client.
   std::size_t max_sessions_before_mail = 500;
+  // Event loops (threads) that accept and relay client sessions in passthrough mode, each
+  // with its own listener sockets (SO_REUSEPORT), sessions, selector and pool; the limits
+  // above stay per daemon. Default: the cores, at most 8 (default_workers()). Start only.
+  std::size_t workers = default_workers();
   std::vector<net::Cidr> allow;  // default 127.0.0.0/8 and ::1/128
   // `allow` was written in the file. If not, listeners that require AUTH take clients
   // from anywhere (AUTH is their access control); the others keep the loopback default.

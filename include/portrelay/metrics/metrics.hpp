@@ -4,10 +4,13 @@
 #include <array>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -168,8 +171,20 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* spool_refusals_;
   prometheus::Gauge* reload_success_;
   prometheus::Gauge* reload_timestamp_;
-  // By (name, port): the labels of the series. Loop thread only.
+  // By (name, port): the labels of the series.
   std::map<std::pair<std::string, std::uint16_t>, EndpointSeries> endpoints_;
+  // Every loop ([server] workers) counts into one Metrics: the prometheus-cpp series are
+  // thread-safe (atomic counters and gauges, Family::Add and Histogram::Observe under their
+  // own locks), but the lookup tables here (endpoints_, known_routes_, message_counters_)
+  // grow on the main loop at a reload while other loops read them. Readers hold this
+  // shared, the reload's additions exclusively. Entries are never removed or changed once
+  // added, so a series found stays valid after the lock is released.
+  mutable std::shared_mutex tables_mutex_;
+  // Gauges that each loop reports a part of (its pool's idle connections, its gates'
+  // connections): the gauge is the sum of every loop's last report, by reporting thread.
+  void set_loop_part(prometheus::Gauge* gauge, double value);
+  std::mutex loop_parts_mutex_;
+  std::map<prometheus::Gauge*, std::map<std::thread::id, double>> loop_parts_;
 };
 
 }  // namespace portrelay::metrics

@@ -44,6 +44,8 @@
 #include "portrelay/net/timer.hpp"
 #include "portrelay/relay/endpoint_sizes.hpp"
 #include "portrelay/relay/health_table.hpp"
+#include "portrelay/relay/shared_health.hpp"
+#include "portrelay/relay/shared_pauses.hpp"
 #include "portrelay/relay/upstream_pool.hpp"
 #include "portrelay/relay/upstream_selector.hpp"
 
@@ -74,6 +76,13 @@ struct RacingOptions {
   // At most one write of a changed window per this long (a crash loses at most that much
   // of the count).
   std::chrono::milliseconds recipient_window_save_interval{1000};
+  // [server] workers: the health table of the main loop's selector, shared by this one
+  // (null: a table of its own), and whether this selector probes. A worker loop's selector
+  // shares the table and does not probe: the main loop's probes serve every loop.
+  std::shared_ptr<SharedHealth> shared_health;
+  // The same for the upstreams' pauses (null: a board of its own).
+  std::shared_ptr<SharedPauses> shared_pauses;
+  bool probes = true;
 
   static RacingOptions from(const config::RelayConfig& relay);
   static RacingOptions from(const config::Config& config);
@@ -98,15 +107,20 @@ class RacingSelector : public UpstreamSelector {
                                   const AttemptFailure& failure) override;
   const std::vector<EndpointRuntimePtr>& endpoints() const override { return endpoints_; }
   std::optional<std::uint64_t> size_limit(std::size_t index) const override {
-    return sizes_.limit(index);
+    return health_->lock().sizes().limit(index);
   }
   std::uint64_t largest_message(std::uint64_t bound) const override {
-    return sizes_.largest(bound);
+    return health_->lock().sizes().largest(bound);
   }
   bool all_cooling_down() const override;
   void set_recovery_probing(bool on) override;
   void set_on_endpoint_up(std::function<void(std::size_t index)> callback) override;
-  const HealthTable& health() const { return health_; }
+  // A copy of the endpoints' health now (the table may be shared with other loops).
+  HealthTable health() const { return health_->snapshot(); }
+  // The table itself, and the upstreams' pauses, for the selectors of the daemon's other
+  // loops.
+  const std::shared_ptr<SharedHealth>& shared_health() const { return health_; }
+  const std::shared_ptr<SharedPauses>& shared_pauses() const { return pauses_; }
 
   const config::UpstreamLimits* limits_of(std::size_t index) const override;
   void record_throttle(std::size_t index, PauseKind kind, const smtp::Reply& reply) override;
@@ -144,6 +158,10 @@ class RacingSelector : public UpstreamSelector {
   bool lease_connection(UpstreamConnection& connection);
   void capacity_changed();
   void publish_gate(std::size_t upstream);
+  // Takes over the pauses other loops' selectors published since the last look.
+  void adopt_shared_pauses();
+  // Tells the other loops that `upstream`'s gate is paused now.
+  void share_pause(std::size_t upstream);
   void arm_pause_timer();
   enum class ProbeKind { FailBack, Refresh };
   std::unique_ptr<UpstreamConnection> new_connection(std::size_t index);
@@ -165,8 +183,9 @@ class RacingSelector : public UpstreamSelector {
   std::string helo_name_;
   RacingOptions options_;
   metrics::Metrics& metrics_;
-  HealthTable health_;
-  EndpointSizes sizes_;  // each endpoint's EHLO SIZE, learned at every ready connection
+  // One per daemon (RacingOptions::shared_health): the health table and each endpoint's EHLO
+  // SIZE, learned at every ready connection.
+  std::shared_ptr<SharedHealth> health_;
   UpstreamPool pool_;
   net::Timer probe_timer_;
   std::vector<std::unique_ptr<Probe>> probes_;
@@ -176,6 +195,8 @@ class RacingSelector : public UpstreamSelector {
   std::vector<std::size_t> endpoints_up_;  // waiting for that turn
   bool retired_ = false;
   std::shared_ptr<Gates> gates_;
+  std::shared_ptr<SharedPauses> pauses_;        // one per daemon: see RacingOptions::shared_pauses
+  std::uint64_t pauses_seen_ = 0;               // pauses_->version() at the last adopt
   std::vector<std::size_t> endpoint_upstream_;  // by endpoint index
   std::vector<Race*> waiting_;                  // races waiting for an upstream's limits
   std::function<void()> on_capacity_;

@@ -74,6 +74,13 @@ class UpstreamGate {
   // throttle changes nothing (it answers a message already in flight); a quota reply still
   // lengthens a throttle pause to a quota one.
   void throttled(TimePoint now, PauseKind kind, std::optional<TimePoint> until = std::nullopt);
+  // Another loop's gate of the same upstream paused it ([server] workers): this one is
+  // paused until the same time, with no effect on its own throttle count.
+  void adopt_pause(TimePoint until, PauseKind kind) {
+    if (until <= paused_until_) return;
+    paused_until_ = until;
+    pause_kind_ = kind;
+  }
   // A transient refusal at MAIL, DATA or end of data. True when it paused the upstream.
   bool refused(TimePoint now);
   // A message was delivered: the runs of refusals and of throttles are over.

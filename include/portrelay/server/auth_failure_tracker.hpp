@@ -6,8 +6,12 @@
 // then 2x, 4x, 8x `base` (the cap). An address that has not failed for `forget_after` starts
 // over. At most `max_addresses` addresses are remembered (the one that failed longest ago
 // is forgotten first), so a flood from many addresses costs bounded memory.
+//
+// Thread-safe (one mutex over the map): with [server] workers every loop's server shares
+// one tracker, so a guesser's connections spread over the loops still slow each other down.
 #include <chrono>
 #include <cstddef>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 
@@ -27,7 +31,10 @@ class AuthFailureTracker {
 
   explicit AuthFailureTracker(Limits limits) : limits_(limits) {}
   // A reload changed the delay: what was remembered about each address is kept.
-  void set_base_delay(Duration base_delay) { limits_.base_delay = base_delay; }
+  void set_base_delay(Duration base_delay) {
+    std::lock_guard lock(mutex_);
+    limits_.base_delay = base_delay;
+  }
 
   // Records a failure from `address` and returns how long to wait before answering it.
   Duration record_failure(const std::string& address, Clock::time_point now);
@@ -37,7 +44,10 @@ class AuthFailureTracker {
   Duration current_delay(const std::string& address, Clock::time_point now) const;
   // Failures remembered for `address` (0 if none or forgotten).
   unsigned failures(const std::string& address, Clock::time_point now) const;
-  std::size_t addresses() const { return entries_.size(); }
+  std::size_t addresses() const {
+    std::lock_guard lock(mutex_);
+    return entries_.size();
+  }
 
  private:
   struct Entry {
@@ -45,9 +55,11 @@ class AuthFailureTracker {
     Clock::time_point last;
   };
   void make_room(Clock::time_point now);
+  unsigned failures_locked(const std::string& address, Clock::time_point now) const;
 
   Limits limits_;
   std::unordered_map<std::string, Entry> entries_;
+  mutable std::mutex mutex_;
 };
 
 }  // namespace portrelay::server

@@ -41,6 +41,9 @@ struct SessionEnvironment {
   std::function<std::uint64_t(std::uint64_t configured)> message_size_limit;
   // Set by SubmissionServer: failed AUTH per client address (delays the 535).
   AuthFailureTracker* auth_failures = nullptr;
+  // Set by SubmissionServer: a session authenticated or sent MAIL (engaged()) for the first
+  // time; the before-MAIL count of the loop changed ([server] workers share it).
+  std::function<void()> on_engaged;
   // Who may send and where local recipients go (allowed_senders, require_route, aliases);
   // null: every envelope goes to the sink as the client wrote it.
   std::shared_ptr<const relay::EnvelopePolicy> envelope_policy;
@@ -141,6 +144,7 @@ class SubmissionSession : private smtp::ServerSessionHandler {
   smtp::ServerSession::Phase timed_phase_ = smtp::ServerSession::Phase::Closed;
   std::uint64_t timed_commands_ = 0;
   std::chrono::steady_clock::time_point last_progress_ = std::chrono::steady_clock::now();
+  bool engaged_reported_ = false;  // environment_->on_engaged ran
   // Expires with the session: the password check's answer (authenticate()) comes from
   // another thread and may arrive after the session is gone. Nothing else needs it: the
   // session is freed by Loop::defer_delete, never inside its own callbacks.
