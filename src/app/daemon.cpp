@@ -126,7 +126,9 @@ void Daemon::start() {
     for (std::size_t index = 1; index < workers_wanted_; ++index) {
       auto worker = std::make_unique<WorkerLoop>(
           index,
-          [this](std::shared_ptr<const config::Config> config, net::Loop& loop, Shared shared) {
+          [this, batch = loop_.batches_log_lines()](std::shared_ptr<const config::Config> config,
+                                                    net::Loop& loop, Shared shared) {
+            if (batch) loop.batch_log_lines();  // as this loop does (portrelay run)
             return build(std::move(config), loop, std::move(shared));
           },
           census_, server_->auth_failure_tracker());

@@ -49,6 +49,9 @@ RelaySettings patient(std::vector<std::string> upstreams, std::string relay_extr
   settings.greeting_timeout = "5s";
   settings.relay_extra = std::move(relay_extra);
   settings.upstreams = std::move(upstreams);
+  // One loop: these tests count one pool; with [server] workers each loop has its own
+  // (workers_test.cpp checks the gauge sums them).
+  settings.server_extra = "workers = 1";
   return settings;
 }
 

@@ -45,6 +45,7 @@ class Loop {
   // before the loop waits for events (log::begin_batching), instead of one write(2) each.
   // Call on the loop's thread; the batch is flushed and ended when the Loop is destroyed.
   void batch_log_lines();
+  bool batches_log_lines() const { return batching_; }
 
  private:
   // A posted task, or an object to free.
