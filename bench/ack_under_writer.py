@@ -23,15 +23,17 @@ def main():
     end = time.monotonic() + args.deadline
     try:
         with smtplib.SMTP("127.0.0.1", args.port, local_hostname="bench.test", timeout=30) as smtp:
+            smtp.ehlo()
             for i in range(args.count):
                 if time.monotonic() > end:
                     break
-                smtp.mail("app@bench.test")
-                smtp.rcpt("rcpt@bench.test")
-                code, _ = smtp.putcmd("data") or smtp.getreply()
-                if code != 354:
-                    print(f"FAIL DATA answered {code}")
-                    return
+                for command, args_ in (("mail", "FROM:<app@bench.test>"),
+                                       ("rcpt", "TO:<rcpt@bench.test>"), ("data", "")):
+                    smtp.putcmd(command, args_)
+                    code, reply = smtp.getreply()
+                    if code not in (250, 354):
+                        print(f"FAIL {command} answered {code} {reply!r}")
+                        return
                 started = time.monotonic()
                 smtp.send(body.encode() + b".\r\n")
                 code, reply = smtp.getreply()

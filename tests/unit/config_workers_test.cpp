@@ -27,9 +27,9 @@ std::string error_of(const std::string& server_lines) {
   return "(no error)";
 }
 
-TEST(ConfigWorkers, DefaultIsTheCoresAtMostEight) {
+TEST(ConfigWorkers, DefaultIsOneLessThanTheCoresFromOneToEight) {
   const unsigned cores = std::thread::hardware_concurrency();
-  const std::size_t expected = cores == 0 ? 1 : (cores > 8 ? 8 : cores);
+  const std::size_t expected = cores <= 2 ? 1 : (cores - 1 > 8 ? 8 : cores - 1);
   EXPECT_EQ(portrelay::config::default_workers(), expected);
   EXPECT_EQ(parse("").server.workers, expected);
 }

@@ -61,7 +61,7 @@ struct ServerConfig {
   std::size_t max_sessions_before_mail = 500;
   // Event loops (threads) that accept and relay client sessions in passthrough mode, each
   // with its own listener sockets (SO_REUSEPORT), sessions, selector and pool; the limits
-  // above stay per daemon. Default: the cores, at most 8 (default_workers()). Start only.
+  // above stay per daemon. Default: one less than the cores, 1..8 (default_workers()). Start only.
   std::size_t workers = default_workers();
   std::vector<net::Cidr> allow;  // default 127.0.0.0/8 and ::1/128
   // `allow` was written in the file. If not, listeners that require AUTH take clients
