@@ -382,9 +382,18 @@ void UpstreamConnection::revalidate(config::Duration limit, config::Duration che
   // moments ago, with no transaction left open, was there then: NAT state and idle
   // timers last minutes. Should it have closed since, the next command fails as a reset,
   // which the transaction takes for a stale pooled connection (a fresh one, no blame).
-  // Not called back from here: the caller is in the middle of launching attempts.
+  // Not called back from here: the caller is in the middle of launching attempts. The
+  // callback waits in ready_callback_, so a failure before the next turn (the server's
+  // FIN read in this same turn: fail() stops the timer) is reported through it.
   if (!transaction_open_ && check_after.count() > 0 && Clock::now() - answered_at_ < check_after) {
-    timer_.start(std::chrono::milliseconds(0), [callback]() { callback(std::nullopt); });
+    ready_callback_ = std::move(callback);
+    timer_.start(std::chrono::milliseconds(0), [this]() {
+      auto ready = std::exchange(ready_callback_, nullptr);
+      if (!ready) return;
+      if (!usable())  // closed meanwhile by a path that does not report (an unsolicited 421)
+        return ready(AttemptFailure{FailureReason::Closed, "closed while idle in the pool"});
+      ready(std::nullopt);
+    });
     return;
   }
   // A peer that vanished without a FIN (NAT state dropped, host rebooted) never answers;

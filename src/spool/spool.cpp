@@ -593,7 +593,9 @@ void Spool::settled(const std::string& id, Settlement settlement, bool count) {
   if (settlement.bounced.empty()) {
     if (count)
       ledger.left_queue(metrics::MessageResult::Relayed, true, waited, entry.layout.envelope.route);
-    leave_queue(id, false, Leaving::Delivered);
+    // Right after the attempt that logged its `delivered` line (count); a message settled
+    // before a restart (finish_settled) says `removed`.
+    leave_queue(id, false, count ? Leaving::Delivered : Leaving::Other);
     return;
   }
   if (count)
