@@ -30,16 +30,9 @@ command -v "$SMTP_SINK" >/dev/null || { echo "ack_under_writer: needs $SMTP_SINK
 WORK=$(mktemp -d "${BENCH_TMP:-/var/tmp}/portrelay-ack.XXXXXX")
 RESULTS=$WORK/results.tsv
 PIDS=()
-cleanup() {
-  set +e
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 # shellcheck source=bench/lib.sh
 source "$BENCH_DIR/lib.sh"
+stop_on_exit
 
 avail_mib=$(df -Pm "$WORK" | awk 'NR == 2 { print $4 }')
 if [ "$avail_mib" -lt $((WRITE_MIB + 1024)) ]; then

@@ -33,17 +33,10 @@ done
 WORK=$(mktemp -d /tmp/portrelay-callgrind.XXXXXX)
 RESULTS=$WORK/results.tsv
 PIDS=()
-cleanup() {
-  set +e
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # shellcheck source=bench/lib.sh
 source "$BENCH_DIR/lib.sh"
+stop_on_exit
 
 run_load() {  # COUNT SESSIONS PORT
   local out

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034  # POSTFIX_OK, POSTFIX_PORT, POSTFIX_CONF are read by the callers
-# Shell helpers shared by the benchmark scripts (bench/run.sh, bench/compare_builds.sh).
+# Shell helpers shared by the benchmark scripts (bench/run.sh, bench/compare_builds.sh, ...).
 # Sourced, not run. The caller sets, before using them:
 #   WORK        a private work directory (outputs of background processes go there)
 #   PY          the Python interpreter
@@ -10,6 +10,19 @@
 #   RESULTS     the results TSV that record() appends to
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+# stop_on_exit: the EXIT trap most scripts want: stop every process in PIDS, remove $WORK;
+# an interrupt exits 130 through it.
+stop_on_exit() {
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+bench_cleanup() {
+  set +e
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+  rm -rf "$WORK"
+}
 record() { (IFS=$'\t'; echo "$*") >>"$RESULTS"; }
 
 free_port() {
